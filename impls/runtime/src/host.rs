@@ -1,0 +1,151 @@
+//! Hosting one unit process: bind 127.0.0.1 on a port the OS picks, announce it on
+//! stdout, take routes from stdin, answer `/health` once routed, and shut down gracefully
+//! (stop accepting, finish in-flight requests) on SIGTERM or when stdin closes — which is
+//! also how a unit notices that the harness died, even by SIGKILL.
+
+use crate::model::Routes;
+use crate::wire::{HEALTH_PATH, LISTENING_PREFIX};
+use axum::{extract::State, http::StatusCode, routing::get, Router};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::watch;
+
+/// Errors that stop a unit from serving.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("unit {unit}: cannot bind 127.0.0.1: {source}")]
+    Bind {
+        unit: String,
+        source: std::io::Error,
+    },
+    #[error("unit {unit}: cannot announce its address on stdout: {source}")]
+    Announce {
+        unit: String,
+        source: std::io::Error,
+    },
+    #[error("unit {unit}: server failed: {source}")]
+    Serve {
+        unit: String,
+        source: std::io::Error,
+    },
+}
+
+/// The routes a unit currently knows, replaced whenever the harness sends new ones.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    current: RwLock<Arc<Routes>>,
+    routed: AtomicBool,
+}
+
+impl RouteTable {
+    pub fn current(&self) -> Arc<Routes> {
+        // Writers only swap the Arc, so a poisoned lock still holds a whole table.
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn replace(&self, routes: Routes) {
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(routes);
+        self.routed.store(true, Ordering::Release);
+    }
+
+    pub fn is_routed(&self) -> bool {
+        self.routed.load(Ordering::Acquire)
+    }
+}
+
+/// Serves `app` (plus `/health`) until SIGTERM or stdin EOF, then drains and returns.
+pub async fn serve_unit(unit: &str, routes: Arc<RouteTable>, app: Router) -> Result<(), HostError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|source| HostError::Bind {
+            unit: unit.to_string(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| HostError::Bind {
+        unit: unit.to_string(),
+        source,
+    })?;
+    announce(&format!("{LISTENING_PREFIX}{addr}")).map_err(|source| HostError::Announce {
+        unit: unit.to_string(),
+        source,
+    })?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(read_routes_until_eof(
+        unit.to_string(),
+        routes.clone(),
+        stop_tx.clone(),
+    ));
+    tokio::spawn(stop_on_sigterm(stop_tx));
+
+    let health_route = Router::new()
+        .route(HEALTH_PATH, get(health))
+        .with_state(routes);
+    let app = app.merge(health_route);
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(wait_for_stop(stop_rx))
+        .await
+        .map_err(|source| HostError::Serve {
+            unit: unit.to_string(),
+            source,
+        })?;
+    tracing::debug!(unit, "drained and stopped");
+    Ok(())
+}
+
+fn announce(line: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    stdout.flush()
+}
+
+async fn health(State(routes): State<Arc<RouteTable>>) -> StatusCode {
+    if routes.is_routed() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+async fn read_routes_until_eof(unit: String, routes: Arc<RouteTable>, stop: watch::Sender<bool>) {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        match lines.next_line().await {
+            Ok(Some(line)) if line.trim().is_empty() => continue,
+            Ok(Some(line)) => match serde_json::from_str::<Routes>(&line) {
+                Ok(table) => routes.replace(table),
+                Err(error) => tracing::error!(unit, %error, "ignoring malformed routes line"),
+            },
+            Ok(None) | Err(_) => break,
+        }
+    }
+    tracing::debug!(unit, "stdin closed: the harness is gone or done, stopping");
+    let _ = stop.send(true);
+}
+
+async fn stop_on_sigterm(stop: watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    if let Ok(mut sigterm) = signal(SignalKind::terminate()) {
+        sigterm.recv().await;
+        let _ = stop.send(true);
+    }
+}
+
+async fn wait_for_stop(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}

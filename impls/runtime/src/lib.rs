@@ -1,0 +1,17 @@
+//! # grain-runtime — what every grainbench unit is made of
+//!
+//! - `model`: operations, call steps, key templates, the unit spec and routes
+//! - `work`: calibrated CPU work
+//! - `digest`: deterministic digests of business results
+//! - `store`: the in-memory key-value store a service owns
+//! - `wire`: the HTTP protocol (paths, hop and digest headers, padded JSON bodies)
+//! - `client`: the pooled HTTP client units and the driver share
+//! - `host`: serving one unit process (bind, announce, routes on stdin, graceful stop)
+
+pub mod client;
+pub mod digest;
+pub mod host;
+pub mod model;
+pub mod store;
+pub mod wire;
+pub mod work;

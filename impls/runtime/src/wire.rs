@@ -1,0 +1,152 @@
+//! The HTTP protocol between the driver and units and between units: paths, headers that
+//! carry hop counts and digests, and JSON bodies padded to their declared sizes.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Response header: service hops made downstream to serve this request.
+pub const SERVICE_HOPS_HEADER: &str = "x-grain-service-hops";
+/// Response header: state hops (requests to state units) made downstream.
+pub const STATE_HOPS_HEADER: &str = "x-grain-state-hops";
+/// Response header: digest of the business result.
+pub const DIGEST_HEADER: &str = "x-grain-digest";
+/// Line a unit prints on stdout once it listens: `GRAIN_LISTENING 127.0.0.1:PORT`.
+pub const LISTENING_PREFIX: &str = "GRAIN_LISTENING ";
+
+/// Path of an operation's endpoint.
+pub fn op_path(op: &str) -> String {
+    format!("/op/{op}")
+}
+
+pub const STATE_GET_PATH: &str = "/get";
+pub const STATE_PUT_PATH: &str = "/put";
+pub const HEALTH_PATH: &str = "/health";
+
+/// Network hops, split into calls between service units and calls to state units.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hops {
+    pub service: u32,
+    pub state: u32,
+}
+
+impl Hops {
+    pub fn total(&self) -> u32 {
+        self.service + self.state
+    }
+}
+
+impl std::ops::AddAssign for Hops {
+    fn add_assign(&mut self, other: Hops) {
+        self.service += other.service;
+        self.state += other.state;
+    }
+}
+
+/// Body of a request to an operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpRequest {
+    pub params: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub pad: String,
+}
+
+/// Body of an operation's response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpResponse {
+    pub digest: String,
+    #[serde(default)]
+    pub pad: String,
+}
+
+/// Body of a state unit read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateGet {
+    pub keys: Vec<String>,
+}
+
+/// Answer to a state unit read: one value per key, `null` where absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateValues {
+    pub values: Vec<Option<String>>,
+}
+
+/// Body of a state unit write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatePut {
+    pub entries: Vec<(String, String)>,
+}
+
+/// Serializes an op request padded so the JSON body is at least `size` bytes.
+pub fn encode_request(params: &BTreeMap<String, u64>, size: usize) -> Vec<u8> {
+    let mut request = OpRequest {
+        params: params.clone(),
+        pad: String::new(),
+    };
+    pad_to(&mut request, size, |r| &mut r.pad)
+}
+
+/// Serializes an op response padded so the JSON body is at least `size` bytes.
+pub fn encode_response(digest: String, size: usize) -> Vec<u8> {
+    let mut response = OpResponse {
+        digest,
+        pad: String::new(),
+    };
+    pad_to(&mut response, size, |r| &mut r.pad)
+}
+
+fn pad_to<T: Serialize>(
+    value: &mut T,
+    size: usize,
+    pad: impl Fn(&mut T) -> &mut String,
+) -> Vec<u8> {
+    let bare = to_json(value);
+    if bare.len() >= size {
+        return bare;
+    }
+    *pad(value) = "x".repeat(size - bare.len());
+    to_json(value)
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing these plain structs (strings, integers, maps with string keys) cannot fail.
+    serde_json::to_vec(value).expect("wire types always serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_padded_to_their_declared_size() {
+        let params = BTreeMap::from([("user".to_string(), 12)]);
+        let body = encode_request(&params, 512);
+        assert_eq!(body.len(), 512);
+        let parsed: OpRequest = serde_json::from_slice(&body).unwrap();
+        assert_eq!(parsed.params, params);
+
+        let body = encode_response("00ff".into(), 256);
+        assert_eq!(body.len(), 256);
+        let small = encode_response("00ff".into(), 1);
+        assert!(small.len() > 1, "never truncated below the bare JSON");
+    }
+
+    #[test]
+    fn hops_add_up() {
+        let mut hops = Hops {
+            service: 1,
+            state: 0,
+        };
+        hops += Hops {
+            service: 2,
+            state: 3,
+        };
+        assert_eq!(
+            hops,
+            Hops {
+                service: 3,
+                state: 3
+            }
+        );
+        assert_eq!(hops.total(), 6);
+    }
+}

@@ -1,0 +1,325 @@
+//! The service unit: hosts a set of operations behind one endpoint each
+//! (`POST /op/{name}`). The architecture is only in what it hosts and embeds:
+//! a nano unit hosts one operation and no store, a micro unit one service's operations and
+//! that service's store, the monolith every operation and every store. Calls to hosted
+//! operations are plain function calls; all others are HTTP requests, and so are store
+//! accesses for stores the unit does not embed. Each reply carries its digest and the hops
+//! made downstream to serve it.
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+    Router,
+};
+use futures_util::future::{join_all, BoxFuture};
+use grain_runtime::client::{CallError, HttpClient};
+use grain_runtime::digest::Digest;
+use grain_runtime::host::{serve_unit, HostError, RouteTable};
+use grain_runtime::model::{OperationDef, StoreDef};
+use grain_runtime::store::{filler_value, Store};
+use grain_runtime::wire::{
+    encode_request, encode_response, op_path, Hops, OpRequest, StateGet, StatePut, StateValues,
+    DIGEST_HEADER, SERVICE_HOPS_HEADER, STATE_GET_PATH, STATE_HOPS_HEADER, STATE_PUT_PATH,
+};
+use grain_runtime::work;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a unit waits for a downstream reply before failing the request.
+const DOWNSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why an operation failed; answered as HTTP 502 naming the unit and the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("operation {op}: no route to {target}")]
+    NoRoute { op: String, target: String },
+    #[error("operation {op}: {source}")]
+    Downstream { op: String, source: CallError },
+    #[error("operation {op}: malformed reply from {target}: {detail}")]
+    BadReply {
+        op: String,
+        target: String,
+        detail: String,
+    },
+}
+
+/// The result of executing one operation.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    /// Digest of the business result, identical whether the call was local or remote.
+    pub digest: u64,
+    pub hops: Hops,
+}
+
+/// What a service unit hosts, and how it reaches the rest.
+pub struct ServiceUnit {
+    name: String,
+    hosted: HashMap<String, OperationDef>,
+    embedded: HashMap<String, Store>,
+    remote_request_bytes: BTreeMap<String, usize>,
+    routes: Arc<RouteTable>,
+    client: HttpClient,
+    iterations_per_us: f64,
+}
+
+impl ServiceUnit {
+    pub fn new(
+        name: &str,
+        operations: &[OperationDef],
+        embedded_stores: &[StoreDef],
+        remote_request_bytes: &BTreeMap<String, usize>,
+        iterations_per_us: f64,
+    ) -> Self {
+        ServiceUnit {
+            name: name.to_string(),
+            hosted: operations
+                .iter()
+                .map(|op| (op.name.clone(), op.clone()))
+                .collect(),
+            embedded: embedded_stores
+                .iter()
+                .map(|def| (def.service.clone(), Store::seeded(def)))
+                .collect(),
+            remote_request_bytes: remote_request_bytes.clone(),
+            routes: Arc::new(RouteTable::default()),
+            client: HttpClient::new(DOWNSTREAM_TIMEOUT),
+            iterations_per_us,
+        }
+    }
+
+    /// Serves this unit until told to stop.
+    pub async fn run(self) -> Result<(), HostError> {
+        let name = self.name.clone();
+        let routes = self.routes.clone();
+        let app = self.router();
+        serve_unit(&name, routes, app).await
+    }
+
+    /// One `POST /op/{name}` route per hosted operation.
+    pub fn router(self) -> Router {
+        let unit = Arc::new(self);
+        let mut router = Router::new();
+        for op in unit.hosted.keys() {
+            let op_name = op.clone();
+            router = router.route(
+                &op_path(op),
+                post(
+                    move |State(unit): State<Arc<ServiceUnit>>, body: Bytes| async move {
+                        unit.handle(&op_name, &body).await
+                    },
+                ),
+            );
+        }
+        router.with_state(unit)
+    }
+
+    async fn handle(self: &Arc<Self>, op: &str, body: &[u8]) -> Response {
+        let request: OpRequest = match serde_json::from_slice(body) {
+            Ok(request) => request,
+            Err(error) => {
+                let message = format!("unit {}: malformed request to {op}: {error}", self.name);
+                return (StatusCode::BAD_REQUEST, message).into_response();
+            }
+        };
+        match self.execute(op, &request.params).await {
+            Ok(outcome) => reply(op, &self.hosted[op], outcome),
+            Err(error) => {
+                tracing::debug!(unit = %self.name, %error, "operation failed");
+                let message = format!("unit {}: {error}", self.name);
+                (StatusCode::BAD_GATEWAY, message).into_response()
+            }
+        }
+    }
+
+    /// Calls `op`: locally when hosted here, otherwise over HTTP (one service hop).
+    fn invoke<'a>(
+        self: &'a Arc<Self>,
+        caller: &'a str,
+        op: &'a str,
+        params: &'a BTreeMap<String, u64>,
+    ) -> BoxFuture<'a, Result<Outcome, OpError>> {
+        Box::pin(async move {
+            if self.hosted.contains_key(op) {
+                return self.execute(op, params).await;
+            }
+            let routes = self.routes.current();
+            let addr = routes.operations.get(op).ok_or_else(|| OpError::NoRoute {
+                op: caller.to_string(),
+                target: op.to_string(),
+            })?;
+            let size = self.remote_request_bytes.get(op).copied().unwrap_or(0);
+            let body = Bytes::from(encode_request(params, size));
+            let reply = self
+                .client
+                .post(addr, &op_path(op), body)
+                .await
+                .map_err(|source| OpError::Downstream {
+                    op: caller.to_string(),
+                    source,
+                })?;
+            let digest = reply
+                .digest
+                .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
+                .ok_or_else(|| OpError::BadReply {
+                    op: caller.to_string(),
+                    target: op.to_string(),
+                    detail: "missing or malformed digest header".into(),
+                })?;
+            let mut hops = reply.downstream_hops;
+            hops.service += 1;
+            Ok(Outcome { digest, hops })
+        })
+    }
+
+    /// Runs a hosted operation: reads, CPU work, downstream calls, writes.
+    async fn execute(
+        self: &Arc<Self>,
+        op: &str,
+        params: &BTreeMap<String, u64>,
+    ) -> Result<Outcome, OpError> {
+        let def = &self.hosted[op];
+        let mut hops = Hops::default();
+        let mut digest = Digest::new();
+        digest.add(op.as_bytes());
+        for (name, value) in params {
+            digest.add(name.as_bytes()).add(&value.to_le_bytes());
+        }
+
+        let keys: Vec<String> = def.reads.iter().map(|key| key.render(params)).collect();
+        for (key, value) in keys.iter().zip(self.read(def, &keys, &mut hops).await?) {
+            digest.add(key.as_bytes());
+            digest.add(value.as_deref().unwrap_or("\u{2205}").as_bytes());
+        }
+
+        std::hint::black_box(work::burn(def.cpu_us, self.iterations_per_us));
+
+        for step in &def.calls {
+            let calls = step
+                .callees()
+                .iter()
+                .map(|callee| self.invoke(op, callee, params));
+            for outcome in join_all(calls).await {
+                let outcome = outcome?;
+                digest.add(&outcome.digest.to_le_bytes());
+                hops += outcome.hops;
+            }
+        }
+
+        if !def.writes.is_empty() {
+            let seed = digest.hex();
+            let entries = def
+                .writes
+                .iter()
+                .map(|key| {
+                    let key = key.render(params);
+                    let value = filler_value(&format!("{seed}{key}"), def.write_bytes);
+                    (key, value)
+                })
+                .collect();
+            self.write(def, entries, &mut hops).await?;
+        }
+        Ok(Outcome {
+            digest: digest.value(),
+            hops,
+        })
+    }
+
+    async fn read(
+        &self,
+        def: &OperationDef,
+        keys: &[String],
+        hops: &mut Hops,
+    ) -> Result<Vec<Option<String>>, OpError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(store) = self.embedded.get(&def.service) {
+            let values = store.get_many(keys);
+            return Ok(values
+                .into_iter()
+                .map(|v| v.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+                .collect());
+        }
+        let request = StateGet {
+            keys: keys.to_vec(),
+        };
+        let reply = self.state_call(def, STATE_GET_PATH, &request, hops).await?;
+        let values: StateValues =
+            serde_json::from_slice(&reply).map_err(|error| OpError::BadReply {
+                op: def.name.clone(),
+                target: format!("state of {}", def.service),
+                detail: error.to_string(),
+            })?;
+        Ok(values.values)
+    }
+
+    async fn write(
+        &self,
+        def: &OperationDef,
+        entries: Vec<(String, bytes::Bytes)>,
+        hops: &mut Hops,
+    ) -> Result<(), OpError> {
+        if let Some(store) = self.embedded.get(&def.service) {
+            store.put_many(entries);
+            return Ok(());
+        }
+        let request = StatePut {
+            entries: entries
+                .into_iter()
+                .map(|(key, value)| (key, String::from_utf8_lossy(&value).into_owned()))
+                .collect(),
+        };
+        self.state_call(def, STATE_PUT_PATH, &request, hops).await?;
+        Ok(())
+    }
+
+    /// One request to the state unit of the operation's service (one state hop).
+    async fn state_call<T: serde::Serialize>(
+        &self,
+        def: &OperationDef,
+        path: &str,
+        request: &T,
+        hops: &mut Hops,
+    ) -> Result<Bytes, OpError> {
+        let routes = self.routes.current();
+        let addr = routes
+            .stores
+            .get(&def.service)
+            .ok_or_else(|| OpError::NoRoute {
+                op: def.name.clone(),
+                target: format!("state of {}", def.service),
+            })?;
+        let body = serde_json::to_vec(request).map_err(|error| OpError::BadReply {
+            op: def.name.clone(),
+            target: format!("state of {}", def.service),
+            detail: error.to_string(),
+        })?;
+        let reply = self
+            .client
+            .post(addr, path, Bytes::from(body))
+            .await
+            .map_err(|source| OpError::Downstream {
+                op: def.name.clone(),
+                source,
+            })?;
+        hops.state += 1;
+        Ok(reply.body)
+    }
+}
+
+fn reply(op: &str, def: &OperationDef, outcome: Outcome) -> Response {
+    let hex = format!("{:016x}", outcome.digest);
+    let body = encode_response(hex.clone(), def.response_bytes);
+    let mut headers = HeaderMap::new();
+    headers.insert(SERVICE_HOPS_HEADER, HeaderValue::from(outcome.hops.service));
+    headers.insert(STATE_HOPS_HEADER, HeaderValue::from(outcome.hops.state));
+    if let Ok(value) = HeaderValue::from_str(&hex) {
+        headers.insert(DIGEST_HEADER, value);
+    }
+    tracing::trace!(op, hops = outcome.hops.total(), "served");
+    (StatusCode::OK, headers, body).into_response()
+}

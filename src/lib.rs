@@ -1,0 +1,17 @@
+//! # grainbench — what does the finer cut cost?
+//!
+//! One scenario file is deployed as nanoservices, microservices and a monolith on real
+//! processes, driven with open-loop load, and measured side by side.
+//!
+//! # Layout
+//!
+//! - [`scenario`]: the scenario file model, parsing, validation (errors point at file:line)
+//! - [`plan`]: architecture × scenario → deployment (units, routes, state placement, static hops)
+//! - [`launch`]: start units as OS processes, wait for readiness, tear down, never orphan
+//! - [`driver`]: open-loop load, HdrHistogram latencies, hop counts, equivalence check
+//! - [`report`]: the versioned results model (results.json) and the terminal summary
+//! - [`run`]: the whole pipeline for one scenario, architecture by architecture
+//! - [`unit`]: the hidden `grainbench unit` entry that serves one unit
+
+pub mod plan;
+pub mod scenario;

@@ -1,0 +1,231 @@
+//! Scenario files: the model of one business scenario, parsed from TOML and validated.
+//! Every error names the file, the line and column, the field, and what is allowed.
+
+mod file;
+mod validate;
+
+use grain_runtime::model::{DataSeed, OperationDef};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How a request parameter's values are drawn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "dist")]
+pub enum Distribution {
+    /// Uniform over `0..count`.
+    Uniform { count: u64 },
+    /// Zipf over `0..count` with the given exponent (a few hot keys, a long tail).
+    Zipf { count: u64, exponent: f64 },
+    /// 0, 1, 2, … one per request (unique ids).
+    Sequence,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Param {
+    pub name: String,
+    #[serde(flatten)]
+    pub distribution: Distribution,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    pub name: String,
+    pub operations: Vec<String>,
+    pub data: Vec<DataSeed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entrypoint {
+    pub op: String,
+    pub weight: u32,
+}
+
+/// The load profile: one step per rate, each a warm-up then a measured period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadProfile {
+    pub rates: Vec<u32>,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub timeout: Duration,
+}
+
+impl LoadProfile {
+    /// The shortened profile of `--quick`: same rates, 3 s measured after 1 s of warm-up.
+    pub fn quick(&self) -> LoadProfile {
+        LoadProfile {
+            duration: self.duration.min(Duration::from_secs(3)),
+            warmup: self.warmup.min(Duration::from_secs(1)),
+            ..self.clone()
+        }
+    }
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+    pub params: Vec<Param>,
+    pub services: Vec<Service>,
+    pub operations: Vec<OperationDef>,
+    pub entrypoints: Vec<Entrypoint>,
+    pub load: LoadProfile,
+}
+
+impl Scenario {
+    pub fn operation(&self, name: &str) -> Option<&OperationDef> {
+        self.operations.iter().find(|op| op.name == name)
+    }
+
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|service| service.name == name)
+    }
+}
+
+/// A scenario together with the file it came from.
+#[derive(Debug, Clone)]
+pub struct ScenarioSource {
+    pub path: PathBuf,
+    pub text: String,
+    pub scenario: Scenario,
+}
+
+/// One problem found in a scenario file, located precisely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub line: usize,
+    pub column: usize,
+    /// Path of the offending field, e.g. `operation[place_order].calls[1].op`.
+    pub field: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+/// Why a scenario could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{}: cannot read scenario file: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", render_issues(file, issues))]
+    Invalid { file: PathBuf, issues: Vec<Issue> },
+}
+
+impl ScenarioError {
+    /// The issues found, empty for a read error.
+    pub fn issues(&self) -> &[Issue] {
+        match self {
+            ScenarioError::Read { .. } => &[],
+            ScenarioError::Invalid { issues, .. } => issues,
+        }
+    }
+}
+
+fn render_issues(file: &Path, issues: &[Issue]) -> String {
+    issues
+        .iter()
+        .map(|issue| {
+            format!(
+                "{}:{}:{}: field `{}`: {}",
+                file.display(),
+                issue.line,
+                issue.column,
+                issue.field,
+                issue.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Reads, parses and validates a scenario file.
+pub fn load(path: &Path) -> Result<ScenarioSource, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    let scenario = parse(&text).map_err(|issues| ScenarioError::Invalid {
+        file: path.to_path_buf(),
+        issues,
+    })?;
+    Ok(ScenarioSource {
+        path: path.to_path_buf(),
+        text,
+        scenario,
+    })
+}
+
+/// Parses and validates scenario text; on failure returns every issue found.
+pub fn parse(text: &str) -> Result<Scenario, Vec<Issue>> {
+    let raw = parse_raw(text)?;
+    validate::validate(raw, text)
+}
+
+fn parse_raw(text: &str) -> Result<file::RawScenario, Vec<Issue>> {
+    let deserializer = toml::Deserializer::parse(text)
+        .map_err(|error| vec![issue_from_toml(text, &error, String::from("(document)"))])?;
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let field = error.path().to_string();
+        vec![issue_from_toml(text, error.inner(), field)]
+    })
+}
+
+fn issue_from_toml(text: &str, error: &toml::de::Error, field: String) -> Issue {
+    let (line, column) = error
+        .span()
+        .map(|span| line_column(text, span.start))
+        .unwrap_or((1, 1));
+    let field = if field == "." {
+        "(document)".into()
+    } else {
+        field
+    };
+    Issue {
+        line,
+        column,
+        field,
+        message: error.message().trim().to_string(),
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.chars().count(), |nl| {
+        before[nl + 1..].chars().count()
+    }) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_column_counts_from_one() {
+        let text = "a = 1\nbc = 2\n";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 6), (2, 1));
+        assert_eq!(line_column(text, 9), (2, 4));
+    }
+
+    #[test]
+    fn quick_profile_shortens_steps_but_keeps_rates() {
+        let load = LoadProfile {
+            rates: vec![100, 200],
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+            timeout: Duration::from_secs(2),
+        };
+        let quick = load.quick();
+        assert_eq!(quick.rates, load.rates);
+        assert_eq!(quick.duration, Duration::from_secs(3));
+        assert_eq!(quick.warmup, Duration::from_secs(1));
+    }
+}
