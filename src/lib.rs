@@ -13,5 +13,10 @@
 //! - [`run`]: the whole pipeline for one scenario, architecture by architecture
 //! - [`unit`]: the hidden `grainbench unit` entry that serves one unit
 
+pub mod driver;
+pub mod launch;
 pub mod plan;
+pub mod report;
+pub mod run;
 pub mod scenario;
+pub mod unit;

@@ -1,0 +1,359 @@
+//! Launching a deployment: every planned unit becomes an OS process of the `grainbench`
+//! binary (`grainbench unit`), binds 127.0.0.1 on a port the OS picks and announces it on
+//! stdout; once all listen, each gets its routes on stdin and is polled on `/health`.
+//!
+//! No orphans: units run in their own process group (a terminal's Ctrl-C reaches only the
+//! harness, which tears down in order), are killed when their handle is dropped (error or
+//! panic), and exit by themselves when their stdin closes — which the kernel does for us
+//! when the harness dies, even by SIGKILL.
+
+use crate::plan::Deployment;
+use grain_runtime::client::HttpClient;
+use grain_runtime::model::{Routes, UnitSpec};
+use grain_runtime::wire::{HEALTH_PATH, LISTENING_PREFIX};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+
+/// Lines of a unit's stderr kept to explain its failure.
+const STDERR_TAIL_LINES: usize = 20;
+/// How long a unit gets to drain and exit after its stdin closes.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to start units.
+#[derive(Debug, Clone)]
+pub struct LaunchOptions {
+    /// The `grainbench` binary that serves units.
+    pub unit_binary: PathBuf,
+    /// Identifies this run's processes (`--run-id` on every unit's command line).
+    pub run_id: String,
+    /// CPU work calibration handed to every unit.
+    pub work_iterations_per_us: f64,
+    /// How long all units together may take to become ready.
+    pub ready_timeout: Duration,
+}
+
+/// Why a deployment could not be started or kept running; always names the unit.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("unit {unit}: cannot start {}: {source}", binary.display())]
+    Spawn {
+        unit: String,
+        binary: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("unit {unit} exited ({status}) {when}{}", stderr_suffix(stderr))]
+    Crashed {
+        unit: String,
+        status: String,
+        when: &'static str,
+        stderr: String,
+    },
+    #[error("unit {unit} did not announce a listening address within {timeout:?}{}", stderr_suffix(stderr))]
+    NotListening {
+        unit: String,
+        timeout: Duration,
+        stderr: String,
+    },
+    #[error("unit {unit} did not become ready within {timeout:?}: {detail}")]
+    NotReady {
+        unit: String,
+        timeout: Duration,
+        detail: String,
+    },
+    #[error("unit {unit}: cannot send routes on its stdin: {source}")]
+    Routes {
+        unit: String,
+        source: std::io::Error,
+    },
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.trim().is_empty() {
+        String::new()
+    } else {
+        format!("; its last output:\n{}", stderr.trim_end())
+    }
+}
+
+/// One running unit process.
+pub struct RunningUnit {
+    pub name: String,
+    pub pid: u32,
+    pub addr: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl RunningUnit {
+    fn stderr_tail(&self) -> String {
+        self.stderr_tail
+            .lock()
+            .map(|tail| tail.iter().cloned().collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default()
+    }
+
+    fn crashed(&mut self, when: &'static str) -> Option<LaunchError> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(LaunchError::Crashed {
+                unit: self.name.clone(),
+                status: describe_status(status),
+                when,
+                stderr: self.stderr_tail(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A deployment whose units are all running and ready.
+pub struct LiveDeployment {
+    pub plan: Deployment,
+    pub units: Vec<RunningUnit>,
+    /// From spawning the first unit to every unit answering `/health`.
+    pub cold_start: Duration,
+}
+
+impl LiveDeployment {
+    /// Address of the unit serving `op`.
+    pub fn addr_of(&self, op: &str) -> Option<&str> {
+        self.plan.unit_of(op).map(|i| self.units[i].addr.as_str())
+    }
+
+    /// The first unit found to have exited, if any.
+    pub fn check_alive(&mut self) -> Result<(), LaunchError> {
+        for unit in &mut self.units {
+            if let Some(error) = unit.crashed("while serving") {
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every unit gracefully (stdin closed → drain → exit), killing any that do not
+    /// exit within the drain timeout. Returns each unit's name and how it ended.
+    pub async fn shutdown(mut self) -> Vec<(String, String)> {
+        for unit in &mut self.units {
+            unit.stdin.take();
+        }
+        let mut endings = Vec::new();
+        for unit in &mut self.units {
+            let ending = match tokio::time::timeout(DRAIN_TIMEOUT, unit.child.wait()).await {
+                Ok(Ok(status)) => describe_status(status),
+                _ => {
+                    let _ = unit.child.start_kill();
+                    let _ = unit.child.wait().await;
+                    format!("killed after not exiting within {DRAIN_TIMEOUT:?}")
+                }
+            };
+            endings.push((unit.name.clone(), ending));
+        }
+        endings
+    }
+}
+
+fn describe_status(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => status.to_string(),
+    }
+}
+
+/// Starts every unit of `plan` and waits until all are ready.
+pub async fn launch(plan: &Deployment, options: &LaunchOptions) -> Result<LiveDeployment, LaunchError> {
+    let started = Instant::now();
+    let deadline = started + options.ready_timeout;
+    let mut units = Vec::with_capacity(plan.units.len());
+    for planned in &plan.units {
+        let spec = UnitSpec {
+            name: planned.name.clone(),
+            role: planned.role.clone(),
+            work_iterations_per_us: options.work_iterations_per_us,
+        };
+        units.push(spawn_unit(&spec, options)?);
+    }
+    let mut announced = Vec::with_capacity(units.len());
+    for (unit, stdout) in units {
+        announced.push(wait_for_address(unit, stdout, deadline, options.ready_timeout).await?);
+    }
+    let addrs: Vec<String> = announced.iter().map(|u| u.addr.clone()).collect();
+    let routes = plan.routes(&addrs);
+    let mut live = LiveDeployment {
+        plan: plan.clone(),
+        units: announced,
+        cold_start: Duration::ZERO,
+    };
+    send_routes(&mut live.units, &routes).await?;
+    wait_until_healthy(&mut live.units, deadline, options.ready_timeout).await?;
+    live.cold_start = started.elapsed();
+    tracing::info!(
+        architecture = %plan.architecture,
+        units = live.units.len(),
+        cold_start_ms = live.cold_start.as_secs_f64() * 1e3,
+        "deployment ready"
+    );
+    Ok(live)
+}
+
+fn spawn_unit(
+    spec: &UnitSpec,
+    options: &LaunchOptions,
+) -> Result<(RunningUnit, tokio::process::ChildStdout), LaunchError> {
+    let spawn_error = |source| LaunchError::Spawn {
+        unit: spec.name.clone(),
+        binary: options.unit_binary.clone(),
+        source,
+    };
+    let spec_json = serde_json::to_string(spec)
+        .map_err(|e| spawn_error(std::io::Error::other(e)))?;
+    let mut child = Command::new(&options.unit_binary)
+        .arg("unit")
+        .arg("--run-id")
+        .arg(&options.run_id)
+        .arg("--spec")
+        .arg(spec_json)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(spawn_error)?;
+    let missing = |what: &str| spawn_error(std::io::Error::other(format!("no {what} pipe")));
+    let stdout = child.stdout.take().ok_or_else(|| missing("stdout"))?;
+    let stderr = child.stderr.take().ok_or_else(|| missing("stderr"))?;
+    let stdin = child.stdin.take().ok_or_else(|| missing("stdin"))?;
+    let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
+    tokio::spawn(keep_stderr_tail(spec.name.clone(), stderr, stderr_tail.clone()));
+    let unit = RunningUnit {
+        name: spec.name.clone(),
+        pid: child.id().unwrap_or(0),
+        addr: String::new(),
+        child,
+        stdin: Some(stdin),
+        stderr_tail,
+    };
+    Ok((unit, stdout))
+}
+
+async fn keep_stderr_tail(
+    unit: String,
+    stderr: tokio::process::ChildStderr,
+    tail: Arc<Mutex<VecDeque<String>>>,
+) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::debug!(unit = %unit, "{line}");
+        if let Ok(mut tail) = tail.lock() {
+            if tail.len() == STDERR_TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    }
+}
+
+async fn wait_for_address(
+    mut unit: RunningUnit,
+    stdout: tokio::process::ChildStdout,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<RunningUnit, LaunchError> {
+    let mut lines = BufReader::new(stdout).lines();
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let found = tokio::time::timeout(remaining, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(addr) = line.strip_prefix(LISTENING_PREFIX) {
+                return Some(addr.trim().to_string());
+            }
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(addr)) => {
+            unit.addr = addr;
+            Ok(unit)
+        }
+        Ok(None) => {
+            // stdout closed without an address: the unit exited; give it a moment to be reaped.
+            let status = tokio::time::timeout(Duration::from_secs(2), unit.child.wait()).await;
+            tokio::time::sleep(Duration::from_millis(20)).await; // let the stderr tail fill
+            Err(LaunchError::Crashed {
+                unit: unit.name.clone(),
+                status: match status {
+                    Ok(Ok(status)) => describe_status(status),
+                    _ => "closed its stdout".to_string(),
+                },
+                when: "before listening",
+                stderr: unit.stderr_tail(),
+            })
+        }
+        Err(_) => Err(LaunchError::NotListening {
+            unit: unit.name.clone(),
+            timeout,
+            stderr: unit.stderr_tail(),
+        }),
+    }
+}
+
+/// Sends `routes` to every unit (also used when a unit moves).
+pub async fn send_routes(units: &mut [RunningUnit], routes: &Routes) -> Result<(), LaunchError> {
+    // Routes are plain maps of strings; serializing them cannot fail.
+    let mut line = serde_json::to_vec(routes).expect("routes serialize");
+    line.push(b'\n');
+    for unit in units {
+        let Some(stdin) = unit.stdin.as_mut() else {
+            continue;
+        };
+        let written = async {
+            stdin.write_all(&line).await?;
+            stdin.flush().await
+        };
+        written.await.map_err(|source| LaunchError::Routes {
+            unit: unit.name.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+async fn wait_until_healthy(
+    units: &mut [RunningUnit],
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<(), LaunchError> {
+    let client = HttpClient::new(Duration::from_millis(500));
+    for unit in units {
+        loop {
+            match client.get_status(&unit.addr, HEALTH_PATH).await {
+                Ok(status) if status.is_success() => break,
+                outcome => {
+                    if let Some(error) = unit.crashed("before becoming ready") {
+                        return Err(error);
+                    }
+                    if Instant::now() >= deadline {
+                        let detail = match outcome {
+                            Ok(status) => format!("/health answers {status}"),
+                            Err(error) => error.to_string(),
+                        };
+                        return Err(LaunchError::NotReady {
+                            unit: unit.name.clone(),
+                            timeout,
+                            detail,
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+    }
+    Ok(())
+}

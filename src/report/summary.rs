@@ -1,0 +1,99 @@
+//! The plain-text summary printed at the end of a run: deployments side by side, then
+//! latency and hops per entrypoint, step and architecture, with invalid steps called out.
+
+use super::{RunResults, StepResult};
+use std::fmt::Write;
+
+/// Renders the terminal summary of `results`.
+pub fn render_summary(results: &RunResults) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{} — {} architecture(s){}",
+        results.scenario.name,
+        results.architectures.len(),
+        if results.meta.quick { ", quick run" } else { "" }
+    );
+    let _ = writeln!(out, "\n{:<10} {:>6} {:>12} {:>12}", "arch", "units", "state units", "cold start");
+    for arch in &results.architectures {
+        let cold = arch.cold_start_ms.map_or("-".to_string(), |ms| format!("{ms:.1} ms"));
+        let _ = writeln!(
+            out,
+            "{:<10} {:>6} {:>12} {:>12}",
+            arch.architecture.name(),
+            arch.unit_count,
+            arch.state_unit_count,
+            cold
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<18} {:<9} {:>6} {:>9} {:>8} {:>8} {:>9} {:>16} {:>7}",
+        "entrypoint", "arch", "rate", "achieved", "p50 µs", "p99 µs", "max µs", "hops (static)", "errors"
+    );
+    let entrypoints: Vec<&str> = results
+        .architectures
+        .iter()
+        .flat_map(|a| a.static_hops.keys().map(String::as_str))
+        .fold(Vec::new(), |mut names, name| {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+            names
+        });
+    for entry in entrypoints {
+        for arch in &results.architectures {
+            for step in &arch.steps {
+                let Some(e) = step.entrypoints.iter().find(|e| e.entrypoint == entry) else {
+                    continue;
+                };
+                let hops = format!(
+                    "{:.1} ({}){}",
+                    e.hops.mean_total,
+                    e.static_hops.total(),
+                    if e.hops_match_static { "" } else { " ≠" }
+                );
+                let _ = writeln!(
+                    out,
+                    "{:<18} {:<9} {:>6} {:>9.1} {:>8} {:>8} {:>9} {:>16} {:>7}{}",
+                    entry,
+                    arch.architecture.name(),
+                    step.target_rps,
+                    step.achieved_rps,
+                    e.latency_us.p50,
+                    e.latency_us.p99,
+                    e.latency_us.max,
+                    hops,
+                    e.errors.total(),
+                    if step.valid { "" } else { "  (invalid step)" }
+                );
+            }
+        }
+    }
+    let invalid: Vec<(&str, &StepResult)> = results
+        .architectures
+        .iter()
+        .flat_map(|a| a.steps.iter().filter(|s| !s.valid).map(move |s| (a.architecture.name(), s)))
+        .collect();
+    if !invalid.is_empty() {
+        let _ = writeln!(out, "\nInvalid steps (excluded from any verdict):");
+        for (arch, step) in invalid {
+            let reason = step.invalid_reason.as_deref().unwrap_or("unknown");
+            let _ = writeln!(out, "  {arch} at {} req/s: {reason}", step.target_rps);
+        }
+    }
+    if let Some(eq) = &results.equivalence {
+        let _ = writeln!(
+            out,
+            "\nEquivalence: {} requests, digests identical for {} (reference {})",
+            eq.requests,
+            eq.agreed.iter().map(|a| a.name()).collect::<Vec<_>>().join(", "),
+            eq.reference.name()
+        );
+    }
+    let _ = writeln!(out, "Latency is measured from each request's intended send time (open loop, coordinated omission corrected).");
+    for error in &results.errors {
+        let _ = writeln!(out, "\nRun stopped early: {error}");
+    }
+    out
+}

@@ -1,0 +1,51 @@
+//! The hidden `grainbench unit` entry: serves one unit from its JSON spec. The harness
+//! starts every unit this way, so one build ships every unit of every architecture.
+
+use grain_runtime::host::HostError;
+use grain_runtime::model::{UnitRole, UnitSpec};
+use grain_service_unit::ServiceUnit;
+
+/// Why a unit could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum UnitError {
+    #[error("malformed unit spec: {0}")]
+    Spec(#[from] serde_json::Error),
+    #[error("cannot start the unit's async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+/// Worker threads per unit: units share the machine's cores, so each gets few.
+const UNIT_WORKER_THREADS: usize = 2;
+
+/// Parses `spec_json` and serves the unit until it is told to stop.
+pub fn serve(spec_json: &str) -> Result<(), UnitError> {
+    let spec: UnitSpec = serde_json::from_str(spec_json)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(UNIT_WORKER_THREADS)
+        .enable_all()
+        .build()
+        .map_err(UnitError::Runtime)?;
+    runtime.block_on(async move {
+        match &spec.role {
+            UnitRole::Service {
+                operations,
+                embedded_stores,
+                remote_request_bytes,
+            } => {
+                ServiceUnit::new(
+                    &spec.name,
+                    operations,
+                    embedded_stores,
+                    remote_request_bytes,
+                    spec.work_iterations_per_us,
+                )
+                .run()
+                .await
+            }
+            UnitRole::State { store } => grain_state_unit::run(&spec.name, store).await,
+        }
+    })?;
+    Ok(())
+}
