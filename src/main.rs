@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "grainbench", version, about = "What does the finer cut cost? Deploys one scenario as nanoservices, microservices and a monolith on real processes and measures them side by side.")]
+#[command(
+    name = "grainbench",
+    version,
+    about = "What does the finer cut cost? Deploys one scenario as nanoservices, microservices and a monolith on real processes and measures them side by side."
+)]
 struct Cli {
     /// More log output (-v info, -vv debug); GRAINBENCH_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -40,6 +44,9 @@ enum Command {
         /// Seed of the request parameters (default: the scenario's `seed`).
         #[arg(long)]
         seed: Option<u64>,
+        /// Marks every unit's command line (lets tests find this run's processes).
+        #[arg(long, hide = true)]
+        run_id: Option<String>,
     },
     /// Parse and check scenario files without running anything.
     Validate {
@@ -83,7 +90,10 @@ fn main() -> ExitCode {
         };
     }
     init_tracing("GRAINBENCH_LOG", cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -121,7 +131,8 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             quick,
             out,
             seed,
-        } => run_scenarios(&scenarios, arch, quick, out, seed).await,
+            run_id,
+        } => run_scenarios(&scenarios, arch, quick, out, seed, run_id).await,
         Command::Validate { scenarios } => Ok(validate(&scenarios)),
         Command::Plan { scenario, arch } => {
             let Some(source) = load_or_report(&scenario) else {
@@ -172,10 +183,23 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
 
 fn describe_plan(source: &ScenarioSource, arch: Architecture) -> String {
     let deployment = plan::plan(&source.scenario, arch);
-    let mut out = format!("{} as {}: {} units\n", source.scenario.name, arch, deployment.units.len());
+    let mut out = format!(
+        "{} as {}: {} units\n",
+        source.scenario.name,
+        arch,
+        deployment.units.len()
+    );
     for unit in &deployment.units {
-        let role = if unit.is_state() { "state  " } else { "service" };
-        out.push_str(&format!("  {role} {:<28} {}\n", unit.name, unit.hosts.join(", ")));
+        let role = if unit.is_state() {
+            "state  "
+        } else {
+            "service"
+        };
+        out.push_str(&format!(
+            "  {role} {:<28} {}\n",
+            unit.name,
+            unit.hosts.join(", ")
+        ));
     }
     out.push_str("static hops per request (driver → entry included):\n");
     for (entry, hops) in &deployment.static_hops {
@@ -200,7 +224,9 @@ fn cancel_on_signals(token: CancellationToken) {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
-        eprintln!("\ninterrupted: stopping units and writing partial results (Ctrl-C again to quit now)");
+        eprintln!(
+            "\ninterrupted: stopping units and writing partial results (Ctrl-C again to quit now)"
+        );
         token.cancel();
         let _ = tokio::signal::ctrl_c().await;
         std::process::exit(130);
@@ -217,6 +243,7 @@ async fn run_scenarios(
     quick: bool,
     out: Option<PathBuf>,
     seed: Option<u64>,
+    run_id: Option<String>,
 ) -> Result<ExitCode> {
     let mut sources = Vec::new();
     for path in paths {
@@ -237,10 +264,18 @@ async fn run_scenarios(
         options.quick = quick;
         options.seed = seed;
         options.show_progress = true;
+        if let Some(id) = &run_id {
+            options.run_id = id.clone();
+        }
         if let Some(dir) = &out {
             options.out_dir = if several { dir.join(name) } else { dir.clone() };
         }
-        eprintln!("running {} ({}) → {}", name, source.path.display(), options.out_dir.display());
+        eprintln!(
+            "running {} ({}) → {}",
+            name,
+            source.path.display(),
+            options.out_dir.display()
+        );
         let outcome = run::run(source, &options, &cancel).await;
         println!("{}", render_summary(&outcome.results));
         if let Some(path) = &outcome.results_path {
@@ -277,11 +312,23 @@ async fn up(path: &Path, arch: Architecture) -> Result<ExitCode> {
         Ok(live) => live,
         Err(error) => bail!("{arch}: {error}"),
     };
-    println!("{} as {arch}: {} units ready in {:.1} ms", source.scenario.name, live.units.len(), live.cold_start.as_secs_f64() * 1e3);
+    println!(
+        "{} as {arch}: {} units ready in {:.1} ms",
+        source.scenario.name,
+        live.units.len(),
+        live.cold_start.as_secs_f64() * 1e3
+    );
     for entry in &source.scenario.entrypoints {
         let addr = live.addr_of(&entry.op).unwrap_or_default();
-        let size = source.scenario.operation(&entry.op).map_or(0, |op| op.request_bytes);
-        let example = String::from_utf8_lossy(&grain_runtime::wire::encode_request(&Default::default(), size.min(64))).into_owned();
+        let size = source
+            .scenario
+            .operation(&entry.op)
+            .map_or(0, |op| op.request_bytes);
+        let example = String::from_utf8_lossy(&grain_runtime::wire::encode_request(
+            &Default::default(),
+            size.min(64),
+        ))
+        .into_owned();
         println!("  {}  POST http://{addr}/op/{}", entry.op, entry.op);
         println!("      curl -s -D- -X POST http://{addr}/op/{} -H 'content-type: application/json' -d '{example}'", entry.op);
     }

@@ -5,7 +5,10 @@
 use crate::driver::{self, requests::RequestGen, StepConfig, Target};
 use crate::launch::{self, LaunchError, LaunchOptions, LiveDeployment};
 use crate::plan::{self, Architecture};
-use crate::report::{ArchitectureResult, EquivalenceSummary, RunMeta, RunResults, ScenarioInfo, StepResult, SCHEMA_VERSION};
+use crate::report::{
+    ArchitectureResult, EquivalenceSummary, RunMeta, RunResults, ScenarioInfo, StepResult,
+    SCHEMA_VERSION,
+};
 use crate::scenario::{LoadProfile, ScenarioSource};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest as _, Sha256};
@@ -30,6 +33,8 @@ pub struct RunOptions {
     pub in_flight_cap: usize,
     pub ready_timeout: Duration,
     pub show_progress: bool,
+    /// Written on every unit's command line (`--run-id`) so this run's processes can be found.
+    pub run_id: String,
 }
 
 impl RunOptions {
@@ -45,6 +50,7 @@ impl RunOptions {
             in_flight_cap: 10_000,
             ready_timeout: Duration::from_secs(20),
             show_progress: false,
+            run_id: new_run_id(),
         }
     }
 }
@@ -90,10 +96,18 @@ pub struct RunOutcome {
 
 /// Runs `source` in every requested architecture. Never panics on a failed unit or an
 /// interrupt: the outcome carries partial results, already written to disk.
-pub async fn run(source: &ScenarioSource, options: &RunOptions, cancel: &CancellationToken) -> RunOutcome {
+pub async fn run(
+    source: &ScenarioSource,
+    options: &RunOptions,
+    cancel: &CancellationToken,
+) -> RunOutcome {
     let scenario = &source.scenario;
     let seed = options.seed.unwrap_or(scenario.seed);
-    let load = if options.quick { scenario.load.quick() } else { scenario.load.clone() };
+    let load = if options.quick {
+        scenario.load.quick()
+    } else {
+        scenario.load.clone()
+    };
     let work_iterations_per_us = grain_runtime::work::calibrate();
     let mut results = RunResults {
         schema_version: SCHEMA_VERSION,
@@ -120,7 +134,7 @@ pub async fn run(source: &ScenarioSource, options: &RunOptions, cancel: &Cancell
     };
     let launch_options = LaunchOptions {
         unit_binary: options.unit_binary.clone(),
-        run_id: run_id(),
+        run_id: options.run_id.clone(),
         work_iterations_per_us,
         ready_timeout: options.ready_timeout,
     };
@@ -133,7 +147,18 @@ pub async fn run(source: &ScenarioSource, options: &RunOptions, cancel: &Cancell
     for &architecture in &options.architectures {
         let deployment = plan::plan(scenario, architecture);
         let mut arch_result = ArchitectureResult::planned(&deployment);
-        let error = run_architecture(source, options, &launch_options, &load, seed, &deployment, &mut arch_result, &mut results, cancel).await;
+        let error = run_architecture(
+            source,
+            options,
+            &launch_options,
+            &load,
+            seed,
+            &deployment,
+            &mut arch_result,
+            &mut results,
+            cancel,
+        )
+        .await;
         if let Some(error) = &error {
             arch_result.error = Some(error.to_string());
             results.errors.push(error.to_string());
@@ -181,10 +206,25 @@ async fn run_architecture(
     };
     let mut live = match launched {
         Ok(live) => live,
-        Err(source) => return Some(RunError::Launch { architecture, source }),
+        Err(source) => {
+            return Some(RunError::Launch {
+                architecture,
+                source,
+            })
+        }
     };
     arch_result.cold_start_ms = Some(live.cold_start.as_secs_f64() * 1e3);
-    let error = measure(source, options, load, seed, &mut live, arch_result, results, cancel).await;
+    let error = measure(
+        source,
+        options,
+        load,
+        seed,
+        &mut live,
+        arch_result,
+        results,
+        cancel,
+    )
+    .await;
     let endings = live.shutdown().await;
     tracing::debug!(?endings, "units stopped");
     error
@@ -226,7 +266,8 @@ async fn measure(
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        let mut step = StepResult::from_measurement(&measurement, &entry_names, &live.plan.static_hops);
+        let mut step =
+            StepResult::from_measurement(&measurement, &entry_names, &live.plan.static_hops);
         if cancel.is_cancelled() {
             step.valid = false;
             step.invalid_reason = Some("interrupted before the step finished".into());
@@ -234,7 +275,10 @@ async fn measure(
         tracing::info!(%architecture, rate, achieved = step.achieved_rps, p50_us = step.latency_us.p50, p99_us = step.latency_us.p99, "step done");
         arch_result.steps.push(step);
         if let Err(source) = live.check_alive() {
-            return Some(RunError::Launch { architecture, source });
+            return Some(RunError::Launch {
+                architecture,
+                source,
+            });
         }
         if cancel.is_cancelled() {
             return Some(RunError::Interrupted);
@@ -250,7 +294,9 @@ fn targets(live: &LiveDeployment, scenario: &crate::scenario::Scenario) -> Vec<T
         .map(|entry| Target {
             op: entry.op.clone(),
             addr: live.addr_of(&entry.op).unwrap_or_default().to_string(),
-            request_bytes: scenario.operation(&entry.op).map_or(0, |op| op.request_bytes),
+            request_bytes: scenario
+                .operation(&entry.op)
+                .map_or(0, |op| op.request_bytes),
         })
         .collect()
 }
@@ -266,9 +312,17 @@ async fn check_equivalence(
     results: &mut RunResults,
 ) -> Result<(), RunError> {
     let generator = RequestGen::new(scenario, seed);
-    let digests = driver::equivalence_digests(targets, generator, options.equivalence_requests, load.timeout)
-        .await
-        .map_err(|source| RunError::Equivalence { architecture, source })?;
+    let digests = driver::equivalence_digests(
+        targets,
+        generator,
+        options.equivalence_requests,
+        load.timeout,
+    )
+    .await
+    .map_err(|source| RunError::Equivalence {
+        architecture,
+        source,
+    })?;
     let Some(summary) = results.equivalence.as_mut() else {
         results.equivalence = Some(EquivalenceSummary {
             requests: digests.len(),
@@ -295,15 +349,20 @@ async fn check_equivalence(
     Ok(())
 }
 
-fn progress_bar(show: bool, architecture: Architecture, config: &StepConfig) -> Option<ProgressBar> {
+fn progress_bar(
+    show: bool,
+    architecture: Architecture,
+    config: &StepConfig,
+) -> Option<ProgressBar> {
     if !show {
         return None;
     }
     let total_ms = (config.warmup + config.duration).as_millis() as u64;
     let bar = ProgressBar::with_draw_target(Some(total_ms), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{prefix:>10} {msg:>12} [{bar:30}] {elapsed}/{duration}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{prefix:>10} {msg:>12} [{bar:30}] {elapsed}/{duration}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(architecture.name());
     bar.set_message(format!("{} req/s", config.rate));
@@ -311,7 +370,10 @@ fn progress_bar(show: bool, architecture: Architecture, config: &StepConfig) -> 
 }
 
 fn git_commit() -> Option<String> {
-    let output = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
     output
         .status
         .success()
@@ -325,8 +387,13 @@ fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-fn run_id() -> String {
-    format!("{}-{}", std::process::id(), time::OffsetDateTime::now_utc().unix_timestamp_nanos())
+/// A run id unique on this machine: harness pid and start time.
+pub fn new_run_id() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+    )
 }
 
 fn hex(bytes: &[u8]) -> String {

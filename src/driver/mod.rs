@@ -52,14 +52,20 @@ pub struct ErrorCounts {
 
 impl ErrorCounts {
     pub fn total(&self) -> u64 {
-        self.connect + self.timeout + self.status.values().sum::<u64>() + self.other + self.in_flight_cap
+        self.connect
+            + self.timeout
+            + self.status.values().sum::<u64>()
+            + self.other
+            + self.in_flight_cap
     }
 
     fn count(&mut self, error: &RequestError) {
         match error {
             RequestError::Call(CallError::Connect { .. }) => self.connect += 1,
             RequestError::Call(CallError::Timeout { .. }) => self.timeout += 1,
-            RequestError::Call(CallError::Status { status, .. }) => *self.status.entry(*status).or_default() += 1,
+            RequestError::Call(CallError::Status { status, .. }) => {
+                *self.status.entry(*status).or_default() += 1
+            }
             RequestError::Call(CallError::Io { .. }) => self.other += 1,
             RequestError::InFlightCap => self.in_flight_cap += 1,
         }
@@ -175,7 +181,8 @@ pub async fn run_step(
     let (tx, rx) = mpsc::unbounded_channel();
     let start = Instant::now() + Duration::from_millis(5);
     let measure_from = start + config.warmup;
-    let total = ((config.warmup + config.duration).as_secs_f64() * f64::from(config.rate)).round() as u64;
+    let total =
+        ((config.warmup + config.duration).as_secs_f64() * f64::from(config.rate)).round() as u64;
     let pacer = {
         let targets = targets.to_vec();
         let config = config.clone();
@@ -184,7 +191,9 @@ pub async fn run_step(
         std::thread::Builder::new()
             .name("grainbench-pacer".into())
             .spawn(move || {
-                pace(handle, client, targets, generator, config, start, total, tx, progress, cancel)
+                pace(
+                    handle, client, targets, generator, config, start, total, tx, progress, cancel,
+                )
             })
     };
     let collected = collect(rx, targets.len(), measure_from).await;
@@ -195,7 +204,9 @@ pub async fn run_step(
         Err(error) => tracing::error!(%error, "cannot start the pacing thread; nothing was sent"),
     }
     let scheduled = total - (config.warmup.as_secs_f64() * f64::from(config.rate)).round() as u64;
-    let span = config.duration.max(collected.last_sent.saturating_duration_since(measure_from));
+    let span = config
+        .duration
+        .max(collected.last_sent.saturating_duration_since(measure_from));
     let mut overall = EntryMeasurement::new();
     for entry in &collected.per_entry {
         overall.merge(entry);
@@ -250,7 +261,12 @@ fn pace(
             continue;
         }
         in_flight.fetch_add(1, Ordering::Relaxed);
-        let (client, targets, tx, in_flight) = (client.clone(), targets.clone(), tx.clone(), in_flight.clone());
+        let (client, targets, tx, in_flight) = (
+            client.clone(),
+            targets.clone(),
+            tx.clone(),
+            in_flight.clone(),
+        );
         handle.spawn(async move {
             let target = &targets[request.entry];
             let sent = Instant::now();
@@ -287,12 +303,22 @@ struct Collected {
     last_sent: Instant,
 }
 
-async fn collect(mut rx: mpsc::UnboundedReceiver<Completion>, entries: usize, measure_from: Instant) -> Collected {
-    let mut per_entry: Vec<EntryMeasurement> = (0..entries).map(|_| EntryMeasurement::new()).collect();
+async fn collect(
+    mut rx: mpsc::UnboundedReceiver<Completion>,
+    entries: usize,
+    measure_from: Instant,
+) -> Collected {
+    let mut per_entry: Vec<EntryMeasurement> =
+        (0..entries).map(|_| EntryMeasurement::new()).collect();
     let mut send_lag = new_histogram();
     let mut last_sent = measure_from;
     while let Some(completion) = rx.recv().await {
-        record(&mut send_lag, completion.sent.saturating_duration_since(completion.intended));
+        record(
+            &mut send_lag,
+            completion
+                .sent
+                .saturating_duration_since(completion.intended),
+        );
         if completion.intended < measure_from {
             continue; // warm-up
         }

@@ -37,10 +37,12 @@ impl RequestGen {
             .map(|param| {
                 let sampler = match param.distribution {
                     Distribution::Uniform { count } => Sampler::Uniform(count),
-                    Distribution::Zipf { count, exponent } => rand_distr::Zipf::new(count as f64, exponent)
-                        .map(Sampler::Zipf)
-                        // Validation guarantees count ≥ 1 and exponent > 0, which Zipf accepts.
-                        .unwrap_or(Sampler::Uniform(count)),
+                    Distribution::Zipf { count, exponent } => {
+                        rand_distr::Zipf::new(count as f64, exponent)
+                            .map(Sampler::Zipf)
+                            // Validation guarantees count ≥ 1 and exponent > 0, which Zipf accepts.
+                            .unwrap_or(Sampler::Uniform(count))
+                    }
                     Distribution::Sequence => Sampler::Sequence,
                 };
                 (param.name.clone(), sampler)
@@ -76,7 +78,8 @@ mod tests {
     use super::*;
 
     fn scenario() -> Scenario {
-        crate::scenario::parse(include_str!("../../scenarios/checkout.toml")).expect("checkout parses")
+        crate::scenario::parse(include_str!("../../scenarios/checkout.toml"))
+            .expect("checkout parses")
     }
 
     #[test]

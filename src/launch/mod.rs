@@ -53,7 +53,10 @@ pub enum LaunchError {
         when: &'static str,
         stderr: String,
     },
-    #[error("unit {unit} did not announce a listening address within {timeout:?}{}", stderr_suffix(stderr))]
+    #[error(
+        "unit {unit} did not announce a listening address within {timeout:?}{}",
+        stderr_suffix(stderr)
+    )]
     NotListening {
         unit: String,
         timeout: Duration,
@@ -167,7 +170,10 @@ fn describe_status(status: ExitStatus) -> String {
 }
 
 /// Starts every unit of `plan` and waits until all are ready.
-pub async fn launch(plan: &Deployment, options: &LaunchOptions) -> Result<LiveDeployment, LaunchError> {
+pub async fn launch(
+    plan: &Deployment,
+    options: &LaunchOptions,
+) -> Result<LiveDeployment, LaunchError> {
     let started = Instant::now();
     let deadline = started + options.ready_timeout;
     let mut units = Vec::with_capacity(plan.units.len());
@@ -211,8 +217,8 @@ fn spawn_unit(
         binary: options.unit_binary.clone(),
         source,
     };
-    let spec_json = serde_json::to_string(spec)
-        .map_err(|e| spawn_error(std::io::Error::other(e)))?;
+    let spec_json =
+        serde_json::to_string(spec).map_err(|e| spawn_error(std::io::Error::other(e)))?;
     let mut child = Command::new(&options.unit_binary)
         .arg("unit")
         .arg("--run-id")
@@ -231,7 +237,11 @@ fn spawn_unit(
     let stderr = child.stderr.take().ok_or_else(|| missing("stderr"))?;
     let stdin = child.stdin.take().ok_or_else(|| missing("stdin"))?;
     let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
-    tokio::spawn(keep_stderr_tail(spec.name.clone(), stderr, stderr_tail.clone()));
+    tokio::spawn(keep_stderr_tail(
+        spec.name.clone(),
+        stderr,
+        stderr_tail.clone(),
+    ));
     let unit = RunningUnit {
         name: spec.name.clone(),
         pid: child.id().unwrap_or(0),

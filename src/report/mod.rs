@@ -223,7 +223,11 @@ pub struct StepResult {
 }
 
 impl StepResult {
-    pub fn from_measurement(m: &StepMeasurement, entrypoints: &[String], static_hops: &BTreeMap<String, Hops>) -> Self {
+    pub fn from_measurement(
+        m: &StepMeasurement,
+        entrypoints: &[String],
+        static_hops: &BTreeMap<String, Hops>,
+    ) -> Self {
         let entries = entrypoints
             .iter()
             .zip(&m.per_entry)
@@ -296,20 +300,33 @@ pub struct EquivalenceSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
     #[error("cannot write {}: {source}", path.display())]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{} is not a grainbench results file: {source}", path.display())]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 impl RunResults {
     /// Writes `dir/results.json` atomically (temp file + rename), creating `dir`.
     pub fn write(&self, dir: &Path) -> Result<PathBuf, ResultsError> {
         let path = dir.join("results.json");
-        let write_error = |source| ResultsError::Write { path: path.clone(), source };
+        let write_error = |source| ResultsError::Write {
+            path: path.clone(),
+            source,
+        };
         std::fs::create_dir_all(dir).map_err(write_error)?;
-        let json = serde_json::to_vec_pretty(self).map_err(|e| write_error(std::io::Error::other(e)))?;
+        let json =
+            serde_json::to_vec_pretty(self).map_err(|e| write_error(std::io::Error::other(e)))?;
         let temp = dir.join(".results.json.tmp");
         std::fs::write(&temp, json).map_err(write_error)?;
         std::fs::rename(&temp, &path).map_err(write_error)?;
@@ -342,27 +359,56 @@ mod tests {
         assert_eq!(p.count, 1000);
         assert!((495..=505).contains(&p.p50), "{p:?}");
         assert!((985..=995).contains(&p.p99), "{p:?}");
-        assert_eq!(Percentiles::of(&crate::driver::new_histogram()), Percentiles::default());
+        assert_eq!(
+            Percentiles::of(&crate::driver::new_histogram()),
+            Percentiles::default()
+        );
     }
 
     #[test]
     fn a_step_that_missed_its_rate_is_invalid() {
-        let lag = Percentiles { p99: 10, ..Default::default() };
+        let lag = Percentiles {
+            p99: 10,
+            ..Default::default()
+        };
         assert!(invalid_reason(100, 99.0, &lag).is_none());
         let reason = invalid_reason(100, 50.0, &lag).unwrap();
         assert!(reason.contains("achieved 50.0 of 100"), "{reason}");
-        let late = Percentiles { p99: 5_000, ..Default::default() };
-        assert!(invalid_reason(100, 100.0, &late).unwrap().contains("send lag"));
+        let late = Percentiles {
+            p99: 5_000,
+            ..Default::default()
+        };
+        assert!(invalid_reason(100, 100.0, &late)
+            .unwrap()
+            .contains("send lag"));
     }
 
     #[test]
     fn hop_summary_checks_every_request() {
         let mut hops = BTreeMap::new();
-        hops.insert(Hops { service: 3, state: 2 }, 10);
+        hops.insert(
+            Hops {
+                service: 3,
+                state: 2,
+            },
+            10,
+        );
         let summary = HopSummary::of(&hops);
-        assert!(summary.all_equal(Hops { service: 3, state: 2 }));
-        hops.insert(Hops { service: 2, state: 2 }, 1);
-        assert!(!HopSummary::of(&hops).all_equal(Hops { service: 3, state: 2 }));
+        assert!(summary.all_equal(Hops {
+            service: 3,
+            state: 2
+        }));
+        hops.insert(
+            Hops {
+                service: 2,
+                state: 2,
+            },
+            1,
+        );
+        assert!(!HopSummary::of(&hops).all_equal(Hops {
+            service: 3,
+            state: 2
+        }));
         assert!(!HopSummary::default().all_equal(Hops::default()));
     }
 }

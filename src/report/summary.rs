@@ -12,11 +12,21 @@ pub fn render_summary(results: &RunResults) -> String {
         "\n{} — {} architecture(s){}",
         results.scenario.name,
         results.architectures.len(),
-        if results.meta.quick { ", quick run" } else { "" }
+        if results.meta.quick {
+            ", quick run"
+        } else {
+            ""
+        }
     );
-    let _ = writeln!(out, "\n{:<10} {:>6} {:>12} {:>12}", "arch", "units", "state units", "cold start");
+    let _ = writeln!(
+        out,
+        "\n{:<10} {:>6} {:>12} {:>12}",
+        "arch", "units", "state units", "cold start"
+    );
     for arch in &results.architectures {
-        let cold = arch.cold_start_ms.map_or("-".to_string(), |ms| format!("{ms:.1} ms"));
+        let cold = arch
+            .cold_start_ms
+            .map_or("-".to_string(), |ms| format!("{ms:.1} ms"));
         let _ = writeln!(
             out,
             "{:<10} {:>6} {:>12} {:>12}",
@@ -29,7 +39,15 @@ pub fn render_summary(results: &RunResults) -> String {
     let _ = writeln!(
         out,
         "\n{:<18} {:<9} {:>6} {:>9} {:>8} {:>8} {:>9} {:>16} {:>7}",
-        "entrypoint", "arch", "rate", "achieved", "p50 µs", "p99 µs", "max µs", "hops (static)", "errors"
+        "entrypoint",
+        "arch",
+        "rate",
+        "achieved",
+        "p50 µs",
+        "p99 µs",
+        "max µs",
+        "hops (static)",
+        "errors"
     );
     let entrypoints: Vec<&str> = results
         .architectures
@@ -73,7 +91,12 @@ pub fn render_summary(results: &RunResults) -> String {
     let invalid: Vec<(&str, &StepResult)> = results
         .architectures
         .iter()
-        .flat_map(|a| a.steps.iter().filter(|s| !s.valid).map(move |s| (a.architecture.name(), s)))
+        .flat_map(|a| {
+            a.steps
+                .iter()
+                .filter(|s| !s.valid)
+                .map(move |s| (a.architecture.name(), s))
+        })
         .collect();
     if !invalid.is_empty() {
         let _ = writeln!(out, "\nInvalid steps (excluded from any verdict):");
@@ -87,7 +110,11 @@ pub fn render_summary(results: &RunResults) -> String {
             out,
             "\nEquivalence: {} requests, digests identical for {} (reference {})",
             eq.requests,
-            eq.agreed.iter().map(|a| a.name()).collect::<Vec<_>>().join(", "),
+            eq.agreed
+                .iter()
+                .map(|a| a.name())
+                .collect::<Vec<_>>()
+                .join(", "),
             eq.reference.name()
         );
     }

@@ -169,7 +169,11 @@ fn parse_raw(text: &str) -> Result<file::RawScenario, Vec<Issue>> {
     let deserializer = toml::Deserializer::parse(text)
         .map_err(|error| vec![issue_from_toml(text, &error, String::from("(document)"))])?;
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let field = error.path().to_string();
+        // `Spanned` fields add a private segment to the path; users never wrote it.
+        let field = error
+            .path()
+            .to_string()
+            .replace(".$__serde_spanned_private_value", "");
         vec![issue_from_toml(text, error.inner(), field)]
     })
 }

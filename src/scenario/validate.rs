@@ -375,7 +375,7 @@ fn check_cycles(checker: &mut Checker, operations: &[RawOperation]) {
         path: &mut Vec<&'a str>,
         done: &mut BTreeSet<&'a str>,
         by_name: &BTreeMap<&'a str, &'a RawOperation>,
-        found: &mut Vec<(Range<usize>, String, String)>,
+        found: &mut Vec<(Range<usize>, String, String, BTreeSet<&'a str>)>,
     ) {
         if done.contains(name) {
             return;
@@ -390,6 +390,7 @@ fn check_cycles(checker: &mut Checker, operations: &[RawOperation]) {
                     callee.span(),
                     format!("operation[{name}].calls"),
                     format!("call cycle: {cycle} → {callee_name}; calls must form a tree or DAG"),
+                    path[start..].iter().copied().collect(),
                 ));
             } else {
                 visit(callee_name, path, done, by_name, found);
@@ -409,8 +410,12 @@ fn check_cycles(checker: &mut Checker, operations: &[RawOperation]) {
             &mut found,
         );
     }
-    for (span, field, message) in found {
-        checker.flag(span, field, message);
+    // The same cycle can be reached from several places: report each one once.
+    let mut reported = BTreeSet::new();
+    for (span, field, message, members) in found {
+        if reported.insert(members) {
+            checker.flag(span, field, message);
+        }
     }
 }
 

@@ -23,7 +23,9 @@ pub const STATE_PUT_PATH: &str = "/put";
 pub const HEALTH_PATH: &str = "/health";
 
 /// Network hops, split into calls between service units and calls to state units.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Hops {
     pub service: u32,
     pub state: u32,

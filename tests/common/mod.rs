@@ -1,0 +1,90 @@
+//! Helpers shared by the integration tests: fixture paths and finding a run's processes.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+pub fn grainbench_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_grainbench"))
+}
+
+/// A run id no other test uses.
+pub fn unique_run_id(test: &str) -> String {
+    format!(
+        "test-{test}-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos() ^ rand_suffix()
+    )
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// Pids of live (non-zombie) processes whose command line carries `--run-id <run_id>`.
+pub fn processes_of_run(run_id: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is_unit_of_run = args
+            .windows(2)
+            .any(|w| w[0] == b"--run-id" && w[1] == run_id.as_bytes())
+            && args.iter().any(|a| *a == b"unit");
+        if is_unit_of_run && !is_zombie(pid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+/// Waits until no process of `run_id` is left, up to `limit`; returns those still alive.
+pub fn wait_for_no_processes(run_id: &str, limit: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = processes_of_run(run_id);
+        if left.is_empty() || Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until at least `count` processes of `run_id` are alive.
+pub fn wait_for_processes(run_id: &str, count: usize, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if processes_of_run(run_id).len() >= count {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}

@@ -1,0 +1,203 @@
+//! End to end on real processes over loopback: every architecture of a small scenario runs,
+//! measured hops equal the plan's static hops, equivalence digests agree, and no unit
+//! process outlives the run — after success, after a unit fails to start, and after the
+//! harness is interrupted (SIGINT) or killed (SIGKILL).
+
+mod common;
+
+use common::*;
+use grainbench::plan::{self, Architecture};
+use grainbench::run::{self, RunError, RunOptions};
+use grainbench::scenario;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+fn options(name: &str, out: &std::path::Path) -> RunOptions {
+    let mut options = RunOptions::new(name, grainbench_binary());
+    options.out_dir = out.to_path_buf();
+    options.run_id = unique_run_id(name);
+    options.equivalence_requests = 12;
+    options
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_architectures_run_with_static_hops_and_equal_digests() {
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let options = options("pipeline-ok", out.path());
+    let outcome = run::run(&source, &options, &CancellationToken::new()).await;
+    assert!(
+        outcome.error.is_none(),
+        "{:?}",
+        outcome.error.map(|e| e.to_string())
+    );
+    let results = outcome.results;
+    assert!(results.complete);
+    assert_eq!(results.architectures.len(), 3);
+
+    let eq = results.equivalence.as_ref().expect("equivalence ran");
+    assert_eq!(eq.agreed, Architecture::ALL.to_vec());
+    assert_eq!(eq.digests.len(), 12);
+    assert!(eq.digests.iter().all(|d| d.digest.len() == 16));
+
+    for arch in &results.architectures {
+        let deployment = plan::plan(&source.scenario, arch.architecture);
+        assert_eq!(arch.unit_count, deployment.units.len());
+        assert!(arch.cold_start_ms.unwrap() > 0.0);
+        for step in &arch.steps {
+            assert!(step.ok > 0, "{}: nothing succeeded", arch.architecture);
+            assert_eq!(
+                step.error_total, 0,
+                "{}: {:?}",
+                arch.architecture, step.errors
+            );
+            for entry in &step.entrypoints {
+                assert!(
+                    entry.hops_match_static,
+                    "{} {}: measured {:?} vs static {:?}",
+                    arch.architecture, entry.entrypoint, entry.hops, entry.static_hops
+                );
+                assert_eq!(entry.static_hops, deployment.static_hops[&entry.entrypoint]);
+            }
+        }
+    }
+    let hops = |arch: usize, entry: &str| {
+        results.architectures[arch].steps[0]
+            .entrypoints
+            .iter()
+            .find(|e| e.entrypoint == entry)
+            .unwrap()
+            .hops
+            .mean_total
+    };
+    for entry in ["buy", "browse"] {
+        let (nano, micro, mono) = (hops(0, entry), hops(1, entry), hops(2, entry));
+        assert!(
+            nano > micro && micro > mono && mono == 1.0,
+            "{entry}: {nano} {micro} {mono}"
+        );
+    }
+
+    let written = grainbench::report::RunResults::read(&out.path().join("results.json")).unwrap();
+    assert_eq!(written, results);
+    assert_eq!(
+        wait_for_no_processes(&options.run_id, Duration::from_secs(5)),
+        Vec::<u32>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_that_fails_to_start_is_named_and_nothing_is_left_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    // A unit binary that refuses to serve one unit and serves every other one normally.
+    let wrapper = dir.path().join("flaky-unit");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *'\"name\":\"micro-back\"'*) echo 'simulated failure: disk on fire' >&2; exit 3;; esac\nexec '{}' \"$@\"\n",
+            grainbench_binary().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let mut options = options("pipeline-fail", &dir.path().join("out"));
+    options.unit_binary = wrapper;
+    options.architectures = vec![Architecture::Monolith, Architecture::Micro];
+    let outcome = run::run(&source, &options, &CancellationToken::new()).await;
+
+    let error = outcome.error.expect("the run must fail");
+    assert!(
+        matches!(
+            error,
+            RunError::Launch {
+                architecture: Architecture::Micro,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("micro-back"), "{message}");
+    assert!(message.contains("exit code 3"), "{message}");
+    assert!(message.contains("disk on fire"), "{message}");
+    // The monolith's results were kept and written.
+    let written =
+        grainbench::report::RunResults::read(&dir.path().join("out/results.json")).unwrap();
+    assert!(!written.complete);
+    assert_eq!(written.architectures.len(), 2);
+    assert!(!written.architectures[0].steps.is_empty());
+    assert!(written.architectures[1]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("micro-back"));
+    assert_eq!(
+        wait_for_no_processes(&options.run_id, Duration::from_secs(5)),
+        Vec::<u32>::new()
+    );
+}
+
+/// Starts the CLI on a long run, waits until the nano deployment is up and returns it.
+fn start_long_cli_run(run_id: &str, out: &std::path::Path) -> std::process::Child {
+    let long = out.join("long.toml");
+    let text = std::fs::read_to_string(fixture("tiny.toml"))
+        .unwrap()
+        .replace("duration_s = 1", "duration_s = 60");
+    std::fs::write(&long, text).unwrap();
+    let child = Command::new(grainbench_binary())
+        .args(["run", "--arch", "nano", "--run-id", run_id, "--out"])
+        .arg(out.join("results"))
+        .arg(&long)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let source = scenario::load(&long).unwrap();
+    let units = plan::plan(&source.scenario, Architecture::Nano).units.len();
+    assert!(
+        wait_for_processes(run_id, units, Duration::from_secs(20)),
+        "units never came up"
+    );
+    child
+}
+
+#[test]
+fn sigint_tears_down_and_writes_partial_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_id = unique_run_id("sigint");
+    let mut child = start_long_cli_run(&run_id, dir.path());
+    std::thread::sleep(Duration::from_millis(1500)); // into the load step
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let results =
+        grainbench::report::RunResults::read(&dir.path().join("results/results.json")).unwrap();
+    assert!(!results.complete);
+    assert!(
+        results.errors.iter().any(|e| e.contains("interrupted")),
+        "{:?}",
+        results.errors
+    );
+    assert_eq!(
+        wait_for_no_processes(&run_id, Duration::from_secs(5)),
+        Vec::<u32>::new()
+    );
+}
+
+#[test]
+fn sigkill_of_the_harness_leaves_no_unit_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_id = unique_run_id("sigkill");
+    let mut child = start_long_cli_run(&run_id, dir.path());
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    assert_eq!(
+        wait_for_no_processes(&run_id, Duration::from_secs(10)),
+        Vec::<u32>::new()
+    );
+}

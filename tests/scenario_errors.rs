@@ -1,0 +1,282 @@
+//! Malformed scenarios: every one is rejected with an error naming the line and the field,
+//! and none panics.
+
+use grainbench::scenario::{self, Issue};
+
+/// A valid scenario, as lines, that each case breaks in one place.
+const VALID: &str = r#"name = "tiny"
+[[param]]
+name = "user"
+dist = "uniform"
+count = 10
+[[service]]
+name = "front"
+operations = ["entry"]
+[[service]]
+name = "back"
+operations = ["leaf", "other"]
+data = [{ key_prefix = "k:", count = 10 }]
+[[operation]]
+name = "entry"
+calls = [{ op = "leaf" }, { parallel = ["leaf", "other"] }]
+[[operation]]
+name = "leaf"
+reads = ["k:{user}"]
+[[operation]]
+name = "other"
+writes = ["k:{user}"]
+[[entrypoint]]
+op = "entry"
+weight = 1
+[load]
+rates = [10]
+duration_s = 1
+"#;
+
+/// Replaces line `line` (1-based) of VALID with `with`.
+fn replace_line(line: usize, with: &str) -> String {
+    let mut lines: Vec<&str> = VALID.lines().collect();
+    lines[line - 1] = with;
+    lines.join("\n") + "\n"
+}
+
+fn errors_of(text: &str) -> Vec<Issue> {
+    match scenario::parse(text) {
+        Ok(_) => Vec::new(),
+        Err(issues) => issues,
+    }
+}
+
+#[test]
+fn the_base_scenario_is_valid() {
+    assert!(scenario::parse(VALID).is_ok(), "{:?}", errors_of(VALID));
+}
+
+#[test]
+fn malformed_scenarios_name_line_and_field() {
+    // (what is wrong, scenario text, expected line, expected field substring, expected message substring)
+    let cases: Vec<(&str, String, usize, &str, &str)> = vec![
+        (
+            "unknown top-level field",
+            replace_line(1, "nam = \"tiny\""),
+            1,
+            "nam",
+            "unknown field",
+        ),
+        (
+            "unknown operation field",
+            replace_line(17, "nme = \"leaf\""),
+            17,
+            "nme",
+            "unknown field",
+        ),
+        (
+            "negative cpu",
+            replace_line(18, "cpu_us = -3"),
+            18,
+            "cpu_us",
+            "-3",
+        ),
+        (
+            "string where a number goes",
+            replace_line(26, "rates = [\"fast\"]"),
+            26,
+            "load.rates",
+            "expected",
+        ),
+        (
+            "unknown distribution",
+            replace_line(4, "dist = \"gauss\""),
+            4,
+            "dist",
+            "gauss",
+        ),
+        (
+            "zero key space",
+            replace_line(5, "count = 0"),
+            5,
+            "param[user].count",
+            "at least 1",
+        ),
+        (
+            "duplicate service",
+            replace_line(10, "name = \"front\""),
+            10,
+            "service.name",
+            "duplicate",
+        ),
+        (
+            "duplicate operation",
+            replace_line(17, "name = \"entry\""),
+            17,
+            "operation.name",
+            "duplicate",
+        ),
+        (
+            "empty service",
+            replace_line(8, "operations = []"),
+            8,
+            "service[front].operations",
+            "at least one",
+        ),
+        (
+            "service lists undefined op",
+            replace_line(8, "operations = [\"entry\", \"ghost\"]"),
+            8,
+            "service[front].operations",
+            "unknown operation",
+        ),
+        (
+            "operation in two services",
+            replace_line(8, "operations = [\"entry\", \"leaf\"]"),
+            11,
+            "service[back].operations",
+            "already in service",
+        ),
+        (
+            "operation in no service",
+            replace_line(11, "operations = [\"leaf\"]"),
+            20,
+            "operation[other]",
+            "in no service",
+        ),
+        (
+            "call to undefined op",
+            replace_line(15, "calls = [{ op = \"nowhere\" }]"),
+            15,
+            "operation[entry].calls[0].op",
+            "undefined",
+        ),
+        (
+            "call cycle",
+            replace_line(18, "calls = [{ op = \"entry\" }]"),
+            18,
+            "operation[leaf].calls",
+            "cycle",
+        ),
+        (
+            "call with both forms",
+            replace_line(15, "calls = [{ op = \"leaf\", parallel = [\"other\"] }]"),
+            15,
+            "operation[entry].calls[0]",
+            "exactly one",
+        ),
+        (
+            "empty parallel",
+            replace_line(15, "calls = [{ parallel = [] }]"),
+            15,
+            "operation[entry].calls[0].parallel",
+            "at least one",
+        ),
+        (
+            "undeclared key placeholder",
+            replace_line(18, "reads = [\"k:{cart}\"]"),
+            18,
+            "operation[leaf].reads",
+            "{cart}",
+        ),
+        (
+            "entrypoint to undefined op",
+            replace_line(23, "op = \"ghost\""),
+            23,
+            "entrypoint.op",
+            "unknown operation",
+        ),
+        (
+            "weights sum to zero",
+            replace_line(24, "weight = 0"),
+            24,
+            "entrypoint.weight",
+            "sum to zero",
+        ),
+        (
+            "zero rate",
+            replace_line(26, "rates = [10, 0]"),
+            26,
+            "load.rates",
+            "positive",
+        ),
+        (
+            "no rates",
+            replace_line(26, "rates = []"),
+            26,
+            "load.rates",
+            "at least one rate",
+        ),
+        (
+            "zero duration",
+            replace_line(27, "duration_s = 0"),
+            27,
+            "load.duration_s",
+            "more than 0",
+        ),
+        (
+            "negative duration",
+            replace_line(27, "duration_s = -2.5"),
+            27,
+            "load.duration_s",
+            "more than 0",
+        ),
+        (
+            "missing duration",
+            replace_line(27, ""),
+            25,
+            "load",
+            "duration_s",
+        ),
+        (
+            "name unusable in a URL",
+            replace_line(14, "name = \"en try\""),
+            14,
+            "operation[en try].name",
+            "invalid name",
+        ),
+        (
+            "TOML syntax error",
+            replace_line(19, "[[operation]"),
+            19,
+            "(document)",
+            "",
+        ),
+        (
+            "zero data count",
+            replace_line(12, "data = [{ key_prefix = \"k:\", count = 0 }]"),
+            12,
+            "service[back].data.count",
+            "at least 1",
+        ),
+    ];
+    assert!(cases.len() >= 20);
+    for (what, text, line, field, message) in cases {
+        let issues = errors_of(&text);
+        assert!(!issues.is_empty(), "{what}: accepted\n{text}");
+        let hit = issues
+            .iter()
+            .any(|i| i.line == line && i.field.contains(field) && i.message.contains(message));
+        assert!(hit, "{what}: expected line {line}, field containing {field:?}, message containing {message:?}; got {issues:#?}");
+    }
+}
+
+#[test]
+fn errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    std::fs::write(&path, replace_line(24, "weight = 0")).unwrap();
+    let error = scenario::load(&path).unwrap_err().to_string();
+    assert!(error.contains("broken.toml:24:"), "{error}");
+    assert!(error.contains("entrypoint.weight"), "{error}");
+    let missing = scenario::load(&dir.path().join("absent.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("absent.toml"), "{missing}");
+}
+
+#[test]
+fn shipped_scenarios_are_valid() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
