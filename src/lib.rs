@@ -10,9 +10,11 @@
 //! - [`launch`]: start units as OS processes, wait for readiness, tear down, never orphan
 //! - [`driver`]: open-loop load, HdrHistogram latencies, hop counts, equivalence check
 //! - [`report`]: the versioned results model (results.json) and the terminal summary
+//! - [`calibrate`]: the driver's efficiency benchmark (send lag, CPU per request, wrk beside it)
 //! - [`run`]: the whole pipeline for one scenario, architecture by architecture
 //! - [`unit`]: the hidden `grainbench unit` entry that serves one unit
 
+pub mod calibrate;
 pub mod driver;
 pub mod launch;
 pub mod plan;

@@ -3,9 +3,10 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use grainbench::driver::requests::RequestGen;
 use grainbench::plan::{self, Architecture};
 use grainbench::report::render_summary;
-use grainbench::run::{self, RunError, RunOptions};
+use grainbench::run::{self, LoadMode, RunError, RunOptions, SweepLimits};
 use grainbench::scenario::{self, ScenarioSource};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -44,6 +45,16 @@ enum Command {
         /// Seed of the request parameters (default: the scenario's `seed`).
         #[arg(long)]
         seed: Option<u64>,
+        /// Load steps: `auto` sweeps rising rates until each architecture saturates and
+        /// records the knee; a comma-separated list replaces the scenario's rates.
+        #[arg(long, conflicts_with = "connections")]
+        rates: Option<String>,
+        /// Closed loop instead: this many connections, each sending as fast as replies come.
+        #[arg(long)]
+        connections: Option<usize>,
+        /// Most requests in flight at once; requests due beyond it wait (and are counted).
+        #[arg(long, default_value_t = 10_000)]
+        in_flight_cap: usize,
         /// Marks every unit's command line (lets tests find this run's processes).
         #[arg(long, hide = true)]
         run_id: Option<String>,
@@ -64,6 +75,25 @@ enum Command {
         scenario: PathBuf,
         #[arg(long, default_value = "nano")]
         arch: Architecture,
+    },
+    /// Measure the load driver itself: send lag and CPU per request against a minimal
+    /// local endpoint, with wrk's CPU per request beside it when wrk is installed.
+    Calibrate {
+        /// Open-loop rate (req/s).
+        #[arg(long, default_value_t = 2000)]
+        rate: u32,
+        /// Measured seconds per phase.
+        #[arg(long, default_value_t = 5)]
+        duration: u64,
+        /// Connections for the closed-loop phase and for wrk.
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// Spin window before each send (µs): more is more precise and costs more CPU.
+        #[arg(long, default_value_t = grainbench::driver::DEFAULT_SPIN.as_micros() as u64)]
+        spin_us: u64,
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Serve one unit (how the harness starts units).
     #[command(hide = true)]
@@ -131,8 +161,36 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             quick,
             out,
             seed,
+            rates,
+            connections,
+            in_flight_cap,
             run_id,
-        } => run_scenarios(&scenarios, arch, quick, out, seed, run_id).await,
+        } => {
+            let load = match (rates.as_deref(), connections) {
+                (_, Some(connections)) => LoadMode::Closed {
+                    connections: connections.max(1),
+                },
+                (Some("auto"), None) => LoadMode::Sweep(SweepLimits::default()),
+                (Some(list), None) => match parse_rates(list) {
+                    Some(rates) => LoadMode::Rates(rates),
+                    None => {
+                        eprintln!("error: --rates takes `auto` or positive integers separated by commas, not {list:?}");
+                        return Ok(ExitCode::from(2));
+                    }
+                },
+                (None, None) => LoadMode::ScenarioRates,
+            };
+            let settings = RunSettings {
+                arch,
+                quick,
+                out,
+                seed,
+                load,
+                in_flight_cap,
+                run_id,
+            };
+            run_scenarios(&scenarios, settings).await
+        }
         Command::Validate { scenarios } => Ok(validate(&scenarios)),
         Command::Plan { scenario, arch } => {
             let Some(source) = load_or_report(&scenario) else {
@@ -142,6 +200,29 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Up { scenario, arch } => up(&scenario, arch).await,
+        Command::Calibrate {
+            rate,
+            duration,
+            connections,
+            spin_us,
+            json,
+        } => {
+            let options = grainbench::calibrate::CalibrateOptions {
+                unit_binary: unit_binary()?,
+                run_id: grainbench::run::new_run_id(),
+                rate,
+                duration: std::time::Duration::from_secs(duration.max(1)),
+                wrk_connections: connections.max(1),
+                spin: std::time::Duration::from_micros(spin_us),
+            };
+            let calibration = grainbench::calibrate::calibrate(&options).await?;
+            print!("{}", grainbench::calibrate::render(&calibration));
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_vec_pretty(&calibration)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Unit { .. } => unreachable!("handled before the runtime starts"),
     }
 }
@@ -237,14 +318,35 @@ fn unit_binary() -> Result<PathBuf> {
     std::env::current_exe().context("cannot find the grainbench binary to start units with")
 }
 
-async fn run_scenarios(
-    paths: &[PathBuf],
+/// What `grainbench run` was asked to do, besides which scenarios.
+struct RunSettings {
     arch: Vec<Architecture>,
     quick: bool,
     out: Option<PathBuf>,
     seed: Option<u64>,
+    load: LoadMode,
+    in_flight_cap: usize,
     run_id: Option<String>,
-) -> Result<ExitCode> {
+}
+
+fn parse_rates(list: &str) -> Option<Vec<u32>> {
+    let rates: Option<Vec<u32>> = list
+        .split(',')
+        .map(|r| r.trim().parse().ok().filter(|&r| r > 0))
+        .collect();
+    rates.filter(|r| !r.is_empty())
+}
+
+async fn run_scenarios(paths: &[PathBuf], settings: RunSettings) -> Result<ExitCode> {
+    let RunSettings {
+        arch,
+        quick,
+        out,
+        seed,
+        load,
+        in_flight_cap,
+        run_id,
+    } = settings;
     let mut sources = Vec::new();
     for path in paths {
         match load_or_report(path) {
@@ -264,6 +366,8 @@ async fn run_scenarios(
         options.quick = quick;
         options.seed = seed;
         options.show_progress = true;
+        options.load = load.clone();
+        options.in_flight_cap = in_flight_cap.max(1);
         if let Some(id) = &run_id {
             options.run_id = id.clone();
         }
@@ -318,17 +422,13 @@ async fn up(path: &Path, arch: Architecture) -> Result<ExitCode> {
         live.units.len(),
         live.cold_start.as_secs_f64() * 1e3
     );
+    let params = RequestGen::new(&source.scenario, source.scenario.seed)
+        .next_request()
+        .params;
+    let example =
+        String::from_utf8_lossy(&grain_runtime::wire::encode_request(&params, 0)).into_owned();
     for entry in &source.scenario.entrypoints {
         let addr = live.addr_of(&entry.op).unwrap_or_default();
-        let size = source
-            .scenario
-            .operation(&entry.op)
-            .map_or(0, |op| op.request_bytes);
-        let example = String::from_utf8_lossy(&grain_runtime::wire::encode_request(
-            &Default::default(),
-            size.min(64),
-        ))
-        .into_owned();
         println!("  {}  POST http://{addr}/op/{}", entry.op, entry.op);
         println!("      curl -s -D- -X POST http://{addr}/op/{} -H 'content-type: application/json' -d '{example}'", entry.op);
     }

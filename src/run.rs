@@ -2,11 +2,12 @@
 //! launch → equivalence check → load steps → tear down, writing results.json after each
 //! architecture so that an error or an interrupt never loses what was measured.
 
+use crate::driver::engine::Schedule;
 use crate::driver::{self, requests::RequestGen, StepConfig, Target};
 use crate::launch::{self, LaunchError, LaunchOptions, LiveDeployment};
 use crate::plan::{self, Architecture};
 use crate::report::{
-    ArchitectureResult, EquivalenceSummary, RunMeta, RunResults, ScenarioInfo, StepResult,
+    ArchitectureResult, EquivalenceSummary, Knee, RunMeta, RunResults, ScenarioInfo, StepResult,
     SCHEMA_VERSION,
 };
 use crate::scenario::{LoadProfile, ScenarioSource};
@@ -32,6 +33,7 @@ pub struct RunOptions {
     pub equivalence_requests: usize,
     pub in_flight_cap: usize,
     pub ready_timeout: Duration,
+    pub load: LoadMode,
     pub show_progress: bool,
     /// Written on every unit's command line (`--run-id`) so this run's processes can be found.
     pub run_id: String,
@@ -48,6 +50,7 @@ impl RunOptions {
             unit_binary,
             equivalence_requests: DEFAULT_EQUIVALENCE_REQUESTS,
             in_flight_cap: 10_000,
+            load: LoadMode::ScenarioRates,
             ready_timeout: Duration::from_secs(20),
             show_progress: false,
             run_id: new_run_id(),
@@ -80,6 +83,11 @@ pub enum RunError {
         params: std::collections::BTreeMap<String, u64>,
         got: String,
         expected: String,
+    },
+    #[error("{architecture}: {source}")]
+    Driver {
+        architecture: Architecture,
+        source: driver::DriverError,
     },
     #[error("interrupted")]
     Interrupted,
@@ -252,27 +260,40 @@ async fn measure(
         return Some(error);
     }
     let entry_names: Vec<String> = scenario.entrypoints.iter().map(|e| e.op.clone()).collect();
-    for (index, &rate) in load.rates.iter().enumerate() {
+    let mut sweep = StepPlanner::new(&options.load, load);
+    let mut index = 0u64;
+    while let Some(schedule) = sweep.next_schedule(arch_result.steps.last()) {
         let config = StepConfig {
-            rate,
+            schedule,
             warmup: load.warmup,
             duration: load.duration,
             timeout: load.timeout,
             in_flight_cap: options.in_flight_cap,
+            spin: driver::DEFAULT_SPIN,
         };
-        let generator = RequestGen::new(scenario, seed.wrapping_add(index as u64 + 1));
+        index += 1;
+        let generator = RequestGen::new(scenario, seed.wrapping_add(index));
         let bar = progress_bar(options.show_progress, architecture, &config);
-        let measurement = driver::run_step(&targets, generator, &config, bar.clone(), cancel).await;
+        let measured = driver::run_step(&targets, generator, &config, bar.clone(), cancel).await;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
+        let measurement = match measured {
+            Ok(measurement) => measurement,
+            Err(source) => {
+                return Some(RunError::Driver {
+                    architecture,
+                    source,
+                })
+            }
+        };
         let mut step =
             StepResult::from_measurement(&measurement, &entry_names, &live.plan.static_hops);
         if cancel.is_cancelled() {
             step.valid = false;
             step.invalid_reason = Some("interrupted before the step finished".into());
         }
-        tracing::info!(%architecture, rate, achieved = step.achieved_rps, p50_us = step.latency_us.p50, p99_us = step.latency_us.p99, "step done");
+        tracing::info!(%architecture, rate = step.target_rps, achieved = step.achieved_rps, p50_us = step.latency_us.p50, p99_us = step.latency_us.p99, "step done");
         arch_result.steps.push(step);
         if let Err(source) = live.check_alive() {
             return Some(RunError::Launch {
@@ -284,7 +305,129 @@ async fn measure(
             return Some(RunError::Interrupted);
         }
     }
+    arch_result.knee = sweep.knee();
     None
+}
+
+/// How the load of each architecture is shaped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadMode {
+    /// The scenario's `[load] rates`, one open-loop step each.
+    ScenarioRates,
+    /// These rates instead of the scenario's.
+    Rates(Vec<u32>),
+    /// One closed-loop step: this many connections, as fast as possible.
+    Closed { connections: usize },
+    /// Open-loop steps at rising rates until the architecture saturates.
+    Sweep(SweepLimits),
+}
+
+/// Bounds of a rate sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepLimits {
+    pub start_rps: u32,
+    /// Each step's rate is the previous one times this.
+    pub factor: f64,
+    pub max_rps: u32,
+    /// Saturated once the step's p99 exceeds this (µs).
+    pub p99_bound_us: u64,
+}
+
+impl Default for SweepLimits {
+    fn default() -> Self {
+        SweepLimits {
+            start_rps: 50,
+            factor: 1.5,
+            max_rps: 20_000,
+            p99_bound_us: 50_000,
+        }
+    }
+}
+
+/// Decides the next step's schedule from the steps so far.
+struct StepPlanner {
+    mode: LoadMode,
+    rates: Vec<u32>,
+    issued: usize,
+    knee: Option<Knee>,
+}
+
+impl StepPlanner {
+    fn new(mode: &LoadMode, load: &LoadProfile) -> Self {
+        let rates = match mode {
+            LoadMode::Rates(rates) => rates.clone(),
+            LoadMode::Sweep(_) => Vec::new(), // filled with the rates that held
+            _ => load.rates.clone(),
+        };
+        StepPlanner {
+            mode: mode.clone(),
+            rates,
+            issued: 0,
+            knee: None,
+        }
+    }
+
+    fn next_schedule(&mut self, last: Option<&StepResult>) -> Option<Schedule> {
+        let schedule = match &self.mode {
+            LoadMode::ScenarioRates | LoadMode::Rates(_) => self
+                .rates
+                .get(self.issued)
+                .map(|&rate| Schedule::OpenLoop { rate }),
+            LoadMode::Closed { connections } => {
+                (self.issued == 0).then_some(Schedule::ClosedLoop {
+                    connections: *connections,
+                })
+            }
+            LoadMode::Sweep(limits) => self
+                .next_sweep_rate(limits.clone(), last)
+                .map(|rate| Schedule::OpenLoop { rate }),
+        };
+        self.issued += usize::from(schedule.is_some());
+        schedule
+    }
+
+    fn next_sweep_rate(&mut self, limits: SweepLimits, last: Option<&StepResult>) -> Option<u32> {
+        let Some(last) = last else {
+            return Some(limits.start_rps);
+        };
+        let saturated = if !last.valid {
+            Some(last.invalid_reason.clone().unwrap_or_default())
+        } else if last.latency_us.p99 > limits.p99_bound_us {
+            Some(format!(
+                "p99 {} µs above the bound of {} µs",
+                last.latency_us.p99, limits.p99_bound_us
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = saturated {
+            self.knee = Some(Knee {
+                last_good_rps: self.rates.last().copied(),
+                saturated_at_rps: last.target_rps,
+                reason,
+            });
+            return None;
+        }
+        self.rates.push(last.target_rps);
+        let next =
+            ((f64::from(last.target_rps) * limits.factor).ceil() as u32).max(last.target_rps + 1);
+        if next > limits.max_rps {
+            self.knee = Some(Knee {
+                last_good_rps: Some(last.target_rps),
+                saturated_at_rps: last.target_rps,
+                reason: format!(
+                    "not saturated up to the sweep's limit of {} req/s",
+                    limits.max_rps
+                ),
+            });
+            return None;
+        }
+        Some(next)
+    }
+
+    fn knee(&self) -> Option<Knee> {
+        self.knee.clone()
+    }
 }
 
 fn targets(live: &LiveDeployment, scenario: &crate::scenario::Scenario) -> Vec<Target> {
@@ -365,7 +508,10 @@ fn progress_bar(
             .progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(architecture.name());
-    bar.set_message(format!("{} req/s", config.rate));
+    bar.set_message(match config.schedule {
+        Schedule::OpenLoop { rate } => format!("{rate} req/s"),
+        Schedule::ClosedLoop { connections } => format!("{connections} conns"),
+    });
     Some(bar)
 }
 

@@ -5,7 +5,8 @@ mod summary;
 
 pub use summary::render_summary;
 
-use crate::driver::{DigestRecord, EntryMeasurement, ErrorCounts, StepMeasurement};
+use crate::driver::engine::Schedule;
+use crate::driver::{DigestRecord, EntryMeasurement, ErrorCounts, Second, StepMeasurement};
 use crate::plan::{Architecture, Deployment};
 use grain_runtime::wire::Hops;
 use hdrhistogram::Histogram;
@@ -76,6 +77,8 @@ pub struct ArchitectureResult {
     /// Entrypoint → hops per request computed from the plan.
     pub static_hops: BTreeMap<String, Hops>,
     pub steps: Vec<StepResult>,
+    /// Where a rate sweep (`--rates auto`) found the architecture saturating.
+    pub knee: Option<Knee>,
     /// Why this architecture's run stopped early, if it did.
     pub error: Option<String>,
 }
@@ -99,9 +102,20 @@ impl ArchitectureResult {
             cold_start_ms: None,
             static_hops: plan.static_hops.clone(),
             steps: Vec::new(),
+            knee: None,
             error: None,
         }
     }
+}
+
+/// The saturation point of a rate sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Knee {
+    /// The highest rate that held (none if even the first step saturated).
+    pub last_good_rps: Option<u32>,
+    /// The rate at which it saturated.
+    pub saturated_at_rps: u32,
+    pub reason: String,
 }
 
 /// Latency percentiles in µs.
@@ -192,15 +206,56 @@ pub struct EntryResult {
     pub errors: ErrorCounts,
     pub latency_us: Percentiles,
     pub latency_uncorrected_us: Percentiles,
+    pub histograms: HistogramPair,
     pub hops: HopSummary,
     pub static_hops: Hops,
     /// Every measured request made exactly the plan's static hop count.
     pub hops_match_static: bool,
 }
 
+/// Latency histograms in the standard HdrHistogram V2 compressed form (deflate, base64),
+/// readable by other HdrHistogram tools and mergeable across runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistogramPair {
+    pub corrected: String,
+    pub uncorrected: String,
+}
+
+/// One second of a step (by intended send time).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecondResult {
+    pub second: usize,
+    pub warmup: bool,
+    pub ok: u64,
+    pub errors: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+/// How well the load generator kept to its schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorHealth {
+    /// Actual − intended send time.
+    pub send_lag_us: Percentiles,
+    pub send_lag_histogram: String,
+    /// CPU time of the driver's load thread during the step (never mixed with the units').
+    pub driver_cpu_ms: f64,
+    pub driver_cpu_us_per_request: f64,
+    pub requests_sent: u64,
+    pub in_flight_cap_hits: u64,
+    pub max_in_flight: usize,
+    pub connections_opened: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepResult {
+    /// `open` (scheduled rate) or `closed` (fixed connections, as fast as possible).
+    pub mode: String,
+    /// Open loop: the scheduled rate; closed loop: 0.
     pub target_rps: u32,
+    /// Closed loop: the number of connections.
+    pub connections: Option<usize>,
     pub achieved_rps: f64,
     pub warmup_s: f64,
     pub duration_s: f64,
@@ -213,10 +268,11 @@ pub struct StepResult {
     pub latency_us: Percentiles,
     /// From actual send time.
     pub latency_uncorrected_us: Percentiles,
-    /// Actual − intended send time.
-    pub send_lag_us: Percentiles,
+    pub histograms: HistogramPair,
+    pub generator: GeneratorHealth,
     pub hops: HopSummary,
     pub entrypoints: Vec<EntryResult>,
+    pub timeline: Vec<SecondResult>,
     /// False when the generator fell behind its schedule; then `invalid_reason` says how.
     pub valid: bool,
     pub invalid_reason: Option<String>,
@@ -234,9 +290,19 @@ impl StepResult {
             .map(|(op, e)| entry_result(op, e, static_hops.get(op).copied().unwrap_or_default()))
             .collect();
         let send_lag = Percentiles::of(&m.send_lag);
-        let invalid_reason = invalid_reason(m.target_rps, m.achieved_rps, &send_lag);
+        let (mode, target_rps, connections) = match m.schedule {
+            Schedule::OpenLoop { rate } => ("open", rate, None),
+            Schedule::ClosedLoop { connections } => ("closed", 0, Some(connections)),
+        };
+        let invalid_reason = match m.schedule {
+            Schedule::OpenLoop { rate } => invalid_reason(rate, m.achieved_rps, &send_lag),
+            Schedule::ClosedLoop { .. } => None,
+        };
+        let cpu_ms = m.engine.cpu.as_secs_f64() * 1e3;
         StepResult {
-            target_rps: m.target_rps,
+            mode: mode.to_string(),
+            target_rps,
+            connections,
             achieved_rps: (m.achieved_rps * 10.0).round() / 10.0,
             warmup_s: m.warmup.as_secs_f64(),
             duration_s: m.duration.as_secs_f64(),
@@ -246,9 +312,29 @@ impl StepResult {
             errors: m.overall.errors.clone(),
             latency_us: Percentiles::of(&m.overall.corrected),
             latency_uncorrected_us: Percentiles::of(&m.overall.uncorrected),
-            send_lag_us: send_lag,
+            histograms: HistogramPair::of(&m.overall),
+            generator: GeneratorHealth {
+                send_lag_us: send_lag,
+                send_lag_histogram: encode_histogram(&m.send_lag),
+                driver_cpu_ms: (cpu_ms * 100.0).round() / 100.0,
+                driver_cpu_us_per_request: if m.engine.sent == 0 {
+                    0.0
+                } else {
+                    ((cpu_ms * 1e3 / m.engine.sent as f64) * 100.0).round() / 100.0
+                },
+                requests_sent: m.engine.sent,
+                in_flight_cap_hits: m.engine.in_flight_cap_hits,
+                max_in_flight: m.engine.max_in_flight,
+                connections_opened: m.engine.connections_opened,
+            },
             hops: HopSummary::of(&m.overall.hops),
             entrypoints: entries,
+            timeline: m
+                .timeline
+                .iter()
+                .enumerate()
+                .map(|(i, s)| SecondResult::of(i, s))
+                .collect(),
             valid: invalid_reason.is_none(),
             invalid_reason,
         }
@@ -263,10 +349,60 @@ fn entry_result(op: &str, e: &EntryMeasurement, static_hops: Hops) -> EntryResul
         errors: e.errors.clone(),
         latency_us: Percentiles::of(&e.corrected),
         latency_uncorrected_us: Percentiles::of(&e.uncorrected),
+        histograms: HistogramPair::of(e),
         hops_match_static: hops.all_equal(static_hops),
         hops,
         static_hops,
     }
+}
+
+impl HistogramPair {
+    fn of(m: &EntryMeasurement) -> Self {
+        HistogramPair {
+            corrected: encode_histogram(&m.corrected),
+            uncorrected: encode_histogram(&m.uncorrected),
+        }
+    }
+}
+
+impl SecondResult {
+    fn of(second: usize, s: &Second) -> Self {
+        let p = Percentiles::of(&s.corrected);
+        SecondResult {
+            second,
+            warmup: s.warmup,
+            ok: s.ok,
+            errors: s.errors,
+            p50_us: p.p50,
+            p99_us: p.p99,
+            max_us: p.max,
+        }
+    }
+}
+
+/// Serializes a histogram in HdrHistogram's V2 deflate form, base64-encoded.
+pub fn encode_histogram(histogram: &Histogram<u64>) -> String {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
+    let mut bytes = Vec::new();
+    match V2DeflateSerializer::new().serialize(histogram, &mut bytes) {
+        Ok(_) => base64::engine::general_purpose::STANDARD.encode(bytes),
+        Err(error) => {
+            tracing::error!(?error, "cannot serialize a histogram");
+            String::new()
+        }
+    }
+}
+
+/// Parses a histogram written by [`encode_histogram`] (or any HdrHistogram V2 tool).
+pub fn decode_histogram(encoded: &str) -> Result<Histogram<u64>, String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|e| format!("not base64: {e}"))?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("not an HdrHistogram: {e:?}"))
 }
 
 fn invalid_reason(target_rps: u32, achieved_rps: f64, send_lag: &Percentiles) -> Option<String> {

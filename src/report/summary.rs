@@ -76,7 +76,7 @@ pub fn render_summary(results: &RunResults) -> String {
                     "{:<18} {:<9} {:>6} {:>9.1} {:>8} {:>8} {:>9} {:>16} {:>7}{}",
                     entry,
                     arch.architecture.name(),
-                    step.target_rps,
+                    step_label(step),
                     step.achieved_rps,
                     e.latency_us.p50,
                     e.latency_us.p99,
@@ -86,6 +86,39 @@ pub fn render_summary(results: &RunResults) -> String {
                     if step.valid { "" } else { "  (invalid step)" }
                 );
             }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nload generator: {:<9} {:>6} {:>9} {:>13} {:>14} {:>9}",
+        "arch", "rate", "achieved", "send lag p99", "CPU µs/req", "cap waits"
+    );
+    for arch in &results.architectures {
+        for step in &arch.steps {
+            let g = &step.generator;
+            let _ = writeln!(
+                out,
+                "                {:<9} {:>6} {:>9.1} {:>10} µs {:>14.1} {:>9}{}",
+                arch.architecture.name(),
+                step_label(step),
+                step.achieved_rps,
+                g.send_lag_us.p99,
+                g.driver_cpu_us_per_request,
+                g.in_flight_cap_hits,
+                if step.valid { "" } else { "  invalid" }
+            );
+        }
+        if let Some(knee) = &arch.knee {
+            let good = knee
+                .last_good_rps
+                .map_or("none".to_string(), |r| format!("{r} req/s"));
+            let _ = writeln!(
+                out,
+                "                {} knee: holds {good}, saturates at {} req/s ({})",
+                arch.architecture.name(),
+                knee.saturated_at_rps,
+                knee.reason
+            );
         }
     }
     let invalid: Vec<(&str, &StepResult)> = results
@@ -102,7 +135,7 @@ pub fn render_summary(results: &RunResults) -> String {
         let _ = writeln!(out, "\nInvalid steps (excluded from any verdict):");
         for (arch, step) in invalid {
             let reason = step.invalid_reason.as_deref().unwrap_or("unknown");
-            let _ = writeln!(out, "  {arch} at {} req/s: {reason}", step.target_rps);
+            let _ = writeln!(out, "  {arch} at {}: {reason}", step_label(step));
         }
     }
     if let Some(eq) = &results.equivalence {
@@ -123,4 +156,12 @@ pub fn render_summary(results: &RunResults) -> String {
         let _ = writeln!(out, "\nRun stopped early: {error}");
     }
     out
+}
+
+/// `400` for an open-loop step at 400 req/s, `c=16` for a closed-loop step.
+fn step_label(step: &StepResult) -> String {
+    match step.connections {
+        Some(connections) => format!("c={connections}"),
+        None => step.target_rps.to_string(),
+    }
 }

@@ -1,0 +1,341 @@
+//! The driver's efficiency benchmark (`grainbench calibrate`): a minimal unit (one
+//! operation, no work, small bodies) is started as a real process, the load engine drives
+//! it open loop at a fixed rate, and its send lag and CPU per request are measured; when
+//! `wrk` is installed it is run against the same endpoint in the same session and its CPU
+//! per request (from the kernel's child accounting) is put beside ours as a ratio.
+
+use crate::driver::engine::Schedule;
+use crate::driver::requests::RequestGen;
+use crate::driver::{self, StepConfig, Target};
+use crate::launch::{self, LaunchError, LaunchOptions};
+use crate::plan::{Architecture, Deployment, PlannedUnit};
+use crate::report::Percentiles;
+use crate::scenario::{Distribution, Entrypoint, LoadProfile, Param, Scenario, Service};
+use grain_runtime::model::{OperationDef, UnitRole};
+use grain_runtime::wire::{encode_request, Hops};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const PING: &str = "ping";
+const BODY_BYTES: usize = 64;
+
+/// How to calibrate.
+#[derive(Debug, Clone)]
+pub struct CalibrateOptions {
+    pub unit_binary: PathBuf,
+    pub run_id: String,
+    pub rate: u32,
+    pub duration: Duration,
+    /// Connections wrk uses (closed loop, as fast as it can).
+    pub wrk_connections: usize,
+    /// The engine's spin window before each send.
+    pub spin: Duration,
+}
+
+/// What the calibration measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Calibration {
+    pub rate: u32,
+    pub duration_s: f64,
+    pub spin_us: u64,
+    pub connections: usize,
+    pub achieved_rps: f64,
+    pub send_lag_us: Percentiles,
+    pub latency_us: Percentiles,
+    pub driver_cpu_us_per_request: f64,
+    /// The driver in closed loop with wrk's connection count, for a like-for-like CPU figure.
+    pub driver_closed_loop_rps: f64,
+    pub driver_closed_loop_cpu_us_per_request: f64,
+    pub wrk: Option<WrkFigures>,
+    /// Why wrk figures are missing, when they are.
+    pub wrk_note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WrkFigures {
+    pub connections: usize,
+    pub requests: u64,
+    pub rps: f64,
+    pub cpu_us_per_request: f64,
+    /// Our closed-loop CPU per request divided by wrk's (1.0 = as cheap as wrk).
+    pub driver_to_wrk_cpu_ratio: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrateError {
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    #[error(transparent)]
+    Driver(#[from] driver::DriverError),
+}
+
+/// The one-operation scenario calibration drives.
+fn ping_scenario() -> Scenario {
+    Scenario {
+        name: "calibrate".into(),
+        description: "minimal endpoint".into(),
+        seed: 1,
+        params: vec![Param {
+            name: "n".into(),
+            distribution: Distribution::Sequence,
+        }],
+        services: vec![Service {
+            name: "ping".into(),
+            operations: vec![PING.into()],
+            data: Vec::new(),
+        }],
+        operations: vec![OperationDef {
+            name: PING.into(),
+            service: "ping".into(),
+            cpu_us: 0,
+            request_bytes: BODY_BYTES,
+            response_bytes: BODY_BYTES,
+            reads: Vec::new(),
+            writes: Vec::new(),
+            write_bytes: 0,
+            calls: Vec::new(),
+        }],
+        entrypoints: vec![Entrypoint {
+            op: PING.into(),
+            weight: 1,
+        }],
+        load: LoadProfile {
+            rates: vec![1],
+            duration: Duration::from_secs(1),
+            warmup: Duration::ZERO,
+            timeout: Duration::from_secs(2),
+        },
+    }
+}
+
+fn ping_deployment(scenario: &Scenario) -> Deployment {
+    Deployment {
+        architecture: Architecture::Monolith,
+        units: vec![PlannedUnit {
+            name: "calibrate-ping".into(),
+            hosts: vec![PING.into()],
+            role: UnitRole::Service {
+                operations: scenario.operations.clone(),
+                embedded_stores: Vec::new(),
+                remote_request_bytes: BTreeMap::new(),
+            },
+        }],
+        op_unit: BTreeMap::from([(PING.to_string(), 0)]),
+        store_unit: BTreeMap::new(),
+        static_hops: BTreeMap::from([(
+            PING.to_string(),
+            Hops {
+                service: 1,
+                state: 0,
+            },
+        )]),
+    }
+}
+
+/// Runs the calibration.
+pub async fn calibrate(options: &CalibrateOptions) -> Result<Calibration, CalibrateError> {
+    let scenario = ping_scenario();
+    let launch_options = LaunchOptions {
+        unit_binary: options.unit_binary.clone(),
+        run_id: options.run_id.clone(),
+        work_iterations_per_us: 1.0,
+        ready_timeout: Duration::from_secs(10),
+    };
+    let live = launch::launch(&ping_deployment(&scenario), &launch_options).await?;
+    let addr = live.units[0].addr.clone();
+    let result = measure(options, &scenario, &addr).await;
+    live.shutdown().await;
+    result
+}
+
+async fn measure(
+    options: &CalibrateOptions,
+    scenario: &Scenario,
+    addr: &str,
+) -> Result<Calibration, CalibrateError> {
+    let targets = [Target {
+        op: PING.into(),
+        addr: addr.to_string(),
+        request_bytes: BODY_BYTES,
+    }];
+    let cancel = CancellationToken::new();
+    let step = |schedule| StepConfig {
+        schedule,
+        warmup: Duration::from_millis(500),
+        duration: options.duration,
+        timeout: Duration::from_secs(2),
+        in_flight_cap: 10_000,
+        spin: options.spin,
+    };
+    let open = driver::run_step(
+        &targets,
+        RequestGen::new(scenario, 1),
+        &step(Schedule::OpenLoop { rate: options.rate }),
+        None,
+        &cancel,
+    )
+    .await?;
+    let closed_schedule = Schedule::ClosedLoop {
+        connections: options.wrk_connections,
+    };
+    let closed = driver::run_step(
+        &targets,
+        RequestGen::new(scenario, 2),
+        &step(closed_schedule),
+        None,
+        &cancel,
+    )
+    .await?;
+    let per_request = |m: &driver::StepMeasurement| {
+        if m.engine.sent == 0 {
+            0.0
+        } else {
+            m.engine.cpu.as_secs_f64() * 1e6 / m.engine.sent as f64
+        }
+    };
+    let closed_cpu = per_request(&closed);
+    let (wrk, wrk_note) = match run_wrk(addr, options.wrk_connections, options.duration) {
+        Ok(mut figures) => {
+            figures.driver_to_wrk_cpu_ratio =
+                round2(closed_cpu / figures.cpu_us_per_request.max(1e-9));
+            (Some(figures), None)
+        }
+        Err(note) => (None, Some(note)),
+    };
+    Ok(Calibration {
+        rate: options.rate,
+        duration_s: options.duration.as_secs_f64(),
+        spin_us: options.spin.as_micros() as u64,
+        connections: options.wrk_connections,
+        achieved_rps: round2(open.achieved_rps),
+        send_lag_us: Percentiles::of(&open.send_lag),
+        latency_us: Percentiles::of(&open.overall.corrected),
+        driver_cpu_us_per_request: round2(per_request(&open)),
+        driver_closed_loop_rps: round2(closed.achieved_rps),
+        driver_closed_loop_cpu_us_per_request: round2(closed_cpu),
+        wrk,
+        wrk_note,
+    })
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Runs wrk (one thread) against the ping endpoint; returns its figures or why it could not.
+fn run_wrk(addr: &str, connections: usize, duration: Duration) -> Result<WrkFigures, String> {
+    let wrk = find_on_path("wrk")
+        .ok_or("wrk is not installed (apt-get install wrk, or scripts/install-wrk.sh)")?;
+    let dir = tempfile_dir()?;
+    let script = dir.join("post.lua");
+    let body = String::from_utf8_lossy(&encode_request(
+        &BTreeMap::from([("n".to_string(), 1)]),
+        BODY_BYTES,
+    ))
+    .into_owned();
+    let lua = format!(
+        "wrk.method = \"POST\"\nwrk.body = [[{body}]]\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+    );
+    std::fs::write(&script, lua).map_err(|e| format!("cannot write the wrk script: {e}"))?;
+    let seconds = duration.as_secs().max(1);
+    let before = children_cpu();
+    let started = Instant::now();
+    let output = std::process::Command::new(wrk)
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "-s",
+        ])
+        .arg(&script)
+        .arg(format!("http://{addr}/op/{PING}"))
+        .output()
+        .map_err(|e| format!("cannot run wrk: {e}"))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let cpu = children_cpu().saturating_sub(before);
+    let elapsed = started.elapsed();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let requests =
+        parse_wrk_requests(&stdout).ok_or_else(|| format!("cannot read wrk's output: {stdout}"))?;
+    Ok(WrkFigures {
+        connections,
+        requests,
+        rps: round2(requests as f64 / elapsed.as_secs_f64()),
+        cpu_us_per_request: round2(cpu.as_secs_f64() * 1e6 / requests.max(1) as f64),
+        driver_to_wrk_cpu_ratio: 0.0,
+    })
+}
+
+/// "  123456 requests in 5.00s, ..." → 123456.
+fn parse_wrk_requests(output: &str) -> Option<u64> {
+    output
+        .lines()
+        .find(|line| line.contains(" requests in "))
+        .and_then(|line| line.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// User + system CPU of all waited-for children of this process.
+fn children_cpu() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+fn tempfile_dir() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("grainbench-wrk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Renders the calibration for the terminal.
+pub fn render(c: &Calibration) -> String {
+    let mut out = format!(
+        "open loop at {} req/s for {:.0} s (spin {} µs): achieved {:.1} req/s\n  send lag  p50 {} µs  p99 {} µs  p99.9 {} µs  max {} µs\n  latency   p50 {} µs  p99 {} µs\n  driver CPU {:.2} µs per request\nclosed loop ({} connections): {:.0} req/s, driver CPU {:.2} µs per request\n",
+        c.rate, c.duration_s, c.spin_us, c.achieved_rps,
+        c.send_lag_us.p50, c.send_lag_us.p99, c.send_lag_us.p999, c.send_lag_us.max,
+        c.latency_us.p50, c.latency_us.p99, c.driver_cpu_us_per_request,
+        c.connections, c.driver_closed_loop_rps, c.driver_closed_loop_cpu_us_per_request,
+    );
+    match (&c.wrk, &c.wrk_note) {
+        (Some(w), _) => out.push_str(&format!(
+            "wrk ({} connections, same endpoint): {:.0} req/s, {:.2} µs CPU per request\ndriver / wrk CPU per request: {:.2}×\n",
+            w.connections, w.rps, w.cpu_us_per_request, w.driver_to_wrk_cpu_ratio
+        )),
+        (None, Some(note)) => out.push_str(&format!("wrk: not measured — {note}\n")),
+        (None, None) => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_wrk_request_count() {
+        let out = "Running 5s test @ http://127.0.0.1:1/op/ping\n  1 threads and 16 connections\n  98765 requests in 5.00s, 12.3MB read\nRequests/sec:  19753.00\n";
+        assert_eq!(parse_wrk_requests(out), Some(98765));
+        assert_eq!(parse_wrk_requests("nothing"), None);
+    }
+
+    #[test]
+    fn ping_deployment_hosts_the_ping_operation() {
+        let s = ping_scenario();
+        let d = ping_deployment(&s);
+        assert_eq!(d.unit_of(PING), Some(0));
+    }
+}

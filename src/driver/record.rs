@@ -1,0 +1,265 @@
+//! What the load engine records while a step runs: per-entrypoint latency histograms
+//! (corrected and uncorrected), hop counts, errors by class, the send-lag histogram and a
+//! per-second timeline. Warm-up requests go to the timeline only.
+
+use grain_runtime::client::CallError;
+use grain_runtime::wire::Hops;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Highest latency a histogram records (larger values are clamped): one minute, in µs.
+const MAX_TRACKED_US: u64 = 60_000_000;
+
+/// A new latency histogram: 1 µs .. 60 s, 3 significant digits, fixed memory.
+pub fn new_histogram() -> Histogram<u64> {
+    // Bounds are constants that satisfy HdrHistogram's constraints (low ≥ 1, high ≥ 2·low).
+    Histogram::new_with_bounds(1, MAX_TRACKED_US, 3).expect("valid histogram bounds")
+}
+
+/// Records `duration` in µs, clamped into the histogram's range.
+pub fn record(histogram: &mut Histogram<u64>, duration: Duration) {
+    let micros = (duration.as_micros() as u64).clamp(1, MAX_TRACKED_US);
+    histogram.saturating_record(micros);
+}
+
+/// Errors by class.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorCounts {
+    pub connect: u64,
+    pub timeout: u64,
+    /// HTTP status → count.
+    pub status: BTreeMap<u16, u64>,
+    /// Other transport failures (reset connections, malformed replies).
+    pub other: u64,
+}
+
+/// The class of a failed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    Connect,
+    Timeout,
+    Status(u16),
+    Other,
+}
+
+impl ErrorClass {
+    pub fn of_call_error(error: &CallError) -> Self {
+        match error {
+            CallError::Connect { .. } => ErrorClass::Connect,
+            CallError::Timeout { .. } => ErrorClass::Timeout,
+            CallError::Status { status, .. } => ErrorClass::Status(*status),
+            CallError::Io { .. } => ErrorClass::Other,
+        }
+    }
+}
+
+impl ErrorCounts {
+    pub fn total(&self) -> u64 {
+        self.connect + self.timeout + self.status.values().sum::<u64>() + self.other
+    }
+
+    pub fn count(&mut self, class: ErrorClass) {
+        match class {
+            ErrorClass::Connect => self.connect += 1,
+            ErrorClass::Timeout => self.timeout += 1,
+            ErrorClass::Status(status) => *self.status.entry(status).or_default() += 1,
+            ErrorClass::Other => self.other += 1,
+        }
+    }
+
+    pub fn merge(&mut self, other: &ErrorCounts) {
+        self.connect += other.connect;
+        self.timeout += other.timeout;
+        for (status, count) in &other.status {
+            *self.status.entry(*status).or_default() += count;
+        }
+        self.other += other.other;
+    }
+}
+
+/// Measurements of one entrypoint (or of all together) during a step's measured window.
+#[derive(Debug, Clone)]
+pub struct EntryMeasurement {
+    pub ok: u64,
+    pub errors: ErrorCounts,
+    /// From intended send time to reply (coordinated omission corrected).
+    pub corrected: Histogram<u64>,
+    /// From actual send time to reply.
+    pub uncorrected: Histogram<u64>,
+    /// Hops per successful request → number of requests.
+    pub hops: BTreeMap<Hops, u64>,
+}
+
+impl EntryMeasurement {
+    pub fn new() -> Self {
+        EntryMeasurement {
+            ok: 0,
+            errors: ErrorCounts::default(),
+            corrected: new_histogram(),
+            uncorrected: new_histogram(),
+            hops: BTreeMap::new(),
+        }
+    }
+
+    pub fn merge(&mut self, other: &EntryMeasurement) {
+        self.ok += other.ok;
+        self.errors.merge(&other.errors);
+        // Both histograms share the same bounds, so adding cannot fail.
+        let _ = self.corrected.add(&other.corrected);
+        let _ = self.uncorrected.add(&other.uncorrected);
+        for (hops, count) in &other.hops {
+            *self.hops.entry(*hops).or_default() += count;
+        }
+    }
+}
+
+impl Default for EntryMeasurement {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One second of a step, by intended send time.
+#[derive(Debug, Clone)]
+pub struct Second {
+    pub warmup: bool,
+    pub ok: u64,
+    pub errors: u64,
+    pub corrected: Histogram<u64>,
+}
+
+/// How one request ended.
+pub type Outcome = Result<Hops, ErrorClass>;
+
+/// Accumulates a step's measurements.
+pub struct Recorder {
+    start: Instant,
+    measure_from: Instant,
+    pub per_entry: Vec<EntryMeasurement>,
+    pub send_lag: Histogram<u64>,
+    pub timeline: Vec<Second>,
+    /// Latest actual send time of a measured request.
+    pub last_sent: Instant,
+}
+
+impl Recorder {
+    pub fn new(entries: usize, start: Instant, warmup: Duration) -> Self {
+        Recorder {
+            start,
+            measure_from: start + warmup,
+            per_entry: (0..entries).map(|_| EntryMeasurement::new()).collect(),
+            send_lag: new_histogram(),
+            timeline: Vec::new(),
+            last_sent: start + warmup,
+        }
+    }
+
+    pub fn measure_from(&self) -> Instant {
+        self.measure_from
+    }
+
+    /// A request left at `sent`, scheduled for `intended`.
+    pub fn sent(&mut self, intended: Instant, sent: Instant) {
+        record(&mut self.send_lag, sent.saturating_duration_since(intended));
+        if intended >= self.measure_from {
+            self.last_sent = self.last_sent.max(sent);
+        }
+    }
+
+    /// A request finished (`sent` is `None` for one that never left).
+    pub fn finished(
+        &mut self,
+        entry: usize,
+        intended: Instant,
+        sent: Option<Instant>,
+        done: Instant,
+        outcome: Outcome,
+    ) {
+        let second = self.second(intended);
+        match outcome {
+            Ok(_) => {
+                second.ok += 1;
+                record(
+                    &mut second.corrected,
+                    done.saturating_duration_since(intended),
+                );
+            }
+            Err(_) => second.errors += 1,
+        }
+        if intended < self.measure_from {
+            return;
+        }
+        let entry = &mut self.per_entry[entry];
+        match outcome {
+            Ok(hops) => {
+                entry.ok += 1;
+                record(
+                    &mut entry.corrected,
+                    done.saturating_duration_since(intended),
+                );
+                record(
+                    &mut entry.uncorrected,
+                    done.saturating_duration_since(sent.unwrap_or(intended)),
+                );
+                *entry.hops.entry(hops).or_default() += 1;
+            }
+            Err(class) => entry.errors.count(class),
+        }
+    }
+
+    fn second(&mut self, intended: Instant) -> &mut Second {
+        let index = intended.saturating_duration_since(self.start).as_secs() as usize;
+        while self.timeline.len() <= index {
+            let begins = self.start + Duration::from_secs(self.timeline.len() as u64);
+            self.timeline.push(Second {
+                warmup: begins < self.measure_from,
+                ok: 0,
+                errors: 0,
+                corrected: new_histogram(),
+            });
+        }
+        &mut self.timeline[index]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warmup_requests_reach_only_the_timeline() {
+        let start = Instant::now();
+        let mut recorder = Recorder::new(1, start, Duration::from_secs(1));
+        let early = start + Duration::from_millis(500);
+        let late = start + Duration::from_millis(1500);
+        let hops = Hops {
+            service: 1,
+            state: 0,
+        };
+        recorder.finished(
+            0,
+            early,
+            Some(early),
+            early + Duration::from_millis(2),
+            Ok(hops),
+        );
+        recorder.finished(
+            0,
+            late,
+            Some(late),
+            late + Duration::from_millis(3),
+            Ok(hops),
+        );
+        recorder.finished(0, late, None, late, Err(ErrorClass::Timeout));
+        assert_eq!(recorder.per_entry[0].ok, 1);
+        assert_eq!(recorder.per_entry[0].errors.timeout, 1);
+        assert_eq!(recorder.timeline.len(), 2);
+        assert!(recorder.timeline[0].warmup && !recorder.timeline[1].warmup);
+        assert_eq!(
+            (recorder.timeline[1].ok, recorder.timeline[1].errors),
+            (1, 1)
+        );
+    }
+}
