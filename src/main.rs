@@ -338,15 +338,6 @@ fn parse_rates(list: &str) -> Option<Vec<u32>> {
 }
 
 async fn run_scenarios(paths: &[PathBuf], settings: RunSettings) -> Result<ExitCode> {
-    let RunSettings {
-        arch,
-        quick,
-        out,
-        seed,
-        load,
-        in_flight_cap,
-        run_id,
-    } = settings;
     let mut sources = Vec::new();
     for path in paths {
         match load_or_report(path) {
@@ -362,16 +353,16 @@ async fn run_scenarios(paths: &[PathBuf], settings: RunSettings) -> Result<ExitC
     for source in &sources {
         let name = &source.scenario.name;
         let mut options = RunOptions::new(name, binary.clone());
-        options.architectures = arch.clone();
-        options.quick = quick;
-        options.seed = seed;
+        options.architectures = settings.arch.clone();
+        options.quick = settings.quick;
+        options.seed = settings.seed;
         options.show_progress = true;
-        options.load = load.clone();
-        options.in_flight_cap = in_flight_cap.max(1);
-        if let Some(id) = &run_id {
+        options.load = settings.load.clone();
+        options.in_flight_cap = settings.in_flight_cap.max(1);
+        if let Some(id) = &settings.run_id {
             options.run_id = id.clone();
         }
-        if let Some(dir) = &out {
+        if let Some(dir) = &settings.out {
             options.out_dir = if several { dir.join(name) } else { dir.clone() };
         }
         eprintln!(

@@ -13,6 +13,7 @@
 
 use super::record::{ErrorClass, Outcome, Recorder};
 use super::requests::RequestGen;
+use super::StepConfig;
 use grain_runtime::wire::{encode_request, Hops, SERVICE_HOPS_HEADER, STATE_HOPS_HEADER};
 use mio::net::TcpStream;
 use mio::unix::SourceFd;
@@ -70,17 +71,6 @@ pub enum Schedule {
     /// `connections` connections each send the next request as soon as the previous reply
     /// arrives, as fast as possible.
     ClosedLoop { connections: usize },
-}
-
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    pub schedule: Schedule,
-    pub warmup: Duration,
-    pub duration: Duration,
-    pub timeout: Duration,
-    pub in_flight_cap: usize,
-    /// The last stretch before a send time that is spun rather than slept.
-    pub spin: Duration,
 }
 
 /// What the engine did besides the recorder's measurements.
@@ -186,14 +176,14 @@ pub struct Engine<'a> {
     conns: Slab<Conn>,
     idle: Vec<Vec<usize>>,
     targets: &'a [EngineTarget],
-    config: &'a EngineConfig,
+    config: &'a StepConfig,
     in_flight: usize,
     queued: std::collections::VecDeque<Queued>,
     stats: EngineStats,
 }
 
 impl<'a> Engine<'a> {
-    pub fn new(targets: &'a [EngineTarget], config: &'a EngineConfig) -> io::Result<Self> {
+    pub fn new(targets: &'a [EngineTarget], config: &'a StepConfig) -> io::Result<Self> {
         let poll = Poll::new()?;
         let timer = TimerFd::new()?;
         poll.registry().register(

@@ -13,7 +13,7 @@ pub mod record;
 pub mod requests;
 
 use bytes::Bytes;
-use engine::{Engine, EngineConfig, EngineStats, EngineTarget, Schedule};
+use engine::{Engine, EngineStats, EngineTarget, Schedule};
 use grain_runtime::client::{CallError, HttpClient};
 use grain_runtime::wire::{encode_request, op_path};
 use hdrhistogram::Histogram;
@@ -75,7 +75,7 @@ pub struct StepConfig {
     pub warmup: Duration,
     pub duration: Duration,
     pub timeout: Duration,
-    /// Most requests in flight at once; reaching it is counted as an error, never silent.
+    /// Most requests in flight at once; requests due beyond it wait for a slot (counted).
     pub in_flight_cap: usize,
     /// The last stretch before each send time that is spun instead of slept.
     pub spin: Duration,
@@ -130,15 +130,7 @@ fn run_engine(
     cancel: &CancellationToken,
 ) -> Result<StepMeasurement, DriverError> {
     pacer::tighten_timer_slack();
-    let engine_config = EngineConfig {
-        schedule: config.schedule,
-        warmup: config.warmup,
-        duration: config.duration,
-        timeout: config.timeout,
-        in_flight_cap: config.in_flight_cap,
-        spin: config.spin,
-    };
-    let engine = Engine::new(targets, &engine_config).map_err(DriverError::Engine)?;
+    let engine = Engine::new(targets, config).map_err(DriverError::Engine)?;
     let start = Instant::now() + Duration::from_millis(5);
     let mut recorder = Recorder::new(targets.len(), start, config.warmup);
     let stats = engine.run(&mut generator, &mut recorder, start, cancel, |now| {
