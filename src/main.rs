@@ -31,8 +31,11 @@ enum Command {
     /// Deploy each architecture in turn, drive open-loop load, write results.json and print a summary.
     Run {
         /// Scenario files (TOML).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "all")]
         scenarios: Vec<PathBuf>,
+        /// Run every scenario in scenarios/.
+        #[arg(long)]
+        all: bool,
         /// Architectures to run, comma-separated.
         #[arg(long, value_delimiter = ',', default_values = ["nano", "micro", "monolith"])]
         arch: Vec<Architecture>,
@@ -52,6 +55,12 @@ enum Command {
         /// Closed loop instead: this many connections, each sending as fast as replies come.
         #[arg(long)]
         connections: Option<usize>,
+        /// Measured seconds per step (overrides the scenario and --quick).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Warm-up seconds per step (overrides the scenario and --quick).
+        #[arg(long)]
+        warmup: Option<f64>,
         /// Most requests in flight at once; requests due beyond it wait (and are counted).
         #[arg(long, default_value_t = 10_000)]
         in_flight_cap: usize,
@@ -59,6 +68,15 @@ enum Command {
         #[arg(long, hide = true)]
         run_id: Option<String>,
     },
+    /// Write scenarios/NAME.toml: a commented, valid, runnable starting point.
+    New {
+        name: String,
+        /// Directory to write into.
+        #[arg(long, default_value = "scenarios")]
+        dir: PathBuf,
+    },
+    /// Print the JSON Schema of the scenario format (for editor completion).
+    Schema,
     /// Parse and check scenario files without running anything.
     Validate {
         #[arg(required = true)]
@@ -106,6 +124,9 @@ enum Command {
         run_id: Option<String>,
     },
 }
+
+/// Where `run --all` looks for scenarios.
+const SCENARIO_DIR: &str = "scenarios";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -156,7 +177,8 @@ fn init_tracing(env_var: &str, verbose: u8) {
 async fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
         Command::Run {
-            scenarios,
+            mut scenarios,
+            all,
             arch,
             quick,
             out,
@@ -164,8 +186,31 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             rates,
             connections,
             in_flight_cap,
+            duration,
+            warmup,
             run_id,
         } => {
+            let seconds = |value: Option<f64>, flag: &str, allow_zero: bool| match value {
+                None => Ok(None),
+                Some(v)
+                    if v.is_finite() && (v > 0.0 || (allow_zero && v == 0.0)) && v <= 3600.0 =>
+                {
+                    Ok(Some(std::time::Duration::from_secs_f64(v)))
+                }
+                Some(v) => Err(format!(
+                    "--{flag} must be between 0 and 3600 seconds, not {v}"
+                )),
+            };
+            let (duration, warmup) = match (
+                seconds(duration, "duration", false),
+                seconds(warmup, "warmup", true),
+            ) {
+                (Ok(d), Ok(w)) => (d, w),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
             let load = match (rates.as_deref(), connections) {
                 (_, Some(connections)) => LoadMode::Closed {
                     connections: connections.max(1),
@@ -180,7 +225,15 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 },
                 (None, None) => LoadMode::ScenarioRates,
             };
+            if all {
+                scenarios.extend(
+                    grainbench::scenario::discover(Path::new(SCENARIO_DIR))
+                        .with_context(|| format!("cannot list {SCENARIO_DIR}/"))?,
+                );
+            }
             let settings = RunSettings {
+                duration,
+                warmup,
                 arch,
                 quick,
                 out,
@@ -192,6 +245,21 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             run_scenarios(&scenarios, settings).await
         }
         Command::Validate { scenarios } => Ok(validate(&scenarios)),
+        Command::New { name, dir } => {
+            let path = scenario::write_new(&dir, &name)?;
+            println!(
+                "wrote {}\nnext: grainbench validate {0} && grainbench run {0} --quick",
+                path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&scenario::json_schema())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plan { scenario, arch } => {
             let Some(source) = load_or_report(&scenario) else {
                 return Ok(ExitCode::from(2));
@@ -320,6 +388,8 @@ fn unit_binary() -> Result<PathBuf> {
 
 /// What `grainbench run` was asked to do, besides which scenarios.
 struct RunSettings {
+    duration: Option<std::time::Duration>,
+    warmup: Option<std::time::Duration>,
     arch: Vec<Architecture>,
     quick: bool,
     out: Option<PathBuf>,
@@ -358,6 +428,8 @@ async fn run_scenarios(paths: &[PathBuf], settings: RunSettings) -> Result<ExitC
         options.seed = settings.seed;
         options.show_progress = true;
         options.load = settings.load.clone();
+        options.duration = settings.duration;
+        options.warmup = settings.warmup;
         options.in_flight_cap = settings.in_flight_cap.max(1);
         if let Some(id) = &settings.run_id {
             options.run_id = id.clone();

@@ -34,6 +34,10 @@ pub struct RunOptions {
     pub in_flight_cap: usize,
     pub ready_timeout: Duration,
     pub load: LoadMode,
+    /// Overrides the measured time per step.
+    pub duration: Option<Duration>,
+    /// Overrides the warm-up per step.
+    pub warmup: Option<Duration>,
     pub show_progress: bool,
     /// Written on every unit's command line (`--run-id`) so this run's processes can be found.
     pub run_id: String,
@@ -51,6 +55,8 @@ impl RunOptions {
             equivalence_requests: DEFAULT_EQUIVALENCE_REQUESTS,
             in_flight_cap: 10_000,
             load: LoadMode::ScenarioRates,
+            duration: None,
+            warmup: None,
             ready_timeout: Duration::from_secs(20),
             show_progress: false,
             run_id: new_run_id(),
@@ -111,11 +117,13 @@ pub async fn run(
 ) -> RunOutcome {
     let scenario = &source.scenario;
     let seed = options.seed.unwrap_or(scenario.seed);
-    let load = if options.quick {
+    let mut load = if options.quick {
         scenario.load.quick()
     } else {
         scenario.load.clone()
     };
+    load.duration = options.duration.unwrap_or(load.duration);
+    load.warmup = options.warmup.unwrap_or(load.warmup);
     let work_iterations_per_us = grain_runtime::work::calibrate();
     let mut results = RunResults {
         schema_version: SCHEMA_VERSION,

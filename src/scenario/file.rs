@@ -1,12 +1,15 @@
 //! The scenario file exactly as written (TOML), with source spans kept on every field that
-//! validation may complain about. Unknown fields are rejected at parse time.
+//! validation may complain about. Unknown fields are rejected at parse time. The JSON
+//! Schema of the format (`grainbench schema`) is derived from these types.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawScenario {
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     #[serde(default)]
     pub description: String,
@@ -21,21 +24,26 @@ pub struct RawScenario {
     pub operations: Vec<RawOperation>,
     #[serde(default, rename = "entrypoint")]
     pub entrypoints: Vec<RawEntrypoint>,
+    #[schemars(with = "RawLoad")]
     pub load: Spanned<RawLoad>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawParam {
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
+    #[schemars(with = "RawDistribution")]
     pub dist: Spanned<RawDistribution>,
     #[serde(default)]
+    #[schemars(with = "Option<u64>")]
     pub count: Option<Spanned<u64>>,
     #[serde(default)]
+    #[schemars(with = "Option<f64>")]
     pub exponent: Option<Spanned<f64>>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RawDistribution {
     Uniform,
@@ -43,27 +51,32 @@ pub enum RawDistribution {
     Sequence,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawService {
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
+    #[schemars(with = "Vec<String>")]
     pub operations: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     pub data: Vec<RawData>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawData {
+    #[schemars(with = "String")]
     pub key_prefix: Spanned<String>,
+    #[schemars(with = "u64")]
     pub count: Spanned<u64>,
     #[serde(default = "default_value_bytes")]
     pub value_bytes: usize,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawOperation {
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     #[serde(default)]
     pub cpu_us: u64,
@@ -72,41 +85,52 @@ pub struct RawOperation {
     #[serde(default = "default_response_bytes")]
     pub response_bytes: usize,
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub reads: Vec<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub writes: Vec<Spanned<String>>,
     #[serde(default = "default_value_bytes")]
     pub write_bytes: usize,
     #[serde(default)]
+    #[schemars(with = "Vec<RawCall>")]
     pub calls: Vec<Spanned<RawCall>>,
 }
 
 /// `{ op = "x" }` or `{ parallel = ["x", "y"] }`; exactly one of the two.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCall {
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub op: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
     pub parallel: Option<Vec<Spanned<String>>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEntrypoint {
+    #[schemars(with = "String")]
     pub op: Spanned<String>,
     #[serde(default = "default_weight")]
+    #[schemars(with = "u32")]
     pub weight: Spanned<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLoad {
+    #[schemars(with = "Vec<u32>")]
     pub rates: Spanned<Vec<Spanned<u32>>>,
+    #[schemars(with = "f64")]
     pub duration_s: Spanned<f64>,
     #[serde(default)]
+    #[schemars(with = "Option<f64>")]
     pub warmup_s: Option<Spanned<f64>>,
     #[serde(default)]
+    #[schemars(with = "Option<u64>")]
     pub timeout_ms: Option<Spanned<u64>>,
 }
 

@@ -142,6 +142,64 @@ fn render_issues(file: &Path, issues: &[Issue]) -> String {
         .join("\n")
 }
 
+/// The JSON Schema of the scenario file format, derived from the parser's own types.
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(file::RawScenario);
+    schema.insert("title".into(), "grainbench scenario".into());
+    serde_json::to_value(&schema).unwrap_or_default()
+}
+
+/// Why a new scenario could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum NewScenarioError {
+    #[error("invalid scenario name {0:?}: use letters, digits, `_` and `-` only")]
+    Name(String),
+    #[error("{} already exists; choose another name or delete it first", .0.display())]
+    Exists(PathBuf),
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The commented starting point `grainbench new NAME` writes.
+pub fn template(name: &str) -> String {
+    include_str!("template.toml").replace("{{NAME}}", name)
+}
+
+/// Writes `dir/NAME.toml` from the template, refusing to overwrite.
+pub fn write_new(dir: &Path, name: &str) -> Result<PathBuf, NewScenarioError> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid {
+        return Err(NewScenarioError::Name(name.to_string()));
+    }
+    let path = dir.join(format!("{name}.toml"));
+    if path.exists() {
+        return Err(NewScenarioError::Exists(path));
+    }
+    let write = |source| NewScenarioError::Write {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(write)?;
+    std::fs::write(&path, template(name)).map_err(write)?;
+    Ok(path)
+}
+
+/// Every `*.toml` file in `dir`, sorted (what `run --all` and `cargo bench` pick up).
+pub fn discover(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// Reads, parses and validates a scenario file.
 pub fn load(path: &Path) -> Result<ScenarioSource, ScenarioError> {
     let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
@@ -210,6 +268,12 @@ pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_template_is_a_valid_scenario() {
+        let scenario = parse(&template("my-shop")).expect("template parses");
+        assert_eq!(scenario.name, "my-shop");
+    }
 
     #[test]
     fn line_column_counts_from_one() {

@@ -1,0 +1,180 @@
+//! `cargo bench`: every scenario in `scenarios/` × every architecture × every entrypoint,
+//! as criterion benchmarks with ids `scenario/entrypoint/architecture` (so criterion's report
+//! puts the three architectures of one entrypoint side by side, and its baselines compare
+//! across commits). Units are real processes, deployed once per scenario × architecture;
+//! each iteration is one request, one at a time. Afterwards the grainbench comparison
+//! (open-loop steps, results.json and the HTML report) of each scenario is written under
+//! `reports/bench/<scenario>/`.
+//!
+//! `GRAINBENCH_BENCH_QUICK=1` shortens everything (for CI or a smoke test).
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion};
+use grain_runtime::client::HttpClient;
+use grain_runtime::wire::{encode_request, op_path};
+use grainbench::driver::requests::RequestGen;
+use grainbench::launch::{self, LaunchOptions, LiveDeployment};
+use grainbench::plan::{self, Architecture};
+use grainbench::run::{self, RunOptions};
+use grainbench::scenario::{self, ScenarioSource};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Request bodies cycled through per entrypoint (pre-built so the loop only sends).
+const BODIES_PER_ENTRYPOINT: usize = 256;
+
+fn quick() -> bool {
+    std::env::var("GRAINBENCH_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+fn config() -> Criterion {
+    let criterion = Criterion::default();
+    if quick() {
+        criterion
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(200))
+            .measurement_time(Duration::from_millis(500))
+    } else {
+        criterion
+            .sample_size(50)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3))
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn scenarios() -> Vec<ScenarioSource> {
+    let files = scenario::discover(&root().join("scenarios")).expect("scenarios/ is readable");
+    files
+        .iter()
+        .map(|path| scenario::load(path).unwrap_or_else(|error| panic!("{error}")))
+        .collect()
+}
+
+async fn deploy(
+    source: &ScenarioSource,
+    architecture: Architecture,
+    iterations_per_us: f64,
+) -> LiveDeployment {
+    let options = LaunchOptions {
+        unit_binary: PathBuf::from(env!("CARGO_BIN_EXE_grainbench")),
+        run_id: run::new_run_id(),
+        work_iterations_per_us: iterations_per_us,
+        ready_timeout: Duration::from_secs(30),
+    };
+    launch::launch(&plan::plan(&source.scenario, architecture), &options)
+        .await
+        .unwrap_or_else(|error| panic!("{}: {architecture}: {error}", source.scenario.name))
+}
+
+/// Request bodies for `entry`, drawn from the scenario's seeded parameter stream.
+fn bodies(source: &ScenarioSource, entry: usize) -> Vec<Bytes> {
+    let scenario = &source.scenario;
+    let size = scenario
+        .operation(&scenario.entrypoints[entry].op)
+        .map_or(0, |op| op.request_bytes);
+    let mut generator = RequestGen::new(scenario, scenario.seed);
+    (0..BODIES_PER_ENTRYPOINT)
+        .map(|_| Bytes::from(encode_request(&generator.next_request().params, size)))
+        .collect()
+}
+
+fn bench_scenario(
+    c: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    source: &ScenarioSource,
+    iterations_per_us: f64,
+) {
+    let deployments: Vec<(Architecture, LiveDeployment)> = Architecture::ALL
+        .iter()
+        .map(|&arch| {
+            (
+                arch,
+                runtime.block_on(deploy(source, arch, iterations_per_us)),
+            )
+        })
+        .collect();
+    let client = HttpClient::new(Duration::from_secs(5));
+    for (index, entry) in source.scenario.entrypoints.iter().enumerate() {
+        let bodies = bodies(source, index);
+        let path = op_path(&entry.op);
+        let mut group = c.benchmark_group(format!("{}/{}", source.scenario.name, entry.op));
+        for (arch, live) in &deployments {
+            let addr = live
+                .addr_of(&entry.op)
+                .expect("every entrypoint is deployed")
+                .to_string();
+            let next = AtomicUsize::new(0);
+            group.bench_function(arch.name(), |b| {
+                b.to_async(runtime).iter(|| {
+                    let body = bodies[next.fetch_add(1, Ordering::Relaxed) % bodies.len()].clone();
+                    let (client, addr, path) = (&client, &addr, &path);
+                    async move {
+                        client
+                            .post(addr, path, body)
+                            .await
+                            .expect("request succeeds");
+                    }
+                })
+            });
+        }
+        group.finish();
+    }
+    for (_, live) in deployments {
+        runtime.block_on(live.shutdown());
+    }
+}
+
+/// The grainbench comparison of one scenario, written under reports/bench/<scenario>/.
+fn compare(runtime: &tokio::runtime::Runtime, source: &ScenarioSource, out: &Path) {
+    let mut options = RunOptions::new(
+        &source.scenario.name,
+        PathBuf::from(env!("CARGO_BIN_EXE_grainbench")),
+    );
+    options.quick = true;
+    options.out_dir = out.to_path_buf();
+    if quick() {
+        options.load =
+            run::LoadMode::Rates(source.scenario.load.rates.iter().take(1).copied().collect());
+    }
+    let outcome = runtime.block_on(run::run(source, &options, &CancellationToken::new()));
+    match (&outcome.error, &outcome.results_path) {
+        (None, Some(path)) => println!(
+            "grainbench comparison of {}: {}",
+            source.scenario.name,
+            path.display()
+        ),
+        (error, _) => eprintln!(
+            "grainbench comparison of {} incomplete: {error:?}",
+            source.scenario.name
+        ),
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let iterations_per_us = grain_runtime::work::calibrate();
+    let sources = scenarios();
+    for source in &sources {
+        bench_scenario(c, &runtime, source, iterations_per_us);
+    }
+    for source in &sources {
+        compare(
+            &runtime,
+            source,
+            &root().join("reports/bench").join(&source.scenario.name),
+        );
+    }
+}
+
+criterion_group! {
+    name = scenario_benches;
+    config = config();
+    targets = benches
+}
+criterion_main!(scenario_benches);
