@@ -156,11 +156,7 @@ async fn measure(
     scenario: &Scenario,
     addr: &str,
 ) -> Result<Calibration, CalibrateError> {
-    let targets = [Target {
-        op: PING.into(),
-        addr: addr.to_string(),
-        request_bytes: BODY_BYTES,
-    }];
+    let targets = [Target::new(PING, addr, BODY_BYTES)?];
     let cancel = CancellationToken::new();
     let step = |schedule| StepConfig {
         schedule,

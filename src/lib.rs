@@ -8,6 +8,7 @@
 //! - [`scenario`]: the scenario file model, parsing, validation (errors point at file:line)
 //! - [`plan`]: architecture × scenario → deployment (units, routes, state placement, static hops)
 //! - [`launch`]: start units as OS processes, wait for readiness, tear down, never orphan
+//! - [`cost`]: deploy cost from /proc (cold start, RSS, CPU per request, blast radius)
 //! - [`driver`]: open-loop load, HdrHistogram latencies, hop counts, equivalence check
 //! - [`report`]: the versioned results model (results.json) and the terminal summary
 //! - [`calibrate`]: the driver's efficiency benchmark (send lag, CPU per request, wrk beside it)
@@ -15,6 +16,7 @@
 //! - [`unit`]: the hidden `grainbench unit` entry that serves one unit
 
 pub mod calibrate;
+pub mod cost;
 pub mod driver;
 pub mod launch;
 pub mod plan;

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use grainbench::driver::requests::RequestGen;
 use grainbench::plan::{self, Architecture};
 use grainbench::report::render_summary;
-use grainbench::run::{self, LoadMode, RunError, RunOptions, SweepLimits};
+use grainbench::run::{self, LoadMode, Redeploy, RunError, RunOptions, SweepLimits};
 use grainbench::scenario::{self, ScenarioSource};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,6 +64,16 @@ enum Command {
         /// Most requests in flight at once; requests due beyond it wait (and are counted).
         #[arg(long, default_value_t = 10_000)]
         in_flight_cap: usize,
+        /// Deployments timed for cold start per architecture (median, min, max reported).
+        #[arg(long, default_value_t = 5)]
+        cold_starts: usize,
+        /// The operation whose change is redeployed under load after the steps
+        /// (default: the first entrypoint's operation).
+        #[arg(long, conflicts_with = "no_redeploy")]
+        change: Option<String>,
+        /// Skip the live redeploy.
+        #[arg(long)]
+        no_redeploy: bool,
         /// Marks every unit's command line (lets tests find this run's processes).
         #[arg(long, hide = true)]
         run_id: Option<String>,
@@ -188,8 +198,16 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             in_flight_cap,
             duration,
             warmup,
+            cold_starts,
+            change,
+            no_redeploy,
             run_id,
         } => {
+            let redeploy = match (change, no_redeploy) {
+                (_, true) => Redeploy::Off,
+                (Some(op), false) => Redeploy::Operation(op),
+                (None, false) => Redeploy::FirstEntrypoint,
+            };
             let seconds = |value: Option<f64>, flag: &str, allow_zero: bool| match value {
                 None => Ok(None),
                 Some(v)
@@ -232,6 +250,8 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 );
             }
             let settings = RunSettings {
+                cold_starts,
+                redeploy,
                 duration,
                 warmup,
                 arch,
@@ -388,6 +408,8 @@ fn unit_binary() -> Result<PathBuf> {
 
 /// What `grainbench run` was asked to do, besides which scenarios.
 struct RunSettings {
+    cold_starts: usize,
+    redeploy: Redeploy,
     duration: Option<std::time::Duration>,
     warmup: Option<std::time::Duration>,
     arch: Vec<Architecture>,
@@ -429,6 +451,17 @@ async fn run_scenarios(paths: &[PathBuf], settings: RunSettings) -> Result<ExitC
         options.show_progress = true;
         options.load = settings.load.clone();
         options.duration = settings.duration;
+        options.cold_starts = settings.cold_starts.max(1);
+        options.redeploy = settings.redeploy.clone();
+        if let Redeploy::Operation(op) = &options.redeploy {
+            if source.scenario.operation(op).is_none() {
+                eprintln!(
+                    "error: --change {op}: {} has no operation {op:?}",
+                    source.path.display()
+                );
+                return Ok(ExitCode::from(2));
+            }
+        }
         options.warmup = settings.warmup;
         options.in_flight_cap = settings.in_flight_cap.max(1);
         if let Some(id) = &settings.run_id {

@@ -2,13 +2,14 @@
 //! launch → equivalence check → load steps → tear down, writing results.json after each
 //! architecture so that an error or an interrupt never loses what was measured.
 
+use crate::cost::{self, ColdStart, Sampler};
 use crate::driver::engine::Schedule;
 use crate::driver::{self, requests::RequestGen, StepConfig, Target};
 use crate::launch::{self, LaunchError, LaunchOptions, LiveDeployment};
 use crate::plan::{self, Architecture};
 use crate::report::{
-    ArchitectureResult, EquivalenceSummary, Knee, RunMeta, RunResults, ScenarioInfo, StepResult,
-    SCHEMA_VERSION,
+    ArchitectureResult, DeployCost, EquivalenceSummary, Knee, Percentiles, RedeployResult, RunMeta,
+    RunResults, ScenarioInfo, StepResult, SCHEMA_VERSION,
 };
 use crate::scenario::{LoadProfile, ScenarioSource};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -34,6 +35,10 @@ pub struct RunOptions {
     pub in_flight_cap: usize,
     pub ready_timeout: Duration,
     pub load: LoadMode,
+    /// Deployments timed for cold start (the last one is the one measured under load).
+    pub cold_starts: usize,
+    /// Which operation's change is redeployed under load after the steps.
+    pub redeploy: Redeploy,
     /// Overrides the measured time per step.
     pub duration: Option<Duration>,
     /// Overrides the warm-up per step.
@@ -55,6 +60,8 @@ impl RunOptions {
             equivalence_requests: DEFAULT_EQUIVALENCE_REQUESTS,
             in_flight_cap: 10_000,
             load: LoadMode::ScenarioRates,
+            cold_starts: 5,
+            redeploy: Redeploy::FirstEntrypoint,
             duration: None,
             warmup: None,
             ready_timeout: Duration::from_secs(20),
@@ -160,21 +167,20 @@ pub async fn run(
         error: None,
         results: results.clone(),
     };
+    let context = ArchRun {
+        source,
+        options,
+        launch: &launch_options,
+        load: &load,
+        seed,
+        cancel,
+    };
     for &architecture in &options.architectures {
         let deployment = plan::plan(scenario, architecture);
         let mut arch_result = ArchitectureResult::planned(&deployment);
-        let error = run_architecture(
-            source,
-            options,
-            &launch_options,
-            &load,
-            seed,
-            &deployment,
-            &mut arch_result,
-            &mut results,
-            cancel,
-        )
-        .await;
+        let error = context
+            .run(&deployment, &mut arch_result, &mut results)
+            .await;
         if let Some(error) = &error {
             arch_result.error = Some(error.to_string());
             results.errors.push(error.to_string());
@@ -202,92 +208,117 @@ fn record(outcome: &mut RunOutcome, results: &RunResults, options: &RunOptions) 
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_architecture(
-    source: &ScenarioSource,
-    options: &RunOptions,
-    launch_options: &LaunchOptions,
-    load: &LoadProfile,
+/// What every architecture of one run shares.
+struct ArchRun<'a> {
+    source: &'a ScenarioSource,
+    options: &'a RunOptions,
+    launch: &'a LaunchOptions,
+    load: &'a LoadProfile,
     seed: u64,
-    deployment: &plan::Deployment,
-    arch_result: &mut ArchitectureResult,
-    results: &mut RunResults,
-    cancel: &CancellationToken,
-) -> Option<RunError> {
-    let architecture = deployment.architecture;
-    tracing::info!(%architecture, units = deployment.units.len(), "deploying");
-    let launched = tokio::select! {
-        launched = launch::launch(deployment, launch_options) => launched,
-        _ = cancel.cancelled() => return Some(RunError::Interrupted),
-    };
-    let mut live = match launched {
-        Ok(live) => live,
-        Err(source) => {
-            return Some(RunError::Launch {
-                architecture,
-                source,
-            })
-        }
-    };
-    arch_result.cold_start_ms = Some(live.cold_start.as_secs_f64() * 1e3);
-    let error = measure(
-        source,
-        options,
-        load,
-        seed,
-        &mut live,
-        arch_result,
-        results,
-        cancel,
-    )
-    .await;
-    let endings = live.shutdown().await;
-    tracing::debug!(?endings, "units stopped");
-    error
+    cancel: &'a CancellationToken,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn measure(
-    source: &ScenarioSource,
-    options: &RunOptions,
-    load: &LoadProfile,
-    seed: u64,
-    live: &mut LiveDeployment,
-    arch_result: &mut ArchitectureResult,
-    results: &mut RunResults,
-    cancel: &CancellationToken,
-) -> Option<RunError> {
-    let scenario = &source.scenario;
-    let architecture = live.plan.architecture;
-    let targets = targets(live, scenario);
-    let check = tokio::select! {
-        check = check_equivalence(&targets, scenario, seed, options, architecture, load, results) => check,
-        _ = cancel.cancelled() => Err(RunError::Interrupted),
-    };
-    if let Err(error) = check {
-        return Some(error);
-    }
-    let entry_names: Vec<String> = scenario.entrypoints.iter().map(|e| e.op.clone()).collect();
-    let mut sweep = StepPlanner::new(&options.load, load);
-    let mut index = 0u64;
-    while let Some(schedule) = sweep.next_schedule(arch_result.steps.last()) {
-        let config = StepConfig {
-            schedule,
-            warmup: load.warmup,
-            duration: load.duration,
-            timeout: load.timeout,
-            in_flight_cap: options.in_flight_cap,
-            spin: driver::DEFAULT_SPIN,
+impl ArchRun<'_> {
+    /// Deploys one architecture, measures it and tears it down.
+    async fn run(
+        &self,
+        deployment: &plan::Deployment,
+        arch_result: &mut ArchitectureResult,
+        results: &mut RunResults,
+    ) -> Option<RunError> {
+        let architecture = deployment.architecture;
+        tracing::info!(%architecture, units = deployment.units.len(), "deploying");
+        let launched = tokio::select! {
+            launched = self.deploy(deployment) => launched,
+            _ = self.cancel.cancelled() => return Some(RunError::Interrupted),
         };
-        index += 1;
-        let generator = RequestGen::new(scenario, seed.wrapping_add(index));
-        let bar = progress_bar(options.show_progress, architecture, &config);
-        let measured = driver::run_step(&targets, generator, &config, bar.clone(), cancel).await;
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
+        let (mut live, cold_start) = match launched {
+            Ok(launched) => launched,
+            Err(source) => {
+                return Some(RunError::Launch {
+                    architecture,
+                    source,
+                })
+            }
+        };
+        arch_result.cold_start_ms = Some(live.cold_start.as_secs_f64() * 1e3);
+        arch_result.deploy = Some(self.deploy_cost(&live, cold_start));
+        let error = self.measure(&mut live, arch_result, results).await;
+        let endings = live.shutdown().await;
+        tracing::debug!(?endings, "units stopped");
+        error
+    }
+
+    /// Measures cold start over repeated deployments, the last of which is kept running.
+    async fn deploy(
+        &self,
+        deployment: &plan::Deployment,
+    ) -> Result<(LiveDeployment, ColdStart), LaunchError> {
+        let repeats = self.options.cold_starts.max(1);
+        let (mut samples, mut per_unit) =
+            cost::measure_cold_starts(deployment, self.launch, repeats - 1).await?;
+        let live = launch::launch(deployment, self.launch).await?;
+        samples.push(live.cold_start.as_secs_f64() * 1e3);
+        for unit in &live.units {
+            per_unit
+                .entry(unit.name.clone())
+                .or_default()
+                .push(unit.listening_after.as_secs_f64() * 1e3);
         }
-        let measurement = match measured {
-            Ok(measurement) => measurement,
+        Ok((live, ColdStart::from_samples(samples, per_unit)))
+    }
+
+    fn deploy_cost(&self, live: &LiveDeployment, cold_start: ColdStart) -> DeployCost {
+        let plan = &live.plan;
+        let artifact = cost::artifact_bytes(&self.options.unit_binary);
+        let idle_rss_bytes = cost::rss_now(&unit_pids(live));
+        DeployCost {
+            service_units: plan.units.iter().filter(|u| !u.is_state()).count(),
+            state_units: plan.units.iter().filter(|u| u.is_state()).count(),
+            endpoints: plan.units.iter().map(|u| cost::endpoints(&u.role)).sum(),
+            artifact_bytes_per_unit: artifact,
+            artifact_bytes_total: artifact * plan.units.len() as u64,
+            cold_start,
+            idle_rss_bytes_total: idle_rss_bytes.values().sum(),
+            idle_rss_bytes,
+            blast_radius: self
+                .source
+                .scenario
+                .operations
+                .iter()
+                .map(|op| {
+                    let units = cost::blast_radius(plan, &op.name);
+                    (
+                        op.name.clone(),
+                        units.iter().map(|&i| plan.units[i].name.clone()).collect(),
+                    )
+                })
+                .collect(),
+            redeploy: None,
+        }
+    }
+
+    fn step_config(&self, schedule: Schedule) -> StepConfig {
+        StepConfig {
+            schedule,
+            warmup: self.load.warmup,
+            duration: self.load.duration,
+            timeout: self.load.timeout,
+            in_flight_cap: self.options.in_flight_cap,
+            spin: driver::DEFAULT_SPIN,
+        }
+    }
+
+    async fn measure(
+        &self,
+        live: &mut LiveDeployment,
+        arch_result: &mut ArchitectureResult,
+        results: &mut RunResults,
+    ) -> Option<RunError> {
+        let scenario = &self.source.scenario;
+        let architecture = live.plan.architecture;
+        let targets = match targets(live, scenario) {
+            Ok(targets) => targets,
             Err(source) => {
                 return Some(RunError::Driver {
                     architecture,
@@ -295,26 +326,240 @@ async fn measure(
                 })
             }
         };
+        let check = tokio::select! {
+            check = check_equivalence(&targets, scenario, self.seed, self.options, architecture, self.load, results) => check,
+            _ = self.cancel.cancelled() => Err(RunError::Interrupted),
+        };
+        if let Err(error) = check {
+            return Some(error);
+        }
+        let mut sweep = StepPlanner::new(&self.options.load, self.load);
+        let mut index = 0u64;
+        while let Some(schedule) = sweep.next_schedule(arch_result.steps.last()) {
+            index += 1;
+            let config = self.step_config(schedule);
+            let step = match self.step(live, &targets, &config, index).await {
+                Ok(step) => step,
+                Err(error) => return Some(error),
+            };
+            tracing::info!(%architecture, rate = step.target_rps, achieved = step.achieved_rps, p50_us = step.latency_us.p50, p99_us = step.latency_us.p99, "step done");
+            arch_result.steps.push(step);
+            if let Err(source) = live.check_alive() {
+                return Some(RunError::Launch {
+                    architecture,
+                    source,
+                });
+            }
+            if self.cancel.is_cancelled() {
+                return Some(RunError::Interrupted);
+            }
+        }
+        arch_result.knee = sweep.knee();
+        if let Some(change) = self.redeploy_target() {
+            let index = index + 1;
+            match self
+                .redeploy_under_load(live, &targets, &change, index)
+                .await
+            {
+                Ok(redeploy) => {
+                    if let Some(deploy) = arch_result.deploy.as_mut() {
+                        deploy.redeploy = Some(redeploy);
+                    }
+                }
+                Err(error) => return Some(error),
+            }
+        }
+        None
+    }
+
+    /// One load step with the units' CPU and memory sampled alongside.
+    async fn step(
+        &self,
+        live: &LiveDeployment,
+        targets: &[Target],
+        config: &StepConfig,
+        index: u64,
+    ) -> Result<StepResult, RunError> {
+        let architecture = live.plan.architecture;
+        let (measurement, usage) = self
+            .measured_step(architecture, unit_pids(live), targets, config, index)
+            .await?;
+        Ok(self.step_result(live, &measurement).with_units(usage))
+    }
+
+    async fn measured_step(
+        &self,
+        architecture: Architecture,
+        pids: Vec<(String, u32)>,
+        targets: &[Target],
+        config: &StepConfig,
+        index: u64,
+    ) -> Result<(driver::StepMeasurement, cost::UnitsUsage), RunError> {
+        let scenario = &self.source.scenario;
+        let generator = RequestGen::new(scenario, self.seed.wrapping_add(index));
+        let bar = progress_bar(self.options.show_progress, architecture, config);
+        let sampler = Sampler::start(pids);
+        let measured = driver::run_step(targets, generator, config, bar.clone(), self.cancel).await;
+        let usage = sampler.stop();
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let measurement = measured.map_err(|source| RunError::Driver {
+            architecture,
+            source,
+        })?;
+        Ok((measurement, usage))
+    }
+
+    fn step_result(
+        &self,
+        live: &LiveDeployment,
+        measurement: &driver::StepMeasurement,
+    ) -> StepResult {
+        let entry_names: Vec<String> = self
+            .source
+            .scenario
+            .entrypoints
+            .iter()
+            .map(|e| e.op.clone())
+            .collect();
         let mut step =
-            StepResult::from_measurement(&measurement, &entry_names, &live.plan.static_hops);
-        if cancel.is_cancelled() {
+            StepResult::from_measurement(measurement, &entry_names, &live.plan.static_hops);
+        if self.cancel.is_cancelled() {
             step.valid = false;
             step.invalid_reason = Some("interrupted before the step finished".into());
         }
-        tracing::info!(%architecture, rate = step.target_rps, achieved = step.achieved_rps, p50_us = step.latency_us.p50, p99_us = step.latency_us.p99, "step done");
-        arch_result.steps.push(step);
-        if let Err(source) = live.check_alive() {
-            return Some(RunError::Launch {
-                architecture,
-                source,
-            });
-        }
-        if cancel.is_cancelled() {
-            return Some(RunError::Interrupted);
+        step
+    }
+
+    /// The steady rate the redeploy runs at: the first rate this run uses.
+    fn redeploy_rate(&self) -> u32 {
+        let rates = match &self.options.load {
+            LoadMode::Rates(rates) => rates.as_slice(),
+            _ => self.load.rates.as_slice(),
+        };
+        rates.first().copied().unwrap_or(100)
+    }
+
+    /// The operation whose change is redeployed live, if any.
+    fn redeploy_target(&self) -> Option<String> {
+        match &self.options.redeploy {
+            Redeploy::Off => None,
+            Redeploy::Operation(op) => Some(op.clone()),
+            Redeploy::FirstEntrypoint => self
+                .source
+                .scenario
+                .entrypoints
+                .first()
+                .map(|e| e.op.clone()),
         }
     }
-    arch_result.knee = sweep.knee();
-    None
+
+    /// Holds a steady rate while the units running `change` are redeployed (drained with
+    /// SIGTERM, restarted, rerouted), and compares the requests due during the redeploy
+    /// window with those before it.
+    async fn redeploy_under_load(
+        &self,
+        live: &mut LiveDeployment,
+        targets: &[Target],
+        change: &str,
+        index: u64,
+    ) -> Result<RedeployResult, RunError> {
+        let architecture = live.plan.architecture;
+        let rate = self.redeploy_rate();
+        let mut config = self.step_config(Schedule::OpenLoop { rate });
+        config.duration = config.duration.max(REDEPLOY_MIN_STEP);
+        let units = cost::blast_radius(&live.plan, change);
+        let redeploy_after = config.warmup + config.duration / 3;
+        let pids = unit_pids(live);
+        let step = self.measured_step(architecture, pids, targets, &config, index);
+        let redeploy = async {
+            tokio::time::sleep(redeploy_after).await;
+            let redeploy = live.redeploy(&units).await?;
+            // The driver's next connections to a moved entrypoint go to its new address.
+            for target in targets {
+                if let Some(addr) = live.addr_of(&target.op).and_then(|a| a.parse().ok()) {
+                    target.addr.set(addr);
+                }
+            }
+            Ok::<_, LaunchError>(redeploy)
+        };
+        let (measured, redeployed) = tokio::join!(step, redeploy);
+        let (measurement, usage) = measured?;
+        let redeploy = redeployed.map_err(|source| RunError::Launch {
+            architecture,
+            source,
+        })?;
+        let step = self.step_result(live, &measurement).with_units(usage);
+        Ok(redeploy_result(change, rate, &measurement, &redeploy, step))
+    }
+}
+
+/// How long after the replacements are ready the redeploy window still runs.
+const REDEPLOY_SETTLE: Duration = Duration::from_secs(1);
+
+fn redeploy_result(
+    change: &str,
+    rate: u32,
+    measurement: &driver::StepMeasurement,
+    redeploy: &launch::Redeploy,
+    step: StepResult,
+) -> RedeployResult {
+    let window_end = redeploy.started + redeploy.ready_after + REDEPLOY_SETTLE;
+    let measure_from = measurement.started + measurement.warmup;
+    let mut before = driver::new_histogram();
+    let mut during = driver::new_histogram();
+    let (mut window_requests, mut window_failed) = (0, 0);
+    for sample in &measurement.samples {
+        if sample.intended >= measure_from && sample.intended < redeploy.started && sample.ok {
+            let _ = before.record(sample.latency_us.max(1));
+        } else if sample.intended >= redeploy.started && sample.intended < window_end {
+            window_requests += 1;
+            if sample.ok {
+                let _ = during.record(sample.latency_us.max(1));
+            } else {
+                window_failed += 1;
+            }
+        }
+    }
+    RedeployResult {
+        operation: change.to_string(),
+        units: redeploy.units.clone(),
+        rate_rps: rate,
+        at_s: redeploy
+            .started
+            .saturating_duration_since(measure_from)
+            .as_secs_f64(),
+        drained_ms: redeploy.drained_after.as_secs_f64() * 1e3,
+        ready_ms: redeploy.ready_after.as_secs_f64() * 1e3,
+        window_requests,
+        window_failed,
+        latency_before_us: Percentiles::of(&before),
+        latency_during_us: Percentiles::of(&during),
+        old_processes_left: redeploy
+            .old_pids
+            .iter()
+            .filter(|pid| cost::usage(**pid).is_some())
+            .count(),
+        old_endings: redeploy.old_endings.clone(),
+        step: Box::new(step),
+    }
+}
+
+fn unit_pids(live: &LiveDeployment) -> Vec<(String, u32)> {
+    live.units.iter().map(|u| (u.name.clone(), u.pid)).collect()
+}
+
+/// A redeploy step lasts at least this long, so there is a before and an after.
+const REDEPLOY_MIN_STEP: Duration = Duration::from_secs(6);
+
+/// Which operation's change is redeployed live after the load steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeploy {
+    Off,
+    /// The first entrypoint's operation (visible to every architecture's traffic).
+    FirstEntrypoint,
+    Operation(String),
 }
 
 /// How the load of each architecture is shaped.
@@ -438,16 +683,18 @@ impl StepPlanner {
     }
 }
 
-fn targets(live: &LiveDeployment, scenario: &crate::scenario::Scenario) -> Vec<Target> {
+fn targets(
+    live: &LiveDeployment,
+    scenario: &crate::scenario::Scenario,
+) -> Result<Vec<Target>, driver::DriverError> {
     scenario
         .entrypoints
         .iter()
-        .map(|entry| Target {
-            op: entry.op.clone(),
-            addr: live.addr_of(&entry.op).unwrap_or_default().to_string(),
-            request_bytes: scenario
+        .map(|entry| {
+            let size = scenario
                 .operation(&entry.op)
-                .map_or(0, |op| op.request_bytes),
+                .map_or(0, |op| op.request_bytes);
+            Target::new(&entry.op, live.addr_of(&entry.op).unwrap_or_default(), size)
         })
         .collect()
 }

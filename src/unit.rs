@@ -27,7 +27,7 @@ pub fn serve(spec_json: &str) -> Result<(), UnitError> {
         .enable_all()
         .build()
         .map_err(UnitError::Runtime)?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         match &spec.role {
             UnitRole::Service {
                 operations,
@@ -46,6 +46,10 @@ pub fn serve(spec_json: &str) -> Result<(), UnitError> {
             }
             UnitRole::State { store } => grain_state_unit::run(&spec.name, store).await,
         }
-    })?;
+    });
+    // The stdin watcher is a blocking read that only ends at EOF; after a SIGTERM drain
+    // it would keep the runtime's drop (and so the process) waiting for it.
+    runtime.shutdown_background();
+    served?;
     Ok(())
 }

@@ -31,10 +31,13 @@ fn targets(live: &LiveDeployment, scenario: &Scenario) -> Vec<Target> {
     scenario
         .entrypoints
         .iter()
-        .map(|e| Target {
-            op: e.op.clone(),
-            addr: live.addr_of(&e.op).unwrap().to_string(),
-            request_bytes: scenario.operation(&e.op).unwrap().request_bytes,
+        .map(|e| {
+            Target::new(
+                &e.op,
+                live.addr_of(&e.op).unwrap(),
+                scenario.operation(&e.op).unwrap().request_bytes,
+            )
+            .unwrap()
         })
         .collect()
 }

@@ -19,6 +19,8 @@ fn options(name: &str, out: &std::path::Path) -> RunOptions {
     options.out_dir = out.to_path_buf();
     options.run_id = unique_run_id(name);
     options.equivalence_requests = 12;
+    options.cold_starts = 1;
+    options.redeploy = run::Redeploy::Off;
     options
 }
 
@@ -149,7 +151,17 @@ fn start_long_cli_run(run_id: &str, out: &std::path::Path) -> std::process::Chil
         .replace("duration_s = 1", "duration_s = 60");
     std::fs::write(&long, text).unwrap();
     let child = Command::new(grainbench_binary())
-        .args(["run", "--arch", "nano", "--run-id", run_id, "--out"])
+        .args([
+            "run",
+            "--arch",
+            "nano",
+            "--cold-starts",
+            "1",
+            "--no-redeploy",
+            "--run-id",
+            run_id,
+            "--out",
+        ])
         .arg(out.join("results"))
         .arg(&long)
         .stdout(Stdio::null())

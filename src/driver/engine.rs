@@ -20,7 +20,6 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -34,16 +33,17 @@ const MAX_POLL_WAIT: Duration = Duration::from_millis(20);
 /// One entrypoint as the engine sends it.
 #[derive(Debug, Clone)]
 pub struct EngineTarget {
-    pub addr: SocketAddr,
+    /// Read at every new connection, so a redeployed entry unit is found at its new address.
+    pub addr: super::TargetAddr,
     /// Request line and headers up to `Content-Length: ` (the length and body follow).
     head: Vec<u8>,
     pub request_bytes: usize,
 }
 
 impl EngineTarget {
-    pub fn new(addr: SocketAddr, path: &str, request_bytes: usize) -> Self {
+    pub fn new(addr: super::TargetAddr, path: &str, request_bytes: usize) -> Self {
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: "
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: "
         )
         .into_bytes();
         EngineTarget {
@@ -364,7 +364,7 @@ impl<'a> Engine<'a> {
     }
 
     fn connect(&mut self, target: usize) -> io::Result<usize> {
-        let stream = TcpStream::connect(self.targets[target].addr)?;
+        let stream = TcpStream::connect(self.targets[target].addr.get())?;
         stream.set_nodelay(true)?;
         let entry = self.conns.vacant_entry();
         let key = entry.key();
@@ -651,7 +651,13 @@ mod tests {
 
     #[test]
     fn request_bytes_carry_the_body_length() {
-        let target = EngineTarget::new("127.0.0.1:9".parse().unwrap(), "/op/x", 10);
+        let target = EngineTarget::new(
+            super::super::Target::new("x", "127.0.0.1:9", 10)
+                .unwrap()
+                .addr,
+            "/op/x",
+            10,
+        );
         let bytes = target.request(b"{\"a\":1}");
         let text = String::from_utf8(bytes).unwrap();
         assert!(text.starts_with("POST /op/x HTTP/1.1\r\n"));

@@ -19,11 +19,12 @@ use grain_runtime::wire::{encode_request, op_path};
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 use record::Recorder;
-pub use record::{new_histogram, EntryMeasurement, ErrorCounts, Second};
+pub use record::{new_histogram, EntryMeasurement, ErrorCounts, Sample, Second};
 use requests::RequestGen;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -48,6 +49,10 @@ pub struct StepMeasurement {
     pub overall: EntryMeasurement,
     /// One entry per second of the step, warm-up included and marked.
     pub timeline: Vec<Second>,
+    /// Every request of the step, for looking at a window of it.
+    pub samples: Vec<Sample>,
+    /// When the step's schedule started.
+    pub started: Instant,
     pub engine: EngineStats,
 }
 
@@ -55,8 +60,44 @@ pub struct StepMeasurement {
 #[derive(Debug, Clone)]
 pub struct Target {
     pub op: String,
-    pub addr: String,
+    pub addr: TargetAddr,
     pub request_bytes: usize,
+}
+
+impl Target {
+    pub fn new(op: &str, addr: &str, request_bytes: usize) -> Result<Self, DriverError> {
+        let parsed: SocketAddr = addr.parse().map_err(|_| DriverError::BadAddress {
+            op: op.to_string(),
+            addr: addr.to_string(),
+        })?;
+        Ok(Target {
+            op: op.to_string(),
+            addr: TargetAddr(Arc::new(RwLock::new(parsed))),
+            request_bytes,
+        })
+    }
+}
+
+/// Where an entrypoint is served, shared with a running step so that a redeploy can move
+/// it: new connections go to the new address, open ones finish where they are.
+#[derive(Debug, Clone)]
+pub struct TargetAddr(Arc<RwLock<SocketAddr>>);
+
+impl TargetAddr {
+    pub fn get(&self) -> SocketAddr {
+        // Writers only store a plain address, so a poisoned lock still holds a whole one.
+        *self
+            .0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn set(&self, addr: SocketAddr) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = addr;
+    }
 }
 
 /// Why a step could not run at all.
@@ -89,16 +130,10 @@ pub async fn run_step(
     progress: Option<ProgressBar>,
     cancel: &CancellationToken,
 ) -> Result<StepMeasurement, DriverError> {
-    let engine_targets = targets
+    let engine_targets: Vec<EngineTarget> = targets
         .iter()
-        .map(|t| {
-            let addr: SocketAddr = t.addr.parse().map_err(|_| DriverError::BadAddress {
-                op: t.op.clone(),
-                addr: t.addr.clone(),
-            })?;
-            Ok(EngineTarget::new(addr, &op_path(&t.op), t.request_bytes))
-        })
-        .collect::<Result<Vec<_>, DriverError>>()?;
+        .map(|t| EngineTarget::new(t.addr.clone(), &op_path(&t.op), t.request_bytes))
+        .collect();
     let config = config.clone();
     let cancel = cancel.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -162,6 +197,8 @@ fn run_engine(
         per_entry: recorder.per_entry,
         overall,
         timeline: recorder.timeline,
+        samples: recorder.samples,
+        started: start,
         engine: stats,
     })
 }
@@ -198,7 +235,7 @@ pub async fn equivalence_digests(
         let target = &targets[request.entry];
         let body = Bytes::from(encode_request(&request.params, target.request_bytes));
         let reply = client
-            .post(&target.addr, &op_path(&target.op), body)
+            .post(&target.addr.get().to_string(), &op_path(&target.op), body)
             .await
             .map_err(|source| EquivalenceError {
                 index,

@@ -133,6 +133,15 @@ pub struct Second {
 /// How one request ended.
 pub type Outcome = Result<Hops, ErrorClass>;
 
+/// One request of the step, kept so any window of it can be looked at afterwards
+/// (e.g. a redeploy): when it was due, its corrected latency, and whether it succeeded.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub intended: Instant,
+    pub latency_us: u64,
+    pub ok: bool,
+}
+
 /// Accumulates a step's measurements.
 pub struct Recorder {
     start: Instant,
@@ -142,6 +151,8 @@ pub struct Recorder {
     pub timeline: Vec<Second>,
     /// Latest actual send time of a measured request.
     pub last_sent: Instant,
+    /// Every request of the step, warm-up included, in completion order.
+    pub samples: Vec<Sample>,
 }
 
 impl Recorder {
@@ -153,6 +164,7 @@ impl Recorder {
             send_lag: new_histogram(),
             timeline: Vec::new(),
             last_sent: start + warmup,
+            samples: Vec::new(),
         }
     }
 
@@ -177,6 +189,11 @@ impl Recorder {
         done: Instant,
         outcome: Outcome,
     ) {
+        self.samples.push(Sample {
+            intended,
+            latency_us: done.saturating_duration_since(intended).as_micros() as u64,
+            ok: outcome.is_ok(),
+        });
         let second = self.second(intended);
         match outcome {
             Ok(_) => {

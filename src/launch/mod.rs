@@ -88,6 +88,10 @@ pub struct RunningUnit {
     pub name: String,
     pub pid: u32,
     pub addr: String,
+    /// From this unit's spawn to its announcing a listening address.
+    pub listening_after: Duration,
+    spawned_at: Instant,
+    spec: UnitSpec,
     child: Child,
     stdin: Option<ChildStdin>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
@@ -120,12 +124,86 @@ pub struct LiveDeployment {
     pub units: Vec<RunningUnit>,
     /// From spawning the first unit to every unit answering `/health`.
     pub cold_start: Duration,
+    options: LaunchOptions,
+}
+
+/// How a redeploy of some units went.
+#[derive(Debug, Clone)]
+pub struct Redeploy {
+    /// Units replaced, by name.
+    pub units: Vec<String>,
+    /// Pids of the processes that were stopped.
+    pub old_pids: Vec<u32>,
+    /// How each stopped process ended (`exit code 0` after a graceful drain).
+    pub old_endings: Vec<String>,
+    /// From SIGTERM to the old processes having drained and exited.
+    pub drained_after: Duration,
+    /// From SIGTERM to every replacement ready and routed.
+    pub ready_after: Duration,
+    /// When the redeploy began.
+    pub started: Instant,
 }
 
 impl LiveDeployment {
     /// Address of the unit serving `op`.
     pub fn addr_of(&self, op: &str) -> Option<&str> {
         self.plan.unit_of(op).map(|i| self.units[i].addr.as_str())
+    }
+
+    /// Replaces the units at `indices` the way a redeploy of changed code does: SIGTERM
+    /// (stop accepting, finish in-flight requests, exit), then start new processes of the
+    /// same spec, route every unit to them, and wait until they are ready.
+    pub async fn redeploy(&mut self, indices: &[usize]) -> Result<Redeploy, LaunchError> {
+        let started = Instant::now();
+        let mut old_pids = Vec::new();
+        for &index in indices {
+            let unit = &mut self.units[index];
+            old_pids.push(unit.pid);
+            // SAFETY: sending SIGTERM to a child process we started and still own.
+            unsafe { libc::kill(unit.pid as libc::pid_t, libc::SIGTERM) };
+        }
+        let mut old_endings = Vec::new();
+        for &index in indices {
+            let unit = &mut self.units[index];
+            let ending = match tokio::time::timeout(DRAIN_TIMEOUT, unit.child.wait()).await {
+                Ok(Ok(status)) => describe_status(status),
+                _ => {
+                    let _ = unit.child.start_kill();
+                    let _ = unit.child.wait().await;
+                    format!("killed after not draining within {DRAIN_TIMEOUT:?}")
+                }
+            };
+            old_endings.push(ending);
+        }
+        let drained_after = started.elapsed();
+        let deadline = Instant::now() + self.options.ready_timeout;
+        for &index in indices {
+            let spec = self.units[index].spec.clone();
+            let (unit, stdout) = spawn_unit(&spec, &self.options)?;
+            self.units[index] =
+                wait_for_address(unit, stdout, deadline, self.options.ready_timeout).await?;
+        }
+        let addrs: Vec<String> = self.units.iter().map(|u| u.addr.clone()).collect();
+        send_routes(&mut self.units, &self.plan.routes(&addrs)).await?;
+        // Readiness is polled on the replacements only; the others kept serving.
+        let replacements = self
+            .units
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| indices.contains(i))
+            .map(|(_, unit)| unit);
+        wait_until_healthy(replacements, deadline, self.options.ready_timeout).await?;
+        Ok(Redeploy {
+            units: indices
+                .iter()
+                .map(|&i| self.units[i].name.clone())
+                .collect(),
+            old_pids,
+            old_endings,
+            drained_after,
+            ready_after: started.elapsed(),
+            started,
+        })
     }
 
     /// The first unit found to have exited, if any.
@@ -185,16 +263,18 @@ pub async fn launch(
         };
         units.push(spawn_unit(&spec, options)?);
     }
-    let mut announced = Vec::with_capacity(units.len());
-    for (unit, stdout) in units {
-        announced.push(wait_for_address(unit, stdout, deadline, options.ready_timeout).await?);
-    }
+    // Read every unit's announcement concurrently so each unit's start time is its own.
+    let waits = units
+        .into_iter()
+        .map(|(unit, stdout)| wait_for_address(unit, stdout, deadline, options.ready_timeout));
+    let announced = futures_util::future::try_join_all(waits).await?;
     let addrs: Vec<String> = announced.iter().map(|u| u.addr.clone()).collect();
     let routes = plan.routes(&addrs);
     let mut live = LiveDeployment {
         plan: plan.clone(),
         units: announced,
         cold_start: Duration::ZERO,
+        options: options.clone(),
     };
     send_routes(&mut live.units, &routes).await?;
     wait_until_healthy(&mut live.units, deadline, options.ready_timeout).await?;
@@ -246,6 +326,9 @@ fn spawn_unit(
         name: spec.name.clone(),
         pid: child.id().unwrap_or(0),
         addr: String::new(),
+        listening_after: Duration::ZERO,
+        spawned_at: Instant::now(),
+        spec: spec.clone(),
         child,
         stdin: Some(stdin),
         stderr_tail,
@@ -288,10 +371,17 @@ async fn wait_for_address(
     })
     .await;
     match found {
-        Ok(Some(addr)) => {
+        Ok(Some(addr)) if addr.parse::<std::net::SocketAddr>().is_ok() => {
             unit.addr = addr;
+            unit.listening_after = unit.spawned_at.elapsed();
             Ok(unit)
         }
+        Ok(Some(addr)) => Err(LaunchError::Crashed {
+            unit: unit.name.clone(),
+            status: format!("announced an invalid address {addr:?}"),
+            when: "while starting",
+            stderr: unit.stderr_tail(),
+        }),
         Ok(None) => {
             // stdout closed without an address: the unit exited; give it a moment to be reaped.
             let status = tokio::time::timeout(Duration::from_secs(2), unit.child.wait()).await;
@@ -335,8 +425,8 @@ pub async fn send_routes(units: &mut [RunningUnit], routes: &Routes) -> Result<(
     Ok(())
 }
 
-async fn wait_until_healthy(
-    units: &mut [RunningUnit],
+async fn wait_until_healthy<'a>(
+    units: impl IntoIterator<Item = &'a mut RunningUnit>,
     deadline: Instant,
     timeout: Duration,
 ) -> Result<(), LaunchError> {

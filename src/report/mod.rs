@@ -79,6 +79,8 @@ pub struct ArchitectureResult {
     pub steps: Vec<StepResult>,
     /// Where a rate sweep (`--rates auto`) found the architecture saturating.
     pub knee: Option<Knee>,
+    /// What deploying this architecture costs (absent if it never deployed).
+    pub deploy: Option<DeployCost>,
     /// Why this architecture's run stopped early, if it did.
     pub error: Option<String>,
 }
@@ -103,9 +105,56 @@ impl ArchitectureResult {
             static_hops: plan.static_hops.clone(),
             steps: Vec::new(),
             knee: None,
+            deploy: None,
             error: None,
         }
     }
+}
+
+/// Deploy cost of one architecture, from the kernel's own accounting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployCost {
+    pub service_units: usize,
+    pub state_units: usize,
+    /// Business endpoints over all units (operations; get and put of state units).
+    pub endpoints: usize,
+    /// What each unit ships: the `grainbench` binary.
+    pub artifact_bytes_per_unit: u64,
+    /// What the deployment ships if every unit is packaged on its own.
+    pub artifact_bytes_total: u64,
+    pub cold_start: crate::cost::ColdStart,
+    /// Unit → RSS right after readiness, before any request (bytes).
+    pub idle_rss_bytes: BTreeMap<String, u64>,
+    pub idle_rss_bytes_total: u64,
+    /// Operation → units that must restart when its code changes.
+    pub blast_radius: BTreeMap<String, Vec<String>>,
+    pub redeploy: Option<RedeployResult>,
+}
+
+/// A live redeploy of the units running one operation, under steady load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RedeployResult {
+    pub operation: String,
+    pub units: Vec<String>,
+    pub rate_rps: u32,
+    /// Seconds into the step's measured window when SIGTERM was sent.
+    pub at_s: f64,
+    /// SIGTERM → old processes drained and exited.
+    pub drained_ms: f64,
+    /// SIGTERM → replacements ready and routed.
+    pub ready_ms: f64,
+    /// Requests due from SIGTERM until one second after the replacements were ready.
+    pub window_requests: u64,
+    pub window_failed: u64,
+    /// Corrected latency of requests due before the redeploy, and during its window.
+    pub latency_before_us: Percentiles,
+    pub latency_during_us: Percentiles,
+    /// Old unit processes still alive afterwards (should be 0).
+    pub old_processes_left: usize,
+    /// How each old process ended (`exit code 0` after a graceful drain).
+    pub old_endings: Vec<String>,
+    /// The step the redeploy ran in.
+    pub step: Box<StepResult>,
 }
 
 /// The saturation point of a rate sweep.
@@ -273,6 +322,10 @@ pub struct StepResult {
     pub hops: HopSummary,
     pub entrypoints: Vec<EntryResult>,
     pub timeline: Vec<SecondResult>,
+    /// CPU time and peak RSS of the units during the step (never the driver's).
+    pub units: Option<crate::cost::UnitsUsage>,
+    /// Units' CPU time per completed request (µs).
+    pub units_cpu_us_per_request: Option<f64>,
     /// False when the generator fell behind its schedule; then `invalid_reason` says how.
     pub valid: bool,
     pub invalid_reason: Option<String>,
@@ -335,6 +388,8 @@ impl StepResult {
                 .enumerate()
                 .map(|(i, s)| SecondResult::of(i, s))
                 .collect(),
+            units: None,
+            units_cpu_us_per_request: None,
             valid: invalid_reason.is_none(),
             invalid_reason,
         }
@@ -353,6 +408,17 @@ fn entry_result(op: &str, e: &EntryMeasurement, static_hops: Hops) -> EntryResul
         hops_match_static: hops.all_equal(static_hops),
         hops,
         static_hops,
+    }
+}
+
+impl StepResult {
+    /// Attaches the units' CPU and memory during this step.
+    pub fn with_units(mut self, usage: crate::cost::UnitsUsage) -> Self {
+        let completed = self.ok + self.error_total;
+        self.units_cpu_us_per_request = (completed > 0)
+            .then(|| ((usage.cpu_ms_total * 1e3 / completed as f64) * 100.0).round() / 100.0);
+        self.units = Some(usage);
+        self
     }
 }
 

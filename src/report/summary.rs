@@ -36,6 +36,7 @@ pub fn render_summary(results: &RunResults) -> String {
             cold
         );
     }
+    render_deploy_cost(&mut out, results);
     let _ = writeln!(
         out,
         "\n{:<18} {:<9} {:>6} {:>9} {:>8} {:>8} {:>9} {:>16} {:>7}",
@@ -164,4 +165,62 @@ fn step_label(step: &StepResult) -> String {
         Some(connections) => format!("c={connections}"),
         None => step.target_rps.to_string(),
     }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// The deploy-cost table: units, artifact, cold start, memory, CPU per request, redeploy.
+fn render_deploy_cost(out: &mut String, results: &RunResults) {
+    let _ = writeln!(
+        out,
+        "\ndeploy cost      {:>10} {:>10} {:>11} {:>22} {:>10} {:>10} {:>13} {:>22}",
+        "units",
+        "endpoints",
+        "artifact",
+        "cold start med [min-max]",
+        "idle RSS",
+        "peak RSS",
+        "CPU µs/req",
+        "redeploy"
+    );
+    for arch in &results.architectures {
+        let Some(d) = &arch.deploy else {
+            let _ = writeln!(out, "  {:<14} not deployed", arch.architecture.name());
+            continue;
+        };
+        let last_step = arch.steps.last();
+        let peak = last_step
+            .and_then(|s| s.units.as_ref())
+            .map_or("-".into(), |u| mib(u.peak_rss_bytes_total));
+        let cpu = last_step
+            .and_then(|s| s.units_cpu_us_per_request)
+            .map_or("-".into(), |c| format!("{c:.0}"));
+        let redeploy = d.redeploy.as_ref().map_or("-".into(), |r| {
+            format!(
+                "{} unit(s) {:.0} ms, {} failed",
+                r.units.len(),
+                r.ready_ms,
+                r.window_failed
+            )
+        });
+        let _ = writeln!(
+            out,
+            "  {:<14} {:>10} {:>10} {:>11} {:>22} {:>10} {:>10} {:>13} {:>22}",
+            arch.architecture.name(),
+            format!("{}+{}", d.service_units, d.state_units),
+            d.endpoints,
+            mib(d.artifact_bytes_total),
+            format!(
+                "{:.1} [{:.1}-{:.1}] ms",
+                d.cold_start.median_ms, d.cold_start.min_ms, d.cold_start.max_ms
+            ),
+            mib(d.idle_rss_bytes_total),
+            peak,
+            cpu,
+            redeploy
+        );
+    }
+    let _ = writeln!(out, "  (units: service+state; peak RSS and CPU/request at the highest step; CPU from /proc, units only)");
 }

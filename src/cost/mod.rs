@@ -1,0 +1,246 @@
+//! Deploy cost, from the kernel's own accounting (`/proc`, read with the `procfs` crate):
+//! unit counts and endpoints, artifact bytes, cold start over repeated deployments, idle
+//! and peak RSS per unit, CPU time of the units per request, and the blast radius of a
+//! change to one operation.
+
+use crate::launch::{self, LaunchError, LaunchOptions};
+use crate::plan::Deployment;
+use grain_runtime::model::UnitRole;
+use procfs::WithCurrentSystemInfo;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often unit memory is sampled while load runs.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// CPU time and resident memory of one process, now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub cpu: Duration,
+    pub rss_bytes: u64,
+}
+
+/// Reads `/proc/<pid>/stat`: user + system CPU of the whole process, and its RSS.
+pub fn usage(pid: u32) -> Option<Usage> {
+    let stat = procfs::process::Process::new(pid as i32)
+        .ok()?
+        .stat()
+        .ok()?;
+    let ticks = procfs::ticks_per_second().max(1);
+    let cpu_ticks = stat.utime + stat.stime;
+    Some(Usage {
+        cpu: Duration::from_nanos(cpu_ticks.saturating_mul(1_000_000_000) / ticks),
+        rss_bytes: stat.rss_bytes().get(),
+    })
+}
+
+/// Per-unit CPU used and peak RSS seen over a sampling period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UnitsUsage {
+    /// Unit → CPU time (ms) spent during the period.
+    pub cpu_ms: BTreeMap<String, f64>,
+    pub cpu_ms_total: f64,
+    /// Unit → highest RSS sampled (bytes).
+    pub peak_rss_bytes: BTreeMap<String, u64>,
+    pub peak_rss_bytes_total: u64,
+}
+
+/// Samples the RSS of a set of processes several times a second until stopped, and their
+/// CPU time at start and stop.
+pub struct Sampler {
+    units: Vec<(String, u32)>,
+    start: Vec<Usage>,
+    peaks: Arc<Mutex<Vec<u64>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sampler {
+    pub fn start(units: Vec<(String, u32)>) -> Self {
+        let start: Vec<Usage> = units
+            .iter()
+            .map(|(_, pid)| usage(*pid).unwrap_or_default())
+            .collect();
+        let peaks = Arc::new(Mutex::new(
+            start.iter().map(|u| u.rss_bytes).collect::<Vec<_>>(),
+        ));
+        let pids: Vec<u32> = units.iter().map(|(_, pid)| *pid).collect();
+        let task = tokio::spawn(sample_peaks(pids, peaks.clone()));
+        Sampler {
+            units,
+            start,
+            peaks,
+            task,
+        }
+    }
+
+    /// Stops sampling and returns what each unit used since `start`.
+    pub fn stop(self) -> UnitsUsage {
+        self.task.abort();
+        let peaks = self.peaks.lock().map(|p| p.clone()).unwrap_or_default();
+        let mut result = UnitsUsage::default();
+        for (((name, pid), start), peak) in self.units.iter().zip(&self.start).zip(peaks) {
+            let end = usage(*pid).unwrap_or(*start);
+            let cpu_ms = end.cpu.saturating_sub(start.cpu).as_secs_f64() * 1e3;
+            let peak = peak.max(end.rss_bytes);
+            result.cpu_ms.insert(name.clone(), cpu_ms);
+            result.peak_rss_bytes.insert(name.clone(), peak);
+        }
+        result.cpu_ms_total = result.cpu_ms.values().sum();
+        result.peak_rss_bytes_total = result.peak_rss_bytes.values().sum();
+        result
+    }
+}
+
+async fn sample_peaks(pids: Vec<u32>, peaks: Arc<Mutex<Vec<u64>>>) {
+    let mut interval = tokio::time::interval(SAMPLE_INTERVAL);
+    loop {
+        interval.tick().await;
+        let current: Vec<u64> = pids
+            .iter()
+            .map(|pid| usage(*pid).map_or(0, |u| u.rss_bytes))
+            .collect();
+        if let Ok(mut peaks) = peaks.lock() {
+            for (peak, now) in peaks.iter_mut().zip(current) {
+                *peak = (*peak).max(now);
+            }
+        }
+    }
+}
+
+/// Resident memory of every unit right now (unit → bytes).
+pub fn rss_now(units: &[(String, u32)]) -> BTreeMap<String, u64> {
+    units
+        .iter()
+        .map(|(name, pid)| (name.clone(), usage(*pid).map_or(0, |u| u.rss_bytes)))
+        .collect()
+}
+
+/// Cold start figures over repeated deployments.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ColdStart {
+    /// Spawn of the first unit → every unit ready, one per deployment (ms).
+    pub samples_ms: Vec<f64>,
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    /// Unit → median of its own spawn → listening time (ms).
+    pub per_unit_median_ms: BTreeMap<String, f64>,
+}
+
+impl ColdStart {
+    pub fn from_samples(samples_ms: Vec<f64>, per_unit: BTreeMap<String, Vec<f64>>) -> Self {
+        ColdStart {
+            median_ms: median(&samples_ms),
+            min_ms: samples_ms.iter().copied().fold(f64::INFINITY, f64::min),
+            max_ms: samples_ms.iter().copied().fold(0.0, f64::max),
+            per_unit_median_ms: per_unit
+                .into_iter()
+                .map(|(unit, s)| (unit, median(&s)))
+                .collect(),
+            samples_ms,
+        }
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
+}
+
+/// Deploys `plan` `repeats` times (each fully started, then stopped) and times each one.
+pub async fn measure_cold_starts(
+    plan: &Deployment,
+    options: &LaunchOptions,
+    repeats: usize,
+) -> Result<(Vec<f64>, BTreeMap<String, Vec<f64>>), LaunchError> {
+    let mut samples = Vec::with_capacity(repeats);
+    let mut per_unit: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for _ in 0..repeats {
+        let live = launch::launch(plan, options).await?;
+        samples.push(live.cold_start.as_secs_f64() * 1e3);
+        for unit in &live.units {
+            per_unit
+                .entry(unit.name.clone())
+                .or_default()
+                .push(unit.listening_after.as_secs_f64() * 1e3);
+        }
+        live.shutdown().await;
+    }
+    Ok((samples, per_unit))
+}
+
+/// The units that must restart when `op`'s code changes: every unit whose process runs
+/// that operation's code (nano: its own unit; micro: its service's unit; monolith: all).
+pub fn blast_radius(plan: &Deployment, op: &str) -> Vec<usize> {
+    plan.units
+        .iter()
+        .enumerate()
+        .filter(|(_, unit)| match &unit.role {
+            UnitRole::Service { operations, .. } => operations.iter().any(|o| o.name == op),
+            UnitRole::State { .. } => false,
+        })
+        .map(|(index, _)| index)
+        .collect()
+}
+
+/// Business endpoints a unit exposes (operations, or a state unit's get and put).
+pub fn endpoints(role: &UnitRole) -> usize {
+    match role {
+        UnitRole::Service { operations, .. } => operations.len(),
+        UnitRole::State { .. } => 2,
+    }
+}
+
+/// Size of the artifact every unit ships: the `grainbench` binary itself.
+pub fn artifact_bytes(binary: &Path) -> u64 {
+    std::fs::metadata(binary).map_or(0, |m| m.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{plan, Architecture};
+
+    #[test]
+    fn usage_of_this_process_is_real() {
+        let mine = usage(std::process::id()).expect("our own /proc entry");
+        assert!(mine.rss_bytes > 0);
+        assert!(usage(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn median_of_odd_and_even_samples() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
+    }
+
+    #[test]
+    fn blast_radius_is_one_unit_the_service_or_everything() {
+        let s = crate::scenario::parse(include_str!("../../scenarios/checkout.toml")).unwrap();
+        let nano = plan(&s, Architecture::Nano);
+        let micro = plan(&s, Architecture::Micro);
+        let mono = plan(&s, Architecture::Monolith);
+        for op in &s.operations {
+            let n = blast_radius(&nano, &op.name);
+            assert_eq!(n.len(), 1);
+            assert_eq!(nano.units[n[0]].hosts, vec![op.name.clone()]);
+            let m = blast_radius(&micro, &op.name);
+            assert_eq!(m.len(), 1);
+            assert_eq!(micro.units[m[0]].name, format!("micro-{}", op.service));
+            assert_eq!(blast_radius(&mono, &op.name), vec![0]);
+        }
+    }
+}
