@@ -78,6 +78,16 @@ enum Command {
         #[arg(long, hide = true)]
         run_id: Option<String>,
     },
+    /// Render the HTML comparison report from saved results, without running anything.
+    Report {
+        results: PathBuf,
+        /// An earlier results.json: the page shows each figure's change since it.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// Where to write the page (default: index.html beside RESULTS).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Write scenarios/NAME.toml: a commented, valid, runnable starting point.
     New {
         name: String,
@@ -271,6 +281,21 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 "wrote {}\nnext: grainbench validate {0} && grainbench run {0} --quick",
                 path.display()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report {
+            results,
+            baseline,
+            out,
+        } => {
+            let current = grainbench::report::RunResults::read(&results)?;
+            let old = baseline
+                .as_deref()
+                .map(grainbench::report::RunResults::read)
+                .transpose()?;
+            let out = out.unwrap_or_else(|| results.with_file_name("index.html"));
+            let path = grainbench::report::write_html(&current, old.as_ref(), &out)?;
+            println!("report: {}", path.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
@@ -480,6 +505,13 @@ async fn run_scenarios(paths: &[PathBuf], settings: RunSettings) -> Result<ExitC
         println!("{}", render_summary(&outcome.results));
         if let Some(path) = &outcome.results_path {
             println!("results: {}", path.display());
+        }
+        if let Some(path) = &outcome.report_path {
+            println!("report:  {}", path.display());
+        }
+        if let Some(error) = &outcome.report_error {
+            eprintln!("error: {error}");
+            code = ExitCode::FAILURE;
         }
         if let Some(error) = &outcome.write_error {
             eprintln!("error: {error}");

@@ -112,6 +112,9 @@ pub struct RunOutcome {
     pub results: RunResults,
     pub results_path: Option<PathBuf>,
     pub write_error: Option<crate::report::ResultsError>,
+    /// The HTML report written beside results.json, or why it could not be.
+    pub report_path: Option<PathBuf>,
+    pub report_error: Option<String>,
     pub error: Option<RunError>,
 }
 
@@ -164,6 +167,8 @@ pub async fn run(
     let mut outcome = RunOutcome {
         results_path: None,
         write_error: None,
+        report_path: None,
+        report_error: None,
         error: None,
         results: results.clone(),
     };
@@ -197,6 +202,8 @@ pub async fn run(
     outcome
 }
 
+/// Writes results.json and the HTML report beside it (after every architecture, so an
+/// interrupted run still leaves both).
 fn record(outcome: &mut RunOutcome, results: &RunResults, options: &RunOptions) {
     outcome.results = results.clone();
     match results.write(&options.out_dir) {
@@ -205,6 +212,14 @@ fn record(outcome: &mut RunOutcome, results: &RunResults, options: &RunOptions) 
             outcome.write_error = None;
         }
         Err(error) => outcome.write_error = Some(error),
+    }
+    let page = options.out_dir.join("index.html");
+    match crate::report::write_html(results, None, &page) {
+        Ok(path) => {
+            outcome.report_path = Some(path);
+            outcome.report_error = None;
+        }
+        Err(error) => outcome.report_error = Some(error.to_string()),
     }
 }
 

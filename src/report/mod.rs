@@ -1,8 +1,13 @@
 //! The results model written to `results.json` (versioned, see `SCHEMA_VERSION`), how
-//! driver measurements become it, and the terminal summary printed after a run.
+//! driver measurements become it, the terminal summary printed after a run, and the HTML
+//! comparison report (`page` model → `charts` → `html`).
 
+pub mod charts;
+pub mod html;
+pub mod page;
 mod summary;
 
+pub use html::{render as render_html, write as write_html, ReportError};
 pub use summary::render_summary;
 
 use crate::driver::engine::Schedule;

@@ -1,0 +1,554 @@
+//! The report's charts, drawn with plotters' SVG backend into strings (no fonts or files
+//! needed) and inlined in the page. A chart whose data this run did not measure is `None`,
+//! and the page says so instead of drawing an empty frame.
+
+use super::page::{colour, valid_step_at, verdict_rate};
+use super::{decode_histogram, RunResults};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use serde::Serialize;
+
+const WIDTH: u32 = 640;
+const HEIGHT: u32 = 340;
+const FONT: &str = "sans-serif";
+
+/// One titled chart, as inline SVG.
+#[derive(Debug, Clone, Serialize)]
+pub struct Chart {
+    pub title: String,
+    pub caption: String,
+    pub svg: String,
+}
+
+/// Every chart of the page; empty lists and `None` mean "not measured in this run".
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Charts {
+    pub spectrum: Option<Chart>,
+    pub rate_curve: Option<Chart>,
+    pub timelines: Vec<Chart>,
+    pub hops: Option<Chart>,
+    pub deploy: Vec<Chart>,
+    pub redeploy: Option<Chart>,
+}
+
+fn rgb(hex: &str) -> RGBColor {
+    let byte = |i: usize| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0);
+    RGBColor(byte(1), byte(3), byte(5))
+}
+
+struct Series {
+    name: String,
+    colour: RGBColor,
+    points: Vec<(f64, f64)>,
+    thin: bool,
+}
+
+/// Draws every chart for `results`.
+pub fn draw(results: &RunResults) -> Charts {
+    Charts {
+        spectrum: spectrum(results),
+        rate_curve: rate_curve(results),
+        timelines: timelines(results),
+        hops: hops(results),
+        deploy: deploy(results),
+        redeploy: redeploy(results),
+    }
+}
+
+/// "Nines" of a quantile: 0.9 → 1, 0.99 → 2, 0.999 → 3.
+fn nines(q: f64) -> f64 {
+    -(1.0 - q).log10()
+}
+
+fn spectrum(results: &RunResults) -> Option<Chart> {
+    let rate = verdict_rate(results)?;
+    let quantiles = [0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999];
+    let series: Vec<Series> = results
+        .architectures
+        .iter()
+        .filter_map(|a| {
+            let step = valid_step_at(a, rate)?;
+            let h = decode_histogram(&step.histograms.corrected).ok()?;
+            let mut points: Vec<(f64, f64)> = quantiles
+                .iter()
+                .map(|&q| (nines(q), h.value_at_quantile(q) as f64 / 1e3))
+                .collect();
+            points.push((4.5, h.max() as f64 / 1e3));
+            Some(Series {
+                name: a.architecture.name().into(),
+                colour: rgb(colour(a.architecture.name())),
+                points,
+                thin: false,
+            })
+        })
+        .collect();
+    let svg = line_chart(
+        &series,
+        "percentile",
+        "latency (ms, log)",
+        true,
+        |x| match (x * 10.0).round() as i64 {
+            3 => "p50".into(),
+            10 => "p90".into(),
+            20 => "p99".into(),
+            30 => "p99.9".into(),
+            40 => "p99.99".into(),
+            45 => "max".into(),
+            _ => String::new(),
+        },
+    )?;
+    Some(Chart {
+        title: format!("Latency percentile spectrum at {rate} req/s"),
+        caption: "Corrected latency (from intended send time) of all entrypoints together, from the HdrHistograms; x axis in nines (p90, p99, p99.9, …), the last point is the maximum.".into(),
+        svg,
+    })
+}
+
+fn rate_curve(results: &RunResults) -> Option<Chart> {
+    let mut series = Vec::new();
+    for a in &results.architectures {
+        let steps: Vec<_> = a
+            .steps
+            .iter()
+            .filter(|s| s.mode == "open" && s.valid)
+            .collect();
+        if steps.len() < 2 {
+            continue;
+        }
+        let name = a.architecture.name();
+        for (label, pick, thin) in [("p99", 99, false), ("p50", 50, true)] {
+            series.push(Series {
+                name: format!("{name} {label}"),
+                colour: rgb(colour(name)),
+                points: steps
+                    .iter()
+                    .map(|s| {
+                        let v = if pick == 99 {
+                            s.latency_us.p99
+                        } else {
+                            s.latency_us.p50
+                        };
+                        (f64::from(s.target_rps), v as f64 / 1e3)
+                    })
+                    .collect(),
+                thin,
+            });
+        }
+    }
+    if series.is_empty() {
+        return None;
+    }
+    let svg = line_chart(
+        &series,
+        "offered rate (req/s)",
+        "latency (ms, log)",
+        true,
+        |x| format!("{x:.0}"),
+    )?;
+    Some(Chart {
+        title: "p50 and p99 against offered rate".into(),
+        caption: "Thick lines p99, thin lines p50; valid open-loop steps only. Where a curve bends up, the architecture nears saturation (the knee).".into(),
+        svg,
+    })
+}
+
+fn timelines(results: &RunResults) -> Vec<Chart> {
+    let Some(first) = results.architectures.first() else {
+        return Vec::new();
+    };
+    first
+        .steps
+        .iter()
+        .filter(|s| s.mode == "open")
+        .filter_map(|step| {
+            let rate = step.target_rps;
+            let series: Vec<Series> = results
+                .architectures
+                .iter()
+                .filter_map(|a| {
+                    let s = a.steps.iter().find(|s| s.mode == "open" && s.target_rps == rate)?;
+                    let name = a.architecture.name();
+                    Some(Series {
+                        name: name.into(),
+                        colour: rgb(colour(name)),
+                        points: s
+                            .timeline
+                            .iter()
+                            .filter(|t| t.ok > 0)
+                            .map(|t| (t.second as f64, t.p99_us.max(1) as f64 / 1e3))
+                            .collect(),
+                        thin: false,
+                    })
+                })
+                .collect();
+            let warmup = step.warmup_s;
+            let svg = line_chart(&series, "second of the step", "p99 per second (ms, log)", true, |x| format!("{x:.1}"))?;
+            Some(Chart {
+                title: format!("Per-second p99 at {rate} req/s"),
+                caption: format!("Each point is one second of the step by intended send time; the first {warmup:.1} s are warm-up (not in the other figures)."),
+                svg,
+            })
+        })
+        .collect()
+}
+
+/// A bar: label, value, colour, and an optional lighter part stacked on top.
+struct Bar {
+    label: String,
+    value: f64,
+    stacked: f64,
+    colour: RGBColor,
+}
+
+fn hops(results: &RunResults) -> Option<Chart> {
+    let rate = verdict_rate(results).or_else(|| {
+        results
+            .architectures
+            .first()?
+            .steps
+            .first()
+            .map(|s| s.target_rps)
+    })?;
+    let mut bars = Vec::new();
+    let first = results
+        .architectures
+        .first()?
+        .steps
+        .iter()
+        .find(|s| s.target_rps == rate)?;
+    for entry in &first.entrypoints {
+        for a in &results.architectures {
+            let Some(e) = a.steps.iter().find(|s| s.target_rps == rate).and_then(|s| {
+                s.entrypoints
+                    .iter()
+                    .find(|x| x.entrypoint == entry.entrypoint)
+            }) else {
+                continue;
+            };
+            bars.push(Bar {
+                label: format!("{} {}", entry.entrypoint, a.architecture.name()),
+                value: e.hops.mean_service,
+                stacked: e.hops.mean_state,
+                colour: rgb(colour(a.architecture.name())),
+            });
+        }
+    }
+    let svg = bar_chart(&bars, "hops per request")?;
+    Some(Chart {
+        title: format!("Hops per request at {rate} req/s"),
+        caption: "Measured from response headers: solid = service hops (driver → entry included), light = state hops (nano units to their services' state units).".into(),
+        svg,
+    })
+}
+
+fn deploy(results: &RunResults) -> Vec<Chart> {
+    let deployed: Vec<_> = results
+        .architectures
+        .iter()
+        .filter(|a| a.deploy.is_some())
+        .collect();
+    if deployed.is_empty() {
+        return Vec::new();
+    }
+    let bars = |f: &dyn Fn(&super::ArchitectureResult) -> (f64, f64)| -> Vec<Bar> {
+        deployed
+            .iter()
+            .map(|a| {
+                let (value, stacked) = f(a);
+                Bar {
+                    label: a.architecture.name().into(),
+                    value,
+                    stacked,
+                    colour: rgb(colour(a.architecture.name())),
+                }
+            })
+            .collect()
+    };
+    let cpu = |a: &super::ArchitectureResult| {
+        a.steps
+            .iter()
+            .rev()
+            .find(|s| s.valid)
+            .or(a.steps.last())
+            .and_then(|s| s.units_cpu_us_per_request)
+            .unwrap_or(0.0)
+    };
+    let charts: [(&str, &str, Vec<Bar>); 4] = [
+        (
+            "Deployable units",
+            "units (light = state units)",
+            bars(&|a| {
+                let d = a
+                    .deploy
+                    .as_ref()
+                    .map_or((0, 0), |d| (d.service_units, d.state_units));
+                (d.0 as f64, d.1 as f64)
+            }),
+        ),
+        (
+            "Idle memory",
+            "RSS after readiness (MiB)",
+            bars(&|a| {
+                (
+                    a.deploy
+                        .as_ref()
+                        .map_or(0.0, |d| d.idle_rss_bytes_total as f64 / 1048576.0),
+                    0.0,
+                )
+            }),
+        ),
+        (
+            "Cold start",
+            "spawn → all ready, median (ms)",
+            bars(&|a| {
+                (
+                    a.deploy.as_ref().map_or(0.0, |d| d.cold_start.median_ms),
+                    0.0,
+                )
+            }),
+        ),
+        (
+            "Unit CPU per request",
+            "µs of CPU, all units",
+            bars(&|a| (cpu(a), 0.0)),
+        ),
+    ];
+    charts
+        .into_iter()
+        .filter_map(|(title, y, bars)| {
+            Some(Chart {
+                title: title.into(),
+                caption: y.into(),
+                svg: bar_chart(&bars, y)?,
+            })
+        })
+        .collect()
+}
+
+fn redeploy(results: &RunResults) -> Option<Chart> {
+    let mut bars = Vec::new();
+    for a in &results.architectures {
+        let Some(r) = a.deploy.as_ref().and_then(|d| d.redeploy.as_ref()) else {
+            continue;
+        };
+        let c = rgb(colour(a.architecture.name()));
+        bars.push(Bar {
+            label: format!("{} before", a.architecture.name()),
+            value: r.latency_before_us.p99 as f64 / 1e3,
+            stacked: 0.0,
+            colour: c.mix(0.5).to_rgba().into_rgb(),
+        });
+        bars.push(Bar {
+            label: format!("{} during", a.architecture.name()),
+            value: r.latency_during_us.p99 as f64 / 1e3,
+            stacked: 0.0,
+            colour: c,
+        });
+    }
+    if bars.is_empty() {
+        return None;
+    }
+    Some(Chart {
+        title: "Redeploy under load: p99 before and during".into(),
+        caption: "p99 of requests due before the redeploy and during its window (ms); failed requests are in the table.".into(),
+        svg: bar_chart(&bars, "p99 (ms)")?,
+    })
+}
+
+trait IntoRgb {
+    fn into_rgb(self) -> RGBColor;
+}
+
+impl IntoRgb for RGBAColor {
+    fn into_rgb(self) -> RGBColor {
+        // Blend with white by the alpha, so the lighter shade needs no transparency.
+        let blend = |c: u8| (f64::from(c) * self.3 + 255.0 * (1.0 - self.3)).round() as u8;
+        RGBColor(blend(self.0), blend(self.1), blend(self.2))
+    }
+}
+
+fn line_chart(
+    series: &[Series],
+    x_label: &str,
+    y_label: &str,
+    y_log: bool,
+    x_format: impl Fn(&f64) -> String,
+) -> Option<String> {
+    let points = series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for &(x, y) in points {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if !x0.is_finite() || !y0.is_finite() {
+        return None;
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    let y0 = (y0 * 0.8).max(0.001);
+    let y1 = (y1 * 1.25).max(y0 * 2.0);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).ok()?;
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56);
+        let x_pad = (x1 - x0) * 0.03;
+        if y_log {
+            let mut chart = builder
+                .build_cartesian_2d(x0 - x_pad..x1 + x_pad, (y0..y1).log_scale())
+                .ok()?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .x_label_formatter(&x_format)
+                .label_style((FONT, 12))
+                .draw()
+                .ok()?;
+            draw_lines(&mut chart, series)?;
+        } else {
+            let mut chart = builder
+                .build_cartesian_2d(x0 - x_pad..x1 + x_pad, 0.0..y1)
+                .ok()?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .x_label_formatter(&x_format)
+                .label_style((FONT, 12))
+                .draw()
+                .ok()?;
+            draw_lines(&mut chart, series)?;
+        }
+        root.present().ok()?;
+    }
+    Some(svg)
+}
+
+fn draw_lines<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    series: &[Series],
+) -> Option<()>
+where
+    DB: DrawingBackend + 'a,
+    X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
+    for s in series {
+        let width = if s.thin { 1 } else { 3 };
+        let style = s.colour.stroke_width(width);
+        let legend_colour = s.colour;
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), style))
+            .ok()?
+            .label(s.name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], legend_colour.stroke_width(width))
+            });
+        chart
+            .draw_series(
+                s.points
+                    .iter()
+                    .map(|&p| Circle::new(p, 3, s.colour.filled())),
+            )
+            .ok()?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font((FONT, 12))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .ok()
+}
+
+fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
+    if bars.is_empty() {
+        return None;
+    }
+    let top = bars.iter().map(|b| b.value + b.stacked).fold(0.0, f64::max);
+    if top <= 0.0 {
+        return None;
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).ok()?;
+        let n = bars.len();
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(12)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..n as f64, 0.0..top * 1.15)
+            .ok()?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_desc(y_label)
+            .label_style((FONT, 12))
+            .draw()
+            .ok()?;
+        for (i, bar) in bars.iter().enumerate() {
+            let x0 = i as f64 + 0.15;
+            let x1 = i as f64 + 0.85;
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x0, 0.0), (x1, bar.value)],
+                    bar.colour.filled(),
+                )))
+                .ok()?;
+            let label_style = (FONT, if n > 4 { 10 } else { 13 })
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Bottom));
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    bar.label.clone(),
+                    (i as f64 + 0.5, bar.value + bar.stacked),
+                    label_style,
+                )))
+                .ok()?;
+            if bar.stacked > 0.0 {
+                let light = bar.colour.mix(0.45).to_rgba().into_rgb();
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x0, bar.value), (x1, bar.value + bar.stacked)],
+                        light.filled(),
+                    )))
+                    .ok()?;
+            }
+        }
+        root.present().ok()?;
+    }
+    Some(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nines_map_percentiles_to_a_log_axis() {
+        assert!((nines(0.9) - 1.0).abs() < 1e-9);
+        assert!((nines(0.999) - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn colours_parse() {
+        assert_eq!(rgb("#d9480f"), RGBColor(0xd9, 0x48, 0x0f));
+    }
+}

@@ -1,0 +1,151 @@
+//! The HTML report: its model (every number the page shows) built from a fixed
+//! results.json matches a golden file; untrusted names are escaped; results missing
+//! optional sections still render; a malformed results.json is a clear error.
+//! Set UPDATE_GOLDEN=1 to rewrite the golden file after an intended change.
+
+mod common;
+
+use common::*;
+use grainbench::report::{page, render_html, RunResults};
+use std::path::PathBuf;
+
+fn fixture_results() -> RunResults {
+    RunResults::read(&fixture("results-tiny.json")).expect("fixture parses")
+}
+
+fn golden_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report-model.json")
+}
+
+#[test]
+fn report_model_matches_the_golden_file() {
+    let model = page::build(&fixture_results(), None);
+    let actual = serde_json::to_string_pretty(&model).unwrap() + "\n";
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(golden_path(), &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(golden_path())
+        .expect("golden file exists (UPDATE_GOLDEN=1 writes it)");
+    assert!(
+        actual == expected,
+        "report model changed; diff {} against the new model, then UPDATE_GOLDEN=1 if intended",
+        golden_path().display()
+    );
+}
+
+#[test]
+fn the_verdict_compares_architectures_at_a_valid_rate() {
+    let results = fixture_results();
+    let model = page::build(&results, None);
+    let rate = model
+        .verdict
+        .rate
+        .expect("the fixture has a rate valid for all");
+    for arch in &results.architectures {
+        assert!(page::valid_step_at(arch, rate).is_some());
+    }
+    assert!(model.verdict.sentences.len() == results.architectures.len());
+    assert!(model
+        .verdict
+        .sentences
+        .iter()
+        .skip(1)
+        .all(|s| s.contains("× ") && s.contains("the hops")));
+}
+
+#[test]
+fn every_chart_is_drawn_and_the_page_is_self_contained() {
+    let html = render_html(&fixture_results(), None).unwrap();
+    assert!(
+        html.matches("<svg").count() >= 8,
+        "spectrum, rate curve, hops, timelines, deploy, redeploy"
+    );
+    for forbidden in ["<script", "src=\"http", "href=\"http", "@import", "url("] {
+        assert!(
+            !html.contains(forbidden),
+            "the page must not fetch anything: found {forbidden}"
+        );
+    }
+    assert!(html.contains("Network: raw loopback"));
+}
+
+#[test]
+fn untrusted_scenario_text_is_escaped() {
+    let mut results = fixture_results();
+    let evil = r#"<script>alert("x")</script> & 'quoted'"#;
+    results.scenario.name = evil.into();
+    results.scenario.description = evil.into();
+    results.scenario.text = evil.into();
+    results.errors.push(evil.into());
+    results.complete = false;
+    let html = render_html(&results, None).unwrap();
+    assert!(!html.contains("<script>"), "raw script tag in the page");
+    assert!(html.contains("&lt;script&gt;alert("));
+    assert!(html.contains("&amp; "));
+    assert!(
+        !html.contains("'quoted'")
+            || html.contains("&#x27;quoted&#x27;")
+            || html.contains("&#39;quoted&#39;")
+    );
+}
+
+#[test]
+fn results_missing_optional_sections_still_render() {
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("results-tiny.json")).unwrap())
+            .unwrap();
+    json.as_object_mut().unwrap().remove("equivalence");
+    for arch in json["architectures"].as_array_mut().unwrap() {
+        let arch = arch.as_object_mut().unwrap();
+        arch.remove("deploy");
+        arch.remove("knee");
+        arch.remove("cold_start_ms");
+        for step in arch.get_mut("steps").unwrap().as_array_mut().unwrap() {
+            step.as_object_mut().unwrap().remove("units");
+            step.as_object_mut()
+                .unwrap()
+                .remove("units_cpu_us_per_request");
+        }
+    }
+    let results: RunResults =
+        serde_json::from_value(json).expect("optional sections may be absent");
+    let html = render_html(&results, None).unwrap();
+    assert!(html.contains("Deploy cost was not measured in this run."));
+    assert!(html.contains("Redeploy impact: not measured in this run."));
+    assert!(html.contains("The equivalence check did not run."));
+}
+
+#[test]
+fn a_malformed_results_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.json");
+    std::fs::write(&path, "{ \"schema_version\": 1, \"meta\": 42 }").unwrap();
+    let error = RunResults::read(&path).unwrap_err().to_string();
+    assert!(
+        error.contains("results.json") && error.contains("not a grainbench results file"),
+        "{error}"
+    );
+    let output = std::process::Command::new(grainbench_binary())
+        .arg("report")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("not a grainbench results file") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_baseline_adds_changes() {
+    let results = fixture_results();
+    let model = page::build(&results, Some(&results));
+    let baseline = model.baseline.expect("baseline section");
+    assert!(!baseline.changes.is_empty());
+    assert!(baseline
+        .changes
+        .iter()
+        .all(|c| c.change == "+0.0 %" || c.change == "–"));
+}
