@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Default last stretch before a send time that the engine spins instead of sleeping.
-pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(100);
 
 /// What one step measured.
 #[derive(Debug, Clone)]
@@ -53,6 +53,8 @@ pub struct StepMeasurement {
     pub samples: Vec<Sample>,
     /// When the step's schedule started.
     pub started: Instant,
+    /// How the load thread was scheduled.
+    pub scheduling: pacer::Scheduling,
     pub engine: EngineStats,
 }
 
@@ -165,6 +167,7 @@ fn run_engine(
     cancel: &CancellationToken,
 ) -> Result<StepMeasurement, DriverError> {
     pacer::tighten_timer_slack();
+    let scheduling = pacer::prefer_real_time();
     let engine = Engine::new(targets, config).map_err(DriverError::Engine)?;
     let start = Instant::now() + Duration::from_millis(5);
     let mut recorder = Recorder::new(targets.len(), start, config.warmup);
@@ -198,6 +201,7 @@ fn run_engine(
         overall,
         timeline: recorder.timeline,
         samples: recorder.samples,
+        scheduling,
         started: start,
         engine: stats,
     })

@@ -16,6 +16,42 @@ pub fn tighten_timer_slack() {
     }
 }
 
+/// How the load thread is scheduled, recorded so results say what the driver ran with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduling {
+    /// SCHED_FIFO: the thread preempts the units' CPU work the moment its timer fires.
+    RealTime,
+    /// The default policy: a wake-up may wait behind units burning CPU on the same cores.
+    Normal,
+}
+
+impl Scheduling {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheduling::RealTime => "SCHED_FIFO",
+            Scheduling::Normal => "SCHED_OTHER",
+        }
+    }
+}
+
+/// Asks for SCHED_FIFO (lowest real-time priority) for this thread, so send times do not
+/// wait behind the units' CPU work on a small machine; falls back to the normal policy
+/// when not permitted. The load thread sleeps between sends and spins at most a few µs,
+/// and the kernel's real-time throttling bounds it anyway.
+pub fn prefer_real_time() -> Scheduling {
+    if std::env::var_os("GRAINBENCH_NO_RT").is_some() {
+        return Scheduling::Normal;
+    }
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: sched_setscheduler on the calling thread (pid 0) with a valid param struct.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        Scheduling::RealTime
+    } else {
+        Scheduling::Normal
+    }
+}
+
 /// Blocks the current thread until `deadline`; returns at once if it has passed.
 pub fn wait_until(deadline: Instant) {
     let now = Instant::now();

@@ -300,6 +300,9 @@ pub struct GeneratorHealth {
     pub in_flight_cap_hits: u64,
     pub max_in_flight: usize,
     pub connections_opened: u64,
+    /// Scheduling policy of the load thread (`SCHED_FIFO` when permitted).
+    #[serde(default)]
+    pub scheduling: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -384,6 +387,7 @@ impl StepResult {
                 in_flight_cap_hits: m.engine.in_flight_cap_hits,
                 max_in_flight: m.engine.max_in_flight,
                 connections_opened: m.engine.connections_opened,
+                scheduling: m.scheduling.name().to_string(),
             },
             hops: HopSummary::of(&m.overall.hops),
             entrypoints: entries,
