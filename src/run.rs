@@ -269,18 +269,7 @@ impl ArchRun<'_> {
         &self,
         deployment: &plan::Deployment,
     ) -> Result<(LiveDeployment, ColdStart), LaunchError> {
-        let repeats = self.options.cold_starts.max(1);
-        let (mut samples, mut per_unit) =
-            cost::measure_cold_starts(deployment, self.launch, repeats - 1).await?;
-        let live = launch::launch(deployment, self.launch).await?;
-        samples.push(live.cold_start.as_secs_f64() * 1e3);
-        for unit in &live.units {
-            per_unit
-                .entry(unit.name.clone())
-                .or_default()
-                .push(unit.listening_after.as_secs_f64() * 1e3);
-        }
-        Ok((live, ColdStart::from_samples(samples, per_unit)))
+        cost::deploy_timed(deployment, self.launch, self.options.cold_starts).await
     }
 
     fn deploy_cost(&self, live: &LiveDeployment, cold_start: ColdStart) -> DeployCost {

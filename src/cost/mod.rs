@@ -3,7 +3,7 @@
 //! and peak RSS per unit, CPU time of the units per request, and the blast radius of a
 //! change to one operation.
 
-use crate::launch::{self, LaunchError, LaunchOptions};
+use crate::launch::{self, LaunchError, LaunchOptions, LiveDeployment};
 use crate::plan::Deployment;
 use grain_runtime::model::UnitRole;
 use procfs::WithCurrentSystemInfo;
@@ -159,26 +159,29 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
-/// Deploys `plan` `repeats` times (each fully started, then stopped) and times each one.
-pub async fn measure_cold_starts(
+/// Deploys `plan` `repeats` times, timing each deployment, and keeps the last one running
+/// (the earlier ones are stopped as soon as they are ready).
+pub async fn deploy_timed(
     plan: &Deployment,
     options: &LaunchOptions,
     repeats: usize,
-) -> Result<(Vec<f64>, BTreeMap<String, Vec<f64>>), LaunchError> {
+) -> Result<(LiveDeployment, ColdStart), LaunchError> {
     let mut samples = Vec::with_capacity(repeats);
     let mut per_unit: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for _ in 0..repeats {
+    let mut remaining = repeats.max(1);
+    loop {
         let live = launch::launch(plan, options).await?;
         samples.push(live.cold_start.as_secs_f64() * 1e3);
         for unit in &live.units {
-            per_unit
-                .entry(unit.name.clone())
-                .or_default()
-                .push(unit.listening_after.as_secs_f64() * 1e3);
+            let ms = unit.listening_after.as_secs_f64() * 1e3;
+            per_unit.entry(unit.name.clone()).or_default().push(ms);
+        }
+        remaining -= 1;
+        if remaining == 0 {
+            return Ok((live, ColdStart::from_samples(samples, per_unit)));
         }
         live.shutdown().await;
     }
-    Ok((samples, per_unit))
 }
 
 /// The units that must restart when `op`'s code changes: every unit whose process runs
@@ -229,7 +232,7 @@ mod tests {
 
     #[test]
     fn blast_radius_is_one_unit_the_service_or_everything() {
-        let s = crate::scenario::parse(include_str!("../../scenarios/checkout.toml")).unwrap();
+        let s = crate::scenario::checkout_for_tests();
         let nano = plan(&s, Architecture::Nano);
         let micro = plan(&s, Architecture::Micro);
         let mono = plan(&s, Architecture::Monolith);

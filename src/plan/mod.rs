@@ -290,8 +290,7 @@ mod tests {
     use super::*;
 
     fn scenario() -> Scenario {
-        crate::scenario::parse(include_str!("../../scenarios/checkout.toml"))
-            .expect("checkout parses")
+        crate::scenario::checkout_for_tests()
     }
 
     #[test]

@@ -12,7 +12,7 @@ const WIDTH: u32 = 640;
 const HEIGHT: u32 = 340;
 const FONT: &str = "sans-serif";
 
-/// One titled chart, as inline SVG.
+/// One titled chart, as inline SVG. Latency axes are logarithmic.
 #[derive(Debug, Clone, Serialize)]
 pub struct Chart {
     pub title: String,
@@ -82,12 +82,8 @@ fn spectrum(results: &RunResults) -> Option<Chart> {
             })
         })
         .collect();
-    let svg = line_chart(
-        &series,
-        "percentile",
-        "latency (ms, log)",
-        true,
-        |x| match (x * 10.0).round() as i64 {
+    let svg = line_chart(&series, "percentile", "latency (ms, log)", |x| {
+        match (x * 10.0).round() as i64 {
             3 => "p50".into(),
             10 => "p90".into(),
             20 => "p99".into(),
@@ -95,8 +91,8 @@ fn spectrum(results: &RunResults) -> Option<Chart> {
             40 => "p99.99".into(),
             45 => "max".into(),
             _ => String::new(),
-        },
-    )?;
+        }
+    })?;
     Some(Chart {
         title: format!("Latency percentile spectrum at {rate} req/s"),
         caption: "Corrected latency (from intended send time) of all entrypoints together, from the HdrHistograms; x axis in nines (p90, p99, p99.9, …), the last point is the maximum.".into(),
@@ -138,13 +134,9 @@ fn rate_curve(results: &RunResults) -> Option<Chart> {
     if series.is_empty() {
         return None;
     }
-    let svg = line_chart(
-        &series,
-        "offered rate (req/s)",
-        "latency (ms, log)",
-        true,
-        |x| format!("{x:.0}"),
-    )?;
+    let svg = line_chart(&series, "offered rate (req/s)", "latency (ms, log)", |x| {
+        format!("{x:.0}")
+    })?;
     Some(Chart {
         title: "p50 and p99 against offered rate".into(),
         caption: "Thick lines p99, thin lines p50; valid open-loop steps only. Where a curve bends up, the architecture nears saturation (the knee).".into(),
@@ -182,7 +174,7 @@ fn timelines(results: &RunResults) -> Vec<Chart> {
                 })
                 .collect();
             let warmup = step.warmup_s;
-            let svg = line_chart(&series, "second of the step", "p99 per second (ms, log)", true, |x| format!("{x:.1}"))?;
+            let svg = line_chart(&series, "second of the step", "p99 per second (ms, log)", |x| format!("{x:.1}"))?;
             Some(Chart {
                 title: format!("Per-second p99 at {rate} req/s"),
                 caption: format!("Each point is one second of the step by intended send time; the first {warmup:.1} s are warm-up (not in the other figures)."),
@@ -371,7 +363,6 @@ fn line_chart(
     series: &[Series],
     x_label: &str,
     y_label: &str,
-    y_log: bool,
     x_format: impl Fn(&f64) -> String,
 ) -> Option<String> {
     let points = series.iter().flat_map(|s| s.points.iter());
@@ -405,33 +396,18 @@ fn line_chart(
             .x_label_area_size(36)
             .y_label_area_size(56);
         let x_pad = (x1 - x0) * 0.03;
-        if y_log {
-            let mut chart = builder
-                .build_cartesian_2d(x0 - x_pad..x1 + x_pad, (y0..y1).log_scale())
-                .ok()?;
-            chart
-                .configure_mesh()
-                .x_desc(x_label)
-                .y_desc(y_label)
-                .x_label_formatter(&x_format)
-                .label_style((FONT, 12))
-                .draw()
-                .ok()?;
-            draw_lines(&mut chart, series)?;
-        } else {
-            let mut chart = builder
-                .build_cartesian_2d(x0 - x_pad..x1 + x_pad, 0.0..y1)
-                .ok()?;
-            chart
-                .configure_mesh()
-                .x_desc(x_label)
-                .y_desc(y_label)
-                .x_label_formatter(&x_format)
-                .label_style((FONT, 12))
-                .draw()
-                .ok()?;
-            draw_lines(&mut chart, series)?;
-        }
+        let mut chart = builder
+            .build_cartesian_2d(x0 - x_pad..x1 + x_pad, (y0..y1).log_scale())
+            .ok()?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_label_formatter(&x_format)
+            .label_style((FONT, 12))
+            .draw()
+            .ok()?;
+        draw_lines(&mut chart, series)?;
         root.present().ok()?;
     }
     Some(svg)

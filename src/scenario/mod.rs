@@ -265,6 +265,12 @@ pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// The shipped checkout scenario, for unit tests across the crate.
+#[cfg(test)]
+pub(crate) fn checkout_for_tests() -> Scenario {
+    parse(include_str!("../../scenarios/checkout.toml")).expect("checkout parses")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
