@@ -40,7 +40,7 @@ fn config() -> Criterion {
         criterion
             .sample_size(50)
             .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(3))
+            .measurement_time(Duration::from_secs(2))
     }
 }
 
@@ -137,6 +137,7 @@ fn compare(runtime: &tokio::runtime::Runtime, source: &ScenarioSource, out: &Pat
         PathBuf::from(env!("CARGO_BIN_EXE_grainbench")),
     );
     options.quick = true;
+    options.cold_starts = 3;
     options.out_dir = out.to_path_buf();
     if quick() {
         options.load =
