@@ -12,6 +12,14 @@ use grainbench::scenario;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+async fn run_ok(source: &scenario::ScenarioSource, options: &RunOptions) -> run::RunOutcome {
+    let outcome = run::run(source, options, &CancellationToken::new()).await;
+    if let Some(error) = &outcome.error {
+        panic!("the run failed: {error}");
+    }
+    outcome
+}
+
 fn options(test: &str, out: &std::path::Path) -> RunOptions {
     let mut options = RunOptions::new(test, grainbench_binary());
     options.out_dir = out.to_path_buf();
@@ -29,12 +37,7 @@ async fn nano_redeploy_under_load_drains_restarts_and_counts() {
     options.architectures = vec![Architecture::Nano];
     options.load = LoadMode::Rates(vec![100]);
     options.redeploy = Redeploy::Operation("lookup".into());
-    let outcome = run::run(&source, &options, &CancellationToken::new()).await;
-    assert!(
-        outcome.error.is_none(),
-        "{:?}",
-        outcome.error.map(|e| e.to_string())
-    );
+    let outcome = run_ok(&source, &options).await;
 
     let arch = &outcome.results.architectures[0];
     let deploy = arch.deploy.as_ref().expect("deploy cost measured");
@@ -109,12 +112,7 @@ async fn a_unit_that_grows_shows_a_higher_peak_rss_than_idle() {
     let mut options = options("grow", out.path());
     options.architectures = vec![Architecture::Monolith];
     options.redeploy = Redeploy::Off;
-    let outcome = run::run(&source, &options, &CancellationToken::new()).await;
-    assert!(
-        outcome.error.is_none(),
-        "{:?}",
-        outcome.error.map(|e| e.to_string())
-    );
+    let outcome = run_ok(&source, &options).await;
     let arch = &outcome.results.architectures[0];
     let idle = arch.deploy.as_ref().unwrap().idle_rss_bytes["monolith"];
     let peak = arch.steps[0].units.as_ref().unwrap().peak_rss_bytes["monolith"];

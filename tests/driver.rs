@@ -42,6 +42,25 @@ fn targets(live: &LiveDeployment, scenario: &Scenario) -> Vec<Target> {
         .collect()
 }
 
+/// Runs one step of `config` against `live`, with request stream `seed`.
+async fn step_on(
+    live: &LiveDeployment,
+    scenario: &Scenario,
+    config: &StepConfig,
+    seed: u64,
+) -> driver::StepMeasurement {
+    let generator = RequestGen::new(scenario, seed);
+    driver::run_step(
+        &targets(live, scenario),
+        generator,
+        config,
+        None,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("the step runs")
+}
+
 fn open_loop(rate: u32, warmup_ms: u64, duration_ms: u64, in_flight_cap: usize) -> StepConfig {
     StepConfig {
         schedule: Schedule::OpenLoop { rate },
@@ -67,16 +86,7 @@ async fn a_stall_shows_in_corrected_latency_but_not_in_uncorrected() {
         std::thread::sleep(Duration::from_millis(500));
         unsafe { libc::kill(pid, libc::SIGCONT) };
     });
-    let generator = RequestGen::new(&source.scenario, 1);
-    let m = driver::run_step(
-        &targets(&live, &source.scenario),
-        generator,
-        &config,
-        None,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let m = step_on(&live, &source.scenario, &config, 1).await;
     stall.join().unwrap();
     live.shutdown().await;
 
@@ -106,16 +116,7 @@ async fn a_step_the_units_cannot_keep_up_with_is_invalid() {
     let live = deploy_monolith(&source.scenario, "unreachable-rate").await;
     let mut config = open_loop(400, 0, 1_000, 2);
     config.timeout = Duration::from_secs(1);
-    let generator = RequestGen::new(&source.scenario, 1);
-    let m = driver::run_step(
-        &targets(&live, &source.scenario),
-        generator,
-        &config,
-        None,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let m = step_on(&live, &source.scenario, &config, 1).await;
     live.shutdown().await;
     let step = StepResult::from_measurement(&m, &["crunch".to_string()], &Default::default());
     assert!(!step.valid);
@@ -132,22 +133,13 @@ async fn histograms_round_trip_through_results_json() {
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
     let live = deploy_monolith(&source.scenario, "roundtrip").await;
     let config = open_loop(200, 100, 1_000, 100);
-    let generator = RequestGen::new(&source.scenario, 3);
     let names: Vec<String> = source
         .scenario
         .entrypoints
         .iter()
         .map(|e| e.op.clone())
         .collect();
-    let m = driver::run_step(
-        &targets(&live, &source.scenario),
-        generator,
-        &config,
-        None,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let m = step_on(&live, &source.scenario, &config, 3).await;
     live.shutdown().await;
     let step = StepResult::from_measurement(&m, &names, &Default::default());
 
