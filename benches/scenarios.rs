@@ -66,6 +66,7 @@ async fn deploy(
         run_id: run::new_run_id(),
         work_iterations_per_us: iterations_per_us,
         ready_timeout: Duration::from_secs(30),
+        network: source.scenario.network.clone(),
     };
     launch::launch(&plan::plan(&source.scenario, architecture), &options)
         .await

@@ -7,20 +7,21 @@
 use crate::driver::engine::Schedule;
 use crate::driver::requests::RequestGen;
 use crate::driver::{self, StepConfig, Target};
-use crate::launch::{self, LaunchError, LaunchOptions};
+use crate::launch::{self, LaunchError, LaunchOptions, LiveDeployment};
 use crate::plan::{Architecture, Deployment, PlannedUnit};
 use crate::report::Percentiles;
 use crate::scenario::{Distribution, Entrypoint, LoadProfile, Param, Scenario, Service};
 use grain_runtime::model::{OperationDef, UnitRole};
+use grain_runtime::network::NetworkModel;
 use grain_runtime::wire::{encode_request, Hops};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-const PING: &str = "ping";
-const BODY_BYTES: usize = 64;
+pub(crate) const PING: &str = "ping";
+pub(crate) const BODY_BYTES: usize = 64;
 
 /// How to calibrate.
 #[derive(Debug, Clone)]
@@ -73,7 +74,7 @@ pub enum CalibrateError {
 }
 
 /// The one-operation scenario calibration drives.
-fn ping_scenario() -> Scenario {
+pub(crate) fn ping_scenario() -> Scenario {
     Scenario {
         name: "calibrate".into(),
         description: "minimal endpoint".into(),
@@ -108,6 +109,7 @@ fn ping_scenario() -> Scenario {
             warmup: Duration::ZERO,
             timeout: Duration::from_secs(2),
         },
+        network: NetworkModel::loopback(),
     }
 }
 
@@ -135,16 +137,25 @@ fn ping_deployment(scenario: &Scenario) -> Deployment {
     }
 }
 
+/// Starts the minimal unit (one operation, no work, nothing downstream).
+pub(crate) async fn launch_ping(
+    unit_binary: &Path,
+    run_id: &str,
+) -> Result<LiveDeployment, LaunchError> {
+    let launch_options = LaunchOptions {
+        unit_binary: unit_binary.to_path_buf(),
+        run_id: run_id.to_string(),
+        work_iterations_per_us: 1.0,
+        ready_timeout: Duration::from_secs(10),
+        network: NetworkModel::loopback(),
+    };
+    launch::launch(&ping_deployment(&ping_scenario()), &launch_options).await
+}
+
 /// Runs the calibration.
 pub async fn calibrate(options: &CalibrateOptions) -> Result<Calibration, CalibrateError> {
     let scenario = ping_scenario();
-    let launch_options = LaunchOptions {
-        unit_binary: options.unit_binary.clone(),
-        run_id: options.run_id.clone(),
-        work_iterations_per_us: 1.0,
-        ready_timeout: Duration::from_secs(10),
-    };
-    let live = launch::launch(&ping_deployment(&scenario), &launch_options).await?;
+    let live = launch_ping(&options.unit_binary, &options.run_id).await?;
     let addr = live.units[0].addr.clone();
     let result = measure(options, &scenario, &addr).await;
     live.shutdown().await;
@@ -165,6 +176,7 @@ async fn measure(
         timeout: Duration::from_secs(2),
         in_flight_cap: 10_000,
         spin: options.spin,
+        network: NetworkModel::loopback(),
     };
     let open = driver::run_step(
         &targets,

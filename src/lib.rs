@@ -10,6 +10,7 @@
 //! - [`launch`]: start units as OS processes, wait for readiness, tear down, never orphan
 //! - [`cost`]: deploy cost from /proc (cold start, RSS, CPU per request, blast radius)
 //! - [`driver`]: open-loop load, HdrHistogram latencies, hop counts, equivalence check
+//! - [`network`]: the network model in a run (bare-hop calibration, units' delay errors)
 //! - [`report`]: the versioned results model (results.json) and the terminal summary
 //! - [`calibrate`]: the driver's efficiency benchmark (send lag, CPU per request, wrk beside it)
 //! - [`run`]: the whole pipeline for one scenario, architecture by architecture
@@ -19,6 +20,7 @@ pub mod calibrate;
 pub mod cost;
 pub mod driver;
 pub mod launch;
+pub mod network;
 pub mod plan;
 pub mod report;
 pub mod run;

@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use grain_runtime::network::NetworkModel;
 use grainbench::driver::requests::RequestGen;
 use grainbench::plan::{self, Architecture};
 use grainbench::report::render_summary;
@@ -74,6 +75,11 @@ enum Command {
         /// Skip the live redeploy.
         #[arg(long)]
         no_redeploy: bool,
+        /// Network every hop crosses, overriding the scenario's [network]: `loopback` (no
+        /// added delay), `dc` (250 µs one way), `cross-zone` (1 ms one way), or a fixed
+        /// one-way delay such as `250us` or `1ms`. Each hop then adds a round trip.
+        #[arg(long, value_parser = network_arg)]
+        network: Option<Box<NetworkModel>>,
         /// Marks every unit's command line (lets tests find this run's processes).
         #[arg(long, hide = true)]
         run_id: Option<String>,
@@ -113,6 +119,11 @@ enum Command {
         scenario: PathBuf,
         #[arg(long, default_value = "nano")]
         arch: Architecture,
+        /// Network every hop crosses, overriding the scenario's [network]: `loopback` (no
+        /// added delay), `dc` (250 µs one way), `cross-zone` (1 ms one way), or a fixed
+        /// one-way delay such as `250us` or `1ms`. Each hop then adds a round trip.
+        #[arg(long, value_parser = network_arg)]
+        network: Option<Box<NetworkModel>>,
     },
     /// Measure the load driver itself: send lag and CPU per request against a minimal
     /// local endpoint, with wrk's CPU per request beside it when wrk is installed.
@@ -143,6 +154,11 @@ enum Command {
         #[arg(long)]
         run_id: Option<String>,
     },
+}
+
+/// Parses `--network` (boxed: the model is large next to the other arguments).
+fn network_arg(text: &str) -> Result<Box<NetworkModel>, String> {
+    scenario::network::parse(text).map(Box::new)
 }
 
 /// Where `run --all` looks for scenarios.
@@ -211,6 +227,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             cold_starts,
             change,
             no_redeploy,
+            network,
             run_id,
         } => {
             let redeploy = match (change, no_redeploy) {
@@ -270,6 +287,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 seed,
                 load,
                 in_flight_cap,
+                network,
                 run_id,
             };
             run_scenarios(&scenarios, settings).await
@@ -312,7 +330,11 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             print!("{}", describe_plan(&source, arch));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Up { scenario, arch } => up(&scenario, arch).await,
+        Command::Up {
+            scenario,
+            arch,
+            network,
+        } => up(&scenario, arch, network).await,
         Command::Calibrate {
             rate,
             duration,
@@ -443,6 +465,7 @@ struct RunSettings {
     seed: Option<u64>,
     load: LoadMode,
     in_flight_cap: usize,
+    network: Option<Box<NetworkModel>>,
     run_id: Option<String>,
 }
 
@@ -489,6 +512,7 @@ async fn run_scenarios(paths: &[PathBuf], settings: RunSettings) -> Result<ExitC
         }
         options.warmup = settings.warmup;
         options.in_flight_cap = settings.in_flight_cap.max(1);
+        options.network = settings.network.as_deref().cloned();
         if let Some(id) = &settings.run_id {
             options.run_id = id.clone();
         }
@@ -529,7 +553,11 @@ async fn run_scenarios(paths: &[PathBuf], settings: RunSettings) -> Result<ExitC
     Ok(code)
 }
 
-async fn up(path: &Path, arch: Architecture) -> Result<ExitCode> {
+async fn up(
+    path: &Path,
+    arch: Architecture,
+    network: Option<Box<NetworkModel>>,
+) -> Result<ExitCode> {
     let Some(source) = load_or_report(path) else {
         return Ok(ExitCode::from(2));
     };
@@ -539,6 +567,7 @@ async fn up(path: &Path, arch: Architecture) -> Result<ExitCode> {
         run_id: format!("up-{}", std::process::id()),
         work_iterations_per_us: grain_runtime::work::calibrate(),
         ready_timeout: std::time::Duration::from_secs(20),
+        network: network.map_or_else(|| source.scenario.network.clone(), |n| *n),
     };
     let live = match grainbench::launch::launch(&deployment, &options).await {
         Ok(live) => live,

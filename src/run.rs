@@ -6,12 +6,15 @@ use crate::cost::{self, ColdStart, Sampler};
 use crate::driver::engine::Schedule;
 use crate::driver::{self, requests::RequestGen, StepConfig, Target};
 use crate::launch::{self, LaunchError, LaunchOptions, LiveDeployment};
+use crate::network::{self, HopCalibrationOptions};
 use crate::plan::{self, Architecture};
 use crate::report::{
-    ArchitectureResult, DeployCost, EquivalenceSummary, Knee, Percentiles, RedeployResult, RunMeta,
-    RunResults, ScenarioInfo, StepResult, SCHEMA_VERSION,
+    ArchitectureResult, DelayErrorSummary, DeployCost, EquivalenceSummary, HopCalibration, Knee,
+    NetworkInfo, Percentiles, RedeployResult, RunMeta, RunResults, ScenarioInfo, StepResult,
+    SCHEMA_VERSION,
 };
 use crate::scenario::{LoadProfile, ScenarioSource};
+use grain_runtime::network::NetworkModel;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest as _, Sha256};
 use std::path::PathBuf;
@@ -46,6 +49,8 @@ pub struct RunOptions {
     pub show_progress: bool,
     /// Written on every unit's command line (`--run-id`) so this run's processes can be found.
     pub run_id: String,
+    /// Overrides the scenario's network model (`--network`).
+    pub network: Option<NetworkModel>,
 }
 
 impl RunOptions {
@@ -67,6 +72,7 @@ impl RunOptions {
             ready_timeout: Duration::from_secs(20),
             show_progress: false,
             run_id: new_run_id(),
+            network: None,
         }
     }
 }
@@ -135,6 +141,10 @@ pub async fn run(
     load.duration = options.duration.unwrap_or(load.duration);
     load.warmup = options.warmup.unwrap_or(load.warmup);
     let work_iterations_per_us = grain_runtime::work::calibrate();
+    let network = options
+        .network
+        .clone()
+        .unwrap_or_else(|| scenario.network.clone());
     let mut results = RunResults {
         schema_version: SCHEMA_VERSION,
         meta: RunMeta {
@@ -155,6 +165,10 @@ pub async fn run(
         },
         architectures: Vec::new(),
         equivalence: None,
+        network: NetworkInfo {
+            model: network.clone(),
+            ..NetworkInfo::default()
+        },
         complete: false,
         errors: Vec::new(),
     };
@@ -163,6 +177,7 @@ pub async fn run(
         run_id: options.run_id.clone(),
         work_iterations_per_us,
         ready_timeout: options.ready_timeout,
+        network: network.clone(),
     };
     let mut outcome = RunOutcome {
         results_path: None,
@@ -172,6 +187,18 @@ pub async fn run(
         error: None,
         results: results.clone(),
     };
+    match calibrate_hop(&network, options, cancel).await {
+        Ok(calibration) => results.network.hop_calibration = Some(calibration),
+        Err(error) => {
+            tracing::warn!(%error, "bare-hop calibration failed; the run goes on without it");
+            results.network.hop_calibration_error = Some(error.to_string());
+        }
+    }
+    if cancel.is_cancelled() {
+        record(&mut outcome, &results, options);
+        outcome.error = Some(RunError::Interrupted);
+        return outcome;
+    }
     let context = ArchRun {
         source,
         options,
@@ -200,6 +227,24 @@ pub async fn run(
     results.complete = true;
     record(&mut outcome, &results, options);
     outcome
+}
+
+/// Measures a bare hop without and with `network` before the architectures run.
+async fn calibrate_hop(
+    network: &NetworkModel,
+    options: &RunOptions,
+    cancel: &CancellationToken,
+) -> Result<HopCalibration, network::NetworkError> {
+    tracing::info!(network = %network.name, "measuring a bare hop's round trip");
+    let hop_options = HopCalibrationOptions {
+        unit_binary: options.unit_binary.clone(),
+        run_id: options.run_id.clone(),
+    };
+    tokio::select! {
+        calibrated = network::calibrate_hop(network, &hop_options, cancel) => calibrated,
+        // The unit is killed on drop; the caller notices the cancellation.
+        _ = cancel.cancelled() => Err(network::NetworkError::Interrupted),
+    }
 }
 
 /// Writes results.json and the HTML report beside it (after every architecture, so an
@@ -310,6 +355,7 @@ impl ArchRun<'_> {
             timeout: self.load.timeout,
             in_flight_cap: self.options.in_flight_cap,
             spin: driver::DEFAULT_SPIN,
+            network: self.launch.network.clone(),
         }
     }
 
@@ -385,10 +431,28 @@ impl ArchRun<'_> {
         index: u64,
     ) -> Result<StepResult, RunError> {
         let architecture = live.plan.architecture;
+        let delaying = config.network.adds_delay();
+        if delaying {
+            // Start the step's count afresh: the equivalence check and earlier steps
+            // delayed messages too.
+            if let Err(error) = network::take_unit_delay_errors(live).await {
+                tracing::warn!(%error, "cannot reset the units' injected-delay errors");
+            }
+        }
         let (measurement, usage) = self
             .measured_step(architecture, unit_pids(live), targets, config, index)
             .await?;
-        Ok(self.step_result(live, &measurement).with_units(usage))
+        let mut step = self.step_result(live, &measurement).with_units(usage);
+        if delaying {
+            let injected = step
+                .injected_delay_error
+                .get_or_insert_with(Default::default);
+            match network::take_unit_delay_errors(live).await {
+                Ok(errors) => injected.units = DelayErrorSummary::of(&errors),
+                Err(error) => injected.units_error = Some(error.to_string()),
+            }
+        }
+        Ok(step)
     }
 
     async fn measured_step(

@@ -22,6 +22,7 @@ const UNIT_WORKER_THREADS: usize = 2;
 /// Parses `spec_json` and serves the unit until it is told to stop.
 pub fn serve(spec_json: &str) -> Result<(), UnitError> {
     let spec: UnitSpec = serde_json::from_str(spec_json)?;
+    raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(UNIT_WORKER_THREADS)
         .enable_all()
@@ -40,6 +41,7 @@ pub fn serve(spec_json: &str) -> Result<(), UnitError> {
                     embedded_stores,
                     remote_request_bytes,
                     spec.work_iterations_per_us,
+                    &spec.network,
                 )
                 .run()
                 .await
@@ -52,4 +54,21 @@ pub fn serve(spec_json: &str) -> Result<(), UnitError> {
     runtime.shutdown_background();
     served?;
     Ok(())
+}
+
+/// Lifts this process's soft limit on open files to the hard limit: under a network model
+/// every pending delay holds a timerfd, on top of the unit's connections.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write one rlimit struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }

@@ -21,6 +21,7 @@ async fn deploy_monolith(scenario: &Scenario, test: &str) -> LiveDeployment {
         run_id: unique_run_id(test),
         work_iterations_per_us: grain_runtime::work::calibrate(),
         ready_timeout: Duration::from_secs(20),
+        network: scenario.network.clone(),
     };
     launch::launch(&plan::plan(scenario, Architecture::Monolith), &options)
         .await
@@ -69,6 +70,7 @@ fn open_loop(rate: u32, warmup_ms: u64, duration_ms: u64, in_flight_cap: usize) 
         timeout: Duration::from_secs(5),
         in_flight_cap,
         spin: DEFAULT_SPIN,
+        network: grain_runtime::network::NetworkModel::loopback(),
     }
 }
 

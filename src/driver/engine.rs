@@ -10,17 +10,29 @@
 //! the next send: a new connection is opened when none is idle. Only the in-flight cap
 //! bounds this: a request due while the cap is reached waits in a queue for a free slot
 //! (its latency still counts from its intended send time) and the wait is counted.
+//!
+//! Under a network model every request also crosses a modelled network: it leaves one
+//! sampled one-way delay after it was due, and its reply is handed back one more delay
+//! after it arrived (a hop is a round trip). Both wait in one deadline heap served by the
+//! same timerfd and spin as the schedule; latency still counts from the due time, and each
+//! release's lateness against its deadline is recorded as the injected delay's error.
 
 use super::record::{ErrorClass, Outcome, Recorder};
 use super::requests::RequestGen;
 use super::StepConfig;
+use grain_runtime::network::NetworkModel;
+use grain_runtime::precise::TimerFd;
 use grain_runtime::wire::{encode_request, Hops, SERVICE_HOPS_HEADER, STATE_HOPS_HEADER};
 use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
 use slab::Slab;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -86,16 +98,99 @@ pub struct EngineStats {
     pub max_in_flight: usize,
 }
 
-/// A request due while the in-flight cap was reached.
+/// A request ready to leave (or waiting for a free slot at the in-flight cap).
 struct Queued {
     entry: usize,
     bytes: Vec<u8>,
+    /// When it was due: latency counts from here.
     intended: Instant,
+    /// When it was to leave: `intended` plus the modelled one-way delay.
+    leave_at: Instant,
+}
+
+/// A reply that arrived and waits out the modelled one-way delay back.
+struct HeldReply {
+    entry: usize,
+    intended: Instant,
+    sent: Option<Instant>,
+    outcome: Outcome,
+}
+
+/// Something the modelled network holds until its deadline.
+enum Held {
+    Request(Queued),
+    Reply(HeldReply),
+}
+
+/// A held item in the deadline heap (ordered by deadline, then arrival).
+struct Timed {
+    at: Instant,
+    seq: u64,
+    held: Held,
+}
+
+impl PartialEq for Timed {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Timed {}
+impl PartialOrd for Timed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Timed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// The modelled network between the driver and the entry units.
+struct ModelledNetwork {
+    model: NetworkModel,
+    rng: SmallRng,
+    held: BinaryHeap<Reverse<Timed>>,
+    next_seq: u64,
+}
+
+impl ModelledNetwork {
+    fn new(model: &NetworkModel) -> Self {
+        ModelledNetwork {
+            model: model.clone(),
+            rng: SmallRng::from_os_rng(),
+            held: BinaryHeap::new(),
+            next_seq: 0,
+        }
+    }
+
+    fn one_way(&mut self) -> Duration {
+        self.model.sample_one_way(&mut self.rng)
+    }
+
+    fn hold(&mut self, at: Instant, held: Held) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.held.push(Reverse(Timed { at, seq, held }));
+    }
+
+    fn earliest(&self) -> Option<Instant> {
+        self.held.peek().map(|Reverse(timed)| timed.at)
+    }
+
+    /// The next held item whose deadline is at or before `now`.
+    fn pop_due(&mut self, now: Instant) -> Option<Timed> {
+        if self.earliest()? > now {
+            return None;
+        }
+        self.held.pop().map(|Reverse(timed)| timed)
+    }
 }
 
 struct InFlight {
     entry: usize,
     intended: Instant,
+    leave_at: Instant,
     sent: Option<Instant>,
     deadline: Instant,
 }
@@ -108,54 +203,6 @@ struct Conn {
     out_pos: usize,
     inbuf: Vec<u8>,
     request: Option<InFlight>,
-}
-
-/// A CLOCK_MONOTONIC timerfd.
-struct TimerFd(OwnedFd);
-
-impl TimerFd {
-    fn new() -> io::Result<Self> {
-        // SAFETY: timerfd_create takes plain flags and returns a new fd or -1.
-        let fd = unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a freshly created descriptor that nothing else owns.
-        Ok(TimerFd(unsafe { OwnedFd::from_raw_fd(fd) }))
-    }
-
-    /// Fires once after `delay` (at least 1 ns: zero would disarm).
-    fn arm_in(&self, delay: Duration) -> io::Result<()> {
-        let delay = delay.max(Duration::from_nanos(1));
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            it_value: libc::timespec {
-                tv_sec: delay.as_secs() as libc::time_t,
-                tv_nsec: delay.subsec_nanos() as libc::c_long,
-            },
-        };
-        // SAFETY: the fd is a valid timerfd and `spec` a valid itimerspec for the call.
-        let rc =
-            unsafe { libc::timerfd_settime(self.0.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
-    fn clear(&self) {
-        let mut expirations = [0u8; 8];
-        // SAFETY: reading 8 bytes into an 8-byte buffer from our own non-blocking timerfd.
-        unsafe { libc::read(self.0.as_raw_fd(), expirations.as_mut_ptr().cast(), 8) };
-    }
 }
 
 /// CPU time consumed so far by the calling thread.
@@ -178,7 +225,10 @@ pub struct Engine<'a> {
     targets: &'a [EngineTarget],
     config: &'a StepConfig,
     in_flight: usize,
-    queued: std::collections::VecDeque<Queued>,
+    queued: VecDeque<Queued>,
+    network: ModelledNetwork,
+    /// Closed loop: replies handed back whose connection's next request is still to send.
+    owed: usize,
     stats: EngineStats,
 }
 
@@ -186,11 +236,8 @@ impl<'a> Engine<'a> {
     pub fn new(targets: &'a [EngineTarget], config: &'a StepConfig) -> io::Result<Self> {
         let poll = Poll::new()?;
         let timer = TimerFd::new()?;
-        poll.registry().register(
-            &mut SourceFd(&timer.0.as_raw_fd()),
-            TIMER,
-            Interest::READABLE,
-        )?;
+        poll.registry()
+            .register(&mut SourceFd(&timer.as_raw_fd()), TIMER, Interest::READABLE)?;
         Ok(Engine {
             poll,
             timer,
@@ -199,7 +246,9 @@ impl<'a> Engine<'a> {
             targets,
             config,
             in_flight: 0,
-            queued: std::collections::VecDeque::new(),
+            queued: VecDeque::new(),
+            network: ModelledNetwork::new(&config.network),
+            owed: 0,
             stats: EngineStats::default(),
         })
     }
@@ -227,16 +276,18 @@ impl<'a> Engine<'a> {
             Schedule::OpenLoop { rate } => Duration::from_secs_f64(1.0 / f64::from(rate)),
             Schedule::ClosedLoop { .. } => Duration::ZERO,
         };
+        let closed_loop = matches!(self.config.schedule, Schedule::ClosedLoop { .. });
+        // Under a delaying network a due time only starts the one-way wait, so it needs
+        // no spin; the releases from the deadline heap do.
+        let dues_are_precise = !self.config.network.adds_delay();
         let mut events = Events::with_capacity(1024);
         let mut next = 0u64;
         let mut next_sweep = start;
         let mut next_progress = start;
         if let Schedule::ClosedLoop { connections } = self.config.schedule {
             super::pacer::wait_until(start);
-            for _ in 0..connections {
-                self.dispatch(generator, recorder, Instant::now());
-            }
-            next = total; // nothing scheduled: conns re-send on completion
+            self.owed = connections;
+            next = total; // nothing scheduled: each handed-back reply owes the next request
         }
         loop {
             let now = Instant::now();
@@ -250,6 +301,14 @@ impl<'a> Engine<'a> {
                 next += 1;
                 stopping = cancel.is_cancelled();
             }
+            self.release_held(recorder, now);
+            if closed_loop {
+                let sending = now < end && !stopping;
+                while self.owed > 0 && sending {
+                    self.owed -= 1;
+                    self.dispatch(generator, recorder, Instant::now());
+                }
+            }
             if now >= next_sweep {
                 self.expire(recorder, now);
                 next_sweep = now + TIMEOUT_SWEEP;
@@ -258,24 +317,40 @@ impl<'a> Engine<'a> {
                 on_progress(now);
                 next_progress = now + Duration::from_millis(100);
             }
-            let closed_loop_running = matches!(self.config.schedule, Schedule::ClosedLoop { .. })
-                && now < end
-                && !stopping;
+            let closed_loop_running = closed_loop && now < end && !stopping;
             let schedule_done = (next >= total || stopping) && !closed_loop_running;
-            if schedule_done && self.in_flight == 0 && self.queued.is_empty() {
+            if schedule_done
+                && self.in_flight == 0
+                && self.queued.is_empty()
+                && self.network.earliest().is_none()
+            {
                 break;
             }
-            let wait = MAX_POLL_WAIT.min(next_sweep.saturating_duration_since(now));
+            let mut precise = self.network.earliest();
+            let mut coarse = None;
             if next < total && !stopping {
                 let due = start + interval.mul_f64(next as f64);
-                let until_due = due.saturating_duration_since(now);
-                if until_due <= self.config.spin {
-                    super::pacer::wait_until(due);
+                if dues_are_precise {
+                    precise = Some(precise.map_or(due, |at| at.min(due)));
+                } else {
+                    coarse = Some(due);
+                }
+            }
+            let mut wake = coarse;
+            if let Some(at) = precise {
+                let until = at.saturating_duration_since(now);
+                if until <= self.config.spin {
+                    super::pacer::wait_until(at);
                     continue;
                 }
-                // The timer wakes the poll below at µs precision; its own timeout is coarse.
-                let _ = self.timer.arm_in(until_due - self.config.spin);
+                let spin_from = at - self.config.spin;
+                wake = Some(wake.map_or(spin_from, |w| w.min(spin_from)));
             }
+            if let Some(at) = wake {
+                // The timer wakes the poll below at µs precision; its own timeout is coarse.
+                let _ = self.timer.arm_in(at.saturating_duration_since(now));
+            }
+            let wait = MAX_POLL_WAIT.min(next_sweep.saturating_duration_since(now));
             if self.poll.poll(&mut events, Some(wait)).is_err() {
                 continue; // EINTR: go round again
             }
@@ -289,7 +364,7 @@ impl<'a> Engine<'a> {
                     self.on_writable(key, recorder);
                 }
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
-                    self.on_readable(key, generator, recorder, end, cancel);
+                    self.on_readable(key, recorder);
                 }
             }
             self.drain_queue(recorder);
@@ -301,22 +376,56 @@ impl<'a> Engine<'a> {
         self.stats
     }
 
-    /// Sends the next request of the stream, due at `intended` (or queues it at the cap).
+    /// Builds the next request of the stream, due at `intended`, and sends it after the
+    /// modelled one-way delay (at once on loopback).
     fn dispatch(&mut self, generator: &mut RequestGen, recorder: &mut Recorder, intended: Instant) {
         let request = generator.next_request();
         let target = &self.targets[request.entry];
         let body = encode_request(&request.params, target.request_bytes);
+        let delay = self.network.one_way();
         let queued = Queued {
             entry: request.entry,
             bytes: target.request(&body),
             intended,
+            leave_at: intended + delay,
         };
+        if delay.is_zero() {
+            self.send_or_queue(queued, recorder);
+        } else {
+            self.network.hold(queued.leave_at, Held::Request(queued));
+        }
+    }
+
+    /// Lets go of every held request and reply whose modelled delay is over, recording how
+    /// late each release was against its deadline.
+    fn release_held(&mut self, recorder: &mut Recorder, now: Instant) {
+        while let Some(timed) = self.network.pop_due(now) {
+            let released = Instant::now();
+            recorder.delay_released(timed.at, released);
+            match timed.held {
+                Held::Request(queued) => self.send_or_queue(queued, recorder),
+                Held::Reply(reply) => self.hand_back(reply, recorder, released),
+            }
+        }
+    }
+
+    /// Sends `queued` now, or queues it when the in-flight cap is reached.
+    fn send_or_queue(&mut self, queued: Queued, recorder: &mut Recorder) {
         if self.in_flight >= self.config.in_flight_cap {
             self.stats.in_flight_cap_hits += 1;
             self.queued.push_back(queued);
             return;
         }
         self.send(queued, recorder);
+    }
+
+    /// A request's reply reached the caller: it is finished.
+    fn hand_back(&mut self, reply: HeldReply, recorder: &mut Recorder, done: Instant) {
+        self.in_flight -= 1;
+        recorder.finished(reply.entry, reply.intended, reply.sent, done, reply.outcome);
+        if matches!(self.config.schedule, Schedule::ClosedLoop { .. }) {
+            self.owed += 1;
+        }
     }
 
     /// Sends queued requests while slots are free.
@@ -334,6 +443,7 @@ impl<'a> Engine<'a> {
             entry,
             bytes,
             intended,
+            leave_at,
         } = request;
         let key = match self.idle[entry].pop() {
             Some(key) => key,
@@ -353,6 +463,7 @@ impl<'a> Engine<'a> {
         conn.request = Some(InFlight {
             entry,
             intended,
+            leave_at,
             sent: None,
             deadline: intended + self.config.timeout,
         });
@@ -428,7 +539,7 @@ impl<'a> Engine<'a> {
                     if conn.out_pos == 0 {
                         if let Some(request) = conn.request.as_mut() {
                             request.sent = Some(now);
-                            recorder.sent(request.intended, now);
+                            recorder.sent(request.leave_at, now);
                             self.stats.sent += 1;
                         }
                     }
@@ -452,14 +563,7 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn on_readable(
-        &mut self,
-        key: usize,
-        generator: &mut RequestGen,
-        recorder: &mut Recorder,
-        end: Instant,
-        cancel: &CancellationToken,
-    ) {
+    fn on_readable(&mut self, key: usize, recorder: &mut Recorder) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -492,13 +596,6 @@ impl<'a> Engine<'a> {
                     self.complete(key, recorder, outcome);
                     if closed {
                         self.close(key);
-                        return;
-                    }
-                    if let Schedule::ClosedLoop { .. } = self.config.schedule {
-                        let now = Instant::now();
-                        if now < end && !cancel.is_cancelled() {
-                            self.dispatch(generator, recorder, now);
-                        }
                     }
                     return;
                 }
@@ -514,16 +611,30 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// A reply arrived on `key`: the connection is free again, and the reply reaches the
+    /// caller after the modelled one-way delay (at once on loopback).
     fn complete(&mut self, key: usize, recorder: &mut Recorder, outcome: Outcome) {
-        let done = Instant::now();
+        let arrived = Instant::now();
         let conn = &mut self.conns[key];
-        if let Some(request) = conn.request.take() {
-            self.in_flight -= 1;
-            recorder.finished(request.entry, request.intended, request.sent, done, outcome);
-        }
+        let request = conn.request.take();
         conn.inbuf.clear();
         let target = conn.target;
         self.idle[target].push(key);
+        let Some(request) = request else {
+            return;
+        };
+        let reply = HeldReply {
+            entry: request.entry,
+            intended: request.intended,
+            sent: request.sent,
+            outcome,
+        };
+        let delay = self.network.one_way();
+        if delay.is_zero() {
+            self.hand_back(reply, recorder, arrived);
+        } else {
+            self.network.hold(arrived + delay, Held::Reply(reply));
+        }
     }
 
     /// Ends the request on `key` with an error and drops the connection.

@@ -15,6 +15,7 @@ pub mod requests;
 use bytes::Bytes;
 use engine::{Engine, EngineStats, EngineTarget, Schedule};
 use grain_runtime::client::{CallError, HttpClient};
+use grain_runtime::network::NetworkModel;
 use grain_runtime::wire::{encode_request, op_path};
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
@@ -41,8 +42,11 @@ pub struct StepMeasurement {
     pub scheduled: u64,
     /// Successful replies per second over the measured window.
     pub achieved_rps: f64,
-    /// Actual − intended send time of every request (µs).
+    /// Actual − intended send time of every request (µs); under a network model the
+    /// intended time includes the request's one-way delay.
     pub send_lag: Histogram<u64>,
+    /// How late the driver released each delayed request and reply (ns; empty on loopback).
+    pub delay_error: Histogram<u64>,
     /// Per entrypoint, in scenario order.
     pub per_entry: Vec<EntryMeasurement>,
     /// All entrypoints together.
@@ -122,6 +126,8 @@ pub struct StepConfig {
     pub in_flight_cap: usize,
     /// The last stretch before each send time that is spun instead of slept.
     pub spin: Duration,
+    /// The network between the driver and the entry units.
+    pub network: NetworkModel,
 }
 
 /// Runs one step against `targets` (indexed like the scenario's entrypoints).
@@ -197,6 +203,7 @@ fn run_engine(
         scheduled,
         achieved_rps: overall.ok as f64 / span.as_secs_f64(),
         send_lag: recorder.send_lag,
+        delay_error: recorder.delay_error,
         per_entry: recorder.per_entry,
         overall,
         timeline: recorder.timeline,

@@ -1,20 +1,7 @@
-//! Precise waiting for the open-loop schedule: sleep with the thread's timer slack set to
-//! 1 ns until just before the deadline, then spin the last few microseconds. Accurate to a
-//! few µs without burning a core (tokio's timer has 1 ms resolution, far too coarse).
+//! Pacing the load thread: the precise waiting it shares with the units
+//! ([`grain_runtime::precise`]) and its optional real-time scheduling.
 
-use std::time::{Duration, Instant};
-
-/// The final stretch before a deadline that is spun rather than slept.
-const SPIN_WINDOW: Duration = Duration::from_micros(40);
-
-/// Lowers this thread's timer slack to 1 ns (Linux default: 50 µs) so sleeps end on time.
-pub fn tighten_timer_slack() {
-    // SAFETY: PR_SET_TIMERSLACK only changes a per-thread scheduling attribute; it takes
-    // plain integer arguments and touches no memory of ours.
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
-    }
-}
+pub use grain_runtime::precise::{tighten_timer_slack, wait_until};
 
 /// How the load thread is scheduled, recorded so results say what the driver ran with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,35 +37,5 @@ pub fn prefer_real_time() -> Scheduling {
         Scheduling::RealTime
     } else {
         Scheduling::Normal
-    }
-}
-
-/// Blocks the current thread until `deadline`; returns at once if it has passed.
-pub fn wait_until(deadline: Instant) {
-    let now = Instant::now();
-    if deadline <= now {
-        return;
-    }
-    let remaining = deadline - now;
-    if remaining > SPIN_WINDOW {
-        std::thread::sleep(remaining - SPIN_WINDOW);
-    }
-    while Instant::now() < deadline {
-        std::hint::spin_loop();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn never_returns_early() {
-        tighten_timer_slack();
-        for micros in [0u64, 10, 100, 1000] {
-            let deadline = Instant::now() + Duration::from_micros(micros);
-            wait_until(deadline);
-            assert!(Instant::now() >= deadline);
-        }
     }
 }

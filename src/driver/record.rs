@@ -3,6 +3,7 @@
 //! per-second timeline. Warm-up requests go to the timeline only.
 
 use grain_runtime::client::CallError;
+use grain_runtime::network::{new_error_histogram, record_error};
 use grain_runtime::wire::Hops;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -148,6 +149,8 @@ pub struct Recorder {
     measure_from: Instant,
     pub per_entry: Vec<EntryMeasurement>,
     pub send_lag: Histogram<u64>,
+    /// How late the modelled network let each held request or reply go (ns).
+    pub delay_error: Histogram<u64>,
     pub timeline: Vec<Second>,
     /// Latest actual send time of a measured request.
     pub last_sent: Instant,
@@ -162,6 +165,7 @@ impl Recorder {
             measure_from: start + warmup,
             per_entry: (0..entries).map(|_| EntryMeasurement::new()).collect(),
             send_lag: new_histogram(),
+            delay_error: new_error_histogram(),
             timeline: Vec::new(),
             last_sent: start + warmup,
             samples: Vec::new(),
@@ -178,6 +182,12 @@ impl Recorder {
         if intended >= self.measure_from {
             self.last_sent = self.last_sent.max(sent);
         }
+    }
+
+    /// The modelled network let a request or reply go at `released`, due at `deadline`.
+    pub fn delay_released(&mut self, deadline: Instant, released: Instant) {
+        let lateness = released.saturating_duration_since(deadline);
+        record_error(&mut self.delay_error, lateness, Duration::ZERO);
     }
 
     /// A request finished (`sent` is `None` for one that never left).

@@ -10,6 +10,7 @@
 use crate::plan::Deployment;
 use grain_runtime::client::HttpClient;
 use grain_runtime::model::{Routes, UnitSpec};
+use grain_runtime::network::NetworkModel;
 use grain_runtime::wire::{HEALTH_PATH, LISTENING_PREFIX};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ pub struct LaunchOptions {
     pub work_iterations_per_us: f64,
     /// How long all units together may take to become ready.
     pub ready_timeout: Duration,
+    /// The network every unit's outgoing requests cross.
+    pub network: NetworkModel,
 }
 
 /// Why a deployment could not be started or kept running; always names the unit.
@@ -260,6 +263,7 @@ pub async fn launch(
             name: planned.name.clone(),
             role: planned.role.clone(),
             work_iterations_per_us: options.work_iterations_per_us,
+            network: options.network.clone(),
         };
         units.push(spawn_unit(&spec, options)?);
     }

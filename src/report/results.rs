@@ -4,6 +4,8 @@
 use crate::driver::engine::Schedule;
 use crate::driver::{DigestRecord, EntryMeasurement, ErrorCounts, Second, StepMeasurement};
 use crate::plan::{Architecture, Deployment};
+pub use grain_runtime::histogram::{decode as decode_histogram, encode as encode_histogram};
+use grain_runtime::network::NetworkModel;
 use grain_runtime::wire::Hops;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -25,6 +27,9 @@ pub struct RunResults {
     pub scenario: ScenarioInfo,
     pub architectures: Vec<ArchitectureResult>,
     pub equivalence: Option<EquivalenceSummary>,
+    /// The network model every hop crossed, and how a bare hop measured with and without it.
+    #[serde(default)]
+    pub network: NetworkInfo,
     /// False when the run stopped early (error or interrupt); `errors` says why.
     pub complete: bool,
     pub errors: Vec<String>,
@@ -52,6 +57,76 @@ pub struct ScenarioInfo {
     pub sha256: String,
     /// The scenario file itself, so the results say exactly what was measured.
     pub text: String,
+}
+
+/// The network model of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    pub model: NetworkModel,
+    /// A bare hop's round trip measured without and with the model.
+    pub hop_calibration: Option<HopCalibration>,
+    /// Why the hop calibration is missing, when it is.
+    pub hop_calibration_error: Option<String>,
+}
+
+/// One bare hop (driver → a unit that does nothing → driver), measured open loop on raw
+/// loopback and then under the model, in the same run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HopCalibration {
+    pub rate_rps: u32,
+    pub duration_s: f64,
+    /// Round trip on raw loopback, µs.
+    pub loopback_us: Percentiles,
+    /// Round trip under the model, µs (absent when the model adds nothing).
+    pub modelled_us: Option<Percentiles>,
+    /// What the model should add to one round trip: two mean one-way delays, µs.
+    pub expected_added_us: f64,
+    /// What it added at the median (modelled p50 − loopback p50), µs.
+    pub measured_added_p50_us: Option<f64>,
+    /// How late the driver released the modelled hop's delayed messages.
+    pub delay_error: Option<DelayErrorSummary>,
+}
+
+/// Errors of injected delays (actual − intended wait, never negative), in µs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DelayErrorSummary {
+    /// Delays applied.
+    pub count: u64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+    /// The errors in ns, HdrHistogram V2 (deflate, base64).
+    pub histogram: String,
+}
+
+impl DelayErrorSummary {
+    /// Summarizes a histogram of errors in ns; `None` when no delay was applied.
+    pub fn of(errors_ns: &Histogram<u64>) -> Option<Self> {
+        if errors_ns.is_empty() {
+            return None;
+        }
+        let us = |ns: u64| (ns as f64 / 100.0).round() / 10.0;
+        Some(DelayErrorSummary {
+            count: errors_ns.len(),
+            p50_us: us(errors_ns.value_at_quantile(0.50)),
+            p99_us: us(errors_ns.value_at_quantile(0.99)),
+            p999_us: us(errors_ns.value_at_quantile(0.999)),
+            max_us: us(errors_ns.max()),
+            histogram: encode_histogram(errors_ns),
+        })
+    }
+}
+
+/// How precisely a step's modelled network delays were applied.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InjectedDelayError {
+    /// The driver's delays (its requests out, the replies back).
+    pub driver: Option<DelayErrorSummary>,
+    /// The units' delays (every request between units, both ways), all units together.
+    pub units: Option<DelayErrorSummary>,
+    /// Why the units' errors are missing, when they are.
+    pub units_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -325,6 +400,9 @@ pub struct StepResult {
     pub units: Option<crate::cost::UnitsUsage>,
     /// Units' CPU time per completed request (µs).
     pub units_cpu_us_per_request: Option<f64>,
+    /// How precisely the network model's delays were applied (absent on loopback).
+    #[serde(default)]
+    pub injected_delay_error: Option<InjectedDelayError>,
     /// False when the generator fell behind its schedule; then `invalid_reason` says how.
     pub valid: bool,
     pub invalid_reason: Option<String>,
@@ -390,6 +468,12 @@ impl StepResult {
                 .collect(),
             units: None,
             units_cpu_us_per_request: None,
+            injected_delay_error: DelayErrorSummary::of(&m.delay_error).map(|driver| {
+                InjectedDelayError {
+                    driver: Some(driver),
+                    ..InjectedDelayError::default()
+                }
+            }),
             valid: invalid_reason.is_none(),
             invalid_reason,
         }
@@ -444,31 +528,6 @@ impl SecondResult {
             max_us: p.max,
         }
     }
-}
-
-/// Serializes a histogram in HdrHistogram's V2 deflate form, base64-encoded.
-pub fn encode_histogram(histogram: &Histogram<u64>) -> String {
-    use base64::Engine as _;
-    use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
-    let mut bytes = Vec::new();
-    match V2DeflateSerializer::new().serialize(histogram, &mut bytes) {
-        Ok(_) => base64::engine::general_purpose::STANDARD.encode(bytes),
-        Err(error) => {
-            tracing::error!(?error, "cannot serialize a histogram");
-            String::new()
-        }
-    }
-}
-
-/// Parses a histogram written by [`encode_histogram`] (or any HdrHistogram V2 tool).
-pub fn decode_histogram(encoded: &str) -> Result<Histogram<u64>, String> {
-    use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .map_err(|e| format!("not base64: {e}"))?;
-    hdrhistogram::serialization::Deserializer::new()
-        .deserialize(&mut bytes.as_slice())
-        .map_err(|e| format!("not an HdrHistogram: {e:?}"))
 }
 
 fn invalid_reason(target_rps: u32, achieved_rps: f64, send_lag: &Percentiles) -> Option<String> {

@@ -26,6 +26,9 @@ pub struct RawScenario {
     pub entrypoints: Vec<RawEntrypoint>,
     #[schemars(with = "RawLoad")]
     pub load: Spanned<RawLoad>,
+    /// The network every hop crosses; absent means raw loopback.
+    #[serde(default)]
+    pub network: Option<RawNetwork>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -132,6 +135,36 @@ pub struct RawLoad {
     #[serde(default)]
     #[schemars(with = "Option<u64>")]
     pub timeout_ms: Option<Spanned<u64>>,
+}
+
+/// `[network]`: a preset and/or explicit values (explicit values override the preset's).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    /// `loopback`, `dc`, `cross-zone`, or a fixed one-way delay such as `250us` or `1ms`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub preset: Option<Spanned<String>>,
+    /// Fixed one-way delay per message, µs (each hop is a request and a reply: two).
+    #[serde(default, alias = "hop_latency_us")]
+    #[schemars(with = "Option<f64>")]
+    pub one_way_us: Option<Spanned<f64>>,
+    /// Jitter size, µs: half-width (uniform), standard deviation (normal) or mean (exponential).
+    #[serde(default)]
+    #[schemars(with = "Option<f64>")]
+    pub jitter_us: Option<Spanned<f64>>,
+    /// Jitter distribution: `none`, `uniform`, `normal` or `exponential`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub jitter: Option<Spanned<String>>,
+    /// Probability (0 ≤ p < 1) that a message is lost and resent after `retransmit_ms`.
+    #[serde(default)]
+    #[schemars(with = "Option<f64>")]
+    pub loss: Option<Spanned<f64>>,
+    /// What a lost message costs, ms (default 200, Linux's minimum TCP retransmission timeout).
+    #[serde(default)]
+    #[schemars(with = "Option<f64>")]
+    pub retransmit_ms: Option<Spanned<f64>>,
 }
 
 fn default_request_bytes() -> usize {

@@ -2,9 +2,11 @@
 //! Every error names the file, the line and column, the field, and what is allowed.
 
 mod file;
+pub mod network;
 mod validate;
 
 use grain_runtime::model::{DataSeed, OperationDef};
+use grain_runtime::network::NetworkModel;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -72,6 +74,8 @@ pub struct Scenario {
     pub operations: Vec<OperationDef>,
     pub entrypoints: Vec<Entrypoint>,
     pub load: LoadProfile,
+    /// The network every hop crosses (raw loopback unless the file says otherwise).
+    pub network: NetworkModel,
 }
 
 impl Scenario {

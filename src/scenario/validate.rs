@@ -3,9 +3,12 @@
 //! operations without cycles, keys using declared parameters, positive rates and durations,
 //! entrypoint weights that do not sum to zero. All issues are collected, not just the first.
 
-use super::file::{RawCall, RawDistribution, RawLoad, RawOperation, RawParam, RawScenario};
+use super::file::{
+    RawCall, RawDistribution, RawLoad, RawNetwork, RawOperation, RawParam, RawScenario,
+};
 use super::{line_column, Distribution, Entrypoint, Issue, LoadProfile, Param, Scenario, Service};
 use grain_runtime::model::{CallStep, DataSeed, KeyTemplate, OperationDef};
+use grain_runtime::network::{JitterDistribution, NetworkModel};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::time::Duration;
@@ -101,6 +104,10 @@ pub(super) fn validate(raw: RawScenario, text: &str) -> Result<Scenario, Vec<Iss
     check_cycles(&mut checker, &raw.operations);
     let entrypoints = entrypoints(&mut checker, &raw, &op_names);
     let load = load_profile(&mut checker, &raw.load);
+    let network = raw
+        .network
+        .as_ref()
+        .map_or_else(NetworkModel::loopback, |n| network(&mut checker, n));
 
     let services = raw
         .services
@@ -149,6 +156,7 @@ pub(super) fn validate(raw: RawScenario, text: &str) -> Result<Scenario, Vec<Iss
         operations,
         entrypoints,
         load,
+        network,
     })
 }
 
@@ -530,4 +538,111 @@ fn load_profile(checker: &mut Checker, raw: &Spanned<RawLoad>) -> LoadProfile {
         warmup,
         timeout: Duration::from_millis(timeout_ms.max(1)),
     }
+}
+
+/// `[network]`: the preset (loopback if none) with every explicit field laid over it.
+fn network(checker: &mut Checker, raw: &RawNetwork) -> NetworkModel {
+    let mut model = match &raw.preset {
+        None => NetworkModel::loopback(),
+        Some(name) => super::network::parse(name.get_ref()).unwrap_or_else(|message| {
+            checker.flag(name.span(), "network.preset", message);
+            NetworkModel::loopback()
+        }),
+    };
+    let mut overridden = Vec::new();
+    let mut number =
+        |value: &Option<Spanned<f64>>, field: &str, range: (f64, f64), allowed: &str| {
+            let value = value.as_ref()?;
+            let v = *value.get_ref();
+            if !(v.is_finite() && v >= range.0 && v < range.1) {
+                checker.flag(
+                    value.span(),
+                    format!("network.{field}"),
+                    format!("must be {allowed}; got {v}"),
+                );
+                return None;
+            }
+            overridden.push(field.to_string());
+            Some(v)
+        };
+    if let Some(v) = number(
+        &raw.one_way_us,
+        "one_way_us",
+        (0.0, 10_000_001.0),
+        "0 to 10000000 µs",
+    ) {
+        model.one_way_us = v;
+    }
+    if let Some(v) = number(
+        &raw.jitter_us,
+        "jitter_us",
+        (0.0, 10_000_001.0),
+        "0 to 10000000 µs",
+    ) {
+        model.jitter_us = v;
+    }
+    if let Some(v) = number(
+        &raw.loss,
+        "loss",
+        (0.0, 1.0),
+        "a probability, at least 0 and below 1",
+    ) {
+        model.loss = v;
+    }
+    if let Some(v) = number(
+        &raw.retransmit_ms,
+        "retransmit_ms",
+        (0.001, 60_001.0),
+        "more than 0 and at most 60000 ms",
+    ) {
+        model.retransmit_us = v * 1000.0;
+    }
+    if let Some(jitter) = &raw.jitter {
+        match JitterDistribution::ALL
+            .iter()
+            .find(|d| d.name() == jitter.get_ref())
+        {
+            Some(distribution) => {
+                model.jitter = *distribution;
+                overridden.push("jitter".into());
+            }
+            None => {
+                let names: Vec<&str> = JitterDistribution::ALL.iter().map(|d| d.name()).collect();
+                checker.flag(
+                    jitter.span(),
+                    "network.jitter",
+                    format!(
+                        "unknown distribution {:?}: use {}",
+                        jitter.get_ref(),
+                        names.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    if model.jitter_us > 0.0 && model.jitter == JitterDistribution::None {
+        if let Some(jitter_us) = &raw.jitter_us {
+            checker.flag(
+                jitter_us.span(),
+                "network.jitter_us",
+                "jitter needs a distribution: add jitter = \"uniform\", \"normal\" or \"exponential\"",
+            );
+        }
+    }
+    if !overridden.is_empty() {
+        let base = raw.preset.as_ref().map(|p| p.get_ref().as_str());
+        model.name = match base {
+            Some(base) => format!("{base}, adjusted"),
+            None => "scenario".into(),
+        };
+        let declared = format!(
+            "declared in the scenario's [network] section: {}",
+            overridden.join(", ")
+        );
+        model.source = match base {
+            Some(_) => format!("{declared}; the rest from the preset: {}", model.source),
+            None => declared,
+        };
+    }
+    model
 }

@@ -1,12 +1,15 @@
-//! The HTTP client units and the load driver share: hyper over pooled loopback
-//! connections, returning status, hop counts and digest of each reply.
+//! The HTTP client units and the harness use: hyper over pooled loopback connections,
+//! returning status, hop counts and digest of each reply. A client given a network model
+//! delays each request before it leaves and each reply before it is handed back.
 
+use crate::network::NetworkModel;
 use crate::wire::{Hops, DIGEST_HEADER, SERVICE_HOPS_HEADER, STATE_HOPS_HEADER};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a call failed, by class (the driver counts errors per class).
@@ -40,6 +43,7 @@ pub struct Reply {
 pub struct HttpClient {
     inner: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
+    network: Arc<NetworkModel>,
 }
 
 impl HttpClient {
@@ -50,10 +54,22 @@ impl HttpClient {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(usize::MAX)
             .build(connector);
-        HttpClient { inner, timeout }
+        HttpClient {
+            inner,
+            timeout,
+            network: Arc::new(NetworkModel::loopback()),
+        }
     }
 
-    /// POSTs `body` to `http://{addr}{path}`; any status but 200 is an error.
+    /// The same client with every POST crossing `network` (both ways).
+    pub fn with_network(mut self, network: NetworkModel) -> Self {
+        self.network = Arc::new(network);
+        self
+    }
+
+    /// POSTs `body` to `http://{addr}{path}`; any status but 200 is an error. Under a
+    /// network model the request waits one one-way delay before it leaves and the reply
+    /// another before it is returned; the timeout covers both.
     pub async fn post(&self, addr: &str, path: &str, body: Bytes) -> Result<Reply, CallError> {
         let request = Request::builder()
             .method(Method::POST)
@@ -64,7 +80,13 @@ impl HttpClient {
                 addr: addr.to_string(),
                 detail: e.to_string(),
             })?;
-        match tokio::time::timeout(self.timeout, self.exchange(addr, request)).await {
+        let round_trip = async {
+            self.network.delay_message().await;
+            let reply = self.exchange(addr, request).await;
+            self.network.delay_message().await;
+            reply
+        };
+        match tokio::time::timeout(self.timeout, round_trip).await {
             Ok(result) => result,
             Err(_) => Err(CallError::Timeout {
                 addr: addr.to_string(),

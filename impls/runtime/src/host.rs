@@ -1,11 +1,18 @@
 //! Hosting one unit process: bind 127.0.0.1 on a port the OS picks, announce it on
 //! stdout, take routes from stdin, answer `/health` once routed, and shut down gracefully
 //! (stop accepting, finish in-flight requests) on SIGTERM or when stdin closes — which is
-//! also how a unit notices that the harness died, even by SIGKILL.
+//! also how a unit notices that the harness died, even by SIGKILL. Every unit also hands
+//! out the injected-delay errors it recorded (`POST /grain/delay-errors/take`).
 
 use crate::model::Routes;
-use crate::wire::{HEALTH_PATH, LISTENING_PREFIX};
-use axum::{extract::State, http::StatusCode, routing::get, Router};
+use crate::network::DelayErrors;
+use crate::wire::{DelayErrorsReply, DELAY_ERRORS_PATH, HEALTH_PATH, LISTENING_PREFIX};
+use axum::{
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+    Json, Router,
+};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -88,6 +95,7 @@ pub async fn serve_unit(unit: &str, routes: Arc<RouteTable>, app: Router) -> Res
 
     let health_route = Router::new()
         .route(HEALTH_PATH, get(health))
+        .route(DELAY_ERRORS_PATH, post(take_delay_errors))
         .with_state(routes);
     let app = app.merge(health_route);
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -116,6 +124,14 @@ async fn health(State(routes): State<Arc<RouteTable>>) -> StatusCode {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     }
+}
+
+async fn take_delay_errors() -> Json<DelayErrorsReply> {
+    let histogram = DelayErrors::global().take();
+    Json(DelayErrorsReply {
+        count: histogram.len(),
+        histogram: crate::histogram::encode(&histogram),
+    })
 }
 
 async fn read_routes_until_eof(unit: String, routes: Arc<RouteTable>, stop: watch::Sender<bool>) {

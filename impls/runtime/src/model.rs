@@ -137,6 +137,9 @@ pub struct UnitSpec {
     /// Busy-loop iterations per microsecond of CPU, calibrated once by the harness so every
     /// unit of every architecture does exactly the same work.
     pub work_iterations_per_us: f64,
+    /// The network this unit's outgoing requests cross (raw loopback by default).
+    #[serde(default)]
+    pub network: crate::network::NetworkModel,
 }
 
 /// Where a unit finds what it does not host, sent to it on stdin once all units listen,

@@ -21,6 +21,17 @@ pub fn op_path(op: &str) -> String {
 pub const STATE_GET_PATH: &str = "/get";
 pub const STATE_PUT_PATH: &str = "/put";
 pub const HEALTH_PATH: &str = "/health";
+/// Every unit: returns the injected-delay errors recorded since the last call, and resets.
+pub const DELAY_ERRORS_PATH: &str = "/grain/delay-errors/take";
+
+/// Reply of [`DELAY_ERRORS_PATH`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DelayErrorsReply {
+    /// Delays applied since the last call.
+    pub count: u64,
+    /// Their errors (actual − intended wait, ns), see [`crate::histogram`].
+    pub histogram: String,
+}
 
 /// Network hops, split into calls between service units and calls to state units.
 #[derive(

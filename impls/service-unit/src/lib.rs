@@ -19,6 +19,7 @@ use grain_runtime::client::{CallError, HttpClient};
 use grain_runtime::digest::Digest;
 use grain_runtime::host::{serve_unit, HostError, RouteTable};
 use grain_runtime::model::{OperationDef, StoreDef};
+use grain_runtime::network::NetworkModel;
 use grain_runtime::store::{filler_value, Store};
 use grain_runtime::wire::{
     encode_request, encode_response, op_path, Hops, OpRequest, StateGet, StatePut, StateValues,
@@ -73,6 +74,7 @@ impl ServiceUnit {
         embedded_stores: &[StoreDef],
         remote_request_bytes: &BTreeMap<String, usize>,
         iterations_per_us: f64,
+        network: &NetworkModel,
     ) -> Self {
         ServiceUnit {
             name: name.to_string(),
@@ -86,7 +88,7 @@ impl ServiceUnit {
                 .collect(),
             remote_request_bytes: remote_request_bytes.clone(),
             routes: Arc::new(RouteTable::default()),
-            client: HttpClient::new(DOWNSTREAM_TIMEOUT),
+            client: HttpClient::new(DOWNSTREAM_TIMEOUT).with_network(network.clone()),
             iterations_per_us,
         }
     }
