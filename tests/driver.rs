@@ -5,74 +5,9 @@
 mod common;
 
 use common::*;
-use grainbench::driver::engine::Schedule;
-use grainbench::driver::requests::RequestGen;
-use grainbench::driver::{self, StepConfig, Target, DEFAULT_SPIN};
-use grainbench::launch::{self, LaunchOptions, LiveDeployment};
-use grainbench::plan::{self, Architecture};
 use grainbench::report::{decode_histogram, Percentiles, StepResult};
-use grainbench::scenario::{self, Scenario};
+use grainbench::scenario;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
-
-async fn deploy_monolith(scenario: &Scenario, test: &str) -> LiveDeployment {
-    let options = LaunchOptions {
-        unit_binary: grainbench_binary(),
-        run_id: unique_run_id(test),
-        work_iterations_per_us: grain_runtime::work::calibrate(),
-        ready_timeout: Duration::from_secs(20),
-        network: scenario.network.clone(),
-    };
-    launch::launch(&plan::plan(scenario, Architecture::Monolith), &options)
-        .await
-        .expect("monolith starts")
-}
-
-fn targets(live: &LiveDeployment, scenario: &Scenario) -> Vec<Target> {
-    scenario
-        .entrypoints
-        .iter()
-        .map(|e| {
-            Target::new(
-                &e.op,
-                live.addr_of(&e.op).unwrap(),
-                scenario.operation(&e.op).unwrap().request_bytes,
-            )
-            .unwrap()
-        })
-        .collect()
-}
-
-/// Runs one step of `config` against `live`, with request stream `seed`.
-async fn step_on(
-    live: &LiveDeployment,
-    scenario: &Scenario,
-    config: &StepConfig,
-    seed: u64,
-) -> driver::StepMeasurement {
-    let generator = RequestGen::new(scenario, seed);
-    driver::run_step(
-        &targets(live, scenario),
-        generator,
-        config,
-        None,
-        &CancellationToken::new(),
-    )
-    .await
-    .expect("the step runs")
-}
-
-fn open_loop(rate: u32, warmup_ms: u64, duration_ms: u64, in_flight_cap: usize) -> StepConfig {
-    StepConfig {
-        schedule: Schedule::OpenLoop { rate },
-        warmup: Duration::from_millis(warmup_ms),
-        duration: Duration::from_millis(duration_ms),
-        timeout: Duration::from_secs(5),
-        in_flight_cap,
-        spin: DEFAULT_SPIN,
-        network: grain_runtime::network::NetworkModel::loopback(),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_shows_in_corrected_latency_but_not_in_uncorrected() {

@@ -40,6 +40,16 @@ fn replace_line(line: usize, with: &str) -> String {
     lines.join("\n") + "\n"
 }
 
+/// The line of the field `with_network` adds.
+fn network_line() -> usize {
+    VALID.lines().count() + 2
+}
+
+/// VALID with a `[network]` section holding the one line `field`.
+fn with_network(field: &str) -> String {
+    format!("{VALID}[network]\n{field}\n")
+}
+
 fn errors_of(text: &str) -> Vec<Issue> {
     match scenario::parse(text) {
         Ok(_) => Vec::new(),
@@ -245,6 +255,48 @@ fn malformed_scenarios_name_line_and_field() {
             "service[back].data.count",
             "at least 1",
         ),
+        (
+            "unknown network preset",
+            with_network("preset = \"lan\""),
+            network_line(),
+            "network.preset",
+            "cross-zone",
+        ),
+        (
+            "negative one-way delay",
+            with_network("one_way_us = -5"),
+            network_line(),
+            "network.one_way_us",
+            "-5",
+        ),
+        (
+            "loss probability of 1",
+            with_network("loss = 1.0"),
+            network_line(),
+            "network.loss",
+            "below 1",
+        ),
+        (
+            "unknown jitter distribution",
+            with_network("jitter = \"gauss\""),
+            network_line(),
+            "network.jitter",
+            "exponential",
+        ),
+        (
+            "jitter without a distribution",
+            with_network("jitter_us = 20"),
+            network_line(),
+            "network.jitter_us",
+            "distribution",
+        ),
+        (
+            "unknown network field",
+            with_network("delay_us = 20"),
+            network_line(),
+            "delay_us",
+            "unknown field",
+        ),
     ];
     assert!(cases.len() >= 20);
     for (what, text, line, field, message) in cases {
@@ -279,4 +331,35 @@ fn shipped_scenarios_are_valid() {
             scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
         }
     }
+}
+
+#[test]
+fn a_network_section_sets_the_model_and_explicit_fields_override_the_preset() {
+    let plain = scenario::parse(VALID).unwrap();
+    assert!(
+        !plain.network.adds_delay(),
+        "no [network] means raw loopback"
+    );
+    let dc = scenario::parse(&with_network("preset = \"dc\"")).unwrap();
+    assert_eq!(
+        (dc.network.name.as_str(), dc.network.one_way_us),
+        ("dc", 250.0)
+    );
+    let text = format!(
+        "{VALID}[network]\npreset = \"dc\"\none_way_us = 100\njitter = \"normal\"\nloss = 0.01\n"
+    );
+    let adjusted = scenario::parse(&text).unwrap().network;
+    assert_eq!(adjusted.one_way_us, 100.0);
+    assert_eq!(adjusted.jitter_us, 25.0, "kept from the preset");
+    assert_eq!(adjusted.jitter.name(), "normal");
+    assert_eq!(adjusted.loss, 0.01);
+    assert_eq!(adjusted.name, "dc, adjusted");
+    for field in ["one_way_us", "jitter", "loss", "from the preset"] {
+        assert!(adjusted.source.contains(field), "{}", adjusted.source);
+    }
+    let own = scenario::parse(&with_network("hop_latency_us = 300")).unwrap();
+    assert_eq!(
+        (own.network.name.as_str(), own.network.one_way_us),
+        ("scenario", 300.0)
+    );
 }

@@ -1,9 +1,17 @@
-//! Helpers shared by the integration tests: fixture paths and finding a run's processes.
+//! Helpers shared by the integration tests: fixture paths, finding a run's processes, and
+//! driving steps against a deployed monolith.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+use grainbench::driver::engine::Schedule;
+use grainbench::driver::requests::RequestGen;
+use grainbench::driver::{self, StepConfig, Target, DEFAULT_SPIN};
+use grainbench::launch::{self, LaunchOptions, LiveDeployment};
+use grainbench::plan::{self, Architecture};
+use grainbench::scenario::Scenario;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -87,4 +95,63 @@ pub fn wait_for_processes(run_id: &str, count: usize, limit: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+pub async fn deploy_monolith(scenario: &Scenario, test: &str) -> LiveDeployment {
+    let options = LaunchOptions {
+        unit_binary: grainbench_binary(),
+        run_id: unique_run_id(test),
+        work_iterations_per_us: grain_runtime::work::calibrate(),
+        ready_timeout: Duration::from_secs(20),
+        network: scenario.network.clone(),
+    };
+    launch::launch(&plan::plan(scenario, Architecture::Monolith), &options)
+        .await
+        .expect("monolith starts")
+}
+
+pub fn targets(live: &LiveDeployment, scenario: &Scenario) -> Vec<Target> {
+    scenario
+        .entrypoints
+        .iter()
+        .map(|e| {
+            Target::new(
+                &e.op,
+                live.addr_of(&e.op).unwrap(),
+                scenario.operation(&e.op).unwrap().request_bytes,
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+/// Runs one step of `config` against `live`, with request stream `seed`.
+pub async fn step_on(
+    live: &LiveDeployment,
+    scenario: &Scenario,
+    config: &StepConfig,
+    seed: u64,
+) -> driver::StepMeasurement {
+    let generator = RequestGen::new(scenario, seed);
+    driver::run_step(
+        &targets(live, scenario),
+        generator,
+        config,
+        None,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("the step runs")
+}
+
+pub fn open_loop(rate: u32, warmup_ms: u64, duration_ms: u64, in_flight_cap: usize) -> StepConfig {
+    StepConfig {
+        schedule: Schedule::OpenLoop { rate },
+        warmup: Duration::from_millis(warmup_ms),
+        duration: Duration::from_millis(duration_ms),
+        timeout: Duration::from_secs(5),
+        in_flight_cap,
+        spin: DEFAULT_SPIN,
+        network: grain_runtime::network::NetworkModel::loopback(),
+    }
 }
