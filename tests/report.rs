@@ -66,7 +66,9 @@ fn every_chart_is_drawn_and_the_page_is_self_contained() {
             "the page must not fetch anything: found {forbidden}"
         );
     }
-    assert!(html.contains("Network: raw loopback"));
+    assert!(html.contains("Network: 250us: 250 µs one way"));
+    assert!(html.contains("+485 µs measured against 500 µs modelled"));
+    assert!(html.contains("<th>delay error p99 µs, driver</th>"));
 }
 
 #[test]
@@ -95,6 +97,7 @@ fn results_missing_optional_sections_still_render() {
         serde_json::from_str(&std::fs::read_to_string(fixture("results-tiny.json")).unwrap())
             .unwrap();
     json.as_object_mut().unwrap().remove("equivalence");
+    json.as_object_mut().unwrap().remove("network");
     for arch in json["architectures"].as_array_mut().unwrap() {
         let arch = arch.as_object_mut().unwrap();
         arch.remove("deploy");
@@ -105,6 +108,7 @@ fn results_missing_optional_sections_still_render() {
             step.as_object_mut()
                 .unwrap()
                 .remove("units_cpu_us_per_request");
+            step.as_object_mut().unwrap().remove("injected_delay_error");
         }
     }
     let results: RunResults =
@@ -113,6 +117,10 @@ fn results_missing_optional_sections_still_render() {
     assert!(html.contains("Deploy cost was not measured in this run."));
     assert!(html.contains("Redeploy impact: not measured in this run."));
     assert!(html.contains("The equivalence check did not run."));
+    assert!(
+        html.contains("Network: loopback: raw loopback (127.0.0.1), no added delay"),
+        "results from before the network model read as raw loopback"
+    );
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! results.json (and a baseline run, if given). The page template only lays it out, so
 //! this model is what the golden test pins down.
 
-use super::{ArchitectureResult, Percentiles, RunResults, StepResult};
+use super::{
+    ArchitectureResult, DelayErrorSummary, InjectedDelayError, Percentiles, RunResults, StepResult,
+};
 use serde::Serialize;
 
 /// One colour per architecture, used everywhere on the page.
@@ -20,7 +22,7 @@ pub struct ReportModel {
     pub scenario: String,
     pub description: String,
     /// The network the measurements were taken on (shown on the first screen).
-    pub network: String,
+    pub network: NetworkPanel,
     pub complete: bool,
     pub errors: Vec<String>,
     pub verdict: Verdict,
@@ -35,6 +37,20 @@ pub struct ReportModel {
     pub baseline: Option<BaselineComparison>,
     /// Figures this run did not measure, said instead of drawing empty charts.
     pub missing: Vec<String>,
+}
+
+/// The network model, what a bare hop measured with and without it, and how precisely
+/// its delays were applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NetworkPanel {
+    /// Name and description, e.g. "dc: 250 µs one way, exponential jitter (mean 25 µs), no loss".
+    pub model: String,
+    /// Where the model's numbers come from.
+    pub source: String,
+    /// Modelled vs measured: a bare hop's round trip without and with the model.
+    pub hop: Option<String>,
+    /// The injected delays' error per architecture at the verdict rate.
+    pub precision: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -122,6 +138,9 @@ pub struct GeneratorRow {
     pub send_lag_p99_us: u64,
     pub driver_cpu_us_per_request: f64,
     pub in_flight_cap_hits: u64,
+    /// p99 of the injected delays' error (actual − intended), µs; "–" when none applied.
+    pub delay_error_driver_p99_us: String,
+    pub delay_error_units_p99_us: String,
     pub valid: bool,
     pub invalid_reason: String,
 }
@@ -206,7 +225,7 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
     ReportModel {
         scenario: results.scenario.name.clone(),
         description: results.scenario.description.clone(),
-        network: "raw loopback (127.0.0.1), no added per-hop delay".into(),
+        network: network_panel(results, rate),
         complete: results.complete,
         errors: results.errors.clone(),
         verdict: verdict(results, rate),
@@ -457,11 +476,81 @@ fn generator_rows(results: &RunResults) -> Vec<GeneratorRow> {
                 send_lag_p99_us: s.generator.send_lag_us.p99,
                 driver_cpu_us_per_request: s.generator.driver_cpu_us_per_request,
                 in_flight_cap_hits: s.generator.in_flight_cap_hits,
+                delay_error_driver_p99_us: delay_error_p99(s, |e| e.driver.as_ref()),
+                delay_error_units_p99_us: delay_error_p99(s, |e| e.units.as_ref()),
                 valid: s.valid,
                 invalid_reason: s.invalid_reason.clone().unwrap_or_default(),
             })
         })
         .collect()
+}
+
+fn delay_error_p99(
+    step: &StepResult,
+    side: impl Fn(&InjectedDelayError) -> Option<&DelayErrorSummary>,
+) -> String {
+    step.injected_delay_error
+        .as_ref()
+        .and_then(side)
+        .map_or_else(|| "–".into(), |e| format!("{:.1}", e.p99_us))
+}
+
+fn network_panel(results: &RunResults, rate: Option<u32>) -> NetworkPanel {
+    let network = &results.network;
+    let model = &network.model;
+    let hop = match (&network.hop_calibration, &network.hop_calibration_error) {
+        (Some(hop), _) => Some(match (&hop.modelled_us, hop.measured_added_p50_us) {
+            (Some(modelled), Some(added)) => format!(
+                "A bare hop's round trip at {} req/s: p50 {} µs on raw loopback, {} µs under the model — {:+.0} µs measured against {:.0} µs modelled (two mean one-way delays); p99 {} → {} µs.",
+                hop.rate_rps, hop.loopback_us.p50, modelled.p50, added, hop.expected_added_us, hop.loopback_us.p99, modelled.p99
+            ),
+            _ => format!(
+                "A bare hop's round trip at {} req/s on raw loopback: p50 {} µs, p99 {} µs.",
+                hop.rate_rps, hop.loopback_us.p50, hop.loopback_us.p99
+            ),
+        }),
+        (None, Some(error)) => Some(format!("The bare-hop calibration failed: {error}")),
+        (None, None) => None,
+    };
+    let precision = results
+        .architectures
+        .iter()
+        .filter_map(|arch| {
+            let step = match rate {
+                Some(rate) => valid_step_at(arch, rate),
+                None => arch.steps.first(),
+            }?;
+            let injected = step.injected_delay_error.as_ref()?;
+            let side = |name: &str, e: Option<&DelayErrorSummary>| {
+                e.map(|e| {
+                    format!(
+                        "{name} p50 {:.1} µs, p99 {:.1} µs over {} delays",
+                        e.p50_us, e.p99_us, e.count
+                    )
+                })
+            };
+            let parts: Vec<String> = [
+                side("driver", injected.driver.as_ref()),
+                side("units", injected.units.as_ref()),
+                injected.units_error.clone(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            Some(format!(
+                "{} at {} req/s: injected delays late by {}.",
+                arch.architecture.name(),
+                step.target_rps,
+                parts.join("; ")
+            ))
+        })
+        .collect();
+    NetworkPanel {
+        model: format!("{}: {}", model.name, model.describe()),
+        source: model.source.clone(),
+        hop,
+        precision,
+    }
 }
 
 fn equivalence(results: &RunResults) -> String {
@@ -492,7 +581,7 @@ fn methodology(results: &RunResults) -> Vec<Fact> {
         fact("Cold start", "Spawn of the first unit to every unit answering /health with its routes, repeated deployments (median, min, max)."),
         fact("Redeploy", "The units running one operation are sent SIGTERM (stop accepting, finish in-flight requests, exit), restarted and rerouted while the driver holds a steady rate; requests due from SIGTERM until 1 s after the replacements were ready form the window."),
         fact("Generator health", "A step whose achieved rate is below 95 % of its target, or whose send lag p99 exceeds 1 ms, is invalid and excluded from the verdict."),
-        fact("Network", "Raw loopback on one machine; every process shares its cores."),
+        fact("Network", network_method(&results.network.model)),
         fact("Machine", format!("{} CPUs", m.host_cpus)),
         fact("grainbench", format!("{} (commit {})", m.grainbench_version, m.git_commit.as_deref().unwrap_or("unknown"))),
         fact("Run started", m.started_at.clone()),
@@ -500,6 +589,18 @@ fn methodology(results: &RunResults) -> Vec<Fact> {
         fact("CPU calibration", format!("{:.1} busy-loop iterations per µs", m.work_iterations_per_us)),
         fact("Scenario file", format!("{} (sha256 {})", results.scenario.file.display(), results.scenario.sha256)),
     ]
+}
+
+fn network_method(model: &grain_runtime::network::NetworkModel) -> String {
+    let shared = "Every process runs on this one machine over 127.0.0.1 and shares its cores.";
+    if !model.adds_delay() {
+        return format!("Raw loopback: no delay added to any hop. {shared}");
+    }
+    format!(
+        "Model {}: {}. The delay is injected by grainbench itself, on every hop including the driver's: the sender holds each request one sampled one-way delay before it leaves and each reply one more before it is handed back, so a hop adds a round trip. The driver holds them in a deadline heap on its timerfd (spinning the last µs); units wait on pooled timerfds in tokio's reactor, armed early by a learned wake-up lead. Each delay's lateness (actual − intended) is recorded: the driver's per step, the units' collected from every unit after each step. Kernel emulation (netem) is not used. {shared}",
+        model.name,
+        model.describe()
+    )
 }
 
 fn compare(results: &RunResults, baseline: &RunResults) -> BaselineComparison {

@@ -18,6 +18,7 @@ pub fn render_summary(results: &RunResults) -> String {
             ""
         }
     );
+    render_network(&mut out, results);
     let _ = writeln!(
         out,
         "\n{:<10} {:>6} {:>12} {:>12}",
@@ -91,21 +92,28 @@ pub fn render_summary(results: &RunResults) -> String {
     }
     let _ = writeln!(
         out,
-        "\nload generator: {:<9} {:>6} {:>9} {:>13} {:>14} {:>9}",
-        "arch", "rate", "achieved", "send lag p99", "CPU µs/req", "cap waits"
+        "\nload generator: {:<9} {:>6} {:>9} {:>13} {:>14} {:>9} {:>26}",
+        "arch",
+        "rate",
+        "achieved",
+        "send lag p99",
+        "CPU µs/req",
+        "cap waits",
+        "delay error p99 drv/units"
     );
     for arch in &results.architectures {
         for step in &arch.steps {
             let g = &step.generator;
             let _ = writeln!(
                 out,
-                "                {:<9} {:>6} {:>9.1} {:>10} µs {:>14.1} {:>9}{}",
+                "                {:<9} {:>6} {:>9.1} {:>10} µs {:>14.1} {:>9} {:>26}{}",
                 arch.architecture.name(),
                 step_label(step),
                 step.achieved_rps,
                 g.send_lag_us.p99,
                 g.driver_cpu_us_per_request,
                 g.in_flight_cap_hits,
+                delay_errors(step),
                 if step.valid { "" } else { "  invalid" }
             );
         }
@@ -157,6 +165,46 @@ pub fn render_summary(results: &RunResults) -> String {
         let _ = writeln!(out, "\nRun stopped early: {error}");
     }
     out
+}
+
+/// The network model and the bare hop measured without and with it.
+fn render_network(out: &mut String, results: &RunResults) {
+    let network = &results.network;
+    let _ = writeln!(
+        out,
+        "network: {}: {}",
+        network.model.name,
+        network.model.describe()
+    );
+    if let Some(hop) = &network.hop_calibration {
+        let modelled = match (&hop.modelled_us, hop.measured_added_p50_us) {
+            (Some(m), Some(added)) => format!(
+                ", {} µs under the model ({added:+.0} µs measured vs {:.0} µs modelled)",
+                m.p50, hop.expected_added_us
+            ),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "bare hop round trip p50: {} µs on loopback{modelled}",
+            hop.loopback_us.p50
+        );
+    }
+}
+
+/// `0.5/155.6 µs`: p99 of the driver's and the units' injected-delay errors.
+fn delay_errors(step: &StepResult) -> String {
+    let Some(injected) = &step.injected_delay_error else {
+        return "-".into();
+    };
+    let p99 = |e: Option<&super::DelayErrorSummary>| {
+        e.map_or("-".to_string(), |e| format!("{:.1}", e.p99_us))
+    };
+    format!(
+        "{}/{} µs",
+        p99(injected.driver.as_ref()),
+        p99(injected.units.as_ref())
+    )
 }
 
 /// `400` for an open-loop step at 400 req/s, `c=16` for a closed-loop step.

@@ -106,6 +106,32 @@ impl NetworkModel {
             || self.loss > 0.0
     }
 
+    /// The model in words, e.g. "250 µs one way, exponential jitter (mean 25 µs), no loss".
+    pub fn describe(&self) -> String {
+        if !self.adds_delay() {
+            return "raw loopback (127.0.0.1), no added delay".into();
+        }
+        let jitter = match self.jitter {
+            _ if self.jitter_us <= 0.0 => "no jitter".to_string(),
+            JitterDistribution::None => "no jitter".to_string(),
+            JitterDistribution::Uniform => format!("uniform jitter (±{} µs)", self.jitter_us),
+            JitterDistribution::Normal => format!("normal jitter (σ {} µs)", self.jitter_us),
+            JitterDistribution::Exponential => {
+                format!("exponential jitter (mean {} µs)", self.jitter_us)
+            }
+        };
+        let loss = if self.loss > 0.0 {
+            format!(
+                "{}% of messages lost, each resent after {} ms",
+                self.loss * 100.0,
+                self.retransmit_us / 1000.0
+            )
+        } else {
+            "no loss".into()
+        };
+        format!("{} µs one way, {jitter}, {loss}", self.one_way_us)
+    }
+
     /// One sampled one-way delay.
     pub fn sample_one_way(&self, rng: &mut impl Rng) -> Duration {
         let jitter = match self.jitter {
@@ -214,6 +240,25 @@ mod tests {
         let model = NetworkModel::loopback();
         assert!(!model.adds_delay());
         assert_eq!(model.sample_one_way(&mut rng()), Duration::ZERO);
+    }
+
+    #[test]
+    fn descriptions_say_delay_jitter_and_loss() {
+        assert_eq!(
+            NetworkModel::loopback().describe(),
+            "raw loopback (127.0.0.1), no added delay"
+        );
+        let model = NetworkModel {
+            one_way_us: 250.0,
+            jitter_us: 25.0,
+            jitter: JitterDistribution::Exponential,
+            loss: 0.001,
+            ..NetworkModel::loopback()
+        };
+        assert_eq!(
+            model.describe(),
+            "250 µs one way, exponential jitter (mean 25 µs), 0.1% of messages lost, each resent after 200 ms"
+        );
     }
 
     #[test]
