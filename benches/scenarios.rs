@@ -6,6 +6,9 @@
 //! (open-loop steps, results.json and the HTML report) of each scenario is written under
 //! `reports/bench/<scenario>/`.
 //!
+//! Every hop crosses the scenario's `[network]` (raw loopback when it has none), the
+//! benchmark's own request included.
+//!
 //! `GRAINBENCH_BENCH_QUICK=1` shortens everything (for CI or a smoke test).
 
 use bytes::Bytes;
@@ -100,7 +103,9 @@ fn bench_scenario(
             )
         })
         .collect();
-    let client = HttpClient::new(Duration::from_secs(5));
+    // The bench's request to the entry unit is a hop too: it crosses the scenario's network.
+    let client =
+        HttpClient::new(Duration::from_secs(5)).with_network(source.scenario.network.clone());
     for (index, entry) in source.scenario.entrypoints.iter().enumerate() {
         let bodies = bodies(source, index);
         let path = op_path(&entry.op);
