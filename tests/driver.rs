@@ -99,3 +99,28 @@ async fn histograms_round_trip_through_results_json() {
     let lag = decode_histogram(&parsed.generator.send_lag_histogram).unwrap();
     assert_eq!(lag.len(), m.send_lag.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_landing_while_the_engine_waits_out_a_send_are_read_at_once() {
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let live = deploy_monolith(&source.scenario, "busy-poll").await;
+    let normal = open_loop(100, 200, 1_000, 10_000);
+    // A spin longer than the send interval: the engine is always in its last stretch
+    // before the next send, so every reply lands while it waits for a send time.
+    let mut always_waiting = normal.clone();
+    always_waiting.spin = Duration::from_millis(20);
+    let base = step_on(&live, &source.scenario, &normal, 1).await;
+    let waiting = step_on(&live, &source.scenario, &always_waiting, 2).await;
+    live.shutdown().await;
+    let (base, waiting) = (
+        Percentiles::of(&base.overall.corrected),
+        Percentiles::of(&waiting.overall.corrected),
+    );
+    // Read only after the next send, replies would wait ~5 ms (half the 10 ms interval).
+    assert!(
+        waiting.p50 < 3 * base.p50 + 1_000,
+        "p50 {} µs while always waiting for a send vs {} µs normally",
+        waiting.p50,
+        base.p50
+    );
+}

@@ -4,8 +4,9 @@
 //! Why not tokio + hyper here: tokio's timer has 1 ms resolution and waking a parked
 //! worker from another thread costs ~100 µs on this machine, both of which would show up
 //! as false latency in every corrected measurement. A timerfd is armed at each send time
-//! with nanosecond resolution and no timer slack, the loop spins only the last few µs,
-//! and sending is a `write(2)` on an already open connection from the same thread. Like
+//! with nanosecond resolution and no timer slack, the loop busy-polls only the last few µs
+//! (so replies landing then are read at once, not after the send), and sending is a
+//! `write(2)` on an already open connection from the same thread. Like
 //! wrk, one request is outstanding per connection; unlike wrk, a late reply never delays
 //! the next send: a new connection is opened when none is idle. Only the in-flight cap
 //! bounds this: a request due while the cap is reached waits in a queue for a free slot
@@ -337,20 +338,22 @@ impl<'a> Engine<'a> {
                 }
             }
             let mut wake = coarse;
+            let mut wait = MAX_POLL_WAIT.min(next_sweep.saturating_duration_since(now));
             if let Some(at) = precise {
-                let until = at.saturating_duration_since(now);
-                if until <= self.config.spin {
-                    super::pacer::wait_until(at);
-                    continue;
+                if at.saturating_duration_since(now) <= self.config.spin {
+                    // The last stretch: poll without sleeping until `at`, so replies that
+                    // arrive meanwhile are still read the moment they land.
+                    wait = Duration::ZERO;
+                    wake = None;
+                } else {
+                    let spin_from = at - self.config.spin;
+                    wake = Some(wake.map_or(spin_from, |w| w.min(spin_from)));
                 }
-                let spin_from = at - self.config.spin;
-                wake = Some(wake.map_or(spin_from, |w| w.min(spin_from)));
             }
             if let Some(at) = wake {
                 // The timer wakes the poll below at µs precision; its own timeout is coarse.
                 let _ = self.timer.arm_in(at.saturating_duration_since(now));
             }
-            let wait = MAX_POLL_WAIT.min(next_sweep.saturating_duration_since(now));
             if self.poll.poll(&mut events, Some(wait)).is_err() {
                 continue; // EINTR: go round again
             }
