@@ -21,11 +21,10 @@ async fn run_ok(source: &scenario::ScenarioSource, options: &RunOptions) -> run:
 }
 
 fn options(test: &str, out: &std::path::Path) -> RunOptions {
-    let mut options = RunOptions::new(test, grainbench_binary());
-    options.out_dir = out.to_path_buf();
-    options.run_id = unique_run_id(test);
+    let mut options = test_run_options(test, out);
     options.equivalence_requests = 4;
     options.cold_starts = 2;
+    options.redeploy = Redeploy::FirstEntrypoint;
     options
 }
 

@@ -68,12 +68,8 @@ async fn a_one_way_delay_adds_about_one_round_trip_to_a_single_hop() {
 }
 
 fn checkout_options(name: &str, out: &Path, network: Option<NetworkModel>) -> RunOptions {
-    let mut options = RunOptions::new(name, grainbench_binary());
-    options.out_dir = out.to_path_buf();
-    options.run_id = unique_run_id(name);
+    let mut options = test_run_options(name, out);
     options.equivalence_requests = 5;
-    options.cold_starts = 1;
-    options.redeploy = run::Redeploy::Off;
     options.load = LoadMode::Rates(vec![100]);
     options.duration = Some(Duration::from_secs(2));
     options.warmup = Some(Duration::from_millis(500));

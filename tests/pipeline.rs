@@ -7,28 +7,18 @@ mod common;
 
 use common::*;
 use grainbench::plan::{self, Architecture};
-use grainbench::run::{self, RunError, RunOptions};
+use grainbench::run::{self, RunError};
 use grainbench::scenario;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-fn options(name: &str, out: &std::path::Path) -> RunOptions {
-    let mut options = RunOptions::new(name, grainbench_binary());
-    options.out_dir = out.to_path_buf();
-    options.run_id = unique_run_id(name);
-    options.equivalence_requests = 12;
-    options.cold_starts = 1;
-    options.redeploy = run::Redeploy::Off;
-    options
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_architectures_run_with_static_hops_and_equal_digests() {
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let options = options("pipeline-ok", out.path());
+    let options = test_run_options("pipeline-ok", out.path());
     let outcome = run::run(&source, &options, &CancellationToken::new()).await;
     assert!(
         outcome.error.is_none(),
@@ -106,7 +96,7 @@ async fn a_unit_that_fails_to_start_is_named_and_nothing_is_left_behind() {
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
-    let mut options = options("pipeline-fail", &dir.path().join("out"));
+    let mut options = test_run_options("pipeline-fail", &dir.path().join("out"));
     options.unit_binary = wrapper;
     options.architectures = vec![Architecture::Monolith, Architecture::Micro];
     let outcome = run::run(&source, &options, &CancellationToken::new()).await;

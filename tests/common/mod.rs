@@ -8,6 +8,7 @@ use grainbench::driver::requests::RequestGen;
 use grainbench::driver::{self, StepConfig, Target, DEFAULT_SPIN};
 use grainbench::launch::{self, LaunchOptions, LiveDeployment};
 use grainbench::plan::{self, Architecture};
+use grainbench::run::{self, RunOptions};
 use grainbench::scenario::Scenario;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -154,4 +155,16 @@ pub fn open_loop(rate: u32, warmup_ms: u64, duration_ms: u64, in_flight_cap: usi
         spin: DEFAULT_SPIN,
         network: grain_runtime::network::NetworkModel::loopback(),
     }
+}
+
+/// Run options for a test: results in `out`, its own run id, one cold start, no redeploy,
+/// a short equivalence check. Tests change what they exercise.
+pub fn test_run_options(name: &str, out: &std::path::Path) -> RunOptions {
+    let mut options = RunOptions::new(name, grainbench_binary());
+    options.out_dir = out.to_path_buf();
+    options.run_id = unique_run_id(name);
+    options.equivalence_requests = 12;
+    options.cold_starts = 1;
+    options.redeploy = run::Redeploy::Off;
+    options
 }
