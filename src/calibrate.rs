@@ -134,6 +134,7 @@ fn ping_deployment(scenario: &Scenario) -> Deployment {
                 state: 0,
             },
         )]),
+        critical_path_hops: BTreeMap::from([(PING.to_string(), 1)]),
     }
 }
 

@@ -417,13 +417,18 @@ fn describe_plan(source: &ScenarioSource, arch: Architecture) -> String {
             unit.hosts.join(", ")
         ));
     }
-    out.push_str("static hops per request (driver → entry included):\n");
+    out.push_str("static hops per request (driver → entry included), and round trips on the critical path:\n");
     for (entry, hops) in &deployment.static_hops {
         out.push_str(&format!(
-            "  {entry:<20} {:>3} = {} service + {} state\n",
+            "  {entry:<20} {:>3} = {} service + {} state; {} on the critical path\n",
             hops.total(),
             hops.service,
-            hops.state
+            hops.state,
+            deployment
+                .critical_path_hops
+                .get(entry)
+                .copied()
+                .unwrap_or(0)
         ));
     }
     out

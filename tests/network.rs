@@ -1,6 +1,7 @@
 //! The network model on real units over loopback: a one-way delay adds about one round
 //! trip to a single-hop request, every delayed message is accounted for, and the added
-//! latency grows with the hops on the critical path (nano > micro > monolith).
+//! latency grows with the hops on the critical path (nano > micro > monolith), within a
+//! factor of two of what the model predicts for that path.
 
 mod common;
 
@@ -141,6 +142,23 @@ async fn more_hops_on_the_critical_path_add_more_delay() {
             "{}: p50 added by the delay: nano {nano} µs, micro {micro} µs, monolith {mono} µs",
             entry.op
         );
+        for arch in Architecture::ALL {
+            // What the model should add: two one-way delays per round trip on the
+            // critical path.
+            let round_trips = delayed
+                .architectures
+                .iter()
+                .find(|a| a.architecture == arch)
+                .unwrap()
+                .critical_path_hops[&entry.op];
+            let modelled = i64::from(round_trips) * 2 * ONE_WAY_US as i64;
+            let measured = added(arch);
+            assert!(
+                (modelled / 2..=modelled * 2).contains(&measured),
+                "{} {arch}: p50 added {measured} µs, modelled {modelled} µs ({round_trips} round trips)",
+                entry.op
+            );
+        }
     }
     for arch in &delayed.architectures {
         let injected = arch.steps[0]

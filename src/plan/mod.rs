@@ -90,6 +90,9 @@ pub struct Deployment {
     pub store_unit: BTreeMap<String, usize>,
     /// Entrypoint operation → hops one request makes, the driver's request included.
     pub static_hops: BTreeMap<String, Hops>,
+    /// Entrypoint operation → round trips on its longest chain of requests made one after
+    /// another, the driver's included: what a per-hop delay adds to its latency.
+    pub critical_path_hops: BTreeMap<String, u32>,
 }
 
 impl Deployment {
@@ -229,16 +232,18 @@ fn plan_grouping(
         op_unit,
         store_unit,
         static_hops: BTreeMap::new(),
+        critical_path_hops: BTreeMap::new(),
     };
-    deployment.static_hops = scenario
-        .entrypoints
-        .iter()
-        .map(|entry| {
-            let mut hops = downstream_hops(scenario, &deployment, &entry.op);
-            hops.service += 1; // the driver's request to the entry unit
-            (entry.op.clone(), hops)
-        })
-        .collect();
+    for entry in &scenario.entrypoints {
+        // Both count the driver's request to the entry unit.
+        let mut hops = downstream_hops(scenario, &deployment, &entry.op);
+        hops.service += 1;
+        deployment.static_hops.insert(entry.op.clone(), hops);
+        let critical = 1 + critical_path_hops(scenario, &deployment, &entry.op);
+        deployment
+            .critical_path_hops
+            .insert(entry.op.clone(), critical);
+    }
     deployment
 }
 
@@ -285,12 +290,64 @@ pub fn downstream_hops(scenario: &Scenario, deployment: &Deployment, op: &str) -
     hops
 }
 
+/// Round trips on the longest chain of requests `op` makes one after another downstream
+/// (mirrors the service unit: its reads, then its call steps in order — the slowest callee
+/// of a parallel step — then its writes; a read or write batch to a remote store and a
+/// call to another unit are one round trip each).
+pub fn critical_path_hops(scenario: &Scenario, deployment: &Deployment, op: &str) -> u32 {
+    let Some(def) = scenario.operation(op) else {
+        return 0;
+    };
+    let mut hops = 0;
+    if deployment.store_unit.contains_key(&def.service) {
+        hops += u32::from(!def.reads.is_empty()) + u32::from(!def.writes.is_empty());
+    }
+    let here = deployment.unit_of(op);
+    for step in &def.calls {
+        hops += step
+            .callees()
+            .iter()
+            .map(|callee| {
+                u32::from(deployment.unit_of(callee) != here)
+                    + critical_path_hops(scenario, deployment, callee)
+            })
+            .max()
+            .unwrap_or(0);
+    }
+    hops
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn scenario() -> Scenario {
         crate::scenario::checkout_for_tests()
+    }
+
+    #[test]
+    fn critical_paths_count_parallel_calls_once_and_never_exceed_all_hops() {
+        let s = scenario();
+        let critical = |arch| {
+            let d = plan(&s, arch);
+            for (entry, hops) in &d.static_hops {
+                let on_path = d.critical_path_hops[entry];
+                assert!(on_path >= 1 && on_path <= hops.total(), "{arch} {entry}");
+            }
+            d.critical_path_hops
+        };
+        let (nano, micro, mono) = (
+            critical(Architecture::Nano),
+            critical(Architecture::Micro),
+            critical(Architecture::Monolith),
+        );
+        assert!(mono.values().all(|&h| h == 1), "one hop: the driver's");
+        // checkout calls in parallel: fewer round trips on its path than hops in all.
+        let checkout_nano = plan(&s, Architecture::Nano).static_hops["checkout"].total();
+        assert!(nano["checkout"] < checkout_nano);
+        for entry in nano.keys() {
+            assert!(nano[entry] >= micro[entry] && micro[entry] >= mono[entry]);
+        }
     }
 
     #[test]

@@ -92,6 +92,11 @@ pub struct EntryRow {
     pub hops_static: u32,
     pub hops_match_static: bool,
     pub hops_ratio: String,
+    /// Round trips on the critical path (from the plan), the driver's included.
+    pub critical_hops: u32,
+    /// What the network model adds to a request: critical round trips × two mean one-way
+    /// delays, µs ("–" on loopback).
+    pub modelled_network_us: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -328,7 +333,7 @@ fn entry_tables(results: &RunResults, rate: u32) -> Vec<EntryTable> {
         .entrypoints
         .iter()
         .map(|entry| {
-            let cells: Vec<(&str, &super::EntryResult)> = results
+            let cells: Vec<(&ArchitectureResult, &super::EntryResult)> = results
                 .architectures
                 .iter()
                 .filter_map(|a| {
@@ -337,7 +342,7 @@ fn entry_tables(results: &RunResults, rate: u32) -> Vec<EntryTable> {
                         .entrypoints
                         .iter()
                         .find(|e| e.entrypoint == entry.entrypoint)?;
-                    Some((a.architecture.name(), e))
+                    Some((a, e))
                 })
                 .collect();
             let best_p99 = cells
@@ -354,22 +359,35 @@ fn entry_tables(results: &RunResults, rate: u32) -> Vec<EntryTable> {
                 rate,
                 rows: cells
                     .iter()
-                    .map(|(arch, e)| EntryRow {
-                        arch: arch.to_string(),
-                        colour: colour(arch).into(),
-                        ok: e.ok,
-                        errors: e.errors.total(),
-                        p50_us: e.latency_us.p50,
-                        p90_us: e.latency_us.p90,
-                        p99_us: e.latency_us.p99,
-                        p999_us: e.latency_us.p999,
-                        max_us: e.latency_us.max,
-                        p99_ratio: ratio(e.latency_us.p99 as f64, best_p99),
-                        hops_service: e.hops.mean_service,
-                        hops_state: e.hops.mean_state,
-                        hops_static: e.static_hops.total(),
-                        hops_match_static: e.hops_match_static,
-                        hops_ratio: ratio(e.hops.mean_total, best_hops),
+                    .map(|(a, e)| {
+                        let arch = a.architecture.name();
+                        let critical_hops = a
+                            .critical_path_hops
+                            .get(&entry.entrypoint)
+                            .copied()
+                            .unwrap_or(0);
+                        EntryRow {
+                            arch: arch.to_string(),
+                            colour: colour(arch).into(),
+                            ok: e.ok,
+                            errors: e.errors.total(),
+                            p50_us: e.latency_us.p50,
+                            p90_us: e.latency_us.p90,
+                            p99_us: e.latency_us.p99,
+                            p999_us: e.latency_us.p999,
+                            max_us: e.latency_us.max,
+                            p99_ratio: ratio(e.latency_us.p99 as f64, best_p99),
+                            hops_service: e.hops.mean_service,
+                            hops_state: e.hops.mean_state,
+                            hops_static: e.static_hops.total(),
+                            hops_match_static: e.hops_match_static,
+                            hops_ratio: ratio(e.hops.mean_total, best_hops),
+                            critical_hops,
+                            modelled_network_us: modelled_network(
+                                &results.network.model,
+                                critical_hops,
+                            ),
+                        }
                     })
                     .collect(),
             }
@@ -483,6 +501,17 @@ fn generator_rows(results: &RunResults) -> Vec<GeneratorRow> {
             })
         })
         .collect()
+}
+
+/// What `model` adds over `round_trips` sequential round trips, µs, or "–" if nothing.
+fn modelled_network(model: &grain_runtime::network::NetworkModel, round_trips: u32) -> String {
+    if !model.adds_delay() || round_trips == 0 {
+        return "–".into();
+    }
+    format!(
+        "{:.0}",
+        f64::from(round_trips) * 2.0 * model.mean_one_way_us()
+    )
 }
 
 fn delay_error_p99(

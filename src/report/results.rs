@@ -147,6 +147,10 @@ pub struct ArchitectureResult {
     pub cold_start_ms: Option<f64>,
     /// Entrypoint → hops per request computed from the plan.
     pub static_hops: BTreeMap<String, Hops>,
+    /// Entrypoint → round trips on its longest sequential chain of hops (from the plan):
+    /// what a per-hop network delay adds to its latency.
+    #[serde(default)]
+    pub critical_path_hops: BTreeMap<String, u32>,
     pub steps: Vec<StepResult>,
     /// Where a rate sweep (`--rates auto`) found the architecture saturating.
     pub knee: Option<Knee>,
@@ -174,6 +178,7 @@ impl ArchitectureResult {
             state_unit_count: plan.units.iter().filter(|u| u.is_state()).count(),
             cold_start_ms: None,
             static_hops: plan.static_hops.clone(),
+            critical_path_hops: plan.critical_path_hops.clone(),
             steps: Vec::new(),
             knee: None,
             deploy: None,
