@@ -764,6 +764,35 @@ mod tests {
     }
 
     #[test]
+    fn the_modelled_network_lets_go_in_deadline_order_and_never_early() {
+        let mut network =
+            ModelledNetwork::new(&NetworkModel::fixed("1ms", Duration::from_millis(1)));
+        assert_eq!(network.one_way(), Duration::from_millis(1));
+        let now = Instant::now();
+        let held = |entry| {
+            Held::Reply(HeldReply {
+                entry,
+                intended: now,
+                sent: None,
+                outcome: Err(ErrorClass::Other),
+            })
+        };
+        for (entry, after_us) in [(0, 300), (1, 100), (2, 200), (3, 100)] {
+            network.hold(now + Duration::from_micros(after_us), held(entry));
+        }
+        assert!(network.pop_due(now).is_none());
+        let released: Vec<usize> =
+            std::iter::from_fn(|| network.pop_due(now + Duration::from_micros(200)))
+                .map(|timed| match timed.held {
+                    Held::Reply(reply) => reply.entry,
+                    Held::Request(_) => unreachable!(),
+                })
+                .collect();
+        assert_eq!(released, [1, 3, 2], "by deadline, ties in arrival order");
+        assert_eq!(network.earliest(), Some(now + Duration::from_micros(300)));
+    }
+
+    #[test]
     fn request_bytes_carry_the_body_length() {
         let target = EngineTarget::new(
             super::super::Target::new("x", "127.0.0.1:9", 10)
