@@ -41,7 +41,6 @@ pub fn serve(spec_json: &str) -> Result<(), UnitError> {
                     embedded_stores,
                     remote_request_bytes,
                     spec.work_iterations_per_us,
-                    &spec.network,
                 )
                 .run()
                 .await

@@ -8,9 +8,10 @@ mod common;
 use common::*;
 use grain_runtime::network::NetworkModel;
 use grainbench::driver::new_histogram;
-use grainbench::plan::Architecture;
+use grainbench::network;
+use grainbench::plan::{self, Architecture};
 use grainbench::report::{Percentiles, RunResults};
-use grainbench::run::{self, LoadMode, RunOptions};
+use grainbench::run::{self, LoadMode};
 use grainbench::scenario;
 use std::path::Path;
 use std::time::Duration;
@@ -68,71 +69,66 @@ async fn a_one_way_delay_adds_about_one_round_trip_to_a_single_hop() {
     );
 }
 
-fn checkout_options(name: &str, out: &Path, network: Option<NetworkModel>) -> RunOptions {
-    let mut options = test_run_options(name, out);
-    options.equivalence_requests = 5;
-    options.load = LoadMode::Rates(vec![100]);
-    options.duration = Some(Duration::from_secs(2));
-    options.warmup = Some(Duration::from_millis(500));
-    options.network = network;
-    options
-}
-
-async fn run_checkout(name: &str, network: Option<NetworkModel>) -> RunResults {
-    let source = scenario::load(Path::new("scenarios/checkout.toml")).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let options = checkout_options(name, out.path(), network);
-    let outcome = run::run(&source, &options, &CancellationToken::new()).await;
-    assert!(
-        outcome.error.is_none(),
-        "{name}: {:?}",
-        outcome.error.map(|e| e.to_string())
-    );
+/// p50 of each entrypoint's requests over alternating rounds of `steps` on loopback and
+/// under the 250 µs model, on one deployment of `architecture`.
+async fn added_p50_per_entrypoint(
+    source: &scenario::ScenarioSource,
+    architecture: Architecture,
+) -> Vec<(String, i64)> {
+    let scenario = &source.scenario;
+    let mut live = deploy(scenario, architecture, "critical-path").await;
+    let entries = scenario.entrypoints.len();
+    let mut bare: Vec<_> = (0..entries).map(|_| new_histogram()).collect();
+    let mut delayed: Vec<_> = (0..entries).map(|_| new_histogram()).collect();
+    // Alternating on one deployment, so both conditions see the same machine weather.
+    for round in 0..2 {
+        for (network, into) in [
+            (NetworkModel::loopback(), &mut bare),
+            (delay_250us(), &mut delayed),
+        ] {
+            live.set_network(network.clone()).await.unwrap();
+            let mut config = open_loop(400, 400, 1_200, 10_000);
+            config.network = network;
+            let m = step_on(&live, scenario, &config, round).await;
+            assert_eq!(
+                m.overall.errors.total(),
+                0,
+                "{architecture}: {:?}",
+                m.overall.errors
+            );
+            for (histogram, entry) in into.iter_mut().zip(&m.per_entry) {
+                histogram.add(&entry.corrected).unwrap();
+            }
+        }
+    }
+    let units_delays = network::take_unit_delay_errors(&live).await.unwrap();
     assert_eq!(
-        wait_for_no_processes(&options.run_id, Duration::from_secs(5)),
-        Vec::<u32>::new()
+        !units_delays.is_empty(),
+        architecture != Architecture::Monolith,
+        "{architecture}: units delay their calls to other units, and only those"
     );
-    outcome.results
-}
-
-fn p50_of(results: &RunResults, architecture: Architecture, entry: &str) -> i64 {
-    let arch = results
-        .architectures
-        .iter()
-        .find(|a| a.architecture == architecture)
-        .unwrap();
-    let entry = arch.steps[0]
+    live.shutdown().await;
+    scenario
         .entrypoints
         .iter()
-        .find(|e| e.entrypoint == entry)
-        .unwrap();
-    entry.latency_us.p50 as i64
+        .zip(bare.iter().zip(&delayed))
+        .map(|(entry, (bare, delayed))| {
+            let p50 = |h| Percentiles::of(h).p50 as i64;
+            (entry.op.clone(), p50(delayed) - p50(bare))
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_hops_on_the_critical_path_add_more_delay() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let bare = run_checkout("net-bare", None).await;
-    let delayed = run_checkout("net-250us", Some(delay_250us())).await;
-
-    assert_eq!(bare.network.model.name, "loopback");
-    assert_eq!(delayed.network.model.name, "250us");
-    let hop = delayed
-        .network
-        .hop_calibration
-        .as_ref()
-        .expect("hop measured");
-    assert!(hop.modelled_us.is_some() && hop.delay_error.is_some());
-    assert_eq!(hop.expected_added_us, 500.0);
-
-    let scenario = scenario::load(Path::new("scenarios/checkout.toml")).unwrap();
-    for entry in &scenario.scenario.entrypoints {
-        let added = |arch| p50_of(&delayed, arch, &entry.op) - p50_of(&bare, arch, &entry.op);
-        let (nano, micro, mono) = (
-            added(Architecture::Nano),
-            added(Architecture::Micro),
-            added(Architecture::Monolith),
-        );
+    let source = scenario::load(Path::new("scenarios/checkout.toml")).unwrap();
+    let mut added = Vec::new();
+    for architecture in Architecture::ALL {
+        added.push(added_p50_per_entrypoint(&source, architecture).await);
+    }
+    for (index, entry) in source.scenario.entrypoints.iter().enumerate() {
+        let (nano, micro, mono) = (added[0][index].1, added[1][index].1, added[2][index].1);
         eprintln!(
             "{}: p50 added: nano {nano} µs, micro {micro} µs, monolith {mono} µs",
             entry.op
@@ -142,25 +138,48 @@ async fn more_hops_on_the_critical_path_add_more_delay() {
             "{}: p50 added by the delay: nano {nano} µs, micro {micro} µs, monolith {mono} µs",
             entry.op
         );
-        for arch in Architecture::ALL {
-            // What the model should add: two one-way delays per round trip on the
-            // critical path.
-            let round_trips = delayed
-                .architectures
-                .iter()
-                .find(|a| a.architecture == arch)
-                .unwrap()
-                .critical_path_hops[&entry.op];
+        for (architecture, added) in Architecture::ALL.into_iter().zip(&added) {
+            // What the model should add: two one-way delays per round trip on the path.
+            let round_trips =
+                plan::plan(&source.scenario, architecture).critical_path_hops[&entry.op];
             let modelled = i64::from(round_trips) * 2 * ONE_WAY_US as i64;
-            let measured = added(arch);
+            let measured = added[index].1;
             assert!(
                 (modelled / 2..=modelled * 2).contains(&measured),
-                "{} {arch}: p50 added {measured} µs, modelled {modelled} µs ({round_trips} round trips)",
+                "{} {architecture}: p50 added {measured} µs, modelled {modelled} µs ({round_trips} round trips)",
                 entry.op
             );
         }
     }
-    for arch in &delayed.architectures {
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_under_a_model_records_the_model_the_bare_hop_and_every_delay_error() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut options = test_run_options("net-run", out.path());
+    options.load = LoadMode::Rates(vec![100]);
+    options.duration = Some(Duration::from_secs(1));
+    options.warmup = Some(Duration::from_millis(300));
+    options.network = Some(delay_250us());
+    let outcome = run::run(&source, &options, &CancellationToken::new()).await;
+    assert!(
+        outcome.error.is_none(),
+        "{:?}",
+        outcome.error.map(|e| e.to_string())
+    );
+    let results = RunResults::read(&out.path().join("results.json")).unwrap();
+
+    assert_eq!(results.network.model, delay_250us());
+    let hop = results
+        .network
+        .hop_calibration
+        .as_ref()
+        .expect("hop measured");
+    assert!(hop.modelled_us.is_some() && hop.delay_error.is_some());
+    assert_eq!(hop.expected_added_us, 500.0);
+    for arch in &results.architectures {
         let injected = arch.steps[0]
             .injected_delay_error
             .as_ref()
@@ -175,4 +194,10 @@ async fn more_hops_on_the_critical_path_add_more_delay() {
             injected.units_error
         );
     }
+    let page = std::fs::read_to_string(out.path().join("index.html")).unwrap();
+    assert!(page.contains("Network: 250us: 250 µs one way"));
+    assert_eq!(
+        wait_for_no_processes(&options.run_id, Duration::from_secs(5)),
+        Vec::<u32>::new()
+    );
 }

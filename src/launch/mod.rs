@@ -36,7 +36,8 @@ pub struct LaunchOptions {
     pub work_iterations_per_us: f64,
     /// How long all units together may take to become ready.
     pub ready_timeout: Duration,
-    /// The network every unit's outgoing requests cross.
+    /// The network every unit's outgoing requests cross (sent with the routes, so it can
+    /// be changed while the units run: [`LiveDeployment::set_network`]).
     pub network: NetworkModel,
 }
 
@@ -148,6 +149,25 @@ pub struct Redeploy {
 }
 
 impl LiveDeployment {
+    /// The network the units' outgoing requests cross now.
+    pub fn network(&self) -> &NetworkModel {
+        &self.options.network
+    }
+
+    /// Puts every unit's outgoing requests across `network` from now on (requests already
+    /// on their way finish under the old one).
+    pub async fn set_network(&mut self, network: NetworkModel) -> Result<(), LaunchError> {
+        self.options.network = network;
+        self.resend_routes().await
+    }
+
+    /// Sends every unit the current addresses and network.
+    async fn resend_routes(&mut self) -> Result<(), LaunchError> {
+        let addrs: Vec<String> = self.units.iter().map(|u| u.addr.clone()).collect();
+        let routes = self.plan.routes(&addrs, &self.options.network);
+        send_routes(&mut self.units, &routes).await
+    }
+
     /// Address of the unit serving `op`.
     pub fn addr_of(&self, op: &str) -> Option<&str> {
         self.plan.unit_of(op).map(|i| self.units[i].addr.as_str())
@@ -186,8 +206,7 @@ impl LiveDeployment {
             self.units[index] =
                 wait_for_address(unit, stdout, deadline, self.options.ready_timeout).await?;
         }
-        let addrs: Vec<String> = self.units.iter().map(|u| u.addr.clone()).collect();
-        send_routes(&mut self.units, &self.plan.routes(&addrs)).await?;
+        self.resend_routes().await?;
         // Readiness is polled on the replacements only; the others kept serving.
         let replacements = self
             .units
@@ -263,7 +282,6 @@ pub async fn launch(
             name: planned.name.clone(),
             role: planned.role.clone(),
             work_iterations_per_us: options.work_iterations_per_us,
-            network: options.network.clone(),
         };
         units.push(spawn_unit(&spec, options)?);
     }
@@ -273,7 +291,7 @@ pub async fn launch(
         .map(|(unit, stdout)| wait_for_address(unit, stdout, deadline, options.ready_timeout));
     let announced = futures_util::future::try_join_all(waits).await?;
     let addrs: Vec<String> = announced.iter().map(|u| u.addr.clone()).collect();
-    let routes = plan.routes(&addrs);
+    let routes = plan.routes(&addrs, &options.network);
     let mut live = LiveDeployment {
         plan: plan.clone(),
         units: announced,

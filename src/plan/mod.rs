@@ -5,6 +5,7 @@
 
 use crate::scenario::Scenario;
 use grain_runtime::model::{OperationDef, Routes, StoreDef, UnitRole};
+use grain_runtime::network::NetworkModel;
 use grain_runtime::wire::Hops;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -96,9 +97,11 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// Routes every unit needs, given each unit's listening address (same order as `units`).
-    pub fn routes(&self, addrs: &[String]) -> Routes {
+    /// Routes every unit needs, given each unit's listening address (same order as `units`)
+    /// and the network between them.
+    pub fn routes(&self, addrs: &[String], network: &NetworkModel) -> Routes {
         Routes {
+            network: network.clone(),
             operations: self
                 .op_unit
                 .iter()
@@ -409,7 +412,12 @@ mod tests {
         let addrs: Vec<String> = (0..d.units.len())
             .map(|i| format!("127.0.0.1:{}", 1000 + i))
             .collect();
-        let routes = d.routes(&addrs);
+        let network = NetworkModel::fixed("1ms", std::time::Duration::from_millis(1));
+        let routes = d.routes(&addrs, &network);
+        assert_eq!(
+            routes.network, network,
+            "the network travels with the routes"
+        );
         assert_eq!(routes.operations.len(), s.operations.len());
         let i = d.unit_of("checkout").unwrap();
         assert_eq!(routes.operations["checkout"], addrs[i]);

@@ -98,7 +98,7 @@ pub fn wait_for_processes(run_id: &str, count: usize, limit: Duration) -> bool {
     false
 }
 
-pub async fn deploy_monolith(scenario: &Scenario, test: &str) -> LiveDeployment {
+pub async fn deploy(scenario: &Scenario, architecture: Architecture, test: &str) -> LiveDeployment {
     let options = LaunchOptions {
         unit_binary: grainbench_binary(),
         run_id: unique_run_id(test),
@@ -106,9 +106,13 @@ pub async fn deploy_monolith(scenario: &Scenario, test: &str) -> LiveDeployment 
         ready_timeout: Duration::from_secs(20),
         network: scenario.network.clone(),
     };
-    launch::launch(&plan::plan(scenario, Architecture::Monolith), &options)
+    launch::launch(&plan::plan(scenario, architecture), &options)
         .await
-        .expect("monolith starts")
+        .unwrap_or_else(|error| panic!("{architecture} starts: {error}"))
+}
+
+pub async fn deploy_monolith(scenario: &Scenario, test: &str) -> LiveDeployment {
+    deploy(scenario, Architecture::Monolith, test).await
 }
 
 pub fn targets(live: &LiveDeployment, scenario: &Scenario) -> Vec<Target> {

@@ -67,10 +67,21 @@ impl HttpClient {
         self
     }
 
-    /// POSTs `body` to `http://{addr}{path}`; any status but 200 is an error. Under a
-    /// network model the request waits one one-way delay before it leaves and the reply
-    /// another before it is returned; the timeout covers both.
+    /// POSTs `body` to `http://{addr}{path}` across this client's network; any status but
+    /// 200 is an error.
     pub async fn post(&self, addr: &str, path: &str, body: Bytes) -> Result<Reply, CallError> {
+        self.post_across(&self.network, addr, path, body).await
+    }
+
+    /// POSTs across `network`: the request waits one sampled one-way delay before it
+    /// leaves and the reply another before it is returned; the timeout covers both.
+    pub async fn post_across(
+        &self,
+        network: &NetworkModel,
+        addr: &str,
+        path: &str,
+        body: Bytes,
+    ) -> Result<Reply, CallError> {
         let request = Request::builder()
             .method(Method::POST)
             .uri(format!("http://{addr}{path}"))
@@ -81,9 +92,9 @@ impl HttpClient {
                 detail: e.to_string(),
             })?;
         let round_trip = async {
-            self.network.delay_message().await;
+            network.delay_message().await;
             let reply = self.exchange(addr, request).await;
-            self.network.delay_message().await;
+            network.delay_message().await;
             reply
         };
         match tokio::time::timeout(self.timeout, round_trip).await {

@@ -137,19 +137,20 @@ pub struct UnitSpec {
     /// Busy-loop iterations per microsecond of CPU, calibrated once by the harness so every
     /// unit of every architecture does exactly the same work.
     pub work_iterations_per_us: f64,
-    /// The network this unit's outgoing requests cross (raw loopback by default).
-    #[serde(default)]
-    pub network: crate::network::NetworkModel,
 }
 
-/// Where a unit finds what it does not host, sent to it on stdin once all units listen,
-/// and again whenever a unit moves.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a unit finds what it does not host and what network lies in between, sent to it
+/// on stdin once all units listen, and again whenever a unit moves or the network changes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Routes {
     /// Operation name → `host:port` of the unit serving it.
     pub operations: BTreeMap<String, String>,
     /// Service name → `host:port` of the state unit serving its store.
     pub stores: BTreeMap<String, String>,
+    /// The network this unit's outgoing requests cross (raw loopback by default); it can
+    /// change while the unit runs, like the addresses.
+    #[serde(default)]
+    pub network: crate::network::NetworkModel,
 }
 
 #[cfg(test)]

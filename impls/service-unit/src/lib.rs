@@ -3,8 +3,8 @@
 //! a nano unit hosts one operation and no store, a micro unit one service's operations and
 //! that service's store, the monolith every operation and every store. Calls to hosted
 //! operations are plain function calls; all others are HTTP requests, and so are store
-//! accesses for stores the unit does not embed. Each reply carries its digest and the hops
-//! made downstream to serve it.
+//! accesses for stores the unit does not embed; they cross the network model the routes
+//! name. Each reply carries its digest and the hops made downstream to serve it.
 
 use axum::{
     body::Bytes,
@@ -19,7 +19,6 @@ use grain_runtime::client::{CallError, HttpClient};
 use grain_runtime::digest::Digest;
 use grain_runtime::host::{serve_unit, HostError, RouteTable};
 use grain_runtime::model::{OperationDef, StoreDef};
-use grain_runtime::network::NetworkModel;
 use grain_runtime::store::{filler_value, Store};
 use grain_runtime::wire::{
     encode_request, encode_response, op_path, Hops, OpRequest, StateGet, StatePut, StateValues,
@@ -74,7 +73,6 @@ impl ServiceUnit {
         embedded_stores: &[StoreDef],
         remote_request_bytes: &BTreeMap<String, usize>,
         iterations_per_us: f64,
-        network: &NetworkModel,
     ) -> Self {
         ServiceUnit {
             name: name.to_string(),
@@ -88,7 +86,7 @@ impl ServiceUnit {
                 .collect(),
             remote_request_bytes: remote_request_bytes.clone(),
             routes: Arc::new(RouteTable::default()),
-            client: HttpClient::new(DOWNSTREAM_TIMEOUT).with_network(network.clone()),
+            client: HttpClient::new(DOWNSTREAM_TIMEOUT),
             iterations_per_us,
         }
     }
@@ -157,7 +155,7 @@ impl ServiceUnit {
             let body = Bytes::from(encode_request(params, size));
             let reply = self
                 .client
-                .post(addr, &op_path(op), body)
+                .post_across(&routes.network, addr, &op_path(op), body)
                 .await
                 .map_err(|source| OpError::Downstream {
                     op: caller.to_string(),
@@ -302,7 +300,7 @@ impl ServiceUnit {
         })?;
         let reply = self
             .client
-            .post(addr, path, Bytes::from(body))
+            .post_across(&routes.network, addr, path, Bytes::from(body))
             .await
             .map_err(|source| OpError::Downstream {
                 op: def.name.clone(),
