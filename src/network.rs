@@ -11,7 +11,7 @@ use crate::driver::engine::Schedule;
 use crate::driver::requests::RequestGen;
 use crate::driver::{self, StepConfig, Target};
 use crate::launch::{LaunchError, LiveDeployment};
-use crate::report::{DelayErrorSummary, HopCalibration, Percentiles};
+use crate::report::{DelayErrorSummary, HopCalibration, Percentiles, StepResult};
 use bytes::Bytes;
 use grain_runtime::client::{CallError, HttpClient};
 use grain_runtime::network::{new_error_histogram, NetworkModel};
@@ -149,6 +149,18 @@ pub async fn take_unit_delay_errors(live: &LiveDeployment) -> Result<Histogram<u
             .map_err(|e| malformed(format!("{e:?}")))?;
     }
     Ok(total)
+}
+
+/// Adds to `step` the units' injected-delay errors since they were last taken (or why
+/// they could not be collected).
+pub async fn attach_unit_delay_errors(step: &mut StepResult, live: &LiveDeployment) {
+    let injected = step
+        .injected_delay_error
+        .get_or_insert_with(Default::default);
+    match take_unit_delay_errors(live).await {
+        Ok(errors) => injected.units = DelayErrorSummary::of(&errors),
+        Err(error) => injected.units_error = Some(error.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -9,9 +9,8 @@ use crate::launch::{self, LaunchError, LaunchOptions, LiveDeployment};
 use crate::network::{self, HopCalibrationOptions};
 use crate::plan::{self, Architecture};
 use crate::report::{
-    ArchitectureResult, DelayErrorSummary, DeployCost, EquivalenceSummary, HopCalibration, Knee,
-    NetworkInfo, Percentiles, RedeployResult, RunMeta, RunResults, ScenarioInfo, StepResult,
-    SCHEMA_VERSION,
+    ArchitectureResult, DeployCost, EquivalenceSummary, HopCalibration, Knee, NetworkInfo,
+    Percentiles, RedeployResult, RunMeta, RunResults, ScenarioInfo, StepResult, SCHEMA_VERSION,
 };
 use crate::scenario::{LoadProfile, ScenarioSource};
 use grain_runtime::network::NetworkModel;
@@ -444,13 +443,7 @@ impl ArchRun<'_> {
             .await?;
         let mut step = self.step_result(live, &measurement).with_units(usage);
         if delaying {
-            let injected = step
-                .injected_delay_error
-                .get_or_insert_with(Default::default);
-            match network::take_unit_delay_errors(live).await {
-                Ok(errors) => injected.units = DelayErrorSummary::of(&errors),
-                Err(error) => injected.units_error = Some(error.to_string()),
-            }
+            network::attach_unit_delay_errors(&mut step, live).await;
         }
         Ok(step)
     }

@@ -13,7 +13,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
@@ -77,7 +77,10 @@ pub async fn sleep_until(deadline: Instant) -> Instant {
             Err(error) => {
                 // Out of descriptors: tokio's own timer is late by up to 1 ms, but still
                 // never early; the recorded error shows it.
-                tracing::warn!(%error, "no timerfd for a precise sleep; using tokio's timer");
+                static WARNED: AtomicBool = AtomicBool::new(false);
+                if !WARNED.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(%error, "no timerfd for a precise sleep; using tokio's timer");
+                }
                 tokio::time::sleep_until(deadline.into()).await;
             }
         }
