@@ -584,6 +584,12 @@ async fn up(
         live.units.len(),
         live.cold_start.as_secs_f64() * 1e3
     );
+    let network = live.network();
+    println!(
+        "network between units: {}: {} (your own requests to the entry unit are not delayed)",
+        network.name,
+        network.describe()
+    );
     let params = RequestGen::new(&source.scenario, source.scenario.seed)
         .next_request()
         .params;
