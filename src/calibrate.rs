@@ -6,7 +6,7 @@
 
 use crate::driver::engine::Schedule;
 use crate::driver::requests::RequestGen;
-use crate::driver::{self, StepConfig, Target};
+use crate::driver::{self, StepConfig, StepMeasurement, Target};
 use crate::launch::{self, LaunchError, LaunchOptions, LiveDeployment};
 use crate::plan::{Architecture, Deployment, PlannedUnit};
 use crate::report::Percentiles;
@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-pub(crate) const PING: &str = "ping";
-pub(crate) const BODY_BYTES: usize = 64;
+const PING: &str = "ping";
+const BODY_BYTES: usize = 64;
 
 /// How to calibrate.
 #[derive(Debug, Clone)]
@@ -74,7 +74,7 @@ pub enum CalibrateError {
 }
 
 /// The one-operation scenario calibration drives.
-pub(crate) fn ping_scenario() -> Scenario {
+fn ping_scenario() -> Scenario {
     Scenario {
         name: "calibrate".into(),
         description: "minimal endpoint".into(),
@@ -155,49 +155,59 @@ pub(crate) async fn launch_ping(
 
 /// Runs the calibration.
 pub async fn calibrate(options: &CalibrateOptions) -> Result<Calibration, CalibrateError> {
-    let scenario = ping_scenario();
     let live = launch_ping(&options.unit_binary, &options.run_id).await?;
     let addr = live.units[0].addr.clone();
-    let result = measure(options, &scenario, &addr).await;
+    let result = measure(options, &addr).await;
     live.shutdown().await;
     result
 }
 
-async fn measure(
-    options: &CalibrateOptions,
-    scenario: &Scenario,
-    addr: &str,
-) -> Result<Calibration, CalibrateError> {
-    let targets = [Target::new(PING, addr, BODY_BYTES)?];
-    let cancel = CancellationToken::new();
-    let step = |schedule| StepConfig {
+/// A step against the ping unit: 500 ms warm-up, 2 s timeout, no in-flight cap to speak of.
+pub(crate) fn ping_step_config(
+    schedule: Schedule,
+    duration: Duration,
+    spin: Duration,
+    network: NetworkModel,
+) -> StepConfig {
+    StepConfig {
         schedule,
         warmup: Duration::from_millis(500),
-        duration: options.duration,
+        duration,
         timeout: Duration::from_secs(2),
         in_flight_cap: 10_000,
-        spin: options.spin,
-        network: NetworkModel::loopback(),
+        spin,
+        network,
+    }
+}
+
+/// Runs one step of `config` against the ping unit at `addr` with request stream `seed`.
+pub(crate) async fn run_ping_step(
+    addr: &str,
+    config: &StepConfig,
+    seed: u64,
+    cancel: &CancellationToken,
+) -> Result<StepMeasurement, driver::DriverError> {
+    let targets = [Target::new(PING, addr, BODY_BYTES)?];
+    let generator = RequestGen::new(&ping_scenario(), seed);
+    driver::run_step(&targets, generator, config, None, cancel).await
+}
+
+async fn measure(options: &CalibrateOptions, addr: &str) -> Result<Calibration, CalibrateError> {
+    let cancel = CancellationToken::new();
+    let step = |schedule| {
+        ping_step_config(
+            schedule,
+            options.duration,
+            options.spin,
+            NetworkModel::loopback(),
+        )
     };
-    let open = driver::run_step(
-        &targets,
-        RequestGen::new(scenario, 1),
-        &step(Schedule::OpenLoop { rate: options.rate }),
-        None,
-        &cancel,
-    )
-    .await?;
-    let closed_schedule = Schedule::ClosedLoop {
+    let open_config = step(Schedule::OpenLoop { rate: options.rate });
+    let open = run_ping_step(addr, &open_config, 1, &cancel).await?;
+    let closed_config = step(Schedule::ClosedLoop {
         connections: options.wrk_connections,
-    };
-    let closed = driver::run_step(
-        &targets,
-        RequestGen::new(scenario, 2),
-        &step(closed_schedule),
-        None,
-        &cancel,
-    )
-    .await?;
+    });
+    let closed = run_ping_step(addr, &closed_config, 2, &cancel).await?;
     let per_request = |m: &driver::StepMeasurement| {
         if m.engine.sent == 0 {
             0.0

@@ -6,10 +6,9 @@
 //! driver's requests ([`crate::driver::engine`]) and by every unit's HTTP client for the
 //! requests between units ([`grain_runtime::client`]).
 
-use crate::calibrate::{launch_ping, ping_scenario, BODY_BYTES, PING};
+use crate::calibrate::{launch_ping, ping_step_config, run_ping_step};
+use crate::driver;
 use crate::driver::engine::Schedule;
-use crate::driver::requests::RequestGen;
-use crate::driver::{self, StepConfig, Target};
 use crate::launch::{LaunchError, LiveDeployment};
 use crate::report::{DelayErrorSummary, HopCalibration, Percentiles, StepResult};
 use bytes::Bytes;
@@ -25,7 +24,6 @@ use tokio_util::sync::CancellationToken;
 pub const HOP_CALIBRATION_RATE: u32 = 200;
 /// Measured time of each of the calibration's two steps.
 pub const HOP_CALIBRATION_DURATION: Duration = Duration::from_secs(2);
-const HOP_CALIBRATION_WARMUP: Duration = Duration::from_millis(500);
 
 /// Why a network measurement could not be taken.
 #[derive(Debug, thiserror::Error)]
@@ -67,23 +65,17 @@ async fn measure_hop(
     model: &NetworkModel,
     cancel: &CancellationToken,
 ) -> Result<HopCalibration, NetworkError> {
-    let scenario = ping_scenario();
-    let targets = [Target::new(PING, &live.units[0].addr, BODY_BYTES)?];
+    let addr = &live.units[0].addr;
     let run = |network: &NetworkModel, seed| {
-        let config = StepConfig {
-            schedule: Schedule::OpenLoop {
+        let config = ping_step_config(
+            Schedule::OpenLoop {
                 rate: HOP_CALIBRATION_RATE,
             },
-            warmup: HOP_CALIBRATION_WARMUP,
-            duration: HOP_CALIBRATION_DURATION,
-            timeout: Duration::from_secs(2),
-            in_flight_cap: 10_000,
-            spin: driver::DEFAULT_SPIN,
-            network: network.clone(),
-        };
-        let generator = RequestGen::new(&scenario, seed);
-        let targets = &targets;
-        async move { driver::run_step(targets, generator, &config, None, cancel).await }
+            HOP_CALIBRATION_DURATION,
+            driver::DEFAULT_SPIN,
+            network.clone(),
+        );
+        async move { run_ping_step(addr, &config, seed, cancel).await }
     };
     let loopback = run(&NetworkModel::loopback(), 1).await?;
     let modelled = if model.adds_delay() {

@@ -359,7 +359,7 @@ impl<'a> Engine<'a> {
             }
             for event in events.iter() {
                 if event.token() == TIMER {
-                    self.timer.clear();
+                    self.timer.take_expiration();
                     continue;
                 }
                 let key = event.token().0;

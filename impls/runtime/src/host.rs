@@ -129,7 +129,6 @@ async fn health(State(routes): State<Arc<RouteTable>>) -> StatusCode {
 async fn take_delay_errors() -> Json<DelayErrorsReply> {
     let histogram = DelayErrors::global().take();
     Json(DelayErrorsReply {
-        count: histogram.len(),
         histogram: crate::histogram::encode(&histogram),
     })
 }

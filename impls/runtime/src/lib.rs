@@ -6,7 +6,7 @@
 //! - `store`: the in-memory key-value store a service owns
 //! - `wire`: the HTTP protocol (paths, hop and digest headers, padded JSON bodies)
 //! - `client`: the pooled HTTP client units and the driver share
-//! - `precise`: µs-precise waiting, blocking and async (one timer thread per process)
+//! - `precise`: µs-precise waiting, blocking and async (pooled timerfds in tokio's reactor)
 //! - `network`: the network model, the per-hop delay it injects and its measured error
 //! - `histogram`: HdrHistograms as base64 text
 //! - `host`: serving one unit process (bind, announce, routes on stdin, graceful stop)

@@ -55,7 +55,8 @@ impl JitterDistribution {
 /// The delay added to every network hop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NetworkModel {
-    /// Short name: a preset's name, `250us`, or `custom` for a scenario's own values.
+    /// Short name: a preset's name, a fixed delay such as `250us`, `<preset>, adjusted`
+    /// or `scenario` for a scenario's own values.
     pub name: String,
     /// Fixed one-way delay per message, µs.
     pub one_way_us: f64,

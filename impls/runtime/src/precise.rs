@@ -217,10 +217,6 @@ impl TimerFd {
         let n = unsafe { libc::read(self.0.as_raw_fd(), expirations.as_mut_ptr().cast(), 8) };
         n == 8
     }
-
-    pub fn clear(&self) {
-        self.take_expiration();
-    }
 }
 
 impl AsRawFd for TimerFd {

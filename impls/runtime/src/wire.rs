@@ -27,9 +27,8 @@ pub const DELAY_ERRORS_PATH: &str = "/grain/delay-errors/take";
 /// Reply of [`DELAY_ERRORS_PATH`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DelayErrorsReply {
-    /// Delays applied since the last call.
-    pub count: u64,
-    /// Their errors (actual − intended wait, ns), see [`crate::histogram`].
+    /// The errors of the delays applied since the last call (actual − intended wait, ns),
+    /// encoded as [`crate::histogram`] does.
     pub histogram: String,
 }
 
