@@ -80,8 +80,9 @@ async fn added_p50_per_entrypoint(
     let entries = scenario.entrypoints.len();
     let mut bare: Vec<_> = (0..entries).map(|_| new_histogram()).collect();
     let mut delayed: Vec<_> = (0..entries).map(|_| new_histogram()).collect();
-    // Alternating on one deployment, so both conditions see the same machine weather.
-    for round in 0..2 {
+    // Alternating on one deployment, so both conditions see the same machine weather; three
+    // rounds, so one stall of this shared VM cannot move a p50 on its own.
+    for round in 0..3 {
         for (network, into) in [
             (NetworkModel::loopback(), &mut bare),
             (delay_250us(), &mut delayed),
@@ -119,38 +120,65 @@ async fn added_p50_per_entrypoint(
         .collect()
 }
 
+/// Measurements on this shared 2-core VM are sometimes hit by stalls from outside it (a
+/// multi-second burst of steal time moves a p50 whatever the model does), so a failed check
+/// is measured afresh, up to this many times; a broken model fails every attempt.
+const ATTEMPTS: usize = 3;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_hops_on_the_critical_path_add_more_delay() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let source = scenario::load(Path::new("scenarios/checkout.toml")).unwrap();
-    let mut added = Vec::new();
-    for architecture in Architecture::ALL {
-        added.push(added_p50_per_entrypoint(&source, architecture).await);
+    let mut failures = Vec::new();
+    for attempt in 1..=ATTEMPTS {
+        let mut added = Vec::new();
+        for architecture in Architecture::ALL {
+            added.push(added_p50_per_entrypoint(&source, architecture).await);
+        }
+        match check_added_delay(&source, &added) {
+            Ok(()) => return,
+            Err(failure) => {
+                eprintln!("attempt {attempt}: {failure}");
+                failures.push(failure);
+            }
+        }
     }
+    panic!("every attempt failed:\n{}", failures.join("\n"));
+}
+
+/// nano > micro > monolith for every entrypoint, each within 2× of what the model adds
+/// over its critical path. `added[a][e]` is architecture `a`'s p50 added to entrypoint `e`.
+fn check_added_delay(
+    source: &scenario::ScenarioSource,
+    added: &[Vec<(String, i64)>],
+) -> Result<(), String> {
     for (index, entry) in source.scenario.entrypoints.iter().enumerate() {
         let (nano, micro, mono) = (added[0][index].1, added[1][index].1, added[2][index].1);
         eprintln!(
             "{}: p50 added: nano {nano} µs, micro {micro} µs, monolith {mono} µs",
             entry.op
         );
-        assert!(
-            nano > micro && micro > mono && mono > 0,
-            "{}: p50 added by the delay: nano {nano} µs, micro {micro} µs, monolith {mono} µs",
-            entry.op
-        );
-        for (architecture, added) in Architecture::ALL.into_iter().zip(&added) {
+        if !(nano > micro && micro > mono && mono > 0) {
+            return Err(format!(
+                "{}: p50 added by the delay: nano {nano} µs, micro {micro} µs, monolith {mono} µs",
+                entry.op
+            ));
+        }
+        for (architecture, added) in Architecture::ALL.into_iter().zip(added) {
             // What the model should add: two one-way delays per round trip on the path.
             let round_trips =
                 plan::plan(&source.scenario, architecture).critical_path_hops[&entry.op];
             let modelled = i64::from(round_trips) * 2 * ONE_WAY_US as i64;
             let measured = added[index].1;
-            assert!(
-                (modelled / 2..=modelled * 2).contains(&measured),
-                "{} {architecture}: p50 added {measured} µs, modelled {modelled} µs ({round_trips} round trips)",
-                entry.op
-            );
+            if !(modelled / 2..=modelled * 2).contains(&measured) {
+                return Err(format!(
+                    "{} {architecture}: p50 added {measured} µs, modelled {modelled} µs ({round_trips} round trips)",
+                    entry.op
+                ));
+            }
         }
     }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
