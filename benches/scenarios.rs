@@ -64,13 +64,12 @@ async fn deploy(
     architecture: Architecture,
     iterations_per_us: f64,
 ) -> LiveDeployment {
-    let options = LaunchOptions {
-        unit_binary: PathBuf::from(env!("CARGO_BIN_EXE_grainbench")),
-        run_id: run::new_run_id(),
-        work_iterations_per_us: iterations_per_us,
-        ready_timeout: Duration::from_secs(30),
-        network: source.scenario.network.clone(),
-    };
+    let options = LaunchOptions::new(
+        PathBuf::from(env!("CARGO_BIN_EXE_grainbench")),
+        run::new_run_id(),
+        iterations_per_us,
+    )
+    .with_network(source.scenario.network.clone());
     launch::launch(&plan::plan(&source.scenario, architecture), &options)
         .await
         .unwrap_or_else(|error| panic!("{}: {architecture}: {error}", source.scenario.name))

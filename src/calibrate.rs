@@ -9,7 +9,7 @@ use crate::driver::requests::RequestGen;
 use crate::driver::{self, StepConfig, StepMeasurement, Target};
 use crate::launch::{self, LaunchError, LaunchOptions, LiveDeployment};
 use crate::plan::{Architecture, Deployment, PlannedUnit};
-use crate::report::Percentiles;
+use crate::results::Percentiles;
 use crate::scenario::{Distribution, Entrypoint, LoadProfile, Param, Scenario, Service};
 use grain_runtime::model::{OperationDef, UnitRole};
 use grain_runtime::network::NetworkModel;
@@ -143,13 +143,7 @@ pub(crate) async fn launch_ping(
     unit_binary: &Path,
     run_id: &str,
 ) -> Result<LiveDeployment, LaunchError> {
-    let launch_options = LaunchOptions {
-        unit_binary: unit_binary.to_path_buf(),
-        run_id: run_id.to_string(),
-        work_iterations_per_us: 1.0,
-        ready_timeout: Duration::from_secs(10),
-        network: NetworkModel::loopback(),
-    };
+    let launch_options = LaunchOptions::new(unit_binary.to_path_buf(), run_id.to_string(), 1.0);
     launch::launch(&ping_deployment(&ping_scenario()), &launch_options).await
 }
 

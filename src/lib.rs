@@ -11,10 +11,12 @@
 //! - [`cost`]: deploy cost from /proc (cold start, RSS, CPU per request, blast radius)
 //! - [`driver`]: open-loop load, HdrHistogram latencies, hop counts, equivalence check
 //! - [`network`]: the network model in a run (bare-hop calibration, units' delay errors)
-//! - [`report`]: the versioned results model (results.json) and the terminal summary
+//! - [`results`]: the results.json contract (plain, versioned data; read by `report`)
+//! - [`report`]: one view model of the results, rendered as the terminal summary and the HTML page
 //! - [`calibrate`]: the driver's efficiency benchmark (send lag, CPU per request, wrk beside it)
 //! - [`run`]: the whole pipeline for one scenario, architecture by architecture
 //! - [`unit`]: the hidden `grainbench unit` entry that serves one unit
+//! - [`up`]: deploy one architecture and keep it running for outside tools
 
 pub mod calibrate;
 pub mod cost;
@@ -23,6 +25,8 @@ pub mod launch;
 pub mod network;
 pub mod plan;
 pub mod report;
+pub mod results;
 pub mod run;
 pub mod scenario;
 pub mod unit;
+pub mod up;

@@ -10,7 +10,7 @@ use crate::calibrate::{launch_ping, ping_step_config, run_ping_step};
 use crate::driver;
 use crate::driver::engine::Schedule;
 use crate::launch::{LaunchError, LiveDeployment};
-use crate::report::{DelayErrorSummary, HopCalibration, Percentiles, StepResult};
+use crate::results::{DelayErrorSummary, HopCalibration, Percentiles, StepResult};
 use bytes::Bytes;
 use grain_runtime::client::{CallError, HttpClient};
 use grain_runtime::network::{new_error_histogram, NetworkModel};

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use grainbench::cost;
 use grainbench::plan::{self, Architecture};
-use grainbench::run::{self, LoadMode, Redeploy, RunOptions};
+use grainbench::run::{self, LoadMode, RedeployPolicy, RunOptions};
 use grainbench::scenario;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +24,7 @@ fn options(test: &str, out: &std::path::Path) -> RunOptions {
     let mut options = test_run_options(test, out);
     options.equivalence_requests = 4;
     options.cold_starts = 2;
-    options.redeploy = Redeploy::FirstEntrypoint;
+    options.redeploy = RedeployPolicy::FirstEntrypoint;
     options
 }
 
@@ -35,7 +35,7 @@ async fn nano_redeploy_under_load_drains_restarts_and_counts() {
     let mut options = options("redeploy", out.path());
     options.architectures = vec![Architecture::Nano];
     options.load = LoadMode::Rates(vec![100]);
-    options.redeploy = Redeploy::Operation("lookup".into());
+    options.redeploy = RedeployPolicy::Operation("lookup".into());
     let outcome = run_ok(&source, &options).await;
 
     let arch = &outcome.results.architectures[0];
@@ -110,7 +110,7 @@ async fn a_unit_that_grows_shows_a_higher_peak_rss_than_idle() {
     let out = tempfile::tempdir().unwrap();
     let mut options = options("grow", out.path());
     options.architectures = vec![Architecture::Monolith];
-    options.redeploy = Redeploy::Off;
+    options.redeploy = RedeployPolicy::Off;
     let outcome = run_ok(&source, &options).await;
     let arch = &outcome.results.architectures[0];
     let idle = arch.deploy.as_ref().unwrap().idle_rss_bytes["monolith"];

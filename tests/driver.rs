@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use grainbench::report::{decode_histogram, Percentiles, StepResult};
+use grainbench::results::{decode_histogram, Percentiles, StepResult};
 use grainbench::scenario;
 use std::time::Duration;
 

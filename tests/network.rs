@@ -10,7 +10,7 @@ use grain_runtime::network::NetworkModel;
 use grainbench::driver::new_histogram;
 use grainbench::network;
 use grainbench::plan::{self, Architecture};
-use grainbench::report::{Percentiles, RunResults};
+use grainbench::results::{Percentiles, RunResults};
 use grainbench::run::{self, LoadMode};
 use grainbench::scenario;
 use std::path::Path;

@@ -59,7 +59,7 @@ fn new_then_validate_then_a_tiny_run() {
         String::from_utf8_lossy(&run.stderr)
     );
     let results =
-        grainbench::report::RunResults::read(&dir.path().join("reports/my-shop/results.json"))
+        grainbench::results::RunResults::read(&dir.path().join("reports/my-shop/results.json"))
             .unwrap();
     assert!(results.complete);
     assert_eq!(results.architectures.len(), 3);

@@ -72,7 +72,7 @@ async fn all_architectures_run_with_static_hops_and_equal_digests() {
         );
     }
 
-    let written = grainbench::report::RunResults::read(&out.path().join("results.json")).unwrap();
+    let written = grainbench::results::RunResults::read(&out.path().join("results.json")).unwrap();
     assert_eq!(written, results);
     assert_eq!(
         wait_for_no_processes(&options.run_id, Duration::from_secs(5)),
@@ -118,7 +118,7 @@ async fn a_unit_that_fails_to_start_is_named_and_nothing_is_left_behind() {
     assert!(message.contains("disk on fire"), "{message}");
     // The monolith's results were kept and written.
     let written =
-        grainbench::report::RunResults::read(&dir.path().join("out/results.json")).unwrap();
+        grainbench::results::RunResults::read(&dir.path().join("out/results.json")).unwrap();
     assert!(!written.complete);
     assert_eq!(written.architectures.len(), 2);
     assert!(!written.architectures[0].steps.is_empty());
@@ -177,7 +177,7 @@ fn sigint_tears_down_and_writes_partial_results() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     let results =
-        grainbench::report::RunResults::read(&dir.path().join("results/results.json")).unwrap();
+        grainbench::results::RunResults::read(&dir.path().join("results/results.json")).unwrap();
     assert!(!results.complete);
     assert!(
         results.errors.iter().any(|e| e.contains("interrupted")),

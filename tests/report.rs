@@ -6,7 +6,8 @@
 mod common;
 
 use common::*;
-use grainbench::report::{page, render_html, RunResults};
+use grainbench::report::{model, render_html};
+use grainbench::results::RunResults;
 use std::path::PathBuf;
 
 fn fixture_results() -> RunResults {
@@ -19,7 +20,7 @@ fn golden_path() -> PathBuf {
 
 #[test]
 fn report_model_matches_the_golden_file() {
-    let model = page::build(&fixture_results(), None);
+    let model = model::build(&fixture_results(), None);
     let actual = serde_json::to_string_pretty(&model).unwrap() + "\n";
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(golden_path(), &actual).unwrap();
@@ -36,13 +37,13 @@ fn report_model_matches_the_golden_file() {
 #[test]
 fn the_verdict_compares_architectures_at_a_valid_rate() {
     let results = fixture_results();
-    let model = page::build(&results, None);
+    let model = model::build(&results, None);
     let rate = model
         .verdict
         .rate
         .expect("the fixture has a rate valid for all");
     for arch in &results.architectures {
-        assert!(page::valid_step_at(arch, rate).is_some());
+        assert!(model::valid_step_at(arch, rate).is_some());
     }
     assert!(model.verdict.sentences.len() == results.architectures.len());
     assert!(model
@@ -149,7 +150,7 @@ fn a_malformed_results_file_is_a_clear_error() {
 #[test]
 fn a_baseline_adds_changes() {
     let results = fixture_results();
-    let model = page::build(&results, Some(&results));
+    let model = model::build(&results, Some(&results));
     let baseline = model.baseline.expect("baseline section");
     assert!(!baseline.changes.is_empty());
     assert!(baseline

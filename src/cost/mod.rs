@@ -5,9 +5,10 @@
 
 use crate::launch::{self, LaunchError, LaunchOptions, LiveDeployment};
 use crate::plan::Deployment;
+use crate::results::StepResult;
+pub use crate::results::{ColdStart, UnitsUsage};
 use grain_runtime::model::UnitRole;
 use procfs::WithCurrentSystemInfo;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -35,17 +36,6 @@ pub fn usage(pid: u32) -> Option<Usage> {
         cpu: Duration::from_nanos(cpu_ticks.saturating_mul(1_000_000_000) / ticks),
         rss_bytes: stat.rss_bytes().get(),
     })
-}
-
-/// Per-unit CPU used and peak RSS seen over a sampling period.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct UnitsUsage {
-    /// Unit → CPU time (ms) spent during the period.
-    pub cpu_ms: BTreeMap<String, f64>,
-    pub cpu_ms_total: f64,
-    /// Unit → highest RSS sampled (bytes).
-    pub peak_rss_bytes: BTreeMap<String, u64>,
-    pub peak_rss_bytes_total: u64,
 }
 
 /// Samples the RSS of a set of processes several times a second until stopped, and their
@@ -116,18 +106,6 @@ pub fn rss_now(units: &[(String, u32)]) -> BTreeMap<String, u64> {
         .iter()
         .map(|(name, pid)| (name.clone(), usage(*pid).map_or(0, |u| u.rss_bytes)))
         .collect()
-}
-
-/// Cold start figures over repeated deployments.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ColdStart {
-    /// Spawn of the first unit → every unit ready, one per deployment (ms).
-    pub samples_ms: Vec<f64>,
-    pub median_ms: f64,
-    pub min_ms: f64,
-    pub max_ms: f64,
-    /// Unit → median of its own spawn → listening time (ms).
-    pub per_unit_median_ms: BTreeMap<String, f64>,
 }
 
 impl ColdStart {
@@ -209,6 +187,17 @@ pub fn endpoints(role: &UnitRole) -> usize {
 /// Size of the artifact every unit ships: the `grainbench` binary itself.
 pub fn artifact_bytes(binary: &Path) -> u64 {
     std::fs::metadata(binary).map_or(0, |m| m.len())
+}
+
+impl StepResult {
+    /// Attaches the units' CPU and memory during this step.
+    pub fn with_units(mut self, usage: UnitsUsage) -> Self {
+        let completed = self.ok + self.error_total;
+        self.units_cpu_us_per_request = (completed > 0)
+            .then(|| ((usage.cpu_ms_total * 1e3 / completed as f64) * 100.0).round() / 100.0);
+        self.units = Some(usage);
+        self
+    }
 }
 
 #[cfg(test)]

@@ -77,7 +77,7 @@ impl EngineTarget {
 }
 
 /// When requests are sent.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schedule {
     /// Request `i` is due at `start + i / rate`, whatever the replies do.
     OpenLoop { rate: u32 },

@@ -11,7 +11,9 @@ pub mod engine;
 pub mod pacer;
 pub mod record;
 pub mod requests;
+pub mod summarize;
 
+pub use crate::results::{DigestRecord, ErrorCounts};
 use bytes::Bytes;
 use engine::{Engine, EngineStats, EngineTarget, Schedule};
 use grain_runtime::client::{CallError, HttpClient};
@@ -20,9 +22,9 @@ use grain_runtime::wire::{encode_request, op_path};
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 use record::Recorder;
-pub use record::{new_histogram, EntryMeasurement, ErrorCounts, Sample, Second};
+pub use record::{new_histogram, EntryMeasurement, Sample, Second};
 use requests::RequestGen;
-use serde::{Deserialize, Serialize};
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -212,14 +214,6 @@ fn run_engine(
         started: start,
         engine: stats,
     })
-}
-
-/// One request of the equivalence check and the digest an architecture answered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DigestRecord {
-    pub entrypoint: String,
-    pub params: BTreeMap<String, u64>,
-    pub digest: String,
 }
 
 /// Why the equivalence sequence could not be sent.

@@ -2,11 +2,11 @@
 //! (corrected and uncorrected), hop counts, errors by class, the send-lag histogram and a
 //! per-second timeline. Warm-up requests go to the timeline only.
 
+use crate::results::ErrorCounts;
 use grain_runtime::client::CallError;
 use grain_runtime::network::{new_error_histogram, record_error};
 use grain_runtime::wire::Hops;
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -23,17 +23,6 @@ pub fn new_histogram() -> Histogram<u64> {
 pub fn record(histogram: &mut Histogram<u64>, duration: Duration) {
     let micros = (duration.as_micros() as u64).clamp(1, MAX_TRACKED_US);
     histogram.saturating_record(micros);
-}
-
-/// Errors by class.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorCounts {
-    pub connect: u64,
-    pub timeout: u64,
-    /// HTTP status → count.
-    pub status: BTreeMap<u16, u64>,
-    /// Other transport failures (reset connections, malformed replies).
-    pub other: u64,
 }
 
 /// The class of a failed request.
@@ -57,10 +46,6 @@ impl ErrorClass {
 }
 
 impl ErrorCounts {
-    pub fn total(&self) -> u64 {
-        self.connect + self.timeout + self.status.values().sum::<u64>() + self.other
-    }
-
     pub fn count(&mut self, class: ErrorClass) {
         match class {
             ErrorClass::Connect => self.connect += 1,
@@ -68,15 +53,6 @@ impl ErrorCounts {
             ErrorClass::Status(status) => *self.status.entry(status).or_default() += 1,
             ErrorClass::Other => self.other += 1,
         }
-    }
-
-    pub fn merge(&mut self, other: &ErrorCounts) {
-        self.connect += other.connect;
-        self.timeout += other.timeout;
-        for (status, count) in &other.status {
-            *self.status.entry(*status).or_default() += count;
-        }
-        self.other += other.other;
     }
 }
 

@@ -41,6 +41,55 @@ pub struct LaunchOptions {
     pub network: NetworkModel,
 }
 
+/// Raises this process's open-files limit to its hard limit, so that a saturated step runs
+/// out of the architecture's capacity before the harness runs out of descriptors (units
+/// inherit the raised limit). Returns the soft limit now in force.
+pub fn raise_open_files_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
+}
+
+/// How long all units of a deployment together may take to become ready, by default.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl LaunchOptions {
+    /// Options for units of `run_id` served by `unit_binary`, with the default readiness
+    /// timeout and raw loopback between units.
+    pub fn new(unit_binary: PathBuf, run_id: String, work_iterations_per_us: f64) -> Self {
+        LaunchOptions {
+            unit_binary,
+            run_id,
+            work_iterations_per_us,
+            ready_timeout: DEFAULT_READY_TIMEOUT,
+            network: NetworkModel::default(),
+        }
+    }
+
+    /// The same options with `network` between the units.
+    pub fn with_network(mut self, network: NetworkModel) -> Self {
+        self.network = network;
+        self
+    }
+}
+
 /// Why a deployment could not be started or kept running; always names the unit.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -133,7 +182,7 @@ pub struct LiveDeployment {
 
 /// How a redeploy of some units went.
 #[derive(Debug, Clone)]
-pub struct Redeploy {
+pub struct Redeployed {
     /// Units replaced, by name.
     pub units: Vec<String>,
     /// Pids of the processes that were stopped.
@@ -176,7 +225,7 @@ impl LiveDeployment {
     /// Replaces the units at `indices` the way a redeploy of changed code does: SIGTERM
     /// (stop accepting, finish in-flight requests, exit), then start new processes of the
     /// same spec, route every unit to them, and wait until they are ready.
-    pub async fn redeploy(&mut self, indices: &[usize]) -> Result<Redeploy, LaunchError> {
+    pub async fn redeploy(&mut self, indices: &[usize]) -> Result<Redeployed, LaunchError> {
         let started = Instant::now();
         let mut old_pids = Vec::new();
         for &index in indices {
@@ -215,7 +264,7 @@ impl LiveDeployment {
             .filter(|(i, _)| indices.contains(i))
             .map(|(_, unit)| unit);
         wait_until_healthy(replacements, deadline, self.options.ready_timeout).await?;
-        Ok(Redeploy {
+        Ok(Redeployed {
             units: indices
                 .iter()
                 .map(|&i| self.units[i].name.clone())

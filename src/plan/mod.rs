@@ -320,6 +320,43 @@ pub fn critical_path_hops(scenario: &Scenario, deployment: &Deployment, op: &str
     hops
 }
 
+/// What `grainbench plan` prints: the units of `architecture`, what each hosts, and the
+/// static hops and critical-path round trips per entrypoint.
+pub fn describe(scenario: &Scenario, architecture: Architecture) -> String {
+    use std::fmt::Write as _;
+    let deployment = plan(scenario, architecture);
+    let mut out = format!(
+        "{} as {}: {} units\n",
+        scenario.name,
+        architecture,
+        deployment.units.len()
+    );
+    for unit in &deployment.units {
+        let role = if unit.is_state() {
+            "state  "
+        } else {
+            "service"
+        };
+        let _ = writeln!(out, "  {role} {:<28} {}", unit.name, unit.hosts.join(", "));
+    }
+    out.push_str("static hops per request (driver → entry included), and round trips on the critical path:\n");
+    for (entry, hops) in &deployment.static_hops {
+        let critical = deployment
+            .critical_path_hops
+            .get(entry)
+            .copied()
+            .unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "  {entry:<20} {:>3} = {} service + {} state; {critical} on the critical path",
+            hops.total(),
+            hops.service,
+            hops.state,
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

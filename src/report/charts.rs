@@ -2,8 +2,8 @@
 //! needed) and inlined in the page. A chart whose data this run did not measure is `None`,
 //! and the page says so instead of drawing an empty frame.
 
-use super::page::{colour, valid_step_at, verdict_rate};
-use super::{decode_histogram, RunResults};
+use super::model::{colour, valid_step_at, verdict_rate};
+use crate::results::{decode_histogram, ArchitectureResult, RunResults, StepMode};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::Serialize;
@@ -103,11 +103,7 @@ fn spectrum(results: &RunResults) -> Option<Chart> {
 fn rate_curve(results: &RunResults) -> Option<Chart> {
     let mut series = Vec::new();
     for a in &results.architectures {
-        let steps: Vec<_> = a
-            .steps
-            .iter()
-            .filter(|s| s.mode == "open" && s.valid)
-            .collect();
+        let steps: Vec<_> = a.steps.iter().filter(|s| s.is_valid_open()).collect();
         if steps.len() < 2 {
             continue;
         }
@@ -151,14 +147,14 @@ fn timelines(results: &RunResults) -> Vec<Chart> {
     first
         .steps
         .iter()
-        .filter(|s| s.mode == "open")
+        .filter(|s| s.mode == StepMode::Open)
         .filter_map(|step| {
             let rate = step.target_rps;
             let series: Vec<Series> = results
                 .architectures
                 .iter()
                 .filter_map(|a| {
-                    let s = a.steps.iter().find(|s| s.mode == "open" && s.target_rps == rate)?;
+                    let s = a.steps.iter().find(|s| s.mode == StepMode::Open && s.target_rps == rate)?;
                     let name = a.architecture.name();
                     Some(Series {
                         name: name.into(),
@@ -242,7 +238,7 @@ fn deploy(results: &RunResults) -> Vec<Chart> {
     if deployed.is_empty() {
         return Vec::new();
     }
-    let bars = |f: &dyn Fn(&super::ArchitectureResult) -> (f64, f64)| -> Vec<Bar> {
+    let bars = |f: &dyn Fn(&ArchitectureResult) -> (f64, f64)| -> Vec<Bar> {
         deployed
             .iter()
             .map(|a| {
@@ -256,7 +252,7 @@ fn deploy(results: &RunResults) -> Vec<Chart> {
             })
             .collect()
     };
-    let cpu = |a: &super::ArchitectureResult| {
+    let cpu = |a: &ArchitectureResult| {
         a.steps
             .iter()
             .rev()

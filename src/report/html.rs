@@ -3,8 +3,8 @@
 //! automatically; only the SVG plotters drew is inserted as markup.
 
 use super::charts::{self, Charts};
-use super::page::{self, ReportModel};
-use super::{ResultsError, RunResults};
+use super::model::{self, ReportModel};
+use crate::results::{ResultsError, RunResults};
 use std::path::{Path, PathBuf};
 
 const TEMPLATE: &str = include_str!("page.html");
@@ -25,7 +25,7 @@ pub enum ReportError {
 
 /// Renders the page for `results`, with changes since `baseline` if given.
 pub fn render(results: &RunResults, baseline: Option<&RunResults>) -> Result<String, ReportError> {
-    let model: ReportModel = page::build(results, baseline);
+    let model: ReportModel = model::build(results, baseline);
     let charts: Charts = charts::draw(results);
     let mut env = minijinja::Environment::new();
     // `.html` templates get HTML auto-escaping of every interpolated value.

@@ -1,13 +1,13 @@
-//! Reporting: the results model written to `results.json` (`results`), the terminal
-//! summary printed after a run (`summary`), and the HTML comparison report (`page` model →
-//! `charts` → `html`).
+//! Reporting: reads a run's results (the [`crate::results`] contract, never the driver's
+//! measurements) and renders them. [`model`] computes every figure and sentence once, as
+//! one view model; [`summary`] renders it as the terminal summary and [`html`] (with
+//! [`charts`]) as the self-contained page. Shared number formatting is in [`format`].
 
 pub mod charts;
+pub mod format;
 pub mod html;
-pub mod page;
-mod results;
+pub mod model;
 mod summary;
 
 pub use html::{render as render_html, write as write_html, ReportError};
-pub use results::*;
 pub use summary::render_summary;

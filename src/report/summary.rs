@@ -1,7 +1,7 @@
 //! The plain-text summary printed at the end of a run: deployments side by side, then
 //! latency and hops per entrypoint, step and architecture, with invalid steps called out.
 
-use super::{RunResults, StepResult};
+use crate::results::{RunResults, StepResult};
 use std::fmt::Write;
 
 /// Renders the terminal summary of `results`.
@@ -197,7 +197,7 @@ fn delay_errors(step: &StepResult) -> String {
     let Some(injected) = &step.injected_delay_error else {
         return "-".into();
     };
-    let p99 = |e: Option<&super::DelayErrorSummary>| {
+    let p99 = |e: Option<&crate::results::DelayErrorSummary>| {
         e.map_or("-".to_string(), |e| format!("{:.1}", e.p99_us))
     };
     format!(

@@ -99,13 +99,12 @@ pub fn wait_for_processes(run_id: &str, count: usize, limit: Duration) -> bool {
 }
 
 pub async fn deploy(scenario: &Scenario, architecture: Architecture, test: &str) -> LiveDeployment {
-    let options = LaunchOptions {
-        unit_binary: grainbench_binary(),
-        run_id: unique_run_id(test),
-        work_iterations_per_us: grain_runtime::work::calibrate(),
-        ready_timeout: Duration::from_secs(20),
-        network: scenario.network.clone(),
-    };
+    let options = LaunchOptions::new(
+        grainbench_binary(),
+        unique_run_id(test),
+        grain_runtime::work::calibrate(),
+    )
+    .with_network(scenario.network.clone());
     launch::launch(&plan::plan(scenario, architecture), &options)
         .await
         .unwrap_or_else(|error| panic!("{architecture} starts: {error}"))
@@ -169,6 +168,6 @@ pub fn test_run_options(name: &str, out: &std::path::Path) -> RunOptions {
     options.run_id = unique_run_id(name);
     options.equivalence_requests = 12;
     options.cold_starts = 1;
-    options.redeploy = run::Redeploy::Off;
+    options.redeploy = run::RedeployPolicy::Off;
     options
 }

@@ -97,7 +97,11 @@ pub async fn serve_unit(unit: &str, routes: Arc<RouteTable>, app: Router) -> Res
         .route(HEALTH_PATH, get(health))
         .route(DELAY_ERRORS_PATH, post(take_delay_errors))
         .with_state(routes);
-    let app = app.merge(health_route);
+    let app = app
+        .merge(health_route)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::wire::MAX_BODY_BYTES,
+        ));
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });

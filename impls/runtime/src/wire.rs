@@ -13,6 +13,10 @@ pub const DIGEST_HEADER: &str = "x-grain-digest";
 /// Line a unit prints on stdout once it listens: `GRAIN_LISTENING 127.0.0.1:PORT`.
 pub const LISTENING_PREFIX: &str = "GRAIN_LISTENING ";
 
+/// Largest HTTP body a unit accepts (requests, state reads and writes), declared once for
+/// every unit; scenario payloads and values are bounded well below it.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
 /// Path of an operation's endpoint.
 pub fn op_path(op: &str) -> String {
     format!("/op/{op}")

@@ -2,8 +2,9 @@
 //! results.json (and a baseline run, if given). The page template only lays it out, so
 //! this model is what the golden test pins down.
 
-use super::{
-    ArchitectureResult, DelayErrorSummary, InjectedDelayError, Percentiles, RunResults, StepResult,
+use crate::results::{
+    ArchitectureResult, DelayErrorSummary, EntryResult, InjectedDelayError, Percentiles,
+    RunResults, StepMode, StepResult,
 };
 use serde::Serialize;
 
@@ -180,7 +181,7 @@ pub fn verdict_rate(results: &RunResults) -> Option<u32> {
         .first()?
         .steps
         .iter()
-        .filter(|s| s.mode == "open" && s.valid)
+        .filter(|s| s.is_valid_open())
         .map(|s| s.target_rps)
         .collect();
     rates.sort_unstable();
@@ -194,9 +195,7 @@ pub fn verdict_rate(results: &RunResults) -> Option<u32> {
 
 /// The valid open-loop step of `arch` at `rate`.
 pub fn valid_step_at(arch: &ArchitectureResult, rate: u32) -> Option<&StepResult> {
-    arch.steps
-        .iter()
-        .find(|s| s.mode == "open" && s.valid && s.target_rps == rate)
+    arch.steps.iter().find(|s| s.is_valid_open_at(rate))
 }
 
 fn ratio(value: f64, best: f64) -> String {
@@ -333,7 +332,7 @@ fn entry_tables(results: &RunResults, rate: u32) -> Vec<EntryTable> {
         .entrypoints
         .iter()
         .map(|entry| {
-            let cells: Vec<(&ArchitectureResult, &super::EntryResult)> = results
+            let cells: Vec<(&ArchitectureResult, &EntryResult)> = results
                 .architectures
                 .iter()
                 .filter_map(|a| {
@@ -658,11 +657,11 @@ fn compare(results: &RunResults, baseline: &RunResults) -> BaselineComparison {
                 change,
             });
         };
-        for step in arch.steps.iter().filter(|s| s.mode == "open") {
+        for step in arch.steps.iter().filter(|s| s.mode == StepMode::Open) {
             let Some(before) = old
                 .steps
                 .iter()
-                .find(|s| s.mode == "open" && s.target_rps == step.target_rps)
+                .find(|s| s.mode == StepMode::Open && s.target_rps == step.target_rps)
             else {
                 continue;
             };

@@ -1,0 +1,294 @@
+//! The command line's arguments. clap checks every range and format here, so a bad flag
+//! is refused before anything runs; `RunArgs::options` turns `run`'s flags into the
+//! library's [`RunOptions`] in one place.
+
+use clap::{Args, Parser, Subcommand};
+use grain_runtime::network::NetworkModel;
+use grainbench::plan::Architecture;
+use grainbench::run::{LoadMode, RedeployPolicy, RunOptions, SweepLimits};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "grainbench",
+    version,
+    about = "What does the finer cut cost? Deploys one scenario as nanoservices, microservices and a monolith on real processes and measures them side by side."
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); GRAINBENCH_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Deploy each architecture in turn, drive open-loop load, write results.json and print a summary.
+    Run(RunArgs),
+    /// Render the HTML comparison report from saved results, without running anything.
+    Report {
+        results: PathBuf,
+        /// An earlier results.json: the page shows each figure's change since it.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// Where to write the page (default: index.html beside RESULTS).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write scenarios/NAME.toml: a commented, valid, runnable starting point.
+    New {
+        name: String,
+        /// Directory to write into.
+        #[arg(long, default_value = "scenarios")]
+        dir: PathBuf,
+    },
+    /// Print the JSON Schema of the scenario format (for editor completion).
+    Schema,
+    /// Parse and check scenario files without running anything.
+    Validate {
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+    },
+    /// Print the units of an architecture, what each hosts, and the static hops per entrypoint.
+    Plan {
+        scenario: PathBuf,
+        #[arg(long, default_value = "nano")]
+        arch: Architecture,
+    },
+    /// Deploy an architecture and keep it running until Ctrl-C, printing each entrypoint's URL.
+    Up {
+        scenario: PathBuf,
+        #[arg(long, default_value = "nano")]
+        arch: Architecture,
+        /// Network every hop crosses, overriding the scenario's [network] (see `run --network`).
+        #[arg(long, value_parser = network_arg)]
+        network: Option<Box<NetworkModel>>,
+    },
+    /// Measure the load driver itself: send lag and CPU per request against a minimal
+    /// local endpoint, with wrk's CPU per request beside it when wrk is installed.
+    Calibrate(CalibrateArgs),
+    /// Serve one unit (how the harness starts units).
+    #[command(hide = true)]
+    Unit {
+        /// The unit's spec, JSON.
+        #[arg(long)]
+        spec: String,
+        /// The run this unit belongs to (identifies its processes).
+        #[arg(long)]
+        run_id: Option<String>,
+    },
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Scenario files (TOML).
+    #[arg(required_unless_present = "all")]
+    pub scenarios: Vec<PathBuf>,
+    /// Run every scenario in scenarios/.
+    #[arg(long)]
+    pub all: bool,
+    /// Architectures to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values = ["nano", "micro", "monolith"])]
+    pub arch: Vec<Architecture>,
+    /// Short steps (3 s measured after 1 s warm-up) for a full comparison in about a minute.
+    #[arg(long)]
+    pub quick: bool,
+    /// Output directory (default: reports/<scenario>/; with several scenarios, DIR/<scenario>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Seed of the request parameters (default: the scenario's `seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Load steps: `auto` sweeps rising rates until each architecture saturates and
+    /// records the knee; a comma-separated list of req/s replaces the scenario's rates.
+    #[arg(long, conflicts_with = "connections", value_parser = rates_arg)]
+    pub rates: Option<LoadMode>,
+    /// Closed loop instead: this many connections, each sending as fast as replies come.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub connections: Option<u32>,
+    /// Measured seconds per step, 0.001 to 3600 (overrides the scenario and --quick).
+    #[arg(long, value_parser = measured_seconds_arg)]
+    pub duration: Option<Duration>,
+    /// Warm-up seconds per step, 0 to 3600 (overrides the scenario and --quick).
+    #[arg(long, value_parser = warmup_seconds_arg)]
+    pub warmup: Option<Duration>,
+    /// Most requests in flight at once; requests due beyond it wait (and are counted).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub in_flight_cap: u32,
+    /// Deployments timed for cold start per architecture (median, min, max reported).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub cold_starts: u32,
+    /// The operation whose change is redeployed under load after the steps
+    /// (default: the first entrypoint's operation).
+    #[arg(long, conflicts_with = "no_redeploy")]
+    pub change: Option<String>,
+    /// Skip the live redeploy.
+    #[arg(long)]
+    pub no_redeploy: bool,
+    /// Network every hop crosses, overriding the scenario's [network]: `loopback` (no
+    /// added delay), `dc` (250 µs one way), `cross-zone` (1 ms one way), or a fixed
+    /// one-way delay such as `250us` or `1ms`. Each hop then adds a round trip.
+    #[arg(long, value_parser = network_arg)]
+    pub network: Option<Box<NetworkModel>>,
+    /// Marks every unit's command line (lets tests find this run's processes).
+    #[arg(long, hide = true)]
+    pub run_id: Option<String>,
+}
+
+impl RunArgs {
+    /// The library's options for one scenario of this command (`several`: more than one
+    /// scenario in the run, so each gets its own directory under `--out`).
+    pub fn options(&self, name: &str, unit_binary: PathBuf, several: bool) -> RunOptions {
+        let mut options = RunOptions::new(name, unit_binary);
+        options.architectures = self.arch.clone();
+        options.quick = self.quick;
+        options.seed = self.seed;
+        options.show_progress = true;
+        options.load = match (&self.rates, self.connections) {
+            (_, Some(connections)) => LoadMode::Closed {
+                connections: connections as usize,
+            },
+            (Some(mode), None) => mode.clone(),
+            (None, None) => LoadMode::ScenarioRates,
+        };
+        options.duration = self.duration;
+        options.warmup = self.warmup;
+        options.cold_starts = self.cold_starts as usize;
+        options.in_flight_cap = self.in_flight_cap as usize;
+        options.redeploy = match (&self.change, self.no_redeploy) {
+            (_, true) => RedeployPolicy::Off,
+            (Some(op), false) => RedeployPolicy::Operation(op.clone()),
+            (None, false) => RedeployPolicy::FirstEntrypoint,
+        };
+        options.network = self.network.as_deref().cloned();
+        if let Some(id) = &self.run_id {
+            options.run_id = id.clone();
+        }
+        if let Some(dir) = &self.out {
+            options.out_dir = if several { dir.join(name) } else { dir.clone() };
+        }
+        options
+    }
+}
+
+#[derive(Args)]
+pub struct CalibrateArgs {
+    /// Open-loop rate (req/s).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate: u32,
+    /// Measured seconds per phase.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub duration: u64,
+    /// Connections for the closed-loop phase and for wrk.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub connections: u32,
+    /// Spin window before each send (µs): more is more precise and costs more CPU.
+    #[arg(long, default_value_t = grainbench::driver::DEFAULT_SPIN.as_micros() as u64,
+          value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub spin_us: u64,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+impl CalibrateArgs {
+    pub fn options(&self, unit_binary: PathBuf) -> grainbench::calibrate::CalibrateOptions {
+        grainbench::calibrate::CalibrateOptions {
+            unit_binary,
+            run_id: grainbench::run::new_run_id(),
+            rate: self.rate,
+            duration: Duration::from_secs(self.duration),
+            wrk_connections: self.connections as usize,
+            spin: Duration::from_micros(self.spin_us),
+        }
+    }
+}
+
+/// Parses `--network` (boxed: the model is large next to the other arguments).
+fn network_arg(text: &str) -> Result<Box<NetworkModel>, String> {
+    grainbench::scenario::network::parse(text).map(Box::new)
+}
+
+/// Parses `--rates`: `auto`, or req/s separated by commas, each 1 to the scenario limit.
+fn rates_arg(text: &str) -> Result<LoadMode, String> {
+    if text == "auto" {
+        return Ok(LoadMode::Sweep(SweepLimits::default()));
+    }
+    let max = grainbench::scenario::limits::MAX_RATE;
+    let rates: Option<Vec<u32>> = text
+        .split(',')
+        .map(|r| r.trim().parse().ok().filter(|r| (1..=max).contains(r)))
+        .collect();
+    match rates {
+        Some(rates) if !rates.is_empty() => Ok(LoadMode::Rates(rates)),
+        _ => Err(format!(
+            "takes `auto` or req/s from 1 to {max} separated by commas, not {text:?}"
+        )),
+    }
+}
+
+fn seconds_arg(text: &str, min: f64) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= min && v <= 3600.0 => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!("seconds from {min} to 3600, not {text:?}")),
+    }
+}
+
+fn measured_seconds_arg(text: &str) -> Result<Duration, String> {
+    seconds_arg(text, 0.001)
+}
+
+fn warmup_seconds_arg(text: &str) -> Result<Duration, String> {
+    seconds_arg(text, 0.0)
+}
+
+/// An error and its causes, each said once: a cause whose text the message already
+/// contains (thiserror's `{source}` in a Display) is not repeated.
+pub fn render_error(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot write x: {source}")]
+    struct Outer {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let io = std::io::Error::other("File name too long (os error 36)");
+        let error = anyhow::Error::from(Outer { source: io });
+        let text = render_error(&error);
+        assert_eq!(text.matches("os error 36").count(), 1, "{text}");
+        let wrapped = anyhow::anyhow!("inner cause").context("outer");
+        assert_eq!(render_error(&wrapped), "outer: inner cause");
+    }
+
+    #[test]
+    fn flags_out_of_range_are_refused_by_the_parser() {
+        for args in [
+            &["grainbench", "run", "x.toml", "--duration", "1e-10"][..],
+            &["grainbench", "run", "x.toml", "--rates", "0,100"],
+            &["grainbench", "run", "x.toml", "--connections", "0"],
+            &["grainbench", "run", "x.toml", "--cold-starts", "0"],
+            &["grainbench", "run", "x.toml", "--warmup", "nan"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+        assert!(Cli::try_parse_from(["grainbench", "run", "x.toml", "--rates", "auto"]).is_ok());
+    }
+}

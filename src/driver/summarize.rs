@@ -1,0 +1,167 @@
+//! How a step's measurement becomes its entry in results.json, and the validity rules: a
+//! step whose generator fell behind its schedule is never reported as valid.
+
+use super::engine::Schedule;
+use super::{EntryMeasurement, Second, StepMeasurement};
+use crate::results::{
+    encode_histogram, DelayErrorSummary, EntryResult, GeneratorHealth, HistogramPair, HopSummary,
+    InjectedDelayError, Percentiles, SecondResult, StepMode, StepResult,
+};
+use grain_runtime::wire::Hops;
+use std::collections::BTreeMap;
+
+/// A step is invalid when fewer than this share of the target rate was achieved.
+pub const MIN_ACHIEVED_SHARE: f64 = 0.95;
+/// A step is invalid when the generator's send lag p99 exceeds this (µs).
+pub const MAX_SEND_LAG_P99_US: u64 = 1_000;
+
+impl StepResult {
+    pub fn from_measurement(
+        m: &StepMeasurement,
+        entrypoints: &[String],
+        static_hops: &BTreeMap<String, Hops>,
+    ) -> Self {
+        let entries = entrypoints
+            .iter()
+            .zip(&m.per_entry)
+            .map(|(op, e)| entry_result(op, e, static_hops.get(op).copied().unwrap_or_default()))
+            .collect();
+        let send_lag = Percentiles::of(&m.send_lag);
+        let (mode, target_rps, connections) = match m.schedule {
+            Schedule::OpenLoop { rate } => (StepMode::Open, rate, None),
+            Schedule::ClosedLoop { connections } => (StepMode::Closed, 0, Some(connections)),
+        };
+        let invalid_reason = match m.schedule {
+            Schedule::OpenLoop { rate } => invalid_reason(rate, m.achieved_rps, &send_lag),
+            Schedule::ClosedLoop { .. } => None,
+        };
+        let cpu_ms = m.engine.cpu.as_secs_f64() * 1e3;
+        StepResult {
+            mode,
+            target_rps,
+            connections,
+            achieved_rps: (m.achieved_rps * 10.0).round() / 10.0,
+            warmup_s: m.warmup.as_secs_f64(),
+            duration_s: m.duration.as_secs_f64(),
+            scheduled: m.scheduled,
+            ok: m.overall.ok,
+            error_total: m.overall.errors.total(),
+            errors: m.overall.errors.clone(),
+            latency_us: Percentiles::of(&m.overall.corrected),
+            latency_uncorrected_us: Percentiles::of(&m.overall.uncorrected),
+            histograms: HistogramPair::of_entry(&m.overall),
+            generator: GeneratorHealth {
+                send_lag_us: send_lag,
+                send_lag_histogram: encode_histogram(&m.send_lag),
+                driver_cpu_ms: (cpu_ms * 100.0).round() / 100.0,
+                driver_cpu_us_per_request: if m.engine.sent == 0 {
+                    0.0
+                } else {
+                    ((cpu_ms * 1e3 / m.engine.sent as f64) * 100.0).round() / 100.0
+                },
+                requests_sent: m.engine.sent,
+                in_flight_cap_hits: m.engine.in_flight_cap_hits,
+                max_in_flight: m.engine.max_in_flight,
+                connections_opened: m.engine.connections_opened,
+                scheduling: m.scheduling.name().to_string(),
+            },
+            hops: HopSummary::of(&m.overall.hops),
+            entrypoints: entries,
+            timeline: m
+                .timeline
+                .iter()
+                .enumerate()
+                .map(|(i, s)| SecondResult::of_second(i, s))
+                .collect(),
+            units: None,
+            units_cpu_us_per_request: None,
+            injected_delay_error: DelayErrorSummary::of(&m.delay_error).map(|driver| {
+                InjectedDelayError {
+                    driver: Some(driver),
+                    ..InjectedDelayError::default()
+                }
+            }),
+            valid: invalid_reason.is_none(),
+            invalid_reason,
+        }
+    }
+}
+
+fn entry_result(op: &str, e: &EntryMeasurement, static_hops: Hops) -> EntryResult {
+    let hops = HopSummary::of(&e.hops);
+    EntryResult {
+        entrypoint: op.to_string(),
+        ok: e.ok,
+        errors: e.errors.clone(),
+        latency_us: Percentiles::of(&e.corrected),
+        latency_uncorrected_us: Percentiles::of(&e.uncorrected),
+        histograms: HistogramPair::of_entry(e),
+        hops_match_static: hops.all_equal(static_hops),
+        hops,
+        static_hops,
+    }
+}
+
+impl HistogramPair {
+    fn of_entry(m: &EntryMeasurement) -> Self {
+        HistogramPair {
+            corrected: encode_histogram(&m.corrected),
+            uncorrected: encode_histogram(&m.uncorrected),
+        }
+    }
+}
+
+impl SecondResult {
+    fn of_second(second: usize, s: &Second) -> Self {
+        let p = Percentiles::of(&s.corrected);
+        SecondResult {
+            second,
+            warmup: s.warmup,
+            ok: s.ok,
+            errors: s.errors,
+            p50_us: p.p50,
+            p99_us: p.p99,
+            max_us: p.max,
+        }
+    }
+}
+
+fn invalid_reason(target_rps: u32, achieved_rps: f64, send_lag: &Percentiles) -> Option<String> {
+    let mut reasons = Vec::new();
+    if achieved_rps < f64::from(target_rps) * MIN_ACHIEVED_SHARE {
+        reasons.push(format!(
+            "achieved {achieved_rps:.1} of {target_rps} req/s (below {:.0}%)",
+            MIN_ACHIEVED_SHARE * 100.0
+        ));
+    }
+    if send_lag.p99 > MAX_SEND_LAG_P99_US {
+        reasons.push(format!(
+            "load generator fell behind its schedule: send lag p99 {} µs > {MAX_SEND_LAG_P99_US} µs",
+            send_lag.p99
+        ));
+    }
+    (!reasons.is_empty()).then(|| reasons.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_that_missed_its_rate_is_invalid() {
+        let lag = Percentiles {
+            p99: 10,
+            ..Default::default()
+        };
+        assert!(invalid_reason(100, 99.0, &lag).is_none());
+        let reason = invalid_reason(100, 50.0, &lag).unwrap();
+        assert!(reason.contains("achieved 50.0 of 100"), "{reason}");
+        let late = Percentiles {
+            p99: 5_000,
+            ..Default::default()
+        };
+        assert!(invalid_reason(100, 100.0, &late)
+            .unwrap()
+            .contains("send lag"));
+    }
+}

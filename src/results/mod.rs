@@ -1,0 +1,257 @@
+//! The results contract: the types of `results.json` (versioned by [`SCHEMA_VERSION`]),
+//! written by `run` and only read by `report`. Plain data: this module depends on nothing
+//! but serde, the shared wire and histogram types and the plan's [`Architecture`] name.
+//! How measurements become these figures lives beside the code that measures (`driver`,
+//! `cost`, `network`); reading and writing the file is in [`file`].
+
+mod file;
+mod step;
+
+pub use file::{check_out_dir, write_atomic, ResultsError};
+pub use grain_runtime::histogram::{decode as decode_histogram, encode as encode_histogram};
+pub use step::*;
+
+use crate::plan::Architecture;
+use grain_runtime::network::NetworkModel;
+use grain_runtime::wire::Hops;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Version of the results.json schema; bumped on any incompatible change. A file with
+/// another version is refused when read.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunResults {
+    pub schema_version: u32,
+    pub meta: RunMeta,
+    pub scenario: ScenarioInfo,
+    pub architectures: Vec<ArchitectureResult>,
+    pub equivalence: Option<EquivalenceSummary>,
+    /// The network model every hop crossed, and how a bare hop measured with and without it.
+    #[serde(default)]
+    pub network: NetworkInfo,
+    /// False when the run stopped early (error or interrupt); `errors` says why.
+    pub complete: bool,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub grainbench_version: String,
+    pub git_commit: Option<String>,
+    pub host_cpus: usize,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub seed: u64,
+    pub quick: bool,
+    /// CPU-work calibration handed to every unit (busy-loop iterations per µs).
+    pub work_iterations_per_us: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub description: String,
+    pub file: PathBuf,
+    /// SHA-256 of the scenario file, hex.
+    pub sha256: String,
+    /// The scenario file itself, so the results say exactly what was measured.
+    pub text: String,
+}
+
+/// The network model of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    pub model: NetworkModel,
+    /// A bare hop's round trip measured without and with the model.
+    pub hop_calibration: Option<HopCalibration>,
+    /// Why the hop calibration is missing, when it is.
+    pub hop_calibration_error: Option<String>,
+}
+
+/// One bare hop (driver → a unit that does nothing → driver), measured open loop on raw
+/// loopback and then under the model, in the same run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HopCalibration {
+    pub rate_rps: u32,
+    pub duration_s: f64,
+    /// Round trip on raw loopback, µs.
+    pub loopback_us: Percentiles,
+    /// Round trip under the model, µs (absent when the model adds nothing).
+    pub modelled_us: Option<Percentiles>,
+    /// What the model should add to one round trip: two mean one-way delays, µs.
+    pub expected_added_us: f64,
+    /// What it added at the median (modelled p50 − loopback p50), µs.
+    pub measured_added_p50_us: Option<f64>,
+    /// How late the driver released the modelled hop's delayed messages.
+    pub delay_error: Option<DelayErrorSummary>,
+}
+
+/// Errors of injected delays (actual − intended wait, never negative), in µs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DelayErrorSummary {
+    /// Delays applied.
+    pub count: u64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+    /// The errors in ns, HdrHistogram V2 (deflate, base64).
+    pub histogram: String,
+}
+
+impl DelayErrorSummary {
+    /// Summarizes a histogram of errors in ns; `None` when no delay was applied.
+    pub fn of(errors_ns: &Histogram<u64>) -> Option<Self> {
+        if errors_ns.is_empty() {
+            return None;
+        }
+        let us = |ns: u64| (ns as f64 / 100.0).round() / 10.0;
+        Some(DelayErrorSummary {
+            count: errors_ns.len(),
+            p50_us: us(errors_ns.value_at_quantile(0.50)),
+            p99_us: us(errors_ns.value_at_quantile(0.99)),
+            p999_us: us(errors_ns.value_at_quantile(0.999)),
+            max_us: us(errors_ns.max()),
+            histogram: encode_histogram(errors_ns),
+        })
+    }
+}
+
+/// How precisely a step's modelled network delays were applied.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InjectedDelayError {
+    /// The driver's delays (its requests out, the replies back).
+    pub driver: Option<DelayErrorSummary>,
+    /// The units' delays (every request between units, both ways), all units together.
+    pub units: Option<DelayErrorSummary>,
+    /// Why the units' errors are missing, when they are.
+    pub units_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitInfo {
+    pub name: String,
+    pub role: UnitKind,
+    pub hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchitectureResult {
+    pub architecture: Architecture,
+    pub units: Vec<UnitInfo>,
+    pub unit_count: usize,
+    pub state_unit_count: usize,
+    /// Spawn of the first unit → every unit ready, ms (absent if the launch failed).
+    pub cold_start_ms: Option<f64>,
+    /// Entrypoint → hops per request computed from the plan.
+    pub static_hops: BTreeMap<String, Hops>,
+    /// Entrypoint → round trips on its longest sequential chain of hops (from the plan):
+    /// what a per-hop network delay adds to its latency.
+    #[serde(default)]
+    pub critical_path_hops: BTreeMap<String, u32>,
+    pub steps: Vec<StepResult>,
+    /// Where a rate sweep (`--rates auto`) found the architecture saturating.
+    pub knee: Option<Knee>,
+    /// What deploying this architecture costs (absent if it never deployed).
+    pub deploy: Option<DeployCost>,
+    /// Why this architecture's run stopped early, if it did.
+    pub error: Option<String>,
+}
+
+/// Deploy cost of one architecture, from the kernel's own accounting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployCost {
+    pub service_units: usize,
+    pub state_units: usize,
+    /// Business endpoints over all units (operations; get and put of state units).
+    pub endpoints: usize,
+    /// What each unit ships: the `grainbench` binary.
+    pub artifact_bytes_per_unit: u64,
+    /// What the deployment ships if every unit is packaged on its own.
+    pub artifact_bytes_total: u64,
+    pub cold_start: ColdStart,
+    /// Unit → RSS right after readiness, before any request (bytes).
+    pub idle_rss_bytes: BTreeMap<String, u64>,
+    pub idle_rss_bytes_total: u64,
+    /// Operation → units that must restart when its code changes.
+    pub blast_radius: BTreeMap<String, Vec<String>>,
+    pub redeploy: Option<RedeployResult>,
+}
+
+/// A live redeploy of the units running one operation, under steady load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RedeployResult {
+    pub operation: String,
+    pub units: Vec<String>,
+    pub rate_rps: u32,
+    /// Seconds into the step's measured window when SIGTERM was sent.
+    pub at_s: f64,
+    /// SIGTERM → old processes drained and exited.
+    pub drained_ms: f64,
+    /// SIGTERM → replacements ready and routed.
+    pub ready_ms: f64,
+    /// Requests due from SIGTERM until one second after the replacements were ready.
+    pub window_requests: u64,
+    pub window_failed: u64,
+    /// Corrected latency of requests due before the redeploy, and during its window.
+    pub latency_before_us: Percentiles,
+    pub latency_during_us: Percentiles,
+    /// Old unit processes still alive afterwards (should be 0).
+    pub old_processes_left: usize,
+    /// How each old process ended (`exit code 0` after a graceful drain).
+    pub old_endings: Vec<String>,
+    /// The step the redeploy ran in.
+    pub step: Box<StepResult>,
+}
+
+/// The saturation point of a rate sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Knee {
+    /// The highest rate that held (none if even the first step saturated).
+    pub last_good_rps: Option<u32>,
+    /// The rate at which it saturated.
+    pub saturated_at_rps: u32,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EquivalenceSummary {
+    pub requests: usize,
+    /// The architecture whose digests the others were compared with.
+    pub reference: Architecture,
+    /// Architectures whose digests matched the reference's for every request.
+    pub agreed: Vec<Architecture>,
+    pub digests: Vec<DigestRecord>,
+}
+
+/// Whether a unit hosts operations or a service's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnitKind {
+    Service,
+    State,
+}
+
+/// Cold start figures over repeated deployments.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ColdStart {
+    /// Spawn of the first unit → every unit ready, one per deployment (ms).
+    pub samples_ms: Vec<f64>,
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    /// Unit → median of its own spawn → listening time (ms).
+    pub per_unit_median_ms: BTreeMap<String, f64>,
+}
+
+/// One request of the equivalence check and the digest an architecture answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestRecord {
+    pub entrypoint: String,
+    pub params: BTreeMap<String, u64>,
+    pub digest: String,
+}

@@ -1,0 +1,283 @@
+//! Step-level results: one load step's latency, hops, errors, generator health and the
+//! units' usage.
+
+use super::InjectedDelayError;
+use grain_runtime::wire::Hops;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How a step's load was shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepMode {
+    /// Requests sent at a scheduled rate whatever the replies do.
+    Open,
+    /// A fixed number of connections, each sending as soon as its reply arrives.
+    Closed,
+}
+
+/// Errors by class.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorCounts {
+    pub connect: u64,
+    pub timeout: u64,
+    /// HTTP status → count.
+    pub status: BTreeMap<u16, u64>,
+    /// Other transport failures (reset connections, malformed replies).
+    pub other: u64,
+}
+
+impl ErrorCounts {
+    pub fn total(&self) -> u64 {
+        self.connect + self.timeout + self.status.values().sum::<u64>() + self.other
+    }
+
+    pub fn merge(&mut self, other: &ErrorCounts) {
+        self.connect += other.connect;
+        self.timeout += other.timeout;
+        for (status, count) in &other.status {
+            *self.status.entry(*status).or_default() += count;
+        }
+        self.other += other.other;
+    }
+}
+
+/// Per-unit CPU used and peak RSS seen over a sampling period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UnitsUsage {
+    /// Unit → CPU time (ms) spent during the period.
+    pub cpu_ms: BTreeMap<String, f64>,
+    pub cpu_ms_total: f64,
+    /// Unit → highest RSS sampled (bytes).
+    pub peak_rss_bytes: BTreeMap<String, u64>,
+    pub peak_rss_bytes_total: u64,
+}
+
+/// Latency percentiles in µs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+impl Percentiles {
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        if histogram.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: histogram.len(),
+            mean: (histogram.mean() * 10.0).round() / 10.0,
+            p50: histogram.value_at_quantile(0.50),
+            p90: histogram.value_at_quantile(0.90),
+            p99: histogram.value_at_quantile(0.99),
+            p999: histogram.value_at_quantile(0.999),
+            max: histogram.max(),
+        }
+    }
+}
+
+/// Hops measured per request, from reply headers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HopSummary {
+    pub mean_service: f64,
+    pub mean_state: f64,
+    pub mean_total: f64,
+    /// Every distinct hop count seen and how many requests made it.
+    pub distribution: Vec<HopCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HopCount {
+    pub service: u32,
+    pub state: u32,
+    pub requests: u64,
+}
+
+impl HopSummary {
+    pub fn of(hops: &BTreeMap<Hops, u64>) -> Self {
+        let requests: u64 = hops.values().sum();
+        if requests == 0 {
+            return HopSummary::default();
+        }
+        let mean = |f: fn(&Hops) -> u32| {
+            let sum: u64 = hops.iter().map(|(h, n)| u64::from(f(h)) * n).sum();
+            sum as f64 / requests as f64
+        };
+        HopSummary {
+            mean_service: mean(|h| h.service),
+            mean_state: mean(|h| h.state),
+            mean_total: mean(Hops::total),
+            distribution: hops
+                .iter()
+                .map(|(h, &requests)| HopCount {
+                    service: h.service,
+                    state: h.state,
+                    requests,
+                })
+                .collect(),
+        }
+    }
+
+    /// True when every request made exactly `expected` hops.
+    pub fn all_equal(&self, expected: Hops) -> bool {
+        !self.distribution.is_empty()
+            && self
+                .distribution
+                .iter()
+                .all(|c| c.service == expected.service && c.state == expected.state)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntryResult {
+    pub entrypoint: String,
+    pub ok: u64,
+    pub errors: ErrorCounts,
+    pub latency_us: Percentiles,
+    pub latency_uncorrected_us: Percentiles,
+    pub histograms: HistogramPair,
+    pub hops: HopSummary,
+    pub static_hops: Hops,
+    /// Every measured request made exactly the plan's static hop count.
+    pub hops_match_static: bool,
+}
+
+/// Latency histograms in the standard HdrHistogram V2 compressed form (deflate, base64),
+/// readable by other HdrHistogram tools and mergeable across runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistogramPair {
+    pub corrected: String,
+    pub uncorrected: String,
+}
+
+/// One second of a step (by intended send time).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecondResult {
+    pub second: usize,
+    pub warmup: bool,
+    pub ok: u64,
+    pub errors: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+/// How well the load generator kept to its schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorHealth {
+    /// Actual − intended send time.
+    pub send_lag_us: Percentiles,
+    pub send_lag_histogram: String,
+    /// CPU time of the driver's load thread during the step (never mixed with the units').
+    pub driver_cpu_ms: f64,
+    pub driver_cpu_us_per_request: f64,
+    pub requests_sent: u64,
+    pub in_flight_cap_hits: u64,
+    pub max_in_flight: usize,
+    pub connections_opened: u64,
+    /// Scheduling policy of the load thread (`SCHED_FIFO` when permitted).
+    #[serde(default)]
+    pub scheduling: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    pub mode: StepMode,
+    /// Open loop: the scheduled rate; closed loop: 0.
+    pub target_rps: u32,
+    /// Closed loop: the number of connections.
+    pub connections: Option<usize>,
+    pub achieved_rps: f64,
+    pub warmup_s: f64,
+    pub duration_s: f64,
+    /// Requests scheduled in the measured window.
+    pub scheduled: u64,
+    pub ok: u64,
+    pub errors: ErrorCounts,
+    pub error_total: u64,
+    /// From intended send time (coordinated omission corrected).
+    pub latency_us: Percentiles,
+    /// From actual send time.
+    pub latency_uncorrected_us: Percentiles,
+    pub histograms: HistogramPair,
+    pub generator: GeneratorHealth,
+    pub hops: HopSummary,
+    pub entrypoints: Vec<EntryResult>,
+    pub timeline: Vec<SecondResult>,
+    /// CPU time and peak RSS of the units during the step (never the driver's).
+    pub units: Option<UnitsUsage>,
+    /// Units' CPU time per completed request (µs).
+    pub units_cpu_us_per_request: Option<f64>,
+    /// How precisely the network model's delays were applied (absent on loopback).
+    #[serde(default)]
+    pub injected_delay_error: Option<InjectedDelayError>,
+    /// False when the generator fell behind its schedule; then `invalid_reason` says how.
+    pub valid: bool,
+    pub invalid_reason: Option<String>,
+}
+
+impl StepResult {
+    /// True for a valid open-loop step at `rate`.
+    pub fn is_valid_open_at(&self, rate: u32) -> bool {
+        self.is_valid_open() && self.target_rps == rate
+    }
+
+    /// True for a valid open-loop step.
+    pub fn is_valid_open(&self) -> bool {
+        self.mode == StepMode::Open && self.valid
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_a_histogram() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        for v in 1..=1000u64 {
+            h.record(v).unwrap();
+        }
+        let p = Percentiles::of(&h);
+        assert_eq!(p.count, 1000);
+        assert!((495..=505).contains(&p.p50), "{p:?}");
+        assert!((985..=995).contains(&p.p99), "{p:?}");
+        let empty = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        assert_eq!(Percentiles::of(&empty), Percentiles::default());
+    }
+
+    #[test]
+    fn hop_summary_checks_every_request() {
+        let three_two = Hops {
+            service: 3,
+            state: 2,
+        };
+        let mut hops = BTreeMap::from([(three_two, 10)]);
+        assert!(HopSummary::of(&hops).all_equal(three_two));
+        hops.insert(
+            Hops {
+                service: 2,
+                state: 2,
+            },
+            1,
+        );
+        assert!(!HopSummary::of(&hops).all_equal(three_two));
+        assert!(!HopSummary::default().all_equal(Hops::default()));
+    }
+
+    #[test]
+    fn modes_keep_their_json_names() {
+        assert_eq!(serde_json::to_string(&StepMode::Open).unwrap(), "\"open\"");
+        assert_eq!(
+            serde_json::to_string(&StepMode::Closed).unwrap(),
+            "\"closed\""
+        );
+    }
+}

@@ -1,0 +1,294 @@
+//! One architecture of a run: deploy it (timing cold starts), record its deploy cost,
+//! check equivalence, run the planned load steps with the units' CPU and memory sampled
+//! alongside, then the live redeploy.
+
+use super::equivalence::check_equivalence;
+use super::options::{Resolved, RunOptions};
+use super::steps::StepPlanner;
+use super::RunError;
+use crate::cost::{self, Sampler};
+use crate::driver::engine::Schedule;
+use crate::driver::{self, requests::RequestGen, StepConfig, Target};
+use crate::launch::{LaunchError, LaunchOptions, LiveDeployment};
+use crate::network;
+use crate::plan::{self, Architecture, Deployment};
+use crate::results::{
+    ArchitectureResult, ColdStart, DeployCost, RunResults, StepResult, UnitInfo, UnitKind,
+};
+use crate::scenario::ScenarioSource;
+use tokio_util::sync::CancellationToken;
+
+/// What every architecture of one run shares.
+pub(super) struct ArchRun<'a> {
+    pub source: &'a ScenarioSource,
+    pub options: &'a RunOptions,
+    pub resolved: &'a Resolved,
+    pub launch: &'a LaunchOptions,
+    pub cancel: &'a CancellationToken,
+}
+
+impl ArchRun<'_> {
+    /// Deploys one architecture and measures it; hands back the deployment (if it started)
+    /// for the caller to stop once the results are written.
+    pub(super) async fn run(
+        &self,
+        deployment: &plan::Deployment,
+        arch_result: &mut ArchitectureResult,
+        results: &mut RunResults,
+    ) -> (Option<RunError>, Option<LiveDeployment>) {
+        let architecture = deployment.architecture;
+        tracing::info!(%architecture, units = deployment.units.len(), "deploying");
+        let launched = tokio::select! {
+            launched = self.deploy(deployment) => launched,
+            _ = self.cancel.cancelled() => return (Some(RunError::Interrupted), None),
+        };
+        let (mut live, cold_start) = match launched {
+            Ok(launched) => launched,
+            Err(source) => {
+                let error = RunError::Launch {
+                    architecture,
+                    source,
+                };
+                return (Some(error), None);
+            }
+        };
+        arch_result.cold_start_ms = Some(live.cold_start.as_secs_f64() * 1e3);
+        arch_result.deploy = Some(self.deploy_cost(&live, cold_start));
+        let error = self.measure(&mut live, arch_result, results).await;
+        (error, Some(live))
+    }
+
+    /// Measures cold start over repeated deployments, the last of which is kept running.
+    async fn deploy(
+        &self,
+        deployment: &plan::Deployment,
+    ) -> Result<(LiveDeployment, ColdStart), LaunchError> {
+        cost::deploy_timed(deployment, self.launch, self.options.cold_starts).await
+    }
+
+    fn deploy_cost(&self, live: &LiveDeployment, cold_start: ColdStart) -> DeployCost {
+        let plan = &live.plan;
+        let artifact = cost::artifact_bytes(&self.options.unit_binary);
+        let idle_rss_bytes = cost::rss_now(&unit_pids(live));
+        DeployCost {
+            service_units: plan.units.iter().filter(|u| !u.is_state()).count(),
+            state_units: plan.units.iter().filter(|u| u.is_state()).count(),
+            endpoints: plan.units.iter().map(|u| cost::endpoints(&u.role)).sum(),
+            artifact_bytes_per_unit: artifact,
+            artifact_bytes_total: artifact * plan.units.len() as u64,
+            cold_start,
+            idle_rss_bytes_total: idle_rss_bytes.values().sum(),
+            idle_rss_bytes,
+            blast_radius: self
+                .source
+                .scenario
+                .operations
+                .iter()
+                .map(|op| {
+                    let units = cost::blast_radius(plan, &op.name);
+                    (
+                        op.name.clone(),
+                        units.iter().map(|&i| plan.units[i].name.clone()).collect(),
+                    )
+                })
+                .collect(),
+            redeploy: None,
+        }
+    }
+
+    pub(super) fn step_config(&self, schedule: Schedule) -> StepConfig {
+        StepConfig {
+            schedule,
+            warmup: self.resolved.load.warmup,
+            duration: self.resolved.load.duration,
+            timeout: self.resolved.load.timeout,
+            in_flight_cap: self.options.in_flight_cap,
+            spin: driver::DEFAULT_SPIN,
+            network: self.resolved.network.clone(),
+        }
+    }
+
+    async fn measure(
+        &self,
+        live: &mut LiveDeployment,
+        arch_result: &mut ArchitectureResult,
+        results: &mut RunResults,
+    ) -> Option<RunError> {
+        let scenario = &self.source.scenario;
+        let architecture = live.plan.architecture;
+        let targets = match targets(live, scenario) {
+            Ok(targets) => targets,
+            Err(source) => {
+                return Some(RunError::Driver {
+                    architecture,
+                    source,
+                })
+            }
+        };
+        let check = tokio::select! {
+            check = check_equivalence(&targets, scenario, self.resolved.seed, self.options.equivalence_requests, self.resolved.load.timeout, architecture, results) => check,
+            _ = self.cancel.cancelled() => Err(RunError::Interrupted),
+        };
+        if let Err(error) = check {
+            return Some(error);
+        }
+        let mut sweep = StepPlanner::new(&self.options.load, &self.resolved.load);
+        let mut index = 0u64;
+        while let Some(schedule) = sweep.next_schedule(arch_result.steps.last()) {
+            index += 1;
+            let config = self.step_config(schedule);
+            let step = match self.step(live, &targets, &config, index).await {
+                Ok(step) => step,
+                Err(error) => return Some(error),
+            };
+            tracing::info!(%architecture, rate = step.target_rps, achieved = step.achieved_rps, p50_us = step.latency_us.p50, p99_us = step.latency_us.p99, "step done");
+            arch_result.steps.push(step);
+            if let Err(source) = live.check_alive() {
+                return Some(RunError::Launch {
+                    architecture,
+                    source,
+                });
+            }
+            if self.cancel.is_cancelled() {
+                return Some(RunError::Interrupted);
+            }
+        }
+        arch_result.knee = sweep.knee();
+        if let Some(change) = &self.resolved.redeploy {
+            let index = index + 1;
+            match self
+                .redeploy_under_load(live, &targets, change, index)
+                .await
+            {
+                Ok(redeploy) => {
+                    if let Some(deploy) = arch_result.deploy.as_mut() {
+                        deploy.redeploy = Some(redeploy);
+                    }
+                }
+                Err(error) => return Some(error),
+            }
+        }
+        None
+    }
+
+    /// One load step with the units' CPU and memory sampled alongside.
+    async fn step(
+        &self,
+        live: &LiveDeployment,
+        targets: &[Target],
+        config: &StepConfig,
+        index: u64,
+    ) -> Result<StepResult, RunError> {
+        let architecture = live.plan.architecture;
+        let delaying = config.network.adds_delay();
+        if delaying {
+            // Start the step's count afresh: the equivalence check and earlier steps
+            // delayed messages too.
+            if let Err(error) = network::take_unit_delay_errors(live).await {
+                tracing::warn!(%error, "cannot reset the units' injected-delay errors");
+            }
+        }
+        let (measurement, usage) = self
+            .measured_step(architecture, unit_pids(live), targets, config, index)
+            .await?;
+        let mut step = self.step_result(live, &measurement).with_units(usage);
+        if delaying {
+            network::attach_unit_delay_errors(&mut step, live).await;
+        }
+        Ok(step)
+    }
+
+    pub(super) async fn measured_step(
+        &self,
+        architecture: Architecture,
+        pids: Vec<(String, u32)>,
+        targets: &[Target],
+        config: &StepConfig,
+        index: u64,
+    ) -> Result<(driver::StepMeasurement, cost::UnitsUsage), RunError> {
+        let scenario = &self.source.scenario;
+        let generator = RequestGen::new(scenario, self.resolved.seed.wrapping_add(index));
+        let bar = super::meta::progress_bar(self.options.show_progress, architecture, config);
+        let sampler = Sampler::start(pids);
+        let measured = driver::run_step(targets, generator, config, bar.clone(), self.cancel).await;
+        let usage = sampler.stop();
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let measurement = measured.map_err(|source| RunError::Driver {
+            architecture,
+            source,
+        })?;
+        Ok((measurement, usage))
+    }
+
+    pub(super) fn step_result(
+        &self,
+        live: &LiveDeployment,
+        measurement: &driver::StepMeasurement,
+    ) -> StepResult {
+        let entry_names: Vec<String> = self
+            .source
+            .scenario
+            .entrypoints
+            .iter()
+            .map(|e| e.op.clone())
+            .collect();
+        let mut step =
+            StepResult::from_measurement(measurement, &entry_names, &live.plan.static_hops);
+        if self.cancel.is_cancelled() {
+            step.valid = false;
+            step.invalid_reason = Some("interrupted before the step finished".into());
+        }
+        step
+    }
+}
+
+pub(super) fn unit_pids(live: &LiveDeployment) -> Vec<(String, u32)> {
+    live.units.iter().map(|u| (u.name.clone(), u.pid)).collect()
+}
+
+fn targets(
+    live: &LiveDeployment,
+    scenario: &crate::scenario::Scenario,
+) -> Result<Vec<Target>, driver::DriverError> {
+    scenario
+        .entrypoints
+        .iter()
+        .map(|entry| {
+            let size = scenario
+                .operation(&entry.op)
+                .map_or(0, |op| op.request_bytes);
+            Target::new(&entry.op, live.addr_of(&entry.op).unwrap_or_default(), size)
+        })
+        .collect()
+}
+
+/// The result of a deployment before anything ran.
+pub(super) fn planned(plan: &Deployment) -> ArchitectureResult {
+    ArchitectureResult {
+        architecture: plan.architecture,
+        units: plan
+            .units
+            .iter()
+            .map(|unit| UnitInfo {
+                name: unit.name.clone(),
+                role: if unit.is_state() {
+                    UnitKind::State
+                } else {
+                    UnitKind::Service
+                },
+                hosts: unit.hosts.clone(),
+            })
+            .collect(),
+        unit_count: plan.units.len(),
+        state_unit_count: plan.units.iter().filter(|u| u.is_state()).count(),
+        cold_start_ms: None,
+        static_hops: plan.static_hops.clone(),
+        critical_path_hops: plan.critical_path_hops.clone(),
+        steps: Vec::new(),
+        knee: None,
+        deploy: None,
+        error: None,
+    }
+}

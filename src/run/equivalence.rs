@@ -1,0 +1,52 @@
+//! The equivalence check: the same seeded requests, sent one at a time to every
+//! architecture before any load, must get identical business digests.
+
+use super::RunError;
+use crate::driver::{self, requests::RequestGen, Target};
+use crate::plan::Architecture;
+use crate::results::{EquivalenceSummary, RunResults};
+use crate::scenario::Scenario;
+use std::time::Duration;
+
+/// Sends the fixed request sequence and compares digests with the first architecture's.
+pub(super) async fn check_equivalence(
+    targets: &[Target],
+    scenario: &Scenario,
+    seed: u64,
+    requests: usize,
+    timeout: Duration,
+    architecture: Architecture,
+    results: &mut RunResults,
+) -> Result<(), RunError> {
+    let generator = RequestGen::new(scenario, seed);
+    let digests = driver::equivalence_digests(targets, generator, requests, timeout)
+        .await
+        .map_err(|source| RunError::Equivalence {
+            architecture,
+            source,
+        })?;
+    let Some(summary) = results.equivalence.as_mut() else {
+        results.equivalence = Some(EquivalenceSummary {
+            requests: digests.len(),
+            reference: architecture,
+            agreed: vec![architecture],
+            digests,
+        });
+        return Ok(());
+    };
+    for (index, (got, expected)) in digests.iter().zip(&summary.digests).enumerate() {
+        if got.digest != expected.digest {
+            return Err(RunError::Mismatch {
+                architecture,
+                reference: summary.reference,
+                index,
+                entrypoint: got.entrypoint.clone(),
+                params: got.params.clone(),
+                got: got.digest.clone(),
+                expected: expected.digest.clone(),
+            });
+        }
+    }
+    summary.agreed.push(architecture);
+    Ok(())
+}

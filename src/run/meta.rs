@@ -1,0 +1,61 @@
+//! Run metadata and progress: the run id, git commit, start time, scenario hash, and the
+//! per-step progress bar.
+
+use crate::driver::engine::Schedule;
+use crate::driver::StepConfig;
+use crate::plan::Architecture;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub(super) fn progress_bar(
+    show: bool,
+    architecture: Architecture,
+    config: &StepConfig,
+) -> Option<ProgressBar> {
+    if !show {
+        return None;
+    }
+    let total_ms = (config.warmup + config.duration).as_millis() as u64;
+    let bar = ProgressBar::with_draw_target(Some(total_ms), ProgressDrawTarget::stderr());
+    let style =
+        ProgressStyle::with_template("{prefix:>10} {msg:>12} [{bar:30}] {elapsed}/{duration}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(architecture.name());
+    bar.set_message(match config.schedule {
+        Schedule::OpenLoop { rate } => format!("{rate} req/s"),
+        Schedule::ClosedLoop { connections } => format!("{connections} conns"),
+    });
+    Some(bar)
+}
+
+pub(super) fn git_commit() -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+pub(super) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A run id unique on this machine: harness pid and start time.
+pub fn new_run_id() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+    )
+}
+
+pub(super) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

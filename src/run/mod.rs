@@ -1,0 +1,240 @@
+//! The whole pipeline for one scenario, in one screen: options resolved once, a bare hop
+//! calibrated, then for each architecture plan → launch → equivalence check → load steps →
+//! redeploy → results written → tear down. Results (and the page) are written after every
+//! architecture, before its units are stopped, so an error or an interrupt never loses
+//! what was measured.
+//!
+//! - [`options`]: what was asked, and the same resolved against the scenario
+//! - `arch`: one architecture's deployment, deploy cost and load steps
+//! - `steps`: the step planner (scenario rates, `--rates`, closed loop, rate sweep)
+//! - `redeploy`: the live redeploy under load and its window arithmetic
+//! - `equivalence`: identical business digests across architectures
+//! - `meta`: run id, git commit, time, progress bars
+
+mod arch;
+mod equivalence;
+mod meta;
+pub mod options;
+mod redeploy;
+mod steps;
+
+pub use crate::results::check_out_dir;
+pub use meta::new_run_id;
+pub use options::{
+    LoadMode, OptionsError, RedeployPolicy, Resolved, RunOptions, SweepLimits,
+    DEFAULT_EQUIVALENCE_REQUESTS,
+};
+
+use crate::driver;
+use crate::launch::{LaunchError, LaunchOptions};
+use crate::network::{self, HopCalibrationOptions};
+use crate::plan::{self, Architecture};
+use crate::results::{
+    HopCalibration, NetworkInfo, ResultsError, RunMeta, RunResults, ScenarioInfo, SCHEMA_VERSION,
+};
+use crate::scenario::ScenarioSource;
+use arch::ArchRun;
+use grain_runtime::network::NetworkModel;
+use sha2::{Digest as _, Sha256};
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+/// Why a run stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{architecture}: {source}")]
+    Launch {
+        architecture: Architecture,
+        source: LaunchError,
+    },
+    #[error("{architecture}: {source}")]
+    Equivalence {
+        architecture: Architecture,
+        source: driver::EquivalenceError,
+    },
+    #[error(
+        "{architecture} and {reference} disagree on equivalence request {index} \
+         ({entrypoint} {params:?}): digest {got} vs {expected}"
+    )]
+    Mismatch {
+        architecture: Architecture,
+        reference: Architecture,
+        index: usize,
+        entrypoint: String,
+        params: std::collections::BTreeMap<String, u64>,
+        got: String,
+        expected: String,
+    },
+    #[error("{architecture}: {source}")]
+    Driver {
+        architecture: Architecture,
+        source: driver::DriverError,
+    },
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// What a run produced: results (complete or partial), where they were written, and the
+/// error that stopped it, if any.
+pub struct RunOutcome {
+    pub results: RunResults,
+    pub results_path: Option<PathBuf>,
+    pub write_error: Option<ResultsError>,
+    /// The HTML report written beside results.json, or why it could not be.
+    pub report_path: Option<PathBuf>,
+    pub report_error: Option<String>,
+    pub error: Option<RunError>,
+}
+
+/// Runs `source` in every requested architecture. Never panics on a failed unit or an
+/// interrupt: the outcome carries partial results, already written to disk.
+pub async fn run(
+    source: &ScenarioSource,
+    options: &RunOptions,
+    cancel: &CancellationToken,
+) -> RunOutcome {
+    let mut outcome = RunOutcome {
+        results: RunResults::default(),
+        results_path: None,
+        write_error: None,
+        report_path: None,
+        report_error: None,
+        error: None,
+    };
+    let resolved = match options.resolve(&source.scenario) {
+        Ok(resolved) => resolved,
+        Err(error) => {
+            outcome.error = Some(error.into());
+            return outcome;
+        }
+    };
+    let work_iterations_per_us = grain_runtime::work::calibrate();
+    let mut results = new_results(source, options, &resolved, work_iterations_per_us);
+    let launch = LaunchOptions::new(
+        options.unit_binary.clone(),
+        options.run_id.clone(),
+        work_iterations_per_us,
+    )
+    .with_network(resolved.network.clone());
+    match calibrate_hop(&resolved.network, options, cancel).await {
+        Ok(calibration) => results.network.hop_calibration = Some(calibration),
+        Err(error) => {
+            tracing::warn!(%error, "bare-hop calibration failed; the run goes on without it");
+            results.network.hop_calibration_error = Some(error.to_string());
+        }
+    }
+    if cancel.is_cancelled() {
+        record(&mut outcome, &results, options);
+        outcome.error = Some(RunError::Interrupted);
+        return outcome;
+    }
+    let context = ArchRun {
+        source,
+        options,
+        resolved: &resolved,
+        launch: &launch,
+        cancel,
+    };
+    for (index, &architecture) in options.architectures.iter().enumerate() {
+        let deployment = plan::plan(&source.scenario, architecture);
+        let mut arch_result = arch::planned(&deployment);
+        let (error, live) = context
+            .run(&deployment, &mut arch_result, &mut results)
+            .await;
+        if let Some(error) = &error {
+            arch_result.error = Some(error.to_string());
+            results.errors.push(error.to_string());
+        }
+        results.architectures.push(arch_result);
+        results.complete = error.is_none() && index + 1 == options.architectures.len();
+        // Written before the units stop: a slow teardown or a second Ctrl-C loses nothing.
+        record(&mut outcome, &results, options);
+        if let Some(live) = live {
+            let endings = live.shutdown().await;
+            tracing::debug!(?endings, "units stopped");
+        }
+        if error.is_some() {
+            outcome.error = error;
+            return outcome;
+        }
+    }
+    outcome
+}
+
+/// The results of a run before anything was measured.
+fn new_results(
+    source: &ScenarioSource,
+    options: &RunOptions,
+    resolved: &Resolved,
+    work_iterations_per_us: f64,
+) -> RunResults {
+    let scenario = &source.scenario;
+    RunResults {
+        schema_version: SCHEMA_VERSION,
+        meta: RunMeta {
+            grainbench_version: env!("CARGO_PKG_VERSION").to_string(),
+            git_commit: meta::git_commit(),
+            host_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            started_at: meta::now_rfc3339(),
+            seed: resolved.seed,
+            quick: options.quick,
+            work_iterations_per_us,
+        },
+        scenario: ScenarioInfo {
+            name: scenario.name.clone(),
+            description: scenario.description.clone(),
+            file: source.path.clone(),
+            sha256: meta::hex(&Sha256::digest(source.text.as_bytes())),
+            text: source.text.clone(),
+        },
+        architectures: Vec::new(),
+        equivalence: None,
+        network: NetworkInfo {
+            model: resolved.network.clone(),
+            ..NetworkInfo::default()
+        },
+        complete: false,
+        errors: Vec::new(),
+    }
+}
+
+/// Measures a bare hop without and with `network` before the architectures run.
+async fn calibrate_hop(
+    network: &NetworkModel,
+    options: &RunOptions,
+    cancel: &CancellationToken,
+) -> Result<HopCalibration, network::NetworkError> {
+    tracing::info!(network = %network.name, "measuring a bare hop's round trip");
+    let hop_options = HopCalibrationOptions {
+        unit_binary: options.unit_binary.clone(),
+        run_id: options.run_id.clone(),
+    };
+    tokio::select! {
+        calibrated = network::calibrate_hop(network, &hop_options, cancel) => calibrated,
+        // The unit is killed on drop; the caller notices the cancellation.
+        _ = cancel.cancelled() => Err(network::NetworkError::Interrupted),
+    }
+}
+
+/// Writes results.json and the HTML report beside it (after every architecture, so an
+/// interrupted run still leaves both).
+fn record(outcome: &mut RunOutcome, results: &RunResults, options: &RunOptions) {
+    outcome.results = results.clone();
+    match results.write(&options.out_dir) {
+        Ok(path) => {
+            outcome.results_path = Some(path);
+            outcome.write_error = None;
+        }
+        Err(error) => outcome.write_error = Some(error),
+    }
+    let page = options.out_dir.join("index.html");
+    match crate::report::write_html(results, None, &page) {
+        Ok(path) => {
+            outcome.report_path = Some(path);
+            outcome.report_error = None;
+        }
+        Err(error) => outcome.report_error = Some(error.to_string()),
+    }
+}

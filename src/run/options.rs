@@ -1,0 +1,211 @@
+//! What a run was asked to do ([`RunOptions`]), and the same options resolved once against
+//! a scenario ([`Resolved`]): the load profile, seed, network and redeploy target every
+//! later stage reads, so none of them recomputes a default.
+
+use crate::plan::Architecture;
+use crate::scenario::{LoadProfile, Scenario};
+use grain_runtime::network::NetworkModel;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Requests in the equivalence check, sent one at a time to every architecture.
+pub const DEFAULT_EQUIVALENCE_REQUESTS: usize = 30;
+/// Most requests in flight at once, by default.
+pub const DEFAULT_IN_FLIGHT_CAP: usize = 10_000;
+/// Deployments timed for cold start per architecture, by default.
+pub const DEFAULT_COLD_STARTS: usize = 5;
+
+/// How to run a scenario.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub architectures: Vec<Architecture>,
+    pub quick: bool,
+    /// Overrides the scenario's seed.
+    pub seed: Option<u64>,
+    pub out_dir: PathBuf,
+    /// The `grainbench` binary that serves units.
+    pub unit_binary: PathBuf,
+    pub equivalence_requests: usize,
+    /// Most requests in flight at once (at least 1).
+    pub in_flight_cap: usize,
+    pub load: LoadMode,
+    /// Deployments timed for cold start (at least 1; the last one is measured under load).
+    pub cold_starts: usize,
+    /// Which operation's change is redeployed under load after the steps.
+    pub redeploy: RedeployPolicy,
+    /// Overrides the measured time per step.
+    pub duration: Option<Duration>,
+    /// Overrides the warm-up per step.
+    pub warmup: Option<Duration>,
+    pub show_progress: bool,
+    /// Written on every unit's command line (`--run-id`) so this run's processes can be found.
+    pub run_id: String,
+    /// Overrides the scenario's network model (`--network`).
+    pub network: Option<NetworkModel>,
+}
+
+impl RunOptions {
+    /// Defaults for `scenario`: every architecture, results under `reports/<name>/`.
+    pub fn new(scenario_name: &str, unit_binary: PathBuf) -> Self {
+        RunOptions {
+            architectures: Architecture::ALL.to_vec(),
+            quick: false,
+            seed: None,
+            out_dir: PathBuf::from("reports").join(scenario_name),
+            unit_binary,
+            equivalence_requests: DEFAULT_EQUIVALENCE_REQUESTS,
+            in_flight_cap: DEFAULT_IN_FLIGHT_CAP,
+            load: LoadMode::ScenarioRates,
+            cold_starts: DEFAULT_COLD_STARTS,
+            redeploy: RedeployPolicy::FirstEntrypoint,
+            duration: None,
+            warmup: None,
+            show_progress: false,
+            run_id: super::meta::new_run_id(),
+            network: None,
+        }
+    }
+
+    /// These options applied to `scenario`, or why they cannot be.
+    pub fn resolve(&self, scenario: &Scenario) -> Result<Resolved, OptionsError> {
+        let mut load = if self.quick {
+            scenario.load.quick()
+        } else {
+            scenario.load.clone()
+        };
+        load.duration = self.duration.unwrap_or(load.duration);
+        load.warmup = self.warmup.unwrap_or(load.warmup);
+        let redeploy = match &self.redeploy {
+            RedeployPolicy::Off => None,
+            RedeployPolicy::FirstEntrypoint => scenario.entrypoints.first().map(|e| e.op.clone()),
+            RedeployPolicy::Operation(op) if scenario.operation(op).is_some() => Some(op.clone()),
+            RedeployPolicy::Operation(op) => {
+                return Err(OptionsError::UnknownChange {
+                    op: op.clone(),
+                    scenario: scenario.name.clone(),
+                })
+            }
+        };
+        let first_rate = match &self.load {
+            LoadMode::Rates(rates) => rates.first(),
+            _ => load.rates.first(),
+        };
+        Ok(Resolved {
+            seed: self.seed.unwrap_or(scenario.seed),
+            network: self
+                .network
+                .clone()
+                .unwrap_or_else(|| scenario.network.clone()),
+            redeploy_rate: first_rate.copied().unwrap_or(100),
+            redeploy,
+            load,
+        })
+    }
+}
+
+/// Options that do not fit the scenario they are applied to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    #[error("--change {op}: scenario {scenario} has no operation {op:?}")]
+    UnknownChange { op: String, scenario: String },
+}
+
+/// [`RunOptions`] applied to one scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// The seed of the request parameters.
+    pub seed: u64,
+    /// Rates, warm-up, measured time and timeout of every step.
+    pub load: LoadProfile,
+    /// The network every hop crosses.
+    pub network: NetworkModel,
+    /// The operation whose change is redeployed live, if any.
+    pub redeploy: Option<String>,
+    /// The steady rate the redeploy runs at: the first rate this run uses.
+    pub redeploy_rate: u32,
+}
+
+/// Which operation's change is redeployed live after the load steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedeployPolicy {
+    Off,
+    /// The first entrypoint's operation (visible to every architecture's traffic).
+    FirstEntrypoint,
+    Operation(String),
+}
+
+/// How the load of each architecture is shaped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadMode {
+    /// The scenario's `[load] rates`, one open-loop step each.
+    ScenarioRates,
+    /// These rates instead of the scenario's.
+    Rates(Vec<u32>),
+    /// One closed-loop step: this many connections, as fast as possible.
+    Closed { connections: usize },
+    /// Open-loop steps at rising rates until the architecture saturates.
+    Sweep(SweepLimits),
+}
+
+/// Bounds of a rate sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepLimits {
+    pub start_rps: u32,
+    /// Each step's rate is the previous one times this.
+    pub factor: f64,
+    pub max_rps: u32,
+    /// Saturated once the step's p99 exceeds this (µs).
+    pub p99_bound_us: u64,
+}
+
+impl Default for SweepLimits {
+    fn default() -> Self {
+        SweepLimits {
+            start_rps: 50,
+            factor: 1.5,
+            max_rps: 20_000,
+            p99_bound_us: 50_000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario() -> Scenario {
+        let text = include_str!("../../tests/fixtures/tiny.toml");
+        crate::scenario::parse(text).unwrap()
+    }
+
+    #[test]
+    fn resolve_applies_quick_overrides_and_the_first_rate() {
+        let scenario = scenario();
+        let mut options = RunOptions::new("tiny", PathBuf::from("grainbench"));
+        options.quick = true;
+        options.warmup = Some(Duration::ZERO);
+        options.load = LoadMode::Rates(vec![70, 90]);
+        let resolved = options.resolve(&scenario).unwrap();
+        assert_eq!(resolved.load.warmup, Duration::ZERO);
+        assert!(resolved.load.duration <= Duration::from_secs(3));
+        assert_eq!(resolved.redeploy_rate, 70);
+        assert_eq!(resolved.seed, scenario.seed);
+        assert_eq!(
+            resolved.redeploy.as_deref(),
+            Some(scenario.entrypoints[0].op.as_str())
+        );
+    }
+
+    #[test]
+    fn an_unknown_change_is_refused() {
+        let mut options = RunOptions::new("tiny", PathBuf::from("grainbench"));
+        options.redeploy = RedeployPolicy::Operation("nope".into());
+        let error = options.resolve(&scenario()).unwrap_err();
+        assert!(
+            error.to_string().contains("no operation \"nope\""),
+            "{error}"
+        );
+        options.redeploy = RedeployPolicy::Off;
+        assert_eq!(options.resolve(&scenario()).unwrap().redeploy, None);
+    }
+}

@@ -1,0 +1,227 @@
+//! The step planner: which load step comes next (the scenario's rates, `--rates`, one
+//! closed-loop step, or a rate sweep that stops at the knee), decided from the steps so far.
+
+use super::options::{LoadMode, SweepLimits};
+use crate::driver::engine::Schedule;
+use crate::results::{Knee, StepResult};
+use crate::scenario::LoadProfile;
+
+/// Decides the next step's schedule from the steps so far.
+pub(crate) struct StepPlanner {
+    mode: LoadMode,
+    rates: Vec<u32>,
+    issued: usize,
+    knee: Option<Knee>,
+}
+
+impl StepPlanner {
+    pub(crate) fn new(mode: &LoadMode, load: &LoadProfile) -> Self {
+        let rates = match mode {
+            LoadMode::Rates(rates) => rates.clone(),
+            LoadMode::Sweep(_) => Vec::new(), // filled with the rates that held
+            _ => load.rates.clone(),
+        };
+        StepPlanner {
+            mode: mode.clone(),
+            rates,
+            issued: 0,
+            knee: None,
+        }
+    }
+
+    pub(crate) fn next_schedule(&mut self, last: Option<&StepResult>) -> Option<Schedule> {
+        let schedule = match &self.mode {
+            LoadMode::ScenarioRates | LoadMode::Rates(_) => self
+                .rates
+                .get(self.issued)
+                .map(|&rate| Schedule::OpenLoop { rate }),
+            LoadMode::Closed { connections } => {
+                (self.issued == 0).then_some(Schedule::ClosedLoop {
+                    connections: *connections,
+                })
+            }
+            LoadMode::Sweep(limits) => self
+                .next_sweep_rate(limits.clone(), last)
+                .map(|rate| Schedule::OpenLoop { rate }),
+        };
+        self.issued += usize::from(schedule.is_some());
+        schedule
+    }
+
+    fn next_sweep_rate(&mut self, limits: SweepLimits, last: Option<&StepResult>) -> Option<u32> {
+        let Some(last) = last else {
+            return Some(limits.start_rps);
+        };
+        let saturated = if !last.valid {
+            Some(last.invalid_reason.clone().unwrap_or_default())
+        } else if last.latency_us.p99 > limits.p99_bound_us {
+            Some(format!(
+                "p99 {} µs above the bound of {} µs",
+                last.latency_us.p99, limits.p99_bound_us
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = saturated {
+            self.knee = Some(Knee {
+                last_good_rps: self.rates.last().copied(),
+                saturated_at_rps: last.target_rps,
+                reason,
+            });
+            return None;
+        }
+        self.rates.push(last.target_rps);
+        let next =
+            ((f64::from(last.target_rps) * limits.factor).ceil() as u32).max(last.target_rps + 1);
+        if next > limits.max_rps {
+            self.knee = Some(Knee {
+                last_good_rps: Some(last.target_rps),
+                saturated_at_rps: last.target_rps,
+                reason: format!(
+                    "not saturated up to the sweep's limit of {} req/s",
+                    limits.max_rps
+                ),
+            });
+            return None;
+        }
+        Some(next)
+    }
+
+    pub(crate) fn knee(&self) -> Option<Knee> {
+        self.knee.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::Percentiles;
+    use std::time::Duration;
+
+    fn profile() -> LoadProfile {
+        LoadProfile {
+            rates: vec![100, 200],
+            duration: Duration::from_secs(1),
+            warmup: Duration::ZERO,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// A finished open-loop step at `rate` with `p99` µs, valid or not.
+    fn step(rate: u32, p99: u64, valid: bool) -> StepResult {
+        let mut step: StepResult =
+            serde_json::from_str(include_str!("../../tests/fixtures/step.json")).unwrap();
+        step.target_rps = rate;
+        step.latency_us = Percentiles {
+            p99,
+            ..Percentiles::default()
+        };
+        step.valid = valid;
+        step.invalid_reason = (!valid).then(|| "achieved 10 of 100 req/s".into());
+        step
+    }
+
+    fn rates(
+        planner: &mut StepPlanner,
+        steps: &mut Vec<StepResult>,
+        p99: impl Fn(u32) -> (u64, bool),
+    ) -> Vec<u32> {
+        let mut issued = Vec::new();
+        while let Some(schedule) = planner.next_schedule(steps.last()) {
+            let Schedule::OpenLoop { rate } = schedule else {
+                panic!("sweeps are open loop")
+            };
+            issued.push(rate);
+            let (p99, valid) = p99(rate);
+            steps.push(step(rate, p99, valid));
+            assert!(issued.len() < 100, "the sweep ends");
+        }
+        issued
+    }
+
+    #[test]
+    fn scenario_rates_and_explicit_rates_are_issued_once_each() {
+        let mut planner = StepPlanner::new(&LoadMode::ScenarioRates, &profile());
+        assert_eq!(
+            rates(&mut planner, &mut Vec::new(), |_| (10, true)),
+            [100, 200]
+        );
+        let mut planner = StepPlanner::new(&LoadMode::Rates(vec![7]), &profile());
+        assert_eq!(rates(&mut planner, &mut Vec::new(), |_| (10, true)), [7]);
+        assert!(planner.knee().is_none());
+    }
+
+    #[test]
+    fn closed_loop_is_one_step() {
+        let mut planner = StepPlanner::new(&LoadMode::Closed { connections: 4 }, &profile());
+        assert_eq!(
+            planner.next_schedule(None),
+            Some(Schedule::ClosedLoop { connections: 4 })
+        );
+        assert_eq!(planner.next_schedule(Some(&step(0, 1, true))), None);
+    }
+
+    #[test]
+    fn a_sweep_rises_by_its_factor_and_stops_at_the_first_invalid_step() {
+        let limits = SweepLimits {
+            start_rps: 100,
+            factor: 2.0,
+            max_rps: 10_000,
+            p99_bound_us: 50_000,
+        };
+        let mut planner = StepPlanner::new(&LoadMode::Sweep(limits), &profile());
+        let issued = rates(&mut planner, &mut Vec::new(), |rate| (10, rate < 800));
+        assert_eq!(issued, [100, 200, 400, 800]);
+        let knee = planner.knee().unwrap();
+        assert_eq!(knee.last_good_rps, Some(400));
+        assert_eq!(knee.saturated_at_rps, 800);
+        assert!(knee.reason.contains("achieved"), "{}", knee.reason);
+    }
+
+    #[test]
+    fn a_sweep_stops_when_p99_passes_its_bound_or_at_its_limit() {
+        let limits = SweepLimits {
+            start_rps: 100,
+            factor: 1.5,
+            max_rps: 10_000,
+            p99_bound_us: 1_000,
+        };
+        let mut planner = StepPlanner::new(&LoadMode::Sweep(limits.clone()), &profile());
+        let issued = rates(&mut planner, &mut Vec::new(), |rate| {
+            (if rate > 200 { 5_000 } else { 10 }, true)
+        });
+        assert_eq!(issued, [100, 150, 225]);
+        let knee = planner.knee().unwrap();
+        assert_eq!(
+            (knee.last_good_rps, knee.saturated_at_rps),
+            (Some(150), 225)
+        );
+        assert!(knee.reason.contains("p99 5000 µs"), "{}", knee.reason);
+
+        let capped = SweepLimits {
+            max_rps: 300,
+            ..limits
+        };
+        let mut planner = StepPlanner::new(&LoadMode::Sweep(capped), &profile());
+        let issued = rates(&mut planner, &mut Vec::new(), |_| (10, true));
+        assert_eq!(issued, [100, 150, 225]);
+        let knee = planner.knee().unwrap();
+        assert_eq!(knee.last_good_rps, Some(225));
+        assert!(knee.reason.contains("not saturated"), "{}", knee.reason);
+    }
+
+    #[test]
+    fn a_sweep_always_rises_even_with_a_factor_near_one() {
+        let limits = SweepLimits {
+            start_rps: 1,
+            factor: 1.0001,
+            max_rps: 5,
+            p99_bound_us: 50_000,
+        };
+        let mut planner = StepPlanner::new(&LoadMode::Sweep(limits), &profile());
+        assert_eq!(
+            rates(&mut planner, &mut Vec::new(), |_| (10, true)),
+            [1, 2, 3, 4, 5]
+        );
+    }
+}
