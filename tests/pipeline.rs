@@ -72,11 +72,38 @@ async fn all_architectures_run_with_static_hops_and_equal_digests() {
         );
     }
 
-    let written = grainbench::results::RunResults::read(&out.path().join("results.json")).unwrap();
+    let path = out.path().join("results.json");
+    let written = grainbench::results::RunResults::read(&path).unwrap();
     assert_eq!(written, results);
+    assert_results_shape_is_unchanged(&path);
     assert_eq!(
         wait_for_no_processes(&options.run_id, Duration::from_secs(5)),
         Vec::<u32>::new()
+    );
+}
+
+/// The key paths of a results.json (values aside) match the golden list: the file's shape
+/// is a contract with every reader. UPDATE_GOLDEN=1 rewrites the list after an intended,
+/// versioned change.
+fn assert_results_shape_is_unchanged(path: &std::path::Path) {
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let actual: Vec<String> = key_paths(&value).into_iter().collect();
+    let golden =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/results-keys.txt");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, actual.join("\n") + "\n").unwrap();
+    }
+    let expected: Vec<String> = std::fs::read_to_string(&golden)
+        .expect("golden key list exists (UPDATE_GOLDEN=1 writes it)")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let missing: Vec<_> = expected.iter().filter(|k| !actual.contains(k)).collect();
+    let added: Vec<_> = actual.iter().filter(|k| !expected.contains(k)).collect();
+    assert!(
+        missing.is_empty() && added.is_empty(),
+        "results.json shape changed: missing {missing:?}, added {added:?}"
     );
 }
 

@@ -158,3 +158,29 @@ fn a_baseline_adds_changes() {
         .iter()
         .all(|c| c.change == "+0.0 %" || c.change == "–"));
 }
+
+#[test]
+fn the_terminal_summary_is_laid_out_from_the_same_model() {
+    let results = fixture_results();
+    let model = model::build(&results, None);
+    let text = grainbench::report::render_summary(&results);
+    let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/summary.txt");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &text).unwrap();
+    }
+    let expected = std::fs::read_to_string(&golden).expect("UPDATE_GOLDEN=1 writes it");
+    assert!(
+        text == expected,
+        "summary changed; diff {} (UPDATE_GOLDEN=1 if intended)",
+        golden.display()
+    );
+    // The same figures as the page, not recomputed: every verdict sentence and the
+    // equivalence sentence appear as the model has them.
+    for sentence in &model.verdict.sentences {
+        assert!(text.contains(sentence.as_str()), "{sentence}");
+    }
+    assert!(text.contains(&model.equivalence));
+    for row in &model.deploy_rows {
+        assert!(text.contains(&row.cold_start_ms), "{}", row.cold_start_ms);
+    }
+}

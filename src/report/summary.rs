@@ -1,49 +1,111 @@
-//! The plain-text summary printed at the end of a run: deployments side by side, then
-//! latency and hops per entrypoint, step and architecture, with invalid steps called out.
+//! The plain-text summary printed at the end of a run, laid out from the same view model
+//! as the page: the network, the verdict, deployments side by side, latency and hops per
+//! entrypoint, step and architecture, generator health with invalid steps called out.
 
-use crate::results::{RunResults, StepResult};
+use super::model::{self, ReportModel};
+use crate::results::RunResults;
 use std::fmt::Write;
 
 /// Renders the terminal summary of `results`.
 pub fn render_summary(results: &RunResults) -> String {
+    render(&model::build(results, None))
+}
+
+/// Lays out `m` as text.
+pub fn render(m: &ReportModel) -> String {
     let mut out = String::new();
+    let quick = if m.quick { ", quick run" } else { "" };
     let _ = writeln!(
         out,
-        "\n{} — {} architecture(s){}",
-        results.scenario.name,
-        results.architectures.len(),
-        if results.meta.quick {
-            ", quick run"
-        } else {
-            ""
-        }
+        "\n{} — {} architecture(s){quick}",
+        m.scenario,
+        m.architectures.len()
     );
-    render_network(&mut out, results);
+    let _ = writeln!(out, "network: {}", m.network.model);
+    if let Some(hop) = &m.network.hop {
+        let _ = writeln!(out, "{hop}");
+    }
+    for sentence in &m.verdict.sentences {
+        let _ = writeln!(out, "{sentence}");
+    }
+    render_units(&mut out, m);
+    render_deploy_cost(&mut out, m);
+    render_steps(&mut out, m);
+    render_generator(&mut out, m);
+    let _ = writeln!(out, "\nEquivalence: {}", m.equivalence);
+    let _ = writeln!(out, "Latency is measured from each request's intended send time (open loop, coordinated omission corrected).");
+    for error in &m.errors {
+        let _ = writeln!(out, "\nRun stopped early: {error}");
+    }
+    out
+}
+
+fn render_units(out: &mut String, m: &ReportModel) {
     let _ = writeln!(
         out,
-        "\n{:<10} {:>6} {:>12} {:>12}",
-        "arch", "units", "state units", "cold start"
+        "\n{:<10} {:>6} {:>12} {:>15}",
+        "arch", "units", "state units", "cold start ms"
     );
-    for arch in &results.architectures {
-        let cold = arch
-            .cold_start_ms
-            .map_or("-".to_string(), |ms| format!("{ms:.1} ms"));
+    for a in &m.architectures {
         let _ = writeln!(
             out,
-            "{:<10} {:>6} {:>12} {:>12}",
-            arch.architecture.name(),
-            arch.unit_count,
-            arch.state_unit_count,
-            cold
+            "{:<10} {:>6} {:>12} {:>15}",
+            a.name, a.units, a.state_units, a.cold_start_ms
         );
     }
-    render_deploy_cost(&mut out, results);
+}
+
+/// The deploy-cost table: units, artifact, cold start, memory, CPU per request, redeploy.
+fn render_deploy_cost(out: &mut String, m: &ReportModel) {
     let _ = writeln!(
         out,
-        "\n{:<18} {:<9} {:>6} {:>9} {:>8} {:>8} {:>9} {:>16} {:>7}",
+        "\ndeploy cost      {:>8} {:>10} {:>13} {:>24} {:>13} {:>13} {:>11} {:>26}",
+        "units",
+        "endpoints",
+        "artifact MiB",
+        "cold start ms med [range]",
+        "idle RSS MiB",
+        "peak RSS MiB",
+        "CPU µs/req",
+        "redeploy"
+    );
+    for d in &m.deploy_rows {
+        let redeploy =
+            m.redeploy_rows
+                .iter()
+                .find(|r| r.arch == d.arch)
+                .map_or("-".to_string(), |r| {
+                    format!(
+                        "{} unit(s) {} ms, {} failed",
+                        r.units.split(", ").count(),
+                        r.ready_ms,
+                        r.window_failed
+                    )
+                });
+        let _ = writeln!(
+            out,
+            "  {:<14} {:>8} {:>10} {:>13} {:>24} {:>13} {:>13} {:>11} {:>26}",
+            d.arch,
+            format!("{}+{}", d.service_units, d.state_units),
+            d.endpoints,
+            d.artifact_mib,
+            d.cold_start_ms,
+            d.idle_rss_mib,
+            d.peak_rss_mib,
+            d.cpu_us_per_request,
+            redeploy
+        );
+    }
+    let _ = writeln!(out, "  (units: service+state; peak RSS over all steps; CPU per request at the verdict rate, units only, from /proc)");
+}
+
+fn render_steps(out: &mut String, m: &ReportModel) {
+    let _ = writeln!(
+        out,
+        "\n{:<18} {:<9} {:>16} {:>9} {:>8} {:>8} {:>9} {:>16} {:>7}",
         "entrypoint",
         "arch",
-        "rate",
+        "step",
         "achieved",
         "p50 µs",
         "p99 µs",
@@ -51,224 +113,67 @@ pub fn render_summary(results: &RunResults) -> String {
         "hops (static)",
         "errors"
     );
-    let entrypoints: Vec<&str> = results
-        .architectures
-        .iter()
-        .flat_map(|a| a.static_hops.keys().map(String::as_str))
-        .fold(Vec::new(), |mut names, name| {
-            if !names.contains(&name) {
-                names.push(name);
-            }
-            names
-        });
-    for entry in entrypoints {
-        for arch in &results.architectures {
-            for step in &arch.steps {
-                let Some(e) = step.entrypoints.iter().find(|e| e.entrypoint == entry) else {
-                    continue;
-                };
-                let hops = format!(
-                    "{:.1} ({}){}",
-                    e.hops.mean_total,
-                    e.static_hops.total(),
-                    if e.hops_match_static { "" } else { " ≠" }
-                );
-                let _ = writeln!(
-                    out,
-                    "{:<18} {:<9} {:>6} {:>9.1} {:>8} {:>8} {:>9} {:>16} {:>7}{}",
-                    entry,
-                    arch.architecture.name(),
-                    step_label(step),
-                    step.achieved_rps,
-                    e.latency_us.p50,
-                    e.latency_us.p99,
-                    e.latency_us.max,
-                    hops,
-                    e.errors.total(),
-                    if step.valid { "" } else { "  (invalid step)" }
-                );
-            }
-        }
+    for r in &m.step_rows {
+        let hops = format!(
+            "{:.1} ({}){}",
+            r.hops_mean,
+            r.hops_static,
+            if r.hops_match_static { "" } else { " ≠" }
+        );
+        let _ = writeln!(
+            out,
+            "{:<18} {:<9} {:>16} {:>9.1} {:>8} {:>8} {:>9} {:>16} {:>7}{}",
+            r.entrypoint,
+            r.arch,
+            r.step,
+            r.achieved_rps,
+            r.p50_us,
+            r.p99_us,
+            r.max_us,
+            hops,
+            r.errors,
+            if r.valid { "" } else { "  (invalid step)" }
+        );
     }
+}
+
+fn render_generator(out: &mut String, m: &ReportModel) {
     let _ = writeln!(
         out,
-        "\nload generator: {:<9} {:>6} {:>9} {:>13} {:>14} {:>9} {:>26}",
+        "\nload generator: {:<9} {:>16} {:>9} {:>13} {:>11} {:>9} {:>26}",
         "arch",
-        "rate",
+        "step",
         "achieved",
         "send lag p99",
         "CPU µs/req",
         "cap waits",
-        "delay error p99 drv/units"
+        "delay error p99 µs drv/units"
     );
-    for arch in &results.architectures {
-        for step in &arch.steps {
-            let g = &step.generator;
-            let _ = writeln!(
-                out,
-                "                {:<9} {:>6} {:>9.1} {:>10} µs {:>14.1} {:>9} {:>26}{}",
-                arch.architecture.name(),
-                step_label(step),
-                step.achieved_rps,
-                g.send_lag_us.p99,
-                g.driver_cpu_us_per_request,
-                g.in_flight_cap_hits,
-                delay_errors(step),
-                if step.valid { "" } else { "  invalid" }
-            );
-        }
-        if let Some(knee) = &arch.knee {
-            let good = knee
-                .last_good_rps
-                .map_or("none".to_string(), |r| format!("{r} req/s"));
-            let _ = writeln!(
-                out,
-                "                {} knee: holds {good}, saturates at {} req/s ({})",
-                arch.architecture.name(),
-                knee.saturated_at_rps,
-                knee.reason
-            );
-        }
+    for g in &m.generator_rows {
+        let _ = writeln!(
+            out,
+            "                {:<9} {:>16} {:>9.1} {:>10} µs {:>11.1} {:>9} {:>26}{}",
+            g.arch,
+            g.step,
+            g.achieved_rps,
+            g.send_lag_p99_us,
+            g.driver_cpu_us_per_request,
+            g.in_flight_cap_hits,
+            format!(
+                "{}/{}",
+                g.delay_error_driver_p99_us, g.delay_error_units_p99_us
+            ),
+            if g.valid { "" } else { "  invalid" }
+        );
     }
-    let invalid: Vec<(&str, &StepResult)> = results
-        .architectures
-        .iter()
-        .flat_map(|a| {
-            a.steps
-                .iter()
-                .filter(|s| !s.valid)
-                .map(move |s| (a.architecture.name(), s))
-        })
-        .collect();
+    for knee in &m.knees {
+        let _ = writeln!(out, "                {knee}");
+    }
+    let invalid: Vec<_> = m.generator_rows.iter().filter(|g| !g.valid).collect();
     if !invalid.is_empty() {
         let _ = writeln!(out, "\nInvalid steps (excluded from any verdict):");
-        for (arch, step) in invalid {
-            let reason = step.invalid_reason.as_deref().unwrap_or("unknown");
-            let _ = writeln!(out, "  {arch} at {}: {reason}", step_label(step));
+        for g in invalid {
+            let _ = writeln!(out, "  {} at {}: {}", g.arch, g.step, g.invalid_reason);
         }
     }
-    if let Some(eq) = &results.equivalence {
-        let _ = writeln!(
-            out,
-            "\nEquivalence: {} requests, digests identical for {} (reference {})",
-            eq.requests,
-            eq.agreed
-                .iter()
-                .map(|a| a.name())
-                .collect::<Vec<_>>()
-                .join(", "),
-            eq.reference.name()
-        );
-    }
-    let _ = writeln!(out, "Latency is measured from each request's intended send time (open loop, coordinated omission corrected).");
-    for error in &results.errors {
-        let _ = writeln!(out, "\nRun stopped early: {error}");
-    }
-    out
-}
-
-/// The network model and the bare hop measured without and with it.
-fn render_network(out: &mut String, results: &RunResults) {
-    let network = &results.network;
-    let _ = writeln!(
-        out,
-        "network: {}: {}",
-        network.model.name,
-        network.model.describe()
-    );
-    if let Some(hop) = &network.hop_calibration {
-        let modelled = match (&hop.modelled_us, hop.measured_added_p50_us) {
-            (Some(m), Some(added)) => format!(
-                ", {} µs under the model ({added:+.0} µs measured vs {:.0} µs modelled)",
-                m.p50, hop.expected_added_us
-            ),
-            _ => String::new(),
-        };
-        let _ = writeln!(
-            out,
-            "bare hop round trip p50: {} µs on loopback{modelled}",
-            hop.loopback_us.p50
-        );
-    }
-}
-
-/// `0.5/155.6 µs`: p99 of the driver's and the units' injected-delay errors.
-fn delay_errors(step: &StepResult) -> String {
-    let Some(injected) = &step.injected_delay_error else {
-        return "-".into();
-    };
-    let p99 = |e: Option<&crate::results::DelayErrorSummary>| {
-        e.map_or("-".to_string(), |e| format!("{:.1}", e.p99_us))
-    };
-    format!(
-        "{}/{} µs",
-        p99(injected.driver.as_ref()),
-        p99(injected.units.as_ref())
-    )
-}
-
-/// `400` for an open-loop step at 400 req/s, `c=16` for a closed-loop step.
-fn step_label(step: &StepResult) -> String {
-    match step.connections {
-        Some(connections) => format!("c={connections}"),
-        None => step.target_rps.to_string(),
-    }
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
-/// The deploy-cost table: units, artifact, cold start, memory, CPU per request, redeploy.
-fn render_deploy_cost(out: &mut String, results: &RunResults) {
-    let _ = writeln!(
-        out,
-        "\ndeploy cost      {:>10} {:>10} {:>11} {:>22} {:>10} {:>10} {:>13} {:>22}",
-        "units",
-        "endpoints",
-        "artifact",
-        "cold start med [min-max]",
-        "idle RSS",
-        "peak RSS",
-        "CPU µs/req",
-        "redeploy"
-    );
-    for arch in &results.architectures {
-        let Some(d) = &arch.deploy else {
-            let _ = writeln!(out, "  {:<14} not deployed", arch.architecture.name());
-            continue;
-        };
-        let last_step = arch.steps.last();
-        let peak = last_step
-            .and_then(|s| s.units.as_ref())
-            .map_or("-".into(), |u| mib(u.peak_rss_bytes_total));
-        let cpu = last_step
-            .and_then(|s| s.units_cpu_us_per_request)
-            .map_or("-".into(), |c| format!("{c:.0}"));
-        let redeploy = d.redeploy.as_ref().map_or("-".into(), |r| {
-            format!(
-                "{} unit(s) {:.0} ms, {} failed",
-                r.units.len(),
-                r.ready_ms,
-                r.window_failed
-            )
-        });
-        let _ = writeln!(
-            out,
-            "  {:<14} {:>10} {:>10} {:>11} {:>22} {:>10} {:>10} {:>13} {:>22}",
-            arch.architecture.name(),
-            format!("{}+{}", d.service_units, d.state_units),
-            d.endpoints,
-            mib(d.artifact_bytes_total),
-            format!(
-                "{:.1} [{:.1}-{:.1}] ms",
-                d.cold_start.median_ms, d.cold_start.min_ms, d.cold_start.max_ms
-            ),
-            mib(d.idle_rss_bytes_total),
-            peak,
-            cpu,
-            redeploy
-        );
-    }
-    let _ = writeln!(out, "  (units: service+state; peak RSS and CPU/request at the highest step; CPU from /proc, units only)");
 }

@@ -171,3 +171,32 @@ pub fn test_run_options(name: &str, out: &std::path::Path) -> RunOptions {
     options.redeploy = run::RedeployPolicy::Off;
     options
 }
+
+/// Every key path of a JSON document (`a.b[].c`), arrays collapsed: the shape of a
+/// results file without its values.
+pub fn key_paths(value: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    fn walk(value: &serde_json::Value, path: &str, out: &mut std::collections::BTreeSet<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, child) in map {
+                    let child_path = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    out.insert(child_path.clone());
+                    walk(child, &child_path, out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    walk(item, &format!("{path}[]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk(value, "", &mut out);
+    out
+}

@@ -18,20 +18,22 @@
 //! same timerfd and spin as the schedule; latency still counts from the due time, and each
 //! release's lateness against its deadline is recorded as the injected delay's error.
 
+mod held;
+mod http;
+
 use super::record::{ErrorClass, Outcome, Recorder};
 use super::requests::RequestGen;
 use super::StepConfig;
-use grain_runtime::network::NetworkModel;
 use grain_runtime::precise::TimerFd;
-use grain_runtime::wire::{encode_request, Hops, SERVICE_HOPS_HEADER, STATE_HOPS_HEADER};
+use grain_runtime::wire::encode_request;
+use held::{Held, HeldReply, ModelledNetwork, Queued};
+pub use http::EngineTarget;
+use http::{parse_response, Parsed};
 use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use rand::rngs::SmallRng;
-use rand::SeedableRng;
 use slab::Slab;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -42,39 +44,6 @@ const TIMER: Token = Token(usize::MAX - 1);
 const TIMEOUT_SWEEP: Duration = Duration::from_millis(10);
 /// Longest single wait in the loop, so cancellation is noticed promptly.
 const MAX_POLL_WAIT: Duration = Duration::from_millis(20);
-
-/// One entrypoint as the engine sends it.
-#[derive(Debug, Clone)]
-pub struct EngineTarget {
-    /// Read at every new connection, so a redeployed entry unit is found at its new address.
-    pub addr: super::TargetAddr,
-    /// Request line and headers up to `Content-Length: ` (the length and body follow).
-    head: Vec<u8>,
-    pub request_bytes: usize,
-}
-
-impl EngineTarget {
-    pub fn new(addr: super::TargetAddr, path: &str, request_bytes: usize) -> Self {
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: "
-        )
-        .into_bytes();
-        EngineTarget {
-            addr,
-            head,
-            request_bytes,
-        }
-    }
-
-    fn request(&self, body: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.head.len() + 8 + body.len());
-        out.extend_from_slice(&self.head);
-        out.extend_from_slice(body.len().to_string().as_bytes());
-        out.extend_from_slice(b"\r\n\r\n");
-        out.extend_from_slice(body);
-        out
-    }
-}
 
 /// When requests are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,95 +66,6 @@ pub struct EngineStats {
     pub in_flight_cap_hits: u64,
     pub connections_opened: u64,
     pub max_in_flight: usize,
-}
-
-/// A request ready to leave (or waiting for a free slot at the in-flight cap).
-struct Queued {
-    entry: usize,
-    bytes: Vec<u8>,
-    /// When it was due: latency counts from here.
-    intended: Instant,
-    /// When it was to leave: `intended` plus the modelled one-way delay.
-    leave_at: Instant,
-}
-
-/// A reply that arrived and waits out the modelled one-way delay back.
-struct HeldReply {
-    entry: usize,
-    intended: Instant,
-    sent: Option<Instant>,
-    outcome: Outcome,
-}
-
-/// Something the modelled network holds until its deadline.
-enum Held {
-    Request(Queued),
-    Reply(HeldReply),
-}
-
-/// A held item in the deadline heap (ordered by deadline, then arrival).
-struct Timed {
-    at: Instant,
-    seq: u64,
-    held: Held,
-}
-
-impl PartialEq for Timed {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Timed {}
-impl PartialOrd for Timed {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Timed {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
-/// The modelled network between the driver and the entry units.
-struct ModelledNetwork {
-    model: NetworkModel,
-    rng: SmallRng,
-    held: BinaryHeap<Reverse<Timed>>,
-    next_seq: u64,
-}
-
-impl ModelledNetwork {
-    fn new(model: &NetworkModel) -> Self {
-        ModelledNetwork {
-            model: model.clone(),
-            rng: SmallRng::from_os_rng(),
-            held: BinaryHeap::new(),
-            next_seq: 0,
-        }
-    }
-
-    fn one_way(&mut self) -> Duration {
-        self.model.sample_one_way(&mut self.rng)
-    }
-
-    fn hold(&mut self, at: Instant, held: Held) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.held.push(Reverse(Timed { at, seq, held }));
-    }
-
-    fn earliest(&self) -> Option<Instant> {
-        self.held.peek().map(|Reverse(timed)| timed.at)
-    }
-
-    /// The next held item whose deadline is at or before `now`.
-    fn pop_due(&mut self, now: Instant) -> Option<Timed> {
-        if self.earliest()? > now {
-            return None;
-        }
-        self.held.pop().map(|Reverse(timed)| timed)
-    }
 }
 
 struct InFlight {
@@ -683,127 +563,5 @@ impl<'a> Engine<'a> {
         for key in expired {
             self.fail(key, recorder, ErrorClass::Timeout);
         }
-    }
-}
-
-enum Parsed {
-    Complete(Outcome),
-    Incomplete,
-    Malformed,
-}
-
-/// Parses one HTTP/1.1 response with a Content-Length body.
-fn parse_response(buf: &[u8]) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; 24];
-    let mut response = httparse::Response::new(&mut headers);
-    let header_len = match response.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Parsed::Incomplete,
-        Err(_) => return Parsed::Malformed,
-    };
-    let mut content_length = 0usize;
-    let mut hops = Hops::default();
-    for header in response.headers.iter() {
-        let value = || {
-            std::str::from_utf8(header.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u32>().ok())
-                .unwrap_or(0)
-        };
-        if header.name.eq_ignore_ascii_case("content-length") {
-            content_length = value() as usize;
-        } else if header.name.eq_ignore_ascii_case(SERVICE_HOPS_HEADER) {
-            hops.service = value();
-        } else if header.name.eq_ignore_ascii_case(STATE_HOPS_HEADER) {
-            hops.state = value();
-        }
-    }
-    if buf.len() < header_len + content_length {
-        return Parsed::Incomplete;
-    }
-    let status = response.code.unwrap_or(0);
-    if status == 200 {
-        hops.service += 1; // the driver's own request
-        Parsed::Complete(Ok(hops))
-    } else {
-        Parsed::Complete(Err(ErrorClass::Status(status)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_hops_and_waits_for_the_whole_body() {
-        let full = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-grain-service-hops: 3\r\nx-grain-state-hops: 2\r\n\r\nhello";
-        match parse_response(full) {
-            Parsed::Complete(Ok(hops)) => assert_eq!(
-                hops,
-                Hops {
-                    service: 4,
-                    state: 2
-                }
-            ),
-            _ => panic!("expected a complete reply"),
-        }
-        assert!(matches!(
-            parse_response(&full[..full.len() - 1]),
-            Parsed::Incomplete
-        ));
-        assert!(matches!(parse_response(&full[..20]), Parsed::Incomplete));
-        let error = b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n";
-        assert!(matches!(
-            parse_response(error),
-            Parsed::Complete(Err(ErrorClass::Status(502)))
-        ));
-        assert!(matches!(
-            parse_response(b"garbage\r\n\r\n"),
-            Parsed::Malformed
-        ));
-    }
-
-    #[test]
-    fn the_modelled_network_lets_go_in_deadline_order_and_never_early() {
-        let mut network =
-            ModelledNetwork::new(&NetworkModel::fixed("1ms", Duration::from_millis(1)));
-        assert_eq!(network.one_way(), Duration::from_millis(1));
-        let now = Instant::now();
-        let held = |entry| {
-            Held::Reply(HeldReply {
-                entry,
-                intended: now,
-                sent: None,
-                outcome: Err(ErrorClass::Other),
-            })
-        };
-        for (entry, after_us) in [(0, 300), (1, 100), (2, 200), (3, 100)] {
-            network.hold(now + Duration::from_micros(after_us), held(entry));
-        }
-        assert!(network.pop_due(now).is_none());
-        let released: Vec<usize> =
-            std::iter::from_fn(|| network.pop_due(now + Duration::from_micros(200)))
-                .map(|timed| match timed.held {
-                    Held::Reply(reply) => reply.entry,
-                    Held::Request(_) => unreachable!(),
-                })
-                .collect();
-        assert_eq!(released, [1, 3, 2], "by deadline, ties in arrival order");
-        assert_eq!(network.earliest(), Some(now + Duration::from_micros(300)));
-    }
-
-    #[test]
-    fn request_bytes_carry_the_body_length() {
-        let target = EngineTarget::new(
-            super::super::Target::new("x", "127.0.0.1:9", 10)
-                .unwrap()
-                .addr,
-            "/op/x",
-            10,
-        );
-        let bytes = target.request(b"{\"a\":1}");
-        let text = String::from_utf8(bytes).unwrap();
-        assert!(text.starts_with("POST /op/x HTTP/1.1\r\n"));
-        assert!(text.ends_with("Content-Length: 7\r\n\r\n{\"a\":1}"));
     }
 }

@@ -1,0 +1,132 @@
+//! The engine's side of HTTP/1.1: each entrypoint's request bytes built once up to the
+//! body length, and one reply parsed in place (httparse) for its status, body length and
+//! the hop counts the units report in headers.
+
+use crate::driver::record::{ErrorClass, Outcome};
+use grain_runtime::wire::{Hops, SERVICE_HOPS_HEADER, STATE_HOPS_HEADER};
+
+/// One entrypoint as the engine sends it.
+#[derive(Debug, Clone)]
+pub struct EngineTarget {
+    /// Read at every new connection, so a redeployed entry unit is found at its new address.
+    pub addr: crate::driver::TargetAddr,
+    /// Request line and headers up to `Content-Length: ` (the length and body follow).
+    head: Vec<u8>,
+    pub request_bytes: usize,
+}
+
+impl EngineTarget {
+    pub fn new(addr: crate::driver::TargetAddr, path: &str, request_bytes: usize) -> Self {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: "
+        )
+        .into_bytes();
+        EngineTarget {
+            addr,
+            head,
+            request_bytes,
+        }
+    }
+
+    pub(super) fn request(&self, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.head.len() + 8 + body.len());
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(body.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(body);
+        out
+    }
+}
+
+pub(super) enum Parsed {
+    Complete(Outcome),
+    Incomplete,
+    Malformed,
+}
+
+/// Parses one HTTP/1.1 response with a Content-Length body.
+pub(super) fn parse_response(buf: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; 24];
+    let mut response = httparse::Response::new(&mut headers);
+    let header_len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parsed::Incomplete,
+        Err(_) => return Parsed::Malformed,
+    };
+    let mut content_length = 0usize;
+    let mut hops = Hops::default();
+    for header in response.headers.iter() {
+        let value = || {
+            std::str::from_utf8(header.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u32>().ok())
+                .unwrap_or(0)
+        };
+        if header.name.eq_ignore_ascii_case("content-length") {
+            content_length = value() as usize;
+        } else if header.name.eq_ignore_ascii_case(SERVICE_HOPS_HEADER) {
+            hops.service = value();
+        } else if header.name.eq_ignore_ascii_case(STATE_HOPS_HEADER) {
+            hops.state = value();
+        }
+    }
+    if buf.len() < header_len + content_length {
+        return Parsed::Incomplete;
+    }
+    let status = response.code.unwrap_or(0);
+    if status == 200 {
+        hops.service += 1; // the driver's own request
+        Parsed::Complete(Ok(hops))
+    } else {
+        Parsed::Complete(Err(ErrorClass::Status(status)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_hops_and_waits_for_the_whole_body() {
+        let full = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-grain-service-hops: 3\r\nx-grain-state-hops: 2\r\n\r\nhello";
+        match parse_response(full) {
+            Parsed::Complete(Ok(hops)) => assert_eq!(
+                hops,
+                Hops {
+                    service: 4,
+                    state: 2
+                }
+            ),
+            _ => panic!("expected a complete reply"),
+        }
+        assert!(matches!(
+            parse_response(&full[..full.len() - 1]),
+            Parsed::Incomplete
+        ));
+        assert!(matches!(parse_response(&full[..20]), Parsed::Incomplete));
+        let error = b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n";
+        assert!(matches!(
+            parse_response(error),
+            Parsed::Complete(Err(ErrorClass::Status(502)))
+        ));
+        assert!(matches!(
+            parse_response(b"garbage\r\n\r\n"),
+            Parsed::Malformed
+        ));
+    }
+
+    #[test]
+    fn request_bytes_carry_the_body_length() {
+        let target = EngineTarget::new(
+            crate::driver::Target::new("x", "127.0.0.1:9", 10)
+                .unwrap()
+                .addr,
+            "/op/x",
+            10,
+        );
+        let bytes = target.request(b"{\"a\":1}");
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.starts_with("POST /op/x HTTP/1.1\r\n"));
+        assert!(text.ends_with("Content-Length: 7\r\n\r\n{\"a\":1}"));
+    }
+}

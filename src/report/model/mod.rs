@@ -1,0 +1,353 @@
+//! The report model: every number and sentence the reports show, computed once from
+//! results.json (and a baseline run, if given). The HTML page and the terminal summary
+//! only lay it out, so this model is what the golden test pins down.
+//!
+//! - `tables`: the per-entrypoint, per-step, deploy, redeploy and generator rows
+//! - `context`: the network panel, equivalence, methodology and baseline comparison
+
+mod context;
+mod tables;
+
+use context::{compare, equivalence, methodology, network_panel};
+use tables::{deploy_rows, entry_tables, generator_rows, knees, redeploy_rows, step_rows};
+
+use super::format::{join_clauses, one_decimal, ratio};
+use crate::results::{ArchitectureResult, Percentiles, RunResults, StepResult};
+use serde::Serialize;
+
+/// One colour per architecture, used everywhere on the page.
+pub fn colour(architecture: &str) -> &'static str {
+    match architecture {
+        "nano" => "#d9480f",
+        "micro" => "#1c7ed6",
+        "monolith" => "#2b8a3e",
+        _ => "#495057",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportModel {
+    pub scenario: String,
+    pub description: String,
+    /// A `--quick` run (short steps).
+    pub quick: bool,
+    /// The network the measurements were taken on (shown on the first screen).
+    pub network: NetworkPanel,
+    pub complete: bool,
+    pub errors: Vec<String>,
+    pub verdict: Verdict,
+    pub architectures: Vec<ArchLegend>,
+    pub entry_tables: Vec<EntryTable>,
+    /// Every step of every architecture, per entrypoint.
+    pub step_rows: Vec<StepRow>,
+    /// Where each rate sweep saturated, in words.
+    pub knees: Vec<String>,
+    pub deploy_rows: Vec<DeployRow>,
+    pub redeploy_rows: Vec<RedeployRow>,
+    pub generator_rows: Vec<GeneratorRow>,
+    pub equivalence: String,
+    pub methodology: Vec<Fact>,
+    pub scenario_file: String,
+    pub baseline: Option<BaselineComparison>,
+    /// Figures this run did not measure, said instead of drawing empty charts.
+    pub missing: Vec<String>,
+}
+
+/// The network model, what a bare hop measured with and without it, and how precisely
+/// its delays were applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NetworkPanel {
+    /// Name and description, e.g. "dc: 250 µs one way, exponential jitter (mean 25 µs), no loss".
+    pub model: String,
+    /// Where the model's numbers come from.
+    pub source: String,
+    /// Modelled vs measured: a bare hop's round trip without and with the model.
+    pub hop: Option<String>,
+    /// The injected delays' error per architecture at the verdict rate.
+    pub precision: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArchLegend {
+    pub name: String,
+    pub colour: String,
+    pub units: usize,
+    pub state_units: usize,
+    /// Spawn → every unit ready, ms, of the deployment measured ("–" if none started).
+    pub cold_start_ms: String,
+}
+
+/// One entrypoint at one step of one architecture.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepRow {
+    pub entrypoint: String,
+    pub arch: String,
+    pub step: String,
+    pub achieved_rps: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+    pub hops_mean: f64,
+    pub hops_static: u32,
+    pub hops_match_static: bool,
+    pub errors: u64,
+    pub valid: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    /// The rate the verdict compares at: the highest rate every architecture held validly.
+    pub rate: Option<u32>,
+    pub best: Option<String>,
+    pub sentences: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntryTable {
+    pub entrypoint: String,
+    pub rate: u32,
+    pub rows: Vec<EntryRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntryRow {
+    pub arch: String,
+    pub colour: String,
+    pub ok: u64,
+    pub errors: u64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    /// This row's p99 over the best row's p99.
+    pub p99_ratio: String,
+    pub hops_service: f64,
+    pub hops_state: f64,
+    pub hops_static: u32,
+    pub hops_match_static: bool,
+    pub hops_ratio: String,
+    /// Round trips on the critical path (from the plan), the driver's included.
+    pub critical_hops: u32,
+    /// What the network model adds to a request: critical round trips × two mean one-way
+    /// delays, µs ("–" on loopback).
+    pub modelled_network_us: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeployRow {
+    pub arch: String,
+    pub colour: String,
+    pub service_units: usize,
+    pub state_units: usize,
+    pub units_ratio: String,
+    pub endpoints: usize,
+    pub artifact_mib: String,
+    pub cold_start_ms: String,
+    pub cold_start_ratio: String,
+    pub idle_rss_mib: String,
+    pub peak_rss_mib: String,
+    pub cpu_us_per_request: String,
+    pub cpu_ratio: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RedeployRow {
+    pub arch: String,
+    pub colour: String,
+    pub operation: String,
+    pub units: String,
+    pub rate: u32,
+    pub drained_ms: String,
+    pub ready_ms: String,
+    pub window_requests: u64,
+    pub window_failed: u64,
+    pub p99_before_us: u64,
+    pub p99_during_us: u64,
+    pub old_processes_left: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GeneratorRow {
+    pub arch: String,
+    pub colour: String,
+    pub step: String,
+    pub target_rps: u32,
+    pub achieved_rps: f64,
+    pub send_lag_p50_us: u64,
+    pub send_lag_p99_us: u64,
+    pub driver_cpu_us_per_request: f64,
+    pub in_flight_cap_hits: u64,
+    /// p99 of the injected delays' error (actual − intended), µs; "–" when none applied.
+    pub delay_error_driver_p99_us: String,
+    pub delay_error_units_p99_us: String,
+    pub valid: bool,
+    pub invalid_reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fact {
+    pub label: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BaselineComparison {
+    pub started_at: String,
+    pub git_commit: String,
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub arch: String,
+    pub colour: String,
+    pub figure: String,
+    pub before: String,
+    pub after: String,
+    pub change: String,
+}
+
+/// The highest open-loop rate at which every architecture has a valid step.
+pub fn verdict_rate(results: &RunResults) -> Option<u32> {
+    let mut rates: Vec<u32> = results
+        .architectures
+        .first()?
+        .steps
+        .iter()
+        .filter(|s| s.is_valid_open())
+        .map(|s| s.target_rps)
+        .collect();
+    rates.sort_unstable();
+    rates.into_iter().rev().find(|&rate| {
+        results
+            .architectures
+            .iter()
+            .all(|a| valid_step_at(a, rate).is_some())
+    })
+}
+
+/// The valid open-loop step of `arch` at `rate`.
+pub fn valid_step_at(arch: &ArchitectureResult, rate: u32) -> Option<&StepResult> {
+    arch.steps.iter().find(|s| s.is_valid_open_at(rate))
+}
+
+/// Builds the report model from results (and an optional baseline).
+pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel {
+    let rate = verdict_rate(results);
+    let mut missing = Vec::new();
+    if rate.is_none() {
+        missing.push("No rate at which every architecture's step was valid: no verdict, summary tables or percentile chart (see Load generator health).".into());
+    }
+    if results.architectures.iter().all(|a| a.deploy.is_none()) {
+        missing.push("Deploy cost was not measured in this run.".into());
+    }
+    if results
+        .architectures
+        .iter()
+        .all(|a| a.deploy.as_ref().is_none_or(|d| d.redeploy.is_none()))
+    {
+        missing.push("No live redeploy was measured in this run.".into());
+    }
+    ReportModel {
+        scenario: results.scenario.name.clone(),
+        description: results.scenario.description.clone(),
+        quick: results.meta.quick,
+        network: network_panel(results, rate),
+        complete: results.complete,
+        errors: results.errors.clone(),
+        verdict: verdict(results, rate),
+        architectures: results
+            .architectures
+            .iter()
+            .map(|a| ArchLegend {
+                name: a.architecture.name().into(),
+                colour: colour(a.architecture.name()).into(),
+                units: a.unit_count,
+                state_units: a.state_unit_count,
+                cold_start_ms: one_decimal(a.cold_start_ms),
+            })
+            .collect(),
+        entry_tables: rate.map_or_else(Vec::new, |rate| entry_tables(results, rate)),
+        step_rows: step_rows(results),
+        knees: knees(results),
+        deploy_rows: deploy_rows(results, rate),
+        redeploy_rows: redeploy_rows(results),
+        generator_rows: generator_rows(results),
+        equivalence: equivalence(results),
+        methodology: methodology(results),
+        scenario_file: results.scenario.text.clone(),
+        baseline: baseline.map(|b| compare(results, b)),
+        missing,
+    }
+}
+
+fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
+    let Some(rate) = rate else {
+        return Verdict {
+            rate: None,
+            best: None,
+            sentences: vec!["No verdict: no rate was held validly by every architecture.".into()],
+        };
+    };
+    let steps: Vec<(&ArchitectureResult, &StepResult)> = results
+        .architectures
+        .iter()
+        .filter_map(|a| valid_step_at(a, rate).map(|s| (a, s)))
+        .collect();
+    let Some(&(best_arch, best_step)) = steps.iter().min_by_key(|(_, s)| s.latency_us.p99) else {
+        return Verdict {
+            rate: Some(rate),
+            best: None,
+            sentences: Vec::new(),
+        };
+    };
+    let best = best_arch.architecture.name();
+    let mut sentences = vec![format!(
+        "At {rate} req/s {best} has the lowest p99: {} µs (p50 {} µs) with {:.1} hops per request.",
+        best_step.latency_us.p99, best_step.latency_us.p50, best_step.hops.mean_total
+    )];
+    for (arch, step) in &steps {
+        if arch.architecture == best_arch.architecture {
+            continue;
+        }
+        let cpu = |s: &StepResult| s.units_cpu_us_per_request.unwrap_or(0.0);
+        let mut clauses = vec![format!(
+            "it makes {} the hops",
+            ratio(step.hops.mean_total, best_step.hops.mean_total)
+        )];
+        if cpu(step) > 0.0 && cpu(best_step) > 0.0 {
+            clauses.push(format!(
+                "burns {} the CPU per request",
+                ratio(cpu(step), cpu(best_step))
+            ));
+        }
+        clauses.push(format!(
+            "deploys {} the units",
+            ratio(arch.unit_count as f64, best_arch.unit_count as f64)
+        ));
+        sentences.push(format!(
+            "At {rate} req/s {}'s p99 is {} {best}'s ({} µs); {}.",
+            arch.architecture.name(),
+            ratio(step.latency_us.p99 as f64, best_step.latency_us.p99 as f64),
+            step.latency_us.p99,
+            join_clauses(&clauses)
+        ));
+    }
+    Verdict {
+        rate: Some(rate),
+        best: Some(best.into()),
+        sentences,
+    }
+}
+
+/// p50 … p99.99 and max of a latency view, for the percentile spectrum chart.
+pub fn spectrum_points(p: &Percentiles) -> Vec<(f64, u64)> {
+    vec![
+        (50.0, p.p50),
+        (90.0, p.p90),
+        (99.0, p.p99),
+        (99.9, p.p999),
+        (100.0, p.max),
+    ]
+}
