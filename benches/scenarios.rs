@@ -164,7 +164,7 @@ fn compare(runtime: &tokio::runtime::Runtime, source: &ScenarioSource, out: &Pat
 
 fn benches(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let iterations_per_us = grain_runtime::work::calibrate();
+    let iterations_per_us = grain_runtime::work::measure_iterations_per_us();
     let sources = scenarios();
     for source in &sources {
         bench_scenario(c, &runtime, source, iterations_per_us);

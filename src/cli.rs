@@ -208,7 +208,7 @@ impl CalibrateArgs {
 
 /// Parses `--network` (boxed: the model is large next to the other arguments).
 fn network_arg(text: &str) -> Result<Box<NetworkModel>, String> {
-    grainbench::scenario::network::parse(text).map(Box::new)
+    grainbench::scenario::presets::parse(text).map(Box::new)
 }
 
 /// Parses `--rates`: `auto`, or req/s separated by commas, each 1 to the scenario limit.
@@ -244,39 +244,9 @@ fn warmup_seconds_arg(text: &str) -> Result<Duration, String> {
     seconds_arg(text, 0.0)
 }
 
-/// An error and its causes, each said once: a cause whose text the message already
-/// contains (thiserror's `{source}` in a Display) is not repeated.
-pub fn render_error(error: &anyhow::Error) -> String {
-    let mut text = error.to_string();
-    for cause in error.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
-        }
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("cannot write x: {source}")]
-    struct Outer {
-        source: std::io::Error,
-    }
-
-    #[test]
-    fn a_cause_already_in_the_message_is_said_once() {
-        let io = std::io::Error::other("File name too long (os error 36)");
-        let error = anyhow::Error::from(Outer { source: io });
-        let text = render_error(&error);
-        assert_eq!(text.matches("os error 36").count(), 1, "{text}");
-        let wrapped = anyhow::anyhow!("inner cause").context("outer");
-        assert_eq!(render_error(&wrapped), "outer: inner cause");
-    }
 
     #[test]
     fn flags_out_of_range_are_refused_by_the_parser() {

@@ -10,7 +10,7 @@
 //! - [`launch`]: start units as OS processes, wait for readiness, tear down, never orphan
 //! - [`cost`]: deploy cost from /proc (cold start, RSS, CPU per request, blast radius)
 //! - [`driver`]: open-loop load, HdrHistogram latencies, hop counts, equivalence check
-//! - [`network`]: the network model in a run (bare-hop calibration, units' delay errors)
+//! - [`delays`]: what the network model did in a run (a bare hop measured with and without it, the injected delays. errors)
 //! - [`results`]: the results.json contract (plain, versioned data; read by `report`)
 //! - [`report`]: one view model of the results, rendered as the terminal summary and the HTML page
 //! - [`calibrate`]: the driver's efficiency benchmark (send lag, CPU per request, wrk beside it)
@@ -20,9 +20,9 @@
 
 pub mod calibrate;
 pub mod cost;
+pub mod delays;
 pub mod driver;
 pub mod launch;
-pub mod network;
 pub mod plan;
 pub mod report;
 pub mod results;

@@ -3,6 +3,7 @@
 //! ([`Failure::exit_code`]: 2 bad input, 1 run error, 130 interrupted).
 
 mod cli;
+mod terminal;
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -46,7 +47,7 @@ impl Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Unit { spec, .. } = &cli.command {
-        init_tracing("GRAINBENCH_UNIT_LOG", 0);
+        terminal::init_tracing("GRAINBENCH_UNIT_LOG", 0);
         return match grainbench::unit::serve(spec) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -55,7 +56,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    init_tracing("GRAINBENCH_LOG", cli.verbose);
+    terminal::init_tracing("GRAINBENCH_LOG", cli.verbose);
     grainbench::launch::raise_open_files_limit();
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -67,25 +68,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             if let Failure::BadInput(Some(error)) | Failure::Run(Some(error)) = &failure {
-                eprintln!("error: {}", cli::render_error(error));
+                eprintln!("error: {}", terminal::render_error(error));
             }
             failure.exit_code()
         }
     }
-}
-
-fn init_tracing(env_var: &str, verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env(env_var)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 async fn dispatch(command: Command) -> Result<(), Failure> {
@@ -164,43 +151,11 @@ fn validate(paths: &[PathBuf]) -> Result<(), Failure> {
     let mut ok = true;
     for path in paths {
         match load(path) {
-            Ok(source) => {
-                let s = &source.scenario;
-                println!(
-                    "{}: ok — {} services, {} operations, {} entrypoints, {} load steps",
-                    path.display(),
-                    s.services.len(),
-                    s.operations.len(),
-                    s.entrypoints.len(),
-                    s.load.rates.len()
-                );
-            }
+            Ok(source) => println!("{}: ok — {}", path.display(), source.scenario.outline()),
             Err(_) => ok = false,
         }
     }
     ok.then_some(()).ok_or(Failure::BadInput(None))
-}
-
-/// Cancels `token` on the first Ctrl-C or SIGTERM. A second Ctrl-C exits at once; every
-/// finished step is already on disk by then (results are written after each architecture
-/// and before any teardown).
-fn cancel_on_signals(token: CancellationToken) {
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        eprintln!(
-            "\ninterrupted: writing partial results and stopping units (Ctrl-C again to quit now)"
-        );
-        token.cancel();
-        let _ = tokio::signal::ctrl_c().await;
-        std::process::exit(130);
-    });
 }
 
 fn unit_binary() -> anyhow::Result<PathBuf> {
@@ -216,31 +171,21 @@ fn prepare(args: &RunArgs) -> Result<Vec<(ScenarioSource, RunOptions)>, Failure>
         paths.extend(found);
     }
     let binary = unit_binary()?;
-    let mut prepared: Vec<(ScenarioSource, RunOptions)> = Vec::new();
+    let mut prepared = Vec::new();
     for path in &paths {
         let source = load(path)?;
         let options = args.options(&source.scenario.name, binary.clone(), paths.len() > 1);
-        options
-            .resolve(&source.scenario)
-            .map_err(|e| bad_input(e.into()))?;
-        if let Some((other, _)) = prepared.iter().find(|(_, o)| o.out_dir == options.out_dir) {
-            return Err(bad_input(anyhow::anyhow!(
-                "{} and {} would both write {}: give the scenarios different names",
-                other.path.display(),
-                path.display(),
-                options.out_dir.display()
-            )));
-        }
-        run::check_out_dir(&options.out_dir).map_err(|e| bad_input(e.into()))?;
         prepared.push((source, options));
     }
+    let runs: Vec<_> = prepared.iter().map(|(s, o)| (s, o)).collect();
+    run::preflight(&runs).map_err(|e| bad_input(e.into()))?;
     Ok(prepared)
 }
 
 async fn run_scenarios(args: RunArgs) -> Result<(), Failure> {
     let prepared = prepare(&args)?;
     let cancel = CancellationToken::new();
-    cancel_on_signals(cancel.clone());
+    terminal::cancel_on_signals(cancel.clone());
     let mut failure = None;
     for (source, options) in &prepared {
         eprintln!(
@@ -264,7 +209,7 @@ async fn run_scenarios(args: RunArgs) -> Result<(), Failure> {
             outcome.write_error.map(anyhow::Error::from),
         ];
         for error in write_errors.into_iter().flatten() {
-            eprintln!("error: {}", cli::render_error(&error));
+            eprintln!("error: {}", terminal::render_error(&error));
             failure = Some(Failure::Run(None));
         }
         match outcome.error {
@@ -273,7 +218,7 @@ async fn run_scenarios(args: RunArgs) -> Result<(), Failure> {
             Some(RunError::Options(error)) => return Err(bad_input(error.into())),
             Some(error) => {
                 let error = anyhow::Error::from(error);
-                eprintln!("error: {}", cli::render_error(&error));
+                eprintln!("error: {}", terminal::render_error(&error));
                 failure = Some(Failure::Run(None));
             }
         }

@@ -21,7 +21,7 @@ pub async fn start(
     let options = LaunchOptions::new(
         unit_binary,
         format!("up-{}", std::process::id()),
-        grain_runtime::work::calibrate(),
+        grain_runtime::work::measure_iterations_per_us(),
     )
     .with_network(network.unwrap_or_else(|| source.scenario.network.clone()));
     launch::launch(&deployment, &options).await

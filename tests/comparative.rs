@@ -13,8 +13,8 @@ mod common;
 
 use common::*;
 use grain_runtime::network::NetworkModel;
+use grainbench::delays;
 use grainbench::driver::new_histogram;
-use grainbench::network;
 use grainbench::plan::{self, Architecture};
 use grainbench::results::Percentiles;
 use grainbench::scenario;
@@ -106,7 +106,7 @@ async fn added_p50_per_entrypoint(
             }
         }
     }
-    let units_delays = network::take_unit_delay_errors(&live).await.unwrap();
+    let units_delays = delays::take_unit_delay_errors(&live).await.unwrap();
     assert_eq!(
         !units_delays.is_empty(),
         architecture != Architecture::Monolith,

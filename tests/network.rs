@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use grain_runtime::network::NetworkModel;
-use grainbench::network;
+use grainbench::delays;
 use grainbench::plan::Architecture;
 use grainbench::results::RunResults;
 use grainbench::run::{self, LoadMode};
@@ -32,7 +32,7 @@ async fn every_delayed_message_is_accounted_for_and_only_hops_are_delayed() {
         );
 
         live.set_network(delay_250us()).await.unwrap();
-        network::take_unit_delay_errors(&live).await.unwrap();
+        delays::take_unit_delay_errors(&live).await.unwrap();
         let mut config = open_loop(200, 0, 500, 10_000);
         config.network = delay_250us();
         let m = step_on(&live, &source.scenario, &config, 2).await;
@@ -42,7 +42,7 @@ async fn every_delayed_message_is_accounted_for_and_only_hops_are_delayed() {
             2 * m.engine.sent,
             "{architecture}: every request was held on its way out and its reply on the way back"
         );
-        let units = network::take_unit_delay_errors(&live).await.unwrap();
+        let units = delays::take_unit_delay_errors(&live).await.unwrap();
         // Each hop past the driver's own is a call between units: its request and its
         // reply are each held once.
         let between_units: u64 = m

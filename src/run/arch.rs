@@ -7,10 +7,10 @@ use super::options::{Resolved, RunOptions};
 use super::steps::StepPlanner;
 use super::RunError;
 use crate::cost::{self, Sampler};
+use crate::delays;
 use crate::driver::engine::Schedule;
 use crate::driver::{self, requests::RequestGen, StepConfig, Target};
 use crate::launch::{LaunchError, LaunchOptions, LiveDeployment};
-use crate::network;
 use crate::plan::{self, Architecture, Deployment};
 use crate::results::{
     ArchitectureResult, ColdStart, DeployCost, RunResults, StepResult, UnitInfo, UnitKind,
@@ -184,7 +184,7 @@ impl ArchRun<'_> {
         if delaying {
             // Start the step's count afresh: the equivalence check and earlier steps
             // delayed messages too.
-            if let Err(error) = network::take_unit_delay_errors(live).await {
+            if let Err(error) = delays::take_unit_delay_errors(live).await {
                 tracing::warn!(%error, "cannot reset the units' injected-delay errors");
             }
         }
@@ -193,7 +193,7 @@ impl ArchRun<'_> {
             .await?;
         let mut step = self.step_result(live, &measurement).with_units(usage);
         if delaying {
-            network::attach_unit_delay_errors(&mut step, live).await;
+            delays::attach_unit_delay_errors(&mut step, live).await;
         }
         Ok(step)
     }

@@ -18,16 +18,15 @@ pub mod options;
 mod redeploy;
 mod steps;
 
-pub use crate::results::check_out_dir;
 pub use meta::new_run_id;
 pub use options::{
-    LoadMode, OptionsError, RedeployPolicy, Resolved, RunOptions, SweepLimits,
-    DEFAULT_EQUIVALENCE_REQUESTS,
+    preflight, LoadMode, OptionsError, PreflightError, RedeployPolicy, Resolved, RunOptions,
+    SweepLimits, DEFAULT_EQUIVALENCE_REQUESTS,
 };
 
+use crate::delays::{self, HopCalibrationOptions};
 use crate::driver;
 use crate::launch::{LaunchError, LaunchOptions};
-use crate::network::{self, HopCalibrationOptions};
 use crate::plan::{self, Architecture};
 use crate::results::{
     HopCalibration, NetworkInfo, ResultsError, RunMeta, RunResults, ScenarioInfo, SCHEMA_VERSION,
@@ -110,7 +109,7 @@ pub async fn run(
             return outcome;
         }
     };
-    let work_iterations_per_us = grain_runtime::work::calibrate();
+    let work_iterations_per_us = grain_runtime::work::measure_iterations_per_us();
     let mut results = new_results(source, options, &resolved, work_iterations_per_us);
     let launch = LaunchOptions::new(
         options.unit_binary.clone(),
@@ -118,7 +117,7 @@ pub async fn run(
         work_iterations_per_us,
     )
     .with_network(resolved.network.clone());
-    match calibrate_hop(&resolved.network, options, cancel).await {
+    match measure_bare_hop(&resolved.network, options, cancel).await {
         Ok(calibration) => results.network.hop_calibration = Some(calibration),
         Err(error) => {
             tracing::warn!(%error, "bare-hop calibration failed; the run goes on without it");
@@ -201,20 +200,20 @@ fn new_results(
 }
 
 /// Measures a bare hop without and with `network` before the architectures run.
-async fn calibrate_hop(
+async fn measure_bare_hop(
     network: &NetworkModel,
     options: &RunOptions,
     cancel: &CancellationToken,
-) -> Result<HopCalibration, network::NetworkError> {
+) -> Result<HopCalibration, delays::NetworkError> {
     tracing::info!(network = %network.name, "measuring a bare hop's round trip");
     let hop_options = HopCalibrationOptions {
         unit_binary: options.unit_binary.clone(),
         run_id: options.run_id.clone(),
     };
     tokio::select! {
-        calibrated = network::calibrate_hop(network, &hop_options, cancel) => calibrated,
+        calibrated = delays::measure_bare_hop(network, &hop_options, cancel) => calibrated,
         // The unit is killed on drop; the caller notices the cancellation.
-        _ = cancel.cancelled() => Err(network::NetworkError::Interrupted),
+        _ = cancel.cancelled() => Err(delays::NetworkError::Interrupted),
     }
 }
 

@@ -3,7 +3,7 @@
 //! later stage reads, so none of them recomputes a default.
 
 use crate::plan::Architecture;
-use crate::scenario::{LoadProfile, Scenario};
+use crate::scenario::{LoadProfile, Scenario, ScenarioSource};
 use grain_runtime::network::NetworkModel;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -103,6 +103,46 @@ impl RunOptions {
     }
 }
 
+/// Checks a batch of runs before anything is deployed: the options fit each scenario, no
+/// two runs write the same directory, and every directory is writable.
+pub fn preflight(runs: &[(&ScenarioSource, &RunOptions)]) -> Result<(), PreflightError> {
+    for (index, (source, options)) in runs.iter().enumerate() {
+        options.resolve(&source.scenario)?;
+        if let Some((other, _)) = runs[..index]
+            .iter()
+            .find(|(_, o)| o.out_dir == options.out_dir)
+        {
+            return Err(PreflightError::SameOutput {
+                first: other.path.clone(),
+                second: source.path.clone(),
+                dir: options.out_dir.clone(),
+            });
+        }
+        crate::results::check_out_dir(&options.out_dir)?;
+    }
+    Ok(())
+}
+
+/// Why a batch of runs cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    #[error(
+        "{} and {} would both write {}: give the scenarios different names or --out directories",
+        first.display(),
+        second.display(),
+        dir.display()
+    )]
+    SameOutput {
+        first: PathBuf,
+        second: PathBuf,
+        dir: PathBuf,
+    },
+    #[error(transparent)]
+    OutDir(#[from] crate::results::ResultsError),
+}
+
 /// Options that do not fit the scenario they are applied to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OptionsError {
@@ -194,6 +234,33 @@ mod tests {
             resolved.redeploy.as_deref(),
             Some(scenario.entrypoints[0].op.as_str())
         );
+    }
+
+    #[test]
+    fn preflight_refuses_two_runs_into_one_directory_and_an_unwritable_one() {
+        let text = include_str!("../../tests/fixtures/tiny.toml").to_string();
+        let source = |path: &str| ScenarioSource {
+            path: PathBuf::from(path),
+            text: text.clone(),
+            scenario: scenario(),
+        };
+        let (a, b) = (source("a.toml"), source("b.toml"));
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = RunOptions::new("tiny", PathBuf::from("grainbench"));
+        options.out_dir = dir.path().join("out");
+        assert!(preflight(&[(&a, &options)]).is_ok());
+        let error = preflight(&[(&a, &options), (&b, &options)]).unwrap_err();
+        assert!(
+            matches!(error, PreflightError::SameOutput { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("a.toml and b.toml"), "{error}");
+
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "").unwrap();
+        options.out_dir = file.join("out");
+        let error = preflight(&[(&a, &options)]).unwrap_err();
+        assert!(matches!(error, PreflightError::OutDir(_)), "{error}");
     }
 
     #[test]

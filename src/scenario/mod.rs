@@ -3,7 +3,7 @@
 
 mod file;
 pub mod limits;
-pub mod network;
+pub mod presets;
 mod validate;
 
 use grain_runtime::model::{DataSeed, OperationDef};
@@ -77,6 +77,19 @@ pub struct Scenario {
     pub load: LoadProfile,
     /// The network every hop crosses (raw loopback unless the file says otherwise).
     pub network: NetworkModel,
+}
+
+impl Scenario {
+    /// `3 services, 4 operations, 1 entrypoints, 3 load steps`.
+    pub fn outline(&self) -> String {
+        format!(
+            "{} services, {} operations, {} entrypoints, {} load steps",
+            self.services.len(),
+            self.operations.len(),
+            self.entrypoints.len(),
+            self.load.rates.len()
+        )
+    }
 }
 
 impl Scenario {

@@ -102,7 +102,7 @@ pub async fn deploy(scenario: &Scenario, architecture: Architecture, test: &str)
     let options = LaunchOptions::new(
         grainbench_binary(),
         unique_run_id(test),
-        grain_runtime::work::calibrate(),
+        grain_runtime::work::measure_iterations_per_us(),
     )
     .with_network(scenario.network.clone());
     launch::launch(&plan::plan(scenario, architecture), &options)

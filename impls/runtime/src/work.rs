@@ -29,7 +29,7 @@ pub fn iterations_for(cpu_us: u64, iterations_per_us: f64) -> u64 {
 
 /// Measures loop iterations per microsecond on this machine: the fastest of several
 /// rounds, so that a round slowed down by another process does not skew the figure.
-pub fn calibrate() -> f64 {
+pub fn measure_iterations_per_us() -> f64 {
     const ROUND_ITERATIONS: u64 = 2_000_000;
     const ROUNDS: usize = 7;
     spin(ROUND_ITERATIONS / 4); // warm the core's frequency and caches
@@ -49,7 +49,7 @@ mod tests {
 
     #[test]
     fn calibration_is_positive_and_scales_iterations() {
-        let per_us = calibrate();
+        let per_us = measure_iterations_per_us();
         assert!(per_us > 0.0);
         assert_eq!(iterations_for(10, per_us), (10.0 * per_us).round() as u64);
         assert_eq!(iterations_for(0, per_us), 0);

@@ -10,7 +10,7 @@ use toml::Spanned;
 pub(super) fn network(checker: &mut Checker, raw: &RawNetwork) -> NetworkModel {
     let mut model = match &raw.preset {
         None => NetworkModel::loopback(),
-        Some(name) => crate::scenario::network::parse(name.get_ref()).unwrap_or_else(|message| {
+        Some(name) => crate::scenario::presets::parse(name.get_ref()).unwrap_or_else(|message| {
             checker.flag(name.span(), "network.preset", message);
             NetworkModel::loopback()
         }),

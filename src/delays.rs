@@ -49,7 +49,7 @@ pub struct HopCalibrationOptions {
 
 /// Starts a unit that answers at once, measures its round trip open loop on raw loopback
 /// and then under `model` (skipped when the model adds nothing), and stops it.
-pub async fn calibrate_hop(
+pub async fn measure_bare_hop(
     model: &NetworkModel,
     options: &HopCalibrationOptions,
     cancel: &CancellationToken,
