@@ -61,3 +61,24 @@ async fn histograms_round_trip_through_results_json() {
     let lag = decode_histogram(&parsed.generator.send_lag_histogram).unwrap();
     assert_eq!(lag.len(), m.send_lag.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_above_two_mib_cross_every_hop_in_every_architecture() {
+    // Before the units declared their body limit, axum's 2 MiB default answered 413 on
+    // the hops between units: nano and micro failed where the monolith succeeded.
+    let source = scenario::load(&fixture("large-payloads.toml")).unwrap();
+    for architecture in grainbench::plan::Architecture::ALL {
+        let live = deploy(&source.scenario, architecture, "large-payloads").await;
+        let mut config = open_loop(5, 0, 800, 100);
+        config.timeout = Duration::from_secs(10);
+        let m = step_on(&live, &source.scenario, &config, 1).await;
+        live.shutdown().await;
+        assert_eq!(
+            m.overall.errors.total(),
+            0,
+            "{architecture}: {:?}",
+            m.overall.errors
+        );
+        assert!(m.overall.ok >= 3, "{architecture}: {} ok", m.overall.ok);
+    }
+}

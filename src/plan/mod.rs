@@ -3,12 +3,13 @@
 //! call graph. Every architecture is a grouping of operations into units over the same
 //! unit code; only the grouping and the state placement differ.
 
-use crate::scenario::Scenario;
+use crate::scenario::graph::CallGraph;
+use crate::scenario::{Scenario, Service};
 use grain_runtime::model::{OperationDef, Routes, StoreDef, UnitRole};
 use grain_runtime::network::NetworkModel;
 use grain_runtime::wire::Hops;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// How finely the scenario is cut into deployable units.
 #[derive(
@@ -161,53 +162,59 @@ fn plan_grouping(
     groups: Vec<(String, Vec<String>)>,
     placement: StatePlacement,
 ) -> Deployment {
+    let index = Index::new(scenario);
     let mut op_unit = BTreeMap::new();
-    for (index, (_, ops)) in groups.iter().enumerate() {
+    for (unit, (_, ops)) in groups.iter().enumerate() {
         for op in ops {
-            op_unit.insert(op.clone(), index);
+            op_unit.insert(op.clone(), unit);
         }
+    }
+    // Service → the unit embedding its store: the one unit hosting all its operations.
+    let mut units_of_service: HashMap<&str, BTreeSet<usize>> = HashMap::new();
+    for op in &scenario.operations {
+        units_of_service
+            .entry(op.service.as_str())
+            .or_default()
+            .insert(op_unit[&op.name]);
     }
     let embedded_in = |service: &str| -> Option<usize> {
         if placement == StatePlacement::StateUnits {
             return None;
         }
-        let owner_units: Vec<usize> = scenario
-            .operations
-            .iter()
-            .filter(|op| op.service == service)
-            .map(|op| op_unit[&op.name])
-            .collect();
-        let first = *owner_units.first()?;
-        owner_units.iter().all(|&u| u == first).then_some(first)
+        let units = units_of_service.get(service)?;
+        (units.len() == 1).then(|| *units.first().unwrap_or(&0))
     };
+    let mut embedded_by_unit: HashMap<usize, Vec<StoreDef>> = HashMap::new();
+    for service in &scenario.services {
+        if let Some(unit) = embedded_in(&service.name) {
+            embedded_by_unit
+                .entry(unit)
+                .or_default()
+                .push(store_def(service));
+        }
+    }
 
     let mut units: Vec<PlannedUnit> = groups
-        .iter()
+        .into_iter()
         .enumerate()
-        .map(|(index, (name, ops))| {
+        .map(|(unit, (name, ops))| {
             let operations: Vec<OperationDef> = ops
                 .iter()
-                .filter_map(|op| scenario.operation(op).cloned())
-                .collect();
-            let embedded_stores = scenario
-                .services
-                .iter()
-                .filter(|s| embedded_in(&s.name) == Some(index))
-                .map(|s| store_def(scenario, &s.name))
+                .filter_map(|op| index.operation(op).cloned())
                 .collect();
             let remote_request_bytes = operations
                 .iter()
                 .flat_map(|op| op.calls.iter().flat_map(|step| step.callees()))
-                .filter(|callee| !ops.contains(callee))
-                .filter_map(|callee| scenario.operation(callee))
+                .filter(|callee| op_unit.get(callee.as_str()) != Some(&unit))
+                .filter_map(|callee| index.operation(callee))
                 .map(|callee| (callee.name.clone(), callee.request_bytes))
                 .collect();
             PlannedUnit {
-                name: name.clone(),
-                hosts: ops.clone(),
+                name,
+                hosts: ops,
                 role: UnitRole::Service {
                     operations,
-                    embedded_stores,
+                    embedded_stores: embedded_by_unit.remove(&unit).unwrap_or_default(),
                     remote_request_bytes,
                 },
             }
@@ -216,7 +223,7 @@ fn plan_grouping(
 
     let mut store_unit = BTreeMap::new();
     for service in &scenario.services {
-        if embedded_in(&service.name).is_some() || !has_data(scenario, &service.name) {
+        if embedded_in(&service.name).is_some() || !index.has_data(service) {
             continue;
         }
         store_unit.insert(service.name.clone(), units.len());
@@ -224,7 +231,7 @@ fn plan_grouping(
             name: format!("state-{}", service.name),
             hosts: vec![format!("store of {}", service.name)],
             role: UnitRole::State {
-                store: store_def(scenario, &service.name),
+                store: store_def(service),
             },
         });
     }
@@ -237,12 +244,16 @@ fn plan_grouping(
         static_hops: BTreeMap::new(),
         critical_path_hops: BTreeMap::new(),
     };
+    let hops = HopTable::of(scenario, &index, &deployment);
     for entry in &scenario.entrypoints {
+        let Some(&op) = index.by_name.get(entry.op.as_str()) else {
+            continue;
+        };
         // Both count the driver's request to the entry unit.
-        let mut hops = downstream_hops(scenario, &deployment, &entry.op);
-        hops.service += 1;
-        deployment.static_hops.insert(entry.op.clone(), hops);
-        let critical = 1 + critical_path_hops(scenario, &deployment, &entry.op);
+        let mut static_hops = hops.downstream[op];
+        static_hops.service = static_hops.service.saturating_add(1);
+        deployment.static_hops.insert(entry.op.clone(), static_hops);
+        let critical = hops.critical[op].saturating_add(1);
         deployment
             .critical_path_hops
             .insert(entry.op.clone(), critical);
@@ -250,74 +261,110 @@ fn plan_grouping(
     deployment
 }
 
-fn store_def(scenario: &Scenario, service: &str) -> StoreDef {
-    StoreDef {
-        service: service.to_string(),
-        seeds: scenario
-            .service(service)
-            .map(|s| s.data.clone())
-            .unwrap_or_default(),
+/// Lookups a plan makes many times, built once: operations by name (and index), and the
+/// services whose operations read or write.
+struct Index<'a> {
+    by_name: HashMap<&'a str, usize>,
+    operations: &'a [OperationDef],
+    services_with_access: HashSet<&'a str>,
+}
+
+impl<'a> Index<'a> {
+    fn new(scenario: &'a Scenario) -> Self {
+        Index {
+            by_name: scenario
+                .operations
+                .iter()
+                .enumerate()
+                .map(|(i, op)| (op.name.as_str(), i))
+                .collect(),
+            operations: &scenario.operations,
+            services_with_access: scenario
+                .operations
+                .iter()
+                .filter(|op| !op.reads.is_empty() || !op.writes.is_empty())
+                .map(|op| op.service.as_str())
+                .collect(),
+        }
+    }
+
+    fn operation(&self, name: &str) -> Option<&'a OperationDef> {
+        self.by_name.get(name).map(|&i| &self.operations[i])
+    }
+
+    /// Whether a service has data: seeded keys, or operations that read or write.
+    fn has_data(&self, service: &Service) -> bool {
+        !service.data.is_empty() || self.services_with_access.contains(service.name.as_str())
     }
 }
 
-/// Whether a service has data: seeded keys, or operations that read or write.
-fn has_data(scenario: &Scenario, service: &str) -> bool {
-    let seeded = scenario
-        .service(service)
-        .is_some_and(|s| !s.data.is_empty());
-    seeded
-        || scenario
+fn store_def(service: &Service) -> StoreDef {
+    StoreDef {
+        service: service.name.clone(),
+        seeds: service.data.clone(),
+    }
+}
+
+/// Per operation (by index): the hops a request to it makes downstream, and the round
+/// trips on its critical path, computed once each, callees first (mirrors what the service
+/// unit does: one state hop for its reads and one for its writes when the store is remote,
+/// one service hop per call to another unit; on the critical path its reads, then each
+/// call step in order — the slowest callee of a parallel step — then its writes).
+struct HopTable {
+    downstream: Vec<Hops>,
+    critical: Vec<u32>,
+}
+
+impl HopTable {
+    fn of(scenario: &Scenario, index: &Index, deployment: &Deployment) -> Self {
+        let edges: Vec<(&str, Vec<&str>)> = scenario
             .operations
             .iter()
-            .any(|op| op.service == service && (!op.reads.is_empty() || !op.writes.is_empty()))
-}
-
-/// Hops `op` makes downstream when served by its unit in `deployment` (mirrors what the
-/// service unit does: one state hop for its reads, one for its writes when the store is
-/// remote, one service hop per call to an operation on another unit).
-pub fn downstream_hops(scenario: &Scenario, deployment: &Deployment, op: &str) -> Hops {
-    let Some(def) = scenario.operation(op) else {
-        return Hops::default();
-    };
-    let mut hops = Hops::default();
-    if deployment.store_unit.contains_key(&def.service) {
-        hops.state += u32::from(!def.reads.is_empty()) + u32::from(!def.writes.is_empty());
-    }
-    let here = deployment.unit_of(op);
-    for callee in def.calls.iter().flat_map(|step| step.callees()) {
-        if deployment.unit_of(callee) != here {
-            hops.service += 1;
-        }
-        hops += downstream_hops(scenario, deployment, callee);
-    }
-    hops
-}
-
-/// Round trips on the longest chain of requests `op` makes one after another downstream
-/// (mirrors the service unit: its reads, then its call steps in order — the slowest callee
-/// of a parallel step — then its writes; a read or write batch to a remote store and a
-/// call to another unit are one round trip each).
-pub fn critical_path_hops(scenario: &Scenario, deployment: &Deployment, op: &str) -> u32 {
-    let Some(def) = scenario.operation(op) else {
-        return 0;
-    };
-    let mut hops = 0;
-    if deployment.store_unit.contains_key(&def.service) {
-        hops += u32::from(!def.reads.is_empty()) + u32::from(!def.writes.is_empty());
-    }
-    let here = deployment.unit_of(op);
-    for step in &def.calls {
-        hops += step
-            .callees()
-            .iter()
-            .map(|callee| {
-                u32::from(deployment.unit_of(callee) != here)
-                    + critical_path_hops(scenario, deployment, callee)
+            .map(|op| {
+                let callees = op
+                    .calls
+                    .iter()
+                    .flat_map(|s| s.callees())
+                    .map(String::as_str);
+                (op.name.as_str(), callees.collect())
             })
-            .max()
-            .unwrap_or(0);
+            .collect();
+        let (_, order) = CallGraph::new(&edges).walk();
+        let n = scenario.operations.len();
+        let mut downstream = vec![Hops::default(); n];
+        let mut critical = vec![0u32; n];
+        for op in order {
+            let def = &scenario.operations[op];
+            let here = deployment.unit_of(&def.name);
+            let state = if deployment.store_unit.contains_key(&def.service) {
+                u32::from(!def.reads.is_empty()) + u32::from(!def.writes.is_empty())
+            } else {
+                0
+            };
+            let mut hops = Hops { service: 0, state };
+            let mut path = state;
+            for step in &def.calls {
+                let mut slowest = 0u32;
+                for callee in step.callees() {
+                    let Some(&c) = index.by_name.get(callee.as_str()) else {
+                        continue;
+                    };
+                    let remote = u32::from(deployment.unit_of(callee) != here);
+                    hops.service = hops.service.saturating_add(remote);
+                    hops.service = hops.service.saturating_add(downstream[c].service);
+                    hops.state = hops.state.saturating_add(downstream[c].state);
+                    slowest = slowest.max(remote.saturating_add(critical[c]));
+                }
+                path = path.saturating_add(slowest);
+            }
+            downstream[op] = hops;
+            critical[op] = path;
+        }
+        HopTable {
+            downstream,
+            critical,
+        }
     }
-    hops
 }
 
 /// What `grainbench plan` prints: the units of `architecture`, what each hosts, and the

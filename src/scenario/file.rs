@@ -2,6 +2,7 @@
 //! validation may complain about. Unknown fields are rejected at parse time. The JSON
 //! Schema of the format (`grainbench schema`) is derived from these types.
 
+use super::limits;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
@@ -70,10 +71,11 @@ pub struct RawService {
 pub struct RawData {
     #[schemars(with = "String")]
     pub key_prefix: Spanned<String>,
-    #[schemars(with = "u64")]
+    #[schemars(with = "u64", range(min = 1, max = limits::MAX_KEYS))]
     pub count: Spanned<u64>,
     #[serde(default = "default_value_bytes")]
-    pub value_bytes: usize,
+    #[schemars(with = "u64", range(max = limits::MAX_VALUE_BYTES))]
+    pub value_bytes: Spanned<u64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -81,12 +83,15 @@ pub struct RawData {
 pub struct RawOperation {
     #[schemars(with = "String")]
     pub name: Spanned<String>,
-    #[serde(default)]
-    pub cpu_us: u64,
+    #[serde(default = "default_zero")]
+    #[schemars(with = "u64", range(max = limits::MAX_CPU_US))]
+    pub cpu_us: Spanned<u64>,
     #[serde(default = "default_request_bytes")]
-    pub request_bytes: usize,
+    #[schemars(with = "u64", range(max = limits::MAX_PAYLOAD_BYTES))]
+    pub request_bytes: Spanned<u64>,
     #[serde(default = "default_response_bytes")]
-    pub response_bytes: usize,
+    #[schemars(with = "u64", range(max = limits::MAX_PAYLOAD_BYTES))]
+    pub response_bytes: Spanned<u64>,
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub reads: Vec<Spanned<String>>,
@@ -94,7 +99,8 @@ pub struct RawOperation {
     #[schemars(with = "Vec<String>")]
     pub writes: Vec<Spanned<String>>,
     #[serde(default = "default_value_bytes")]
-    pub write_bytes: usize,
+    #[schemars(with = "u64", range(max = limits::MAX_VALUE_BYTES))]
+    pub write_bytes: Spanned<u64>,
     #[serde(default)]
     #[schemars(with = "Vec<RawCall>")]
     pub calls: Vec<Spanned<RawCall>>,
@@ -125,15 +131,15 @@ pub struct RawEntrypoint {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLoad {
-    #[schemars(with = "Vec<u32>")]
+    #[schemars(with = "Vec<u32>", inner(range(min = 1, max = limits::MAX_RATE)))]
     pub rates: Spanned<Vec<Spanned<u32>>>,
-    #[schemars(with = "f64")]
+    #[schemars(with = "f64", range(min = limits::MIN_DURATION_S, max = limits::MAX_DURATION_S))]
     pub duration_s: Spanned<f64>,
     #[serde(default)]
-    #[schemars(with = "Option<f64>")]
+    #[schemars(with = "Option<f64>", range(min = 0.0, max = limits::MAX_DURATION_S))]
     pub warmup_s: Option<Spanned<f64>>,
     #[serde(default)]
-    #[schemars(with = "Option<u64>")]
+    #[schemars(with = "Option<u64>", range(min = 1, max = limits::MAX_TIMEOUT_MS))]
     pub timeout_ms: Option<Spanned<u64>>,
 }
 
@@ -167,16 +173,22 @@ pub struct RawNetwork {
     pub retransmit_ms: Option<Spanned<f64>>,
 }
 
-fn default_request_bytes() -> usize {
-    256
+// Defaults carry an empty span: a default is always within its bounds, so no issue ever
+// points at it.
+fn default_zero() -> Spanned<u64> {
+    Spanned::new(0..0, 0)
 }
 
-fn default_response_bytes() -> usize {
-    256
+fn default_request_bytes() -> Spanned<u64> {
+    Spanned::new(0..0, 256)
 }
 
-fn default_value_bytes() -> usize {
-    64
+fn default_response_bytes() -> Spanned<u64> {
+    Spanned::new(0..0, 256)
+}
+
+fn default_value_bytes() -> Spanned<u64> {
+    Spanned::new(0..0, 64)
 }
 
 fn default_weight() -> Spanned<u32> {

@@ -2,6 +2,7 @@
 //! Every error names the file, the line and column, the field, and what is allowed.
 
 mod file;
+pub mod graph;
 pub mod limits;
 pub mod presets;
 mod validate;

@@ -16,8 +16,11 @@ const DEFAULT_SEED: u64 = 42;
 const DEFAULT_WARMUP_S: f64 = 2.0;
 const DEFAULT_TIMEOUT_MS: u64 = 2_000;
 
+mod bounds;
+mod calls;
 mod network;
 
+use super::limits::{MAX_DURATION_S, MIN_DURATION_S};
 use network::network;
 
 pub(super) struct Checker<'a> {
@@ -108,7 +111,8 @@ pub(super) fn validate(raw: RawScenario, text: &str) -> Result<Scenario, Vec<Iss
         .iter()
         .map(|op| operation(&mut checker, op, &owners, &op_names, &param_names))
         .collect();
-    check_cycles(&mut checker, &raw.operations);
+    calls::check_calls(&mut checker, &raw);
+    bounds::check_bounds(&mut checker, &raw);
     let entrypoints = entrypoints(&mut checker, &raw, &op_names);
     let load = load_profile(&mut checker, &raw.load);
     let network = raw
@@ -141,7 +145,7 @@ pub(super) fn validate(raw: RawScenario, text: &str) -> Result<Scenario, Vec<Iss
                     DataSeed {
                         key_prefix: data.key_prefix.get_ref().clone(),
                         count: *data.count.get_ref(),
-                        value_bytes: data.value_bytes,
+                        value_bytes: *data.value_bytes.get_ref() as usize,
                     }
                 })
                 .collect(),
@@ -302,9 +306,9 @@ fn operation(
     OperationDef {
         name: name.clone(),
         service: owners.get(name).cloned().unwrap_or_default(),
-        cpu_us: raw.cpu_us,
-        request_bytes: raw.request_bytes,
-        response_bytes: raw.response_bytes,
+        cpu_us: *raw.cpu_us.get_ref(),
+        request_bytes: *raw.request_bytes.get_ref() as usize,
+        response_bytes: *raw.response_bytes.get_ref() as usize,
         reads: raw
             .reads
             .iter()
@@ -315,7 +319,7 @@ fn operation(
             .iter()
             .map(|k| KeyTemplate(k.get_ref().clone()))
             .collect(),
-        write_bytes: raw.write_bytes,
+        write_bytes: *raw.write_bytes.get_ref() as usize,
         calls,
     }
 }
@@ -365,71 +369,6 @@ fn call_step(
                 "a call is either { op = \"name\" } or { parallel = [\"a\", \"b\"] }, exactly one of the two",
             );
             None
-        }
-    }
-}
-
-/// Flags every call that closes a cycle (an operation reaching itself through calls).
-fn check_cycles(checker: &mut Checker, operations: &[RawOperation]) {
-    fn callees_of(op: &RawOperation) -> Vec<&Spanned<String>> {
-        op.calls
-            .iter()
-            .flat_map(|call| {
-                let call = call.get_ref();
-                call.op.iter().chain(call.parallel.iter().flatten())
-            })
-            .collect()
-    }
-    let by_name: BTreeMap<&str, &RawOperation> = operations
-        .iter()
-        .map(|op| (op.name.get_ref().as_str(), op))
-        .collect();
-    // Depth-first search from every operation; `path` is the current call chain.
-    fn visit<'a>(
-        name: &'a str,
-        path: &mut Vec<&'a str>,
-        done: &mut BTreeSet<&'a str>,
-        by_name: &BTreeMap<&'a str, &'a RawOperation>,
-        found: &mut Vec<(Range<usize>, String, String, BTreeSet<&'a str>)>,
-    ) {
-        if done.contains(name) {
-            return;
-        }
-        let Some(op) = by_name.get(name) else { return };
-        path.push(name);
-        for callee in callees_of(op) {
-            let callee_name = callee.get_ref().as_str();
-            if let Some(start) = path.iter().position(|p| *p == callee_name) {
-                let cycle = path[start..].join(" → ");
-                found.push((
-                    callee.span(),
-                    format!("operation[{name}].calls"),
-                    format!("call cycle: {cycle} → {callee_name}; calls must form a tree or DAG"),
-                    path[start..].iter().copied().collect(),
-                ));
-            } else {
-                visit(callee_name, path, done, by_name, found);
-            }
-        }
-        path.pop();
-        done.insert(name);
-    }
-    let mut done = BTreeSet::new();
-    let mut found = Vec::new();
-    for op in operations {
-        visit(
-            op.name.get_ref(),
-            &mut Vec::new(),
-            &mut done,
-            &by_name,
-            &mut found,
-        );
-    }
-    // The same cycle can be reached from several places: report each one once.
-    let mut reported = BTreeSet::new();
-    for (span, field, message, members) in found {
-        if reported.insert(members) {
-            checker.flag(span, field, message);
         }
     }
 }
@@ -503,27 +442,21 @@ fn load_profile(checker: &mut Checker, raw: &Spanned<RawLoad>) -> LoadProfile {
             );
         }
     }
-    let mut seconds = |value: &Spanned<f64>, field: &str, allow_zero: bool| {
+    let mut seconds = |value: &Spanned<f64>, field: &str, min: f64| {
         let v = *value.get_ref();
-        let ok = v.is_finite() && (v > 0.0 || (allow_zero && v == 0.0)) && v <= 3600.0;
-        if !ok {
-            let allowed = if allow_zero {
-                "0 or more"
-            } else {
-                "more than 0"
-            };
+        if !(v.is_finite() && v >= min && v <= MAX_DURATION_S) {
             checker.flag(
                 value.span(),
                 field,
-                format!("must be {allowed} seconds, at most 3600; got {v}"),
+                format!("must be from {min} to {MAX_DURATION_S} seconds; got {v}"),
             );
             return Duration::ZERO;
         }
         Duration::from_secs_f64(v)
     };
-    let duration = seconds(&load.duration_s, "load.duration_s", false);
+    let duration = seconds(&load.duration_s, "load.duration_s", MIN_DURATION_S);
     let warmup = match &load.warmup_s {
-        Some(warmup) => seconds(warmup, "load.warmup_s", true),
+        Some(warmup) => seconds(warmup, "load.warmup_s", 0.0),
         None => Duration::from_secs_f64(DEFAULT_WARMUP_S),
     };
     let timeout_ms = load
