@@ -203,7 +203,11 @@ fn run_engine(
         warmup: config.warmup,
         duration: config.duration,
         scheduled,
-        achieved_rps: overall.ok as f64 / span.as_secs_f64(),
+        achieved_rps: if span.is_zero() {
+            0.0
+        } else {
+            overall.ok as f64 / span.as_secs_f64()
+        },
         send_lag: recorder.send_lag,
         delay_error: recorder.delay_error,
         per_entry: recorder.per_entry,

@@ -29,12 +29,25 @@ pub fn record(histogram: &mut Histogram<u64>, duration: Duration) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
     Connect,
+    /// The load generator could not make the request itself (out of descriptors or ports).
+    Generator,
     Timeout,
     Status(u16),
     Other,
 }
 
 impl ErrorClass {
+    /// A failed `connect(2)`: the generator's own exhaustion (descriptors, ports, memory)
+    /// is not the architecture's failure to accept.
+    pub fn of_connect_error(error: &std::io::Error) -> Self {
+        match error.raw_os_error() {
+            Some(
+                libc::EMFILE | libc::ENFILE | libc::EADDRNOTAVAIL | libc::ENOBUFS | libc::ENOMEM,
+            ) => ErrorClass::Generator,
+            _ => ErrorClass::Connect,
+        }
+    }
+
     pub fn of_call_error(error: &CallError) -> Self {
         match error {
             CallError::Connect { .. } => ErrorClass::Connect,
@@ -49,6 +62,7 @@ impl ErrorCounts {
     pub fn count(&mut self, class: ErrorClass) {
         match class {
             ErrorClass::Connect => self.connect += 1,
+            ErrorClass::Generator => self.generator += 1,
             ErrorClass::Timeout => self.timeout += 1,
             ErrorClass::Status(status) => *self.status.entry(status).or_default() += 1,
             ErrorClass::Other => self.other += 1,

@@ -2,7 +2,7 @@
 //! step whose generator fell behind its schedule is never reported as valid.
 
 use super::engine::Schedule;
-use super::{EntryMeasurement, Second, StepMeasurement};
+use super::{EntryMeasurement, ErrorCounts, Second, StepMeasurement};
 use crate::results::{
     encode_histogram, DelayErrorSummary, EntryResult, GeneratorHealth, HistogramPair, HopSummary,
     InjectedDelayError, Percentiles, SecondResult, StepMode, StepResult,
@@ -31,10 +31,8 @@ impl StepResult {
             Schedule::OpenLoop { rate } => (StepMode::Open, rate, None),
             Schedule::ClosedLoop { connections } => (StepMode::Closed, 0, Some(connections)),
         };
-        let invalid_reason = match m.schedule {
-            Schedule::OpenLoop { rate } => invalid_reason(rate, m.achieved_rps, &send_lag),
-            Schedule::ClosedLoop { .. } => None,
-        };
+        let invalid_reason =
+            invalid_reason(m.schedule, m.achieved_rps, &send_lag, &m.overall.errors);
         let cpu_ms = m.engine.cpu.as_secs_f64() * 1e3;
         StepResult {
             mode,
@@ -126,18 +124,47 @@ impl SecondResult {
     }
 }
 
-fn invalid_reason(target_rps: u32, achieved_rps: f64, send_lag: &Percentiles) -> Option<String> {
+/// Why a step is not a valid measurement of the architecture, if it is not: an open loop
+/// that missed its rate or whose generator fell behind its schedule; any step in which the
+/// generator itself could not make requests; a closed loop with failed requests (its
+/// throughput would be the failures', not the architecture's).
+fn invalid_reason(
+    schedule: Schedule,
+    achieved_rps: f64,
+    send_lag: &Percentiles,
+    errors: &ErrorCounts,
+) -> Option<String> {
     let mut reasons = Vec::new();
-    if achieved_rps < f64::from(target_rps) * MIN_ACHIEVED_SHARE {
+    if let Schedule::OpenLoop { rate } = schedule {
+        if achieved_rps.is_nan() || achieved_rps < f64::from(rate) * MIN_ACHIEVED_SHARE {
+            reasons.push(format!(
+                "achieved {achieved_rps:.1} of {rate} req/s (below {:.0}%)",
+                MIN_ACHIEVED_SHARE * 100.0
+            ));
+        }
+        if send_lag.p99 > MAX_SEND_LAG_P99_US {
+            reasons.push(format!(
+                "load generator fell behind its schedule: send lag p99 {} µs > {MAX_SEND_LAG_P99_US} µs",
+                send_lag.p99
+            ));
+        }
+    }
+    if errors.generator > 0 {
         reasons.push(format!(
-            "achieved {achieved_rps:.1} of {target_rps} req/s (below {:.0}%)",
-            MIN_ACHIEVED_SHARE * 100.0
+            "the load generator could not make {} requests itself (out of file descriptors or \
+             ports; raise `ulimit -n`)",
+            errors.generator
         ));
     }
-    if send_lag.p99 > MAX_SEND_LAG_P99_US {
+    if matches!(schedule, Schedule::ClosedLoop { .. }) && errors.total() > 0 {
         reasons.push(format!(
-            "load generator fell behind its schedule: send lag p99 {} µs > {MAX_SEND_LAG_P99_US} µs",
-            send_lag.p99
+            "closed loop with {} failed requests (connect {}, timeout {}, HTTP status {}, other {}): \
+             its throughput is not the architecture's",
+            errors.total(),
+            errors.connect,
+            errors.timeout,
+            errors.status.values().sum::<u64>(),
+            errors.other
         ));
     }
     (!reasons.is_empty()).then(|| reasons.join("; "))
@@ -153,15 +180,44 @@ mod tests {
             p99: 10,
             ..Default::default()
         };
-        assert!(invalid_reason(100, 99.0, &lag).is_none());
-        let reason = invalid_reason(100, 50.0, &lag).unwrap();
+        let open = Schedule::OpenLoop { rate: 100 };
+        let none = ErrorCounts::default();
+        assert!(invalid_reason(open, 99.0, &lag, &none).is_none());
+        let reason = invalid_reason(open, 50.0, &lag, &none).unwrap();
         assert!(reason.contains("achieved 50.0 of 100"), "{reason}");
+        assert!(invalid_reason(open, f64::NAN, &lag, &none).is_some());
         let late = Percentiles {
             p99: 5_000,
             ..Default::default()
         };
-        assert!(invalid_reason(100, 100.0, &late)
+        assert!(invalid_reason(open, 100.0, &late, &none)
             .unwrap()
             .contains("send lag"));
+    }
+
+    #[test]
+    fn a_closed_loop_with_failures_or_a_starved_generator_is_invalid() {
+        let closed = Schedule::ClosedLoop { connections: 4 };
+        let lag = Percentiles::default();
+        assert!(invalid_reason(closed, 10.0, &lag, &ErrorCounts::default()).is_none());
+        let timeouts = ErrorCounts {
+            timeout: 3,
+            ..ErrorCounts::default()
+        };
+        let reason = invalid_reason(closed, 10.0, &lag, &timeouts).unwrap();
+        assert!(
+            reason.contains("closed loop with 3 failed requests (connect 0, timeout 3"),
+            "{reason}"
+        );
+        let starved = ErrorCounts {
+            generator: 2,
+            ..ErrorCounts::default()
+        };
+        let open = Schedule::OpenLoop { rate: 10 };
+        let reason = invalid_reason(open, 10.0, &lag, &starved).unwrap();
+        assert!(
+            reason.contains("could not make 2 requests itself"),
+            "{reason}"
+        );
     }
 }

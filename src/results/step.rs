@@ -21,6 +21,10 @@ pub enum StepMode {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorCounts {
     pub connect: u64,
+    /// Requests the load generator itself could not make (it ran out of file descriptors
+    /// or ports): never counted against the architecture, and the step is invalid.
+    #[serde(default)]
+    pub generator: u64,
     pub timeout: u64,
     /// HTTP status → count.
     pub status: BTreeMap<u16, u64>,
@@ -30,11 +34,16 @@ pub struct ErrorCounts {
 
 impl ErrorCounts {
     pub fn total(&self) -> u64 {
-        self.connect + self.timeout + self.status.values().sum::<u64>() + self.other
+        self.connect
+            + self.generator
+            + self.timeout
+            + self.status.values().sum::<u64>()
+            + self.other
     }
 
     pub fn merge(&mut self, other: &ErrorCounts) {
         self.connect += other.connect;
+        self.generator += other.generator;
         self.timeout += other.timeout;
         for (status, count) in &other.status {
             *self.status.entry(*status).or_default() += count;

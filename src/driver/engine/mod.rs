@@ -183,10 +183,10 @@ impl<'a> Engine<'a> {
                 stopping = cancel.is_cancelled();
             }
             self.release_held(recorder, now);
-            if closed_loop {
-                let sending = now < end && !stopping;
-                while self.owed > 0 && sending {
-                    self.owed -= 1;
+            if closed_loop && now < end && !stopping {
+                // Only what is owed now: a request that fails at once (a refused
+                // connection) owes its next one to the next turn, after the poll below.
+                for _ in 0..std::mem::take(&mut self.owed) {
                     self.dispatch(generator, recorder, Instant::now());
                 }
             }
@@ -305,7 +305,28 @@ impl<'a> Engine<'a> {
     /// A request's reply reached the caller: it is finished.
     fn hand_back(&mut self, reply: HeldReply, recorder: &mut Recorder, done: Instant) {
         self.in_flight -= 1;
-        recorder.finished(reply.entry, reply.intended, reply.sent, done, reply.outcome);
+        let HeldReply {
+            entry,
+            intended,
+            sent,
+            outcome,
+        } = reply;
+        self.finish(recorder, entry, intended, sent, done, outcome);
+    }
+
+    /// Records how a request ended, whichever way it did (reply, error, timeout, refused
+    /// connection, expired in the queue). In closed loop its connection slot is owed its
+    /// next request either way: a failure never takes a slot out of the step.
+    fn finish(
+        &mut self,
+        recorder: &mut Recorder,
+        entry: usize,
+        intended: Instant,
+        sent: Option<Instant>,
+        done: Instant,
+        outcome: Outcome,
+    ) {
+        recorder.finished(entry, intended, sent, done, outcome);
         if matches!(self.config.schedule, Schedule::ClosedLoop { .. }) {
             self.owed += 1;
         }
@@ -332,9 +353,9 @@ impl<'a> Engine<'a> {
             Some(key) => key,
             None => match self.connect(entry) {
                 Ok(key) => key,
-                Err(_) => {
-                    let now = Instant::now();
-                    recorder.finished(entry, intended, None, now, Err(ErrorClass::Connect));
+                Err(error) => {
+                    let class = ErrorClass::of_connect_error(&error);
+                    self.finish(recorder, entry, intended, None, Instant::now(), Err(class));
                     return;
                 }
             },
@@ -525,13 +546,8 @@ impl<'a> Engine<'a> {
         if let Some(conn) = self.conns.get_mut(key) {
             if let Some(request) = conn.request.take() {
                 self.in_flight -= 1;
-                recorder.finished(
-                    request.entry,
-                    request.intended,
-                    request.sent,
-                    Instant::now(),
-                    Err(class),
-                );
+                let (entry, intended, sent) = (request.entry, request.intended, request.sent);
+                self.finish(recorder, entry, intended, sent, Instant::now(), Err(class));
             }
         }
         self.close(key);
@@ -551,7 +567,14 @@ impl<'a> Engine<'a> {
             .is_some_and(|q| q.intended + self.config.timeout <= now)
         {
             if let Some(q) = self.queued.pop_front() {
-                recorder.finished(q.entry, q.intended, None, now, Err(ErrorClass::Timeout));
+                self.finish(
+                    recorder,
+                    q.entry,
+                    q.intended,
+                    None,
+                    now,
+                    Err(ErrorClass::Timeout),
+                );
             }
         }
         let expired: Vec<usize> = self
