@@ -21,8 +21,10 @@ const UNIT_WORKER_THREADS: usize = 2;
 
 /// Parses `spec_json` and serves the unit until it is told to stop.
 pub fn serve(spec_json: &str) -> Result<(), UnitError> {
+    // First of all: notice the harness going away, even while the store is seeded.
+    grain_runtime::host::watch_stdin();
     let spec: UnitSpec = serde_json::from_str(spec_json)?;
-    raise_open_files_limit();
+    grain_runtime::host::raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(UNIT_WORKER_THREADS)
         .enable_all()
@@ -53,21 +55,4 @@ pub fn serve(spec_json: &str) -> Result<(), UnitError> {
     runtime.shutdown_background();
     served?;
     Ok(())
-}
-
-/// Lifts this process's soft limit on open files to the hard limit: under a network model
-/// every pending delay holds a timerfd, on top of the unit's connections.
-fn raise_open_files_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write one rlimit struct we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
 }

@@ -230,3 +230,51 @@ fn sigkill_of_the_harness_leaves_no_unit_behind() {
         Vec::<u32>::new()
     );
 }
+
+#[test]
+fn sigkill_of_the_harness_while_a_unit_seeds_a_large_store_leaves_no_unit_behind() {
+    // The unit is busy seeding 4 million keys when the harness dies: it reads no routes
+    // yet, so only the kernel's parent-death signal and the stdin watcher that runs from
+    // the unit's first instant can stop it.
+    let dir = tempfile::tempdir().unwrap();
+    let run_id = unique_run_id("sigkill-seeding");
+    let mut child = Command::new(grainbench_binary())
+        .args([
+            "run",
+            "--arch",
+            "monolith",
+            "--cold-starts",
+            "1",
+            "--no-redeploy",
+        ])
+        .args(["--run-id", &run_id, "--out"])
+        .arg(dir.path().join("results"))
+        .arg(fixture("big-store.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The monolith's unit (not the bare-hop calibration's), found by its store in its spec.
+    let seeding = || {
+        processes_of_run(&run_id).into_iter().any(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.windows(5).any(|w| w == b"item:"))
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !seeding() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the unit never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300)); // seeding
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        wait_for_no_processes(&run_id, Duration::from_secs(1)),
+        Vec::<u32>::new(),
+        "a unit outlived the harness by more than a second"
+    );
+}

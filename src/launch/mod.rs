@@ -41,31 +41,7 @@ pub struct LaunchOptions {
     pub network: NetworkModel,
 }
 
-/// Raises this process's open-files limit to its hard limit, so that a saturated step runs
-/// out of the architecture's capacity before the harness runs out of descriptors (units
-/// inherit the raised limit). Returns the soft limit now in force.
-pub fn raise_open_files_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 0;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            }
-        }
-    }
-    limit.rlim_cur
-}
+pub use grain_runtime::host::raise_open_files_limit;
 
 /// How long all units of a deployment together may take to become ready, by default.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -359,6 +335,24 @@ pub async fn launch(
     Ok(live)
 }
 
+/// In a unit's process before exec: the kernel sends it SIGKILL when the harness dies,
+/// however the harness dies (a backstop to stdin's end, which the unit also watches). If the
+/// harness died before this ran, the unit is not started.
+fn die_with_parent(harness: u32) -> std::io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) and getppid have no memory effects.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::getppid() as u32 != harness {
+            return Err(std::io::Error::other(
+                "the harness exited before the unit started",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn spawn_unit(
     spec: &UnitSpec,
     options: &LaunchOptions,
@@ -370,7 +364,14 @@ fn spawn_unit(
     };
     let spec_json =
         serde_json::to_string(spec).map_err(|e| spawn_error(std::io::Error::other(e)))?;
-    let mut child = Command::new(&options.unit_binary)
+    let mut command = Command::new(&options.unit_binary);
+    let harness = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and only makes two
+    // async-signal-safe system calls (prctl, getppid).
+    unsafe {
+        command.pre_exec(move || die_with_parent(harness));
+    }
+    let mut child = command
         .arg("unit")
         .arg("--run-id")
         .arg(&options.run_id)

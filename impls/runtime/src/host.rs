@@ -15,9 +15,9 @@ use axum::{
 };
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use tokio::io::AsyncBufReadExt;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 /// Errors that stop a unit from serving.
 #[derive(Debug, thiserror::Error)]
@@ -137,20 +137,92 @@ async fn take_delay_errors() -> Json<DelayErrorsReply> {
     })
 }
 
-async fn read_routes_until_eof(unit: String, routes: Arc<RouteTable>, stop: watch::Sender<bool>) {
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    loop {
-        match lines.next_line().await {
-            Ok(Some(line)) if line.trim().is_empty() => continue,
-            Ok(Some(line)) => match serde_json::from_str::<Routes>(&line) {
-                Ok(table) => routes.replace(table),
-                Err(error) => tracing::error!(unit, %error, "ignoring malformed routes line"),
-            },
-            Ok(None) | Err(_) => break,
+/// Lines read from stdin by [`watch_stdin`]'s thread, for the server to take once it runs.
+static STDIN_LINES: OnceLock<Mutex<Option<mpsc::UnboundedReceiver<String>>>> = OnceLock::new();
+/// Set once the unit serves: from then on stdin's end means drain and stop, not exit.
+static SERVING: AtomicBool = AtomicBool::new(false);
+
+/// Watches stdin from the unit's first instant, on a thread of its own, so the unit
+/// notices that the harness is gone even while it seeds a large store or burns CPU
+/// (stdin closes when the harness exits, however it exits). Before the unit serves there
+/// is nothing to drain: the end of stdin exits the process at once. Once it serves, the
+/// lines are its routes and the end of stdin stops it gracefully.
+pub fn watch_stdin() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    if STDIN_LINES.set(Mutex::new(Some(rx))).is_err() {
+        return; // already watching
+    }
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
         }
+        if !SERVING.load(Ordering::Acquire) {
+            std::process::exit(0);
+        }
+    });
+}
+
+async fn read_routes_until_eof(unit: String, routes: Arc<RouteTable>, stop: watch::Sender<bool>) {
+    let watched = STDIN_LINES
+        .get()
+        .and_then(|lines| lines.lock().ok()?.take());
+    let Some(mut lines) = watched else {
+        // Not watched from the start (a unit hosted in a test): read stdin here.
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            apply_routes(&unit, &routes, &line);
+        }
+        tracing::debug!(unit, "stdin closed: the harness is gone or done, stopping");
+        let _ = stop.send(true);
+        return;
+    };
+    SERVING.store(true, Ordering::Release);
+    while let Some(line) = lines.recv().await {
+        apply_routes(&unit, &routes, &line);
     }
     tracing::debug!(unit, "stdin closed: the harness is gone or done, stopping");
     let _ = stop.send(true);
+}
+
+fn apply_routes(unit: &str, routes: &RouteTable, line: &str) {
+    if line.trim().is_empty() {
+        return;
+    }
+    match serde_json::from_str::<Routes>(line) {
+        Ok(table) => routes.replace(table),
+        Err(error) => tracing::error!(unit, %error, "ignoring malformed routes line"),
+    }
+}
+
+/// Lifts this process's soft limit on open files to its hard limit and returns the soft
+/// limit now in force: the harness so that a saturated step runs out of the
+/// architecture's capacity before its own descriptors, a unit because under a network
+/// model every pending delay holds a timerfd on top of its connections.
+pub fn raise_open_files_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
 }
 
 async fn stop_on_sigterm(stop: watch::Sender<bool>) {
