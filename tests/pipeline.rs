@@ -278,3 +278,90 @@ fn sigkill_of_the_harness_while_a_unit_seeds_a_large_store_leaves_no_unit_behind
         "a unit outlived the harness by more than a second"
     );
 }
+
+#[test]
+fn a_double_ctrl_c_keeps_every_finished_step() {
+    // Steps of one second; once results.json holds two finished steps of the first
+    // architecture, Ctrl-C twice: the second exits at once, skipping every cleanup. The
+    // steps finished before it must still be on disk.
+    let dir = tempfile::tempdir().unwrap();
+    let run_id = unique_run_id("double-sigint");
+    let steps = dir.path().join("steps.toml");
+    let text = std::fs::read_to_string(fixture("tiny.toml"))
+        .unwrap()
+        .replace(
+            "rates = [50]",
+            "rates = [50, 60, 70, 80, 90, 100, 110, 120]",
+        );
+    assert!(text.contains("110, 120"), "the fixture's rates changed");
+    std::fs::write(&steps, text).unwrap();
+    let results_path = dir.path().join("results/results.json");
+    let mut child = Command::new(grainbench_binary())
+        .args([
+            "run",
+            "--arch",
+            "nano",
+            "--cold-starts",
+            "1",
+            "--no-redeploy",
+        ])
+        .args([
+            "--warmup",
+            "0",
+            "--duration",
+            "1",
+            "--run-id",
+            &run_id,
+            "--out",
+        ])
+        .arg(dir.path().join("results"))
+        .arg(&steps)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let finished = || {
+        grainbench::results::RunResults::read(&results_path)
+            .ok()
+            .and_then(|r| r.architectures.first().map(|a| a.steps.len()))
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while finished() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "results.json never showed two finished steps while the architecture ran"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before: Vec<u32> = grainbench::results::RunResults::read(&results_path)
+        .unwrap()
+        .architectures[0]
+        .steps
+        .iter()
+        .map(|s| s.target_rps)
+        .collect();
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(50));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let results = grainbench::results::RunResults::read(&results_path).unwrap();
+    assert!(!results.complete);
+    let after: Vec<u32> = results.architectures[0]
+        .steps
+        .iter()
+        .map(|s| s.target_rps)
+        .collect();
+    assert!(
+        after.starts_with(&before),
+        "finished steps {before:?} kept: {after:?}"
+    );
+    assert!(results.architectures[0].steps[..before.len()]
+        .iter()
+        .all(|s| s.ok > 0));
+    assert_eq!(
+        wait_for_no_processes(&run_id, Duration::from_secs(5)),
+        Vec::<u32>::new()
+    );
+}

@@ -266,22 +266,28 @@ impl LiveDeployment {
     /// Stops every unit gracefully (stdin closed → drain → exit), killing any that do not
     /// exit within the drain timeout. Returns each unit's name and how it ended.
     pub async fn shutdown(mut self) -> Vec<(String, String)> {
+        // Every unit at once, under one deadline: stdin closed and SIGTERM (drain: stop
+        // accepting, finish in-flight requests, exit), then SIGKILL for any still running.
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
         for unit in &mut self.units {
             unit.stdin.take();
+            if let Some(pid) = unit.child.id() {
+                // SAFETY: signals our own child process, by pid, while we still hold it.
+                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            }
         }
-        let mut endings = Vec::new();
-        for unit in &mut self.units {
-            let ending = match tokio::time::timeout(DRAIN_TIMEOUT, unit.child.wait()).await {
+        let waits = self.units.iter_mut().map(|unit| async move {
+            let ending = match tokio::time::timeout_at(deadline, unit.child.wait()).await {
                 Ok(Ok(status)) => describe_status(status),
                 _ => {
                     let _ = unit.child.start_kill();
                     let _ = unit.child.wait().await;
-                    format!("killed after not exiting within {DRAIN_TIMEOUT:?}")
+                    format!("killed: still running {DRAIN_TIMEOUT:?} after SIGTERM")
                 }
             };
-            endings.push((unit.name.clone(), ending));
-        }
-        endings
+            (unit.name.clone(), ending)
+        });
+        futures_util::future::join_all(waits).await
     }
 }
 

@@ -36,14 +36,14 @@ pub fn render(results: &RunResults, baseline: Option<&RunResults>) -> Result<Str
     Ok(html)
 }
 
-/// Renders and writes the page to `out`.
+/// Renders and writes the page to `out`, atomically (a reader never sees half a page).
 pub fn write(
     results: &RunResults,
     baseline: Option<&RunResults>,
     out: &Path,
 ) -> Result<PathBuf, ReportError> {
     let html = render(results, baseline)?;
-    std::fs::write(out, html).map_err(|source| ReportError::Write {
+    crate::results::write_atomic(out, html.as_bytes()).map_err(|source| ReportError::Write {
         path: out.to_path_buf(),
         source,
     })?;

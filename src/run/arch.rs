@@ -58,6 +58,17 @@ impl ArchRun<'_> {
         (error, Some(live))
     }
 
+    /// Writes results.json with this architecture's steps so far, so that even an exit
+    /// that skips every cleanup (a second Ctrl-C) keeps every finished step.
+    fn checkpoint(&self, results: &RunResults, arch_result: &ArchitectureResult) {
+        let mut partial = results.clone();
+        partial.architectures.push(arch_result.clone());
+        partial.complete = false;
+        if let Err(error) = partial.write(&self.options.out_dir) {
+            tracing::warn!(%error, "cannot write the results so far");
+        }
+    }
+
     /// Measures cold start over repeated deployments, the last of which is kept running.
     async fn deploy(
         &self,
@@ -143,6 +154,7 @@ impl ArchRun<'_> {
             };
             tracing::info!(%architecture, rate = step.target_rps, achieved = step.achieved_rps, p50_us = step.latency_us.p50, p99_us = step.latency_us.p99, "step done");
             arch_result.steps.push(step);
+            self.checkpoint(results, arch_result);
             if let Err(source) = live.check_alive() {
                 return Some(RunError::Launch {
                     architecture,
