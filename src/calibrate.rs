@@ -171,6 +171,7 @@ pub(crate) fn ping_step_config(
         in_flight_cap: 10_000,
         spin,
         network,
+        keep_samples: false,
     }
 }
 
@@ -242,8 +243,8 @@ fn round2(x: f64) -> f64 {
 fn run_wrk(addr: &str, connections: usize, duration: Duration) -> Result<WrkFigures, String> {
     let wrk = find_on_path("wrk")
         .ok_or("wrk is not installed (apt-get install wrk, or scripts/install-wrk.sh)")?;
-    let dir = tempfile_dir()?;
-    let script = dir.join("post.lua");
+    let dir = PrivateDir::create()?;
+    let script = dir.0.join("post.lua");
     let body = String::from_utf8_lossy(&encode_request(
         &BTreeMap::from([("n".to_string(), 1)]),
         BODY_BYTES,
@@ -267,7 +268,7 @@ fn run_wrk(addr: &str, connections: usize, duration: Duration) -> Result<WrkFigu
         .arg(format!("http://{addr}/op/{PING}"))
         .output()
         .map_err(|e| format!("cannot run wrk: {e}"))?;
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     let cpu = children_cpu().saturating_sub(before);
     let elapsed = started.elapsed();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -308,10 +309,37 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
     })
 }
 
-fn tempfile_dir() -> Result<PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!("grainbench-wrk-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    Ok(dir)
+/// A directory of our own under the temp dir: a name nobody can predict or take first
+/// (created exclusively, mode 0700), removed with everything in it when dropped, on
+/// every path out.
+struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    fn create() -> Result<Self, String> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        let mut last_error = None;
+        for attempt in 0..16u32 {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let name = format!("grainbench-wrk-{}-{nanos:x}-{attempt}", std::process::id());
+            let dir = std::env::temp_dir().join(name);
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => return Ok(PrivateDir(dir)),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(format!(
+            "cannot create a private temp directory: {}",
+            last_error.map_or_else(String::new, |e| e.to_string())
+        ))
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Renders the calibration for the terminal.
@@ -337,6 +365,19 @@ pub fn render(c: &Calibration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_temp_dirs_are_unique_owner_only_and_removed() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let (a, b) = (PrivateDir::create().unwrap(), PrivateDir::create().unwrap());
+        assert_ne!(a.0, b.0);
+        let mode = std::fs::metadata(&a.0).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let path = a.0.clone();
+        std::fs::write(path.join("post.lua"), "x").unwrap();
+        drop(a);
+        assert!(!path.exists());
+    }
 
     #[test]
     fn reads_wrk_request_count() {

@@ -218,14 +218,14 @@ fn malformed_scenarios_name_line_and_field() {
             replace_line(27, "duration_s = 0"),
             27,
             "load.duration_s",
-            "more than 0",
+            "from 0.001 to 3600 seconds",
         ),
         (
             "negative duration",
             replace_line(27, "duration_s = -2.5"),
             27,
             "load.duration_s",
-            "more than 0",
+            "from 0.001 to 3600 seconds",
         ),
         (
             "missing duration",

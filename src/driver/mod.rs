@@ -55,7 +55,8 @@ pub struct StepMeasurement {
     pub overall: EntryMeasurement,
     /// One entry per second of the step, warm-up included and marked.
     pub timeline: Vec<Second>,
-    /// Every request of the step, for looking at a window of it.
+    /// Every request of the step, for looking at a window of it (empty unless the step's
+    /// config kept them).
     pub samples: Vec<Sample>,
     /// When the step's schedule started.
     pub started: Instant,
@@ -130,6 +131,9 @@ pub struct StepConfig {
     pub spin: Duration,
     /// The network between the driver and the entry units.
     pub network: NetworkModel,
+    /// Keep every request's sample (24 bytes each) for looking at a window of the step
+    /// afterwards; off, a step's memory is bounded whatever its length.
+    pub keep_samples: bool,
 }
 
 /// Runs one step against `targets` (indexed like the scenario's entrypoints).
@@ -178,7 +182,7 @@ fn run_engine(
     let scheduling = pacer::prefer_real_time();
     let engine = Engine::new(targets, config).map_err(DriverError::Engine)?;
     let start = Instant::now() + Duration::from_millis(5);
-    let mut recorder = Recorder::new(targets.len(), start, config.warmup);
+    let mut recorder = Recorder::new(targets.len(), start, config.warmup, config.keep_samples);
     let stats = engine.run(&mut generator, &mut recorder, start, cancel, |now| {
         if let Some(bar) = &progress {
             bar.set_position(now.saturating_duration_since(start).as_millis() as u64);
@@ -213,7 +217,7 @@ fn run_engine(
         per_entry: recorder.per_entry,
         overall,
         timeline: recorder.timeline,
-        samples: recorder.samples,
+        samples: recorder.samples.unwrap_or_default(),
         scheduling,
         started: start,
         engine: stats,

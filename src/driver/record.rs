@@ -144,12 +144,14 @@ pub struct Recorder {
     pub timeline: Vec<Second>,
     /// Latest actual send time of a measured request.
     pub last_sent: Instant,
-    /// Every request of the step, warm-up included, in completion order.
-    pub samples: Vec<Sample>,
+    /// Every request of the step, warm-up included, in completion order — kept only when
+    /// asked for (a redeploy step looks at a window of it); otherwise a step's memory does
+    /// not grow with its request count.
+    pub samples: Option<Vec<Sample>>,
 }
 
 impl Recorder {
-    pub fn new(entries: usize, start: Instant, warmup: Duration) -> Self {
+    pub fn new(entries: usize, start: Instant, warmup: Duration, keep_samples: bool) -> Self {
         Recorder {
             start,
             measure_from: start + warmup,
@@ -158,7 +160,7 @@ impl Recorder {
             delay_error: new_error_histogram(),
             timeline: Vec::new(),
             last_sent: start + warmup,
-            samples: Vec::new(),
+            samples: keep_samples.then(Vec::new),
         }
     }
 
@@ -189,11 +191,13 @@ impl Recorder {
         done: Instant,
         outcome: Outcome,
     ) {
-        self.samples.push(Sample {
-            intended,
-            latency_us: done.saturating_duration_since(intended).as_micros() as u64,
-            ok: outcome.is_ok(),
-        });
+        if let Some(samples) = self.samples.as_mut() {
+            samples.push(Sample {
+                intended,
+                latency_us: done.saturating_duration_since(intended).as_micros() as u64,
+                ok: outcome.is_ok(),
+            });
+        }
         let second = self.second(intended);
         match outcome {
             Ok(_) => {
@@ -248,7 +252,7 @@ mod tests {
     #[test]
     fn warmup_requests_reach_only_the_timeline() {
         let start = Instant::now();
-        let mut recorder = Recorder::new(1, start, Duration::from_secs(1));
+        let mut recorder = Recorder::new(1, start, Duration::from_secs(1), false);
         let early = start + Duration::from_millis(500);
         let late = start + Duration::from_millis(1500);
         let hops = Hops {

@@ -152,7 +152,7 @@ fn invalid_reason(
     if errors.generator > 0 {
         reasons.push(format!(
             "the load generator could not make {} requests itself (out of file descriptors or \
-             ports; raise `ulimit -n`)",
+             ports, or its backlog of requests waiting for an in-flight slot was full)",
             errors.generator
         ));
     }

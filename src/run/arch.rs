@@ -116,6 +116,7 @@ impl ArchRun<'_> {
             in_flight_cap: self.options.in_flight_cap,
             spin: driver::DEFAULT_SPIN,
             network: self.resolved.network.clone(),
+            keep_samples: false,
         }
     }
 

@@ -32,6 +32,7 @@ impl ArchRun<'_> {
         let rate = self.resolved.redeploy_rate;
         let mut config = self.step_config(Schedule::OpenLoop { rate });
         config.duration = config.duration.max(REDEPLOY_MIN_STEP);
+        config.keep_samples = true; // the redeploy window is cut out of them
         let units = cost::blast_radius(&live.plan, change);
         let redeploy_after = config.warmup + config.duration / 3;
         let pids = super::arch::unit_pids(live);

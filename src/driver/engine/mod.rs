@@ -42,6 +42,9 @@ use tokio_util::sync::CancellationToken;
 const TIMER: Token = Token(usize::MAX - 1);
 /// How often in-flight requests are checked against their timeout.
 const TIMEOUT_SWEEP: Duration = Duration::from_millis(10);
+/// Most requests waiting for an in-flight slot (each holds its request bytes); past it
+/// the generator is hopelessly behind its schedule and stops queueing.
+pub const MAX_BACKLOG: usize = 100_000;
 /// Longest single wait in the loop, so cancellation is noticed promptly.
 const MAX_POLL_WAIT: Duration = Duration::from_millis(20);
 
@@ -292,10 +295,26 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Sends `queued` now, or queues it when the in-flight cap is reached.
+    /// Sends `queued` now, or queues it when the in-flight cap is reached. A backlog
+    /// already [`MAX_BACKLOG`] long means the generator has given up on its schedule: the
+    /// request is counted as one the generator could not make (the step is then invalid)
+    /// instead of growing the queue without bound.
     fn send_or_queue(&mut self, queued: Queued, recorder: &mut Recorder) {
         if self.in_flight >= self.config.in_flight_cap {
             self.stats.in_flight_cap_hits += 1;
+            if self.queued.len() >= MAX_BACKLOG {
+                let (entry, intended) = (queued.entry, queued.intended);
+                let now = Instant::now();
+                self.finish(
+                    recorder,
+                    entry,
+                    intended,
+                    None,
+                    now,
+                    Err(ErrorClass::Generator),
+                );
+                return;
+            }
             self.queued.push_back(queued);
             return;
         }
