@@ -138,7 +138,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Runs the step: sends on schedule, records every outcome, and returns once every
-    /// request has finished (bounded by the timeout) or after cancellation.
+    /// request has finished (bounded by the timeout), or at once when cancelled.
     pub fn run(
         mut self,
         generator: &mut RequestGen,
@@ -201,13 +201,13 @@ impl<'a> Engine<'a> {
                 on_progress(now);
                 next_progress = now + Duration::from_millis(100);
             }
-            let closed_loop_running = closed_loop && now < end && !stopping;
-            let schedule_done = (next >= total || stopping) && !closed_loop_running;
-            if schedule_done
-                && self.in_flight == 0
-                && self.queued.is_empty()
-                && self.network.earliest().is_none()
-            {
+            let closed_loop_running = closed_loop && now < end;
+            let schedule_done = next >= total && !closed_loop_running;
+            let drained =
+                self.in_flight == 0 && self.queued.is_empty() && self.network.earliest().is_none();
+            // Cancelled: stop now, not after the slowest request's timeout; the step is
+            // reported as interrupted (invalid), so its unfinished requests are not counted.
+            if stopping || (schedule_done && drained) {
                 break;
             }
             let mut precise = self.network.earliest();
