@@ -13,6 +13,7 @@
 //! - [`delays`]: what the network model did in a run (a bare hop measured with and without it, the injected delays. errors)
 //! - [`results`]: the results.json contract (plain, versioned data; read by `report`)
 //! - [`report`]: one view model of the results, rendered as the terminal summary and the HTML page
+//! - [`stats`]: confidence intervals over repeated rounds (figures, ratios, changes)
 //! - [`calibrate`]: the driver's efficiency benchmark (send lag, CPU per request, wrk beside it)
 //! - [`run`]: the whole pipeline for one scenario, architecture by architecture
 //! - [`unit`]: the hidden `grainbench unit` entry that serves one unit
@@ -28,5 +29,6 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod scenario;
+pub mod stats;
 pub mod unit;
 pub mod up;

@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 async fn all_architectures_run_with_static_hops_and_equal_digests() {
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let options = test_run_options("pipeline-ok", out.path());
+    let mut options = test_run_options("pipeline-ok", out.path());
+    options.repeat = 2;
     let outcome = run::run(&source, &options, &CancellationToken::new()).await;
     assert!(
         outcome.error.is_none(),
@@ -29,8 +30,35 @@ async fn all_architectures_run_with_static_hops_and_equal_digests() {
     assert!(results.complete);
     assert_eq!(results.architectures.len(), 3);
 
+    // Two rounds, each running every architecture once, in the recorded orders.
+    assert_eq!(results.meta.rounds, 2);
+    assert_eq!(results.meta.round_orders.len(), 2);
+    for arch in &results.architectures {
+        let rates = source.scenario.load.rates.len();
+        assert_eq!(arch.steps.len(), 2 * rates, "{}", arch.architecture);
+        assert_eq!(arch.steps.iter().filter(|s| s.round == 1).count(), rates);
+        assert_eq!(arch.deploy.as_ref().unwrap().cold_start.samples_ms.len(), 2);
+        assert!(
+            arch.steps.iter().all(|s| s.noise.is_some()),
+            "noise measured"
+        );
+        for summary in &arch.summary {
+            assert_eq!(summary.rounds_run, 2);
+            if summary.rounds_valid == 2 {
+                let (low, high) = summary.p50_us.interval().expect("two rounds, an interval");
+                assert!(low <= summary.p50_us.point && summary.p50_us.point <= high);
+                assert_eq!(summary.entrypoints.len(), 2);
+            }
+        }
+    }
     let eq = results.equivalence.as_ref().expect("equivalence ran");
-    assert_eq!(eq.agreed, Architecture::ALL.to_vec());
+    let mut agreed = eq.agreed.clone();
+    agreed.sort();
+    assert_eq!(agreed, Architecture::ALL.to_vec());
+    assert_eq!(
+        eq.reference, results.meta.round_orders[0][0],
+        "the first run is the reference"
+    );
     assert_eq!(eq.digests.len(), 12);
     assert!(eq.digests.iter().all(|d| d.digest.len() == 16));
 

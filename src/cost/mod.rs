@@ -5,8 +5,8 @@
 
 use crate::launch::{self, LaunchError, LaunchOptions, LiveDeployment};
 use crate::plan::Deployment;
-use crate::results::StepResult;
 pub use crate::results::{ColdStart, UnitsUsage};
+use crate::results::{StepNoise, StepResult};
 use grain_runtime::model::UnitRole;
 use procfs::WithCurrentSystemInfo;
 use std::collections::BTreeMap;
@@ -197,6 +197,63 @@ impl StepResult {
             .then(|| ((usage.cpu_ms_total * 1e3 / completed as f64) * 100.0).round() / 100.0);
         self.units = Some(usage);
         self
+    }
+}
+
+/// The machine's CPU time (all cores, from `/proc/stat`) and this process's own, at one
+/// instant: two of them bracket a step to say what else the machine did meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub struct MachineTimes {
+    at: std::time::Instant,
+    /// Busy time of all cores (everything but idle and iowait), including steal, in ticks.
+    busy_ticks: u64,
+    steal_ticks: u64,
+    total_ticks: u64,
+    /// This process's CPU time (the harness: driver included).
+    own: Duration,
+}
+
+impl MachineTimes {
+    pub fn now() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        let get = |i: usize| fields.get(i).copied().unwrap_or(0);
+        let total: u64 = (0..8).map(get).sum();
+        let idle = get(3) + get(4);
+        Some(MachineTimes {
+            at: std::time::Instant::now(),
+            busy_ticks: total.saturating_sub(idle),
+            steal_ticks: get(7),
+            total_ticks: total,
+            own: usage(std::process::id())?.cpu,
+        })
+    }
+
+    /// What the machine did since `self` besides grainbench: steal as a share of all CPU
+    /// time, and the cores other processes kept busy (busy time less steal, less this
+    /// process's and the units' CPU time, `units_cpu_ms`).
+    pub fn noise_since(&self, units_cpu_ms: f64) -> Option<StepNoise> {
+        let now = MachineTimes::now()?;
+        let ticks = procfs::ticks_per_second().max(1) as f64;
+        let elapsed = now.at.duration_since(self.at).as_secs_f64();
+        let total = now.total_ticks.saturating_sub(self.total_ticks) as f64;
+        if elapsed <= 0.0 || total <= 0.0 {
+            return None;
+        }
+        let steal = now.steal_ticks.saturating_sub(self.steal_ticks) as f64;
+        let busy_s = (now.busy_ticks.saturating_sub(self.busy_ticks) as f64 - steal) / ticks;
+        let ours_s = now.own.saturating_sub(self.own).as_secs_f64() + units_cpu_ms / 1e3;
+        Some(StepNoise {
+            steal_share: (steal / total * 1000.0).round() / 1000.0,
+            other_cores: (((busy_s - ours_s) / elapsed).max(0.0) * 100.0).round() / 100.0,
+        })
     }
 }
 

@@ -35,6 +35,8 @@ impl StepResult {
             invalid_reason(m.schedule, m.achieved_rps, &send_lag, &m.overall.errors);
         let cpu_ms = m.engine.cpu.as_secs_f64() * 1e3;
         StepResult {
+            round: 0,
+            noise: None,
             mode,
             target_rps,
             connections,

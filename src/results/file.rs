@@ -2,7 +2,7 @@
 //! fsync, rename), and a read that refuses a file of another schema version with a clear
 //! error instead of misreading it.
 
-use super::{RunResults, SCHEMA_VERSION};
+use super::{RunResults, OLDEST_READ_VERSION, SCHEMA_VERSION};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -25,8 +25,8 @@ pub enum ResultsError {
         source: serde_json::Error,
     },
     #[error(
-        "{} has results schema version {found}; this grainbench reads version {SCHEMA_VERSION} \
-         (use the grainbench that wrote it, or rerun)",
+        "{} has results schema version {found}; this grainbench reads versions \
+         {OLDEST_READ_VERSION} to {SCHEMA_VERSION} (use the grainbench that wrote it, or rerun)",
         path.display()
     )]
     Version { path: PathBuf, found: u64 },
@@ -113,7 +113,7 @@ impl RunResults {
         };
         let value: serde_json::Value = serde_json::from_str(&text).map_err(parse_error)?;
         if let Some(found) = value.get("schema_version").and_then(|v| v.as_u64()) {
-            if found != u64::from(SCHEMA_VERSION) {
+            if !(u64::from(OLDEST_READ_VERSION)..=u64::from(SCHEMA_VERSION)).contains(&found) {
                 return Err(ResultsError::Version {
                     path: path.to_path_buf(),
                     found,
@@ -149,9 +149,6 @@ mod tests {
         std::fs::write(&path, r#"{"schema_version": 99}"#).unwrap();
         let error = RunResults::read(&path).unwrap_err().to_string();
         assert!(error.contains("schema version 99"), "{error}");
-        assert!(
-            error.contains(&format!("reads version {SCHEMA_VERSION}")),
-            "{error}"
-        );
+        assert!(error.contains(&format!("to {SCHEMA_VERSION}")), "{error}");
     }
 }

@@ -21,7 +21,10 @@ use std::path::PathBuf;
 
 /// Version of the results.json schema; bumped on any incompatible change. A file with
 /// another version is refused when read.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+/// The oldest schema version still read: version 1 files (one round, no summaries) are read
+/// as a single round.
+pub const OLDEST_READ_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunResults {
@@ -40,6 +43,12 @@ pub struct RunResults {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunMeta {
+    /// Rounds run: every round runs every architecture, in an order shuffled per round.
+    #[serde(default = "one")]
+    pub rounds: usize,
+    /// The order of the architectures in each round.
+    #[serde(default)]
+    pub round_orders: Vec<Vec<Architecture>>,
     pub grainbench_version: String,
     pub git_commit: Option<String>,
     pub host_cpus: usize,
@@ -160,6 +169,9 @@ pub struct ArchitectureResult {
     pub deploy: Option<DeployCost>,
     /// Why this architecture's run stopped early, if it did.
     pub error: Option<String>,
+    /// Per open-loop rate, every figure over the valid rounds with its interval.
+    #[serde(default)]
+    pub summary: Vec<RateSummary>,
 }
 
 /// Deploy cost of one architecture, from the kernel's own accounting.
@@ -226,6 +238,10 @@ pub struct EquivalenceSummary {
     /// Architectures whose digests matched the reference's for every request.
     pub agreed: Vec<Architecture>,
     pub digests: Vec<DigestRecord>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Whether a unit hosts operations or a service's data.

@@ -7,6 +7,66 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// A figure with its 95 % confidence interval over `rounds` rounds; `low` and `high`
+/// are absent with fewer than two rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    /// The mean over rounds.
+    pub point: f64,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+    pub rounds: usize,
+}
+
+impl Estimate {
+    /// The interval, when there is one.
+    pub fn interval(&self) -> Option<(f64, f64)> {
+        self.low.zip(self.high)
+    }
+
+    /// True when the interval holds `value` (or there is no interval).
+    pub fn contains(&self, value: f64) -> bool {
+        self.interval()
+            .is_none_or(|(low, high)| low <= value && value <= high)
+    }
+}
+
+/// One rate of one architecture over every round that held it validly: each figure with
+/// its 95 % interval over the rounds (see `stats`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateSummary {
+    pub target_rps: u32,
+    /// Rounds run at this rate, and the valid ones the figures come from.
+    pub rounds_run: usize,
+    pub rounds_valid: usize,
+    pub p50_us: Estimate,
+    pub p99_us: Estimate,
+    /// Units' CPU per completed request, µs (absent when not measured).
+    pub units_cpu_us_per_request: Option<Estimate>,
+    pub entrypoints: Vec<EntrySummary>,
+    /// Why this rate's figures are less trustworthy than the run's others, if they are.
+    #[serde(default)]
+    pub noise_flags: Vec<String>,
+}
+
+/// One entrypoint at one rate, over the valid rounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntrySummary {
+    pub entrypoint: String,
+    pub p50_us: Estimate,
+    pub p99_us: Estimate,
+    pub hops: Estimate,
+}
+
+/// What else the machine did during a step, from the kernel (`/proc/stat`, `/proc/<pid>`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepNoise {
+    /// CPU time stolen by the hypervisor, as a share of the machine's CPU time.
+    pub steal_share: f64,
+    /// CPU time spent by processes other than grainbench's (harness and units), in cores.
+    pub other_cores: f64,
+}
+
 /// How a step's load was shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -198,6 +258,9 @@ pub struct GeneratorHealth {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepResult {
+    /// The round this step belongs to (0-based; every round runs every architecture).
+    #[serde(default)]
+    pub round: usize,
     pub mode: StepMode,
     /// Open loop: the scheduled rate; closed loop: 0.
     pub target_rps: u32,
@@ -227,6 +290,9 @@ pub struct StepResult {
     /// How precisely the network model's delays were applied (absent on loopback).
     #[serde(default)]
     pub injected_delay_error: Option<InjectedDelayError>,
+    /// What else the machine did meanwhile (absent when it could not be read).
+    #[serde(default)]
+    pub noise: Option<StepNoise>,
     /// False when the generator fell behind its schedule; then `invalid_reason` says how.
     pub valid: bool,
     pub invalid_reason: Option<String>,

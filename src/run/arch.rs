@@ -13,7 +13,8 @@ use crate::driver::{self, requests::RequestGen, StepConfig, Target};
 use crate::launch::{LaunchError, LaunchOptions, LiveDeployment};
 use crate::plan::{self, Architecture, Deployment};
 use crate::results::{
-    ArchitectureResult, ColdStart, DeployCost, RunResults, StepResult, UnitInfo, UnitKind,
+    ArchitectureResult, ColdStart, DeployCost, RunResults, StepNoise, StepResult, UnitInfo,
+    UnitKind,
 };
 use crate::scenario::ScenarioSource;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +33,7 @@ impl ArchRun<'_> {
     /// for the caller to stop once the results are written.
     pub(super) async fn run(
         &self,
+        round: usize,
         deployment: &plan::Deployment,
         arch_result: &mut ArchitectureResult,
         results: &mut RunResults,
@@ -52,9 +54,21 @@ impl ArchRun<'_> {
                 return (Some(error), None);
             }
         };
-        arch_result.cold_start_ms = Some(live.cold_start.as_secs_f64() * 1e3);
-        arch_result.deploy = Some(self.deploy_cost(&live, cold_start));
-        let error = self.measure(&mut live, arch_result, results).await;
+        match arch_result.deploy.as_mut() {
+            // Later rounds add their cold starts to the first round's deploy cost.
+            Some(deploy) => {
+                let mut samples = std::mem::take(&mut deploy.cold_start.samples_ms);
+                samples.extend(&cold_start.samples_ms);
+                let per_unit = std::mem::take(&mut deploy.cold_start.per_unit_median_ms);
+                deploy.cold_start = ColdStart::from_samples(samples, Default::default());
+                deploy.cold_start.per_unit_median_ms = per_unit;
+            }
+            None => {
+                arch_result.cold_start_ms = Some(live.cold_start.as_secs_f64() * 1e3);
+                arch_result.deploy = Some(self.deploy_cost(&live, cold_start));
+            }
+        }
+        let error = self.measure(round, &mut live, arch_result, results).await;
         (error, Some(live))
     }
 
@@ -62,7 +76,14 @@ impl ArchRun<'_> {
     /// that skips every cleanup (a second Ctrl-C) keeps every finished step.
     fn checkpoint(&self, results: &RunResults, arch_result: &ArchitectureResult) {
         let mut partial = results.clone();
-        partial.architectures.push(arch_result.clone());
+        match partial
+            .architectures
+            .iter_mut()
+            .find(|a| a.architecture == arch_result.architecture)
+        {
+            Some(slot) => *slot = arch_result.clone(),
+            None => partial.architectures.push(arch_result.clone()),
+        }
         partial.complete = false;
         if let Err(error) = partial.write(&self.options.out_dir) {
             tracing::warn!(%error, "cannot write the results so far");
@@ -74,7 +95,12 @@ impl ArchRun<'_> {
         &self,
         deployment: &plan::Deployment,
     ) -> Result<(LiveDeployment, ColdStart), LaunchError> {
-        cost::deploy_timed(deployment, self.launch, self.options.cold_starts).await
+        // The cold starts are spread over the rounds, so they are interleaved too.
+        let per_round = self
+            .options
+            .cold_starts
+            .div_ceil(self.options.repeat.max(1));
+        cost::deploy_timed(deployment, self.launch, per_round.max(1)).await
     }
 
     fn deploy_cost(&self, live: &LiveDeployment, cold_start: ColdStart) -> DeployCost {
@@ -122,6 +148,7 @@ impl ArchRun<'_> {
 
     async fn measure(
         &self,
+        round: usize,
         live: &mut LiveDeployment,
         arch_result: &mut ArchitectureResult,
         results: &mut RunResults,
@@ -137,22 +164,28 @@ impl ArchRun<'_> {
                 })
             }
         };
-        let check = tokio::select! {
-            check = check_equivalence(&targets, scenario, self.resolved.seed, self.options.equivalence_requests, self.resolved.load.timeout, architecture, results) => check,
-            _ = self.cancel.cancelled() => Err(RunError::Interrupted),
-        };
-        if let Err(error) = check {
-            return Some(error);
+        if round == 0 {
+            let check = tokio::select! {
+                check = check_equivalence(&targets, scenario, self.resolved.seed, self.options.equivalence_requests, self.resolved.load.timeout, architecture, results) => check,
+                _ = self.cancel.cancelled() => Err(RunError::Interrupted),
+            };
+            if let Err(error) = check {
+                return Some(error);
+            }
         }
         let mut sweep = StepPlanner::new(&self.options.load, &self.resolved.load);
-        let mut index = 0u64;
-        while let Some(schedule) = sweep.next_schedule(arch_result.steps.last()) {
+        // Each round's requests are a stream of their own, the same for every architecture.
+        let mut index = (round as u64) << 32;
+        let mut last: Option<StepResult> = None;
+        while let Some(schedule) = sweep.next_schedule(last.as_ref()) {
             index += 1;
             let config = self.step_config(schedule);
-            let step = match self.step(live, &targets, &config, index).await {
+            let mut step = match self.step(live, &targets, &config, index).await {
                 Ok(step) => step,
                 Err(error) => return Some(error),
             };
+            step.round = round;
+            last = Some(step.clone());
             tracing::info!(%architecture, rate = step.target_rps, achieved = step.achieved_rps, p50_us = step.latency_us.p50, p99_us = step.latency_us.p99, "step done");
             arch_result.steps.push(step);
             self.checkpoint(results, arch_result);
@@ -166,8 +199,11 @@ impl ArchRun<'_> {
                 return Some(RunError::Interrupted);
             }
         }
-        arch_result.knee = sweep.knee();
-        if let Some(change) = &self.resolved.redeploy {
+        if round == 0 {
+            arch_result.knee = sweep.knee();
+        }
+        let last_round = round + 1 == self.options.repeat.max(1);
+        if let Some(change) = self.resolved.redeploy.as_ref().filter(|_| last_round) {
             let index = index + 1;
             match self
                 .redeploy_under_load(live, &targets, change, index)
@@ -201,10 +237,11 @@ impl ArchRun<'_> {
                 tracing::warn!(%error, "cannot reset the units' injected-delay errors");
             }
         }
-        let (measurement, usage) = self
+        let (measurement, usage, noise) = self
             .measured_step(architecture, unit_pids(live), targets, config, index)
             .await?;
         let mut step = self.step_result(live, &measurement).with_units(usage);
+        step.noise = noise;
         if delaying {
             delays::attach_unit_delay_errors(&mut step, live).await;
         }
@@ -218,13 +255,15 @@ impl ArchRun<'_> {
         targets: &[Target],
         config: &StepConfig,
         index: u64,
-    ) -> Result<(driver::StepMeasurement, cost::UnitsUsage), RunError> {
+    ) -> Result<(driver::StepMeasurement, cost::UnitsUsage, Option<StepNoise>), RunError> {
         let scenario = &self.source.scenario;
         let generator = RequestGen::new(scenario, self.resolved.seed.wrapping_add(index));
         let bar = super::meta::progress_bar(self.options.show_progress, architecture, config);
+        let machine_before = cost::MachineTimes::now();
         let sampler = Sampler::start(pids);
         let measured = driver::run_step(targets, generator, config, bar.clone(), self.cancel).await;
         let usage = sampler.stop();
+        let noise = machine_before.and_then(|before| before.noise_since(usage.cpu_ms_total));
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
@@ -232,7 +271,7 @@ impl ArchRun<'_> {
             architecture,
             source,
         })?;
-        Ok((measurement, usage))
+        Ok((measurement, usage, noise))
     }
 
     pub(super) fn step_result(
@@ -303,5 +342,6 @@ pub(super) fn planned(plan: &Deployment) -> ArchitectureResult {
         knee: None,
         deploy: None,
         error: None,
+        summary: Vec::new(),
     }
 }

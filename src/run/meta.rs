@@ -59,3 +59,43 @@ pub fn new_run_id() -> String {
 pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The order of the architectures in each of `rounds` rounds, shuffled per round with the
+/// run's seed, so drift over the run (another tenant, a noisy phase) spreads over every
+/// architecture instead of landing on the one that ran then.
+pub(super) fn round_orders(
+    architectures: &[Architecture],
+    rounds: usize,
+    seed: u64,
+) -> Vec<Vec<Architecture>> {
+    use rand::seq::SliceRandom as _;
+    use rand::SeedableRng as _;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x726f_756e_6473);
+    (0..rounds.max(1))
+        .map(|_| {
+            let mut order = architectures.to_vec();
+            order.shuffle(&mut rng);
+            order
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_round_runs_every_architecture_in_a_seeded_order() {
+        let all = Architecture::ALL.to_vec();
+        let orders = round_orders(&all, 12, 7);
+        assert_eq!(orders.len(), 12);
+        for order in &orders {
+            let mut sorted = order.clone();
+            sorted.sort();
+            assert_eq!(sorted, all);
+        }
+        assert!(orders.iter().any(|o| o != &all), "shuffled: {orders:?}");
+        assert_eq!(orders, round_orders(&all, 12, 7), "same seed, same orders");
+        assert_eq!(round_orders(&all, 0, 7).len(), 1, "at least one round");
+    }
+}

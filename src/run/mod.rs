@@ -125,7 +125,7 @@ pub async fn run(
         }
     }
     if cancel.is_cancelled() {
-        record(&mut outcome, &results, options);
+        record(&mut outcome, &mut results, options);
         outcome.error = Some(RunError::Interrupted);
         return outcome;
     }
@@ -136,27 +136,45 @@ pub async fn run(
         launch: &launch,
         cancel,
     };
-    for (index, &architecture) in options.architectures.iter().enumerate() {
-        let deployment = plan::plan(&source.scenario, architecture);
-        let mut arch_result = arch::planned(&deployment);
-        let (error, live) = context
-            .run(&deployment, &mut arch_result, &mut results)
-            .await;
-        if let Some(error) = &error {
-            arch_result.error = Some(error.to_string());
-            results.errors.push(error.to_string());
-        }
-        results.architectures.push(arch_result);
-        results.complete = error.is_none() && index + 1 == options.architectures.len();
-        // Written before the units stop: a slow teardown or a second Ctrl-C loses nothing.
-        record(&mut outcome, &results, options);
-        if let Some(live) = live {
-            let endings = live.shutdown().await;
-            tracing::debug!(?endings, "units stopped");
-        }
-        if error.is_some() {
-            outcome.error = error;
-            return outcome;
+    let plans: Vec<_> = options
+        .architectures
+        .iter()
+        .map(|&a| plan::plan(&source.scenario, a))
+        .collect();
+    results.architectures = plans.iter().map(arch::planned).collect();
+    let orders = &results.meta.round_orders.clone();
+    for (round, order) in orders.iter().enumerate() {
+        for (position, &architecture) in order.iter().enumerate() {
+            let index = options
+                .architectures
+                .iter()
+                .position(|a| *a == architecture)
+                .unwrap_or(0);
+            tracing::info!(round = round + 1, %architecture, "round");
+            let mut arch_result = std::mem::replace(
+                &mut results.architectures[index],
+                arch::planned(&plans[index]),
+            );
+            let (error, live) = context
+                .run(round, &plans[index], &mut arch_result, &mut results)
+                .await;
+            if let Some(error) = &error {
+                arch_result.error = Some(error.to_string());
+                results.errors.push(error.to_string());
+            }
+            results.architectures[index] = arch_result;
+            let last = round + 1 == orders.len() && position + 1 == order.len();
+            results.complete = error.is_none() && last;
+            // Written before the units stop: a slow teardown or a second Ctrl-C loses nothing.
+            record(&mut outcome, &mut results, options);
+            if let Some(live) = live {
+                let endings = live.shutdown().await;
+                tracing::debug!(?endings, "units stopped");
+            }
+            if error.is_some() {
+                outcome.error = error;
+                return outcome;
+            }
         }
     }
     outcome
@@ -173,6 +191,8 @@ fn new_results(
     RunResults {
         schema_version: SCHEMA_VERSION,
         meta: RunMeta {
+            rounds: options.repeat.max(1),
+            round_orders: meta::round_orders(&options.architectures, options.repeat, resolved.seed),
             grainbench_version: env!("CARGO_PKG_VERSION").to_string(),
             git_commit: meta::git_commit(),
             host_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -219,7 +239,8 @@ async fn measure_bare_hop(
 
 /// Writes results.json and the HTML report beside it (after every architecture, so an
 /// interrupted run still leaves both).
-fn record(outcome: &mut RunOutcome, results: &RunResults, options: &RunOptions) {
+fn record(outcome: &mut RunOutcome, results: &mut RunResults, options: &RunOptions) {
+    crate::stats::summarize_run(&mut results.architectures);
     outcome.results = results.clone();
     match results.write(&options.out_dir) {
         Ok(path) => {

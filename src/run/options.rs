@@ -12,6 +12,8 @@ use std::time::Duration;
 pub const DEFAULT_EQUIVALENCE_REQUESTS: usize = 30;
 /// Most requests in flight at once, by default.
 pub const DEFAULT_IN_FLIGHT_CAP: usize = 10_000;
+/// Rounds per run, by default (`--quick` too): enough for an interval.
+pub const DEFAULT_ROUNDS: usize = 3;
 /// Deployments timed for cold start per architecture, by default.
 pub const DEFAULT_COLD_STARTS: usize = 5;
 
@@ -42,6 +44,8 @@ pub struct RunOptions {
     pub run_id: String,
     /// Overrides the scenario's network model (`--network`).
     pub network: Option<NetworkModel>,
+    /// Rounds: every round runs every architecture's steps, in a seeded shuffled order.
+    pub repeat: usize,
 }
 
 impl RunOptions {
@@ -63,6 +67,7 @@ impl RunOptions {
             show_progress: false,
             run_id: super::meta::new_run_id(),
             network: None,
+            repeat: DEFAULT_ROUNDS,
         }
     }
 

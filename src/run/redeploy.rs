@@ -49,12 +49,13 @@ impl ArchRun<'_> {
             Ok::<_, LaunchError>(redeploy)
         };
         let (measured, redeployed) = tokio::join!(step, redeploy);
-        let (measurement, usage) = measured?;
+        let (measurement, usage, noise) = measured?;
         let redeploy = redeployed.map_err(|source| RunError::Launch {
             architecture,
             source,
         })?;
-        let step = self.step_result(live, &measurement).with_units(usage);
+        let mut step = self.step_result(live, &measurement).with_units(usage);
+        step.noise = noise;
         Ok(redeploy_result(change, rate, &measurement, &redeploy, step))
     }
 }

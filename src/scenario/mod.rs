@@ -55,10 +55,11 @@ pub struct LoadProfile {
 }
 
 impl LoadProfile {
-    /// The shortened profile of `--quick`: same rates, 3 s measured after 1 s of warm-up.
+    /// The shortened profile of `--quick`: same rates, 2 s measured after 1 s of warm-up
+    /// (in each of the run's rounds).
     pub fn quick(&self) -> LoadProfile {
         LoadProfile {
-            duration: self.duration.min(Duration::from_secs(3)),
+            duration: self.duration.min(Duration::from_secs(2)),
             warmup: self.warmup.min(Duration::from_secs(1)),
             ..self.clone()
         }
@@ -318,7 +319,7 @@ mod tests {
         };
         let quick = load.quick();
         assert_eq!(quick.rates, load.rates);
-        assert_eq!(quick.duration, Duration::from_secs(3));
+        assert_eq!(quick.duration, Duration::from_secs(2));
         assert_eq!(quick.warmup, Duration::from_secs(1));
     }
 }

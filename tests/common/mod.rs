@@ -162,7 +162,7 @@ pub fn open_loop(rate: u32, warmup_ms: u64, duration_ms: u64, in_flight_cap: usi
 }
 
 /// Run options for a test: results in `out`, its own run id, one cold start, no redeploy,
-/// a short equivalence check. Tests change what they exercise.
+/// a short equivalence check, one round. Tests change what they exercise.
 pub fn test_run_options(name: &str, out: &std::path::Path) -> RunOptions {
     let mut options = RunOptions::new(name, grainbench_binary());
     options.out_dir = out.to_path_buf();
@@ -170,6 +170,7 @@ pub fn test_run_options(name: &str, out: &std::path::Path) -> RunOptions {
     options.equivalence_requests = 12;
     options.cold_starts = 1;
     options.redeploy = run::RedeployPolicy::Off;
+    options.repeat = 1;
     options
 }
 

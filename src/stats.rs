@@ -1,0 +1,373 @@
+//! Confidence intervals over repeated rounds (Georges, Buytaert & Eeckhout, "Statistically
+//! rigorous Java performance evaluation", OOPSLA 2007; Kalibera & Jones, "Rigorous
+//! benchmarking in reasonable time", ISMM 2013): a figure is measured once per round, and
+//! its interval is Student's t over the rounds.
+//!
+//! Why rounds and not requests: the requests of one step share that step's machine
+//! weather (another tenant, a noisy phase, where the scheduler put the units), so they are
+//! not independent, and an interval over requests would be far too narrow. Each round's
+//! figure (a p99 over thousands of requests, say) already carries the within-round
+//! sampling noise, so the spread of the per-round figures holds both levels of variation;
+//! the t interval over them is the two-level interval, exact for normal per-round figures
+//! and deterministic (the same results.json always gives the same interval).
+//!
+//! Ratios between architectures are taken per round (the rounds interleave the
+//! architectures, so round r of each shares its weather) and their interval is computed on
+//! the log scale, so "3×" and "⅓×" are symmetric. A ratio or change whose interval holds 1
+//! (0 %) is "no clear difference". With one round there is no interval, and nothing is
+//! claimed.
+
+pub use crate::results::Estimate;
+use crate::results::{
+    ArchitectureResult, EntryResult, EntrySummary, RateSummary, StepMode, StepNoise, StepResult,
+};
+
+/// Two-sided 95 % quantiles of Student's t for 1..=30 degrees of freedom.
+const T_975: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+    2.052, 2.048, 2.045, 2.042,
+];
+
+/// The 97.5 % quantile of Student's t with `df` degrees of freedom.
+pub fn t_975(df: usize) -> f64 {
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => T_975[df - 1],
+        31..=60 => 2.000,
+        61..=120 => 1.980,
+        _ => 1.960,
+    }
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+fn variance(values: &[f64]) -> f64 {
+    let m = mean(values);
+    values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (values.len() as f64 - 1.0)
+}
+
+/// The mean of per-round values and its 95 % t interval. `None` without values.
+pub fn estimate(values: &[f64]) -> Option<Estimate> {
+    let values: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if values.is_empty() {
+        return None;
+    }
+    let point = mean(&values);
+    let (low, high) = if values.len() >= 2 {
+        let half = t_975(values.len() - 1) * (variance(&values) / values.len() as f64).sqrt();
+        (Some(point - half), Some(point + half))
+    } else {
+        (None, None)
+    };
+    Some(Estimate {
+        point,
+        low,
+        high,
+        rounds: values.len(),
+    })
+}
+
+/// `a / b` with its interval. Paired round by round when both have the same rounds (the
+/// interleaved rounds share their weather), unpaired otherwise (Welch's interval on the
+/// log scale). Non-positive values are left out.
+pub fn ratio(a: &[f64], b: &[f64]) -> Option<Estimate> {
+    let log = |v: &[f64]| -> Vec<f64> { v.iter().filter(|x| **x > 0.0).map(|x| x.ln()).collect() };
+    let (la, lb) = (log(a), log(b));
+    if la.is_empty() || lb.is_empty() {
+        return None;
+    }
+    let log_estimate = if la.len() == lb.len() && la.len() == a.len() && lb.len() == b.len() {
+        let diffs: Vec<f64> = la.iter().zip(&lb).map(|(x, y)| x - y).collect();
+        estimate(&diffs)?
+    } else {
+        welch_difference(&la, &lb)
+    };
+    Some(Estimate {
+        point: log_estimate.point.exp(),
+        low: log_estimate.low.map(f64::exp),
+        high: log_estimate.high.map(f64::exp),
+        rounds: log_estimate.rounds,
+    })
+}
+
+/// The difference of two means with Welch's interval (unequal variances).
+fn welch_difference(a: &[f64], b: &[f64]) -> Estimate {
+    let point = mean(a) - mean(b);
+    let rounds = a.len().min(b.len());
+    if a.len() < 2 || b.len() < 2 {
+        return Estimate {
+            point,
+            low: None,
+            high: None,
+            rounds,
+        };
+    }
+    let (va, vb) = (variance(a) / a.len() as f64, variance(b) / b.len() as f64);
+    let se = (va + vb).sqrt();
+    let df = if se == 0.0 {
+        (a.len() + b.len() - 2) as f64
+    } else {
+        (va + vb).powi(2)
+            / (va.powi(2) / (a.len() as f64 - 1.0) + vb.powi(2) / (b.len() as f64 - 1.0))
+    };
+    let half = t_975(df.floor().max(1.0) as usize) * se;
+    Estimate {
+        point,
+        low: Some(point - half),
+        high: Some(point + half),
+        rounds,
+    }
+}
+
+/// The relative change from `before` to `after` in percent, with its interval (Welch on
+/// the log scale: the runs being compared are independent).
+pub fn change_percent(before: &[f64], after: &[f64]) -> Option<Estimate> {
+    let log = |v: &[f64]| -> Vec<f64> { v.iter().filter(|x| **x > 0.0).map(|x| x.ln()).collect() };
+    let (lb, la) = (log(before), log(after));
+    if lb.is_empty() || la.is_empty() {
+        return None;
+    }
+    let d = welch_difference(&la, &lb);
+    let pct = |x: f64| (x.exp() - 1.0) * 100.0;
+    Some(Estimate {
+        point: pct(d.point),
+        low: d.low.map(pct),
+        high: d.high.map(pct),
+        rounds: d.rounds,
+    })
+}
+
+/// Per open-loop rate of `arch`, every figure over the rounds whose step there was valid,
+/// with its interval; flags rates whose rounds disagree far more than the run's others or
+/// that ran while other load held the machine.
+pub fn summarize(arch: &ArchitectureResult) -> Vec<RateSummary> {
+    let mut rates: Vec<u32> = arch
+        .steps
+        .iter()
+        .filter(|s| s.mode == StepMode::Open)
+        .map(|s| s.target_rps)
+        .collect();
+    rates.sort_unstable();
+    rates.dedup();
+    rates
+        .into_iter()
+        .filter_map(|rate| rate_summary(arch, rate))
+        .collect()
+}
+
+fn rate_summary(arch: &ArchitectureResult, rate: u32) -> Option<RateSummary> {
+    let at_rate: Vec<&StepResult> = arch
+        .steps
+        .iter()
+        .filter(|s| s.mode == StepMode::Open && s.target_rps == rate)
+        .collect();
+    let valid: Vec<&StepResult> = at_rate.iter().copied().filter(|s| s.valid).collect();
+    let per_round =
+        |f: &dyn Fn(&StepResult) -> f64| -> Vec<f64> { valid.iter().map(|s| f(s)).collect() };
+    let cpu: Vec<f64> = valid
+        .iter()
+        .filter_map(|s| s.units_cpu_us_per_request)
+        .collect();
+    let entrypoints = valid
+        .first()?
+        .entrypoints
+        .iter()
+        .filter_map(|first| {
+            let of = |f: &dyn Fn(&EntryResult) -> f64| -> Vec<f64> {
+                valid
+                    .iter()
+                    .filter_map(|s| {
+                        s.entrypoints
+                            .iter()
+                            .find(|e| e.entrypoint == first.entrypoint)
+                    })
+                    .map(f)
+                    .collect()
+            };
+            Some(EntrySummary {
+                entrypoint: first.entrypoint.clone(),
+                p50_us: estimate(&of(&|e| e.latency_us.p50 as f64))?,
+                p99_us: estimate(&of(&|e| e.latency_us.p99 as f64))?,
+                hops: estimate(&of(&|e| e.hops.mean_total))?,
+            })
+        })
+        .collect();
+    let noise_flags = valid
+        .iter()
+        .filter_map(|s| s.noise.as_ref().map(|n| (s.round, n)))
+        .filter_map(|(round, n)| noise_flag(round, n))
+        .collect();
+    Some(RateSummary {
+        target_rps: rate,
+        rounds_run: at_rate.len(),
+        rounds_valid: valid.len(),
+        p50_us: estimate(&per_round(&|s| s.latency_us.p50 as f64))?,
+        p99_us: estimate(&per_round(&|s| s.latency_us.p99 as f64))?,
+        units_cpu_us_per_request: estimate(&cpu),
+        entrypoints,
+        noise_flags,
+    })
+}
+
+/// Steal above this share of the machine's CPU time marks a step as noisy.
+pub const NOISY_STEAL_SHARE: f64 = 0.05;
+/// Other processes using this many cores or more mark a step as noisy.
+pub const NOISY_OTHER_CORES: f64 = 0.5;
+/// Rounds whose p50s spread (max − min, over the mean) this many times wider than the
+/// run's typical spread, and by more than [`NOISY_MIN_SPREAD`], mark a rate as noisy.
+pub const NOISY_SPREAD_FACTOR: f64 = 3.0;
+pub const NOISY_MIN_SPREAD: f64 = 0.2;
+
+fn noise_flag(round: usize, noise: &StepNoise) -> Option<String> {
+    if noise.steal_share > NOISY_STEAL_SHARE {
+        return Some(format!(
+            "round {}: the hypervisor stole {:.0} % of the CPU time",
+            round + 1,
+            noise.steal_share * 100.0
+        ));
+    }
+    (noise.other_cores >= NOISY_OTHER_CORES).then(|| {
+        format!(
+            "round {}: other processes used {:.1} cores",
+            round + 1,
+            noise.other_cores
+        )
+    })
+}
+
+/// The spread of a rate's per-round p50s: (max − min) / mean.
+fn spread(arch: &ArchitectureResult, rate: u32) -> Option<f64> {
+    let p50s: Vec<f64> = arch
+        .steps
+        .iter()
+        .filter(|s| s.is_valid_open_at(rate))
+        .map(|s| s.latency_us.p50 as f64)
+        .collect();
+    if p50s.len() < 2 {
+        return None;
+    }
+    let (min, max) = p50s.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+        (lo.min(*v), hi.max(*v))
+    });
+    Some((max - min) / mean(&p50s))
+}
+
+/// Summaries of every architecture of a run, with the rates whose rounds disagree far more
+/// than the run's other rates flagged.
+pub fn summarize_run(architectures: &mut [ArchitectureResult]) {
+    for arch in architectures.iter_mut() {
+        arch.summary = summarize(arch);
+    }
+    let spreads: Vec<(usize, usize, f64)> = architectures
+        .iter()
+        .enumerate()
+        .flat_map(|(a, arch)| {
+            arch.summary
+                .iter()
+                .enumerate()
+                .filter_map(move |(r, s)| spread(arch, s.target_rps).map(|v| (a, r, v)))
+        })
+        .collect();
+    let mut sorted: Vec<f64> = spreads.iter().map(|(_, _, v)| *v).collect();
+    sorted.sort_by(f64::total_cmp);
+    let Some(&typical) = sorted.get(sorted.len() / 2) else {
+        return;
+    };
+    for (a, r, value) in spreads {
+        if value > NOISY_MIN_SPREAD && value > NOISY_SPREAD_FACTOR * typical {
+            architectures[a].summary[r].noise_flags.push(format!(
+                "its rounds disagree: p50 spread {:.0} % against {:.0} % typical in this run",
+                value * 100.0,
+                typical * 100.0
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use rand_distr::{Distribution, Exp, Normal};
+
+    /// One round's p50 over `n` requests drawn from Exp(mean 1000) plus the round's own
+    /// shift: the two levels of variation a real step has.
+    fn round_p50(rng: &mut ChaCha8Rng, n: usize, round_sd: f64) -> f64 {
+        let shift = Normal::new(0.0, round_sd).unwrap().sample(rng);
+        let exp = Exp::new(1.0 / 1000.0).unwrap();
+        let mut requests: Vec<f64> = (0..n).map(|_| exp.sample(rng) + shift).collect();
+        requests.sort_by(f64::total_cmp);
+        requests[n / 2]
+    }
+
+    #[test]
+    fn t_quantiles() {
+        assert_eq!(t_975(1), 12.706);
+        assert_eq!(t_975(4), 2.776);
+        assert_eq!(t_975(1000), 1.96);
+        assert!(t_975(0).is_infinite());
+    }
+
+    #[test]
+    fn one_round_has_no_interval_and_claims_nothing() {
+        let e = estimate(&[5.0]).unwrap();
+        assert_eq!((e.point, e.interval()), (5.0, None));
+        assert!(e.contains(1e9));
+        assert!(estimate(&[]).is_none());
+        assert_eq!(ratio(&[2.0], &[1.0]).unwrap().interval(), None);
+    }
+
+    #[test]
+    fn intervals_cover_the_true_value_about_95_percent_of_the_time() {
+        // True p50 of Exp(mean 1000) shifted by a zero-mean round effect: 1000·ln 2.
+        let truth = 1000.0 * std::f64::consts::LN_2;
+        let mut rng = ChaCha8Rng::seed_from_u64(2007);
+        let trials = 1000;
+        let covered = (0..trials)
+            .filter(|_| {
+                let rounds: Vec<f64> = (0..5).map(|_| round_p50(&mut rng, 2000, 40.0)).collect();
+                estimate(&rounds).unwrap().contains(truth)
+            })
+            .count();
+        let share = covered as f64 / trials as f64;
+        assert!((0.93..=0.97).contains(&share), "coverage {share}");
+    }
+
+    #[test]
+    fn a_ratio_of_identical_distributions_is_no_clear_difference_at_least_90_percent() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2013);
+        let trials = 1000;
+        let unclear = (0..trials)
+            .filter(|_| {
+                let a: Vec<f64> = (0..3).map(|_| round_p50(&mut rng, 1000, 40.0)).collect();
+                let b: Vec<f64> = (0..3).map(|_| round_p50(&mut rng, 1000, 40.0)).collect();
+                ratio(&a, &b).unwrap().contains(1.0)
+            })
+            .count();
+        assert!(
+            unclear as f64 / trials as f64 >= 0.90,
+            "{unclear} of {trials}"
+        );
+    }
+
+    #[test]
+    fn a_real_difference_is_found_and_its_ratio_interval_covers_the_truth() {
+        let mut rng = ChaCha8Rng::seed_from_u64(42);
+        let slow: Vec<f64> = (0..3)
+            .map(|_| 3.0 * round_p50(&mut rng, 2000, 10.0))
+            .collect();
+        let fast: Vec<f64> = (0..3).map(|_| round_p50(&mut rng, 2000, 10.0)).collect();
+        let r = ratio(&slow, &fast).unwrap();
+        assert!(!r.contains(1.0), "{r:?}");
+        assert!(r.contains(3.0), "{r:?}");
+        let c = change_percent(&fast, &slow).unwrap();
+        assert!(c.low.unwrap() > 100.0, "{c:?}");
+        let same = change_percent(&fast, &fast.iter().map(|x| x * 1.0001).collect::<Vec<_>>());
+        assert!(same.unwrap().contains(0.0));
+        let _ = rng.random::<u8>();
+    }
+}
