@@ -5,6 +5,7 @@
 use clap::{Args, Parser, Subcommand};
 use grain_runtime::network::NetworkModel;
 use grainbench::plan::Architecture;
+use grainbench::report::gate::Threshold;
 use grainbench::run::{LoadMode, RedeployPolicy, RunOptions, SweepLimits};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,6 +37,10 @@ pub enum Command {
         /// Where to write the page (default: index.html beside RESULTS).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Exit with code 3 if a threshold is broken: `p99 > 5ms`, `p50 > 800us`, or
+        /// `regression > 10%` (against --baseline; only changes beyond noise count).
+        #[arg(long = "fail-if", value_name = "THRESHOLD")]
+        fail_if: Vec<Threshold>,
     },
     /// Write scenarios/NAME.toml: a commented, valid, runnable starting point.
     New {
@@ -137,6 +142,14 @@ pub struct RunArgs {
     /// one-way delay such as `250us` or `1ms`. Each hop then adds a round trip.
     #[arg(long, value_parser = network_arg)]
     pub network: Option<Box<NetworkModel>>,
+    /// An earlier results.json: the page and summary show each figure's change since it,
+    /// with its interval ("no change beyond noise" where the interval holds 0).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Exit with code 3 if a threshold is broken: `p99 > 5ms`, `p50 > 800us`, or
+    /// `regression > 10%` (against --baseline; only changes beyond noise count).
+    #[arg(long = "fail-if", value_name = "THRESHOLD")]
+    pub fail_if: Vec<Threshold>,
     /// Marks every unit's command line (lets tests find this run's processes).
     #[arg(long, hide = true)]
     pub run_id: Option<String>,

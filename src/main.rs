@@ -26,6 +26,8 @@ enum Failure {
     Run(Option<anyhow::Error>),
     /// Ctrl-C or SIGTERM.
     Interrupted,
+    /// A `--fail-if` threshold was broken (each already said on stderr).
+    Threshold,
 }
 
 impl From<anyhow::Error> for Failure {
@@ -40,6 +42,7 @@ impl Failure {
             Failure::BadInput(_) => ExitCode::from(2),
             Failure::Run(_) => ExitCode::FAILURE,
             Failure::Interrupted => ExitCode::from(130),
+            Failure::Threshold => ExitCode::from(3),
         }
     }
 }
@@ -91,16 +94,15 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             results,
             baseline,
             out,
+            fail_if,
         } => {
-            let read = |path: &Path| grainbench::results::RunResults::read(path);
-            let current = read(&results).map_err(|e| bad_input(e.into()))?;
-            let old = baseline.as_deref().map(read).transpose();
-            let old = old.map_err(|e| bad_input(e.into()))?;
+            let current = read_results(&results)?;
+            let old = baseline.as_deref().map(read_results).transpose()?;
             let out = out.unwrap_or_else(|| results.with_file_name("index.html"));
             let path = grainbench::report::write_html(&current, old.as_ref(), &out)
                 .map_err(anyhow::Error::from)?;
             println!("report: {}", path.display());
-            Ok(())
+            gate(&current, old.as_ref(), &fail_if)
         }
         Command::Schema => {
             let schema = serde_json::to_string_pretty(&scenario::json_schema())
@@ -133,6 +135,23 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
         }
         Command::Unit { .. } => unreachable!("handled before the runtime starts"),
     }
+}
+
+fn read_results(path: &Path) -> Result<grainbench::results::RunResults, Failure> {
+    grainbench::results::RunResults::read(path).map_err(|e| bad_input(e.into()))
+}
+
+/// Checks `--fail-if` thresholds, saying each broken one.
+fn gate(
+    results: &grainbench::results::RunResults,
+    baseline: Option<&grainbench::results::RunResults>,
+    thresholds: &[grainbench::report::gate::Threshold],
+) -> Result<(), Failure> {
+    let broken = grainbench::report::gate::violations(results, baseline, thresholds);
+    for violation in &broken {
+        eprintln!("threshold broken: {violation}");
+    }
+    broken.is_empty().then_some(()).ok_or(Failure::Threshold)
 }
 
 fn bad_input(error: anyhow::Error) -> Failure {
@@ -184,6 +203,7 @@ fn prepare(args: &RunArgs) -> Result<Vec<(ScenarioSource, RunOptions)>, Failure>
 
 async fn run_scenarios(args: RunArgs) -> Result<(), Failure> {
     let prepared = prepare(&args)?;
+    let baseline = args.baseline.as_deref().map(read_results).transpose()?;
     let cancel = CancellationToken::new();
     terminal::cancel_on_signals(cancel.clone());
     let mut failure = None;
@@ -195,7 +215,12 @@ async fn run_scenarios(args: RunArgs) -> Result<(), Failure> {
             options.out_dir.display()
         );
         let outcome = run::run(source, options, &cancel).await;
-        println!("{}", render_summary(&outcome.results));
+        println!("{}", render_summary(&outcome.results, baseline.as_ref()));
+        if let (Some(old), Some(page)) = (&baseline, &outcome.report_path) {
+            if let Err(error) = grainbench::report::write_html(&outcome.results, Some(old), page) {
+                eprintln!("error: {}", terminal::render_error(&error.into()));
+            }
+        }
         for (label, path) in [
             ("results:", &outcome.results_path),
             ("report: ", &outcome.report_path),
@@ -220,6 +245,17 @@ async fn run_scenarios(args: RunArgs) -> Result<(), Failure> {
                 let error = anyhow::Error::from(error);
                 eprintln!("error: {}", terminal::render_error(&error));
                 failure = Some(Failure::Run(None));
+            }
+        }
+    }
+    if failure.is_none() {
+        for (source, options) in &prepared {
+            let path = options.out_dir.join("results.json");
+            if let Ok(results) = grainbench::results::RunResults::read(&path) {
+                if let Err(broken) = gate(&results, baseline.as_ref(), &args.fail_if) {
+                    eprintln!("{}: thresholds broken", source.scenario.name);
+                    failure = Some(broken);
+                }
             }
         }
     }

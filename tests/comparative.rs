@@ -236,3 +236,54 @@ async fn replies_landing_while_the_engine_waits_out_a_send_are_read_at_once() {
         base.p50
     );
 }
+
+#[test]
+#[ignore = "comparative: cargo test --test comparative -- --ignored"]
+fn a_planted_slowdown_shows_where_it_is_and_nowhere_else() {
+    // The same scenario twice, the second with one operation's CPU × 4, compared with
+    // --baseline: the entrypoint that calls it rises beyond noise; the one that does not
+    // shows no change beyond noise.
+    let dir = tempfile::tempdir().unwrap();
+    let base = fixture("planted.toml");
+    let text = std::fs::read_to_string(&base).unwrap();
+    assert!(text.contains("cpu_us = 400"));
+    let slower = dir.path().join("planted.toml");
+    std::fs::write(&slower, text.replace("cpu_us = 400", "cpu_us = 1600")).unwrap();
+    let run = |scenario: &Path, out: &str, extra: &[&str]| {
+        let status = std::process::Command::new(grainbench_binary())
+            .args(["run", "--arch", "nano", "--repeat", "4", "--cold-starts", "1"])
+            .args(["--no-redeploy", "--out"])
+            .arg(dir.path().join(out))
+            .args(extra)
+            .arg(scenario)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        status.code()
+    };
+    assert_eq!(run(&base, "before", &[]), Some(0));
+    let baseline = dir.path().join("before/results.json");
+    let baseline_arg = baseline.to_str().unwrap();
+    // A 10 % regression gate breaks (exit code 3) on the planted slowdown.
+    assert_eq!(
+        run(&slower, "after", &["--baseline", baseline_arg, "--fail-if", "regression > 10%"]),
+        Some(3)
+    );
+    let before = grainbench::results::RunResults::read(&baseline).unwrap();
+    let after =
+        grainbench::results::RunResults::read(&dir.path().join("after/results.json")).unwrap();
+    let model = grainbench::report::model::build(&after, Some(&before));
+    let changes = model.baseline.expect("compared").changes;
+    let change = |figure: &str| {
+        changes
+            .iter()
+            .find(|c| c.figure == figure)
+            .unwrap_or_else(|| panic!("no {figure}: {:?}", changes.iter().map(|c| &c.figure).collect::<Vec<_>>()))
+    };
+    let report = change("report p50 at 60 req/s");
+    eprintln!("report p50: {}", report.change);
+    assert!(report.significant && report.estimate.unwrap().point > 50.0, "{}", report.change);
+    let ping = change("ping p50 at 60 req/s");
+    eprintln!("ping p50: {}", ping.change);
+    assert!(!ping.significant, "{}", ping.change);
+}

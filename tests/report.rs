@@ -163,7 +163,7 @@ fn a_baseline_adds_changes() {
 fn the_terminal_summary_is_laid_out_from_the_same_model() {
     let results = fixture_results();
     let model = model::build(&results, None);
-    let text = grainbench::report::render_summary(&results);
+    let text = grainbench::report::render_summary(&results, None);
     let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/summary.txt");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &text).unwrap();

@@ -11,6 +11,9 @@ use serde::Serialize;
 const WIDTH: u32 = 640;
 const HEIGHT: u32 = 340;
 const FONT: &str = "sans-serif";
+/// Chart text size in SVG pixels: a chart is drawn 640 wide and shown about 500 wide in a
+/// 1200 px window (two per row), so 15 here is about 11.7 px on screen.
+const LABEL_PX: u32 = 15;
 
 /// One titled chart, as inline SVG. Latency axes are logarithmic.
 #[derive(Debug, Clone, Serialize)]
@@ -41,6 +44,8 @@ struct Series {
     colour: RGBColor,
     points: Vec<(f64, f64)>,
     thin: bool,
+    /// Error bars: x, low, high (a 95 % interval over the rounds).
+    bars: Vec<(f64, f64, f64)>,
 }
 
 /// Draws every chart for `results`.
@@ -79,6 +84,7 @@ fn spectrum(results: &RunResults) -> Option<Chart> {
                 colour: rgb(colour(a.architecture.name())),
                 points,
                 thin: false,
+                bars: Vec::new(),
             })
         })
         .collect();
@@ -103,27 +109,32 @@ fn spectrum(results: &RunResults) -> Option<Chart> {
 fn rate_curve(results: &RunResults) -> Option<Chart> {
     let mut series = Vec::new();
     for a in &results.architectures {
-        let steps: Vec<_> = a.steps.iter().filter(|s| s.is_valid_open()).collect();
-        if steps.len() < 2 {
+        let summary = if a.summary.is_empty() {
+            crate::stats::summarize(a)
+        } else {
+            a.summary.clone()
+        };
+        if summary.len() < 2 {
             continue;
         }
         let name = a.architecture.name();
-        for (label, pick, thin) in [("p99", 99, false), ("p50", 50, true)] {
+        for (label, thin) in [("p99", false), ("p50", true)] {
+            let pick = |s: &crate::results::RateSummary| if thin { s.p50_us } else { s.p99_us };
             series.push(Series {
                 name: format!("{name} {label}"),
                 colour: rgb(colour(name)),
-                points: steps
+                points: summary
                     .iter()
-                    .map(|s| {
-                        let v = if pick == 99 {
-                            s.latency_us.p99
-                        } else {
-                            s.latency_us.p50
-                        };
-                        (f64::from(s.target_rps), v as f64 / 1e3)
-                    })
+                    .map(|s| (f64::from(s.target_rps), pick(s).point / 1e3))
                     .collect(),
                 thin,
+                bars: summary
+                    .iter()
+                    .filter_map(|s| {
+                        let (low, high) = pick(s).interval()?;
+                        Some((f64::from(s.target_rps), low / 1e3, high / 1e3))
+                    })
+                    .collect(),
             });
         }
     }
@@ -135,7 +146,7 @@ fn rate_curve(results: &RunResults) -> Option<Chart> {
     })?;
     Some(Chart {
         title: "p50 and p99 against offered rate".into(),
-        caption: "Thick lines p99, thin lines p50; valid open-loop steps only. Where a curve bends up, the architecture nears saturation (the knee).".into(),
+        caption: "Thick lines p99, thin lines p50: means over the valid rounds, with error bars for their 95 % intervals. Where a curve bends up, the architecture nears saturation (the knee).".into(),
         svg,
     })
 }
@@ -147,14 +158,16 @@ fn timelines(results: &RunResults) -> Vec<Chart> {
     first
         .steps
         .iter()
-        .filter(|s| s.mode == StepMode::Open)
+        .filter(|s| s.mode == StepMode::Open && s.round == 0)
         .filter_map(|step| {
             let rate = step.target_rps;
             let series: Vec<Series> = results
                 .architectures
                 .iter()
                 .filter_map(|a| {
-                    let s = a.steps.iter().find(|s| s.mode == StepMode::Open && s.target_rps == rate)?;
+                    let s = a.steps.iter().find(|s| {
+                        s.mode == StepMode::Open && s.round == 0 && s.target_rps == rate
+                    })?;
                     let name = a.architecture.name();
                     Some(Series {
                         name: name.into(),
@@ -166,13 +179,14 @@ fn timelines(results: &RunResults) -> Vec<Chart> {
                             .map(|t| (t.second as f64, t.p99_us.max(1) as f64 / 1e3))
                             .collect(),
                         thin: false,
+                        bars: Vec::new(),
                     })
                 })
                 .collect();
             let warmup = step.warmup_s;
             let svg = line_chart(&series, "second of the step", "p99 per second (ms, log)", |x| format!("{x:.1}"))?;
             Some(Chart {
-                title: format!("Per-second p99 at {rate} req/s"),
+                title: format!("Per-second p99 at {rate} req/s (round 1)"),
                 caption: format!("Each point is one second of the step by intended send time; the first {warmup:.1} s are warm-up (not in the other figures)."),
                 svg,
             })
@@ -368,7 +382,10 @@ fn line_chart(
         f64::INFINITY,
         f64::NEG_INFINITY,
     );
-    for &(x, y) in points {
+    let bar_ends = series
+        .iter()
+        .flat_map(|s| s.bars.iter().flat_map(|&(x, low, high)| [(x, low), (x, high)]));
+    for (x, y) in points.copied().chain(bar_ends).filter(|(_, y)| *y > 0.0) {
         x0 = x0.min(x);
         x1 = x1.max(x);
         y0 = y0.min(y);
@@ -400,7 +417,7 @@ fn line_chart(
             .x_desc(x_label)
             .y_desc(y_label)
             .x_label_formatter(&x_format)
-            .label_style((FONT, 12))
+            .label_style((FONT, LABEL_PX))
             .draw()
             .ok()?;
         draw_lines(&mut chart, series)?;
@@ -436,12 +453,18 @@ where
                     .map(|&p| Circle::new(p, 3, s.colour.filled())),
             )
             .ok()?;
+        let bar_style = s.colour.stroke_width(2);
+        chart
+            .draw_series(s.bars.iter().map(|&(x, low, high)| {
+                ErrorBar::new_vertical(x, low.max(1e-6), (low + high) / 2.0, high, bar_style, 8)
+            }))
+            .ok()?;
     }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
-        .label_font((FONT, 12))
+        .label_font((FONT, LABEL_PX))
         .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .ok()
@@ -471,7 +494,7 @@ fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
             .disable_x_mesh()
             .x_labels(0)
             .y_desc(y_label)
-            .label_style((FONT, 12))
+            .label_style((FONT, LABEL_PX))
             .draw()
             .ok()?;
         for (i, bar) in bars.iter().enumerate() {
@@ -483,7 +506,7 @@ fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
                     bar.colour.filled(),
                 )))
                 .ok()?;
-            let label_style = (FONT, if n > 4 { 10 } else { 13 })
+            let label_style = (FONT, if n > 4 { LABEL_PX - 1 } else { LABEL_PX })
                 .into_font()
                 .color(&BLACK)
                 .pos(Pos::new(HPos::Center, VPos::Bottom));

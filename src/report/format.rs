@@ -1,7 +1,7 @@
 //! Number formatting shared by every renderer, so the terminal and the page print the same
 //! figure the same way.
 
-use crate::results::StepResult;
+use crate::results::{Estimate, StepResult};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -21,6 +21,47 @@ pub fn ratio(value: f64, best: f64) -> String {
         return "–".into();
     }
     format!("{:.1}×", value / best)
+}
+
+/// A figure and its interval, rounded to `decimals`: `1234 [1180–1290]`, or `1234 (one
+/// round: no interval)`.
+pub fn estimate(e: &Estimate, decimals: usize) -> String {
+    match e.interval() {
+        Some((low, high)) => format!(
+            "{:.d$} [{:.d$}–{:.d$}]",
+            e.point,
+            low.max(0.0),
+            high,
+            d = decimals
+        ),
+        None => format!("{:.d$} (one round: no interval)", e.point, d = decimals),
+    }
+}
+
+/// A ratio and its interval: `3.2× [2.9–3.6]`; `no clear difference (1.1× [0.8–1.5])` when
+/// the interval holds 1; `1.2× (one round: no interval)` without one.
+pub fn ratio_estimate(e: &Estimate) -> String {
+    match e.interval() {
+        Some((low, high)) if low <= 1.0 && 1.0 <= high => format!(
+            "no clear difference ({:.2}× [{low:.2}–{high:.2}])",
+            e.point
+        ),
+        Some((low, high)) => format!("{:.1}× [{low:.1}–{high:.1}]", e.point),
+        None => format!("{:.1}× (one round: no interval)", e.point),
+    }
+}
+
+/// A relative change and its interval: `+12.3 % [+5.1, +19.9]`, or `no change beyond noise
+/// (+2.1 % [−4.0, +8.7])` when the interval holds 0.
+pub fn change_estimate(e: &Estimate) -> String {
+    match e.interval() {
+        Some((low, high)) if low <= 0.0 && 0.0 <= high => format!(
+            "no change beyond noise ({:+.1} % [{low:+.1}, {high:+.1}])",
+            e.point
+        ),
+        Some((low, high)) => format!("{:+.1} % [{low:+.1}, {high:+.1}]", e.point),
+        None => format!("{:+.1} % (one round each: no interval)", e.point),
+    }
 }
 
 /// One decimal, or `–` when absent.
@@ -59,5 +100,16 @@ mod tests {
             join_clauses(&["a".into(), "b".into(), "c".into()]),
             "a, b and c"
         );
+        let e = |point, low, high| Estimate {
+            point,
+            low: Some(low),
+            high: Some(high),
+            rounds: 3,
+        };
+        assert_eq!(ratio_estimate(&e(3.2, 2.9, 3.6)), "3.2× [2.9–3.6]");
+        assert!(ratio_estimate(&e(1.1, 0.8, 1.5)).starts_with("no clear difference"));
+        assert!(change_estimate(&e(2.0, -4.0, 8.0)).starts_with("no change beyond noise"));
+        assert_eq!(change_estimate(&e(12.34, 5.1, 19.9)), "+12.3 % [+5.1, +19.9]");
+        assert_eq!(estimate(&e(1234.4, 1180.0, 1290.2), 0), "1234 [1180–1290]");
     }
 }

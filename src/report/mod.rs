@@ -5,6 +5,7 @@
 
 pub mod charts;
 pub mod format;
+pub mod gate;
 pub mod html;
 pub mod model;
 mod summary;

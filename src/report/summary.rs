@@ -6,9 +6,9 @@ use super::model::{self, ReportModel};
 use crate::results::RunResults;
 use std::fmt::Write;
 
-/// Renders the terminal summary of `results`.
-pub fn render_summary(results: &RunResults) -> String {
-    render(&model::build(results, None))
+/// Renders the terminal summary of `results`, with changes since `baseline` if given.
+pub fn render_summary(results: &RunResults, baseline: Option<&RunResults>) -> String {
+    render(&model::build(results, baseline))
 }
 
 /// Lays out `m` as text.
@@ -32,6 +32,12 @@ pub fn render(m: &ReportModel) -> String {
     render_deploy_cost(&mut out, m);
     render_steps(&mut out, m);
     render_generator(&mut out, m);
+    if let Some(b) = &m.baseline {
+        let _ = writeln!(out, "\nchange since the baseline ({}, commit {}):", b.started_at, b.git_commit);
+        for c in &b.changes {
+            let _ = writeln!(out, "  {:<9} {:<36} {}", c.arch, c.figure, c.change);
+        }
+    }
     let _ = writeln!(out, "\nEquivalence: {}", m.equivalence);
     let _ = writeln!(out, "Latency is measured from each request's intended send time (open loop, coordinated omission corrected).");
     for error in &m.errors {
@@ -102,39 +108,28 @@ fn render_deploy_cost(out: &mut String, m: &ReportModel) {
 fn render_steps(out: &mut String, m: &ReportModel) {
     let _ = writeln!(
         out,
-        "\n{:<18} {:<9} {:>16} {:>9} {:>8} {:>8} {:>9} {:>16} {:>7}",
-        "entrypoint",
-        "arch",
-        "step",
-        "achieved",
-        "p50 µs",
-        "p99 µs",
-        "max µs",
-        "hops (static)",
-        "errors"
+        "\n{:<16} {:<9} {:>6} {:>7} {:>22} {:>22} {:>14} {:>7}",
+        "entrypoint", "arch", "req/s", "rounds", "p50 µs [95 % CI]", "p99 µs [95 % CI]", "hops (static)", "errors"
     );
-    for r in &m.step_rows {
+    for r in &m.rate_rows {
         let hops = format!(
             "{:.1} ({}){}",
             r.hops_mean,
             r.hops_static,
             if r.hops_match_static { "" } else { " ≠" }
         );
+        let noise = if r.noise.is_empty() {
+            String::new()
+        } else {
+            format!("  noisy: {}", r.noise)
+        };
         let _ = writeln!(
             out,
-            "{:<18} {:<9} {:>16} {:>9.1} {:>8} {:>8} {:>9} {:>16} {:>7}{}",
-            r.entrypoint,
-            r.arch,
-            r.step,
-            r.achieved_rps,
-            r.p50_us,
-            r.p99_us,
-            r.max_us,
-            hops,
-            r.errors,
-            if r.valid { "" } else { "  (invalid step)" }
+            "{:<16} {:<9} {:>6} {:>7} {:>22} {:>22} {:>14} {:>7}{noise}",
+            r.entrypoint, r.arch, r.rate, r.rounds, r.p50_us, r.p99_us, hops, r.errors
         );
     }
+    let _ = writeln!(out, "  (means over the valid rounds with their 95 % intervals, Student's t over the rounds)");
 }
 
 fn render_generator(out: &mut String, m: &ReportModel) {

@@ -1,9 +1,9 @@
 //! The model's context: the network panel, the equivalence sentence, the methodology and
 //! the comparison with a baseline run.
 
-use super::{colour, valid_step_at, BaselineComparison, Change, Fact, NetworkPanel};
-use crate::report::format::mib_f64;
-use crate::results::{DelayErrorSummary, RunResults, StepMode};
+use super::{colour, rounds, valid_step_at, BaselineComparison, Change, Fact, NetworkPanel};
+use crate::report::format::{self, mib_f64};
+use crate::results::{DelayErrorSummary, EntryResult, RunResults, StepResult};
 
 pub(super) fn network_panel(results: &RunResults, rate: Option<u32>) -> NetworkPanel {
     let network = &results.network;
@@ -90,6 +90,7 @@ pub(super) fn methodology(results: &RunResults) -> Vec<Fact> {
         fact("Memory and CPU", "RSS and user+system CPU time of every unit process, read from /proc/<pid>/stat by the harness (RSS sampled 10 times a second during each step). The load driver's own CPU is reported separately and never mixed in."),
         fact("Cold start", "Spawn of the first unit to every unit answering /health with its routes, repeated deployments (median, min, max)."),
         fact("Redeploy", "The units running one operation are sent SIGTERM (stop accepting, finish in-flight requests, exit), restarted and rerouted while the driver holds a steady rate; requests due from SIGTERM until 1 s after the replacements were ready form the window."),
+        fact("Rounds and intervals", format!("{} round(s); each runs every architecture's steps, in an order shuffled per round with the seed, so drift over the run spreads over every architecture. A figure is its mean over the rounds whose step was valid, with a 95 % confidence interval from Student's t over those rounds: each round's figure already carries its requests' sampling noise, so the spread between rounds holds both levels of variation (Georges et al., OOPSLA 2007; Kalibera & Jones, ISMM 2013). Ratios between architectures are taken round by round (round r of each shared its weather) and their interval is computed on the log scale; a ratio or change whose interval holds 1 (0 %) is stated as no clear difference. Changes against a baseline run use Welch's interval over the two runs' rounds. Per-round figures stay in results.json. Noise: each step records the hypervisor's steal and the cores other processes used (/proc/stat less grainbench's own processes); rates with noisy rounds or rounds that disagree far more than the run's others are flagged.", results.meta.rounds)),
         fact("Generator health", "A step whose achieved rate is below 95 % of its target, or whose send lag p99 exceeds 1 ms, is invalid and excluded from the verdict."),
         fact("Network", network_method(&results.network.model)),
         fact("Machine", format!("{} CPUs", m.host_cpus)),
@@ -113,6 +114,10 @@ fn network_method(model: &grain_runtime::network::NetworkModel) -> String {
     )
 }
 
+/// A figure read from a step, and from one entrypoint of a step.
+type StepFigure = fn(&StepResult) -> Option<f64>;
+type EntryFigure = fn(&EntryResult) -> f64;
+
 pub(super) fn compare(results: &RunResults, baseline: &RunResults) -> BaselineComparison {
     let mut changes = Vec::new();
     for arch in &results.architectures {
@@ -124,66 +129,74 @@ pub(super) fn compare(results: &RunResults, baseline: &RunResults) -> BaselineCo
             continue;
         };
         let name = arch.architecture.name();
-        let mut push = |figure: String, before: f64, after: f64, unit: &str| {
-            let change = if before > 0.0 {
-                format!("{:+.1} %", (after - before) / before * 100.0)
-            } else {
-                "–".into()
+        let mut push = |figure: String, before: &[(usize, f64)], after: &[(usize, f64)], unit: &str| {
+            let (Some(b), Some(a)) = (rounds::over_rounds(before), rounds::over_rounds(after)) else {
+                return;
             };
+            let estimate = rounds::change(before, after);
             changes.push(Change {
                 arch: name.into(),
                 colour: colour(name).into(),
                 figure,
-                before: format!("{before:.1} {unit}"),
-                after: format!("{after:.1} {unit}"),
-                change,
+                before: format!("{} {unit}", format::estimate(&b, 1)),
+                after: format!("{} {unit}", format::estimate(&a, 1)),
+                change: estimate.map_or("–".into(), |e| format::change_estimate(&e)),
+                significant: estimate.is_some_and(|e| e.interval().is_some() && !e.contains(0.0)),
+                estimate,
             });
         };
-        for step in arch.steps.iter().filter(|s| s.mode == StepMode::Open) {
-            let Some(before) = old
+        let mut rates: Vec<u32> = arch
+            .steps
+            .iter()
+            .filter(|s| s.is_valid_open())
+            .map(|s| s.target_rps)
+            .collect();
+        rates.sort_unstable();
+        rates.dedup();
+        for rate in rates {
+            let figures: [(&str, StepFigure, &str); 3] = [
+                ("p50", |s| Some(s.latency_us.p50 as f64), "µs"),
+                ("p99", |s| Some(s.latency_us.p99 as f64), "µs"),
+                ("unit CPU per request", |s| s.units_cpu_us_per_request, "µs"),
+            ];
+            for (label, figure, unit) in figures {
+                push(
+                    format!("{label} at {rate} req/s"),
+                    &rounds::per_round(old, rate, figure),
+                    &rounds::per_round(arch, rate, figure),
+                    unit,
+                );
+            }
+            let entries: Vec<String> = arch
                 .steps
                 .iter()
-                .find(|s| s.mode == StepMode::Open && s.target_rps == step.target_rps)
-            else {
-                continue;
-            };
-            let rate = step.target_rps;
-            push(
-                format!("p50 at {rate} req/s"),
-                before.latency_us.p50 as f64,
-                step.latency_us.p50 as f64,
-                "µs",
-            );
-            push(
-                format!("p99 at {rate} req/s"),
-                before.latency_us.p99 as f64,
-                step.latency_us.p99 as f64,
-                "µs",
-            );
-            push(
-                format!("hops at {rate} req/s"),
-                before.hops.mean_total,
-                step.hops.mean_total,
-                "",
-            );
-            if let (Some(b), Some(a)) = (
-                before.units_cpu_us_per_request,
-                step.units_cpu_us_per_request,
-            ) {
-                push(format!("unit CPU per request at {rate} req/s"), b, a, "µs");
+                .find(|s| s.is_valid_open_at(rate))
+                .map(|s| s.entrypoints.iter().map(|e| e.entrypoint.clone()).collect())
+                .unwrap_or_default();
+            for entry in entries {
+                let entry_figures: [(&str, EntryFigure); 2] = [
+                    ("p50", |e| e.latency_us.p50 as f64),
+                    ("p99", |e| e.latency_us.p99 as f64),
+                ];
+                for (label, figure) in entry_figures {
+                    push(
+                        format!("{entry} {label} at {rate} req/s"),
+                        &rounds::per_round_entry(old, rate, &entry, figure),
+                        &rounds::per_round_entry(arch, rate, &entry, figure),
+                        "µs",
+                    );
+                }
             }
         }
         if let (Some(b), Some(a)) = (&old.deploy, &arch.deploy) {
-            push(
-                "cold start (median)".into(),
-                b.cold_start.median_ms,
-                a.cold_start.median_ms,
-                "ms",
-            );
+            let samples = |d: &crate::results::DeployCost| -> Vec<(usize, f64)> {
+                d.cold_start.samples_ms.iter().copied().enumerate().collect()
+            };
+            push("cold start".into(), &samples(b), &samples(a), "ms");
             push(
                 "idle RSS".into(),
-                mib_f64(b.idle_rss_bytes_total),
-                mib_f64(a.idle_rss_bytes_total),
+                &[(0, mib_f64(b.idle_rss_bytes_total))],
+                &[(0, mib_f64(a.idle_rss_bytes_total))],
                 "MiB",
             );
         }

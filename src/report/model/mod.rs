@@ -6,13 +6,14 @@
 //! - `context`: the network panel, equivalence, methodology and baseline comparison
 
 mod context;
+pub mod rounds;
 mod tables;
 
 use context::{compare, equivalence, methodology, network_panel};
-use tables::{deploy_rows, entry_tables, generator_rows, knees, redeploy_rows, step_rows};
+use tables::{deploy_rows, entry_tables, generator_rows, knees, rate_rows, redeploy_rows};
 
-use super::format::{join_clauses, one_decimal, ratio};
-use crate::results::{ArchitectureResult, Percentiles, RunResults, StepResult};
+use super::format::{self, join_clauses, one_decimal, ratio};
+use crate::results::{ArchitectureResult, Estimate, Percentiles, RunResults, StepResult};
 use serde::Serialize;
 
 /// One colour per architecture, used everywhere on the page.
@@ -38,8 +39,8 @@ pub struct ReportModel {
     pub verdict: Verdict,
     pub architectures: Vec<ArchLegend>,
     pub entry_tables: Vec<EntryTable>,
-    /// Every step of every architecture, per entrypoint.
-    pub step_rows: Vec<StepRow>,
+    /// Every rate of every architecture over the rounds, per entrypoint.
+    pub rate_rows: Vec<RateRow>,
     /// Where each rate sweep saturated, in words.
     pub knees: Vec<String>,
     pub deploy_rows: Vec<DeployRow>,
@@ -77,21 +78,24 @@ pub struct ArchLegend {
     pub cold_start_ms: String,
 }
 
-/// One entrypoint at one step of one architecture.
+/// One entrypoint at one rate of one architecture, over the rounds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StepRow {
+pub struct RateRow {
     pub entrypoint: String,
     pub arch: String,
-    pub step: String,
-    pub achieved_rps: f64,
-    pub p50_us: u64,
-    pub p99_us: u64,
-    pub max_us: u64,
+    pub rate: u32,
+    /// Valid rounds of those run (`3 of 3`).
+    pub rounds: String,
+    /// Means over the valid rounds with their 95 % intervals.
+    pub p50_us: String,
+    pub p99_us: String,
     pub hops_mean: f64,
     pub hops_static: u32,
     pub hops_match_static: bool,
+    /// Over every round, valid or not.
     pub errors: u64,
-    pub valid: bool,
+    /// Why this rate's figures are less trustworthy than the run's others, if they are.
+    pub noise: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -113,14 +117,23 @@ pub struct EntryTable {
 pub struct EntryRow {
     pub arch: String,
     pub colour: String,
+    /// Valid rounds at this rate, of those run (`3 of 3`).
+    pub rounds: String,
+    /// Over the valid rounds.
     pub ok: u64,
     pub errors: u64,
-    pub p50_us: u64,
+    /// Mean over the valid rounds with its 95 % interval (`1234 [1180–1290]`).
+    pub p50_us: String,
+    /// Mean over the valid rounds.
     pub p90_us: u64,
-    pub p99_us: u64,
+    /// Mean over the valid rounds with its 95 % interval.
+    pub p99_us: String,
+    /// Mean over the valid rounds.
     pub p999_us: u64,
+    /// Highest over the valid rounds.
     pub max_us: u64,
-    /// This row's p99 over the best row's p99.
+    /// This row's p99 over the best row's, paired by round, with its interval ("best" for
+    /// the best row; "no clear difference (…)" when the interval holds 1).
     pub p99_ratio: String,
     pub hops_service: f64,
     pub hops_state: f64,
@@ -203,9 +216,15 @@ pub struct Change {
     pub arch: String,
     pub colour: String,
     pub figure: String,
+    /// Means over the rounds with their intervals.
     pub before: String,
     pub after: String,
+    /// `+12.3 % [+5.1, +19.9]`, or `no change beyond noise (…)` when the interval holds 0.
     pub change: String,
+    /// The interval excludes no change.
+    pub significant: bool,
+    /// The relative change in percent with its interval (Welch over the two runs' rounds).
+    pub estimate: Option<Estimate>,
 }
 
 /// The highest open-loop rate at which every architecture has a valid step.
@@ -269,7 +288,7 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
             })
             .collect(),
         entry_tables: rate.map_or_else(Vec::new, |rate| entry_tables(results, rate)),
-        step_rows: step_rows(results),
+        rate_rows: rate_rows(results),
         knees: knees(results),
         deploy_rows: deploy_rows(results, rate),
         redeploy_rows: redeploy_rows(results),
@@ -290,12 +309,19 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
             sentences: vec!["No verdict: no rate was held validly by every architecture.".into()],
         };
     };
-    let steps: Vec<(&ArchitectureResult, &StepResult)> = results
+    let p99 = |a: &ArchitectureResult| rounds::per_round(a, rate, |s| Some(s.latency_us.p99 as f64));
+    let p50 = |a: &ArchitectureResult| rounds::per_round(a, rate, |s| Some(s.latency_us.p50 as f64));
+    let hops = |a: &ArchitectureResult| rounds::per_round(a, rate, |s| Some(s.hops.mean_total));
+    let cpu = |a: &ArchitectureResult| rounds::per_round(a, rate, |s| s.units_cpu_us_per_request);
+    let measured: Vec<(&ArchitectureResult, Estimate)> = results
         .architectures
         .iter()
-        .filter_map(|a| valid_step_at(a, rate).map(|s| (a, s)))
+        .filter_map(|a| rounds::over_rounds(&p99(a)).map(|e| (a, e)))
         .collect();
-    let Some(&(best_arch, best_step)) = steps.iter().min_by_key(|(_, s)| s.latency_us.p99) else {
+    let Some(&(best_arch, best_p99)) = measured
+        .iter()
+        .min_by(|(_, x), (_, y)| x.point.total_cmp(&y.point))
+    else {
         return Verdict {
             rate: Some(rate),
             best: None,
@@ -303,23 +329,42 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
         };
     };
     let best = best_arch.architecture.name();
+    let rounds_note = match best_p99.rounds {
+        1 => " One round: no interval, so no difference below is certain; run with --repeat 3 or more.".to_string(),
+        n => format!(" Figures are means over {n} rounds with 95 % intervals."),
+    };
     let mut sentences = vec![format!(
-        "At {rate} req/s {best} has the lowest p99: {} µs (p50 {} µs) with {:.1} hops per request.",
-        best_step.latency_us.p99, best_step.latency_us.p50, best_step.hops.mean_total
+        "At {rate} req/s {best} has the lowest p99: {} µs (p50 {} µs) with {:.1} hops per request.{rounds_note}",
+        format::estimate(&best_p99, 0),
+        rounds::over_rounds(&p50(best_arch)).map_or("–".into(), |e| format::estimate(&e, 0)),
+        hops(best_arch).first().map_or(0.0, |(_, h)| *h),
     )];
-    for (arch, step) in &steps {
+    for (arch, arch_p99) in &measured {
         if arch.architecture == best_arch.architecture {
             continue;
         }
-        let cpu = |s: &StepResult| s.units_cpu_us_per_request.unwrap_or(0.0);
+        let name = arch.architecture.name();
+        let Some(p99_ratio) = rounds::ratio(&p99(arch), &p99(best_arch)) else {
+            continue;
+        };
+        if p99_ratio.contains(1.0) && p99_ratio.interval().is_some() {
+            sentences.push(format!(
+                "At {rate} req/s {name} and {best}: no clear difference in p99 ({} µs against {} µs; ratio {}).",
+                format::estimate(arch_p99, 0),
+                format::estimate(&best_p99, 0),
+                format::ratio_estimate(&p99_ratio)
+            ));
+            continue;
+        }
         let mut clauses = vec![format!(
             "it makes {} the hops",
-            ratio(step.hops.mean_total, best_step.hops.mean_total)
+            rounds::ratio(&hops(arch), &hops(best_arch))
+                .map_or("–".into(), |r| format!("{:.1}×", r.point))
         )];
-        if cpu(step) > 0.0 && cpu(best_step) > 0.0 {
+        if let Some(cpu_ratio) = rounds::ratio(&cpu(arch), &cpu(best_arch)) {
             clauses.push(format!(
                 "burns {} the CPU per request",
-                ratio(cpu(step), cpu(best_step))
+                format::ratio_estimate(&cpu_ratio)
             ));
         }
         clauses.push(format!(
@@ -327,10 +372,9 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
             ratio(arch.unit_count as f64, best_arch.unit_count as f64)
         ));
         sentences.push(format!(
-            "At {rate} req/s {}'s p99 is {} {best}'s ({} µs); {}.",
-            arch.architecture.name(),
-            ratio(step.latency_us.p99 as f64, best_step.latency_us.p99 as f64),
-            step.latency_us.p99,
+            "At {rate} req/s {name}'s p99 is {} {best}'s ({} µs); {}.",
+            format::ratio_estimate(&p99_ratio),
+            format::estimate(arch_p99, 0),
             join_clauses(&clauses)
         ));
     }

@@ -2,11 +2,13 @@
 //! architecture, deploy cost, redeploy and load generator health.
 
 use super::{
-    colour, valid_step_at, DeployRow, EntryRow, EntryTable, GeneratorRow, RedeployRow, StepRow,
+    colour, rounds, valid_step_at, DeployRow, EntryRow, EntryTable, GeneratorRow, RateRow,
+    RedeployRow,
 };
-use crate::report::format::{mib, ratio, step_label};
+use crate::report::format::{self, mib, ratio, step_label};
 use crate::results::{
-    ArchitectureResult, DelayErrorSummary, EntryResult, InjectedDelayError, RunResults, StepResult,
+    ArchitectureResult, DelayErrorSummary, EntryResult, InjectedDelayError, RunResults, StepMode,
+    StepResult,
 };
 
 pub(super) fn entry_tables(results: &RunResults, rate: u32) -> Vec<EntryTable> {
@@ -20,67 +22,99 @@ pub(super) fn entry_tables(results: &RunResults, rate: u32) -> Vec<EntryTable> {
     first
         .entrypoints
         .iter()
-        .map(|entry| {
-            let cells: Vec<(&ArchitectureResult, &EntryResult)> = results
-                .architectures
-                .iter()
-                .filter_map(|a| {
-                    let step = valid_step_at(a, rate)?;
-                    let e = step
-                        .entrypoints
-                        .iter()
-                        .find(|e| e.entrypoint == entry.entrypoint)?;
-                    Some((a, e))
-                })
-                .collect();
-            let best_p99 = cells
-                .iter()
-                .map(|(_, e)| e.latency_us.p99)
-                .min()
-                .unwrap_or(0) as f64;
-            let best_hops = cells
-                .iter()
-                .map(|(_, e)| e.hops.mean_total)
-                .fold(f64::INFINITY, f64::min);
-            EntryTable {
-                entrypoint: entry.entrypoint.clone(),
-                rate,
-                rows: cells
-                    .iter()
-                    .map(|(a, e)| {
-                        let arch = a.architecture.name();
-                        let critical_hops = a
-                            .critical_path_hops
-                            .get(&entry.entrypoint)
-                            .copied()
-                            .unwrap_or(0);
-                        EntryRow {
-                            arch: arch.to_string(),
-                            colour: colour(arch).into(),
-                            ok: e.ok,
-                            errors: e.errors.total(),
-                            p50_us: e.latency_us.p50,
-                            p90_us: e.latency_us.p90,
-                            p99_us: e.latency_us.p99,
-                            p999_us: e.latency_us.p999,
-                            max_us: e.latency_us.max,
-                            p99_ratio: ratio(e.latency_us.p99 as f64, best_p99),
-                            hops_service: e.hops.mean_service,
-                            hops_state: e.hops.mean_state,
-                            hops_static: e.static_hops.total(),
-                            hops_match_static: e.hops_match_static,
-                            hops_ratio: ratio(e.hops.mean_total, best_hops),
-                            critical_hops,
-                            modelled_network_us: modelled_network(
-                                &results.network.model,
-                                critical_hops,
-                            ),
-                        }
-                    })
-                    .collect(),
-            }
-        })
+        .map(|entry| entry_table(results, rate, &entry.entrypoint))
         .collect()
+}
+
+/// One entrypoint at `rate`: every architecture over its valid rounds there.
+fn entry_table(results: &RunResults, rate: u32, entry: &str) -> EntryTable {
+    let p99 = |a: &ArchitectureResult| rounds::per_round_entry(a, rate, entry, |e| e.latency_us.p99 as f64);
+    let cells: Vec<(&ArchitectureResult, Vec<&EntryResult>)> = results
+        .architectures
+        .iter()
+        .map(|a| {
+            let per_round = a
+                .steps
+                .iter()
+                .filter(|s| s.is_valid_open_at(rate))
+                .filter_map(|s| s.entrypoints.iter().find(|e| e.entrypoint == entry))
+                .collect();
+            (a, per_round)
+        })
+        .filter(|(_, rounds)| !Vec::is_empty(rounds))
+        .collect();
+    let best = cells
+        .iter()
+        .filter_map(|(a, _)| rounds::over_rounds(&p99(a)).map(|e| (*a, e.point)))
+        .min_by(|x, y| x.1.total_cmp(&y.1))
+        .map(|(a, _)| a);
+    let best_hops = cells
+        .iter()
+        .filter_map(|(_, r)| r.first().map(|e| e.hops.mean_total))
+        .fold(f64::INFINITY, f64::min);
+    let rows = cells
+        .iter()
+        .map(|(a, per_round)| entry_row(results, rate, entry, a, per_round, best, best_hops))
+        .collect();
+    EntryTable {
+        entrypoint: entry.to_string(),
+        rate,
+        rows,
+    }
+}
+
+fn entry_row(
+    results: &RunResults,
+    rate: u32,
+    entry: &str,
+    a: &ArchitectureResult,
+    per_round: &[&EntryResult],
+    best: Option<&ArchitectureResult>,
+    best_hops: f64,
+) -> EntryRow {
+    let arch = a.architecture.name();
+    let figure = |f: fn(&EntryResult) -> f64| rounds::per_round_entry(a, rate, entry, f);
+    let mean = |f: fn(&EntryResult) -> f64| {
+        (per_round.iter().map(|e| f(e)).sum::<f64>() / per_round.len().max(1) as f64).round() as u64
+    };
+    let p99_ratio = match best {
+        Some(b) if b.architecture == a.architecture => "best".to_string(),
+        Some(b) => {
+            let theirs = rounds::per_round_entry(b, rate, entry, |e| e.latency_us.p99 as f64);
+            rounds::ratio(&figure(|e| e.latency_us.p99 as f64), &theirs)
+                .map_or("–".into(), |r| format::ratio_estimate(&r))
+        }
+        None => "–".into(),
+    };
+    let critical_hops = a.critical_path_hops.get(entry).copied().unwrap_or(0);
+    let latest = per_round[per_round.len() - 1];
+    let rounds_run = a
+        .steps
+        .iter()
+        .filter(|s| s.mode == StepMode::Open && s.target_rps == rate)
+        .count();
+    EntryRow {
+        arch: arch.to_string(),
+        colour: colour(arch).into(),
+        rounds: format!("{} of {rounds_run}", per_round.len()),
+        ok: per_round.iter().map(|e| e.ok).sum(),
+        errors: per_round.iter().map(|e| e.errors.total()).sum(),
+        p50_us: rounds::over_rounds(&figure(|e| e.latency_us.p50 as f64))
+            .map_or("–".into(), |e| format::estimate(&e, 0)),
+        p90_us: mean(|e| e.latency_us.p90 as f64),
+        p99_us: rounds::over_rounds(&figure(|e| e.latency_us.p99 as f64))
+            .map_or("–".into(), |e| format::estimate(&e, 0)),
+        p999_us: mean(|e| e.latency_us.p999 as f64),
+        max_us: per_round.iter().map(|e| e.latency_us.max).max().unwrap_or(0),
+        p99_ratio,
+        hops_service: latest.hops.mean_service,
+        hops_state: latest.hops.mean_state,
+        hops_static: latest.static_hops.total(),
+        hops_match_static: per_round.iter().all(|e| e.hops_match_static),
+        hops_ratio: ratio(latest.hops.mean_total, best_hops),
+        critical_hops,
+        modelled_network_us: modelled_network(&results.network.model, critical_hops),
+    }
 }
 
 pub(super) fn deploy_rows(results: &RunResults, rate: Option<u32>) -> Vec<DeployRow> {
@@ -171,7 +205,7 @@ pub(super) fn generator_rows(results: &RunResults) -> Vec<GeneratorRow> {
             a.steps.iter().map(move |s| GeneratorRow {
                 arch: name.into(),
                 colour: colour(name).into(),
-                step: step_label(s),
+                step: format!("round {}, {}", s.round + 1, step_label(s)),
                 target_rps: s.target_rps,
                 achieved_rps: s.achieved_rps,
                 send_lag_p50_us: s.generator.send_lag_us.p50,
@@ -208,8 +242,9 @@ fn delay_error_p99(
         .map_or_else(|| "–".into(), |e| format!("{:.1}", e.p99_us))
 }
 
-/// Every step of every architecture, entrypoint by entrypoint (first seen order).
-pub(super) fn step_rows(results: &RunResults) -> Vec<StepRow> {
+/// Every open-loop rate of every architecture over its rounds, entrypoint by entrypoint
+/// (first seen order).
+pub(super) fn rate_rows(results: &RunResults) -> Vec<RateRow> {
     let mut entrypoints: Vec<&str> = Vec::new();
     for name in results
         .architectures
@@ -223,31 +258,57 @@ pub(super) fn step_rows(results: &RunResults) -> Vec<StepRow> {
     let mut rows = Vec::new();
     for entry in entrypoints {
         for arch in &results.architectures {
-            for step in &arch.steps {
-                if let Some(e) = step.entrypoints.iter().find(|e| e.entrypoint == entry) {
-                    rows.push(step_row(arch, step, e));
-                }
-            }
+            let mut rates: Vec<u32> = arch
+                .steps
+                .iter()
+                .filter(|s| s.mode == StepMode::Open)
+                .map(|s| s.target_rps)
+                .collect();
+            rates.dedup();
+            rates.sort_unstable();
+            rates.dedup();
+            rows.extend(rates.into_iter().filter_map(|rate| rate_row(results, arch, entry, rate)));
         }
     }
     rows
 }
 
-fn step_row(arch: &ArchitectureResult, step: &StepResult, e: &EntryResult) -> StepRow {
-    StepRow {
-        entrypoint: e.entrypoint.clone(),
+fn rate_row(results: &RunResults, arch: &ArchitectureResult, entry: &str, rate: u32) -> Option<RateRow> {
+    let _ = results;
+    let at_rate: Vec<&StepResult> = arch
+        .steps
+        .iter()
+        .filter(|s| s.mode == StepMode::Open && s.target_rps == rate)
+        .collect();
+    let entries: Vec<(&StepResult, &EntryResult)> = at_rate
+        .iter()
+        .filter_map(|s| s.entrypoints.iter().find(|e| e.entrypoint == entry).map(|e| (*s, e)))
+        .collect();
+    let (_, any) = entries.first()?;
+    let estimate = |f: fn(&EntryResult) -> f64| {
+        rounds::over_rounds(&rounds::per_round_entry(arch, rate, entry, f))
+            .map_or("no valid round".to_string(), |e| format::estimate(&e, 0))
+    };
+    let valid = at_rate.iter().filter(|s| s.valid).count();
+    let noise = arch
+        .summary
+        .iter()
+        .find(|s| s.target_rps == rate)
+        .map(|s| s.noise_flags.join("; "))
+        .unwrap_or_default();
+    Some(RateRow {
+        entrypoint: entry.to_string(),
         arch: arch.architecture.name().into(),
-        step: step_label(step),
-        achieved_rps: step.achieved_rps,
-        p50_us: e.latency_us.p50,
-        p99_us: e.latency_us.p99,
-        max_us: e.latency_us.max,
-        hops_mean: e.hops.mean_total,
-        hops_static: e.static_hops.total(),
-        hops_match_static: e.hops_match_static,
-        errors: e.errors.total(),
-        valid: step.valid,
-    }
+        rate,
+        rounds: format!("{valid} of {}", at_rate.len()),
+        p50_us: estimate(|e| e.latency_us.p50 as f64),
+        p99_us: estimate(|e| e.latency_us.p99 as f64),
+        hops_mean: any.hops.mean_total,
+        hops_static: any.static_hops.total(),
+        hops_match_static: entries.iter().all(|(_, e)| e.hops_match_static),
+        errors: entries.iter().map(|(_, e)| e.errors.total()).sum(),
+        noise,
+    })
 }
 
 /// Where each architecture's rate sweep saturated, in words.

@@ -1,0 +1,163 @@
+//! Thresholds a run must hold, for CI pipelines to gate on (in the spirit of k6
+//! thresholds): `p99 > 5ms` fails when any architecture's mean p99 over the rounds, at any
+//! valid rate, is above 5 ms; `regression > 10%` fails when, against a baseline run, any
+//! figure rose by more than 10 % with its whole 95 % interval above 10 % (a change within
+//! noise never fails a build).
+
+use super::model;
+use crate::results::RunResults;
+use crate::stats;
+
+/// One threshold of `--fail-if`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Threshold {
+    /// A latency percentile (50 or 99) above this many µs.
+    Latency { percentile: u8, limit_us: f64 },
+    /// A significant increase over the baseline above this many percent.
+    Regression { percent: f64 },
+}
+
+impl std::str::FromStr for Threshold {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let usage = || {
+            format!(
+                "{text:?}: a threshold is `p50 > DURATION`, `p99 > DURATION` (e.g. 5ms, 800us) \
+                 or `regression > PERCENT` (e.g. 10%)"
+            )
+        };
+        let (left, right) = text.split_once('>').ok_or_else(usage)?;
+        let (left, right) = (left.trim(), right.trim());
+        match left {
+            "p50" | "p99" => {
+                let limit_us = duration_us(right).ok_or_else(usage)?;
+                let percentile = if left == "p50" { 50 } else { 99 };
+                Ok(Threshold::Latency {
+                    percentile,
+                    limit_us,
+                })
+            }
+            "regression" => {
+                let percent: f64 = right
+                    .strip_suffix('%')
+                    .and_then(|p| p.trim().parse().ok())
+                    .filter(|p: &f64| p.is_finite() && *p >= 0.0)
+                    .ok_or_else(usage)?;
+                Ok(Threshold::Regression { percent })
+            }
+            _ => Err(usage()),
+        }
+    }
+}
+
+fn duration_us(text: &str) -> Option<f64> {
+    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix("µs") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1e3)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1e6)
+    } else {
+        return None;
+    };
+    let value: f64 = number.trim().parse().ok()?;
+    (value.is_finite() && value > 0.0).then_some(value * scale)
+}
+
+/// Every threshold `results` breaks, in words (empty when all hold). A regression
+/// threshold without a baseline is itself reported, never silently passed.
+pub fn violations(
+    results: &RunResults,
+    baseline: Option<&RunResults>,
+    thresholds: &[Threshold],
+) -> Vec<String> {
+    let mut broken = Vec::new();
+    for threshold in thresholds {
+        match *threshold {
+            Threshold::Latency {
+                percentile,
+                limit_us,
+            } => {
+                for arch in &results.architectures {
+                    let summary = if arch.summary.is_empty() {
+                        stats::summarize(arch)
+                    } else {
+                        arch.summary.clone()
+                    };
+                    for s in &summary {
+                        let e = if percentile == 50 { s.p50_us } else { s.p99_us };
+                        if e.point > limit_us {
+                            broken.push(format!(
+                                "{} p{percentile} at {} req/s is {} µs, above {limit_us:.0} µs",
+                                arch.architecture,
+                                s.target_rps,
+                                super::format::estimate(&e, 0)
+                            ));
+                        }
+                    }
+                }
+            }
+            Threshold::Regression { percent } => {
+                let Some(baseline) = baseline else {
+                    broken.push(format!(
+                        "regression > {percent}% needs a baseline (--baseline OLD.json)"
+                    ));
+                    continue;
+                };
+                let comparison = model::build(results, Some(baseline)).baseline;
+                for change in comparison.iter().flat_map(|c| &c.changes) {
+                    let low = change.estimate.and_then(|e| e.low);
+                    if change.significant && low.is_some_and(|low| low > percent) {
+                        broken.push(format!(
+                            "{} {}: {} (more than {percent} %)",
+                            change.arch, change.figure, change.change
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    broken
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_parse_and_bad_ones_say_why() {
+        assert_eq!(
+            "p99 > 5ms".parse(),
+            Ok(Threshold::Latency {
+                percentile: 99,
+                limit_us: 5000.0
+            })
+        );
+        assert_eq!(
+            "p50>800us".parse(),
+            Ok(Threshold::Latency {
+                percentile: 50,
+                limit_us: 800.0
+            })
+        );
+        assert_eq!(
+            "regression > 10%".parse(),
+            Ok(Threshold::Regression { percent: 10.0 })
+        );
+        for bad in ["p99 > 5", "p95 > 1ms", "regression > ten", "latency"] {
+            let error = bad.parse::<Threshold>().unwrap_err();
+            assert!(error.contains("a threshold is"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_regression_gate_without_a_baseline_is_broken_not_passed() {
+        let results = RunResults::default();
+        let broken = violations(&results, None, &[Threshold::Regression { percent: 5.0 }]);
+        assert_eq!(broken.len(), 1);
+        assert!(broken[0].contains("needs a baseline"));
+    }
+}

@@ -1,0 +1,78 @@
+//! Per-round figures of a run, read from its steps, and the intervals the model states:
+//! every figure over the valid rounds at a rate, and ratios between two architectures
+//! paired round by round (the rounds interleave the architectures, so round r of each
+//! shares its weather). The statistics themselves are in [`crate::stats`].
+
+use crate::results::{ArchitectureResult, EntryResult, Estimate, StepResult};
+use crate::stats;
+
+/// `(round, figure)` of every valid open-loop step of `arch` at `rate`.
+pub fn per_round(
+    arch: &ArchitectureResult,
+    rate: u32,
+    figure: impl Fn(&StepResult) -> Option<f64>,
+) -> Vec<(usize, f64)> {
+    arch.steps
+        .iter()
+        .filter(|s| s.is_valid_open_at(rate))
+        .filter_map(|s| figure(s).map(|v| (s.round, v)))
+        .collect()
+}
+
+/// `(round, figure)` of one entrypoint in every valid open-loop step of `arch` at `rate`.
+pub fn per_round_entry(
+    arch: &ArchitectureResult,
+    rate: u32,
+    entrypoint: &str,
+    figure: impl Fn(&EntryResult) -> f64,
+) -> Vec<(usize, f64)> {
+    per_round(arch, rate, |s| {
+        s.entrypoints
+            .iter()
+            .find(|e| e.entrypoint == entrypoint)
+            .map(&figure)
+    })
+}
+
+fn values(rounds: &[(usize, f64)]) -> Vec<f64> {
+    rounds.iter().map(|(_, v)| *v).collect()
+}
+
+/// The figure over the rounds, with its interval.
+pub fn over_rounds(rounds: &[(usize, f64)]) -> Option<Estimate> {
+    stats::estimate(&values(rounds))
+}
+
+/// `a / b` with its interval: paired over the rounds both have, unpaired if they share
+/// none.
+pub fn ratio(a: &[(usize, f64)], b: &[(usize, f64)]) -> Option<Estimate> {
+    let paired: Vec<(f64, f64)> = a
+        .iter()
+        .filter_map(|(round, x)| b.iter().find(|(r, _)| r == round).map(|(_, y)| (*x, *y)))
+        .collect();
+    if paired.is_empty() {
+        return stats::ratio(&values(a), &values(b));
+    }
+    let (xs, ys): (Vec<f64>, Vec<f64>) = paired.into_iter().unzip();
+    stats::ratio(&xs, &ys)
+}
+
+/// Every figure of every round, for comparing two runs (independent of each other).
+pub fn change(before: &[(usize, f64)], after: &[(usize, f64)]) -> Option<Estimate> {
+    stats::change_percent(&values(before), &values(after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_pair_the_rounds_both_ran() {
+        // Round 1 is missing on one side: rounds 0 and 2 are paired.
+        let a = [(0, 200.0), (1, 900.0), (2, 220.0)];
+        let b = [(0, 100.0), (2, 110.0)];
+        let r = ratio(&a, &b).unwrap();
+        assert!((r.point - 2.0).abs() < 1e-9, "{r:?}");
+        assert_eq!(r.rounds, 2);
+    }
+}
