@@ -251,7 +251,15 @@ fn a_planted_slowdown_shows_where_it_is_and_nowhere_else() {
     std::fs::write(&slower, text.replace("cpu_us = 400", "cpu_us = 1600")).unwrap();
     let run = |scenario: &Path, out: &str, extra: &[&str]| {
         let status = std::process::Command::new(grainbench_binary())
-            .args(["run", "--arch", "nano", "--repeat", "4", "--cold-starts", "1"])
+            .args([
+                "run",
+                "--arch",
+                "nano",
+                "--repeat",
+                "4",
+                "--cold-starts",
+                "1",
+            ])
             .args(["--no-redeploy", "--out"])
             .arg(dir.path().join(out))
             .args(extra)
@@ -266,7 +274,11 @@ fn a_planted_slowdown_shows_where_it_is_and_nowhere_else() {
     let baseline_arg = baseline.to_str().unwrap();
     // A 10 % regression gate breaks (exit code 3) on the planted slowdown.
     assert_eq!(
-        run(&slower, "after", &["--baseline", baseline_arg, "--fail-if", "regression > 10%"]),
+        run(
+            &slower,
+            "after",
+            &["--baseline", baseline_arg, "--fail-if", "regression > 10%"]
+        ),
         Some(3)
     );
     let before = grainbench::results::RunResults::read(&baseline).unwrap();
@@ -278,11 +290,20 @@ fn a_planted_slowdown_shows_where_it_is_and_nowhere_else() {
         changes
             .iter()
             .find(|c| c.figure == figure)
-            .unwrap_or_else(|| panic!("no {figure}: {:?}", changes.iter().map(|c| &c.figure).collect::<Vec<_>>()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {figure}: {:?}",
+                    changes.iter().map(|c| &c.figure).collect::<Vec<_>>()
+                )
+            })
     };
     let report = change("report p50 at 60 req/s");
     eprintln!("report p50: {}", report.change);
-    assert!(report.significant && report.estimate.unwrap().point > 50.0, "{}", report.change);
+    assert!(
+        report.significant && report.estimate.unwrap().point > 50.0,
+        "{}",
+        report.change
+    );
     let ping = change("ping p50 at 60 req/s");
     eprintln!("ping p50: {}", ping.change);
     assert!(!ping.significant, "{}", ping.change);

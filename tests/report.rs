@@ -153,10 +153,88 @@ fn a_baseline_adds_changes() {
     let model = model::build(&results, Some(&results));
     let baseline = model.baseline.expect("baseline section");
     assert!(!baseline.changes.is_empty());
-    assert!(baseline
+    assert!(
+        baseline.changes.iter().all(|c| !c.significant),
+        "a file compared with itself changed nothing"
+    );
+    let p99 = baseline
         .changes
         .iter()
-        .all(|c| c.change == "+0.0 %" || c.change == "–"));
+        .find(|c| c.figure.starts_with("p99 at"))
+        .unwrap();
+    assert_eq!(
+        p99.change, "+0.0 % (one round each: no interval)",
+        "a version-1 file is one round: no interval, no claim"
+    );
+}
+
+/// A real three-round run of tests/fixtures/tiny.toml (schema version 2).
+fn rounds_results() -> RunResults {
+    RunResults::read(&fixture("results-rounds.json")).expect("fixture parses")
+}
+
+fn assert_golden(name: &str, actual: &str) {
+    let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&golden).expect("UPDATE_GOLDEN=1 writes it");
+    assert!(
+        actual == expected,
+        "{} changed (UPDATE_GOLDEN=1 if intended)",
+        golden.display()
+    );
+}
+
+#[test]
+fn a_run_of_several_rounds_states_every_figure_with_its_interval() {
+    let results = rounds_results();
+    assert_eq!(results.meta.rounds, 3);
+    let model = model::build(&results, None);
+    assert_golden(
+        "report-model-rounds.json",
+        &(serde_json::to_string_pretty(&model).unwrap() + "\n"),
+    );
+    assert_golden(
+        "summary-rounds.txt",
+        &grainbench::report::render_summary(&results, None),
+    );
+    // Every comparison in the verdict carries an interval or says there is no difference.
+    for sentence in model.verdict.sentences.iter().skip(1) {
+        assert!(
+            sentence.contains("no clear difference") || sentence.contains("× ["),
+            "{sentence}"
+        );
+    }
+    for row in model.entry_tables.iter().flat_map(|t| &t.rows) {
+        assert!(
+            row.p50_us.contains('[') && row.p99_us.contains('['),
+            "{row:?}"
+        );
+        assert_eq!(row.rounds, "3 of 3");
+    }
+    let html = render_html(&results, None).unwrap();
+    assert!(html.contains("95 % CI"));
+}
+
+#[test]
+fn a_run_compared_with_itself_shows_no_change_beyond_noise() {
+    let results = rounds_results();
+    let model = model::build(&results, Some(&results));
+    let changes = model.baseline.expect("baseline section").changes;
+    assert!(changes.len() > 10);
+    for change in &changes {
+        assert!(!change.significant, "{change:?}");
+        let single = change.figure == "idle RSS"; // one measurement per run
+        assert!(
+            change.change.starts_with("no change beyond noise") || single,
+            "{}: {}",
+            change.figure,
+            change.change
+        );
+    }
 }
 
 #[test]

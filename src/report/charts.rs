@@ -132,6 +132,9 @@ fn rate_curve(results: &RunResults) -> Option<Chart> {
                     .iter()
                     .filter_map(|s| {
                         let (low, high) = pick(s).interval()?;
+                        // A low end at or below zero cannot sit on a log axis: the bar is
+                        // cut at a tenth of the point (the table gives the whole interval).
+                        let low = low.max(pick(s).point / 10.0);
                         Some((f64::from(s.target_rps), low / 1e3, high / 1e3))
                     })
                     .collect(),
@@ -382,9 +385,11 @@ fn line_chart(
         f64::INFINITY,
         f64::NEG_INFINITY,
     );
-    let bar_ends = series
-        .iter()
-        .flat_map(|s| s.bars.iter().flat_map(|&(x, low, high)| [(x, low), (x, high)]));
+    let bar_ends = series.iter().flat_map(|s| {
+        s.bars
+            .iter()
+            .flat_map(|&(x, low, high)| [(x, low), (x, high)])
+    });
     for (x, y) in points.copied().chain(bar_ends).filter(|(_, y)| *y > 0.0) {
         x0 = x0.min(x);
         x1 = x1.max(x);
@@ -417,7 +422,9 @@ fn line_chart(
             .x_desc(x_label)
             .y_desc(y_label)
             .x_label_formatter(&x_format)
+            .y_label_formatter(&|v: &f64| short_number(*v))
             .label_style((FONT, LABEL_PX))
+            .axis_desc_style((FONT, LABEL_PX))
             .draw()
             .ok()?;
         draw_lines(&mut chart, series)?;
@@ -483,6 +490,15 @@ fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).ok()?;
         let n = bars.len();
+        // Counts (hops, units) get integer ticks.
+        let integer = bars
+            .iter()
+            .all(|b| b.value.fract() == 0.0 && b.stacked.fract() == 0.0);
+        let ticks = if integer {
+            ((top * 1.15) as usize + 1).min(11)
+        } else {
+            10
+        };
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
             .x_label_area_size(12)
@@ -493,8 +509,17 @@ fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(0)
+            .y_labels(ticks)
+            .y_label_formatter(&|v: &f64| {
+                if integer {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.1}")
+                }
+            })
             .y_desc(y_label)
             .label_style((FONT, LABEL_PX))
+            .axis_desc_style((FONT, LABEL_PX))
             .draw()
             .ok()?;
         for (i, bar) in bars.iter().enumerate() {
@@ -537,6 +562,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tick_labels_have_no_float_noise() {
+        assert_eq!(short_number(0.9000000001), "0.9");
+        assert_eq!(short_number(0.25), "0.25");
+        assert_eq!(short_number(12.0), "12");
+        assert_eq!(short_number(1234.0), "1234");
+        assert_eq!(short_number(0.0), "0");
+    }
+
+    #[test]
     fn nines_map_percentiles_to_a_log_axis() {
         assert!((nines(0.9) - 1.0).abs() < 1e-9);
         assert!((nines(0.999) - 3.0).abs() < 1e-9);
@@ -545,5 +579,20 @@ mod tests {
     #[test]
     fn colours_parse() {
         assert_eq!(rgb("#d9480f"), RGBColor(0xd9, 0x48, 0x0f));
+    }
+}
+
+/// A tick label with at most three significant digits and no float noise: `0.9`, `12`,
+/// `0.25`, `1200`.
+fn short_number(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return "0".into();
+    }
+    let digits = (2 - v.abs().log10().floor() as i32).max(0) as usize;
+    let text = format!("{v:.digits$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
     }
 }

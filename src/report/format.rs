@@ -42,10 +42,9 @@ pub fn estimate(e: &Estimate, decimals: usize) -> String {
 /// the interval holds 1; `1.2× (one round: no interval)` without one.
 pub fn ratio_estimate(e: &Estimate) -> String {
     match e.interval() {
-        Some((low, high)) if low <= 1.0 && 1.0 <= high => format!(
-            "no clear difference ({:.2}× [{low:.2}–{high:.2}])",
-            e.point
-        ),
+        Some((low, high)) if low <= 1.0 && 1.0 <= high => {
+            format!("no clear difference ({:.2}× [{low:.2}–{high:.2}])", e.point)
+        }
         Some((low, high)) => format!("{:.1}× [{low:.1}–{high:.1}]", e.point),
         None => format!("{:.1}× (one round: no interval)", e.point),
     }
@@ -109,7 +108,10 @@ mod tests {
         assert_eq!(ratio_estimate(&e(3.2, 2.9, 3.6)), "3.2× [2.9–3.6]");
         assert!(ratio_estimate(&e(1.1, 0.8, 1.5)).starts_with("no clear difference"));
         assert!(change_estimate(&e(2.0, -4.0, 8.0)).starts_with("no change beyond noise"));
-        assert_eq!(change_estimate(&e(12.34, 5.1, 19.9)), "+12.3 % [+5.1, +19.9]");
+        assert_eq!(
+            change_estimate(&e(12.34, 5.1, 19.9)),
+            "+12.3 % [+5.1, +19.9]"
+        );
         assert_eq!(estimate(&e(1234.4, 1180.0, 1290.2), 0), "1234 [1180–1290]");
     }
 }

@@ -33,7 +33,11 @@ pub fn render(m: &ReportModel) -> String {
     render_steps(&mut out, m);
     render_generator(&mut out, m);
     if let Some(b) = &m.baseline {
-        let _ = writeln!(out, "\nchange since the baseline ({}, commit {}):", b.started_at, b.git_commit);
+        let _ = writeln!(
+            out,
+            "\nchange since the baseline ({}, commit {}):",
+            b.started_at, b.git_commit
+        );
         for c in &b.changes {
             let _ = writeln!(out, "  {:<9} {:<36} {}", c.arch, c.figure, c.change);
         }
@@ -109,7 +113,14 @@ fn render_steps(out: &mut String, m: &ReportModel) {
     let _ = writeln!(
         out,
         "\n{:<16} {:<9} {:>6} {:>7} {:>22} {:>22} {:>14} {:>7}",
-        "entrypoint", "arch", "req/s", "rounds", "p50 µs [95 % CI]", "p99 µs [95 % CI]", "hops (static)", "errors"
+        "entrypoint",
+        "arch",
+        "req/s",
+        "rounds",
+        "p50 µs [95 % CI]",
+        "p99 µs [95 % CI]",
+        "hops (static)",
+        "errors"
     );
     for r in &m.rate_rows {
         let hops = format!(
@@ -129,7 +140,10 @@ fn render_steps(out: &mut String, m: &ReportModel) {
             r.entrypoint, r.arch, r.rate, r.rounds, r.p50_us, r.p99_us, hops, r.errors
         );
     }
-    let _ = writeln!(out, "  (means over the valid rounds with their 95 % intervals, Student's t over the rounds)");
+    let _ = writeln!(
+        out,
+        "  (means over the valid rounds with their 95 % intervals, Student's t over the rounds)"
+    );
 }
 
 fn render_generator(out: &mut String, m: &ReportModel) {

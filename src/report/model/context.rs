@@ -129,22 +129,25 @@ pub(super) fn compare(results: &RunResults, baseline: &RunResults) -> BaselineCo
             continue;
         };
         let name = arch.architecture.name();
-        let mut push = |figure: String, before: &[(usize, f64)], after: &[(usize, f64)], unit: &str| {
-            let (Some(b), Some(a)) = (rounds::over_rounds(before), rounds::over_rounds(after)) else {
-                return;
+        let mut push =
+            |figure: String, before: &[(usize, f64)], after: &[(usize, f64)], unit: &str| {
+                let (Some(b), Some(a)) = (rounds::over_rounds(before), rounds::over_rounds(after))
+                else {
+                    return;
+                };
+                let estimate = rounds::change(before, after);
+                changes.push(Change {
+                    arch: name.into(),
+                    colour: colour(name).into(),
+                    figure,
+                    before: format!("{} {unit}", format::estimate(&b, 1)),
+                    after: format!("{} {unit}", format::estimate(&a, 1)),
+                    change: estimate.map_or("–".into(), |e| format::change_estimate(&e)),
+                    significant: estimate
+                        .is_some_and(|e| e.interval().is_some() && !e.contains(0.0)),
+                    estimate,
+                });
             };
-            let estimate = rounds::change(before, after);
-            changes.push(Change {
-                arch: name.into(),
-                colour: colour(name).into(),
-                figure,
-                before: format!("{} {unit}", format::estimate(&b, 1)),
-                after: format!("{} {unit}", format::estimate(&a, 1)),
-                change: estimate.map_or("–".into(), |e| format::change_estimate(&e)),
-                significant: estimate.is_some_and(|e| e.interval().is_some() && !e.contains(0.0)),
-                estimate,
-            });
-        };
         let mut rates: Vec<u32> = arch
             .steps
             .iter()
@@ -190,7 +193,12 @@ pub(super) fn compare(results: &RunResults, baseline: &RunResults) -> BaselineCo
         }
         if let (Some(b), Some(a)) = (&old.deploy, &arch.deploy) {
             let samples = |d: &crate::results::DeployCost| -> Vec<(usize, f64)> {
-                d.cold_start.samples_ms.iter().copied().enumerate().collect()
+                d.cold_start
+                    .samples_ms
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .collect()
             };
             push("cold start".into(), &samples(b), &samples(a), "ms");
             push(

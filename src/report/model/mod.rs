@@ -309,8 +309,10 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
             sentences: vec!["No verdict: no rate was held validly by every architecture.".into()],
         };
     };
-    let p99 = |a: &ArchitectureResult| rounds::per_round(a, rate, |s| Some(s.latency_us.p99 as f64));
-    let p50 = |a: &ArchitectureResult| rounds::per_round(a, rate, |s| Some(s.latency_us.p50 as f64));
+    let p99 =
+        |a: &ArchitectureResult| rounds::per_round(a, rate, |s| Some(s.latency_us.p99 as f64));
+    let p50 =
+        |a: &ArchitectureResult| rounds::per_round(a, rate, |s| Some(s.latency_us.p50 as f64));
     let hops = |a: &ArchitectureResult| rounds::per_round(a, rate, |s| Some(s.hops.mean_total));
     let cpu = |a: &ArchitectureResult| rounds::per_round(a, rate, |s| s.units_cpu_us_per_request);
     let measured: Vec<(&ArchitectureResult, Estimate)> = results
@@ -349,10 +351,11 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
         };
         if p99_ratio.contains(1.0) && p99_ratio.interval().is_some() {
             sentences.push(format!(
-                "At {rate} req/s {name} and {best}: no clear difference in p99 ({} µs against {} µs; ratio {}).",
+                "At {rate} req/s {name} and {best}: no clear difference in p99 ({} µs against {} µs; the ratio's interval, {:.2}–{:.2}×, holds 1).",
                 format::estimate(arch_p99, 0),
                 format::estimate(&best_p99, 0),
-                format::ratio_estimate(&p99_ratio)
+                p99_ratio.low.unwrap_or(0.0),
+                p99_ratio.high.unwrap_or(0.0),
             ));
             continue;
         }

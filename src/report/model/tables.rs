@@ -28,7 +28,9 @@ pub(super) fn entry_tables(results: &RunResults, rate: u32) -> Vec<EntryTable> {
 
 /// One entrypoint at `rate`: every architecture over its valid rounds there.
 fn entry_table(results: &RunResults, rate: u32, entry: &str) -> EntryTable {
-    let p99 = |a: &ArchitectureResult| rounds::per_round_entry(a, rate, entry, |e| e.latency_us.p99 as f64);
+    let p99 = |a: &ArchitectureResult| {
+        rounds::per_round_entry(a, rate, entry, |e| e.latency_us.p99 as f64)
+    };
     let cells: Vec<(&ArchitectureResult, Vec<&EntryResult>)> = results
         .architectures
         .iter()
@@ -105,7 +107,11 @@ fn entry_row(
         p99_us: rounds::over_rounds(&figure(|e| e.latency_us.p99 as f64))
             .map_or("–".into(), |e| format::estimate(&e, 0)),
         p999_us: mean(|e| e.latency_us.p999 as f64),
-        max_us: per_round.iter().map(|e| e.latency_us.max).max().unwrap_or(0),
+        max_us: per_round
+            .iter()
+            .map(|e| e.latency_us.max)
+            .max()
+            .unwrap_or(0),
         p99_ratio,
         hops_service: latest.hops.mean_service,
         hops_state: latest.hops.mean_state,
@@ -267,13 +273,22 @@ pub(super) fn rate_rows(results: &RunResults) -> Vec<RateRow> {
             rates.dedup();
             rates.sort_unstable();
             rates.dedup();
-            rows.extend(rates.into_iter().filter_map(|rate| rate_row(results, arch, entry, rate)));
+            rows.extend(
+                rates
+                    .into_iter()
+                    .filter_map(|rate| rate_row(results, arch, entry, rate)),
+            );
         }
     }
     rows
 }
 
-fn rate_row(results: &RunResults, arch: &ArchitectureResult, entry: &str, rate: u32) -> Option<RateRow> {
+fn rate_row(
+    results: &RunResults,
+    arch: &ArchitectureResult,
+    entry: &str,
+    rate: u32,
+) -> Option<RateRow> {
     let _ = results;
     let at_rate: Vec<&StepResult> = arch
         .steps
@@ -282,7 +297,12 @@ fn rate_row(results: &RunResults, arch: &ArchitectureResult, entry: &str, rate: 
         .collect();
     let entries: Vec<(&StepResult, &EntryResult)> = at_rate
         .iter()
-        .filter_map(|s| s.entrypoints.iter().find(|e| e.entrypoint == entry).map(|e| (*s, e)))
+        .filter_map(|s| {
+            s.entrypoints
+                .iter()
+                .find(|e| e.entrypoint == entry)
+                .map(|e| (*s, e))
+        })
         .collect();
     let (_, any) = entries.first()?;
     let estimate = |f: fn(&EntryResult) -> f64| {
