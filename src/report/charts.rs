@@ -557,6 +557,21 @@ fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
     Some(svg)
 }
 
+/// A tick label with at most three significant digits and no float noise: `0.9`, `12`,
+/// `0.25`, `1200`.
+fn short_number(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return "0".into();
+    }
+    let digits = (2 - v.abs().log10().floor() as i32).max(0) as usize;
+    let text = format!("{v:.digits$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -579,20 +594,5 @@ mod tests {
     #[test]
     fn colours_parse() {
         assert_eq!(rgb("#d9480f"), RGBColor(0xd9, 0x48, 0x0f));
-    }
-}
-
-/// A tick label with at most three significant digits and no float noise: `0.9`, `12`,
-/// `0.25`, `1200`.
-fn short_number(v: f64) -> String {
-    if v == 0.0 || !v.is_finite() {
-        return "0".into();
-    }
-    let digits = (2 - v.abs().log10().floor() as i32).max(0) as usize;
-    let text = format!("{v:.digits$}");
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
     }
 }
