@@ -66,7 +66,8 @@ fn new_then_validate_then_a_tiny_run() {
     assert!(results
         .architectures
         .iter()
-        .all(|a| a.steps.len() == 1 && a.steps[0].ok > 0));
+        .all(|a| a.steps.len() == results.meta.rounds && a.steps.iter().all(|s| s.ok > 0)));
+    assert_eq!(results.meta.rounds, 3, "the default is three rounds");
 
     let again = grainbench(&["new", "my-shop"], dir.path());
     assert!(
