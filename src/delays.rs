@@ -112,6 +112,8 @@ fn hop_calibration(
         delay_error: modelled.and_then(|(_, errors)| DelayErrorSummary::of(errors)),
         loopback_us,
         modelled_us,
+        loopback_p50_over_rounds: None,
+        added_p50_over_rounds: None,
     }
 }
 

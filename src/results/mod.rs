@@ -97,6 +97,12 @@ pub struct HopCalibration {
     pub measured_added_p50_us: Option<f64>,
     /// How late the driver released the modelled hop's delayed messages.
     pub delay_error: Option<DelayErrorSummary>,
+    /// The calibration is repeated once per round (up to three): its loopback p50 and the
+    /// p50 the model added, over those repetitions, with their intervals.
+    #[serde(default)]
+    pub loopback_p50_over_rounds: Option<Estimate>,
+    #[serde(default)]
+    pub added_p50_over_rounds: Option<Estimate>,
 }
 
 /// Errors of injected delays (actual − intended wait, never negative), in µs.

@@ -230,12 +230,32 @@ async fn measure_bare_hop(
         unit_binary: options.unit_binary.clone(),
         run_id: options.run_id.clone(),
     };
-    tokio::select! {
-        calibrated = delays::measure_bare_hop(network, &hop_options, cancel) => calibrated,
-        // The unit is killed on drop; the caller notices the cancellation.
-        _ = cancel.cancelled() => Err(delays::NetworkError::Interrupted),
+    let repetitions = options.repeat.clamp(1, MAX_HOP_REPETITIONS);
+    let mut calibrations = Vec::with_capacity(repetitions);
+    for _ in 0..repetitions {
+        let calibrated = tokio::select! {
+            calibrated = delays::measure_bare_hop(network, &hop_options, cancel) => calibrated,
+            // The unit is killed on drop; the caller notices the cancellation.
+            _ = cancel.cancelled() => Err(delays::NetworkError::Interrupted),
+        };
+        calibrations.push(calibrated?);
     }
+    let loopback: Vec<f64> = calibrations
+        .iter()
+        .map(|c| c.loopback_us.p50 as f64)
+        .collect();
+    let added: Vec<f64> = calibrations
+        .iter()
+        .filter_map(|c| c.measured_added_p50_us)
+        .collect();
+    let mut first = calibrations.swap_remove(0);
+    first.loopback_p50_over_rounds = crate::stats::estimate(&loopback);
+    first.added_p50_over_rounds = crate::stats::estimate(&added);
+    Ok(first)
 }
+
+/// The bare-hop calibration is repeated once per round, up to this many times.
+const MAX_HOP_REPETITIONS: usize = 3;
 
 /// Writes results.json and the HTML report beside it (after every architecture, so an
 /// interrupted run still leaves both).

@@ -22,6 +22,27 @@ pub(super) fn network_panel(results: &RunResults, rate: Option<u32>) -> NetworkP
         (None, Some(error)) => Some(format!("The bare-hop calibration failed: {error}")),
         (None, None) => None,
     };
+    let hop = hop.map(|sentence| {
+        let Some(c) = &network.hop_calibration else {
+            return sentence;
+        };
+        let repeated = |label: &str, e: &Option<crate::results::Estimate>| {
+            e.filter(|e| e.rounds > 1)
+                .map(|e| {
+                    format!(
+                        " {label} over {} repetitions: {} µs.",
+                        e.rounds,
+                        format::estimate(&e, 0)
+                    )
+                })
+                .unwrap_or_default()
+        };
+        format!(
+            "{sentence}{}{}",
+            repeated("Loopback p50", &c.loopback_p50_over_rounds),
+            repeated("Added p50", &c.added_p50_over_rounds)
+        )
+    });
     let precision = results
         .architectures
         .iter()
