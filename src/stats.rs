@@ -144,15 +144,7 @@ pub fn change_percent(before: &[f64], after: &[f64]) -> Option<Estimate> {
 /// with its interval; flags rates whose rounds disagree far more than the run's others or
 /// that ran while other load held the machine.
 pub fn summarize(arch: &ArchitectureResult) -> Vec<RateSummary> {
-    let mut rates: Vec<u32> = arch
-        .steps
-        .iter()
-        .filter(|s| s.mode == StepMode::Open)
-        .map(|s| s.target_rps)
-        .collect();
-    rates.sort_unstable();
-    rates.dedup();
-    rates
+    arch.open_rates(false)
         .into_iter()
         .filter_map(|rate| rate_summary(arch, rate))
         .collect()

@@ -32,7 +32,11 @@ async fn all_architectures_run_with_static_hops_and_equal_digests() {
 
     // Two rounds, each running every architecture once, in the recorded orders.
     assert_eq!(results.meta.rounds, 2);
-    let hop = results.network.hop_calibration.as_ref().expect("bare hop measured");
+    let hop = results
+        .network
+        .hop_calibration
+        .as_ref()
+        .expect("bare hop measured");
     let repeated = hop.loopback_p50_over_rounds.expect("repeated per round");
     assert_eq!(repeated.rounds, 2);
     assert!(repeated.interval().is_some());

@@ -246,6 +246,22 @@ pub struct EquivalenceSummary {
     pub digests: Vec<DigestRecord>,
 }
 
+impl ArchitectureResult {
+    /// The distinct rates of its open-loop steps, lowest first (`valid_only`: of the valid
+    /// ones only).
+    pub fn open_rates(&self, valid_only: bool) -> Vec<u32> {
+        let mut rates: Vec<u32> = self
+            .steps
+            .iter()
+            .filter(|s| s.mode == StepMode::Open && (s.valid || !valid_only))
+            .map(|s| s.target_rps)
+            .collect();
+        rates.sort_unstable();
+        rates.dedup();
+        rates
+    }
+}
+
 fn one() -> usize {
     1
 }

@@ -169,15 +169,7 @@ pub(super) fn compare(results: &RunResults, baseline: &RunResults) -> BaselineCo
                     estimate,
                 });
             };
-        let mut rates: Vec<u32> = arch
-            .steps
-            .iter()
-            .filter(|s| s.is_valid_open())
-            .map(|s| s.target_rps)
-            .collect();
-        rates.sort_unstable();
-        rates.dedup();
-        for rate in rates {
+        for rate in arch.open_rates(true) {
             let figures: [(&str, StepFigure, &str); 3] = [
                 ("p50", |s| Some(s.latency_us.p50 as f64), "µs"),
                 ("p99", |s| Some(s.latency_us.p99 as f64), "µs"),

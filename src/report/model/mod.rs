@@ -229,15 +229,7 @@ pub struct Change {
 
 /// The highest open-loop rate at which every architecture has a valid step.
 pub fn verdict_rate(results: &RunResults) -> Option<u32> {
-    let mut rates: Vec<u32> = results
-        .architectures
-        .first()?
-        .steps
-        .iter()
-        .filter(|s| s.is_valid_open())
-        .map(|s| s.target_rps)
-        .collect();
-    rates.sort_unstable();
+    let rates = results.architectures.first()?.open_rates(true);
     rates.into_iter().rev().find(|&rate| {
         results
             .architectures

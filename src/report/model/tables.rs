@@ -264,15 +264,7 @@ pub(super) fn rate_rows(results: &RunResults) -> Vec<RateRow> {
     let mut rows = Vec::new();
     for entry in entrypoints {
         for arch in &results.architectures {
-            let mut rates: Vec<u32> = arch
-                .steps
-                .iter()
-                .filter(|s| s.mode == StepMode::Open)
-                .map(|s| s.target_rps)
-                .collect();
-            rates.dedup();
-            rates.sort_unstable();
-            rates.dedup();
+            let rates = arch.open_rates(false);
             rows.extend(
                 rates
                     .into_iter()
