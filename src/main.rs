@@ -3,23 +3,18 @@
 //! ([`Failure::exit_code`]: 2 bad input, 1 run error, 130 interrupted).
 
 mod cli;
+mod run_command;
 mod terminal;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use cli::{Cli, Command, RunArgs};
-use grainbench::report::render_summary;
-use grainbench::run::{self, RunError, RunOptions};
+use cli::{Cli, Command};
 use grainbench::scenario::{self, ScenarioSource};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tokio_util::sync::CancellationToken;
-
-/// Where `run --all` looks for scenarios.
-const SCENARIO_DIR: &str = "scenarios";
 
 /// Why a command failed.
-enum Failure {
+pub(crate) enum Failure {
     /// A scenario file or an option is wrong (already explained on stderr when `None`).
     BadInput(Option<anyhow::Error>),
     /// The run itself failed (already explained on stderr when `None`).
@@ -80,7 +75,7 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
-        Command::Run(args) => run_scenarios(args).await,
+        Command::Run(args) => run_command::run_scenarios(args).await,
         Command::Validate { scenarios } => validate(&scenarios),
         Command::New { name, dir } => {
             let path = scenario::write_new(&dir, &name).map_err(|e| bad_input(e.into()))?;
@@ -137,12 +132,12 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
     }
 }
 
-fn read_results(path: &Path) -> Result<grainbench::results::RunResults, Failure> {
+pub(crate) fn read_results(path: &Path) -> Result<grainbench::results::RunResults, Failure> {
     grainbench::results::RunResults::read(path).map_err(|e| bad_input(e.into()))
 }
 
 /// Checks `--fail-if` thresholds, saying each broken one.
-fn gate(
+pub(crate) fn gate(
     results: &grainbench::results::RunResults,
     baseline: Option<&grainbench::results::RunResults>,
     thresholds: &[grainbench::report::gate::Threshold],
@@ -154,12 +149,12 @@ fn gate(
     broken.is_empty().then_some(()).ok_or(Failure::Threshold)
 }
 
-fn bad_input(error: anyhow::Error) -> Failure {
+pub(crate) fn bad_input(error: anyhow::Error) -> Failure {
     Failure::BadInput(Some(error))
 }
 
 /// Loads a scenario; its errors (every issue, located) are printed as they are.
-fn load(path: &Path) -> Result<ScenarioSource, Failure> {
+pub(crate) fn load(path: &Path) -> Result<ScenarioSource, Failure> {
     scenario::load(path).map_err(|error| {
         eprintln!("{error}");
         Failure::BadInput(None)
@@ -177,89 +172,8 @@ fn validate(paths: &[PathBuf]) -> Result<(), Failure> {
     ok.then_some(()).ok_or(Failure::BadInput(None))
 }
 
-fn unit_binary() -> anyhow::Result<PathBuf> {
+pub(crate) fn unit_binary() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("cannot find the grainbench binary to start units with")
-}
-
-/// Loads every scenario and checks the options against each before anything is deployed.
-fn prepare(args: &RunArgs) -> Result<Vec<(ScenarioSource, RunOptions)>, Failure> {
-    let mut paths = args.scenarios.clone();
-    if args.all {
-        let found = scenario::discover(Path::new(SCENARIO_DIR))
-            .with_context(|| format!("cannot list {SCENARIO_DIR}/"))?;
-        paths.extend(found);
-    }
-    let binary = unit_binary()?;
-    let mut prepared = Vec::new();
-    for path in &paths {
-        let source = load(path)?;
-        let options = args.options(&source.scenario.name, binary.clone(), paths.len() > 1);
-        prepared.push((source, options));
-    }
-    let runs: Vec<_> = prepared.iter().map(|(s, o)| (s, o)).collect();
-    run::preflight(&runs).map_err(|e| bad_input(e.into()))?;
-    Ok(prepared)
-}
-
-async fn run_scenarios(args: RunArgs) -> Result<(), Failure> {
-    let prepared = prepare(&args)?;
-    let baseline = args.baseline.as_deref().map(read_results).transpose()?;
-    let cancel = CancellationToken::new();
-    terminal::cancel_on_signals(cancel.clone());
-    let mut failure = None;
-    for (source, options) in &prepared {
-        eprintln!(
-            "running {} ({}) → {}",
-            source.scenario.name,
-            source.path.display(),
-            options.out_dir.display()
-        );
-        let outcome = run::run(source, options, &cancel).await;
-        println!("{}", render_summary(&outcome.results, baseline.as_ref()));
-        if let (Some(old), Some(page)) = (&baseline, &outcome.report_path) {
-            if let Err(error) = grainbench::report::write_html(&outcome.results, Some(old), page) {
-                eprintln!("error: {}", terminal::render_error(&error.into()));
-            }
-        }
-        for (label, path) in [
-            ("results:", &outcome.results_path),
-            ("report: ", &outcome.report_path),
-        ] {
-            if let Some(path) = path {
-                println!("{label} {}", path.display());
-            }
-        }
-        let write_errors = [
-            outcome.report_error.map(anyhow::Error::msg),
-            outcome.write_error.map(anyhow::Error::from),
-        ];
-        for error in write_errors.into_iter().flatten() {
-            eprintln!("error: {}", terminal::render_error(&error));
-            failure = Some(Failure::Run(None));
-        }
-        match outcome.error {
-            None => {}
-            Some(RunError::Interrupted) => return Err(Failure::Interrupted),
-            Some(RunError::Options(error)) => return Err(bad_input(error.into())),
-            Some(error) => {
-                let error = anyhow::Error::from(error);
-                eprintln!("error: {}", terminal::render_error(&error));
-                failure = Some(Failure::Run(None));
-            }
-        }
-    }
-    if failure.is_none() {
-        for (source, options) in &prepared {
-            let path = options.out_dir.join("results.json");
-            if let Ok(results) = grainbench::results::RunResults::read(&path) {
-                if let Err(broken) = gate(&results, baseline.as_ref(), &args.fail_if) {
-                    eprintln!("{}: thresholds broken", source.scenario.name);
-                    failure = Some(broken);
-                }
-            }
-        }
-    }
-    failure.map_or(Ok(()), Err)
 }
 
 async fn up(

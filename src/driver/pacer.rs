@@ -1,6 +1,8 @@
 //! Pacing the load thread: the precise waiting it shares with the units
 //! ([`grain_runtime::precise`]) and its optional real-time scheduling.
 
+use std::time::Duration;
+
 pub use grain_runtime::precise::{tighten_timer_slack, wait_until};
 
 /// How the load thread is scheduled, recorded so results say what the driver ran with.
@@ -38,4 +40,15 @@ pub fn prefer_real_time() -> Scheduling {
     } else {
         Scheduling::Normal
     }
+}
+
+/// CPU time consumed so far by the calling thread.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid pointer we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }

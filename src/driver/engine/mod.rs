@@ -21,6 +21,7 @@
 mod held;
 mod http;
 
+pub use super::pacer::thread_cpu_time;
 use super::record::{ErrorClass, Outcome, Recorder};
 use super::requests::RequestGen;
 use super::StepConfig;
@@ -87,17 +88,6 @@ struct Conn {
     out_pos: usize,
     inbuf: Vec<u8>,
     request: Option<InFlight>,
-}
-
-/// CPU time consumed so far by the calling thread.
-pub fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the valid pointer we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// The engine: runs one step on the calling thread.
