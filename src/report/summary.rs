@@ -178,6 +178,15 @@ fn render_generator(out: &mut String, m: &ReportModel) {
     for knee in &m.knees {
         let _ = writeln!(out, "                {knee}");
     }
+    if !m.noise.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nNoisy figures (less trustworthy than the run's others):"
+        );
+        for n in &m.noise {
+            let _ = writeln!(out, "  {n}");
+        }
+    }
     let invalid: Vec<_> = m.generator_rows.iter().filter(|g| !g.valid).collect();
     if !invalid.is_empty() {
         let _ = writeln!(out, "\nInvalid steps (excluded from any verdict):");

@@ -10,7 +10,7 @@ pub mod rounds;
 mod tables;
 
 use context::{compare, equivalence, methodology, network_panel};
-use tables::{deploy_rows, entry_tables, generator_rows, knees, rate_rows, redeploy_rows};
+use tables::{deploy_rows, entry_tables, generator_rows, knees, noise, rate_rows, redeploy_rows};
 
 use super::format::{self, join_clauses, one_decimal, ratio};
 use crate::results::{ArchitectureResult, Estimate, Percentiles, RunResults, StepResult};
@@ -43,6 +43,8 @@ pub struct ReportModel {
     pub rate_rows: Vec<RateRow>,
     /// Where each rate sweep saturated, in words.
     pub knees: Vec<String>,
+    /// Rates whose figures are less trustworthy than the run's others, and why.
+    pub noise: Vec<String>,
     pub deploy_rows: Vec<DeployRow>,
     pub redeploy_rows: Vec<RedeployRow>,
     pub generator_rows: Vec<GeneratorRow>,
@@ -194,6 +196,10 @@ pub struct GeneratorRow {
     /// p99 of the injected delays' error (actual − intended), µs; "–" when none applied.
     pub delay_error_driver_p99_us: String,
     pub delay_error_units_p99_us: String,
+    /// The hypervisor's steal over the step, % of all CPU time ("–" when not measured).
+    pub steal_pct: String,
+    /// Cores other processes kept busy during the step ("–" when not measured).
+    pub other_cores: String,
     pub valid: bool,
     pub invalid_reason: String,
 }
@@ -282,6 +288,7 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
         entry_tables: rate.map_or_else(Vec::new, |rate| entry_tables(results, rate)),
         rate_rows: rate_rows(results),
         knees: knees(results),
+        noise: noise(results),
         deploy_rows: deploy_rows(results, rate),
         redeploy_rows: redeploy_rows(results),
         generator_rows: generator_rows(results),

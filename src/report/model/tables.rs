@@ -220,6 +220,14 @@ pub(super) fn generator_rows(results: &RunResults) -> Vec<GeneratorRow> {
                 in_flight_cap_hits: s.generator.in_flight_cap_hits,
                 delay_error_driver_p99_us: delay_error_p99(s, |e| e.driver.as_ref()),
                 delay_error_units_p99_us: delay_error_p99(s, |e| e.units.as_ref()),
+                steal_pct: s
+                    .noise
+                    .as_ref()
+                    .map_or("–".into(), |n| format!("{:.1}", n.steal_share * 100.0)),
+                other_cores: s
+                    .noise
+                    .as_ref()
+                    .map_or("–".into(), |n| format!("{:.2}", n.other_cores)),
                 valid: s.valid,
                 invalid_reason: s.invalid_reason.clone().unwrap_or_default(),
             })
@@ -339,6 +347,26 @@ pub(super) fn knees(results: &RunResults) -> Vec<String> {
                 knee.saturated_at_rps,
                 knee.reason
             ))
+        })
+        .collect()
+}
+
+/// Every rate flagged as noisy, in words: `nano at 400 req/s: round 2: …`.
+pub(super) fn noise(results: &RunResults) -> Vec<String> {
+    results
+        .architectures
+        .iter()
+        .flat_map(|a| {
+            let summary = if a.summary.is_empty() {
+                crate::stats::summarize(a)
+            } else {
+                a.summary.clone()
+            };
+            summary.into_iter().flat_map(move |s| {
+                s.noise_flags.into_iter().map(move |flag| {
+                    format!("{} at {} req/s: {flag}", a.architecture, s.target_rps)
+                })
+            })
         })
         .collect()
 }
