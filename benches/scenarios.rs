@@ -147,6 +147,7 @@ fn compare(runtime: &tokio::runtime::Runtime, source: &ScenarioSource, out: &Pat
     if quick() {
         options.load =
             run::LoadMode::Rates(source.scenario.load.rates.iter().take(1).copied().collect());
+        options.repeat = 2; // the fewest rounds that still give an interval
     }
     let outcome = runtime.block_on(run::run(source, &options, &CancellationToken::new()));
     match (&outcome.error, &outcome.results_path) {

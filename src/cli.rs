@@ -77,7 +77,7 @@ pub enum Command {
     /// Serve one unit (how the harness starts units).
     #[command(hide = true)]
     Unit {
-        /// The unit's spec, JSON.
+        /// The unit's spec, JSON, or `-`: the first line of stdin (how the harness sends it).
         #[arg(long)]
         spec: String,
         /// The run this unit belongs to (identifies its processes).

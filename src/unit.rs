@@ -8,6 +8,8 @@ use grain_service_unit::ServiceUnit;
 /// Why a unit could not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum UnitError {
+    #[error("no unit spec on stdin")]
+    NoSpec,
     #[error("malformed unit spec: {0}")]
     Spec(#[from] serde_json::Error),
     #[error("cannot start the unit's async runtime: {0}")]
@@ -23,6 +25,14 @@ const UNIT_WORKER_THREADS: usize = 2;
 pub fn serve(spec_json: &str) -> Result<(), UnitError> {
     // First of all: notice the harness going away, even while the store is seeded.
     grain_runtime::host::watch_stdin();
+    let from_stdin;
+    let spec_json = if spec_json == crate::launch::SPEC_ON_STDIN {
+        // The harness writes the spec as stdin's first line (argv is too small for it).
+        from_stdin = grain_runtime::host::next_stdin_line().ok_or(UnitError::NoSpec)?;
+        from_stdin.as_str()
+    } else {
+        spec_json
+    };
     let spec: UnitSpec = serde_json::from_str(spec_json)?;
     grain_runtime::host::raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()

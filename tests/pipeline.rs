@@ -403,3 +403,32 @@ fn a_double_ctrl_c_keeps_every_finished_step() {
         Vec::<u32>::new()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monolith_of_thousands_of_operations_starts() {
+    // Its spec is far above the 128 KiB one command-line argument may hold: it goes to the
+    // unit over stdin.
+    let mut text = String::from(
+        "name = \"many\"\n[load]\nrates = [10]\nduration_s = 1\n\n[[entrypoint]]\nop = \"op0\"\n",
+    );
+    let names: Vec<String> = (0..3_000).map(|i| format!("\"op{i}\"")).collect();
+    text.push_str(&format!(
+        "\n[[service]]\nname = \"s\"\noperations = [{}]\n",
+        names.join(", ")
+    ));
+    for i in 0..3_000 {
+        text.push_str(&format!("\n[[operation]]\nname = \"op{i}\"\ncpu_us = 1\n"));
+    }
+    let scenario = scenario::parse(&text).unwrap();
+    let deployment = plan::plan(&scenario, Architecture::Monolith);
+    let spec_bytes = serde_json::to_vec(&deployment.units[0].role).unwrap().len();
+    assert!(spec_bytes > 128 * 1024, "{spec_bytes} bytes");
+    let live = deploy(&scenario, Architecture::Monolith, "many-ops").await;
+    let m = step_on(&live, &scenario, &open_loop(20, 0, 300, 100), 1).await;
+    live.shutdown().await;
+    assert!(
+        m.overall.ok > 0 && m.overall.errors.total() == 0,
+        "{:?}",
+        m.overall.errors
+    );
+}

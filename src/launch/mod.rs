@@ -43,6 +43,9 @@ pub struct LaunchOptions {
 
 pub use grain_runtime::host::raise_open_files_limit;
 
+/// `--spec` value telling a unit to read its spec from the first line of stdin.
+pub const SPEC_ON_STDIN: &str = "-";
+
 /// How long all units of a deployment together may take to become ready, by default.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -227,7 +230,7 @@ impl LiveDeployment {
         let deadline = Instant::now() + self.options.ready_timeout;
         for &index in indices {
             let spec = self.units[index].spec.clone();
-            let (unit, stdout) = spawn_unit(&spec, &self.options)?;
+            let (unit, stdout) = spawn_unit(&spec, &self.options).await?;
             self.units[index] =
                 wait_for_address(unit, stdout, deadline, self.options.ready_timeout).await?;
         }
@@ -314,7 +317,7 @@ pub async fn launch(
             role: planned.role.clone(),
             work_iterations_per_us: options.work_iterations_per_us,
         };
-        units.push(spawn_unit(&spec, options)?);
+        units.push(spawn_unit(&spec, options).await?);
     }
     // Read every unit's announcement concurrently so each unit's start time is its own.
     let waits = units
@@ -359,7 +362,7 @@ fn die_with_parent(harness: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-fn spawn_unit(
+async fn spawn_unit(
     spec: &UnitSpec,
     options: &LaunchOptions,
 ) -> Result<(RunningUnit, tokio::process::ChildStdout), LaunchError> {
@@ -381,8 +384,9 @@ fn spawn_unit(
         .arg("unit")
         .arg("--run-id")
         .arg(&options.run_id)
-        .arg("--spec")
-        .arg(spec_json)
+        // The spec goes over stdin, not argv: one argument may be at most 128 KiB
+        // (MAX_ARG_STRLEN), and a large monolith's spec is megabytes.
+        .args(["--spec", SPEC_ON_STDIN])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -393,7 +397,11 @@ fn spawn_unit(
     let missing = |what: &str| spawn_error(std::io::Error::other(format!("no {what} pipe")));
     let stdout = child.stdout.take().ok_or_else(|| missing("stdout"))?;
     let stderr = child.stderr.take().ok_or_else(|| missing("stderr"))?;
-    let stdin = child.stdin.take().ok_or_else(|| missing("stdin"))?;
+    let mut stdin = child.stdin.take().ok_or_else(|| missing("stdin"))?;
+    let mut line = spec_json.into_bytes();
+    line.push(b'\n');
+    stdin.write_all(&line).await.map_err(spawn_error)?;
+    stdin.flush().await.map_err(spawn_error)?;
     let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
     tokio::spawn(keep_stderr_tail(
         spec.name.clone(),

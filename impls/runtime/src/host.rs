@@ -166,6 +166,14 @@ pub fn watch_stdin() {
     });
 }
 
+/// The next line of stdin, read by [`watch_stdin`]'s thread (blocking; call it before any
+/// async runtime starts). `None` when stdin was not watched or has ended.
+pub fn next_stdin_line() -> Option<String> {
+    let lines = STDIN_LINES.get()?;
+    let mut guard = lines.lock().ok()?;
+    guard.as_mut()?.blocking_recv()
+}
+
 async fn read_routes_until_eof(unit: String, routes: Arc<RouteTable>, stop: watch::Sender<bool>) {
     let watched = STDIN_LINES
         .get()
