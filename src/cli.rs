@@ -83,6 +83,9 @@ pub enum Command {
         /// The run this unit belongs to (identifies its processes).
         #[arg(long)]
         run_id: Option<String>,
+        /// The unit's name, for `ps` and tests (the spec carries it too).
+        #[arg(long)]
+        unit: Option<String>,
     },
 }
 

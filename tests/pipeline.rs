@@ -151,7 +151,7 @@ async fn a_unit_that_fails_to_start_is_named_and_nothing_is_left_behind() {
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\ncase \"$*\" in *'\"name\":\"micro-back\"'*) echo 'simulated failure: disk on fire' >&2; exit 3;; esac\nexec '{}' \"$@\"\n",
+            "#!/bin/sh\ncase \"$*\" in *'--unit micro-back'*) echo 'simulated failure: disk on fire' >&2; exit 3;; esac\nexec '{}' \"$@\"\n",
             grainbench_binary().display()
         ),
     )
@@ -292,11 +292,14 @@ fn sigkill_of_the_harness_while_a_unit_seeds_a_large_store_leaves_no_unit_behind
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // The monolith's unit (not the bare-hop calibration's), found by its store in its spec.
+    // The monolith's unit (not the bare-hop calibration's), found by its name.
     let seeding = || {
         processes_of_run(&run_id).into_iter().any(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|cmdline| cmdline.windows(5).any(|w| w == b"item:"))
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+                args.windows(2)
+                    .any(|w| w[0] == b"--unit" && w[1] == b"monolith")
+            })
         })
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

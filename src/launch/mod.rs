@@ -386,7 +386,7 @@ async fn spawn_unit(
         .arg(&options.run_id)
         // The spec goes over stdin, not argv: one argument may be at most 128 KiB
         // (MAX_ARG_STRLEN), and a large monolith's spec is megabytes.
-        .args(["--spec", SPEC_ON_STDIN])
+        .args(["--spec", SPEC_ON_STDIN, "--unit", &spec.name])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -400,8 +400,16 @@ async fn spawn_unit(
     let mut stdin = child.stdin.take().ok_or_else(|| missing("stdin"))?;
     let mut line = spec_json.into_bytes();
     line.push(b'\n');
-    stdin.write_all(&line).await.map_err(spawn_error)?;
-    stdin.flush().await.map_err(spawn_error)?;
+    // A unit that died at once closed its stdin: its exit status and stderr, read while
+    // waiting for its address, say why far better than the broken pipe would.
+    if let Err(error) = async {
+        stdin.write_all(&line).await?;
+        stdin.flush().await
+    }
+    .await
+    {
+        tracing::debug!(unit = %spec.name, %error, "cannot send the unit its spec");
+    }
     let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
     tokio::spawn(keep_stderr_tail(
         spec.name.clone(),

@@ -239,8 +239,12 @@ mod tests {
         }
     }
 
+    /// The timer pool is process-wide: tests that use it take turns.
+    static POOL_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn async_sleeps_never_end_early_and_all_end() {
+        let _turn = POOL_TESTS.lock().await;
         let start = Instant::now();
         let sleeps: Vec<_> = (0..300u64)
             .map(|i| {
@@ -252,7 +256,11 @@ mod tests {
             let (deadline, resumed) = sleep.await.expect("sleep task");
             assert!(resumed >= deadline);
         }
-        // Timers went back to the pool and serve the next sleeps.
+        // A sleep long enough to need a timer (however late the tasks above started on a
+        // loaded machine, when every one of them may have spun instead) gives it back to
+        // the pool, where the next sleep finds it.
+        let deadline = Instant::now() + Duration::from_millis(5);
+        assert!(sleep_until(deadline).await >= deadline);
         assert!(!IDLE_TIMERS.lock().unwrap().is_empty());
         let deadline = Instant::now() + Duration::from_micros(300);
         assert!(sleep_until(deadline).await >= deadline);
@@ -260,6 +268,7 @@ mod tests {
 
     #[test]
     fn sleeps_survive_their_runtime_going_away() {
+        let _turn = POOL_TESTS.blocking_lock();
         for _ in 0..3 {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
