@@ -70,12 +70,20 @@ pub fn estimate(values: &[f64]) -> Option<Estimate> {
     })
 }
 
+/// The logarithms of the positive values (ratios and changes are taken on the log scale).
+fn logs(values: &[f64]) -> Vec<f64> {
+    values
+        .iter()
+        .filter(|x| **x > 0.0)
+        .map(|x| x.ln())
+        .collect()
+}
+
 /// `a / b` with its interval. Paired round by round when both have the same rounds (the
 /// interleaved rounds share their weather), unpaired otherwise (Welch's interval on the
 /// log scale). Non-positive values are left out.
 pub fn ratio(a: &[f64], b: &[f64]) -> Option<Estimate> {
-    let log = |v: &[f64]| -> Vec<f64> { v.iter().filter(|x| **x > 0.0).map(|x| x.ln()).collect() };
-    let (la, lb) = (log(a), log(b));
+    let (la, lb) = (logs(a), logs(b));
     if la.is_empty() || lb.is_empty() {
         return None;
     }
@@ -125,8 +133,7 @@ fn welch_difference(a: &[f64], b: &[f64]) -> Estimate {
 /// The relative change from `before` to `after` in percent, with its interval (Welch on
 /// the log scale: the runs being compared are independent).
 pub fn change_percent(before: &[f64], after: &[f64]) -> Option<Estimate> {
-    let log = |v: &[f64]| -> Vec<f64> { v.iter().filter(|x| **x > 0.0).map(|x| x.ln()).collect() };
-    let (lb, la) = (log(before), log(after));
+    let (lb, la) = (logs(before), logs(after));
     if lb.is_empty() || la.is_empty() {
         return None;
     }
@@ -245,6 +252,16 @@ fn spread(arch: &ArchitectureResult, rate: u32) -> Option<f64> {
         (lo.min(*v), hi.max(*v))
     });
     Some((max - min) / mean(&p50s))
+}
+
+/// `arch`'s per-rate summary as results.json has it, or computed from its steps for a
+/// file written before summaries existed (schema version 1, one round).
+pub fn summary_of(arch: &ArchitectureResult) -> Vec<RateSummary> {
+    if arch.summary.is_empty() {
+        summarize(arch)
+    } else {
+        arch.summary.clone()
+    }
 }
 
 /// Summaries of every architecture of a run, with the rates whose rounds disagree far more

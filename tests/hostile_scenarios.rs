@@ -32,26 +32,25 @@ fn chain_scenario(ops: usize, calls: impl Fn(usize) -> String) -> String {
     text
 }
 
-/// Operation i calls i+1 once: a chain `ops` long.
-fn chain(ops: usize) -> String {
+/// Operation i calls i+1 by `call` (`{next}` stands for its name); the last calls nothing.
+fn linear(ops: usize, call: &str) -> String {
     chain_scenario(ops, |i| {
         if i + 1 < ops {
-            format!("{{ op = \"op{}\" }}", i + 1)
+            call.replace("{next}", &format!("op{}", i + 1))
         } else {
             String::new()
         }
     })
 }
 
+/// Operation i calls i+1 once: a chain `ops` long.
+fn chain(ops: usize) -> String {
+    linear(ops, "{ op = \"{next}\" }")
+}
+
 /// Operation i calls i+1 twice in parallel: 2^levels calls at the bottom.
 fn diamond(levels: usize) -> String {
-    chain_scenario(levels, |i| {
-        if i + 1 < levels {
-            format!("{{ parallel = [\"op{0}\", \"op{0}\"] }}", i + 1)
-        } else {
-            String::new()
-        }
-    })
+    linear(levels, "{ parallel = [\"{next}\", \"{next}\"] }")
 }
 
 /// `services` services of one operation each; the entrypoint calls every one of them.

@@ -198,6 +198,27 @@ async fn a_unit_that_fails_to_start_is_named_and_nothing_is_left_behind() {
     );
 }
 
+/// Starts `grainbench run` on one architecture of `scenario` in the background, with one
+/// cold start, no redeploy, this run id, results under `out`, and `extra` flags.
+fn spawn_cli_run(
+    arch: &str,
+    run_id: &str,
+    out: &std::path::Path,
+    extra: &[&str],
+    scenario: &std::path::Path,
+) -> std::process::Child {
+    Command::new(grainbench_binary())
+        .args(["run", "--arch", arch, "--cold-starts", "1", "--no-redeploy"])
+        .args(["--run-id", run_id, "--out"])
+        .arg(out)
+        .args(extra)
+        .arg(scenario)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Starts the CLI on a long run, waits until the nano deployment is up and returns it.
 fn start_long_cli_run(run_id: &str, out: &std::path::Path) -> std::process::Child {
     let long = out.join("long.toml");
@@ -205,24 +226,7 @@ fn start_long_cli_run(run_id: &str, out: &std::path::Path) -> std::process::Chil
         .unwrap()
         .replace("duration_s = 1", "duration_s = 60");
     std::fs::write(&long, text).unwrap();
-    let child = Command::new(grainbench_binary())
-        .args([
-            "run",
-            "--arch",
-            "nano",
-            "--cold-starts",
-            "1",
-            "--no-redeploy",
-            "--run-id",
-            run_id,
-            "--out",
-        ])
-        .arg(out.join("results"))
-        .arg(&long)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_cli_run("nano", run_id, &out.join("results"), &[], &long);
     let source = scenario::load(&long).unwrap();
     let units = plan::plan(&source.scenario, Architecture::Nano).units.len();
     assert!(
@@ -276,22 +280,13 @@ fn sigkill_of_the_harness_while_a_unit_seeds_a_large_store_leaves_no_unit_behind
     // the unit's first instant can stop it.
     let dir = tempfile::tempdir().unwrap();
     let run_id = unique_run_id("sigkill-seeding");
-    let mut child = Command::new(grainbench_binary())
-        .args([
-            "run",
-            "--arch",
-            "monolith",
-            "--cold-starts",
-            "1",
-            "--no-redeploy",
-        ])
-        .args(["--run-id", &run_id, "--out"])
-        .arg(dir.path().join("results"))
-        .arg(fixture("big-store.toml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_cli_run(
+        "monolith",
+        &run_id,
+        &dir.path().join("results"),
+        &[],
+        &fixture("big-store.toml"),
+    );
     // The monolith's unit (not the bare-hop calibration's), found by its name.
     let seeding = || {
         processes_of_run(&run_id).into_iter().any(|pid| {
@@ -337,30 +332,13 @@ fn a_double_ctrl_c_keeps_every_finished_step() {
     assert!(text.contains("110, 120"), "the fixture's rates changed");
     std::fs::write(&steps, text).unwrap();
     let results_path = dir.path().join("results/results.json");
-    let mut child = Command::new(grainbench_binary())
-        .args([
-            "run",
-            "--arch",
-            "nano",
-            "--cold-starts",
-            "1",
-            "--no-redeploy",
-        ])
-        .args([
-            "--warmup",
-            "0",
-            "--duration",
-            "1",
-            "--run-id",
-            &run_id,
-            "--out",
-        ])
-        .arg(dir.path().join("results"))
-        .arg(&steps)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_cli_run(
+        "nano",
+        &run_id,
+        &dir.path().join("results"),
+        &["--warmup", "0", "--duration", "1"],
+        &steps,
+    );
     let finished = || {
         grainbench::results::RunResults::read(&results_path)
             .ok()

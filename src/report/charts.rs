@@ -109,11 +109,7 @@ fn spectrum(results: &RunResults) -> Option<Chart> {
 fn rate_curve(results: &RunResults) -> Option<Chart> {
     let mut series = Vec::new();
     for a in &results.architectures {
-        let summary = if a.summary.is_empty() {
-            crate::stats::summarize(a)
-        } else {
-            a.summary.clone()
-        };
+        let summary = crate::stats::summary_of(a);
         if summary.len() < 2 {
             continue;
         }

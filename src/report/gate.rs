@@ -6,7 +6,6 @@
 
 use super::model;
 use crate::results::RunResults;
-use crate::stats;
 
 /// One threshold of `--fail-if`.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,11 +81,7 @@ pub fn violations(
                 limit_us,
             } => {
                 for arch in &results.architectures {
-                    let summary = if arch.summary.is_empty() {
-                        stats::summarize(arch)
-                    } else {
-                        arch.summary.clone()
-                    };
+                    let summary = crate::stats::summary_of(arch);
                     for s in &summary {
                         let e = if percentile == 50 { s.p50_us } else { s.p99_us };
                         if e.point > limit_us {

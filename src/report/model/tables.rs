@@ -276,20 +276,14 @@ pub(super) fn rate_rows(results: &RunResults) -> Vec<RateRow> {
             rows.extend(
                 rates
                     .into_iter()
-                    .filter_map(|rate| rate_row(results, arch, entry, rate)),
+                    .filter_map(|rate| rate_row(arch, entry, rate)),
             );
         }
     }
     rows
 }
 
-fn rate_row(
-    results: &RunResults,
-    arch: &ArchitectureResult,
-    entry: &str,
-    rate: u32,
-) -> Option<RateRow> {
-    let _ = results;
+fn rate_row(arch: &ArchitectureResult, entry: &str, rate: u32) -> Option<RateRow> {
     let at_rate: Vec<&StepResult> = arch
         .steps
         .iter()
@@ -357,11 +351,7 @@ pub(super) fn noise(results: &RunResults) -> Vec<String> {
         .architectures
         .iter()
         .flat_map(|a| {
-            let summary = if a.summary.is_empty() {
-                crate::stats::summarize(a)
-            } else {
-                a.summary.clone()
-            };
+            let summary = crate::stats::summary_of(a);
             summary.into_iter().flat_map(move |s| {
                 s.noise_flags.into_iter().map(move |flag| {
                     format!("{} at {} req/s: {flag}", a.architecture, s.target_rps)
