@@ -70,9 +70,12 @@ async fn deploy(
         iterations_per_us,
     )
     .with_network(source.scenario.network.clone());
-    launch::launch(&plan::plan(&source.scenario, architecture), &options)
-        .await
-        .unwrap_or_else(|error| panic!("{}: {architecture}: {error}", source.scenario.name))
+    launch::launch(
+        &plan::plan(&source.scenario, &architecture).expect("the cut plans"),
+        &options,
+    )
+    .await
+    .unwrap_or_else(|error| panic!("{}: {architecture}: {error}", source.scenario.name))
 }
 
 /// Request bodies for `entry`, drawn from the scenario's seeded parameter stream.
@@ -94,12 +97,10 @@ fn bench_scenario(
     iterations_per_us: f64,
 ) {
     let deployments: Vec<(Architecture, LiveDeployment)> = Architecture::ALL
-        .iter()
-        .map(|&arch| {
-            (
-                arch,
-                runtime.block_on(deploy(source, arch, iterations_per_us)),
-            )
+        .into_iter()
+        .map(|arch| {
+            let live = runtime.block_on(deploy(source, arch.clone(), iterations_per_us));
+            (arch, live)
         })
         .collect();
     // The bench's request to the entry unit is a hop too: it crosses the scenario's network.

@@ -108,8 +108,10 @@ fn ping_scenario() -> Scenario {
             duration: Duration::from_secs(1),
             warmup: Duration::ZERO,
             timeout: Duration::from_secs(2),
+            p99_budget: None,
         },
         network: NetworkModel::loopback(),
+        cuts: Vec::new(),
     }
 }
 

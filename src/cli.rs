@@ -4,9 +4,9 @@
 
 use clap::{Args, Parser, Subcommand};
 use grain_runtime::network::NetworkModel;
-use grainbench::plan::Architecture;
+use grainbench::plan::{Architecture, Series};
 use grainbench::report::gate::Threshold;
-use grainbench::run::{LoadMode, RedeployPolicy, RunOptions, SweepLimits};
+use grainbench::run::{LoadMode, RedeployPolicy, RunOptions, SweepLimits, SweepRequest};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -41,6 +41,10 @@ pub enum Command {
         /// `regression > 10%` (against --baseline; only changes beyond noise count).
         #[arg(long = "fail-if", value_name = "THRESHOLD")]
         fail_if: Vec<Threshold>,
+        /// The p99 a cut must meet (e.g. 3ms), overriding the run's: the page names the
+        /// finest cut that meets it.
+        #[arg(long, value_parser = budget_arg)]
+        p99_budget: Option<Duration>,
     },
     /// Write scenarios/NAME.toml: a commented, valid, runnable starting point.
     New {
@@ -56,15 +60,27 @@ pub enum Command {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
     },
-    /// Print the units of an architecture, what each hosts, and the static hops per entrypoint.
+    /// Print the units of a cut, what each hosts, and the static hops per entrypoint; with
+    /// --sweep, the generated series of cuts from nano to monolith.
     Plan {
         scenario: PathBuf,
-        #[arg(long, default_value = "nano")]
+        /// A cut: nano, micro, monolith, one of the scenario's [[cut]]s, sweep-K or sweep-svc-K.
+        #[arg(long, default_value = "nano", conflicts_with = "sweep")]
         arch: Architecture,
+        /// List the generated series (every cut, or the N that `run --sweep N` would pick)
+        /// with their units, hops, critical path and blast radius; nothing is deployed.
+        #[arg(long, num_args = 0..=1, default_missing_value = "0",
+              value_parser = clap::value_parser!(u32).range(0..=1000))]
+        sweep: Option<u32>,
+        /// Which series: `hops` (merge the most-called pairs first) or `services` (inside
+        /// services first, then between them); both when left out.
+        #[arg(long, requires = "sweep")]
+        sweep_by: Option<Series>,
     },
-    /// Deploy an architecture and keep it running until Ctrl-C, printing each entrypoint's URL.
+    /// Deploy a cut and keep it running until Ctrl-C, printing each entrypoint's URL.
     Up {
         scenario: PathBuf,
+        /// A cut: nano, micro, monolith, one of the scenario's [[cut]]s, sweep-K or sweep-svc-K.
         #[arg(long, default_value = "nano")]
         arch: Architecture,
         /// Network every hop crosses, overriding the scenario's [network] (see `run --network`).
@@ -97,9 +113,23 @@ pub struct RunArgs {
     /// Run every scenario in scenarios/.
     #[arg(long)]
     pub all: bool,
-    /// Architectures to run, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values = ["nano", "micro", "monolith"])]
+    /// Cuts to run, comma-separated: nano, micro, monolith, the scenario's [[cut]] names,
+    /// sweep-K or sweep-svc-K (default: nano, micro, monolith and the scenario's cuts).
+    #[arg(long, value_delimiter = ',')]
     pub arch: Vec<Architecture>,
+    /// Also run N cuts of a generated series between nano and monolith (default 6), spread
+    /// by unit count; nano, micro and monolith are always among them.
+    #[arg(long, num_args = 0..=1, default_missing_value = "6",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub sweep: Option<u32>,
+    /// The series --sweep picks from: `hops` (merge the most-called pairs first) or
+    /// `services` (inside services first, then between them).
+    #[arg(long, default_value = "hops", requires = "sweep")]
+    pub sweep_by: Series,
+    /// The p99 a cut must meet at the comparison rate (e.g. 3ms; default: the scenario's
+    /// `[load] p99_budget_ms`): the report names the finest cut that meets it.
+    #[arg(long, value_parser = budget_arg)]
+    pub p99_budget: Option<Duration>,
     /// Short steps (2 s measured after 1 s warm-up, in each round) for a full comparison
     /// in about two minutes.
     #[arg(long)]
@@ -164,6 +194,11 @@ impl RunArgs {
     pub fn options(&self, name: &str, unit_binary: PathBuf, several: bool) -> RunOptions {
         let mut options = RunOptions::new(name, unit_binary);
         options.architectures = self.arch.clone();
+        options.sweep = self.sweep.map(|count| SweepRequest {
+            series: self.sweep_by,
+            count: count as usize,
+        });
+        options.p99_budget = self.p99_budget;
         options.quick = self.quick;
         options.repeat = self.repeat as usize;
         options.seed = self.seed;
@@ -249,6 +284,13 @@ fn rates_arg(text: &str) -> Result<LoadMode, String> {
             "takes `auto` or req/s from 1 to {max} separated by commas, not {text:?}"
         )),
     }
+}
+
+/// Parses a latency budget: `3ms`, `800us`, `0.5s`.
+fn budget_arg(text: &str) -> Result<Duration, String> {
+    grainbench::report::gate::duration_us(text)
+        .map(|us| Duration::from_secs_f64(us / 1e6))
+        .ok_or_else(|| format!("a duration such as 3ms, 800us or 0.5s, not {text:?}"))
 }
 
 fn seconds_arg(text: &str, min: f64) -> Result<Duration, String> {

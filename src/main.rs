@@ -9,6 +9,7 @@ mod terminal;
 use anyhow::Context as _;
 use clap::Parser as _;
 use cli::{Cli, Command};
+use grainbench::plan::Series;
 use grainbench::scenario::{self, ScenarioSource};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -90,8 +91,12 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             baseline,
             out,
             fail_if,
+            p99_budget,
         } => {
-            let current = read_results(&results)?;
+            let mut current = read_results(&results)?;
+            if let Some(budget) = p99_budget {
+                current.meta.p99_budget_us = Some(budget.as_secs_f64() * 1e6);
+            }
             let old = baseline.as_deref().map(read_results).transpose()?;
             let out = out.unwrap_or_else(|| results.with_file_name("index.html"));
             let path = grainbench::report::write_html(&current, old.as_ref(), &out)
@@ -105,9 +110,22 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             println!("{schema}");
             Ok(())
         }
-        Command::Plan { scenario, arch } => {
+        Command::Plan {
+            scenario,
+            arch,
+            sweep,
+            sweep_by,
+        } => {
             let source = load(&scenario)?;
-            print!("{}", grainbench::plan::describe(&source.scenario, arch));
+            let described = match sweep {
+                Some(count) => {
+                    let series = sweep_by.map_or_else(|| Series::ALL.to_vec(), |s| vec![s]);
+                    let count = (count > 0).then_some(count as usize);
+                    grainbench::plan::describe_sweep(&source.scenario, &series, count)
+                }
+                None => grainbench::plan::describe(&source.scenario, &arch),
+            };
+            print!("{}", described.map_err(|e| bad_input(e.into()))?);
             Ok(())
         }
         Command::Up {
@@ -182,7 +200,9 @@ async fn up(
     network: Option<grain_runtime::network::NetworkModel>,
 ) -> Result<(), Failure> {
     let source = load(path)?;
-    let live = grainbench::up::start(&source, arch, network, unit_binary()?)
+    let deployment =
+        grainbench::plan::plan(&source.scenario, &arch).map_err(|e| bad_input(e.into()))?;
+    let live = grainbench::up::start(&source, &deployment, network, unit_binary()?)
         .await
         .with_context(|| format!("{arch}"))?;
     print!("{}", grainbench::up::describe(&source, &live));

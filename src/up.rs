@@ -3,28 +3,27 @@
 
 use crate::driver::requests::RequestGen;
 use crate::launch::{self, LaunchError, LaunchOptions, LiveDeployment};
-use crate::plan::{self, Architecture};
+use crate::plan::Deployment;
 use crate::scenario::ScenarioSource;
 use grain_runtime::network::NetworkModel;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-/// Deploys `architecture` of `source` with `network` between its units (the scenario's
-/// when `None`); the caller stops it with [`LiveDeployment::shutdown`].
+/// Deploys `deployment`, a plan of `source`, with `network` between its units (the
+/// scenario's when `None`); the caller stops it with [`LiveDeployment::shutdown`].
 pub async fn start(
     source: &ScenarioSource,
-    architecture: Architecture,
+    deployment: &Deployment,
     network: Option<NetworkModel>,
     unit_binary: PathBuf,
 ) -> Result<LiveDeployment, LaunchError> {
-    let deployment = plan::plan(&source.scenario, architecture);
     let options = LaunchOptions::new(
         unit_binary,
         format!("up-{}", std::process::id()),
         grain_runtime::work::measure_iterations_per_us(),
     )
     .with_network(network.unwrap_or_else(|| source.scenario.network.clone()));
-    launch::launch(&deployment, &options).await
+    launch::launch(deployment, &options).await
 }
 
 /// What `up` prints once the units are ready: how many, the network between them, and

@@ -79,7 +79,7 @@ async fn added_p50_per_entrypoint(
     architecture: Architecture,
 ) -> Vec<(String, i64)> {
     let scenario = &source.scenario;
-    let mut live = deploy(scenario, architecture, "critical-path").await;
+    let mut live = deploy(scenario, architecture.clone(), "critical-path").await;
     let entries = scenario.entrypoints.len();
     let mut bare: Vec<_> = (0..entries).map(|_| new_histogram()).collect();
     let mut delayed: Vec<_> = (0..entries).map(|_| new_histogram()).collect();
@@ -157,8 +157,9 @@ fn check_added_delay(
         }
         for (architecture, added) in Architecture::ALL.into_iter().zip(added) {
             // What the model should add: two one-way delays per round trip on the path.
-            let round_trips =
-                plan::plan(&source.scenario, architecture).critical_path_hops[&entry.op];
+            let round_trips = plan::plan(&source.scenario, &architecture)
+                .unwrap()
+                .critical_path_hops[&entry.op];
             let modelled = i64::from(round_trips) * 2 * ONE_WAY_US as i64;
             let measured = added[index].1;
             if !(modelled / 2..=modelled * 2).contains(&measured) {

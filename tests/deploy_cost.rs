@@ -58,7 +58,7 @@ async fn nano_redeploy_under_load_drains_restarts_and_counts() {
     );
 
     // Blast radius in the results is the plan's, for every operation.
-    let plan = plan::plan(&source.scenario, Architecture::Nano);
+    let plan = plan::plan(&source.scenario, &Architecture::Nano).unwrap();
     for op in &source.scenario.operations {
         let expected: Vec<String> = cost::blast_radius(&plan, &op.name)
             .iter()

@@ -68,7 +68,7 @@ async fn payloads_above_two_mib_cross_every_hop_in_every_architecture() {
     // the hops between units: nano and micro failed where the monolith succeeded.
     let source = scenario::load(&fixture("large-payloads.toml")).unwrap();
     for architecture in grainbench::plan::Architecture::ALL {
-        let live = deploy(&source.scenario, architecture, "large-payloads").await;
+        let live = deploy(&source.scenario, architecture.clone(), "large-payloads").await;
         let mut config = open_loop(5, 0, 800, 100);
         config.timeout = Duration::from_secs(10);
         let m = step_on(&live, &source.scenario, &config, 1).await;

@@ -116,7 +116,7 @@ fn deep_chains_and_diamonds_are_rejected_past_the_hop_limit_and_planned_below_it
             Some(expected) => {
                 let scenario = parsed.unwrap_or_else(|e| panic!("{label}: {e:?}"));
                 let deployments = timed(&format!("{label}: plan"), || {
-                    Architecture::ALL.map(|a| plan::plan(&scenario, a))
+                    Architecture::ALL.map(|a| plan::plan(&scenario, &a).unwrap())
                 });
                 assert_eq!(
                     deployments[0].static_hops["op0"].total(),
@@ -161,14 +161,30 @@ fn wide_scenarios_validate_and_plan() {
         });
         for architecture in Architecture::ALL {
             let deployment = timed(&format!("{services} services: plan {architecture}"), || {
-                plan::plan(&scenario, architecture)
+                plan::plan(&scenario, &architecture).unwrap()
             });
             let expected_units = match architecture {
                 Architecture::Nano => 2 * services,
                 Architecture::Micro => services,
-                Architecture::Monolith => 1,
+                _ => 1,
             };
             assert_eq!(deployment.units.len(), expected_units, "{architecture}");
+        }
+        let sweep = timed(&format!("{services} services: sweep"), || {
+            plan::sweep::SweepSeries::generate(&scenario, plan::Series::Hops)
+        });
+        match sweep {
+            Ok(sweep) => {
+                assert!(services <= plan::sweep::MAX_SWEEP_OPERATIONS);
+                assert_eq!(sweep.partition(1).unwrap().len(), 1);
+                // op0 calls the next 1 999 operations: merging them first removes hops.
+                assert!(sweep.gains[..1_999].iter().all(|&g| g > 0));
+                assert!(sweep.gains[1_999..].iter().all(|&g| g == 0));
+            }
+            Err(error) => {
+                assert!(services > plan::sweep::MAX_SWEEP_OPERATIONS);
+                assert!(error.to_string().contains("at most"), "{error}");
+            }
         }
     }
 }

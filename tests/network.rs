@@ -24,7 +24,7 @@ fn delay_250us() -> NetworkModel {
 async fn every_delayed_message_is_accounted_for_and_only_hops_are_delayed() {
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
     for architecture in Architecture::ALL {
-        let mut live = deploy(&source.scenario, architecture, "delay-counts").await;
+        let mut live = deploy(&source.scenario, architecture.clone(), "delay-counts").await;
         let loopback = step_on(&live, &source.scenario, &open_loop(200, 0, 500, 10_000), 1).await;
         assert!(
             loopback.delay_error.is_empty(),

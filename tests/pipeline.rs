@@ -71,7 +71,7 @@ async fn all_architectures_run_with_static_hops_and_equal_digests() {
     assert!(eq.digests.iter().all(|d| d.digest.len() == 16));
 
     for arch in &results.architectures {
-        let deployment = plan::plan(&source.scenario, arch.architecture);
+        let deployment = plan::plan(&source.scenario, &arch.architecture).unwrap();
         assert_eq!(arch.unit_count, deployment.units.len());
         assert!(arch.cold_start_ms.unwrap() > 0.0);
         for step in &arch.steps {
@@ -228,7 +228,10 @@ fn start_long_cli_run(run_id: &str, out: &std::path::Path) -> std::process::Chil
     std::fs::write(&long, text).unwrap();
     let child = spawn_cli_run("nano", run_id, &out.join("results"), &[], &long);
     let source = scenario::load(&long).unwrap();
-    let units = plan::plan(&source.scenario, Architecture::Nano).units.len();
+    let units = plan::plan(&source.scenario, &Architecture::Nano)
+        .unwrap()
+        .units
+        .len();
     assert!(
         wait_for_processes(run_id, units, Duration::from_secs(20)),
         "units never came up"
@@ -401,7 +404,7 @@ async fn a_monolith_of_thousands_of_operations_starts() {
         text.push_str(&format!("\n[[operation]]\nname = \"op{i}\"\ncpu_us = 1\n"));
     }
     let scenario = scenario::parse(&text).unwrap();
-    let deployment = plan::plan(&scenario, Architecture::Monolith);
+    let deployment = plan::plan(&scenario, &Architecture::Monolith).unwrap();
     let spec_bytes = serde_json::to_vec(&deployment.units[0].role).unwrap().len();
     assert!(spec_bytes > 128 * 1024, "{spec_bytes} bytes");
     let live = deploy(&scenario, Architecture::Monolith, "many-ops").await;

@@ -262,3 +262,72 @@ fn the_terminal_summary_is_laid_out_from_the_same_model() {
         assert!(text.contains(&row.cold_start_ms), "{}", row.cold_start_ms);
     }
 }
+
+#[test]
+fn a_p99_budget_names_the_finest_cut_whose_whole_interval_meets_it() {
+    let mut results = rounds_results();
+    let front = model::build(&results, None)
+        .front
+        .expect("three cuts: a front");
+    assert!(
+        front.recommendation.is_none(),
+        "no budget, no recommendation"
+    );
+    // Rows are finest first; a budget just above the second-finest cut's upper bound
+    // recommends it unless the finest one meets it too.
+    let highs: Vec<f64> = front
+        .rows
+        .iter()
+        .map(|r| r.p99.high.expect("three rounds: an interval"))
+        .collect();
+    let budget = highs[1] + 1.0;
+    results.meta.p99_budget_us = Some(budget);
+    let front = model::build(&results, None).front.unwrap();
+    let expected = if highs[0] <= budget {
+        &front.rows[0].arch
+    } else {
+        &front.rows[1].arch
+    };
+    assert_eq!(front.recommended.as_ref(), Some(expected));
+    let sentence = front.recommendation.clone().unwrap();
+    assert!(
+        sentence.contains(&format!("finest cut that meets it is {expected}")),
+        "{sentence}"
+    );
+    assert!(front.rows.iter().all(|r| !r.budget.is_empty()));
+    // The terminal says the same sentence.
+    assert!(grainbench::report::render_summary(&results, None).contains(&sentence));
+    // A budget below every p99 recommends nothing, and says so.
+    results.meta.p99_budget_us = Some(1.0);
+    let front = model::build(&results, None).front.unwrap();
+    assert_eq!(front.recommended, None);
+    assert!(front
+        .recommendation
+        .unwrap()
+        .starts_with("No cut surely meets"));
+}
+
+#[test]
+fn any_cut_name_reads_renders_and_gets_a_colour_of_its_own() {
+    let mut results = rounds_results();
+    let sweep: grainbench::plan::Architecture = "sweep-3".parse().unwrap();
+    results.architectures[1].architecture = sweep.clone();
+    for order in &mut results.meta.round_orders {
+        for cut in order.iter_mut() {
+            if *cut == grainbench::plan::Architecture::Micro {
+                *cut = sweep.clone();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = results.write(dir.path()).unwrap();
+    let read = RunResults::read(&path).unwrap();
+    assert_eq!(read.architectures[1].architecture, sweep);
+    let model = model::build(&read, None);
+    assert!(model.title.contains("sweep-3"), "{}", model.title);
+    let colour = model::colour("sweep-3");
+    assert!(!["#d9480f", "#1c7ed6", "#2b8a3e"].contains(&colour));
+    assert_eq!(colour, model::colour("sweep-3"), "stable");
+    let html = render_html(&read, None).unwrap();
+    assert!(html.contains("sweep-3"));
+}

@@ -40,6 +40,17 @@ fn replace_line(line: usize, with: &str) -> String {
     lines.join("\n") + "\n"
 }
 
+/// VALID with a `[[cut]]` named `name` whose `units` line (the cut's second line, at
+/// [`cut_line`] + 1) is `units`.
+fn with_cut(name: &str, units: &str) -> String {
+    format!("{VALID}[[cut]]\nname = \"{name}\"\nunits = {units}\n")
+}
+
+/// The line of the `name` field `with_cut` adds.
+fn cut_line() -> usize {
+    VALID.lines().count() + 2
+}
+
 /// The line of the field `with_network` adds.
 fn network_line() -> usize {
     VALID.lines().count() + 2
@@ -297,6 +308,55 @@ fn malformed_scenarios_name_line_and_field() {
             "delay_us",
             "unknown field",
         ),
+        (
+            "cut naming an unknown operation",
+            with_cut("pair", r#"[["entry", "leaf"], ["nope"]]"#),
+            cut_line() + 1,
+            "cut[pair].units[1]",
+            "unknown operation \"nope\"",
+        ),
+        (
+            "cut listing an operation twice",
+            with_cut("pair", r#"[["entry", "leaf"], ["leaf"]]"#),
+            cut_line() + 1,
+            "cut[pair].units[1]",
+            "already in group 0",
+        ),
+        (
+            "cut with an empty group",
+            with_cut("pair", r#"[["entry"], []]"#),
+            cut_line() + 1,
+            "cut[pair].units[1]",
+            "empty group",
+        ),
+        (
+            "cut with no groups",
+            with_cut("pair", "[]"),
+            cut_line() + 1,
+            "cut[pair].units",
+            "at least one group",
+        ),
+        (
+            "cut taking a built-in name",
+            with_cut("micro", r#"[["entry", "leaf"]]"#),
+            cut_line(),
+            "cut[micro].name",
+            "reserved",
+        ),
+        (
+            "cut taking a generated name",
+            with_cut("sweep-3", r#"[["entry", "leaf"]]"#),
+            cut_line(),
+            "cut[sweep-3].name",
+            "reserved",
+        ),
+        (
+            "p99 budget of zero",
+            replace_line(27, "duration_s = 1\np99_budget_ms = 0"),
+            28,
+            "load.p99_budget_ms",
+            "from 0.001",
+        ),
     ];
     assert!(cases.len() >= 20);
     for (what, text, line, field, message) in cases {
@@ -307,6 +367,34 @@ fn malformed_scenarios_name_line_and_field() {
             .any(|i| i.line == line && i.field.contains(field) && i.message.contains(message));
         assert!(hit, "{what}: expected line {line}, field containing {field:?}, message containing {message:?}; got {issues:#?}");
     }
+}
+
+#[test]
+fn a_cut_places_every_operation_once_and_omitted_ones_alone() {
+    let scenario = scenario::parse(&with_cut("pair", r#"[["entry", "leaf"]]"#)).unwrap();
+    let cut = scenario.cut("pair").unwrap();
+    assert_eq!(
+        cut.units,
+        vec![
+            vec!["entry".to_string(), "leaf".into()],
+            vec!["other".into()]
+        ]
+    );
+    let plan = grainbench::plan::plan(&scenario, &"pair".parse().unwrap()).unwrap();
+    // back's operations are split over two units: its data lives in a state unit.
+    assert_eq!(plan.units.len(), 3);
+    assert!(plan.store_unit.contains_key("back"));
+    let whole = scenario::parse(&with_cut("whole", r#"[["entry"], ["leaf", "other"]]"#)).unwrap();
+    let plan = grainbench::plan::plan(&whole, &"whole".parse().unwrap()).unwrap();
+    assert!(
+        plan.store_unit.is_empty(),
+        "back is whole: its store is embedded"
+    );
+    let error = grainbench::plan::plan(&whole, &"pair".parse().unwrap()).unwrap_err();
+    assert!(
+        error.to_string().contains("nano, micro, monolith, whole"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -279,9 +279,9 @@ mod tests {
     #[test]
     fn blast_radius_is_one_unit_the_service_or_everything() {
         let s = crate::scenario::checkout_for_tests();
-        let nano = plan(&s, Architecture::Nano);
-        let micro = plan(&s, Architecture::Micro);
-        let mono = plan(&s, Architecture::Monolith);
+        let nano = plan(&s, &Architecture::Nano).unwrap();
+        let micro = plan(&s, &Architecture::Micro).unwrap();
+        let mono = plan(&s, &Architecture::Monolith).unwrap();
         for op in &s.operations {
             let n = blast_radius(&nano, &op.name);
             assert_eq!(n.len(), 1);

@@ -1,7 +1,18 @@
-//! Plans: architecture × scenario → the units to deploy, what each hosts, where each
-//! service's data lives, and the hops each entrypoint makes, computed statically from the
-//! call graph. Every architecture is a grouping of operations into units over the same
-//! unit code; only the grouping and the state placement differ.
+//! Plans: cut × scenario → the units to deploy, what each hosts, where each service's data
+//! lives, and the hops each entrypoint makes, computed statically from the call graph.
+//! Every cut is a grouping of operations into units over the same unit code; only the
+//! grouping and the state placement differ.
+//!
+//! - [`cut`]: which cut (built-in, named in the scenario, or generated), by name
+//! - [`sweep`]: the generated series between nano and monolith
+//! - `outline`: what a cut costs statically (units, hops, critical path, blast radius)
+
+pub mod cut;
+mod outline;
+pub mod sweep;
+
+pub use cut::{Architecture, Series};
+pub use outline::{describe, describe_sweep, mean_blast_radius, outline, CutOutline};
 
 use crate::scenario::graph::CallGraph;
 use crate::scenario::{Scenario, Service};
@@ -10,52 +21,6 @@ use grain_runtime::network::NetworkModel;
 use grain_runtime::wire::Hops;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-
-/// How finely the scenario is cut into deployable units.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Architecture {
-    /// One unit per operation; stateless, data in one state unit per service.
-    Nano,
-    /// One unit per service, embedding that service's store.
-    Micro,
-    /// One unit for everything, one embedded store per service.
-    Monolith,
-}
-
-impl Architecture {
-    pub const ALL: [Architecture; 3] = [
-        Architecture::Nano,
-        Architecture::Micro,
-        Architecture::Monolith,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Architecture::Nano => "nano",
-            Architecture::Micro => "micro",
-            Architecture::Monolith => "monolith",
-        }
-    }
-}
-
-impl std::fmt::Display for Architecture {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Where services keep their data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,9 +87,90 @@ impl Deployment {
     }
 }
 
+/// Why a cut cannot be planned for a scenario.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("scenario {scenario} has no cut {name:?}; its cuts: {}", available.join(", "))]
+    UnknownCut {
+        name: String,
+        scenario: String,
+        available: Vec<String>,
+    },
+    #[error("scenario {scenario}: {source}")]
+    Sweep {
+        scenario: String,
+        source: sweep::SweepError,
+    },
+}
+
+/// Every cut name `scenario` accepts besides the generated series': the built-ins and its
+/// `[[cut]]`s.
+pub fn cut_names(scenario: &Scenario) -> Vec<String> {
+    Architecture::ALL
+        .iter()
+        .map(Architecture::name)
+        .chain(scenario.cuts.iter().map(|c| c.name.clone()))
+        .collect()
+}
+
 /// Plans `architecture` for `scenario`.
-pub fn plan(scenario: &Scenario, architecture: Architecture) -> Deployment {
+pub fn plan(scenario: &Scenario, architecture: &Architecture) -> Result<Deployment, PlanError> {
     let (groups, placement) = match architecture {
+        Architecture::Named(name) => {
+            let cut = scenario.cut(name).ok_or_else(|| PlanError::UnknownCut {
+                name: name.clone(),
+                scenario: scenario.name.clone(),
+                available: cut_names(scenario),
+            })?;
+            (named_groups(name, &cut.units), StatePlacement::Embedded)
+        }
+        Architecture::Sweep { series, units } => {
+            let sweep_error = |source| PlanError::Sweep {
+                scenario: scenario.name.clone(),
+                source,
+            };
+            let partition = sweep::SweepSeries::generate(scenario, *series)
+                .and_then(|s| s.partition(*units))
+                .map_err(sweep_error)?;
+            let groups: Vec<Vec<String>> = partition
+                .into_iter()
+                .map(|g| {
+                    g.into_iter()
+                        .map(|op| scenario.operations[op].name.clone())
+                        .collect()
+                })
+                .collect();
+            (
+                named_groups(&architecture.name(), &groups),
+                StatePlacement::Embedded,
+            )
+        }
+        builtin => builtin_groups(scenario, builtin),
+    };
+    Ok(plan_grouping(
+        scenario,
+        architecture.clone(),
+        groups,
+        placement,
+    ))
+}
+
+/// Unit names of a cut's groups: the cut's name and each group's first operation.
+fn named_groups(cut: &str, groups: &[Vec<String>]) -> Vec<(String, Vec<String>)> {
+    groups
+        .iter()
+        .map(|ops| {
+            let first = ops.first().map_or("", String::as_str);
+            (format!("{cut}-{first}"), ops.clone())
+        })
+        .collect()
+}
+
+fn builtin_groups(
+    scenario: &Scenario,
+    architecture: &Architecture,
+) -> (Vec<(String, Vec<String>)>, StatePlacement) {
+    match architecture {
         Architecture::Nano => (
             scenario
                 .operations
@@ -141,7 +187,7 @@ pub fn plan(scenario: &Scenario, architecture: Architecture) -> Deployment {
                 .collect(),
             StatePlacement::Embedded,
         ),
-        Architecture::Monolith => (
+        _ => (
             vec![(
                 "monolith".to_string(),
                 scenario
@@ -152,8 +198,7 @@ pub fn plan(scenario: &Scenario, architecture: Architecture) -> Deployment {
             )],
             StatePlacement::Embedded,
         ),
-    };
-    plan_grouping(scenario, architecture, groups, placement)
+    }
 }
 
 fn plan_grouping(
@@ -367,43 +412,6 @@ impl HopTable {
     }
 }
 
-/// What `grainbench plan` prints: the units of `architecture`, what each hosts, and the
-/// static hops and critical-path round trips per entrypoint.
-pub fn describe(scenario: &Scenario, architecture: Architecture) -> String {
-    use std::fmt::Write as _;
-    let deployment = plan(scenario, architecture);
-    let mut out = format!(
-        "{} as {}: {} units\n",
-        scenario.name,
-        architecture,
-        deployment.units.len()
-    );
-    for unit in &deployment.units {
-        let role = if unit.is_state() {
-            "state  "
-        } else {
-            "service"
-        };
-        let _ = writeln!(out, "  {role} {:<28} {}", unit.name, unit.hosts.join(", "));
-    }
-    out.push_str("static hops per request (driver → entry included), and round trips on the critical path:\n");
-    for (entry, hops) in &deployment.static_hops {
-        let critical = deployment
-            .critical_path_hops
-            .get(entry)
-            .copied()
-            .unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "  {entry:<20} {:>3} = {} service + {} state; {critical} on the critical path",
-            hops.total(),
-            hops.service,
-            hops.state,
-        );
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,7 +424,7 @@ mod tests {
     fn critical_paths_count_parallel_calls_once_and_never_exceed_all_hops() {
         let s = scenario();
         let critical = |arch| {
-            let d = plan(&s, arch);
+            let d = plan(&s, &arch).unwrap();
             for (entry, hops) in &d.static_hops {
                 let on_path = d.critical_path_hops[entry];
                 assert!(on_path >= 1 && on_path <= hops.total(), "{arch} {entry}");
@@ -430,7 +438,7 @@ mod tests {
         );
         assert!(mono.values().all(|&h| h == 1), "one hop: the driver's");
         // checkout calls in parallel: fewer round trips on its path than hops in all.
-        let checkout_nano = plan(&s, Architecture::Nano).static_hops["checkout"].total();
+        let checkout_nano = plan(&s, &Architecture::Nano).unwrap().static_hops["checkout"].total();
         assert!(nano["checkout"] < checkout_nano);
         for entry in nano.keys() {
             assert!(nano[entry] >= micro[entry] && micro[entry] >= mono[entry]);
@@ -440,7 +448,7 @@ mod tests {
     #[test]
     fn nano_has_one_unit_per_operation_plus_state_units() {
         let s = scenario();
-        let d = plan(&s, Architecture::Nano);
+        let d = plan(&s, &Architecture::Nano).unwrap();
         let service_units = d.units.iter().filter(|u| !u.is_state()).count();
         assert_eq!(service_units, s.operations.len());
         for unit in d.units.iter().filter(|u| !u.is_state()) {
@@ -457,10 +465,10 @@ mod tests {
     #[test]
     fn micro_embeds_each_service_store_and_monolith_is_one_unit() {
         let s = scenario();
-        let micro = plan(&s, Architecture::Micro);
+        let micro = plan(&s, &Architecture::Micro).unwrap();
         assert_eq!(micro.units.len(), s.services.len());
         assert!(micro.store_unit.is_empty());
-        let mono = plan(&s, Architecture::Monolith);
+        let mono = plan(&s, &Architecture::Monolith).unwrap();
         assert_eq!(mono.units.len(), 1);
         for hops in mono.static_hops.values() {
             assert_eq!(
@@ -476,7 +484,7 @@ mod tests {
     #[test]
     fn static_hops_order_nano_over_micro_over_monolith() {
         let s = scenario();
-        let [nano, micro, mono] = Architecture::ALL.map(|a| plan(&s, a));
+        let [nano, micro, mono] = Architecture::ALL.map(|a| plan(&s, &a).unwrap());
         for entry in &s.entrypoints {
             let n = nano.static_hops[&entry.op].total();
             let m = micro.static_hops[&entry.op].total();
@@ -492,7 +500,7 @@ mod tests {
     #[test]
     fn routes_point_every_operation_at_its_unit() {
         let s = scenario();
-        let d = plan(&s, Architecture::Micro);
+        let d = plan(&s, &Architecture::Micro).unwrap();
         let addrs: Vec<String> = (0..d.units.len())
             .map(|i| format!("127.0.0.1:{}", 1000 + i))
             .collect();

@@ -32,6 +32,8 @@ pub struct Charts {
     pub hops: Option<Chart>,
     pub deploy: Vec<Chart>,
     pub redeploy: Option<Chart>,
+    /// p99 against CPU per request, one point per cut, the front joined.
+    pub front: Option<Chart>,
 }
 
 fn rgb(hex: &str) -> RGBColor {
@@ -57,6 +59,7 @@ pub fn draw(results: &RunResults) -> Charts {
         hops: hops(results),
         deploy: deploy(results),
         redeploy: redeploy(results),
+        front: front(results),
     }
 }
 
@@ -80,7 +83,7 @@ fn spectrum(results: &RunResults) -> Option<Chart> {
                 .collect();
             points.push((4.5, h.max() as f64 / 1e3));
             Some(Series {
-                name: a.architecture.name().into(),
+                name: a.architecture.name(),
                 colour: rgb(colour(a.architecture.name())),
                 points,
                 thin: false,
@@ -118,7 +121,7 @@ fn rate_curve(results: &RunResults) -> Option<Chart> {
             let pick = |s: &crate::results::RateSummary| if thin { s.p50_us } else { s.p99_us };
             series.push(Series {
                 name: format!("{name} {label}"),
-                colour: rgb(colour(name)),
+                colour: rgb(colour(&name)),
                 points: summary
                     .iter()
                     .map(|s| (f64::from(s.target_rps), pick(s).point / 1e3))
@@ -169,8 +172,8 @@ fn timelines(results: &RunResults) -> Vec<Chart> {
                     })?;
                     let name = a.architecture.name();
                     Some(Series {
-                        name: name.into(),
-                        colour: rgb(colour(name)),
+                        name: name.clone(),
+                        colour: rgb(colour(&name)),
                         points: s
                             .timeline
                             .iter()
@@ -257,7 +260,7 @@ fn deploy(results: &RunResults) -> Vec<Chart> {
             .map(|a| {
                 let (value, stacked) = f(a);
                 Bar {
-                    label: a.architecture.name().into(),
+                    label: a.architecture.name(),
                     value,
                     stacked,
                     colour: rgb(colour(a.architecture.name())),
@@ -366,6 +369,97 @@ impl IntoRgb for RGBAColor {
         let blend = |c: u8| (f64::from(c) * self.3 + 255.0 * (1.0 - self.3)).round() as u8;
         RGBColor(blend(self.0), blend(self.1), blend(self.2))
     }
+}
+
+fn front(results: &RunResults) -> Option<Chart> {
+    let front = super::model::front::front(results, verdict_rate(results)?)?;
+    let points: Vec<(&super::model::front::FrontRow, f64)> = front
+        .rows
+        .iter()
+        .filter_map(|r| Some((r, r.cpu.as_ref()?.point)))
+        .collect();
+    if points.len() < 2 {
+        return None;
+    }
+    let ms = |us: f64| us / 1e3;
+    let (mut x0, mut x1) = (f64::INFINITY, f64::NEG_INFINITY);
+    let (mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY);
+    for (r, cpu) in &points {
+        x0 = x0.min(*cpu);
+        x1 = x1.max(*cpu);
+        // The axis follows the points; an interval reaching towards 0 is cut at its edge.
+        y0 = y0.min(ms(r.p99.point));
+        y1 = y1.max(ms(r.p99.high.unwrap_or(r.p99.point)));
+    }
+    let x_pad = ((x1 - x0) * 0.12).max(1.0);
+    let (y0, y1) = ((y0 * 0.5).max(0.001), (y1 * 1.4).max(y0 * 2.0));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).ok()?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d((x0 - x_pad).max(0.0)..x1 + x_pad, (y0..y1).log_scale())
+            .ok()?;
+        chart
+            .configure_mesh()
+            .x_desc("units' CPU µs per request")
+            .y_desc(format!("p99 ms at {} req/s", front.rate))
+            .x_label_formatter(&|v: &f64| short_number(*v))
+            .y_label_formatter(&|v: &f64| short_number(*v))
+            .label_style((FONT, LABEL_PX))
+            .axis_desc_style((FONT, LABEL_PX))
+            .draw()
+            .ok()?;
+        let mut on_front: Vec<(f64, f64)> = points
+            .iter()
+            .filter(|(r, _)| r.on_front)
+            .map(|(r, cpu)| (*cpu, ms(r.p99.point)))
+            .collect();
+        on_front.sort_by(|a, b| a.0.total_cmp(&b.0));
+        chart
+            .draw_series(LineSeries::new(on_front, BLACK.mix(0.5).stroke_width(2)))
+            .ok()?;
+        for (r, cpu) in &points {
+            let c = rgb(&r.colour);
+            let y = ms(r.p99.point);
+            if let Some((low, high)) = r.p99.interval() {
+                chart
+                    .draw_series(std::iter::once(ErrorBar::new_vertical(
+                        *cpu,
+                        ms(low).max(y0),
+                        y,
+                        ms(high),
+                        c.stroke_width(2),
+                        8,
+                    )))
+                    .ok()?;
+            }
+            let marker = if r.on_front { 6 } else { 4 };
+            chart
+                .draw_series(std::iter::once(Circle::new((*cpu, y), marker, c.filled())))
+                .ok()?;
+            let style = (FONT, LABEL_PX - 1)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Left, VPos::Center));
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!(" {} ({}u)", r.arch, r.service_units),
+                    (*cpu, y),
+                    style,
+                )))
+                .ok()?;
+        }
+        root.present().ok()?;
+    }
+    Some(Chart {
+        title: format!("Cuts at {} req/s: p99 against CPU per request", front.rate),
+        caption: "One point per cut, labelled with its service units (u); bars: 95 % interval of the p99 over the rounds. The grey line joins the front: the cuts no other cut beats on p99, CPU per request and units at once (means over the rounds).".into(),
+        svg,
+    })
 }
 
 fn line_chart(

@@ -50,7 +50,8 @@ impl std::str::FromStr for Threshold {
     }
 }
 
-fn duration_us(text: &str) -> Option<f64> {
+/// A positive duration written `800us`, `800µs`, `3ms` or `0.5s`, in µs.
+pub fn duration_us(text: &str) -> Option<f64> {
     let (number, scale) = if let Some(n) = text.strip_suffix("us") {
         (n, 1.0)
     } else if let Some(n) = text.strip_suffix("µs") {

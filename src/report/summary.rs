@@ -30,6 +30,7 @@ pub fn render(m: &ReportModel) -> String {
     }
     render_units(&mut out, m);
     render_deploy_cost(&mut out, m);
+    render_front(&mut out, m);
     render_steps(&mut out, m);
     render_generator(&mut out, m);
     if let Some(b) = &m.baseline {
@@ -107,6 +108,52 @@ fn render_deploy_cost(out: &mut String, m: &ReportModel) {
         );
     }
     let _ = writeln!(out, "  (units: service+state; peak RSS over all steps; CPU per request at the verdict rate, units only, from /proc)");
+}
+
+/// The cuts' front at the verdict rate, and the recommendation under the budget.
+fn render_front(out: &mut String, m: &ReportModel) {
+    let Some(front) = &m.front else {
+        return;
+    };
+    let budget = if front.budget.is_some() { "budget" } else { "" };
+    let header = format!(
+        "\ncuts at {} req/s {:>8} {:>24} {:>22} {:>6} {:>9} {:>6} {:>6}",
+        front.rate,
+        "units",
+        "p99 µs [95 % CI]",
+        "CPU µs/req [95 % CI]",
+        "blast",
+        "idle MiB",
+        "front",
+        budget,
+    );
+    let _ = writeln!(out, "{}", header.trim_end());
+    for r in &front.rows {
+        let line = format!(
+            "  {:<14} {:>8} {:>24} {:>22} {:>6} {:>9} {:>6} {:>6}",
+            r.arch,
+            format!("{}+{}", r.service_units, r.state_units),
+            r.p99_us,
+            r.cpu_us_per_request,
+            r.blast_radius,
+            r.idle_rss_mib,
+            if r.on_front { "yes" } else { "no" },
+            r.budget,
+        );
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    let _ = writeln!(out, "  (front: no other cut has a lower p99, lower CPU per request and more service units at once; blast: operations restarted per changed operation)");
+    match &front.recommendation {
+        Some(sentence) => {
+            let _ = writeln!(out, "{sentence}");
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "No p99 budget given (--p99-budget 3ms or [load] p99_budget_ms): no cut recommended."
+            );
+        }
+    }
 }
 
 fn render_steps(out: &mut String, m: &ReportModel) {

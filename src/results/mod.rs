@@ -20,8 +20,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Version of the results.json schema; bumped on any incompatible change. A file with
-/// another version is refused when read.
-pub const SCHEMA_VERSION: u32 = 2;
+/// another version is refused when read. Version 3: architectures may be any cut's name
+/// (`sweep-7`, a scenario's `[[cut]]`), and the run may carry a p99 budget.
+pub const SCHEMA_VERSION: u32 = 3;
 /// The oldest schema version still read: version 1 files (one round, no summaries) are read
 /// as a single round.
 pub const OLDEST_READ_VERSION: u32 = 1;
@@ -58,6 +59,10 @@ pub struct RunMeta {
     pub quick: bool,
     /// CPU-work calibration handed to every unit (busy-loop iterations per µs).
     pub work_iterations_per_us: f64,
+    /// The p99 a cut must meet at the comparison rate, µs (`--p99-budget` or the scenario's
+    /// `[load] p99_budget_ms`); the report then recommends the finest cut that meets it.
+    #[serde(default)]
+    pub p99_budget_us: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -38,7 +38,7 @@ impl ArchRun<'_> {
         arch_result: &mut ArchitectureResult,
         results: &mut RunResults,
     ) -> (Option<RunError>, Option<LiveDeployment>) {
-        let architecture = deployment.architecture;
+        let architecture = deployment.architecture.clone();
         tracing::info!(%architecture, units = deployment.units.len(), "deploying");
         let launched = tokio::select! {
             launched = self.deploy(deployment) => launched,
@@ -154,7 +154,7 @@ impl ArchRun<'_> {
         results: &mut RunResults,
     ) -> Option<RunError> {
         let scenario = &self.source.scenario;
-        let architecture = live.plan.architecture;
+        let architecture = live.plan.architecture.clone();
         let targets = match targets(live, scenario) {
             Ok(targets) => targets,
             Err(source) => {
@@ -166,7 +166,7 @@ impl ArchRun<'_> {
         };
         if round == 0 {
             let check = tokio::select! {
-                check = check_equivalence(&targets, scenario, self.resolved.seed, self.options.equivalence_requests, self.resolved.load.timeout, architecture, results) => check,
+                check = check_equivalence(&targets, scenario, self.resolved.seed, self.options.equivalence_requests, self.resolved.load.timeout, architecture.clone(), results) => check,
                 _ = self.cancel.cancelled() => Err(RunError::Interrupted),
             };
             if let Err(error) = check {
@@ -228,7 +228,7 @@ impl ArchRun<'_> {
         config: &StepConfig,
         index: u64,
     ) -> Result<StepResult, RunError> {
-        let architecture = live.plan.architecture;
+        let architecture = live.plan.architecture.clone();
         let delaying = config.network.adds_delay();
         if delaying {
             // Start the step's count afresh: the equivalence check and earlier steps
@@ -238,7 +238,13 @@ impl ArchRun<'_> {
             }
         }
         let (measurement, usage, noise) = self
-            .measured_step(architecture, unit_pids(live), targets, config, index)
+            .measured_step(
+                architecture.clone(),
+                unit_pids(live),
+                targets,
+                config,
+                index,
+            )
             .await?;
         let mut step = self.step_result(live, &measurement).with_units(usage);
         step.noise = noise;
@@ -258,7 +264,7 @@ impl ArchRun<'_> {
     ) -> Result<(driver::StepMeasurement, cost::UnitsUsage, Option<StepNoise>), RunError> {
         let scenario = &self.source.scenario;
         let generator = RequestGen::new(scenario, self.resolved.seed.wrapping_add(index));
-        let bar = super::meta::progress_bar(self.options.show_progress, architecture, config);
+        let bar = super::meta::progress_bar(self.options.show_progress, &architecture, config);
         let machine_before = cost::MachineTimes::now();
         let sampler = Sampler::start(pids);
         let measured = driver::run_step(targets, generator, config, bar.clone(), self.cancel).await;
@@ -319,7 +325,7 @@ fn targets(
 /// The result of a deployment before anything ran.
 pub(super) fn planned(plan: &Deployment) -> ArchitectureResult {
     ArchitectureResult {
-        architecture: plan.architecture,
+        architecture: plan.architecture.clone(),
         units: plan
             .units
             .iter()

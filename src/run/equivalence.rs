@@ -22,13 +22,13 @@ pub(super) async fn check_equivalence(
     let digests = driver::equivalence_digests(targets, generator, requests, timeout)
         .await
         .map_err(|source| RunError::Equivalence {
-            architecture,
+            architecture: architecture.clone(),
             source,
         })?;
     let Some(summary) = results.equivalence.as_mut() else {
         results.equivalence = Some(EquivalenceSummary {
             requests: digests.len(),
-            reference: architecture,
+            reference: architecture.clone(),
             agreed: vec![architecture],
             digests,
         });
@@ -38,7 +38,7 @@ pub(super) async fn check_equivalence(
         if got.digest != expected.digest {
             return Err(RunError::Mismatch {
                 architecture,
-                reference: summary.reference,
+                reference: summary.reference.clone(),
                 index,
                 entrypoint: got.entrypoint.clone(),
                 params: got.params.clone(),

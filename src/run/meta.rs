@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub(super) fn progress_bar(
     show: bool,
-    architecture: Architecture,
+    architecture: &Architecture,
     config: &StepConfig,
 ) -> Option<ProgressBar> {
     if !show {

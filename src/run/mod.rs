@@ -21,13 +21,13 @@ mod steps;
 pub use meta::new_run_id;
 pub use options::{
     preflight, LoadMode, OptionsError, PreflightError, RedeployPolicy, Resolved, RunOptions,
-    SweepLimits, DEFAULT_EQUIVALENCE_REQUESTS,
+    SweepLimits, SweepRequest, DEFAULT_EQUIVALENCE_REQUESTS,
 };
 
 use crate::delays::{self, HopCalibrationOptions};
 use crate::driver;
 use crate::launch::{LaunchError, LaunchOptions};
-use crate::plan::{self, Architecture};
+use crate::plan::Architecture;
 use crate::results::{
     HopCalibration, NetworkInfo, ResultsError, RunMeta, RunResults, ScenarioInfo, SCHEMA_VERSION,
 };
@@ -136,19 +136,14 @@ pub async fn run(
         launch: &launch,
         cancel,
     };
-    let plans: Vec<_> = options
-        .architectures
-        .iter()
-        .map(|&a| plan::plan(&source.scenario, a))
-        .collect();
+    let plans = &resolved.plans;
     results.architectures = plans.iter().map(arch::planned).collect();
     let orders = &results.meta.round_orders.clone();
     for (round, order) in orders.iter().enumerate() {
-        for (position, &architecture) in order.iter().enumerate() {
-            let index = options
-                .architectures
+        for (position, architecture) in order.iter().enumerate() {
+            let index = plans
                 .iter()
-                .position(|a| *a == architecture)
+                .position(|p| p.architecture == *architecture)
                 .unwrap_or(0);
             tracing::info!(round = round + 1, %architecture, "round");
             let mut arch_result = std::mem::replace(
@@ -192,7 +187,7 @@ fn new_results(
         schema_version: SCHEMA_VERSION,
         meta: RunMeta {
             rounds: options.repeat.max(1),
-            round_orders: meta::round_orders(&options.architectures, options.repeat, resolved.seed),
+            round_orders: meta::round_orders(&resolved.cuts(), options.repeat, resolved.seed),
             grainbench_version: env!("CARGO_PKG_VERSION").to_string(),
             git_commit: meta::git_commit(),
             host_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -200,6 +195,10 @@ fn new_results(
             seed: resolved.seed,
             quick: options.quick,
             work_iterations_per_us,
+            p99_budget_us: options
+                .p99_budget
+                .or(scenario.load.p99_budget)
+                .map(|budget| budget.as_secs_f64() * 1e6),
         },
         scenario: ScenarioInfo {
             name: scenario.name.clone(),

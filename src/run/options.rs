@@ -2,7 +2,7 @@
 //! a scenario ([`Resolved`]): the load profile, seed, network and redeploy target every
 //! later stage reads, so none of them recomputes a default.
 
-use crate::plan::Architecture;
+use crate::plan::{self, sweep, Architecture, Deployment, PlanError, Series};
 use crate::scenario::{LoadProfile, Scenario, ScenarioSource};
 use grain_runtime::network::NetworkModel;
 use std::path::PathBuf;
@@ -20,7 +20,11 @@ pub const DEFAULT_COLD_STARTS: usize = 5;
 /// How to run a scenario.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    /// The cuts to run, by name (built-in, the scenario's `[[cut]]`s, or `sweep-K`); empty
+    /// means nano, micro, monolith and every `[[cut]]` of the scenario.
     pub architectures: Vec<Architecture>,
+    /// Cuts of a generated series added to `architectures` (`--sweep N`).
+    pub sweep: Option<SweepRequest>,
     pub quick: bool,
     /// Overrides the scenario's seed.
     pub seed: Option<u64>,
@@ -46,13 +50,16 @@ pub struct RunOptions {
     pub network: Option<NetworkModel>,
     /// Rounds: every round runs every architecture's steps, in a seeded shuffled order.
     pub repeat: usize,
+    /// Overrides the scenario's `[load] p99_budget_ms`.
+    pub p99_budget: Option<Duration>,
 }
 
 impl RunOptions {
     /// Defaults for `scenario`: every architecture, results under `reports/<name>/`.
     pub fn new(scenario_name: &str, unit_binary: PathBuf) -> Self {
         RunOptions {
-            architectures: Architecture::ALL.to_vec(),
+            architectures: Vec::new(),
+            sweep: None,
             quick: false,
             seed: None,
             out_dir: PathBuf::from("reports").join(scenario_name),
@@ -68,6 +75,7 @@ impl RunOptions {
             run_id: super::meta::new_run_id(),
             network: None,
             repeat: DEFAULT_ROUNDS,
+            p99_budget: None,
         }
     }
 
@@ -96,6 +104,7 @@ impl RunOptions {
             _ => load.rates.first(),
         };
         Ok(Resolved {
+            plans: self.plans(scenario)?,
             seed: self.seed.unwrap_or(scenario.seed),
             network: self
                 .network
@@ -106,6 +115,45 @@ impl RunOptions {
             load,
         })
     }
+}
+
+impl RunOptions {
+    /// The plan of every cut to run, in order and without repeats: the named ones, then
+    /// the sweep's picks.
+    fn plans(&self, scenario: &Scenario) -> Result<Vec<Deployment>, OptionsError> {
+        let mut cuts = self.architectures.clone();
+        if cuts.is_empty() {
+            cuts = Architecture::ALL.to_vec();
+            cuts.extend(
+                scenario
+                    .cuts
+                    .iter()
+                    .map(|c| Architecture::Named(c.name.clone())),
+            );
+        }
+        if let Some(request) = &self.sweep {
+            let series =
+                sweep::SweepSeries::generate(scenario, request.series).map_err(|source| {
+                    OptionsError::Cut(PlanError::Sweep {
+                        scenario: scenario.name.clone(),
+                        source,
+                    })
+                })?;
+            cuts.extend(sweep::choose(scenario, &series, request.count));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        cuts.retain(|cut| seen.insert(cut.clone()));
+        cuts.iter()
+            .map(|cut| plan::plan(scenario, cut).map_err(OptionsError::Cut))
+            .collect()
+    }
+}
+
+/// `--sweep N`: that many cuts of a generated series, spread by unit count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepRequest {
+    pub series: Series,
+    pub count: usize,
 }
 
 /// Checks a batch of runs before anything is deployed: the options fit each scenario, no
@@ -153,11 +201,15 @@ pub enum PreflightError {
 pub enum OptionsError {
     #[error("--change {op}: scenario {scenario} has no operation {op:?}")]
     UnknownChange { op: String, scenario: String },
+    #[error("--arch: {0}")]
+    Cut(#[source] PlanError),
 }
 
 /// [`RunOptions`] applied to one scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resolved {
+    /// The plan of every cut to run, in the order asked.
+    pub plans: Vec<Deployment>,
     /// The seed of the request parameters.
     pub seed: u64,
     /// Rates, warm-up, measured time and timeout of every step.
@@ -168,6 +220,13 @@ pub struct Resolved {
     pub redeploy: Option<String>,
     /// The steady rate the redeploy runs at: the first rate this run uses.
     pub redeploy_rate: u32,
+}
+
+impl Resolved {
+    /// The cuts to run, in the order asked.
+    pub fn cuts(&self) -> Vec<Architecture> {
+        self.plans.iter().map(|p| p.architecture.clone()).collect()
+    }
 }
 
 /// Which operation's change is redeployed live after the load steps.

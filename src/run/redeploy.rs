@@ -28,7 +28,7 @@ impl ArchRun<'_> {
         change: &str,
         index: u64,
     ) -> Result<RedeployResult, RunError> {
-        let architecture = live.plan.architecture;
+        let architecture = live.plan.architecture.clone();
         let rate = self.resolved.redeploy_rate;
         let mut config = self.step_config(Schedule::OpenLoop { rate });
         config.duration = config.duration.max(REDEPLOY_MIN_STEP);
@@ -36,7 +36,7 @@ impl ArchRun<'_> {
         let units = cost::blast_radius(&live.plan, change);
         let redeploy_after = config.warmup + config.duration / 3;
         let pids = super::arch::unit_pids(live);
-        let step = self.measured_step(architecture, pids, targets, &config, index);
+        let step = self.measured_step(architecture.clone(), pids, targets, &config, index);
         let redeploy = async {
             tokio::time::sleep(redeploy_after).await;
             let redeploy = live.redeploy(&units).await?;

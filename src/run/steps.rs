@@ -104,6 +104,7 @@ mod tests {
             duration: Duration::from_secs(1),
             warmup: Duration::ZERO,
             timeout: Duration::from_secs(1),
+            p99_budget: None,
         }
     }
 

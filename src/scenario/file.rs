@@ -30,6 +30,22 @@ pub struct RawScenario {
     /// The network every hop crosses; absent means raw loopback.
     #[serde(default)]
     pub network: Option<RawNetwork>,
+    /// Named cuts: groupings of the operations into units, beside nano, micro and monolith.
+    #[serde(default, rename = "cut")]
+    pub cuts: Vec<RawCut>,
+}
+
+/// `[[cut]]`: a name and the units as groups of operations. Every operation is in at most
+/// one group; an operation no group lists gets a unit of its own.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCut {
+    /// Letters, digits, `_` and `-`; not `nano`, `micro`, `monolith` nor `sweep-…`.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// One group of operation names per unit, e.g. `[["checkout", "create_order"], ["pay"]]`.
+    #[schemars(with = "Vec<Vec<String>>", length(min = 1))]
+    pub units: Spanned<Vec<Spanned<Vec<Spanned<String>>>>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -141,6 +157,11 @@ pub struct RawLoad {
     #[serde(default)]
     #[schemars(with = "Option<u64>", range(min = 1, max = limits::MAX_TIMEOUT_MS))]
     pub timeout_ms: Option<Spanned<u64>>,
+    /// The p99 (ms) a cut must meet at the comparison rate: the report then recommends the
+    /// finest cut that meets it (overridden by `--p99-budget`).
+    #[serde(default)]
+    #[schemars(with = "Option<f64>", range(min = 0.001, max = limits::MAX_TIMEOUT_MS))]
+    pub p99_budget_ms: Option<Spanned<f64>>,
 }
 
 /// `[network]`: a preset and/or explicit values (explicit values override the preset's).

@@ -52,6 +52,9 @@ pub struct LoadProfile {
     pub duration: Duration,
     pub warmup: Duration,
     pub timeout: Duration,
+    /// The p99 a cut must meet at the comparison rate (`[load] p99_budget_ms`).
+    #[serde(default)]
+    pub p99_budget: Option<Duration>,
 }
 
 impl LoadProfile {
@@ -79,6 +82,16 @@ pub struct Scenario {
     pub load: LoadProfile,
     /// The network every hop crosses (raw loopback unless the file says otherwise).
     pub network: NetworkModel,
+    /// The file's `[[cut]]`s, each a complete grouping of the operations into units.
+    pub cuts: Vec<CutDef>,
+}
+
+/// A named cut: every operation in exactly one group, one unit per group (the file's
+/// groups in order, then a unit for each operation no group listed, in file order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CutDef {
+    pub name: String,
+    pub units: Vec<Vec<String>>,
 }
 
 impl Scenario {
@@ -101,6 +114,10 @@ impl Scenario {
 
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|service| service.name == name)
+    }
+
+    pub fn cut(&self, name: &str) -> Option<&CutDef> {
+        self.cuts.iter().find(|cut| cut.name == name)
     }
 }
 
@@ -316,6 +333,7 @@ mod tests {
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(2),
             timeout: Duration::from_secs(2),
+            p99_budget: None,
         };
         let quick = load.quick();
         assert_eq!(quick.rates, load.rates);

@@ -105,9 +105,12 @@ pub async fn deploy(scenario: &Scenario, architecture: Architecture, test: &str)
         grain_runtime::work::measure_iterations_per_us(),
     )
     .with_network(scenario.network.clone());
-    launch::launch(&plan::plan(scenario, architecture), &options)
-        .await
-        .unwrap_or_else(|error| panic!("{architecture} starts: {error}"))
+    launch::launch(
+        &plan::plan(scenario, &architecture).expect("the cut plans"),
+        &options,
+    )
+    .await
+    .unwrap_or_else(|error| panic!("{architecture} starts: {error}"))
 }
 
 pub async fn deploy_monolith(scenario: &Scenario, test: &str) -> LiveDeployment {

@@ -158,8 +158,8 @@ pub(super) fn compare(results: &RunResults, baseline: &RunResults) -> BaselineCo
                 };
                 let estimate = rounds::change(before, after);
                 changes.push(Change {
-                    arch: name.into(),
-                    colour: colour(name).into(),
+                    arch: name.clone(),
+                    colour: colour(&name).into(),
                     figure,
                     before: format!("{} {unit}", format::estimate(&b, 1)),
                     after: format!("{} {unit}", format::estimate(&a, 1)),

@@ -4,8 +4,10 @@
 //!
 //! - `tables`: the per-entrypoint, per-step, deploy, redeploy and generator rows
 //! - `context`: the network panel, equivalence, methodology and baseline comparison
+//! - [`front`]: the Pareto front of the cuts and the recommendation under a p99 budget
 
 mod context;
+pub mod front;
 pub mod rounds;
 mod tables;
 
@@ -16,19 +18,31 @@ use super::format::{self, join_clauses, one_decimal, ratio};
 use crate::results::{ArchitectureResult, Estimate, Percentiles, RunResults, StepResult};
 use serde::Serialize;
 
-/// One colour per architecture, used everywhere on the page.
-pub fn colour(architecture: &str) -> &'static str {
-    match architecture {
+/// One colour per cut, used everywhere on the page: fixed for the built-in cuts, and for
+/// any other cut one of a palette picked by its name (so it keeps its colour across runs).
+pub fn colour(architecture: impl AsRef<str>) -> &'static str {
+    const PALETTE: [&str; 8] = [
+        "#7048e8", "#0c8599", "#e8590c", "#c2255c", "#5c940d", "#364fc7", "#862e9c", "#a61e4d",
+    ];
+    match architecture.as_ref() {
         "nano" => "#d9480f",
         "micro" => "#1c7ed6",
         "monolith" => "#2b8a3e",
-        _ => "#495057",
+        name => {
+            // FNV-1a: stable across runs and platforms, unlike the std hasher.
+            let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+            PALETTE[(hash % PALETTE.len() as u64) as usize]
+        }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReportModel {
     pub scenario: String,
+    /// The cuts compared: `nano vs micro vs monolith`.
+    pub title: String,
     pub description: String,
     /// A `--quick` run (short steps).
     pub quick: bool,
@@ -37,6 +51,8 @@ pub struct ReportModel {
     pub complete: bool,
     pub errors: Vec<String>,
     pub verdict: Verdict,
+    /// The cuts' Pareto front at the verdict rate (with two or more cuts measured there).
+    pub front: Option<front::Front>,
     pub architectures: Vec<ArchLegend>,
     pub entry_tables: Vec<EntryTable>,
     /// Every rate of every architecture over the rounds, per entrypoint.
@@ -268,17 +284,24 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
     }
     ReportModel {
         scenario: results.scenario.name.clone(),
+        title: results
+            .architectures
+            .iter()
+            .map(|a| a.architecture.name())
+            .collect::<Vec<_>>()
+            .join(" vs "),
         description: results.scenario.description.clone(),
         quick: results.meta.quick,
         network: network_panel(results, rate),
         complete: results.complete,
         errors: results.errors.clone(),
         verdict: verdict(results, rate),
+        front: rate.and_then(|rate| front::front(results, rate)),
         architectures: results
             .architectures
             .iter()
             .map(|a| ArchLegend {
-                name: a.architecture.name().into(),
+                name: a.architecture.name(),
                 colour: colour(a.architecture.name()).into(),
                 units: a.unit_count,
                 state_units: a.state_unit_count,
@@ -382,7 +405,7 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
     }
     Verdict {
         rate: Some(rate),
-        best: Some(best.into()),
+        best: Some(best),
         sentences,
     }
 }

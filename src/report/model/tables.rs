@@ -156,8 +156,8 @@ pub(super) fn deploy_rows(results: &RunResults, rate: Option<u32>) -> Vec<Deploy
                 .max();
             let cpu = cpu_at(a);
             Some(DeployRow {
-                arch: name.into(),
-                colour: colour(name).into(),
+                arch: name.clone(),
+                colour: colour(&name).into(),
                 service_units: d.service_units,
                 state_units: d.state_units,
                 units_ratio: ratio(a.unit_count as f64, best_units),
@@ -185,8 +185,8 @@ pub(super) fn redeploy_rows(results: &RunResults) -> Vec<RedeployRow> {
             let r = a.deploy.as_ref()?.redeploy.as_ref()?;
             let name = a.architecture.name();
             Some(RedeployRow {
-                arch: name.into(),
-                colour: colour(name).into(),
+                arch: name.clone(),
+                colour: colour(&name).into(),
                 operation: r.operation.clone(),
                 units: r.units.join(", "),
                 rate: r.rate_rps,
@@ -209,8 +209,8 @@ pub(super) fn generator_rows(results: &RunResults) -> Vec<GeneratorRow> {
         .flat_map(|a| {
             let name = a.architecture.name();
             a.steps.iter().map(move |s| GeneratorRow {
-                arch: name.into(),
-                colour: colour(name).into(),
+                arch: name.clone(),
+                colour: colour(&name).into(),
                 step: format!("round {}, {}", s.round + 1, step_label(s)),
                 target_rps: s.target_rps,
                 achieved_rps: s.achieved_rps,
@@ -312,7 +312,7 @@ fn rate_row(arch: &ArchitectureResult, entry: &str, rate: u32) -> Option<RateRow
         .unwrap_or_default();
     Some(RateRow {
         entrypoint: entry.to_string(),
-        arch: arch.architecture.name().into(),
+        arch: arch.architecture.name(),
         rate,
         rounds: format!("{valid} of {}", at_rate.len()),
         p50_us: estimate(|e| e.latency_us.p50 as f64),

@@ -1,7 +1,7 @@
 //! Semantic checks on a parsed scenario file, turning it into a `Scenario`: names unique
 //! and well-formed, every operation in exactly one non-empty service, calls to defined
 //! operations without cycles, keys using declared parameters, positive rates and durations,
-//! entrypoint weights that do not sum to zero. All issues are collected, not just the first.
+//! entrypoint weights that do not sum to zero, cuts that place every operation once. All issues are collected, not just the first.
 
 use super::file::{RawCall, RawDistribution, RawLoad, RawOperation, RawParam, RawScenario};
 use super::{line_column, Distribution, Entrypoint, Issue, LoadProfile, Param, Scenario, Service};
@@ -18,9 +18,10 @@ const DEFAULT_TIMEOUT_MS: u64 = 2_000;
 
 mod bounds;
 mod calls;
+mod cuts;
 mod network;
 
-use super::limits::{MAX_DURATION_S, MIN_DURATION_S};
+use super::limits::{MAX_DURATION_S, MAX_TIMEOUT_MS, MIN_DURATION_S};
 use network::network;
 
 pub(super) struct Checker<'a> {
@@ -115,6 +116,7 @@ pub(super) fn validate(raw: RawScenario, text: &str) -> Result<Scenario, Vec<Iss
     bounds::check_bounds(&mut checker, &raw);
     let entrypoints = entrypoints(&mut checker, &raw, &op_names);
     let load = load_profile(&mut checker, &raw.load);
+    let cuts = cuts::cuts(&mut checker, &raw);
     let network = raw
         .network
         .as_ref()
@@ -168,6 +170,7 @@ pub(super) fn validate(raw: RawScenario, text: &str) -> Result<Scenario, Vec<Iss
         entrypoints,
         load,
         network,
+        cuts,
     })
 }
 
@@ -472,10 +475,25 @@ fn load_profile(checker: &mut Checker, raw: &Spanned<RawLoad>) -> LoadProfile {
             );
         }
     }
+    let p99_budget = load.p99_budget_ms.as_ref().and_then(|budget| {
+        let ms = *budget.get_ref();
+        let max = MAX_TIMEOUT_MS as f64;
+        if ms.is_finite() && ms >= 0.001 && ms <= max {
+            Some(Duration::from_secs_f64(ms / 1e3))
+        } else {
+            checker.flag(
+                budget.span(),
+                "load.p99_budget_ms",
+                format!("must be from 0.001 to {max} milliseconds; got {ms}"),
+            );
+            None
+        }
+    });
     LoadProfile {
         rates: load.rates.get_ref().iter().map(|r| *r.get_ref()).collect(),
         duration,
         warmup,
         timeout: Duration::from_millis(timeout_ms.max(1)),
+        p99_budget,
     }
 }
