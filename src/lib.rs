@@ -6,7 +6,8 @@
 //! # Layout
 //!
 //! - [`scenario`]: the scenario file model, parsing, validation (errors point at file:line)
-//! - [`plan`]: architecture × scenario → deployment (units, routes, state placement, static hops)
+//! - [`plan`]: cut × scenario → deployment (units, routes, state placement, static hops);
+//!   named cuts, the generated sweep between nano and monolith, static outlines
 //! - [`launch`]: start units as OS processes, wait for readiness, tear down, never orphan
 //! - [`cost`]: deploy cost from /proc (cold start, RSS, CPU per request, blast radius)
 //! - [`driver`]: open-loop load, HdrHistogram latencies, hop counts, equivalence check

@@ -416,3 +416,71 @@ async fn a_monolith_of_thousands_of_operations_starts() {
         m.overall.errors
     );
 }
+
+/// A scenario's `[[cut]]` and a generated series' cuts deploy, agree on every digest and
+/// make exactly their planned hops, like the built-ins; the default run includes the
+/// scenario's cuts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_and_generated_cuts_run_like_the_built_ins() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixture("tiny.toml")).unwrap()
+        + "\n[[cut]]\nname = \"split-back\"\nunits = [[\"buy\", \"lookup\"], [\"price\"], [\"store\"]]\n";
+    let path = dir.path().join("tiny-cuts.toml");
+    std::fs::write(&path, text).unwrap();
+    let source = scenario::load(&path).unwrap();
+    let mut options = test_run_options("pipeline-cuts", &dir.path().join("out"));
+    options.sweep = Some(run::SweepRequest {
+        series: plan::Series::Hops,
+        count: 4,
+    });
+    let outcome = run::run(&source, &options, &CancellationToken::new()).await;
+    assert!(
+        outcome.error.is_none(),
+        "{:?}",
+        outcome.error.map(|e| e.to_string())
+    );
+    let results = outcome.results;
+    let names: Vec<String> = results
+        .architectures
+        .iter()
+        .map(|a| a.architecture.name())
+        .collect();
+    assert_eq!(
+        names,
+        ["nano", "micro", "monolith", "split-back", "sweep-4"]
+    );
+    let eq = results.equivalence.as_ref().expect("equivalence ran");
+    assert_eq!(
+        eq.agreed.len(),
+        5,
+        "every cut returns the same business results"
+    );
+    let split = &results.architectures[3];
+    // back is split over three units: its data is in a state unit; browse has its own unit.
+    assert_eq!((split.unit_count, split.state_unit_count), (5, 1));
+    for arch in &results.architectures {
+        for entry in arch.steps.iter().flat_map(|s| &s.entrypoints) {
+            assert!(
+                entry.hops_match_static,
+                "{} {}: measured {:?} vs static {:?}",
+                arch.architecture, entry.entrypoint, entry.hops, entry.static_hops
+            );
+        }
+    }
+    let page = std::fs::read_to_string(outcome.report_path.unwrap()).unwrap();
+    let rate = grainbench::report::model::verdict_rate(&results);
+    assert_eq!(
+        page.contains("Which cut?"),
+        rate.is_some(),
+        "the page shows the front: {rate:?}\n{:?}",
+        results
+            .architectures
+            .iter()
+            .flat_map(|a| a.steps.iter().map(|s| s.invalid_reason.clone()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        wait_for_no_processes(&options.run_id, Duration::from_secs(5)),
+        Vec::<u32>::new()
+    );
+}
