@@ -47,6 +47,13 @@ pub(crate) async fn run_scenarios(args: RunArgs) -> Result<(), Failure> {
             source.path.display(),
             options.out_dir.display()
         );
+        // Every cut's static figures before any load: what the measurements will be read against.
+        if let Ok(resolved) = options.resolve(&source.scenario) {
+            eprint!(
+                "{}",
+                grainbench::plan::outline_table(&source.scenario, &resolved.plans)
+            );
+        }
         let outcome = run::run(source, options, &cancel).await;
         println!("{}", render_summary(&outcome.results, baseline.as_ref()));
         if let (Some(old), Some(page)) = (&baseline, &outcome.report_path) {

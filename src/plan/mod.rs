@@ -12,7 +12,9 @@ mod outline;
 pub mod sweep;
 
 pub use cut::{Architecture, Series};
-pub use outline::{describe, describe_sweep, mean_blast_radius, outline, CutOutline};
+pub use outline::{
+    describe, describe_sweep, mean_blast_radius, outline, outline_table, CutOutline, OUTLINE_NOTE,
+};
 
 use crate::scenario::graph::CallGraph;
 use crate::scenario::{Scenario, Service};

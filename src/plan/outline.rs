@@ -156,30 +156,42 @@ pub fn describe_sweep(
                 generated.len() + 1
             )),
         );
-        let _ = writeln!(
-            out,
-            "  {:<16} {:>7} {:>6} {:>9} {:>9} {:>7}  merged units",
-            "cut", "service", "state", "hops/req", "critical", "blast"
-        );
-        for cut in &cuts {
-            let deployment = plan(scenario, cut)?;
-            let o = outline(scenario, &deployment);
-            let _ = writeln!(
-                out,
-                "  {:<16} {:>7} {:>6} {:>9.2} {:>9.2} {:>7.1}  {}",
-                cut.name(),
-                o.service_units,
-                o.state_units,
-                o.hops_per_request,
-                o.critical_path,
-                o.blast_radius,
-                merged_groups(&deployment),
-            );
-        }
+        let deployments = cuts
+            .iter()
+            .map(|cut| plan(scenario, cut))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push_str(&outline_table(scenario, &deployments));
         out.push('\n');
     }
-    out.push_str("hops/req and critical: means over the entrypoints by weight, the driver's hop included; blast: operations restarted per changed operation.\n");
+    out.push_str(OUTLINE_NOTE);
     Ok(out)
+}
+
+/// What the columns of [`outline_table`] mean.
+pub const OUTLINE_NOTE: &str = "hops/req and critical: means over the entrypoints by weight, the driver's hop included; blast: operations restarted per changed operation.\n";
+
+/// One line per cut: its service and state units, hops per request, critical path, blast
+/// radius and the units holding more than one operation.
+pub fn outline_table(scenario: &Scenario, deployments: &[Deployment]) -> String {
+    let mut out = format!(
+        "  {:<16} {:>7} {:>6} {:>9} {:>9} {:>7}  merged units\n",
+        "cut", "service", "state", "hops/req", "critical", "blast"
+    );
+    for deployment in deployments {
+        let o = outline(scenario, deployment);
+        let _ = writeln!(
+            out,
+            "  {:<16} {:>7} {:>6} {:>9.2} {:>9.2} {:>7.1}  {}",
+            o.cut.name(),
+            o.service_units,
+            o.state_units,
+            o.hops_per_request,
+            o.critical_path,
+            o.blast_radius,
+            merged_groups(deployment),
+        );
+    }
+    out
 }
 
 fn series_label(series: Series) -> &'static str {
