@@ -47,6 +47,9 @@ pub struct Calibration {
     pub send_lag_us: Percentiles,
     pub latency_us: Percentiles,
     pub driver_cpu_us_per_request: f64,
+    /// The spin window the open loop learned, µs, and the share of its CPU spent spinning.
+    pub spin_window_us: f64,
+    pub spin_share: f64,
     /// The driver in closed loop with wrk's connection count, for a like-for-like CPU figure.
     pub driver_closed_loop_rps: f64,
     pub driver_closed_loop_cpu_us_per_request: f64,
@@ -230,6 +233,10 @@ async fn measure(options: &CalibrateOptions, addr: &str) -> Result<Calibration, 
         send_lag_us: Percentiles::of(&open.send_lag),
         latency_us: Percentiles::of(&open.overall.corrected),
         driver_cpu_us_per_request: round2(per_request(&open)),
+        spin_window_us: round2(open.engine.spin_window.as_secs_f64() * 1e6),
+        spin_share: round2(
+            open.engine.spinning.as_secs_f64() / open.engine.cpu.as_secs_f64().max(1e-9),
+        ),
         driver_closed_loop_rps: round2(closed.achieved_rps),
         driver_closed_loop_cpu_us_per_request: round2(closed_cpu),
         wrk,
@@ -347,10 +354,10 @@ impl Drop for PrivateDir {
 /// Renders the calibration for the terminal.
 pub fn render(c: &Calibration) -> String {
     let mut out = format!(
-        "open loop at {} req/s for {:.0} s (spin {} µs): achieved {:.1} req/s\n  send lag  p50 {} µs  p99 {} µs  p99.9 {} µs  max {} µs\n  latency   p50 {} µs  p99 {} µs\n  driver CPU {:.2} µs per request\nclosed loop ({} connections): {:.0} req/s, driver CPU {:.2} µs per request\n",
-        c.rate, c.duration_s, c.spin_us, c.achieved_rps,
+        "open loop at {} req/s for {:.0} s (spin at most {} µs, learned {:.0} µs): achieved {:.1} req/s\n  send lag  p50 {} µs  p99 {} µs  p99.9 {} µs  max {} µs\n  latency   p50 {} µs  p99 {} µs\n  driver CPU {:.2} µs per request, {:.0} % of it spinning before sends\nclosed loop ({} connections): {:.0} req/s, driver CPU {:.2} µs per request\n",
+        c.rate, c.duration_s, c.spin_us, c.spin_window_us, c.achieved_rps,
         c.send_lag_us.p50, c.send_lag_us.p99, c.send_lag_us.p999, c.send_lag_us.max,
-        c.latency_us.p50, c.latency_us.p99, c.driver_cpu_us_per_request,
+        c.latency_us.p50, c.latency_us.p99, c.driver_cpu_us_per_request, c.spin_share * 100.0,
         c.connections, c.driver_closed_loop_rps, c.driver_closed_loop_cpu_us_per_request,
     );
     match (&c.wrk, &c.wrk_note) {

@@ -64,6 +64,13 @@ impl StepResult {
                 max_in_flight: m.engine.max_in_flight,
                 connections_opened: m.engine.connections_opened,
                 scheduling: m.scheduling.name().to_string(),
+                spin_share: if m.engine.cpu.is_zero() {
+                    0.0
+                } else {
+                    let share = m.engine.spinning.as_secs_f64() / m.engine.cpu.as_secs_f64();
+                    (share.min(1.0) * 1000.0).round() / 1000.0
+                },
+                spin_window_us: (m.engine.spin_window.as_secs_f64() * 1e7).round() / 10.0,
             },
             hops: HopSummary::of(&m.overall.hops),
             entrypoints: entries,

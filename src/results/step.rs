@@ -254,6 +254,13 @@ pub struct GeneratorHealth {
     /// Scheduling policy of the load thread (`SCHED_FIFO` when permitted).
     #[serde(default)]
     pub scheduling: String,
+    /// Share of the driver's CPU time spent busy-polling before send times (0–1).
+    #[serde(default)]
+    pub spin_share: f64,
+    /// The spin window before each send at the end of the step, µs, learned from how late
+    /// the timer woke the load loop.
+    #[serde(default)]
+    pub spin_window_us: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

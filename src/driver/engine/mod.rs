@@ -5,7 +5,8 @@
 //! worker from another thread costs ~100 µs on this machine, both of which would show up
 //! as false latency in every corrected measurement. A timerfd is armed at each send time
 //! with nanosecond resolution and no timer slack, the loop busy-polls only the last few µs
-//! (so replies landing then are read at once, not after the send), and sending is a
+//! (so replies landing then are read at once, not after the send; how long is learned from
+//! how late the timer wakes it, see [`SpinWindow`]), and sending is a
 //! `write(2)` on an already open connection from the same thread. Like
 //! wrk, one request is outstanding per connection; unlike wrk, a late reply never delays
 //! the next send: a new connection is opened when none is idle. Only the in-flight cap
@@ -22,6 +23,7 @@ mod held;
 mod http;
 
 pub use super::pacer::thread_cpu_time;
+use super::pacer::SpinWindow;
 use super::record::{ErrorClass, Outcome, Recorder};
 use super::requests::RequestGen;
 use super::StepConfig;
@@ -70,6 +72,11 @@ pub struct EngineStats {
     pub in_flight_cap_hits: u64,
     pub connections_opened: u64,
     pub max_in_flight: usize,
+    /// Wall time the loop spent busy-polling before due times (what the learned spin
+    /// window costs; the rest of its CPU is sending, reading and sleeping).
+    pub spinning: Duration,
+    /// The spin window at the end of the step, learned from the timer's wake-ups.
+    pub spin_window: Duration,
 }
 
 struct InFlight {
@@ -155,6 +162,9 @@ impl<'a> Engine<'a> {
         // no spin; the releases from the deadline heap do.
         let dues_are_precise = !self.config.network.adds_delay();
         let mut events = Events::with_capacity(1024);
+        let mut spin = SpinWindow::new(self.config.spin);
+        // The instant the timer was last armed for, to learn how late it wakes the loop.
+        let mut armed_for: Option<Instant> = None;
         let mut next = 0u64;
         let mut next_sweep = start;
         let mut next_progress = start;
@@ -212,27 +222,38 @@ impl<'a> Engine<'a> {
             }
             let mut wake = coarse;
             let mut wait = MAX_POLL_WAIT.min(next_sweep.saturating_duration_since(now));
+            let window = spin.window();
             if let Some(at) = precise {
-                if at.saturating_duration_since(now) <= self.config.spin {
+                if at.saturating_duration_since(now) <= window {
                     // The last stretch: poll without sleeping until `at`, so replies that
                     // arrive meanwhile are still read the moment they land.
                     wait = Duration::ZERO;
                     wake = None;
                 } else {
-                    let spin_from = at - self.config.spin;
+                    let spin_from = at - window;
                     wake = Some(wake.map_or(spin_from, |w| w.min(spin_from)));
                 }
             }
             if let Some(at) = wake {
                 // The timer wakes the poll below at µs precision; its own timeout is coarse.
-                let _ = self.timer.arm_in(at.saturating_duration_since(now));
+                // Still armed for the same instant (a reply woke the loop first): leave it.
+                if armed_for != Some(at) {
+                    let _ = self.timer.arm_in(at.saturating_duration_since(now));
+                    armed_for = Some(at);
+                }
             }
             if self.poll.poll(&mut events, Some(wait)).is_err() {
                 continue; // EINTR: go round again
             }
+            if wait.is_zero() && events.is_empty() {
+                self.stats.spinning += now.elapsed();
+            }
             for event in events.iter() {
                 if event.token() == TIMER {
                     self.timer.take_expiration();
+                    if let Some(at) = armed_for.take() {
+                        spin.observe(Instant::now().saturating_duration_since(at));
+                    }
                     continue;
                 }
                 let key = event.token().0;
@@ -249,6 +270,7 @@ impl<'a> Engine<'a> {
             let _ = self.poll.registry().deregister(&mut conn.stream);
         }
         self.stats.cpu = thread_cpu_time().saturating_sub(cpu_before);
+        self.stats.spin_window = spin.window();
         self.stats
     }
 

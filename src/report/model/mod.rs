@@ -208,6 +208,9 @@ pub struct GeneratorRow {
     pub send_lag_p50_us: u64,
     pub send_lag_p99_us: u64,
     pub driver_cpu_us_per_request: f64,
+    /// The learned spin window before sends and the share of the driver's CPU it took
+    /// (`42 µs, 19 %`; "–" in files from before it was measured).
+    pub spin: String,
     pub in_flight_cap_hits: u64,
     /// p99 of the injected delays' error (actual − intended), µs; "–" when none applied.
     pub delay_error_driver_p99_us: String,

@@ -217,6 +217,15 @@ pub(super) fn generator_rows(results: &RunResults) -> Vec<GeneratorRow> {
                 send_lag_p50_us: s.generator.send_lag_us.p50,
                 send_lag_p99_us: s.generator.send_lag_us.p99,
                 driver_cpu_us_per_request: s.generator.driver_cpu_us_per_request,
+                spin: if s.generator.spin_window_us > 0.0 {
+                    format!(
+                        "{:.0} µs, {:.0} %",
+                        s.generator.spin_window_us,
+                        s.generator.spin_share * 100.0
+                    )
+                } else {
+                    "–".into()
+                },
                 in_flight_cap_hits: s.generator.in_flight_cap_hits,
                 delay_error_driver_p99_us: delay_error_p99(s, |e| e.driver.as_ref()),
                 delay_error_units_p99_us: delay_error_p99(s, |e| e.units.as_ref()),
