@@ -5,9 +5,11 @@
 mod common;
 
 use common::*;
+use grainbench::driver::requests::RequestGen;
 use grainbench::results::{decode_histogram, Percentiles, StepResult};
 use grainbench::scenario;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_the_units_cannot_keep_up_with_is_invalid() {
@@ -154,4 +156,157 @@ async fn a_closed_loop_goes_on_after_its_entry_unit_dies_and_is_invalid() {
     );
     let step = step_result(&m, "buy");
     assert!(!step.valid, "a closed loop with failures is invalid");
+}
+
+/// A server that accepts every connection at once and answers each request after `delay`:
+/// replies slow, accept queue drained.
+async fn slow_server(delay: Duration) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = grain_runtime::host::bind_loopback().unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // One request: headers, then Content-Length bytes of body.
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < end + 4 + length {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buf.drain(..end + 4 + length);
+                    tokio::time::sleep(delay).await;
+                    let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                    if socket.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_replies_at_a_rate_their_connections_cannot_carry_never_open_a_burst_of_connections() {
+    use grainbench::driver::engine::connect::{CONNECTS_PER_SECOND, CONNECT_BURST};
+    use grainbench::driver::netstat::TcpCounters;
+    let addr = slow_server(Duration::from_millis(300)).await;
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let scenario = &source.scenario;
+    // Every entrypoint goes to the slow server.
+    let targets: Vec<_> = scenario
+        .entrypoints
+        .iter()
+        .map(|e| grainbench::driver::Target::new(&e.op, &addr.to_string(), 64).unwrap())
+        .collect();
+    // 20 000 req/s for 0.4 s against 300 ms replies: 8 000 requests, 6 000 of them due
+    // before the first connection is free again; unbounded, each would open one.
+    let config = open_loop(20_000, 0, 400, 10_000);
+    let before = TcpCounters::read();
+    let started = std::time::Instant::now();
+    let m = grainbench::driver::run_step(
+        &targets,
+        RequestGen::new(scenario, 1),
+        &config,
+        None,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    let overflows = TcpCounters::read()
+        .zip(before)
+        .map(|(after, before)| after.since(before).listen_overflows);
+    let bound = CONNECT_BURST + CONNECTS_PER_SECOND * elapsed;
+    assert!(
+        (m.engine.connections_opened as f64) <= bound,
+        "{} connections in {elapsed:.2} s (bound {bound:.0})",
+        m.engine.connections_opened
+    );
+    assert!(m.engine.connection_waits > 0, "the bound engaged");
+    assert_eq!(m.engine.connect_stalls, 0, "no handshake stalled");
+    assert_eq!(overflows, Some(0), "no accept queue overflowed");
+    let lag = grainbench::results::Percentiles::of(&m.send_lag);
+    assert!(
+        lag.max < 1_000_000,
+        "no one-second stall: send lag max {} µs",
+        lag.max
+    );
+    assert_eq!(m.overall.ok, 8_000, "every request answered");
+}
+
+/// A handshake that waits for TCP's SYN retransmission is the load generator's failure:
+/// its request is a generator error and the step is invalid, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_stalls_in_its_handshake_is_a_generator_error() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // Accept queue of 1, drained once every 200 ms: SYNs beyond it are dropped and
+    // resent after TCP's 1 s initial timeout.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                // Each request fits one read here (tiny bodies); answer it after 300 ms.
+                while let Ok(n) = socket.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                    if socket.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let scenario = &source.scenario;
+    let targets: Vec<_> = scenario
+        .entrypoints
+        .iter()
+        .map(|e| grainbench::driver::Target::new(&e.op, &addr.to_string(), 8).unwrap())
+        .collect();
+    // 100 req/s of 300 ms replies wants ~30 connections in the first 300 ms.
+    let config = open_loop(100, 0, 500, 10_000);
+    let m = grainbench::driver::run_step(
+        &targets,
+        RequestGen::new(scenario, 1),
+        &config,
+        None,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        m.engine.connect_stalls > 0,
+        "some handshakes waited for a resent SYN"
+    );
+    assert!(m.overall.errors.generator >= m.engine.connect_stalls);
+    let result = step_result(&m, "buy");
+    let reason = result.invalid_reason.unwrap_or_default();
+    assert!(reason.contains("took over 100 ms to open"), "{reason}");
+    assert_eq!(result.generator.connect_stalls, m.engine.connect_stalls);
 }

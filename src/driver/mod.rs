@@ -8,6 +8,7 @@
 //! actually crossed the network.
 
 pub mod engine;
+pub mod netstat;
 pub mod pacer;
 pub mod record;
 pub mod requests;
@@ -63,6 +64,9 @@ pub struct StepMeasurement {
     /// How the load thread was scheduled.
     pub scheduling: pacer::Scheduling,
     pub engine: EngineStats,
+    /// How much the machine's TCP listen-overflow and SYN-retransmission counters rose
+    /// while the step ran.
+    pub kernel: Option<netstat::TcpCounters>,
 }
 
 /// An entrypoint as the driver sees it.
@@ -183,11 +187,15 @@ fn run_engine(
     let engine = Engine::new(targets, config).map_err(DriverError::Engine)?;
     let start = Instant::now() + Duration::from_millis(5);
     let mut recorder = Recorder::new(targets.len(), start, config.warmup, config.keep_samples);
+    let kernel_before = netstat::TcpCounters::read();
     let stats = engine.run(&mut generator, &mut recorder, start, cancel, |now| {
         if let Some(bar) = &progress {
             bar.set_position(now.saturating_duration_since(start).as_millis() as u64);
         }
     });
+    let kernel = netstat::TcpCounters::read()
+        .zip(kernel_before)
+        .map(|(after, before)| after.since(before));
     let measure_from = recorder.measure_from();
     let span = config
         .duration
@@ -221,6 +229,7 @@ fn run_engine(
         scheduling,
         started: start,
         engine: stats,
+        kernel,
     })
 }
 

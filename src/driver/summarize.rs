@@ -31,8 +31,12 @@ impl StepResult {
             Schedule::OpenLoop { rate } => (StepMode::Open, rate, None),
             Schedule::ClosedLoop { connections } => (StepMode::Closed, 0, Some(connections)),
         };
-        let invalid_reason =
+        let mut invalid_reason =
             invalid_reason(m.schedule, m.achieved_rps, &send_lag, &m.overall.errors);
+        if let Some(stalls) = connect_stalls(m) {
+            invalid_reason =
+                Some(invalid_reason.map_or(stalls.clone(), |r| format!("{stalls}; {r}")));
+        }
         let cpu_ms = m.engine.cpu.as_secs_f64() * 1e3;
         StepResult {
             round: 0,
@@ -71,6 +75,10 @@ impl StepResult {
                     (share.min(1.0) * 1000.0).round() / 1000.0
                 },
                 spin_window_us: (m.engine.spin_window.as_secs_f64() * 1e7).round() / 10.0,
+                connection_waits: m.engine.connection_waits,
+                connect_stalls: m.engine.connect_stalls,
+                listen_overflows: m.kernel.map(|k| k.listen_overflows),
+                syn_retransmits: m.kernel.map(|k| k.syn_retransmits),
             },
             hops: HopSummary::of(&m.overall.hops),
             entrypoints: entries,
@@ -131,6 +139,25 @@ impl SecondResult {
             max_us: p.max,
         }
     }
+}
+
+/// A step whose connections stalled in their handshake measured the generator's lost SYNs,
+/// not the architecture: say so, with the machine's counters.
+fn connect_stalls(m: &StepMeasurement) -> Option<String> {
+    if m.engine.connect_stalls == 0 {
+        return None;
+    }
+    let kernel = m.kernel.map_or(String::new(), |k| {
+        format!(
+            "; during the step the machine's listen overflows rose by {} and SYN retransmissions by {}",
+            k.listen_overflows, k.syn_retransmits
+        )
+    });
+    Some(format!(
+        "{} of the load generator's connections took over {} ms to open (a SYN was lost and resent after TCP's 1 s timeout; their requests count as generator errors){kernel}",
+        m.engine.connect_stalls,
+        super::engine::CONNECT_STALL.as_millis()
+    ))
 }
 
 /// Why a step is not a valid measurement of the architecture, if it is not: an open loop

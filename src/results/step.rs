@@ -261,6 +261,20 @@ pub struct GeneratorHealth {
     /// the timer woke the load loop.
     #[serde(default)]
     pub spin_window_us: f64,
+    /// Requests that waited for a connection to be opened (connections open at a bounded
+    /// rate, so a step never opens thousands at once).
+    #[serde(default)]
+    pub connection_waits: u64,
+    /// Connections whose handshake took over 100 ms (a lost SYN); each one's request is a
+    /// generator error and the step is invalid.
+    #[serde(default)]
+    pub connect_stalls: u64,
+    /// How much the machine's TCP `ListenOverflows` and `TCPSynRetrans` counters rose during
+    /// the step (whole machine; absent where `/proc/net/netstat` is not readable).
+    #[serde(default)]
+    pub listen_overflows: Option<u64>,
+    #[serde(default)]
+    pub syn_retransmits: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -19,6 +19,7 @@
 //! same timerfd and spin as the schedule; latency still counts from the due time, and each
 //! release's lateness against its deadline is recorded as the injected delay's error.
 
+pub mod connect;
 mod held;
 mod http;
 
@@ -27,6 +28,8 @@ use super::pacer::SpinWindow;
 use super::record::{ErrorClass, Outcome, Recorder};
 use super::requests::RequestGen;
 use super::StepConfig;
+pub use connect::CONNECT_STALL;
+use connect::{pool_size, ConnectBudget};
 use grain_runtime::precise::TimerFd;
 use grain_runtime::wire::encode_request;
 use held::{Held, HeldReply, ModelledNetwork, Queued};
@@ -77,6 +80,12 @@ pub struct EngineStats {
     pub spinning: Duration,
     /// The spin window at the end of the step, learned from the timer's wake-ups.
     pub spin_window: Duration,
+    /// Requests that waited because no connection was idle and the connect budget was
+    /// spent (see [`connect`]).
+    pub connection_waits: u64,
+    /// Connections whose handshake took longer than [`CONNECT_STALL`]: each one's request
+    /// is counted as a generator error.
+    pub connect_stalls: u64,
 }
 
 struct InFlight {
@@ -91,6 +100,7 @@ struct Conn {
     stream: TcpStream,
     target: usize,
     connected: bool,
+    opened: Instant,
     out: Vec<u8>,
     out_pos: usize,
     inbuf: Vec<u8>,
@@ -110,6 +120,7 @@ pub struct Engine<'a> {
     network: ModelledNetwork,
     /// Closed loop: replies handed back whose connection's next request is still to send.
     owed: usize,
+    connect: ConnectBudget,
     stats: EngineStats,
 }
 
@@ -130,6 +141,7 @@ impl<'a> Engine<'a> {
             queued: VecDeque::new(),
             network: ModelledNetwork::new(&config.network),
             owed: 0,
+            connect: ConnectBudget::new(Instant::now()),
             stats: EngineStats::default(),
         })
     }
@@ -168,6 +180,7 @@ impl<'a> Engine<'a> {
         let mut next = 0u64;
         let mut next_sweep = start;
         let mut next_progress = start;
+        self.open_pool();
         if let Schedule::ClosedLoop { connections } = self.config.schedule {
             super::pacer::wait_until(start);
             self.owed = connections;
@@ -176,6 +189,8 @@ impl<'a> Engine<'a> {
         loop {
             let now = Instant::now();
             let mut stopping = cancel.is_cancelled();
+            // Earlier requests first: slots freed and tokens earned since the last turn.
+            self.drain_queue(recorder);
             while next < total && !stopping {
                 let due = start + interval.mul_f64(next as f64);
                 if due > now {
@@ -222,6 +237,10 @@ impl<'a> Engine<'a> {
             }
             let mut wake = coarse;
             let mut wait = MAX_POLL_WAIT.min(next_sweep.saturating_duration_since(now));
+            if !self.queued.is_empty() && self.in_flight < self.config.in_flight_cap {
+                // Waiting for a connection token, not for a slot: look again when one is due.
+                wait = wait.min(self.connect.next_token_in(now));
+            }
             let window = spin.window();
             if let Some(at) = precise {
                 if at.saturating_duration_since(now) <= window {
@@ -307,30 +326,40 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Sends `queued` now, or queues it when the in-flight cap is reached. A backlog
+    /// Sends `queued` now, or queues it when the in-flight cap is reached or no connection
+    /// can be had yet (behind any request already waiting). A backlog
     /// already [`MAX_BACKLOG`] long means the generator has given up on its schedule: the
     /// request is counted as one the generator could not make (the step is then invalid)
     /// instead of growing the queue without bound.
     fn send_or_queue(&mut self, queued: Queued, recorder: &mut Recorder) {
-        if self.in_flight >= self.config.in_flight_cap {
+        let waiting = if self.in_flight >= self.config.in_flight_cap {
             self.stats.in_flight_cap_hits += 1;
-            if self.queued.len() >= MAX_BACKLOG {
-                let (entry, intended) = (queued.entry, queued.intended);
-                let now = Instant::now();
-                self.finish(
-                    recorder,
-                    entry,
-                    intended,
-                    None,
-                    now,
-                    Err(ErrorClass::Generator),
-                );
+            queued
+        } else if !self.queued.is_empty() {
+            // Earlier requests are waiting for a connection: this one goes behind them.
+            self.stats.connection_waits += 1;
+            queued
+        } else {
+            let Some(waiting) = self.send(queued, recorder) else {
                 return;
-            }
-            self.queued.push_back(queued);
+            };
+            self.stats.connection_waits += 1;
+            waiting
+        };
+        if self.queued.len() >= MAX_BACKLOG {
+            let (entry, intended) = (waiting.entry, waiting.intended);
+            let now = Instant::now();
+            self.finish(
+                recorder,
+                entry,
+                intended,
+                None,
+                now,
+                Err(ErrorClass::Generator),
+            );
             return;
         }
-        self.send(queued, recorder);
+        self.queued.push_back(waiting);
     }
 
     /// A request's reply reached the caller: it is finished.
@@ -363,34 +392,57 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Sends queued requests while slots are free.
+    /// Sends queued requests while slots are free and connections can be had.
     fn drain_queue(&mut self, recorder: &mut Recorder) {
         while self.in_flight < self.config.in_flight_cap {
             let Some(queued) = self.queued.pop_front() else {
                 break;
             };
-            self.send(queued, recorder);
+            if let Some(waiting) = self.send(queued, recorder) {
+                self.queued.push_front(waiting);
+                break;
+            }
         }
     }
 
-    fn send(&mut self, request: Queued, recorder: &mut Recorder) {
+    /// Opens the pool the schedule starts with (see [`connect::pool_size`]).
+    fn open_pool(&mut self) {
+        let per_target = pool_size(self.config.schedule, self.targets.len());
+        for target in 0..self.targets.len() {
+            for _ in 0..per_target {
+                if !self.connect.try_take(Instant::now()) {
+                    return;
+                }
+                if let Ok(key) = self.connect(target) {
+                    self.idle[target].push(key);
+                }
+            }
+        }
+    }
+
+    /// Sends `request` on an idle connection or a new one; hands it back when there is
+    /// none and the connect budget is spent.
+    fn send(&mut self, request: Queued, recorder: &mut Recorder) -> Option<Queued> {
+        let entry = request.entry;
+        let key = match self.idle[entry].pop() {
+            Some(key) => key,
+            None if !self.connect.try_take(Instant::now()) => return Some(request),
+            None => match self.connect(entry) {
+                Ok(key) => key,
+                Err(error) => {
+                    let class = ErrorClass::of_connect_error(&error);
+                    let intended = request.intended;
+                    self.finish(recorder, entry, intended, None, Instant::now(), Err(class));
+                    return None;
+                }
+            },
+        };
         let Queued {
             entry,
             bytes,
             intended,
             leave_at,
         } = request;
-        let key = match self.idle[entry].pop() {
-            Some(key) => key,
-            None => match self.connect(entry) {
-                Ok(key) => key,
-                Err(error) => {
-                    let class = ErrorClass::of_connect_error(&error);
-                    self.finish(recorder, entry, intended, None, Instant::now(), Err(class));
-                    return;
-                }
-            },
-        };
         let conn = &mut self.conns[key];
         conn.out = bytes;
         conn.out_pos = 0;
@@ -407,6 +459,7 @@ impl<'a> Engine<'a> {
         if conn.connected {
             self.flush(key, recorder);
         }
+        None
     }
 
     fn connect(&mut self, target: usize) -> io::Result<usize> {
@@ -418,6 +471,7 @@ impl<'a> Engine<'a> {
             stream,
             target,
             connected: false,
+            opened: Instant::now(),
             out: Vec::new(),
             out_pos: 0,
             inbuf: Vec::with_capacity(4096),
@@ -447,6 +501,10 @@ impl<'a> Engine<'a> {
                         Token(key),
                         Interest::READABLE,
                     );
+                    if conn.opened.elapsed() > CONNECT_STALL {
+                        self.connect_stalled(key, recorder);
+                        return;
+                    }
                 }
                 Ok(None) => return, // not connected yet
                 _ => {
@@ -569,6 +627,33 @@ impl<'a> Engine<'a> {
             self.hand_back(reply, recorder, arrived);
         } else {
             self.network.hold(arrived + delay, Held::Reply(reply));
+        }
+    }
+
+    /// `key` took longer than [`CONNECT_STALL`] to connect: a SYN was lost (an accept queue
+    /// overflowed). The request it carried is the generator's failure, not the
+    /// architecture's; the connection, now open, serves the next one.
+    fn connect_stalled(&mut self, key: usize, recorder: &mut Recorder) {
+        self.stats.connect_stalls += 1;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if let Some(request) = conn.request.take() {
+            conn.out.clear();
+            conn.out_pos = 0;
+            let target = conn.target;
+            self.in_flight -= 1;
+            self.idle[target].push(key);
+            let (entry, intended) = (request.entry, request.intended);
+            let now = Instant::now();
+            self.finish(
+                recorder,
+                entry,
+                intended,
+                None,
+                now,
+                Err(ErrorClass::Generator),
+            );
         }
     }
 
