@@ -13,7 +13,10 @@
 //! [`CONNECT_STALL`] is a load-generator failure: its request is counted as the
 //! generator's error, and the step is invalid.
 
-use super::Schedule;
+use super::{Conn, Engine, Recorder, Schedule};
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+use std::io;
 use std::time::{Duration, Instant};
 
 /// New connections per second the engine may open, once its burst is spent: far above a
@@ -76,6 +79,66 @@ pub fn pool_size(schedule: Schedule, targets: usize) -> usize {
     };
     let burst_share = CONNECT_BURST as usize / targets;
     wanted.clamp(1, MAX_POOL.min(burst_share.max(1)))
+}
+
+impl Engine<'_> {
+    /// Opens the pool the schedule starts with (see [`connect::pool_size`]).
+    pub(super) fn open_pool(&mut self) {
+        let per_target = pool_size(self.config.schedule, self.targets.len());
+        for target in 0..self.targets.len() {
+            for _ in 0..per_target {
+                if !self.connect.try_take(Instant::now()) {
+                    return;
+                }
+                if let Ok(key) = self.connect(target) {
+                    self.idle[target].push(key);
+                }
+            }
+        }
+    }
+
+    pub(super) fn connect(&mut self, target: usize) -> io::Result<usize> {
+        let stream = TcpStream::connect(self.targets[target].addr.get())?;
+        stream.set_nodelay(true)?;
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let mut conn = Conn {
+            stream,
+            target,
+            connected: false,
+            opened: Instant::now(),
+            out: Vec::new(),
+            out_pos: 0,
+            inbuf: Vec::with_capacity(4096),
+            request: None,
+        };
+        self.poll.registry().register(
+            &mut conn.stream,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        entry.insert(conn);
+        self.stats.connections_opened += 1;
+        Ok(key)
+    }
+
+    /// `key` took longer than [`CONNECT_STALL`] to connect: a SYN was lost (an accept queue
+    /// overflowed). The request it carried is the generator's failure, not the
+    /// architecture's; the connection, now open, serves the next one.
+    pub(super) fn connect_stalled(&mut self, key: usize, recorder: &mut Recorder) {
+        self.stats.connect_stalls += 1;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if let Some(request) = conn.request.take() {
+            conn.out.clear();
+            conn.out_pos = 0;
+            let target = conn.target;
+            self.in_flight -= 1;
+            self.idle[target].push(key);
+            self.generator_error(recorder, request.entry, request.intended);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -28,8 +28,8 @@ use super::pacer::SpinWindow;
 use super::record::{ErrorClass, Outcome, Recorder};
 use super::requests::RequestGen;
 use super::StepConfig;
+use connect::ConnectBudget;
 pub use connect::CONNECT_STALL;
-use connect::{pool_size, ConnectBudget};
 use grain_runtime::precise::TimerFd;
 use grain_runtime::wire::encode_request;
 use held::{Held, HeldReply, ModelledNetwork, Queued};
@@ -347,16 +347,7 @@ impl<'a> Engine<'a> {
             waiting
         };
         if self.queued.len() >= MAX_BACKLOG {
-            let (entry, intended) = (waiting.entry, waiting.intended);
-            let now = Instant::now();
-            self.finish(
-                recorder,
-                entry,
-                intended,
-                None,
-                now,
-                Err(ErrorClass::Generator),
-            );
+            self.generator_error(recorder, waiting.entry, waiting.intended);
             return;
         }
         self.queued.push_back(waiting);
@@ -405,21 +396,6 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Opens the pool the schedule starts with (see [`connect::pool_size`]).
-    fn open_pool(&mut self) {
-        let per_target = pool_size(self.config.schedule, self.targets.len());
-        for target in 0..self.targets.len() {
-            for _ in 0..per_target {
-                if !self.connect.try_take(Instant::now()) {
-                    return;
-                }
-                if let Ok(key) = self.connect(target) {
-                    self.idle[target].push(key);
-                }
-            }
-        }
-    }
-
     /// Sends `request` on an idle connection or a new one; hands it back when there is
     /// none and the connect budget is spent.
     fn send(&mut self, request: Queued, recorder: &mut Recorder) -> Option<Queued> {
@@ -460,31 +436,6 @@ impl<'a> Engine<'a> {
             self.flush(key, recorder);
         }
         None
-    }
-
-    fn connect(&mut self, target: usize) -> io::Result<usize> {
-        let stream = TcpStream::connect(self.targets[target].addr.get())?;
-        stream.set_nodelay(true)?;
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        let mut conn = Conn {
-            stream,
-            target,
-            connected: false,
-            opened: Instant::now(),
-            out: Vec::new(),
-            out_pos: 0,
-            inbuf: Vec::with_capacity(4096),
-            request: None,
-        };
-        self.poll.registry().register(
-            &mut conn.stream,
-            Token(key),
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
-        entry.insert(conn);
-        self.stats.connections_opened += 1;
-        Ok(key)
     }
 
     fn on_writable(&mut self, key: usize, recorder: &mut Recorder) {
@@ -630,31 +581,18 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// `key` took longer than [`CONNECT_STALL`] to connect: a SYN was lost (an accept queue
-    /// overflowed). The request it carried is the generator's failure, not the
-    /// architecture's; the connection, now open, serves the next one.
-    fn connect_stalled(&mut self, key: usize, recorder: &mut Recorder) {
-        self.stats.connect_stalls += 1;
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        if let Some(request) = conn.request.take() {
-            conn.out.clear();
-            conn.out_pos = 0;
-            let target = conn.target;
-            self.in_flight -= 1;
-            self.idle[target].push(key);
-            let (entry, intended) = (request.entry, request.intended);
-            let now = Instant::now();
-            self.finish(
-                recorder,
-                entry,
-                intended,
-                None,
-                now,
-                Err(ErrorClass::Generator),
-            );
-        }
+    /// A request the load generator itself could not make (or whose connection stalled):
+    /// the step's own failure, not the architecture's.
+    fn generator_error(&mut self, recorder: &mut Recorder, entry: usize, intended: Instant) {
+        let now = Instant::now();
+        self.finish(
+            recorder,
+            entry,
+            intended,
+            None,
+            now,
+            Err(ErrorClass::Generator),
+        );
     }
 
     /// Ends the request on `key` with an error and drops the connection.
