@@ -34,6 +34,8 @@ pub struct CalibrateOptions {
     pub wrk_connections: usize,
     /// The engine's spin window before each send.
     pub spin: Duration,
+    /// Load threads (`None`: from the rate and the cores).
+    pub threads: Option<usize>,
 }
 
 /// What the calibration measured.
@@ -177,6 +179,7 @@ pub(crate) fn ping_step_config(
         spin,
         network,
         keep_samples: false,
+        threads: crate::driver::auto_threads(schedule),
     }
 }
 
@@ -195,12 +198,14 @@ pub(crate) async fn run_ping_step(
 async fn measure(options: &CalibrateOptions, addr: &str) -> Result<Calibration, CalibrateError> {
     let cancel = CancellationToken::new();
     let step = |schedule| {
-        ping_step_config(
+        let mut config = ping_step_config(
             schedule,
             options.duration,
             options.spin,
             NetworkModel::loopback(),
-        )
+        );
+        config.threads = options.threads.unwrap_or(config.threads);
+        config
     };
     let open_config = step(Schedule::OpenLoop { rate: options.rate });
     let open = run_ping_step(addr, &open_config, 1, &cancel).await?;
@@ -235,7 +240,7 @@ async fn measure(options: &CalibrateOptions, addr: &str) -> Result<Calibration, 
         driver_cpu_us_per_request: round2(per_request(&open)),
         spin_window_us: round2(open.engine.spin_window.as_secs_f64() * 1e6),
         spin_share: round2(
-            open.engine.spinning.as_secs_f64() / open.engine.cpu.as_secs_f64().max(1e-9),
+            (open.engine.spinning.as_secs_f64() / open.engine.cpu.as_secs_f64().max(1e-9)).min(1.0),
         ),
         driver_closed_loop_rps: round2(closed.achieved_rps),
         driver_closed_loop_cpu_us_per_request: round2(closed_cpu),

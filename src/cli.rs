@@ -157,6 +157,10 @@ pub struct RunArgs {
     /// Warm-up seconds per step, 0 to 3600 (overrides the scenario and --quick).
     #[arg(long, value_parser = warmup_seconds_arg)]
     pub warmup: Option<Duration>,
+    /// Load threads per step, each with its slice of the schedule, its own connections and
+    /// histograms (default: one per 20 000 req/s open loop, half the cores closed loop).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub threads: Option<u32>,
     /// Most requests in flight at once; requests due beyond it wait (and are counted).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub in_flight_cap: u32,
@@ -214,6 +218,7 @@ impl RunArgs {
         options.warmup = self.warmup;
         options.cold_starts = self.cold_starts as usize;
         options.in_flight_cap = self.in_flight_cap as usize;
+        options.threads = self.threads.map(|t| t as usize);
         options.redeploy = match (&self.change, self.no_redeploy) {
             (_, true) => RedeployPolicy::Off,
             (Some(op), false) => RedeployPolicy::Operation(op.clone()),
@@ -248,6 +253,9 @@ pub struct CalibrateArgs {
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Load threads (default: one per 20 000 req/s open loop, half the cores closed loop).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub threads: Option<u32>,
 }
 
 impl CalibrateArgs {
@@ -259,6 +267,7 @@ impl CalibrateArgs {
             duration: Duration::from_secs(self.duration),
             wrk_connections: self.connections as usize,
             spin: Duration::from_micros(self.spin_us),
+            threads: self.threads.map(|t| t as usize),
         }
     }
 }

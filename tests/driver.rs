@@ -310,3 +310,30 @@ async fn a_connection_that_stalls_in_its_handshake_is_a_generator_error() {
     assert!(reason.contains("took over 100 ms to open"), "{reason}");
     assert_eq!(result.generator.connect_stalls, m.engine.connect_stalls);
 }
+
+/// Three load threads send the whole schedule, each request once, and their figures merge
+/// into one step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_on_several_load_threads_sends_the_whole_schedule_once() {
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let live = deploy_monolith(&source.scenario, "threads").await;
+    let mut config = open_loop(300, 0, 1_000, 10_000);
+    config.threads = 3;
+    let m = step_on(&live, &source.scenario, &config, 1).await;
+    live.shutdown().await;
+    assert_eq!(m.threads, 3);
+    assert_eq!(m.engine.sent, 300, "every due time once");
+    assert_eq!(m.overall.ok + m.overall.errors.total(), 300);
+    assert_eq!(m.overall.corrected.len(), m.overall.ok);
+    let per_entry: u64 = m.per_entry.iter().map(|e| e.ok).sum();
+    assert_eq!(per_entry, m.overall.ok);
+    assert_eq!(
+        m.timeline.iter().map(|s| s.ok + s.errors).sum::<u64>(),
+        300,
+        "the per-second timeline holds every thread's requests"
+    );
+    assert!(
+        m.engine.connections_opened >= 3,
+        "each thread has its own connections"
+    );
+}

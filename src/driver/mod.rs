@@ -16,7 +16,7 @@ pub mod summarize;
 
 pub use crate::results::{DigestRecord, ErrorCounts};
 use bytes::Bytes;
-use engine::{Engine, EngineStats, EngineTarget, Schedule};
+use engine::{Engine, EngineStats, EngineTarget, Schedule, Slice};
 use grain_runtime::client::{CallError, HttpClient};
 use grain_runtime::network::NetworkModel;
 use grain_runtime::wire::{encode_request, op_path};
@@ -67,6 +67,8 @@ pub struct StepMeasurement {
     /// How much the machine's TCP listen-overflow and SYN-retransmission counters rose
     /// while the step ran.
     pub kernel: Option<netstat::TcpCounters>,
+    /// Load threads the step ran on.
+    pub threads: usize,
 }
 
 /// An entrypoint as the driver sees it.
@@ -138,6 +140,25 @@ pub struct StepConfig {
     /// Keep every request's sample (24 bytes each) for looking at a window of the step
     /// afterwards; off, a step's memory is bounded whatever its length.
     pub keep_samples: bool,
+    /// Load threads, each with its slice of the schedule, its own connections and its own
+    /// histograms, merged at the end (at least 1; see [`auto_threads`]).
+    pub threads: usize,
+}
+
+/// Open-loop rate one load thread is given before a second one is added.
+pub const RATE_PER_THREAD: u32 = 20_000;
+
+/// Load threads for `schedule` on this machine: one per [`RATE_PER_THREAD`] of open-loop
+/// rate, or one per two cores in closed loop (as many as connections at most), never more
+/// than half the cores (the rest is the units'), at least one.
+pub fn auto_threads(schedule: Schedule) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let most = (cores / 2).max(1);
+    let wanted = match schedule {
+        Schedule::OpenLoop { rate } => rate.div_ceil(RATE_PER_THREAD) as usize,
+        Schedule::ClosedLoop { connections } => most.min(connections),
+    };
+    wanted.clamp(1, most)
 }
 
 /// Runs one step against `targets` (indexed like the scenario's entrypoints).
@@ -177,22 +198,67 @@ pub async fn run_step(
 
 fn run_engine(
     targets: &[EngineTarget],
-    mut generator: RequestGen,
+    generator: RequestGen,
     config: &StepConfig,
     progress: Option<ProgressBar>,
     cancel: &CancellationToken,
 ) -> Result<StepMeasurement, DriverError> {
-    pacer::tighten_timer_slack();
-    let scheduling = pacer::prefer_real_time();
-    let engine = Engine::new(targets, config).map_err(DriverError::Engine)?;
+    let threads = config.threads.max(1);
     let start = Instant::now() + Duration::from_millis(5);
-    let mut recorder = Recorder::new(targets.len(), start, config.warmup, config.keep_samples);
     let kernel_before = netstat::TcpCounters::read();
-    let stats = engine.run(&mut generator, &mut recorder, start, cancel, |now| {
-        if let Some(bar) = &progress {
-            bar.set_position(now.saturating_duration_since(start).as_millis() as u64);
+    // One slice of the step on the calling thread: its own engine, recorder and stream.
+    let run_slice = |slice: Slice, mut generator: RequestGen, progress: Option<&ProgressBar>| {
+        pacer::tighten_timer_slack();
+        let scheduling = pacer::prefer_real_time();
+        let engine = Engine::new(targets, config, slice).map_err(DriverError::Engine)?;
+        let mut recorder = Recorder::new(targets.len(), start, config.warmup, config.keep_samples);
+        let stats = engine.run(&mut generator, &mut recorder, start, cancel, |now| {
+            if let Some(bar) = progress {
+                bar.set_position(now.saturating_duration_since(start).as_millis() as u64);
+            }
+        });
+        Ok::<_, DriverError>((recorder, stats, scheduling))
+    };
+    let slices = std::thread::scope(|scope| {
+        let others: Vec<_> = (1..threads)
+            .map(|index| {
+                let generator = generator.clone();
+                let slice = Slice { index, of: threads };
+                std::thread::Builder::new()
+                    .name(format!("grainbench-load-{index}"))
+                    .spawn_scoped(scope, move || run_slice(slice, generator, None))
+            })
+            .collect();
+        let first = run_slice(
+            Slice {
+                index: 0,
+                of: threads,
+            },
+            generator,
+            progress.as_ref(),
+        );
+        let mut all = vec![first];
+        for spawned in others {
+            all.push(match spawned {
+                Ok(handle) => handle.join().unwrap_or_else(|_| {
+                    Err(DriverError::Engine(std::io::Error::other(
+                        "a load thread panicked",
+                    )))
+                }),
+                Err(error) => Err(DriverError::Engine(error)),
+            });
         }
+        all
     });
+    let mut slices = slices.into_iter();
+    let (mut recorder, mut stats, scheduling) = slices
+        .next()
+        .unwrap_or_else(|| Err(DriverError::Engine(std::io::Error::other("no load thread"))))?;
+    for slice in slices {
+        let (other, other_stats, _) = slice?;
+        recorder.merge(other);
+        stats.merge(&other_stats);
+    }
     let kernel = netstat::TcpCounters::read()
         .zip(kernel_before)
         .map(|(after, before)| after.since(before));
@@ -230,6 +296,7 @@ fn run_engine(
         started: start,
         engine: stats,
         kernel,
+        threads,
     })
 }
 

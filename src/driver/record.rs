@@ -230,6 +230,28 @@ impl Recorder {
         }
     }
 
+    /// Adds what another load thread of the same step recorded (same start and warm-up):
+    /// histograms add, counts sum, per-second figures add second by second.
+    pub fn merge(&mut self, other: Recorder) {
+        for (mine, theirs) in self.per_entry.iter_mut().zip(&other.per_entry) {
+            mine.merge(theirs);
+        }
+        // Same bounds everywhere, so adding cannot fail.
+        let _ = self.send_lag.add(&other.send_lag);
+        let _ = self.delay_error.add(&other.delay_error);
+        for (index, theirs) in other.timeline.into_iter().enumerate() {
+            let begins = self.start + Duration::from_secs(index as u64);
+            let mine = self.second(begins);
+            mine.ok += theirs.ok;
+            mine.errors += theirs.errors;
+            let _ = mine.corrected.add(&theirs.corrected);
+        }
+        self.last_sent = self.last_sent.max(other.last_sent);
+        if let (Some(mine), Some(theirs)) = (self.samples.as_mut(), other.samples) {
+            mine.extend(theirs);
+        }
+    }
+
     fn second(&mut self, intended: Instant) -> &mut Second {
         let index = intended.saturating_duration_since(self.start).as_secs() as usize;
         while self.timeline.len() <= index {
@@ -248,6 +270,41 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merged_recorders_hold_the_sum_of_their_histograms_and_counts() {
+        let start = Instant::now();
+        let hops = Hops {
+            service: 2,
+            state: 1,
+        };
+        let fill = |recorder: &mut Recorder, from_ms: u64, latency_ms: u64, n: u64| {
+            for i in 0..n {
+                let at = start + Duration::from_millis(from_ms + i * 10);
+                recorder.sent(at, at);
+                let done = at + Duration::from_millis(latency_ms);
+                recorder.finished(0, at, Some(at), done, Ok(hops));
+            }
+        };
+        let (mut a, mut b) = (
+            Recorder::new(1, start, Duration::ZERO, true),
+            Recorder::new(1, start, Duration::ZERO, true),
+        );
+        fill(&mut a, 0, 2, 50);
+        fill(&mut b, 1_500, 9, 30);
+        let mut expected = a.per_entry[0].corrected.clone();
+        expected.add(&b.per_entry[0].corrected).unwrap();
+        let b_seconds = b.timeline.len();
+        a.merge(b);
+        let merged = &a.per_entry[0];
+        assert_eq!(merged.ok, 80);
+        assert_eq!(merged.corrected, expected);
+        assert_eq!(merged.hops[&hops], 80);
+        assert_eq!(a.send_lag.len(), 80);
+        assert_eq!(a.timeline.len(), b_seconds.max(1));
+        assert_eq!(a.timeline.iter().map(|s| s.ok).sum::<u64>(), 80);
+        assert_eq!(a.samples.as_ref().map(Vec::len), Some(80));
+    }
 
     #[test]
     fn warmup_requests_reach_only_the_timeline() {

@@ -8,6 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 
+#[derive(Clone)]
 enum Sampler {
     Uniform(u64),
     Zipf(rand_distr::Zipf<f64>),
@@ -22,6 +23,7 @@ pub struct GeneratedRequest {
 }
 
 /// Generates the request stream of a scenario.
+#[derive(Clone)]
 pub struct RequestGen {
     rng: ChaCha8Rng,
     samplers: Vec<(String, Sampler)>,
@@ -60,22 +62,62 @@ impl RequestGen {
     pub fn next_request(&mut self) -> GeneratedRequest {
         let entry = self.entries.as_ref().map_or(0, |w| w.sample(&mut self.rng));
         let mut params = BTreeMap::new();
-        for (name, sampler) in &self.samplers {
-            let value = match sampler {
-                Sampler::Uniform(count) => self.rng.random_range(0..*count),
-                Sampler::Zipf(zipf) => (zipf.sample(&mut self.rng) as u64).saturating_sub(1),
-                Sampler::Sequence => self.sequence,
-            };
-            params.insert(name.clone(), value);
+        for i in 0..self.samplers.len() {
+            let value = self.draw(i);
+            params.insert(self.samplers[i].0.clone(), value);
         }
         self.sequence += 1;
         GeneratedRequest { entry, params }
+    }
+
+    /// Passes over the next `count` requests of the stream without building them: the
+    /// same draws, so the request after them is the one [`next_request`](Self::next_request)
+    /// would have given. A load thread that sends every N-th request skips the others.
+    pub fn skip(&mut self, count: u64) {
+        for _ in 0..count {
+            if let Some(w) = self.entries.as_ref() {
+                w.sample(&mut self.rng);
+            }
+            for i in 0..self.samplers.len() {
+                self.draw(i);
+            }
+            self.sequence += 1;
+        }
+    }
+
+    /// The next value of parameter `i`.
+    fn draw(&mut self, i: usize) -> u64 {
+        match &self.samplers[i].1 {
+            Sampler::Uniform(count) => self.rng.random_range(0..*count),
+            Sampler::Zipf(zipf) => (zipf.sample(&mut self.rng) as u64).saturating_sub(1),
+            Sampler::Sequence => self.sequence,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skipping_requests_lands_where_generating_them_would() {
+        let s = scenario();
+        let mut whole = RequestGen::new(&s, 9);
+        let stream: Vec<GeneratedRequest> = (0..20).map(|_| whole.next_request()).collect();
+        // Three threads, each sending every third request of the one stream.
+        for thread in 0..3u64 {
+            let mut own = RequestGen::new(&s, 9);
+            own.skip(thread);
+            for i in (thread as usize..20).step_by(3) {
+                assert_eq!(
+                    own.next_request(),
+                    stream[i],
+                    "thread {thread}, request {i}"
+                );
+                own.skip(2);
+            }
+        }
+    }
 
     fn scenario() -> Scenario {
         crate::scenario::checkout_for_tests()

@@ -79,6 +79,7 @@ impl StepResult {
                 connect_stalls: m.engine.connect_stalls,
                 listen_overflows: m.kernel.map(|k| k.listen_overflows),
                 syn_retransmits: m.kernel.map(|k| k.syn_retransmits),
+                threads: m.threads,
             },
             hops: HopSummary::of(&m.overall.hops),
             entrypoints: entries,

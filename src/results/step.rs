@@ -275,6 +275,13 @@ pub struct GeneratorHealth {
     pub listen_overflows: Option<u64>,
     #[serde(default)]
     pub syn_retransmits: Option<u64>,
+    /// Load threads the step ran on (their figures merged: CPU summed, histograms added).
+    #[serde(default = "one_thread")]
+    pub threads: usize,
+}
+
+fn one_thread() -> usize {
+    1
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -143,6 +143,10 @@ impl ArchRun<'_> {
             spin: driver::DEFAULT_SPIN,
             network: self.resolved.network.clone(),
             keep_samples: false,
+            threads: self
+                .options
+                .threads
+                .unwrap_or_else(|| driver::auto_threads(schedule)),
         }
     }
 

@@ -52,6 +52,8 @@ pub struct RunOptions {
     pub repeat: usize,
     /// Overrides the scenario's `[load] p99_budget_ms`.
     pub p99_budget: Option<Duration>,
+    /// Load threads per step (`--threads`); `None`: from the rate and the cores.
+    pub threads: Option<usize>,
 }
 
 impl RunOptions {
@@ -76,6 +78,7 @@ impl RunOptions {
             network: None,
             repeat: DEFAULT_ROUNDS,
             p99_budget: None,
+            threads: None,
         }
     }
 

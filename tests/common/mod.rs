@@ -161,6 +161,7 @@ pub fn open_loop(rate: u32, warmup_ms: u64, duration_ms: u64, in_flight_cap: usi
         spin: DEFAULT_SPIN,
         network: grain_runtime::network::NetworkModel::loopback(),
         keep_samples: false,
+        threads: 1,
     }
 }
 

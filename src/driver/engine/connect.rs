@@ -34,19 +34,28 @@ const MAX_POOL: usize = 128;
 pub struct ConnectBudget {
     tokens: f64,
     last: Instant,
+    /// This load thread's share of the rate and the burst (1 / threads).
+    share: f64,
 }
 
 impl ConnectBudget {
-    pub fn new(now: Instant) -> Self {
+    /// The budget of one of `threads` load threads: its share of the rate and burst.
+    pub fn new(now: Instant, threads: usize) -> Self {
+        let share = 1.0 / threads.max(1) as f64;
         ConnectBudget {
-            tokens: CONNECT_BURST,
+            tokens: (CONNECT_BURST * share).max(1.0),
             last: now,
+            share,
         }
     }
 
+    fn rate(&self) -> f64 {
+        CONNECTS_PER_SECOND * self.share
+    }
+
     fn refill(&mut self, now: Instant) {
-        let earned = now.saturating_duration_since(self.last).as_secs_f64() * CONNECTS_PER_SECOND;
-        self.tokens = (self.tokens + earned).min(CONNECT_BURST);
+        let earned = now.saturating_duration_since(self.last).as_secs_f64() * self.rate();
+        self.tokens = (self.tokens + earned).min((CONNECT_BURST * self.share).max(1.0));
         self.last = now;
     }
 
@@ -63,9 +72,9 @@ impl ConnectBudget {
 
     /// How long from `now` until the next token.
     pub fn next_token_in(&self, now: Instant) -> Duration {
-        let earned = now.saturating_duration_since(self.last).as_secs_f64() * CONNECTS_PER_SECOND;
+        let earned = now.saturating_duration_since(self.last).as_secs_f64() * self.rate();
         let missing = (1.0 - self.tokens - earned).max(0.0);
-        Duration::from_secs_f64(missing / CONNECTS_PER_SECOND)
+        Duration::from_secs_f64(missing / self.rate())
     }
 }
 
@@ -84,7 +93,8 @@ pub fn pool_size(schedule: Schedule, targets: usize) -> usize {
 impl Engine<'_> {
     /// Opens the pool the schedule starts with (see [`connect::pool_size`]).
     pub(super) fn open_pool(&mut self) {
-        let per_target = pool_size(self.config.schedule, self.targets.len());
+        let whole = pool_size(self.config.schedule, self.targets.len());
+        let per_target = self.slice.share(whole).max(1);
         for target in 0..self.targets.len() {
             for _ in 0..per_target {
                 if !self.connect.try_take(Instant::now()) {
@@ -148,7 +158,7 @@ mod tests {
     #[test]
     fn the_bucket_allows_a_burst_then_its_rate() {
         let t0 = Instant::now();
-        let mut budget = ConnectBudget::new(t0);
+        let mut budget = ConnectBudget::new(t0, 1);
         let burst = (0..1_000).filter(|_| budget.try_take(t0)).count();
         assert_eq!(burst, CONNECT_BURST as usize);
         assert!(!budget.try_take(t0));
@@ -161,6 +171,14 @@ mod tests {
         let later = t0 + Duration::from_secs(1);
         let opened = (0..100_000).filter(|_| budget.try_take(later)).count();
         assert_eq!(opened, CONNECT_BURST as usize);
+    }
+
+    #[test]
+    fn threads_share_the_budget() {
+        let t0 = Instant::now();
+        let mut quarter = ConnectBudget::new(t0, 4);
+        let burst = (0..1_000).filter(|_| quarter.try_take(t0)).count();
+        assert_eq!(burst, CONNECT_BURST as usize / 4);
     }
 
     #[test]

@@ -64,6 +64,61 @@ pub enum Schedule {
     ClosedLoop { connections: usize },
 }
 
+/// Which share of a step one load thread sends: requests `index`, `index + of`,
+/// `index + 2·of`, … of the one schedule and the one request stream, with its share of the
+/// in-flight cap, the connect budget and (closed loop) the connections. The threads' slices
+/// together are the whole step, each request once (as wrk2 splits its rate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slice {
+    pub index: usize,
+    pub of: usize,
+}
+
+impl Slice {
+    /// The whole step, on one thread.
+    pub const WHOLE: Slice = Slice { index: 0, of: 1 };
+
+    /// The request numbers (of `total`) this slice sends, in order.
+    pub fn requests(self, total: u64) -> impl Iterator<Item = u64> {
+        (self.index as u64..total).step_by(self.of.max(1))
+    }
+
+    /// This slice's share of `count` things dealt out one by one: `count / of`, one more
+    /// for the first `count % of` slices.
+    pub fn share(self, count: usize) -> usize {
+        let of = self.of.max(1);
+        count / of + usize::from(self.index < count % of)
+    }
+}
+
+#[cfg(test)]
+mod slice_tests {
+    use super::Slice;
+
+    #[test]
+    fn the_threads_slices_make_the_whole_schedule_each_request_once() {
+        for threads in 1..=7usize {
+            for total in [0u64, 1, 5, 100, 1_001] {
+                let mut all: Vec<u64> = (0..threads)
+                    .flat_map(|index| Slice { index, of: threads }.requests(total))
+                    .collect();
+                all.sort_unstable();
+                assert_eq!(
+                    all,
+                    (0..total).collect::<Vec<_>>(),
+                    "{threads} threads, {total}"
+                );
+            }
+            for count in [0usize, 1, 16, 10_000, 10_001] {
+                let shares: usize = (0..threads)
+                    .map(|index| Slice { index, of: threads }.share(count))
+                    .sum();
+                assert_eq!(shares, count);
+            }
+        }
+    }
+}
+
 /// What the engine did besides the recorder's measurements.
 #[derive(Debug, Clone, Default)]
 pub struct EngineStats {
@@ -86,6 +141,22 @@ pub struct EngineStats {
     /// Connections whose handshake took longer than [`CONNECT_STALL`]: each one's request
     /// is counted as a generator error.
     pub connect_stalls: u64,
+}
+
+impl EngineStats {
+    /// Adds another load thread's figures: sums, except the spin window (the widest) and
+    /// the most in flight (the sum of each thread's most: an upper bound).
+    pub fn merge(&mut self, other: &EngineStats) {
+        self.cpu += other.cpu;
+        self.sent += other.sent;
+        self.in_flight_cap_hits += other.in_flight_cap_hits;
+        self.connections_opened += other.connections_opened;
+        self.max_in_flight += other.max_in_flight;
+        self.spinning += other.spinning;
+        self.spin_window = self.spin_window.max(other.spin_window);
+        self.connection_waits += other.connection_waits;
+        self.connect_stalls += other.connect_stalls;
+    }
 }
 
 struct InFlight {
@@ -115,6 +186,9 @@ pub struct Engine<'a> {
     idle: Vec<Vec<usize>>,
     targets: &'a [EngineTarget],
     config: &'a StepConfig,
+    slice: Slice,
+    /// This thread's share of the in-flight cap.
+    in_flight_cap: usize,
     in_flight: usize,
     queued: VecDeque<Queued>,
     network: ModelledNetwork,
@@ -125,7 +199,11 @@ pub struct Engine<'a> {
 }
 
 impl<'a> Engine<'a> {
-    pub fn new(targets: &'a [EngineTarget], config: &'a StepConfig) -> io::Result<Self> {
+    pub fn new(
+        targets: &'a [EngineTarget],
+        config: &'a StepConfig,
+        slice: Slice,
+    ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let timer = TimerFd::new()?;
         poll.registry()
@@ -137,11 +215,13 @@ impl<'a> Engine<'a> {
             idle: vec![Vec::new(); targets.len()],
             targets,
             config,
+            slice,
+            in_flight_cap: slice.share(config.in_flight_cap).max(1),
             in_flight: 0,
             queued: VecDeque::new(),
             network: ModelledNetwork::new(&config.network),
             owed: 0,
-            connect: ConnectBudget::new(Instant::now()),
+            connect: ConnectBudget::new(Instant::now(), slice.of),
             stats: EngineStats::default(),
         })
     }
@@ -177,13 +257,16 @@ impl<'a> Engine<'a> {
         let mut spin = SpinWindow::new(self.config.spin);
         // The instant the timer was last armed for, to learn how late it wakes the loop.
         let mut armed_for: Option<Instant> = None;
-        let mut next = 0u64;
+        let stride = self.slice.of.max(1) as u64;
+        let mut next = self.slice.index as u64;
+        // This thread's requests of the one stream: its first, then every `stride`-th.
+        generator.skip(next);
         let mut next_sweep = start;
         let mut next_progress = start;
         self.open_pool();
         if let Schedule::ClosedLoop { connections } = self.config.schedule {
             super::pacer::wait_until(start);
-            self.owed = connections;
+            self.owed = self.slice.share(connections);
             next = total; // nothing scheduled: each handed-back reply owes the next request
         }
         loop {
@@ -197,7 +280,8 @@ impl<'a> Engine<'a> {
                     break;
                 }
                 self.dispatch(generator, recorder, due);
-                next += 1;
+                generator.skip(stride - 1);
+                next += stride;
                 stopping = cancel.is_cancelled();
             }
             self.release_held(recorder, now);
@@ -206,6 +290,7 @@ impl<'a> Engine<'a> {
                 // connection) owes its next one to the next turn, after the poll below.
                 for _ in 0..std::mem::take(&mut self.owed) {
                     self.dispatch(generator, recorder, Instant::now());
+                    generator.skip(stride - 1);
                 }
             }
             if now >= next_sweep {
@@ -237,7 +322,7 @@ impl<'a> Engine<'a> {
             }
             let mut wake = coarse;
             let mut wait = MAX_POLL_WAIT.min(next_sweep.saturating_duration_since(now));
-            if !self.queued.is_empty() && self.in_flight < self.config.in_flight_cap {
+            if !self.queued.is_empty() && self.in_flight < self.in_flight_cap {
                 // Waiting for a connection token, not for a slot: look again when one is due.
                 wait = wait.min(self.connect.next_token_in(now));
             }
@@ -332,7 +417,7 @@ impl<'a> Engine<'a> {
     /// request is counted as one the generator could not make (the step is then invalid)
     /// instead of growing the queue without bound.
     fn send_or_queue(&mut self, queued: Queued, recorder: &mut Recorder) {
-        let waiting = if self.in_flight >= self.config.in_flight_cap {
+        let waiting = if self.in_flight >= self.in_flight_cap {
             self.stats.in_flight_cap_hits += 1;
             queued
         } else if !self.queued.is_empty() {
@@ -385,7 +470,7 @@ impl<'a> Engine<'a> {
 
     /// Sends queued requests while slots are free and connections can be had.
     fn drain_queue(&mut self, recorder: &mut Recorder) {
-        while self.in_flight < self.config.in_flight_cap {
+        while self.in_flight < self.in_flight_cap {
             let Some(queued) = self.queued.pop_front() else {
                 break;
             };
