@@ -36,6 +36,8 @@ pub struct CalibrateOptions {
     pub spin: Duration,
     /// Load threads (`None`: from the rate and the cores).
     pub threads: Option<usize>,
+    /// Also ramp to the driver's capacity (about 1.3 s per rate from 1 000 req/s, ×1.5).
+    pub capacity: bool,
 }
 
 /// What the calibration measured.
@@ -58,6 +60,10 @@ pub struct Calibration {
     pub wrk: Option<WrkFigures>,
     /// Why wrk figures are missing, when they are.
     pub wrk_note: Option<String>,
+    /// The highest open-loop rate the driver holds against the same endpoint.
+    pub capacity: Option<crate::capacity::Capacity>,
+    /// Why the capacity is missing, when it is.
+    pub capacity_note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -158,7 +164,13 @@ pub(crate) async fn launch_ping(
 pub async fn calibrate(options: &CalibrateOptions) -> Result<Calibration, CalibrateError> {
     let live = launch_ping(&options.unit_binary, &options.run_id).await?;
     let addr = live.units[0].addr.clone();
-    let result = measure(options, &addr).await;
+    let mut result = measure(options, &addr).await;
+    if let (Ok(calibration), true) = (result.as_mut(), options.capacity) {
+        match crate::capacity::measure_at(&addr, &CancellationToken::new()).await {
+            Ok(capacity) => calibration.capacity = Some(capacity),
+            Err(error) => calibration.capacity_note = Some(error.to_string()),
+        }
+    }
     live.shutdown().await;
     result
 }
@@ -246,6 +258,8 @@ async fn measure(options: &CalibrateOptions, addr: &str) -> Result<Calibration, 
         driver_closed_loop_cpu_us_per_request: round2(closed_cpu),
         wrk,
         wrk_note,
+        capacity: None,
+        capacity_note: None,
     })
 }
 
@@ -372,6 +386,34 @@ pub fn render(c: &Calibration) -> String {
         )),
         (None, Some(note)) => out.push_str(&format!("wrk: not measured — {note}\n")),
         (None, None) => {}
+    }
+    match (&c.capacity, &c.capacity_note) {
+        (Some(capacity), _) => out.push_str(&render_capacity(capacity)),
+        (None, Some(note)) => out.push_str(&format!("capacity: not measured — {note}\n")),
+        (None, None) => {}
+    }
+    out
+}
+
+fn render_capacity(c: &crate::capacity::Capacity) -> String {
+    let rate = |r: Option<u32>| {
+        r.map_or("none of the ramp's rates".to_string(), |r| {
+            format!("{r} req/s")
+        })
+    };
+    let mut out = format!(
+        "capacity (open loop, ramp from 1 000 req/s ×1.5, 1 s steps): {} with send lag p99 ≤ {} µs and ≥ {:.0} % achieved; valid steps (send lag p99 ≤ 1 ms, ≥ 95 %) up to {}{}\n",
+        rate(c.strict_rps),
+        crate::capacity::STRICT_SEND_LAG_P99_US,
+        crate::capacity::STRICT_ACHIEVED_SHARE * 100.0,
+        rate(c.valid_rps),
+        if c.reached_limit { " (the ramp reached the rate limit)" } else { "" },
+    );
+    for p in &c.probes {
+        out.push_str(&format!(
+            "  {:>7} req/s on {} thread(s): achieved {:.0}, send lag p99 {} µs\n",
+            p.rate, p.threads, p.achieved_rps, p.send_lag_p99_us
+        ));
     }
     out
 }

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use grain_runtime::network::NetworkModel;
 use grainbench::plan::{Architecture, Series};
 use grainbench::report::gate::Threshold;
-use grainbench::run::{LoadMode, RedeployPolicy, RunOptions, SweepLimits, SweepRequest};
+use grainbench::run::{LoadMode, RedeployPolicy, RunOptions, SweepLimits, SweepMax, SweepRequest};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Deploy each architecture in turn, drive open-loop load, write results.json and print a summary.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Render the HTML comparison report from saved results, without running anything.
     Report {
         results: PathBuf,
@@ -148,6 +148,10 @@ pub struct RunArgs {
     /// records the knee; a comma-separated list of req/s replaces the scenario's rates.
     #[arg(long, conflicts_with = "connections", value_parser = rates_arg)]
     pub rates: Option<LoadMode>,
+    /// With `--rates auto`: the highest rate the sweep runs (default: the driver's
+    /// capacity, measured against a minimal endpoint before the run).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_rate: Option<u32>,
     /// Closed loop instead: this many connections, each sending as fast as replies come.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub connections: Option<u32>,
@@ -211,6 +215,14 @@ impl RunArgs {
             (_, Some(connections)) => LoadMode::Closed {
                 connections: connections as usize,
             },
+            (Some(LoadMode::Sweep(limits)), None) => {
+                let mut limits = limits.clone();
+                if let Some(max) = self.max_rate {
+                    limits.max_rps = max;
+                    limits.max_source = SweepMax::Flag;
+                }
+                LoadMode::Sweep(limits)
+            }
             (Some(mode), None) => mode.clone(),
             (None, None) => LoadMode::ScenarioRates,
         };
@@ -256,6 +268,9 @@ pub struct CalibrateArgs {
     /// Load threads (default: one per 20 000 req/s open loop, half the cores closed loop).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub threads: Option<u32>,
+    /// Skip the ramp to the driver's capacity (the highest open-loop rate it holds).
+    #[arg(long)]
+    pub no_capacity: bool,
 }
 
 impl CalibrateArgs {
@@ -268,6 +283,7 @@ impl CalibrateArgs {
             wrk_connections: self.connections as usize,
             spin: Duration::from_micros(self.spin_us),
             threads: self.threads.map(|t| t as usize),
+            capacity: !self.no_capacity,
         }
     }
 }

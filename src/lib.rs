@@ -16,11 +16,13 @@
 //! - [`report`]: one view model of the results, rendered as the terminal summary and the HTML page
 //! - [`stats`]: confidence intervals over repeated rounds (figures, ratios, changes)
 //! - [`calibrate`]: the driver's efficiency benchmark (send lag, CPU per request, wrk beside it)
+//! - [`capacity`]: the driver's own capacity, the highest open-loop rate it holds (a ramp)
 //! - [`run`]: the whole pipeline for one scenario, architecture by architecture
 //! - [`unit`]: the hidden `grainbench unit` entry that serves one unit
 //! - [`up`]: deploy one architecture and keep it running for outside tools
 
 pub mod calibrate;
+pub mod capacity;
 pub mod cost;
 pub mod delays;
 pub mod driver;

@@ -76,7 +76,7 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> Result<(), Failure> {
     match command {
-        Command::Run(args) => run_command::run_scenarios(args).await,
+        Command::Run(args) => run_command::run_scenarios(*args).await,
         Command::Validate { scenarios } => validate(&scenarios),
         Command::New { name, dir } => {
             let path = scenario::write_new(&dir, &name).map_err(|e| bad_input(e.into()))?;

@@ -63,6 +63,10 @@ pub struct RunMeta {
     /// `[load] p99_budget_ms`); the report then recommends the finest cut that meets it.
     #[serde(default)]
     pub p99_budget_us: Option<f64>,
+    /// With `--rates auto`: the highest open-loop rate the driver held validly against a
+    /// minimal endpoint before the run, where the sweep stopped.
+    #[serde(default)]
+    pub driver_capacity_rps: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -239,6 +243,22 @@ pub struct Knee {
     /// The rate at which it saturated.
     pub saturated_at_rps: u32,
     pub reason: String,
+    /// What saturated (absent in files from before it was told).
+    #[serde(default)]
+    pub cause: Option<KneeCause>,
+}
+
+/// What a rate sweep ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KneeCause {
+    /// The architecture: a step missed its rate, its p99 bound, or its units kept the
+    /// driver from its schedule while the driver itself was not busy.
+    Architecture,
+    /// The load driver: its threads were busy nearly the whole step.
+    Driver,
+    /// The sweep's highest rate (the driver's capacity or `--max-rate`), not saturated.
+    Limit,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

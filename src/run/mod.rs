@@ -21,7 +21,7 @@ mod steps;
 pub use meta::new_run_id;
 pub use options::{
     preflight, LoadMode, OptionsError, PreflightError, RedeployPolicy, Resolved, RunOptions,
-    SweepLimits, SweepRequest, DEFAULT_EQUIVALENCE_REQUESTS,
+    SweepLimits, SweepMax, SweepRequest, DEFAULT_EQUIVALENCE_REQUESTS,
 };
 
 use crate::delays::{self, HopCalibrationOptions};
@@ -124,6 +124,8 @@ pub async fn run(
             results.network.hop_calibration_error = Some(error.to_string());
         }
     }
+    let with_capacity = sweep_up_to_capacity(options, &mut results, cancel).await;
+    let options = with_capacity.as_ref().unwrap_or(options);
     if cancel.is_cancelled() {
         record(&mut outcome, &mut results, options);
         outcome.error = Some(RunError::Interrupted);
@@ -199,6 +201,7 @@ fn new_results(
                 .p99_budget
                 .or(scenario.load.p99_budget)
                 .map(|budget| budget.as_secs_f64() * 1e6),
+            driver_capacity_rps: None,
         },
         scenario: ScenarioInfo {
             name: scenario.name.clone(),
@@ -251,6 +254,38 @@ async fn measure_bare_hop(
     first.loopback_p50_over_rounds = crate::stats::estimate(&loopback);
     first.added_p50_over_rounds = crate::stats::estimate(&added);
     Ok(first)
+}
+
+/// A rate sweep stops at the driver's capacity unless `--max-rate` says where: measured
+/// here, before any architecture, and recorded. `None` when the options need no change.
+async fn sweep_up_to_capacity(
+    options: &RunOptions,
+    results: &mut RunResults,
+    cancel: &CancellationToken,
+) -> Option<RunOptions> {
+    let LoadMode::Sweep(limits) = &options.load else {
+        return None;
+    };
+    if limits.max_source != (SweepMax::DriverCapacity { measured: false }) {
+        return None;
+    }
+    tracing::info!("measuring the driver's capacity: the rate sweep stops there");
+    let measured = crate::capacity::measure(&options.unit_binary, &options.run_id, cancel).await;
+    let mut limits = limits.clone();
+    match measured {
+        Ok(capacity) => {
+            results.meta.driver_capacity_rps = capacity.valid_rps;
+            if let Some(rate) = capacity.valid_rps {
+                limits.max_rps = rate;
+                limits.max_source = SweepMax::DriverCapacity { measured: true };
+            }
+        }
+        // The knee's reason says the sweep stopped at the scenario rate limit instead.
+        Err(error) => tracing::warn!(%error, "the driver's capacity could not be measured"),
+    }
+    let mut adjusted = options.clone();
+    adjusted.load = LoadMode::Sweep(limits);
+    Some(adjusted)
 }
 
 /// The bare-hop calibration is repeated once per round, up to this many times.

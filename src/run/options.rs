@@ -260,9 +260,38 @@ pub struct SweepLimits {
     pub start_rps: u32,
     /// Each step's rate is the previous one times this.
     pub factor: f64,
+    /// The highest rate the sweep runs, and where that limit comes from.
     pub max_rps: u32,
+    pub max_source: SweepMax,
     /// Saturated once the step's p99 exceeds this (µs).
     pub p99_bound_us: u64,
+}
+
+/// Where a sweep's highest rate comes from: never a constant of ours.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SweepMax {
+    /// The driver's capacity, measured before the run (the default; `max_rps` is the
+    /// scenario's rate limit until it is measured).
+    DriverCapacity { measured: bool },
+    /// `--max-rate`.
+    Flag,
+}
+
+impl SweepLimits {
+    /// Where the sweep stops, in words (for the knee's reason).
+    pub fn max_in_words(&self) -> String {
+        match self.max_source {
+            SweepMax::DriverCapacity { measured: true } => format!(
+                "the driver's capacity ({} req/s, measured against a minimal endpoint before the run)",
+                self.max_rps
+            ),
+            SweepMax::DriverCapacity { measured: false } => format!(
+                "the scenario rate limit of {} req/s (the driver's capacity could not be measured)",
+                self.max_rps
+            ),
+            SweepMax::Flag => format!("--max-rate {} req/s", self.max_rps),
+        }
+    }
 }
 
 impl Default for SweepLimits {
@@ -270,7 +299,8 @@ impl Default for SweepLimits {
         SweepLimits {
             start_rps: 50,
             factor: 1.5,
-            max_rps: 20_000,
+            max_rps: crate::scenario::limits::MAX_RATE,
+            max_source: SweepMax::DriverCapacity { measured: false },
             p99_bound_us: 50_000,
         }
     }

@@ -1,9 +1,22 @@
 //! The step planner: which load step comes next (the scenario's rates, `--rates`, one
 //! closed-loop step, or a rate sweep that stops at the knee), decided from the steps so far.
 
+#[cfg(test)]
+use super::options::SweepMax;
 use super::options::{LoadMode, SweepLimits};
 use crate::driver::engine::Schedule;
-use crate::results::{Knee, StepResult};
+use crate::results::{Knee, KneeCause, StepResult};
+
+/// A saturated step whose load threads were busy at least this share of it (spinning
+/// aside) saturated the driver, not the architecture.
+const DRIVER_SATURATED: f64 = 0.9;
+
+/// The share of the step the driver's load threads were busy, not counting spinning.
+fn driver_busy(step: &StepResult) -> Option<f64> {
+    let g = &step.generator;
+    let wall_ms = (step.warmup_s + step.duration_s) * 1e3 * g.threads.max(1) as f64;
+    (wall_ms > 0.0).then(|| g.driver_cpu_ms * (1.0 - g.spin_share) / wall_ms)
+}
 use crate::scenario::LoadProfile;
 
 /// Decides the next step's schedule from the steps so far.
@@ -63,10 +76,21 @@ impl StepPlanner {
             None
         };
         if let Some(reason) = saturated {
+            let (cause, reason) = match driver_busy(last) {
+                Some(busy) if busy >= DRIVER_SATURATED => (
+                    KneeCause::Driver,
+                    format!(
+                        "the driver saturated: its load threads were busy {:.0} % of the step, spinning aside; {reason}",
+                        busy * 100.0
+                    ),
+                ),
+                _ => (KneeCause::Architecture, reason),
+            };
             self.knee = Some(Knee {
                 last_good_rps: self.rates.last().copied(),
                 saturated_at_rps: last.target_rps,
                 reason,
+                cause: Some(cause),
             });
             return None;
         }
@@ -77,10 +101,8 @@ impl StepPlanner {
             self.knee = Some(Knee {
                 last_good_rps: Some(last.target_rps),
                 saturated_at_rps: last.target_rps,
-                reason: format!(
-                    "not saturated up to the sweep's limit of {} req/s",
-                    limits.max_rps
-                ),
+                reason: format!("not saturated up to {}", limits.max_in_words()),
+                cause: Some(KneeCause::Limit),
             });
             return None;
         }
@@ -168,6 +190,7 @@ mod tests {
             start_rps: 100,
             factor: 2.0,
             max_rps: 10_000,
+            max_source: SweepMax::Flag,
             p99_bound_us: 50_000,
         };
         let mut planner = StepPlanner::new(&LoadMode::Sweep(limits), &profile());
@@ -177,6 +200,7 @@ mod tests {
         assert_eq!(knee.last_good_rps, Some(400));
         assert_eq!(knee.saturated_at_rps, 800);
         assert!(knee.reason.contains("achieved"), "{}", knee.reason);
+        assert_eq!(knee.cause, Some(KneeCause::Architecture));
     }
 
     #[test]
@@ -185,6 +209,7 @@ mod tests {
             start_rps: 100,
             factor: 1.5,
             max_rps: 10_000,
+            max_source: SweepMax::Flag,
             p99_bound_us: 1_000,
         };
         let mut planner = StepPlanner::new(&LoadMode::Sweep(limits.clone()), &profile());
@@ -208,7 +233,41 @@ mod tests {
         assert_eq!(issued, [100, 150, 225]);
         let knee = planner.knee().unwrap();
         assert_eq!(knee.last_good_rps, Some(225));
-        assert!(knee.reason.contains("not saturated"), "{}", knee.reason);
+        assert!(
+            knee.reason.contains("not saturated up to --max-rate 300"),
+            "{}",
+            knee.reason
+        );
+        assert_eq!(knee.cause, Some(KneeCause::Limit));
+    }
+
+    #[test]
+    fn a_knee_whose_load_threads_were_busy_is_the_drivers() {
+        let limits = SweepLimits::default();
+        let mut planner = StepPlanner::new(&LoadMode::Sweep(limits), &profile());
+        let first = planner.next_schedule(None);
+        assert_eq!(first, Some(Schedule::OpenLoop { rate: 50 }));
+        let mut saturated = step(50, 10, false);
+        let wall_ms = (saturated.warmup_s + saturated.duration_s) * 1e3;
+        // Busy 95 % of the step, 10 % of that spinning: 85.5 % of real work, not the driver.
+        saturated.generator.threads = 1;
+        saturated.generator.driver_cpu_ms = wall_ms * 0.95;
+        saturated.generator.spin_share = 0.1;
+        assert_eq!(planner.next_schedule(Some(&saturated)), None);
+        assert_eq!(planner.knee().unwrap().cause, Some(KneeCause::Architecture));
+        // Busy 97 % with 2 % spinning: the driver.
+        let mut planner = StepPlanner::new(&LoadMode::Sweep(SweepLimits::default()), &profile());
+        planner.next_schedule(None);
+        saturated.generator.driver_cpu_ms = wall_ms * 0.97;
+        saturated.generator.spin_share = 0.02;
+        assert_eq!(planner.next_schedule(Some(&saturated)), None);
+        let knee = planner.knee().unwrap();
+        assert_eq!(knee.cause, Some(KneeCause::Driver));
+        assert!(
+            knee.reason.starts_with("the driver saturated"),
+            "{}",
+            knee.reason
+        );
     }
 
     #[test]
@@ -217,6 +276,7 @@ mod tests {
             start_rps: 1,
             factor: 1.0001,
             max_rps: 5,
+            max_source: SweepMax::Flag,
             p99_bound_us: 50_000,
         };
         let mut planner = StepPlanner::new(&LoadMode::Sweep(limits), &profile());

@@ -7,8 +7,8 @@ use super::{
 };
 use crate::report::format::{self, mib, ratio, step_label};
 use crate::results::{
-    ArchitectureResult, DelayErrorSummary, EntryResult, InjectedDelayError, RunResults, StepMode,
-    StepResult,
+    ArchitectureResult, DelayErrorSummary, EntryResult, InjectedDelayError, KneeCause, RunResults,
+    StepMode, StepResult,
 };
 
 pub(super) fn entry_tables(results: &RunResults, rate: u32) -> Vec<EntryTable> {
@@ -344,8 +344,14 @@ pub(super) fn knees(results: &RunResults) -> Vec<String> {
             let good = knee
                 .last_good_rps
                 .map_or("none".to_string(), |r| format!("{r} req/s"));
+            let what = match knee.cause {
+                Some(KneeCause::Architecture) => "the architecture saturates",
+                Some(KneeCause::Driver) => "the driver, not the architecture, saturates",
+                Some(KneeCause::Limit) => "the sweep stopped, unsaturated,",
+                None => "saturates",
+            };
             Some(format!(
-                "{} knee: holds {good}, saturates at {} req/s ({})",
+                "{} knee: holds {good}, {what} at {} req/s ({})",
                 a.architecture.name(),
                 knee.saturated_at_rps,
                 knee.reason
