@@ -331,3 +331,24 @@ fn any_cut_name_reads_renders_and_gets_a_colour_of_its_own() {
     let html = render_html(&read, None).unwrap();
     assert!(html.contains("sweep-3"));
 }
+
+#[test]
+fn a_cpu_ratio_within_noise_is_said_plainly_in_the_verdict() {
+    let mut results = rounds_results();
+    // Every architecture burns the same CPU per request in each round: a ratio of 1.
+    for arch in &mut results.architectures {
+        for step in &mut arch.steps {
+            step.units_cpu_us_per_request = Some(100.0 + 10.0 * step.round as f64);
+        }
+    }
+    let model = model::build(&results, None);
+    let sentences = model.verdict.sentences.join("\n");
+    assert!(
+        !sentences.contains("burns no clear difference"),
+        "{sentences}"
+    );
+    assert!(
+        sentences.contains("shows no clear difference"),
+        "{sentences}"
+    );
+}

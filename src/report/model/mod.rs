@@ -390,10 +390,18 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
                 .map_or("–".into(), |r| format!("{:.1}×", r.point))
         )];
         if let Some(cpu_ratio) = rounds::ratio(&cpu(arch), &cpu(best_arch)) {
-            clauses.push(format!(
-                "burns {} the CPU per request",
-                format::ratio_estimate(&cpu_ratio)
-            ));
+            let unclear = cpu_ratio.interval().is_some() && cpu_ratio.contains(1.0);
+            clauses.push(if unclear {
+                format!(
+                    "shows {} in CPU per request",
+                    format::ratio_estimate(&cpu_ratio)
+                )
+            } else {
+                format!(
+                    "burns {} the CPU per request",
+                    format::ratio_estimate(&cpu_ratio)
+                )
+            });
         }
         clauses.push(format!(
             "deploys {} the units",
