@@ -40,7 +40,7 @@ pub fn render(m: &ReportModel) -> String {
             b.started_at, b.git_commit
         );
         for c in &b.changes {
-            let _ = writeln!(out, "  {:<9} {:<36} {}", c.arch, c.figure, c.change);
+            let _ = writeln!(out, "  {:<12} {:<36} {}", c.arch, c.figure, c.change);
         }
     }
     let _ = writeln!(out, "\nEquivalence: {}", m.equivalence);
@@ -54,13 +54,13 @@ pub fn render(m: &ReportModel) -> String {
 fn render_units(out: &mut String, m: &ReportModel) {
     let _ = writeln!(
         out,
-        "\n{:<10} {:>6} {:>12} {:>15}",
+        "\n{:<12} {:>6} {:>12} {:>15}",
         "arch", "units", "state units", "cold start ms"
     );
     for a in &m.architectures {
         let _ = writeln!(
             out,
-            "{:<10} {:>6} {:>12} {:>15}",
+            "{:<12} {:>6} {:>12} {:>15}",
             a.name, a.units, a.state_units, a.cold_start_ms
         );
     }
@@ -159,7 +159,7 @@ fn render_front(out: &mut String, m: &ReportModel) {
 fn render_steps(out: &mut String, m: &ReportModel) {
     let _ = writeln!(
         out,
-        "\n{:<16} {:<9} {:>6} {:>7} {:>22} {:>22} {:>14} {:>7}",
+        "\n{:<16} {:<12} {:>6} {:>7} {:>22} {:>22} {:>14} {:>7}",
         "entrypoint",
         "arch",
         "req/s",
@@ -183,7 +183,7 @@ fn render_steps(out: &mut String, m: &ReportModel) {
         };
         let _ = writeln!(
             out,
-            "{:<16} {:<9} {:>6} {:>7} {:>22} {:>22} {:>14} {:>7}{noise}",
+            "{:<16} {:<12} {:>6} {:>7} {:>22} {:>22} {:>14} {:>7}{noise}",
             r.entrypoint, r.arch, r.rate, r.rounds, r.p50_us, r.p99_us, hops, r.errors
         );
     }
@@ -196,7 +196,7 @@ fn render_steps(out: &mut String, m: &ReportModel) {
 fn render_generator(out: &mut String, m: &ReportModel) {
     let _ = writeln!(
         out,
-        "\nload generator: {:<9} {:>16} {:>9} {:>13} {:>11} {:>9} {:>26}",
+        "\nload generator: {:<12} {:>16} {:>9} {:>13} {:>11} {:>9} {:>26}",
         "arch",
         "step",
         "achieved",
@@ -208,7 +208,7 @@ fn render_generator(out: &mut String, m: &ReportModel) {
     for g in &m.generator_rows {
         let _ = writeln!(
             out,
-            "                {:<9} {:>16} {:>9.1} {:>10} µs {:>11.1} {:>9} {:>26}{}",
+            "                {:<12} {:>16} {:>9.1} {:>10} µs {:>11.1} {:>9} {:>26}{}",
             g.arch,
             g.step,
             g.achieved_rps,

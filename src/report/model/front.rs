@@ -75,6 +75,15 @@ impl Standing {
         }
     }
 
+    /// How a finer cut did, in a sentence about the budget.
+    fn phrase(self) -> &'static str {
+        match self {
+            Standing::Meets => "meets it",
+            Standing::WithinNoise => "is within noise of it",
+            Standing::Misses => "misses it",
+        }
+    }
+
     fn word(self) -> &'static str {
         match self {
             Standing::Meets => "meets",
@@ -179,6 +188,15 @@ fn dominates(a: &FrontRow, b: &FrontRow) -> bool {
     no_worse && better
 }
 
+/// `1 service unit`, `9 service units`.
+fn units(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 fn budget_words(us: f64) -> String {
     if us >= 1000.0 {
         format!("{} ms", trim(us / 1000.0))
@@ -217,10 +235,10 @@ fn recommend(rows: &[FrontRow], budget_us: f64, rate: u32) -> (String, Option<St
         .filter(|r| r.service_units > chosen.service_units)
         .map(|r| {
             format!(
-                "{} ({} service units) {} it with {} µs",
+                "{} ({}) {}: {} µs",
                 r.arch,
-                r.service_units,
-                Standing::of(&r.p99, budget_us).word(),
+                units(r.service_units, "service unit"),
+                Standing::of(&r.p99, budget_us).phrase(),
                 r.p99_us
             )
         })
@@ -231,8 +249,12 @@ fn recommend(rows: &[FrontRow], budget_us: f64, rate: u32) -> (String, Option<St
         ""
     };
     let mut sentence = format!(
-        "With a p99 budget of {budget} at {rate} req/s, the finest cut that meets it is {} ({} service units + {} state, blast radius {}): p99 {} µs.{one_round}",
-        chosen.arch, chosen.service_units, chosen.state_units, chosen.blast_radius, chosen.p99_us
+        "With a p99 budget of {budget} at {rate} req/s, the finest cut that meets it is {} ({} + {} state, blast radius {}): p99 {} µs.{one_round}",
+        chosen.arch,
+        units(chosen.service_units, "service unit"),
+        chosen.state_units,
+        chosen.blast_radius,
+        chosen.p99_us
     );
     if !finer.is_empty() {
         sentence.push_str(&format!(" Finer: {}.", format::join_clauses(&finer)));
@@ -293,12 +315,22 @@ mod tests {
         let (sentence, cut) = recommend(&rows, 2000.0, 200);
         assert_eq!(cut.as_deref(), Some("micro"), "{sentence}");
         assert!(
-            sentence.contains("nano (17 service units) misses"),
+            sentence.contains("nano (17 service units) misses it: 2500"),
             "{sentence}"
         );
         assert!(
             !sentence.contains("sweep-9 (9 service units)"),
             "same units is not finer: {sentence}"
+        );
+        assert!(
+            sentence.contains("is micro (9 service units + 0 state"),
+            "{sentence}"
+        );
+        let single = vec![rows[3].clone(), rows[3].clone()];
+        let (sentence, _) = recommend(&single, 2000.0, 200);
+        assert!(
+            sentence.contains("monolith (1 service unit + 0 state"),
+            "{sentence}"
         );
         let (sentence, cut) = recommend(&rows, 100.0, 200);
         assert_eq!(cut, None);
