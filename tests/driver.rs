@@ -158,6 +158,28 @@ async fn a_closed_loop_goes_on_after_its_entry_unit_dies_and_is_invalid() {
     assert!(!step.valid, "a closed loop with failures is invalid");
 }
 
+/// One step of `config` with every entrypoint sent to the server at `addr`.
+async fn step_against(
+    addr: std::net::SocketAddr,
+    scenario: &grainbench::scenario::Scenario,
+    config: &grainbench::driver::StepConfig,
+) -> grainbench::driver::StepMeasurement {
+    let targets: Vec<_> = scenario
+        .entrypoints
+        .iter()
+        .map(|e| grainbench::driver::Target::new(&e.op, &addr.to_string(), 8).unwrap())
+        .collect();
+    grainbench::driver::run_step(
+        &targets,
+        RequestGen::new(scenario, 1),
+        config,
+        None,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+}
+
 /// A server that accepts every connection at once and answers each request after `delay`:
 /// replies slow, accept queue drained.
 async fn slow_server(delay: Duration) -> std::net::SocketAddr {
@@ -211,25 +233,12 @@ async fn slow_replies_at_a_rate_their_connections_cannot_carry_never_open_a_burs
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
     let scenario = &source.scenario;
     // Every entrypoint goes to the slow server.
-    let targets: Vec<_> = scenario
-        .entrypoints
-        .iter()
-        .map(|e| grainbench::driver::Target::new(&e.op, &addr.to_string(), 64).unwrap())
-        .collect();
     // 20 000 req/s for 0.4 s against 300 ms replies: 8 000 requests, 6 000 of them due
     // before the first connection is free again; unbounded, each would open one.
     let config = open_loop(20_000, 0, 400, 10_000);
     let before = TcpCounters::read();
     let started = std::time::Instant::now();
-    let m = grainbench::driver::run_step(
-        &targets,
-        RequestGen::new(scenario, 1),
-        &config,
-        None,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let m = step_against(addr, scenario, &config).await;
     let elapsed = started.elapsed().as_secs_f64();
     let overflows = TcpCounters::read()
         .zip(before)
@@ -284,22 +293,9 @@ async fn a_connection_that_stalls_in_its_handshake_is_a_generator_error() {
     });
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
     let scenario = &source.scenario;
-    let targets: Vec<_> = scenario
-        .entrypoints
-        .iter()
-        .map(|e| grainbench::driver::Target::new(&e.op, &addr.to_string(), 8).unwrap())
-        .collect();
     // 100 req/s of 300 ms replies wants ~30 connections in the first 300 ms.
     let config = open_loop(100, 0, 500, 10_000);
-    let m = grainbench::driver::run_step(
-        &targets,
-        RequestGen::new(scenario, 1),
-        &config,
-        None,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let m = step_against(addr, scenario, &config).await;
     assert!(
         m.engine.connect_stalls > 0,
         "some handshakes waited for a resent SYN"

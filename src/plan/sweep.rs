@@ -117,7 +117,6 @@ impl SweepSeries {
 struct Agglomeration {
     /// Unit (its first operation's index) → its operations; `None` once merged away.
     members: Vec<Option<Vec<usize>>>,
-    unit_of: Vec<usize>,
     /// Service of each operation (index into `service_gain`).
     service_of: Vec<usize>,
     /// (unit, unit), lower first → calls per request between them, weight-scaled.
@@ -166,7 +165,6 @@ impl Agglomeration {
         }
         Agglomeration {
             members: (0..ops.len()).map(|op| Some(vec![op])).collect(),
-            unit_of: (0..ops.len()).collect(),
             service_of,
             traffic,
             service_units,
@@ -203,21 +201,30 @@ impl Agglomeration {
     /// The pair to merge next and the hops its merge removes: the largest gain, then the
     /// smallest merged unit, then the earliest units.
     fn best_pair(&self, within_services: bool) -> Option<(usize, usize, u64)> {
-        let mut gains: HashMap<(usize, usize), u64> = self.traffic.clone();
+        // Merging the last two units of a service with data embeds its store.
+        let mut embeds: HashMap<(usize, usize), u64> = HashMap::new();
         for (service, units) in self.service_units.iter().enumerate() {
             if units.len() == 2 && self.service_gain[service] > 0 {
                 let mut pair = units.keys().copied();
                 if let (Some(a), Some(b)) = (pair.next(), pair.next()) {
-                    let entry = gains.entry((a, b)).or_default();
+                    let entry = embeds.entry((a, b)).or_default();
                     *entry = entry.saturating_add(self.service_gain[service]);
                 }
             }
         }
+        let calls = self.traffic.iter().map(|(&pair, &traffic)| {
+            let embedded = embeds.get(&pair).copied().unwrap_or(0);
+            (pair, traffic.saturating_add(embedded))
+        });
+        let embeds_only = embeds
+            .iter()
+            .filter(|(pair, _)| !self.traffic.contains_key(pair))
+            .map(|(&pair, &gain)| (pair, gain));
         let rank = |&((a, b), gain): &((usize, usize), u64)| {
             (std::cmp::Reverse(gain), self.size(a) + self.size(b), a, b)
         };
-        let best = gains
-            .into_iter()
+        let best = calls
+            .chain(embeds_only)
             .filter(|&((a, b), gain)| gain > 0 && (!within_services || self.same_service(a, b)))
             .min_by_key(rank);
         best.map(|((a, b), gain)| (a, b, gain))
@@ -252,7 +259,6 @@ impl Agglomeration {
         let (keep, gone) = (a.min(b), a.max(b));
         let moved = self.members[gone].take().unwrap_or_default();
         for &op in &moved {
-            self.unit_of[op] = keep;
             let units = &mut self.service_units[self.service_of[op]];
             if let Some(count) = units.remove(&gone) {
                 *units.entry(keep).or_default() += count;
