@@ -56,6 +56,7 @@ pub struct Calibration {
     pub spin_share: f64,
     /// The driver in closed loop with wrk's connection count, for a like-for-like CPU figure.
     pub driver_closed_loop_rps: f64,
+    pub driver_closed_loop_threads: usize,
     pub driver_closed_loop_cpu_us_per_request: f64,
     pub wrk: Option<WrkFigures>,
     /// Why wrk figures are missing, when they are.
@@ -69,6 +70,8 @@ pub struct Calibration {
 #[derive(Debug, Clone, Serialize)]
 pub struct WrkFigures {
     pub connections: usize,
+    /// wrk's threads: the same as the driver's closed loop.
+    pub threads: usize,
     pub requests: u64,
     pub rps: f64,
     pub cpu_us_per_request: f64,
@@ -225,6 +228,7 @@ async fn measure(options: &CalibrateOptions, addr: &str) -> Result<Calibration, 
         connections: options.wrk_connections,
     });
     let closed = run_ping_step(addr, &closed_config, 2, &cancel).await?;
+    let closed_threads = closed.threads;
     let per_request = |m: &driver::StepMeasurement| {
         if m.engine.sent == 0 {
             0.0
@@ -233,7 +237,12 @@ async fn measure(options: &CalibrateOptions, addr: &str) -> Result<Calibration, 
         }
     };
     let closed_cpu = per_request(&closed);
-    let (wrk, wrk_note) = match run_wrk(addr, options.wrk_connections, options.duration) {
+    let (wrk, wrk_note) = match run_wrk(
+        addr,
+        options.wrk_connections,
+        closed_threads,
+        options.duration,
+    ) {
         Ok(mut figures) => {
             figures.driver_to_wrk_cpu_ratio =
                 round2(closed_cpu / figures.cpu_us_per_request.max(1e-9));
@@ -255,6 +264,7 @@ async fn measure(options: &CalibrateOptions, addr: &str) -> Result<Calibration, 
             (open.engine.spinning.as_secs_f64() / open.engine.cpu.as_secs_f64().max(1e-9)).min(1.0),
         ),
         driver_closed_loop_rps: round2(closed.achieved_rps),
+        driver_closed_loop_threads: closed_threads,
         driver_closed_loop_cpu_us_per_request: round2(closed_cpu),
         wrk,
         wrk_note,
@@ -267,8 +277,15 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// Runs wrk (one thread) against the ping endpoint; returns its figures or why it could not.
-fn run_wrk(addr: &str, connections: usize, duration: Duration) -> Result<WrkFigures, String> {
+/// Runs wrk against the ping endpoint with as many threads as the driver's closed loop had
+/// (at most one per connection); returns its figures or why it could not.
+fn run_wrk(
+    addr: &str,
+    connections: usize,
+    threads: usize,
+    duration: Duration,
+) -> Result<WrkFigures, String> {
+    let threads = threads.clamp(1, connections.max(1));
     let wrk = find_on_path("wrk")
         .ok_or("wrk is not installed (apt-get install wrk, or scripts/install-wrk.sh)")?;
     let dir = PrivateDir::create()?;
@@ -287,7 +304,7 @@ fn run_wrk(addr: &str, connections: usize, duration: Duration) -> Result<WrkFigu
     let started = Instant::now();
     let output = std::process::Command::new(wrk)
         .args([
-            "-t1",
+            &format!("-t{threads}"),
             &format!("-c{connections}"),
             &format!("-d{seconds}s"),
             "-s",
@@ -304,6 +321,7 @@ fn run_wrk(addr: &str, connections: usize, duration: Duration) -> Result<WrkFigu
         parse_wrk_requests(&stdout).ok_or_else(|| format!("cannot read wrk's output: {stdout}"))?;
     Ok(WrkFigures {
         connections,
+        threads,
         requests,
         rps: round2(requests as f64 / elapsed.as_secs_f64()),
         cpu_us_per_request: round2(cpu.as_secs_f64() * 1e6 / requests.max(1) as f64),
@@ -373,16 +391,17 @@ impl Drop for PrivateDir {
 /// Renders the calibration for the terminal.
 pub fn render(c: &Calibration) -> String {
     let mut out = format!(
-        "open loop at {} req/s for {:.0} s (spin at most {} µs, learned {:.0} µs): achieved {:.1} req/s\n  send lag  p50 {} µs  p99 {} µs  p99.9 {} µs  max {} µs\n  latency   p50 {} µs  p99 {} µs\n  driver CPU {:.2} µs per request, {:.0} % of it spinning before sends\nclosed loop ({} connections): {:.0} req/s, driver CPU {:.2} µs per request\n",
+        "open loop at {} req/s for {:.0} s (spin at most {} µs, learned {:.0} µs): achieved {:.1} req/s\n  send lag  p50 {} µs  p99 {} µs  p99.9 {} µs  max {} µs\n  latency   p50 {} µs  p99 {} µs\n  driver CPU {:.2} µs per request, {:.0} % of it spinning before sends\nclosed loop ({} connections, {} threads): {:.0} req/s, driver CPU {:.2} µs per request\n",
         c.rate, c.duration_s, c.spin_us, c.spin_window_us, c.achieved_rps,
         c.send_lag_us.p50, c.send_lag_us.p99, c.send_lag_us.p999, c.send_lag_us.max,
         c.latency_us.p50, c.latency_us.p99, c.driver_cpu_us_per_request, c.spin_share * 100.0,
-        c.connections, c.driver_closed_loop_rps, c.driver_closed_loop_cpu_us_per_request,
+        c.connections, c.driver_closed_loop_threads, c.driver_closed_loop_rps,
+        c.driver_closed_loop_cpu_us_per_request,
     );
     match (&c.wrk, &c.wrk_note) {
         (Some(w), _) => out.push_str(&format!(
-            "wrk ({} connections, same endpoint): {:.0} req/s, {:.2} µs CPU per request\ndriver / wrk CPU per request: {:.2}×\n",
-            w.connections, w.rps, w.cpu_us_per_request, w.driver_to_wrk_cpu_ratio
+            "wrk ({} connections, {} threads, same endpoint): {:.0} req/s, {:.2} µs CPU per request\ndriver / wrk CPU per request: {:.2}×\n",
+            w.connections, w.threads, w.rps, w.cpu_us_per_request, w.driver_to_wrk_cpu_ratio
         )),
         (None, Some(note)) => out.push_str(&format!("wrk: not measured — {note}\n")),
         (None, None) => {}

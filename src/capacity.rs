@@ -100,7 +100,7 @@ impl Capacity {
 pub fn ramp() -> impl Iterator<Item = u32> {
     std::iter::successors(Some(FIRST_RATE), |&rate| {
         let next = (f64::from(rate) * FACTOR).round() as u32;
-        (next <= MAX_RATE).then_some(next)
+        (rate < MAX_RATE).then_some(next.min(MAX_RATE))
     })
 }
 
@@ -188,6 +188,12 @@ mod tests {
         let rates: Vec<u32> = ramp().collect();
         assert_eq!(&rates[..3], &[1_000, 1_500, 2_250]);
         assert!(rates.iter().all(|&r| r <= MAX_RATE));
-        assert!(f64::from(*rates.last().unwrap()) * FACTOR > f64::from(MAX_RATE));
+        assert_eq!(
+            *rates.last().unwrap(),
+            MAX_RATE,
+            "the limit itself is probed last"
+        );
+        let below = rates[rates.len() - 2];
+        assert!(f64::from(below) * FACTOR > f64::from(MAX_RATE));
     }
 }

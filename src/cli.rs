@@ -7,6 +7,7 @@ use grain_runtime::network::NetworkModel;
 use grainbench::plan::{Architecture, Series};
 use grainbench::report::gate::Threshold;
 use grainbench::run::{LoadMode, RedeployPolicy, RunOptions, SweepLimits, SweepMax, SweepRequest};
+use grainbench::scenario::limits::MAX_RATE;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -150,7 +151,7 @@ pub struct RunArgs {
     pub rates: Option<LoadMode>,
     /// With `--rates auto`: the highest rate the sweep runs (default: the driver's
     /// capacity, measured against a minimal endpoint before the run).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_RATE)))]
     pub max_rate: Option<u32>,
     /// Closed loop instead: this many connections, each sending as fast as replies come.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -250,7 +251,7 @@ impl RunArgs {
 #[derive(Args)]
 pub struct CalibrateArgs {
     /// Open-loop rate (req/s).
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_RATE)))]
     pub rate: u32,
     /// Measured seconds per phase.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
@@ -298,7 +299,7 @@ fn rates_arg(text: &str) -> Result<LoadMode, String> {
     if text == "auto" {
         return Ok(LoadMode::Sweep(SweepLimits::default()));
     }
-    let max = grainbench::scenario::limits::MAX_RATE;
+    let max = MAX_RATE;
     let rates: Option<Vec<u32>> = text
         .split(',')
         .map(|r| r.trim().parse().ok().filter(|r| (1..=max).contains(r)))

@@ -168,10 +168,13 @@ impl Recorder {
         self.measure_from
     }
 
-    /// A request left at `sent`, scheduled for `intended`.
+    /// A request left at `sent`, scheduled for `intended`. Only measured requests count in
+    /// the send lag, as in every other figure: the warm-up is there to absorb a cold start
+    /// (a unit's first replies on fresh connections, connections opened as its replies
+    /// lag), and a schedule still behind once the measured window opens shows in it.
     pub fn sent(&mut self, intended: Instant, sent: Instant) {
-        record(&mut self.send_lag, sent.saturating_duration_since(intended));
         if intended >= self.measure_from {
+            record(&mut self.send_lag, sent.saturating_duration_since(intended));
             self.last_sent = self.last_sent.max(sent);
         }
     }
@@ -312,6 +315,11 @@ mod tests {
         let mut recorder = Recorder::new(1, start, Duration::from_secs(1), false);
         let early = start + Duration::from_millis(500);
         let late = start + Duration::from_millis(1500);
+        // A warm-up request sent 40 ms late leaves no trace in the send lag.
+        recorder.sent(early, early + Duration::from_millis(40));
+        recorder.sent(late, late + Duration::from_micros(7));
+        assert_eq!(recorder.send_lag.len(), 1);
+        assert_eq!(recorder.send_lag.max(), 7);
         let hops = Hops {
             service: 1,
             state: 0,

@@ -38,6 +38,16 @@ pub fn estimate(e: &Estimate, decimals: usize) -> String {
     }
 }
 
+/// [`estimate`] with its unit, which goes before any parenthesis: `4487 [4100–4900] µs`,
+/// `4487 µs (one round: no interval)`.
+pub fn estimate_in(e: &Estimate, decimals: usize, unit: &str) -> String {
+    let text = estimate(e, decimals);
+    match text.split_once(" (") {
+        Some((figure, note)) => format!("{figure} {unit} ({note}"),
+        None => format!("{text} {unit}"),
+    }
+}
+
 /// A ratio and its interval: `3.2× [2.9–3.6]`; `no clear difference (1.1× [0.8–1.5])` when
 /// the interval holds 1; `1.2× (one round: no interval)` without one.
 pub fn ratio_estimate(e: &Estimate) -> String {
@@ -113,5 +123,19 @@ mod tests {
             "+12.3 % [+5.1, +19.9]"
         );
         assert_eq!(estimate(&e(1234.4, 1180.0, 1290.2), 0), "1234 [1180–1290]");
+        assert_eq!(
+            estimate_in(&e(1234.4, 1180.0, 1290.2), 0, "µs"),
+            "1234 [1180–1290] µs"
+        );
+        let one_round = Estimate {
+            point: 4487.0,
+            low: None,
+            high: None,
+            rounds: 1,
+        };
+        assert_eq!(
+            estimate_in(&one_round, 0, "µs"),
+            "4487 µs (one round: no interval)"
+        );
     }
 }

@@ -25,6 +25,10 @@ pub(crate) struct StepPlanner {
     rates: Vec<u32>,
     issued: usize,
     knee: Option<Knee>,
+    /// A sweep's rate that saturated once and is being run again: a knee is recorded only
+    /// when the repeat saturates too, so one hiccup (a late wake-up in a 200-request step)
+    /// cannot end a sweep at 113 req/s, as it once did on a 16-core machine.
+    repeating: Option<u32>,
 }
 
 impl StepPlanner {
@@ -39,6 +43,7 @@ impl StepPlanner {
             rates,
             issued: 0,
             knee: None,
+            repeating: None,
         }
     }
 
@@ -76,6 +81,11 @@ impl StepPlanner {
             None
         };
         if let Some(reason) = saturated {
+            if self.repeating != Some(last.target_rps) {
+                self.repeating = Some(last.target_rps);
+                return Some(last.target_rps);
+            }
+            let reason = format!("{reason}; saturated twice in a row");
             let (cause, reason) = match driver_busy(last) {
                 Some(busy) if busy >= DRIVER_SATURATED => (
                     KneeCause::Driver,
@@ -94,6 +104,7 @@ impl StepPlanner {
             });
             return None;
         }
+        self.repeating = None;
         self.rates.push(last.target_rps);
         let next =
             ((f64::from(last.target_rps) * limits.factor).ceil() as u32).max(last.target_rps + 1);
@@ -195,7 +206,7 @@ mod tests {
         };
         let mut planner = StepPlanner::new(&LoadMode::Sweep(limits), &profile());
         let issued = rates(&mut planner, &mut Vec::new(), |rate| (10, rate < 800));
-        assert_eq!(issued, [100, 200, 400, 800]);
+        assert_eq!(issued, [100, 200, 400, 800, 800], "the knee is confirmed");
         let knee = planner.knee().unwrap();
         assert_eq!(knee.last_good_rps, Some(400));
         assert_eq!(knee.saturated_at_rps, 800);
@@ -216,13 +227,14 @@ mod tests {
         let issued = rates(&mut planner, &mut Vec::new(), |rate| {
             (if rate > 200 { 5_000 } else { 10 }, true)
         });
-        assert_eq!(issued, [100, 150, 225]);
+        assert_eq!(issued, [100, 150, 225, 225]);
         let knee = planner.knee().unwrap();
         assert_eq!(
             (knee.last_good_rps, knee.saturated_at_rps),
             (Some(150), 225)
         );
         assert!(knee.reason.contains("p99 5000 µs"), "{}", knee.reason);
+        assert!(knee.reason.ends_with("twice in a row"), "{}", knee.reason);
 
         let capped = SweepLimits {
             max_rps: 300,
@@ -253,6 +265,7 @@ mod tests {
         saturated.generator.threads = 1;
         saturated.generator.driver_cpu_ms = wall_ms * 0.95;
         saturated.generator.spin_share = 0.1;
+        assert_eq!(planner.next_schedule(Some(&saturated)), first, "repeated");
         assert_eq!(planner.next_schedule(Some(&saturated)), None);
         assert_eq!(planner.knee().unwrap().cause, Some(KneeCause::Architecture));
         // Busy 97 % with 2 % spinning: the driver.
@@ -260,6 +273,7 @@ mod tests {
         planner.next_schedule(None);
         saturated.generator.driver_cpu_ms = wall_ms * 0.97;
         saturated.generator.spin_share = 0.02;
+        planner.next_schedule(Some(&saturated));
         assert_eq!(planner.next_schedule(Some(&saturated)), None);
         let knee = planner.knee().unwrap();
         assert_eq!(knee.cause, Some(KneeCause::Driver));
@@ -267,6 +281,35 @@ mod tests {
             knee.reason.starts_with("the driver saturated"),
             "{}",
             knee.reason
+        );
+    }
+
+    #[test]
+    fn a_step_that_saturates_once_is_repeated_and_the_sweep_goes_on_when_the_repeat_holds() {
+        let limits = SweepLimits {
+            start_rps: 100,
+            factor: 2.0,
+            max_rps: 10_000,
+            max_source: SweepMax::Flag,
+            p99_bound_us: 50_000,
+        };
+        let mut planner = StepPlanner::new(&LoadMode::Sweep(limits), &profile());
+        let attempts_at_200 = std::cell::Cell::new(0);
+        let issued = rates(&mut planner, &mut Vec::new(), |rate| {
+            if rate == 200 {
+                attempts_at_200.set(attempts_at_200.get() + 1);
+            }
+            // 200 req/s fails its first attempt only; 1600 fails every time.
+            (
+                10,
+                !(rate == 200 && attempts_at_200.get() == 1) && rate < 1_600,
+            )
+        });
+        assert_eq!(issued, [100, 200, 200, 400, 800, 1_600, 1_600]);
+        let knee = planner.knee().unwrap();
+        assert_eq!(
+            (knee.last_good_rps, knee.saturated_at_rps),
+            (Some(800), 1_600)
         );
     }
 

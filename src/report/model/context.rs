@@ -161,8 +161,8 @@ pub(super) fn compare(results: &RunResults, baseline: &RunResults) -> BaselineCo
                     arch: name.clone(),
                     colour: colour(&name).into(),
                     figure,
-                    before: format!("{} {unit}", format::estimate(&b, 1)),
-                    after: format!("{} {unit}", format::estimate(&a, 1)),
+                    before: format::estimate_in(&b, 1, unit),
+                    after: format::estimate_in(&a, 1, unit),
                     change: estimate.map_or("–".into(), |e| format::change_estimate(&e)),
                     significant: estimate
                         .is_some_and(|e| e.interval().is_some() && !e.contains(0.0)),

@@ -222,7 +222,11 @@ fn recommend(rows: &[FrontRow], budget_us: f64, rate: u32) -> (String, Option<St
             .iter()
             .min_by(|a, b| a.p99.point.total_cmp(&b.p99.point));
         let lowest = lowest.map_or(String::new(), |r| {
-            format!(" The lowest p99 is {}'s, {} µs.", r.arch, r.p99_us)
+            format!(
+                " The lowest p99 is {}'s, {}.",
+                r.arch,
+                format::estimate_in(&r.p99, 0, "µs")
+            )
         });
         return (
             format!("No cut surely meets a p99 budget of {budget} at {rate} req/s (its whole interval within it).{lowest}"),
@@ -235,11 +239,11 @@ fn recommend(rows: &[FrontRow], budget_us: f64, rate: u32) -> (String, Option<St
         .filter(|r| r.service_units > chosen.service_units)
         .map(|r| {
             format!(
-                "{} ({}) {}: {} µs",
+                "{} ({}) {}: {}",
                 r.arch,
                 units(r.service_units, "service unit"),
                 Standing::of(&r.p99, budget_us).phrase(),
-                r.p99_us
+                format::estimate_in(&r.p99, 0, "µs")
             )
         })
         .collect();
@@ -249,12 +253,12 @@ fn recommend(rows: &[FrontRow], budget_us: f64, rate: u32) -> (String, Option<St
         ""
     };
     let mut sentence = format!(
-        "With a p99 budget of {budget} at {rate} req/s, the finest cut that meets it is {} ({} + {} state, blast radius {}): p99 {} µs.{one_round}",
+        "With a p99 budget of {budget} at {rate} req/s, the finest cut that meets it is {} ({} + {} state, blast radius {}): p99 {}.{one_round}",
         chosen.arch,
         units(chosen.service_units, "service unit"),
         chosen.state_units,
         chosen.blast_radius,
-        chosen.p99_us
+        format::estimate_in(&chosen.p99, 0, "µs")
     );
     if !finer.is_empty() {
         sentence.push_str(&format!(" Finer: {}.", format::join_clauses(&finer)));

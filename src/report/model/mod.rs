@@ -361,9 +361,9 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
         n => format!(" Figures are means over {n} rounds with 95 % intervals."),
     };
     let mut sentences = vec![format!(
-        "At {rate} req/s {best} has the lowest p99: {} µs (p50 {} µs) with {:.1} hops per request.{rounds_note}",
-        format::estimate(&best_p99, 0),
-        rounds::over_rounds(&p50(best_arch)).map_or("–".into(), |e| format::estimate(&e, 0)),
+        "At {rate} req/s {best} has the lowest p99: {} (p50 {}) with {:.1} hops per request.{rounds_note}",
+        format::estimate_in(&best_p99, 0, "µs"),
+        rounds::over_rounds(&p50(best_arch)).map_or("–".into(), |e| format::estimate_in(&e, 0, "µs")),
         hops(best_arch).first().map_or(0.0, |(_, h)| *h),
     )];
     for (arch, arch_p99) in &measured {
@@ -376,9 +376,9 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
         };
         if p99_ratio.contains(1.0) && p99_ratio.interval().is_some() {
             sentences.push(format!(
-                "At {rate} req/s {name} and {best}: no clear difference in p99 ({} µs against {} µs; the ratio's interval, {:.2}–{:.2}×, holds 1).",
-                format::estimate(arch_p99, 0),
-                format::estimate(&best_p99, 0),
+                "At {rate} req/s {name} and {best}: no clear difference in p99 ({} against {}; the ratio's interval, {:.2}–{:.2}×, holds 1).",
+                format::estimate_in(arch_p99, 0, "µs"),
+                format::estimate_in(&best_p99, 0, "µs"),
                 p99_ratio.low.unwrap_or(0.0),
                 p99_ratio.high.unwrap_or(0.0),
             ));
@@ -408,9 +408,9 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
             ratio(arch.unit_count as f64, best_arch.unit_count as f64)
         ));
         sentences.push(format!(
-            "At {rate} req/s {name}'s p99 is {} {best}'s ({} µs); {}.",
+            "At {rate} req/s {name}'s p99 is {} {best}'s ({}); {}.",
             format::ratio_estimate(&p99_ratio),
-            format::estimate(arch_p99, 0),
+            format::estimate_in(arch_p99, 0, "µs"),
             join_clauses(&clauses)
         ));
     }
