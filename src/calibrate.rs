@@ -126,12 +126,14 @@ fn ping_scenario() -> Scenario {
         },
         network: NetworkModel::loopback(),
         cuts: Vec::new(),
+        security: Default::default(),
     }
 }
 
 fn ping_deployment(scenario: &Scenario) -> Deployment {
     Deployment {
         architecture: Architecture::Monolith,
+        security: Default::default(),
         units: vec![PlannedUnit {
             name: "calibrate-ping".into(),
             hosts: vec![PING.into()],

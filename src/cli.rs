@@ -4,7 +4,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use grain_runtime::network::NetworkModel;
-use grainbench::plan::{Architecture, Series};
+use grainbench::plan::{Architecture, SecurityMode, Series};
 use grainbench::report::gate::Threshold;
 use grainbench::run::{LoadMode, RedeployPolicy, RunOptions, SweepLimits, SweepMax, SweepRequest};
 use grainbench::scenario::limits::MAX_RATE;
@@ -192,9 +192,21 @@ pub struct RunArgs {
     /// `regression > 10%` (against --baseline; only changes beyond noise count).
     #[arg(long = "fail-if", value_name = "THRESHOLD")]
     pub fail_if: Vec<Threshold>,
+    /// What every hop speaks, overriding the scenario's [security]: a list of `none`,
+    /// `tls`, `mtls`, `token`, `mtls+token`; each cut is deployed once per mode, and the
+    /// report sets each mode's cost against `none`'s.
+    #[arg(long, value_delimiter = ',', value_parser = security_arg)]
+    pub security: Vec<SecurityMode>,
+    /// Units open a connection (and pay its handshake) per call instead of reusing one.
+    #[arg(long)]
+    pub no_keepalive: bool,
     /// Marks every unit's command line (lets tests find this run's processes).
     #[arg(long, hide = true)]
     pub run_id: Option<String>,
+}
+
+fn security_arg(text: &str) -> Result<SecurityMode, String> {
+    text.parse()
 }
 
 impl RunArgs {
@@ -232,6 +244,8 @@ impl RunArgs {
         options.cold_starts = self.cold_starts as usize;
         options.in_flight_cap = self.in_flight_cap as usize;
         options.threads = self.threads.map(|t| t as usize);
+        options.security = self.security.clone();
+        options.keepalive = self.no_keepalive.then_some(false);
         options.redeploy = match (&self.change, self.no_redeploy) {
             (_, true) => RedeployPolicy::Off,
             (Some(op), false) => RedeployPolicy::Operation(op.clone()),

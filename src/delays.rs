@@ -12,7 +12,7 @@ use crate::driver::engine::Schedule;
 use crate::launch::{LaunchError, LiveDeployment};
 use crate::results::{DelayErrorSummary, HopCalibration, Percentiles, StepResult};
 use bytes::Bytes;
-use grain_runtime::client::{CallError, HttpClient};
+use grain_runtime::client::CallError;
 use grain_runtime::network::{new_error_histogram, NetworkModel};
 use grain_runtime::wire::{DelayErrorsReply, DELAY_ERRORS_PATH};
 use hdrhistogram::Histogram;
@@ -120,7 +120,13 @@ fn hop_calibration(
 /// Takes every unit's injected-delay errors recorded since the last take (which resets
 /// them) and adds them up.
 pub async fn take_unit_delay_errors(live: &LiveDeployment) -> Result<Histogram<u64>, NetworkError> {
-    let client = HttpClient::new(Duration::from_secs(5));
+    let client =
+        live.options
+            .client(Duration::from_secs(5))
+            .map_err(|e| NetworkError::Malformed {
+                unit: "harness".into(),
+                detail: e.to_string(),
+            })?;
     let mut total = new_error_histogram();
     for unit in &live.units {
         let reply = client

@@ -8,7 +8,8 @@
 //! - [`scenario`]: the scenario file model, parsing, validation (errors point at file:line)
 //! - [`plan`]: cut × scenario → deployment (units, routes, state placement, static hops);
 //!   named cuts, the generated sweep between nano and monolith, static outlines
-//! - [`launch`]: start units as OS processes, wait for readiness, tear down, never orphan
+//! - [`launch`]: start units as OS processes, wait for readiness, tear down, never orphan;
+//!   the run's throw-away PKI (in memory only) when hops are secured
 //! - [`cost`]: deploy cost from /proc (cold start, RSS, CPU per request, blast radius)
 //! - [`driver`]: open-loop load, HdrHistogram latencies, hop counts, equivalence check
 //! - [`delays`]: what the network model did in a run (a bare hop measured with and without it, the injected delays. errors)

@@ -47,17 +47,23 @@ pub fn serve(spec_json: &str) -> Result<(), UnitError> {
                 embedded_stores,
                 remote_request_bytes,
             } => {
-                ServiceUnit::new(
+                let unit = ServiceUnit::new(
                     &spec.name,
                     operations,
                     embedded_stores,
                     remote_request_bytes,
                     spec.work_iterations_per_us,
                 )
-                .run()
-                .await
+                .with_security(spec.security.clone(), spec.keepalive)
+                .map_err(|source| HostError::Security {
+                    unit: spec.name.clone(),
+                    source,
+                })?;
+                unit.run().await
             }
-            UnitRole::State { store } => grain_state_unit::run(&spec.name, store).await,
+            UnitRole::State { store } => {
+                grain_state_unit::run(&spec.name, store, spec.security.as_ref()).await
+            }
         }
     });
     // The stdin watcher is a blocking read that only ends at EOF; after a SIGTERM drain

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use engine::{Engine, EngineStats, EngineTarget, Schedule, Slice};
 use grain_runtime::client::{CallError, HttpClient};
 use grain_runtime::network::NetworkModel;
+use grain_runtime::security::Credentials;
 use grain_runtime::wire::{encode_request, op_path};
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
@@ -77,6 +78,8 @@ pub struct Target {
     pub op: String,
     pub addr: TargetAddr,
     pub request_bytes: usize,
+    /// The driver's credentials when the units' hops are secured.
+    pub security: Option<Arc<Credentials>>,
 }
 
 impl Target {
@@ -89,7 +92,14 @@ impl Target {
             op: op.to_string(),
             addr: TargetAddr(Arc::new(RwLock::new(parsed))),
             request_bytes,
+            security: None,
         })
+    }
+
+    /// The same target reached as the driver under `security`.
+    pub fn secured(mut self, security: Option<Arc<Credentials>>) -> Self {
+        self.security = security;
+        self
     }
 }
 
@@ -122,6 +132,11 @@ pub enum DriverError {
     BadAddress { op: String, addr: String },
     #[error("cannot start the load engine: {0}")]
     Engine(std::io::Error),
+    #[error("entrypoint {op}: cannot speak the units' security: {source}")]
+    Security {
+        op: String,
+        source: grain_runtime::security::SecurityError,
+    },
 }
 
 /// How one step runs.
@@ -169,10 +184,24 @@ pub async fn run_step(
     progress: Option<ProgressBar>,
     cancel: &CancellationToken,
 ) -> Result<StepMeasurement, DriverError> {
-    let engine_targets: Vec<EngineTarget> = targets
+    // A token is signed for the whole step, with a minute to spare.
+    let valid_for = config.warmup + config.duration + config.timeout + Duration::from_secs(60);
+    let engine_targets = targets
         .iter()
-        .map(|t| EngineTarget::new(t.addr.clone(), &op_path(&t.op), t.request_bytes))
-        .collect();
+        .map(|t| {
+            let path = op_path(&t.op);
+            match &t.security {
+                Some(c) => {
+                    EngineTarget::secured(t.addr.clone(), &path, t.request_bytes, c, valid_for)
+                        .map_err(|source| DriverError::Security {
+                            op: t.op.clone(),
+                            source,
+                        })
+                }
+                None => Ok(EngineTarget::new(t.addr.clone(), &path, t.request_bytes)),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let config = config.clone();
     let cancel = cancel.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -317,7 +346,16 @@ pub async fn equivalence_digests(
     count: usize,
     timeout: Duration,
 ) -> Result<Vec<DigestRecord>, EquivalenceError> {
-    let client = HttpClient::new(timeout);
+    let security = targets.first().and_then(|t| t.security.as_deref());
+    let client = HttpClient::secured(timeout, security, true).map_err(|e| EquivalenceError {
+        index: 0,
+        entrypoint: targets.first().map(|t| t.op.clone()).unwrap_or_default(),
+        params: BTreeMap::new(),
+        source: CallError::Io {
+            addr: String::new(),
+            detail: e.to_string(),
+        },
+    })?;
     let mut records = Vec::with_capacity(count);
     for index in 0..count {
         let request = generator.next_request();

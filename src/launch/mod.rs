@@ -7,10 +7,13 @@
 //! panic), and exit by themselves when their stdin closes — which the kernel does for us
 //! when the harness dies, even by SIGKILL.
 
+pub mod pki;
+
 use crate::plan::Deployment;
 use grain_runtime::client::HttpClient;
 use grain_runtime::model::{Routes, UnitSpec};
 use grain_runtime::network::NetworkModel;
+use grain_runtime::security::SecurityMode;
 use grain_runtime::wire::{HEALTH_PATH, LISTENING_PREFIX};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -39,6 +42,10 @@ pub struct LaunchOptions {
     /// The network every unit's outgoing requests cross (sent with the routes, so it can
     /// be changed while the units run: [`LiveDeployment::set_network`]).
     pub network: NetworkModel,
+    /// The run's PKI when hops are secured: each unit gets its credentials in its spec.
+    pub security: Option<Arc<pki::RunPki>>,
+    /// Whether units reuse connections for their calls.
+    pub keepalive: bool,
 }
 
 pub use grain_runtime::host::raise_open_files_limit;
@@ -59,7 +66,36 @@ impl LaunchOptions {
             work_iterations_per_us,
             ready_timeout: DEFAULT_READY_TIMEOUT,
             network: NetworkModel::default(),
+            security: None,
+            keepalive: true,
         }
+    }
+
+    /// The same options with hops secured by `pki` (plaintext without it), and units
+    /// reusing connections or not.
+    pub fn with_security(mut self, pki: Option<Arc<pki::RunPki>>, keepalive: bool) -> Self {
+        self.security = pki;
+        self.keepalive = keepalive;
+        self
+    }
+
+    /// The driver's credentials, when the units' hops are secured.
+    pub fn driver_credentials(&self) -> Option<Arc<grain_runtime::security::Credentials>> {
+        self.security.as_ref().map(|p| Arc::new(p.driver().clone()))
+    }
+
+    /// The mode the units speak.
+    pub fn mode(&self) -> SecurityMode {
+        self.security
+            .as_ref()
+            .map_or(SecurityMode::None, |p| p.mode())
+    }
+
+    /// A client for the harness's own calls to units (readiness, equivalence, figures),
+    /// speaking their security as the driver.
+    pub fn client(&self, timeout: Duration) -> Result<HttpClient, LaunchError> {
+        let driver = self.security.as_ref().map(|p| p.driver());
+        HttpClient::secured(timeout, driver, true).map_err(|e| LaunchError::Security(e.to_string()))
     }
 
     /// The same options with `network` between the units.
@@ -72,6 +108,8 @@ impl LaunchOptions {
 /// Why a deployment could not be started or kept running; always names the unit.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
+    #[error("cannot secure the deployment's hops: {0}")]
+    Security(String),
     #[error("unit {unit}: cannot start {}: {source}", binary.display())]
     Spawn {
         unit: String,
@@ -156,7 +194,8 @@ pub struct LiveDeployment {
     pub units: Vec<RunningUnit>,
     /// From spawning the first unit to every unit answering `/health`.
     pub cold_start: Duration,
-    options: LaunchOptions,
+    /// How its units were launched (a redeploy launches replacements the same way).
+    pub options: LaunchOptions,
 }
 
 /// How a redeploy of some units went.
@@ -227,6 +266,7 @@ impl LiveDeployment {
             old_endings.push(ending);
         }
         let drained_after = started.elapsed();
+        let health = self.options.client(Duration::from_millis(500))?;
         let deadline = Instant::now() + self.options.ready_timeout;
         for &index in indices {
             let spec = self.units[index].spec.clone();
@@ -242,7 +282,7 @@ impl LiveDeployment {
             .enumerate()
             .filter(|(i, _)| indices.contains(i))
             .map(|(_, unit)| unit);
-        wait_until_healthy(replacements, deadline, self.options.ready_timeout).await?;
+        wait_until_healthy(&health, replacements, deadline, self.options.ready_timeout).await?;
         Ok(Redeployed {
             units: indices
                 .iter()
@@ -308,16 +348,33 @@ pub async fn launch(
     plan: &Deployment,
     options: &LaunchOptions,
 ) -> Result<LiveDeployment, LaunchError> {
+    // Credentials are issued before the clock starts: cold start is the units' own.
+    let specs = plan
+        .units
+        .iter()
+        .map(|planned| {
+            let security = match &options.security {
+                Some(pki) => Some(
+                    pki.issue(&planned.name)
+                        .map_err(|e| LaunchError::Security(e.to_string()))?,
+                ),
+                None => None,
+            };
+            Ok(UnitSpec {
+                name: planned.name.clone(),
+                role: planned.role.clone(),
+                work_iterations_per_us: options.work_iterations_per_us,
+                security,
+                keepalive: options.keepalive,
+            })
+        })
+        .collect::<Result<Vec<_>, LaunchError>>()?;
+    let health = options.client(Duration::from_millis(500))?;
     let started = Instant::now();
     let deadline = started + options.ready_timeout;
     let mut units = Vec::with_capacity(plan.units.len());
-    for planned in &plan.units {
-        let spec = UnitSpec {
-            name: planned.name.clone(),
-            role: planned.role.clone(),
-            work_iterations_per_us: options.work_iterations_per_us,
-        };
-        units.push(spawn_unit(&spec, options).await?);
+    for spec in &specs {
+        units.push(spawn_unit(spec, options).await?);
     }
     // Read every unit's announcement concurrently so each unit's start time is its own.
     let waits = units
@@ -333,7 +390,7 @@ pub async fn launch(
         options: options.clone(),
     };
     send_routes(&mut live.units, &routes).await?;
-    wait_until_healthy(&mut live.units, deadline, options.ready_timeout).await?;
+    wait_until_healthy(&health, &mut live.units, deadline, options.ready_timeout).await?;
     live.cold_start = started.elapsed();
     tracing::info!(
         architecture = %plan.architecture,
@@ -520,11 +577,11 @@ pub async fn send_routes(units: &mut [RunningUnit], routes: &Routes) -> Result<(
 }
 
 async fn wait_until_healthy<'a>(
+    client: &HttpClient,
     units: impl IntoIterator<Item = &'a mut RunningUnit>,
     deadline: Instant,
     timeout: Duration,
 ) -> Result<(), LaunchError> {
-    let client = HttpClient::new(Duration::from_millis(500));
     for unit in units {
         loop {
             match client.get_status(&unit.addr, HEALTH_PATH).await {

@@ -20,6 +20,7 @@ use crate::scenario::graph::CallGraph;
 use crate::scenario::{Scenario, Service};
 use grain_runtime::model::{OperationDef, Routes, StoreDef, UnitRole};
 use grain_runtime::network::NetworkModel;
+pub use grain_runtime::security::SecurityMode;
 use grain_runtime::wire::Hops;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -49,9 +50,22 @@ impl PlannedUnit {
 }
 
 /// A complete deployment plan.
+/// How a deployed cut is named wherever results are shown: the cut, plus `+mode` when its
+/// hops are secured.
+pub fn variant_label(architecture: &Architecture, security: SecurityMode) -> String {
+    match security {
+        SecurityMode::None => architecture.name(),
+        mode => format!("{architecture}+{mode}"),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
     pub architecture: Architecture,
+    /// What every hop speaks (plaintext unless the run asks for more): a run with several
+    /// modes deploys each cut once per mode.
+    #[serde(default)]
+    pub security: SecurityMode,
     pub units: Vec<PlannedUnit>,
     /// Operation → index in `units` of the unit serving it.
     pub op_unit: BTreeMap<String, usize>,
@@ -65,6 +79,17 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// The cut and, when hops are secured, the mode: `micro`, `micro+mtls`.
+    pub fn label(&self) -> String {
+        variant_label(&self.architecture, self.security)
+    }
+
+    /// The same plan with every hop speaking `security`.
+    pub fn secured(mut self, security: SecurityMode) -> Self {
+        self.security = security;
+        self
+    }
+
     /// Routes every unit needs, given each unit's listening address (same order as `units`)
     /// and the network between them.
     pub fn routes(&self, addrs: &[String], network: &NetworkModel) -> Routes {
@@ -285,6 +310,7 @@ fn plan_grouping(
 
     let mut deployment = Deployment {
         architecture,
+        security: SecurityMode::None,
         units,
         op_unit,
         store_unit,

@@ -83,8 +83,8 @@ fn spectrum(results: &RunResults) -> Option<Chart> {
                 .collect();
             points.push((4.5, h.max() as f64 / 1e3));
             Some(Series {
-                name: a.architecture.name(),
-                colour: rgb(colour(a.architecture.name())),
+                name: a.label(),
+                colour: rgb(colour(a.label())),
                 points,
                 thin: false,
                 bars: Vec::new(),
@@ -116,7 +116,7 @@ fn rate_curve(results: &RunResults) -> Option<Chart> {
         if summary.len() < 2 {
             continue;
         }
-        let name = a.architecture.name();
+        let name = a.label();
         for (label, thin) in [("p99", false), ("p50", true)] {
             let pick = |s: &crate::results::RateSummary| if thin { s.p50_us } else { s.p99_us };
             series.push(Series {
@@ -170,7 +170,7 @@ fn timelines(results: &RunResults) -> Vec<Chart> {
                     let s = a.steps.iter().find(|s| {
                         s.mode == StepMode::Open && s.round == 0 && s.target_rps == rate
                     })?;
-                    let name = a.architecture.name();
+                    let name = a.label();
                     Some(Series {
                         name: name.clone(),
                         colour: rgb(colour(&name)),
@@ -230,10 +230,10 @@ fn hops(results: &RunResults) -> Option<Chart> {
                 continue;
             };
             bars.push(Bar {
-                label: format!("{} {}", entry.entrypoint, a.architecture.name()),
+                label: format!("{} {}", entry.entrypoint, a.label()),
                 value: e.hops.mean_service,
                 stacked: e.hops.mean_state,
-                colour: rgb(colour(a.architecture.name())),
+                colour: rgb(colour(a.label())),
             });
         }
     }
@@ -260,10 +260,10 @@ fn deploy(results: &RunResults) -> Vec<Chart> {
             .map(|a| {
                 let (value, stacked) = f(a);
                 Bar {
-                    label: a.architecture.name(),
+                    label: a.label(),
                     value,
                     stacked,
-                    colour: rgb(colour(a.architecture.name())),
+                    colour: rgb(colour(a.label())),
                 }
             })
             .collect()
@@ -335,15 +335,15 @@ fn redeploy(results: &RunResults) -> Option<Chart> {
         let Some(r) = a.deploy.as_ref().and_then(|d| d.redeploy.as_ref()) else {
             continue;
         };
-        let c = rgb(colour(a.architecture.name()));
+        let c = rgb(colour(a.label()));
         bars.push(Bar {
-            label: format!("{} before", a.architecture.name()),
+            label: format!("{} before", a.label()),
             value: r.latency_before_us.p99 as f64 / 1e3,
             stacked: 0.0,
             colour: c.mix(0.5).to_rgba().into_rgb(),
         });
         bars.push(Bar {
-            label: format!("{} during", a.architecture.name()),
+            label: format!("{} during", a.label()),
             value: r.latency_during_us.p99 as f64 / 1e3,
             stacked: 0.0,
             colour: c,

@@ -88,7 +88,7 @@ pub fn violations(
                         if e.point > limit_us {
                             broken.push(format!(
                                 "{} p{percentile} at {} req/s is {} µs, above {limit_us:.0} µs",
-                                arch.architecture,
+                                arch.label(),
                                 s.target_rps,
                                 super::format::estimate(&e, 0)
                             ));

@@ -31,6 +31,7 @@ pub fn render(m: &ReportModel) -> String {
     render_units(&mut out, m);
     render_deploy_cost(&mut out, m);
     render_front(&mut out, m);
+    render_security(&mut out, m);
     render_steps(&mut out, m);
     render_generator(&mut out, m);
     if let Some(b) = &m.baseline {
@@ -153,6 +154,47 @@ fn render_front(out: &mut String, m: &ReportModel) {
                 "No p99 budget given (--p99-budget 3ms or [load] p99_budget_ms): no cut recommended."
             );
         }
+    }
+}
+
+/// Each secured deployment against the same cut in plaintext.
+fn render_security(out: &mut String, m: &ReportModel) {
+    let Some(security) = &m.security else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "\nsecurity at {} req/s ({}):",
+        security.rate, security.keepalive
+    );
+    let _ = writeln!(
+        out,
+        "  {:<12} {:<10} {:>26} {:>26} {:>6} {:>8} {:>24} {:>16}",
+        "cut",
+        "mode",
+        "added p50 [95 % CI]",
+        "added p99 [95 % CI]",
+        "hops",
+        "µs/hop",
+        "units' CPU vs plaintext",
+        "conns/req (none)"
+    );
+    for r in &security.rows {
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<10} {:>26} {:>26} {:>6} {:>8} {:>24} {:>16}",
+            r.arch,
+            r.mode,
+            r.added_p50_us,
+            r.added_p99_us,
+            r.hops,
+            r.added_p50_per_hop_us,
+            r.units_cpu_ratio,
+            r.connections_per_request
+        );
+    }
+    for sentence in &security.sentences {
+        let _ = writeln!(out, "{sentence}");
     }
 }
 

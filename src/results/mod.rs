@@ -12,6 +12,7 @@ pub use grain_runtime::histogram::{decode as decode_histogram, encode as encode_
 pub use step::*;
 
 use crate::plan::Architecture;
+use crate::plan::SecurityMode;
 use grain_runtime::network::NetworkModel;
 use grain_runtime::wire::Hops;
 use hdrhistogram::Histogram;
@@ -22,7 +23,7 @@ use std::path::PathBuf;
 /// Version of the results.json schema; bumped on any incompatible change. A file with
 /// another version is refused when read. Version 3: architectures may be any cut's name
 /// (`sweep-7`, a scenario's `[[cut]]`), and the run may carry a p99 budget.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 /// The oldest schema version still read: version 1 files (one round, no summaries) are read
 /// as a single round.
 pub const OLDEST_READ_VERSION: u32 = 1;
@@ -67,6 +68,13 @@ pub struct RunMeta {
     /// minimal endpoint before the run, where the sweep stopped.
     #[serde(default)]
     pub driver_capacity_rps: Option<u32>,
+    /// Whether units reused connections for their calls (`--no-keepalive`: false).
+    #[serde(default = "keepalive_default")]
+    pub keepalive: bool,
+}
+
+fn keepalive_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -166,6 +174,9 @@ pub struct UnitInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArchitectureResult {
     pub architecture: Architecture,
+    /// What every hop spoke (schema 4; absent in older files: plaintext).
+    #[serde(default)]
+    pub security: SecurityMode,
     pub units: Vec<UnitInfo>,
     pub unit_count: usize,
     pub state_unit_count: usize,
@@ -264,14 +275,25 @@ pub enum KneeCause {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EquivalenceSummary {
     pub requests: usize,
-    /// The architecture whose digests the others were compared with.
-    pub reference: Architecture,
-    /// Architectures whose digests matched the reference's for every request.
-    pub agreed: Vec<Architecture>,
+    /// The deployment (cut, `+mode` when secured) whose digests the others were compared with.
+    pub reference: String,
+    /// Deployments whose digests matched the reference's for every request.
+    pub agreed: Vec<String>,
     pub digests: Vec<DigestRecord>,
 }
 
 impl ArchitectureResult {
+    /// The cut and, when its hops were secured, the mode: `micro`, `micro+mtls`. Every
+    /// report names a deployment by it.
+    pub fn label(&self) -> String {
+        crate::plan::variant_label(&self.architecture, self.security)
+    }
+
+    /// Whether both are the same cut under the same security.
+    pub fn same_deployment(&self, other: &ArchitectureResult) -> bool {
+        self.architecture == other.architecture && self.security == other.security
+    }
+
     /// The distinct rates of its open-loop steps, lowest first (`valid_only`: of the valid
     /// ones only).
     pub fn open_rates(&self, valid_only: bool) -> Vec<u32> {

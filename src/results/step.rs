@@ -278,6 +278,17 @@ pub struct GeneratorHealth {
     /// Load threads the step ran on (their figures merged: CPU summed, histograms added).
     #[serde(default = "one_thread")]
     pub threads: usize,
+    /// Of `driver_cpu_ms`, the time spent in rustls's own work (key shares, encryption,
+    /// decryption) when the units speak TLS; the socket I/O it would do anyway is not in it.
+    #[serde(default)]
+    pub driver_tls_ms: f64,
+    /// TLS handshakes the driver completed.
+    #[serde(default)]
+    pub driver_handshakes: u64,
+    /// Connections opened on the whole machine during the step (the kernel's
+    /// `Tcp: ActiveOpens`: the driver's and every unit's; under TLS each is a handshake).
+    #[serde(default)]
+    pub connections_opened_machine: Option<u64>,
 }
 
 fn one_thread() -> usize {

@@ -24,7 +24,8 @@ pub(super) struct ArchRun<'a> {
     pub source: &'a ScenarioSource,
     pub options: &'a RunOptions,
     pub resolved: &'a Resolved,
-    pub launch: &'a LaunchOptions,
+    /// How to launch units under each security mode the run compares.
+    pub launches: &'a [LaunchOptions],
     pub cancel: &'a CancellationToken,
 }
 
@@ -79,7 +80,7 @@ impl ArchRun<'_> {
         match partial
             .architectures
             .iter_mut()
-            .find(|a| a.architecture == arch_result.architecture)
+            .find(|a| a.same_deployment(arch_result))
         {
             Some(slot) => *slot = arch_result.clone(),
             None => partial.architectures.push(arch_result.clone()),
@@ -100,7 +101,12 @@ impl ArchRun<'_> {
             .options
             .cold_starts
             .div_ceil(self.options.repeat.max(1));
-        cost::deploy_timed(deployment, self.launch, per_round.max(1)).await
+        let launch = self
+            .launches
+            .iter()
+            .find(|l| l.mode() == deployment.security)
+            .unwrap_or(&self.launches[0]);
+        cost::deploy_timed(deployment, launch, per_round.max(1)).await
     }
 
     fn deploy_cost(&self, live: &LiveDeployment, cold_start: ColdStart) -> DeployCost {
@@ -170,7 +176,7 @@ impl ArchRun<'_> {
         };
         if round == 0 {
             let check = tokio::select! {
-                check = check_equivalence(&targets, scenario, self.resolved.seed, self.options.equivalence_requests, self.resolved.load.timeout, architecture.clone(), results) => check,
+                check = check_equivalence(&targets, scenario, self.resolved.seed, self.options.equivalence_requests, self.resolved.load.timeout, &live.plan, results) => check,
                 _ = self.cancel.cancelled() => Err(RunError::Interrupted),
             };
             if let Err(error) = check {
@@ -322,6 +328,7 @@ fn targets(
                 .operation(&entry.op)
                 .map_or(0, |op| op.request_bytes);
             Target::new(&entry.op, live.addr_of(&entry.op).unwrap_or_default(), size)
+                .map(|target| target.secured(live.options.driver_credentials()))
         })
         .collect()
 }
@@ -330,6 +337,7 @@ fn targets(
 pub(super) fn planned(plan: &Deployment) -> ArchitectureResult {
     ArchitectureResult {
         architecture: plan.architecture.clone(),
+        security: plan.security,
         units: plan
             .units
             .iter()

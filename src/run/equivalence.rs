@@ -3,7 +3,7 @@
 
 use super::RunError;
 use crate::driver::{self, requests::RequestGen, Target};
-use crate::plan::Architecture;
+use crate::plan::Deployment;
 use crate::results::{EquivalenceSummary, RunResults};
 use crate::scenario::Scenario;
 use std::time::Duration;
@@ -15,9 +15,11 @@ pub(super) async fn check_equivalence(
     seed: u64,
     requests: usize,
     timeout: Duration,
-    architecture: Architecture,
+    deployment: &Deployment,
     results: &mut RunResults,
 ) -> Result<(), RunError> {
+    let architecture = deployment.architecture.clone();
+    let label = deployment.label();
     let generator = RequestGen::new(scenario, seed);
     let digests = driver::equivalence_digests(targets, generator, requests, timeout)
         .await
@@ -28,8 +30,8 @@ pub(super) async fn check_equivalence(
     let Some(summary) = results.equivalence.as_mut() else {
         results.equivalence = Some(EquivalenceSummary {
             requests: digests.len(),
-            reference: architecture.clone(),
-            agreed: vec![architecture],
+            reference: label.clone(),
+            agreed: vec![label],
             digests,
         });
         return Ok(());
@@ -47,6 +49,6 @@ pub(super) async fn check_equivalence(
             });
         }
     }
-    summary.agreed.push(architecture);
+    summary.agreed.push(label);
     Ok(())
 }

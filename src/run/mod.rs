@@ -26,8 +26,9 @@ pub use options::{
 
 use crate::delays::{self, HopCalibrationOptions};
 use crate::driver;
+use crate::launch::pki::RunPki;
 use crate::launch::{LaunchError, LaunchOptions};
-use crate::plan::Architecture;
+use crate::plan::{Architecture, SecurityMode};
 use crate::results::{
     HopCalibration, NetworkInfo, ResultsError, RunMeta, RunResults, ScenarioInfo, SCHEMA_VERSION,
 };
@@ -36,11 +37,14 @@ use arch::ArchRun;
 use grain_runtime::network::NetworkModel;
 use sha2::{Digest as _, Sha256};
 use std::path::PathBuf;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Why a run stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    #[error(transparent)]
+    Security(#[from] crate::launch::pki::PkiError),
     #[error("{architecture}: {source}")]
     Launch {
         architecture: Architecture,
@@ -57,7 +61,7 @@ pub enum RunError {
     )]
     Mismatch {
         architecture: Architecture,
-        reference: Architecture,
+        reference: String,
         index: usize,
         entrypoint: String,
         params: std::collections::BTreeMap<String, u64>,
@@ -131,23 +135,36 @@ pub async fn run(
         outcome.error = Some(RunError::Interrupted);
         return outcome;
     }
+    let launches = match secured_launches(&launch, &resolved, &options.run_id) {
+        Ok(launches) => launches,
+        Err(error) => {
+            results.errors.push(error.to_string());
+            record(&mut outcome, &mut results, options);
+            outcome.error = Some(RunError::Security(error));
+            return outcome;
+        }
+    };
     let context = ArchRun {
         source,
         options,
         resolved: &resolved,
-        launch: &launch,
+        launches: &launches,
         cancel,
     };
     let plans = &resolved.plans;
     results.architectures = plans.iter().map(arch::planned).collect();
     let orders = &results.meta.round_orders.clone();
     for (round, order) in orders.iter().enumerate() {
-        for (position, architecture) in order.iter().enumerate() {
-            let index = plans
-                .iter()
-                .position(|p| p.architecture == *architecture)
-                .unwrap_or(0);
-            tracing::info!(round = round + 1, %architecture, "round");
+        // A cut's security modes run back to back, so their comparison shares the moment.
+        let order: Vec<usize> = order
+            .iter()
+            .flat_map(|architecture| {
+                (0..plans.len()).filter(move |&i| plans[i].architecture == *architecture)
+            })
+            .collect();
+        for (position, &index) in order.iter().enumerate() {
+            let label = plans[index].label();
+            tracing::info!(round = round + 1, %label, "round");
             let mut arch_result = std::mem::replace(
                 &mut results.architectures[index],
                 arch::planned(&plans[index]),
@@ -177,6 +194,26 @@ pub async fn run(
     outcome
 }
 
+/// The launch options of each security mode the run compares (plaintext first when it is
+/// among them): one throw-away PKI per secured mode, held in memory for the run only.
+fn secured_launches(
+    plain: &LaunchOptions,
+    resolved: &Resolved,
+    run_id: &str,
+) -> Result<Vec<LaunchOptions>, crate::launch::pki::PkiError> {
+    resolved
+        .modes()
+        .into_iter()
+        .map(|mode| {
+            let pki = match mode {
+                SecurityMode::None => None,
+                mode => Some(Arc::new(RunPki::new(mode, run_id)?)),
+            };
+            Ok(plain.clone().with_security(pki, resolved.keepalive))
+        })
+        .collect()
+}
+
 /// The results of a run before anything was measured.
 fn new_results(
     source: &ScenarioSource,
@@ -202,6 +239,7 @@ fn new_results(
                 .or(scenario.load.p99_budget)
                 .map(|budget| budget.as_secs_f64() * 1e6),
             driver_capacity_rps: None,
+            keepalive: resolved.keepalive,
         },
         scenario: ScenarioInfo {
             name: scenario.name.clone(),

@@ -2,6 +2,7 @@
 //! a scenario ([`Resolved`]): the load profile, seed, network and redeploy target every
 //! later stage reads, so none of them recomputes a default.
 
+use crate::plan::SecurityMode;
 use crate::plan::{self, sweep, Architecture, Deployment, PlanError, Series};
 use crate::scenario::{LoadProfile, Scenario, ScenarioSource};
 use grain_runtime::network::NetworkModel;
@@ -54,6 +55,11 @@ pub struct RunOptions {
     pub p99_budget: Option<Duration>,
     /// Load threads per step (`--threads`); `None`: from the rate and the cores.
     pub threads: Option<usize>,
+    /// What the hops speak, each cut deployed once per mode (`--security`); empty: the
+    /// scenario's `[security]` (plaintext by default).
+    pub security: Vec<SecurityMode>,
+    /// Overrides the scenario's `[security] keepalive` (`--no-keepalive`).
+    pub keepalive: Option<bool>,
 }
 
 impl RunOptions {
@@ -79,6 +85,8 @@ impl RunOptions {
             repeat: DEFAULT_ROUNDS,
             p99_budget: None,
             threads: None,
+            security: Vec::new(),
+            keepalive: None,
         }
     }
 
@@ -106,8 +114,20 @@ impl RunOptions {
             LoadMode::Rates(rates) => rates.first(),
             _ => load.rates.first(),
         };
+        let modes = if self.security.is_empty() {
+            scenario.security.modes.clone()
+        } else {
+            self.security.clone()
+        };
+        // Each cut once per mode, a cut's modes together (run back to back in each round).
+        let plans = self
+            .plans(scenario)?
+            .into_iter()
+            .flat_map(|plan| modes.iter().map(move |&mode| plan.clone().secured(mode)))
+            .collect();
         Ok(Resolved {
-            plans: self.plans(scenario)?,
+            plans,
+            keepalive: self.keepalive.unwrap_or(scenario.security.keepalive),
             seed: self.seed.unwrap_or(scenario.seed),
             network: self
                 .network
@@ -211,8 +231,10 @@ pub enum OptionsError {
 /// [`RunOptions`] applied to one scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resolved {
-    /// The plan of every cut to run, in the order asked.
+    /// The plan of every cut to run, in the order asked, each once per security mode.
     pub plans: Vec<Deployment>,
+    /// Whether units reuse connections for their calls.
+    pub keepalive: bool,
     /// The seed of the request parameters.
     pub seed: u64,
     /// Rates, warm-up, measured time and timeout of every step.
@@ -226,9 +248,26 @@ pub struct Resolved {
 }
 
 impl Resolved {
-    /// The cuts to run, in the order asked.
+    /// The cuts to run, in the order asked, each once.
     pub fn cuts(&self) -> Vec<Architecture> {
-        self.plans.iter().map(|p| p.architecture.clone()).collect()
+        let mut cuts: Vec<Architecture> = Vec::new();
+        for plan in &self.plans {
+            if !cuts.contains(&plan.architecture) {
+                cuts.push(plan.architecture.clone());
+            }
+        }
+        cuts
+    }
+
+    /// The security modes the run compares, in the order asked.
+    pub fn modes(&self) -> Vec<SecurityMode> {
+        let mut modes = Vec::new();
+        for plan in &self.plans {
+            if !modes.contains(&plan.security) {
+                modes.push(plan.security);
+            }
+        }
+        modes
     }
 }
 

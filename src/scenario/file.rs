@@ -33,6 +33,23 @@ pub struct RawScenario {
     /// Named cuts: groupings of the operations into units, beside nano, micro and monolith.
     #[serde(default, rename = "cut")]
     pub cuts: Vec<RawCut>,
+    /// What every hop speaks; absent means plaintext.
+    #[serde(default)]
+    pub security: Option<RawSecurity>,
+}
+
+/// `[security]`: the modes to compare (each cut is deployed once per mode) and whether
+/// units reuse connections for their calls.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecurity {
+    /// Any of `none`, `tls`, `mtls`, `token`, `mtls+token`.
+    #[schemars(with = "Vec<String>", length(min = 1))]
+    pub modes: Spanned<Vec<Spanned<String>>>,
+    /// Units pool their connections (default true); false opens one, and pays its
+    /// handshake, per call.
+    #[serde(default)]
+    pub keepalive: Option<bool>,
 }
 
 /// `[[cut]]`: a name and the units as groups of operations. Every operation is in at most

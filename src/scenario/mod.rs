@@ -84,6 +84,25 @@ pub struct Scenario {
     pub network: NetworkModel,
     /// The file's `[[cut]]`s, each a complete grouping of the operations into units.
     pub cuts: Vec<CutDef>,
+    /// The file's `[security]`: the modes to compare (plaintext alone by default).
+    pub security: SecurityProfile,
+}
+
+/// What every hop speaks, and whether units reuse connections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecurityProfile {
+    /// Each cut is deployed once per mode, in this order.
+    pub modes: Vec<grain_runtime::security::SecurityMode>,
+    pub keepalive: bool,
+}
+
+impl Default for SecurityProfile {
+    fn default() -> Self {
+        SecurityProfile {
+            modes: vec![grain_runtime::security::SecurityMode::None],
+            keepalive: true,
+        }
+    }
 }
 
 /// A named cut: every operation in exactly one group, one unit per group (the file's

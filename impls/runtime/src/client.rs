@@ -3,10 +3,14 @@
 //! delays each request before it leaves and each reply before it is handed back.
 
 use crate::network::NetworkModel;
+use crate::security::{
+    client_config, unix_now, Credentials, SecurityError, SecurityMode, TokenKey, TOKEN_LIFETIME_S,
+};
 use crate::wire::{Hops, DIGEST_HEADER, SERVICE_HOPS_HEADER, STATE_HOPS_HEADER};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, Method, Request, StatusCode};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use std::sync::Arc;
@@ -38,27 +42,69 @@ pub struct Reply {
     pub body: Bytes,
 }
 
-/// Pooled HTTP/1.1 client; cheap to clone.
+/// Pooled HTTP/1.1 client, plaintext or over the run's TLS; cheap to clone.
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<HttpConnector, Full<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
     network: Arc<NetworkModel>,
+    mode: SecurityMode,
+    /// With tokens: the key and the identity every call's token names as its caller.
+    token: Option<Arc<(TokenKey, String)>>,
 }
 
 impl HttpClient {
+    /// A plaintext client with keep-alive.
     pub fn new(timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+        Self::build(timeout, None, true).expect("a plaintext client needs no credentials")
+    }
+
+    /// A client speaking `security`'s mode (plaintext without it); with `keepalive` off,
+    /// every call opens a connection of its own (and pays its handshake).
+    pub fn secured(
+        timeout: Duration,
+        security: Option<&Credentials>,
+        keepalive: bool,
+    ) -> Result<Self, SecurityError> {
+        Self::build(timeout, security, keepalive)
+    }
+
+    fn build(
+        timeout: Duration,
+        security: Option<&Credentials>,
+        keepalive: bool,
+    ) -> Result<Self, SecurityError> {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let tls = match security.filter(|c| c.mode.tls()) {
+            Some(c) => client_config(c)?,
+            None => plaintext_only(),
+        };
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(usize::MAX)
+            .pool_max_idle_per_host(if keepalive { usize::MAX } else { 0 })
             .build(connector);
-        HttpClient {
+        let token = match security {
+            Some(c) => TokenKey::of(c)?.map(|key| Arc::new((key, c.identity.clone()))),
+            None => None,
+        };
+        Ok(HttpClient {
             inner,
             timeout,
             network: Arc::new(NetworkModel::loopback()),
-        }
+            mode: security.map_or(SecurityMode::None, |c| c.mode),
+            token,
+        })
+    }
+
+    fn url(&self, addr: &str, path: &str) -> String {
+        format!("{}://{addr}{path}", self.mode.scheme())
     }
 
     /// The same client with every POST crossing `network` (both ways).
@@ -82,15 +128,19 @@ impl HttpClient {
         path: &str,
         body: Bytes,
     ) -> Result<Reply, CallError> {
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(Method::POST)
-            .uri(format!("http://{addr}{path}"))
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(body))
-            .map_err(|e| CallError::Io {
-                addr: addr.to_string(),
-                detail: e.to_string(),
-            })?;
+            .uri(self.url(addr, path))
+            .header(hyper::header::CONTENT_TYPE, "application/json");
+        if let Some(token) = &self.token {
+            let (key, caller) = token.as_ref();
+            let signed = key.sign(caller, path, unix_now() + TOKEN_LIFETIME_S);
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {signed}"));
+        }
+        let request = request.body(Full::new(body)).map_err(|e| CallError::Io {
+            addr: addr.to_string(),
+            detail: e.to_string(),
+        })?;
         let round_trip = async {
             network.delay_message().await;
             let reply = self.exchange(addr, request).await;
@@ -109,7 +159,7 @@ impl HttpClient {
     /// GETs `http://{addr}{path}` and returns its status (used for readiness checks).
     pub async fn get_status(&self, addr: &str, path: &str) -> Result<StatusCode, CallError> {
         let request = Request::builder()
-            .uri(format!("http://{addr}{path}"))
+            .uri(self.url(addr, path))
             .body(Full::new(Bytes::new()))
             .map_err(|e| CallError::Io {
                 addr: addr.to_string(),
@@ -158,6 +208,23 @@ impl HttpClient {
             body,
         })
     }
+}
+
+/// The TLS configuration of a plaintext client: never used (its URLs are `http`), so it
+/// trusts nothing.
+fn plaintext_only() -> Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default protocol versions")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+            Arc::new(config)
+        })
+        .clone()
 }
 
 fn classify(addr: &str, error: &hyper_util::client::legacy::Error) -> CallError {

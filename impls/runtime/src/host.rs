@@ -6,6 +6,7 @@
 
 use crate::model::Routes;
 use crate::network::DelayErrors;
+use crate::security::{server_config, unix_now, Credentials, TokenError, TokenKey};
 use crate::wire::{DelayErrorsReply, DELAY_ERRORS_PATH, HEALTH_PATH, LISTENING_PREFIX};
 use axum::{
     extract::State,
@@ -14,10 +15,11 @@ use axum::{
     Json, Router,
 };
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::{mpsc, watch};
+use tokio_rustls::server::TlsStream;
 
 /// Errors that stop a unit from serving.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,11 @@ pub enum HostError {
     Serve {
         unit: String,
         source: std::io::Error,
+    },
+    #[error("unit {unit}: {source}")]
+    Security {
+        unit: String,
+        source: crate::security::SecurityError,
     },
 }
 
@@ -82,8 +89,31 @@ pub fn bind_loopback() -> std::io::Result<tokio::net::TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Serves `app` (plus `/health`) until SIGTERM or stdin EOF, then drains and returns.
-pub async fn serve_unit(unit: &str, routes: Arc<RouteTable>, app: Router) -> Result<(), HostError> {
+/// Serves `app` (plus `/health`) until SIGTERM or stdin EOF, then drains and returns;
+/// under `security`, over TLS and with every call to `app` checked for its token.
+pub async fn serve_unit(
+    unit: &str,
+    routes: Arc<RouteTable>,
+    app: Router,
+    security: Option<&Credentials>,
+) -> Result<(), HostError> {
+    let secured = |source| HostError::Security {
+        unit: unit.to_string(),
+        source,
+    };
+    let tls = match security.filter(|c| c.mode.tls()) {
+        Some(c) => Some(server_config(c).map_err(secured)?),
+        None => None,
+    };
+    let app = match security
+        .map(TokenKey::of)
+        .transpose()
+        .map_err(secured)?
+        .flatten()
+    {
+        Some(key) => with_token_check(app, unit, key),
+        None => app,
+    };
     let listener = bind_loopback().map_err(|source| HostError::Bind {
         unit: unit.to_string(),
         source,
@@ -114,18 +144,121 @@ pub async fn serve_unit(unit: &str, routes: Arc<RouteTable>, app: Router) -> Res
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::wire::MAX_BODY_BYTES,
         ));
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(wait_for_stop(stop_rx))
-        .await
-        .map_err(|source| HostError::Serve {
-            unit: unit.to_string(),
-            source,
-        })?;
+    let served = match tls {
+        Some(config) => {
+            let listener = TlsListener::new(listener, config);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(wait_for_stop(stop_rx))
+                .await
+        }
+        None => {
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app)
+                .with_graceful_shutdown(wait_for_stop(stop_rx))
+                .await
+        }
+    };
+    served.map_err(|source| HostError::Serve {
+        unit: unit.to_string(),
+        source,
+    })?;
     tracing::debug!(unit, "drained and stopped");
     Ok(())
+}
+
+/// TLS handshakes completed by this unit's server (what a caller without keep-alive pays
+/// per call).
+pub static HANDSHAKES: AtomicU64 = AtomicU64::new(0);
+
+/// A listener whose connections are TLS streams: each accepted socket's handshake runs in
+/// a task of its own, so a slow or failed handshake never holds up the next accept; a
+/// failed one (a caller without a certificate, or with a foreign one) is dropped and logged.
+struct TlsListener {
+    ready: mpsc::Receiver<(TlsStream<tokio::net::TcpStream>, std::net::SocketAddr)>,
+    local: std::net::SocketAddr,
+}
+
+impl TlsListener {
+    fn new(listener: tokio::net::TcpListener, config: Arc<rustls::ServerConfig>) -> Self {
+        let local = listener
+            .local_addr()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        let (tx, ready) = mpsc::channel(1024);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            loop {
+                let (tcp, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::debug!(%error, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match acceptor.accept(tcp).await {
+                        Ok(stream) => {
+                            HANDSHAKES.fetch_add(1, Ordering::Relaxed);
+                            let _ = tx.send((stream, peer)).await;
+                        }
+                        Err(error) => tracing::info!(%peer, %error, "TLS handshake refused"),
+                    }
+                });
+            }
+        });
+        TlsListener { ready, local }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(ready) => ready,
+            // The accept task never ends while the unit serves.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// `app` with every call's bearer token checked before its handler runs.
+pub fn with_token_check(app: Router, unit: &str, key: TokenKey) -> Router {
+    app.layer(axum::middleware::from_fn_with_state(
+        Arc::new((unit.to_string(), key)),
+        require_token,
+    ))
+}
+
+/// Checks a call's bearer token before any work: 401 naming the unit and why otherwise.
+async fn require_token(
+    State(auth): State<Arc<(String, TokenKey)>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (unit, key) = auth.as_ref();
+    let token = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let verdict = token
+        .ok_or(TokenError::Missing)
+        .and_then(|token| key.verify(token, request.uri().path(), unix_now()));
+    match verdict {
+        Ok(_) => next.run(request).await,
+        Err(error) => (StatusCode::UNAUTHORIZED, format!("unit {unit}: {error}")).into_response(),
+    }
 }
 
 fn announce(line: &str) -> std::io::Result<()> {
@@ -258,5 +391,58 @@ async fn wait_for_stop(mut stop: watch::Receiver<bool>) {
         if stop.changed().await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::unix_now;
+    use std::sync::atomic::AtomicUsize;
+    use tower::ServiceExt as _;
+
+    async fn call(app: &Router, token: Option<&str>) -> StatusCode {
+        let mut request = axum::http::Request::post("/op/work");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request.body(axum::body::Body::empty()).unwrap();
+        app.clone().oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn a_bad_token_gets_401_before_any_work() {
+        let work = Arc::new(AtomicUsize::new(0));
+        let counter = work.clone();
+        let app = Router::new().route(
+            "/op/work",
+            post(move || async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                StatusCode::OK
+            }),
+        );
+        let key = TokenKey::new(vec![3; 32]);
+        let app = with_token_check(app, "u", key.clone());
+        let valid = key.sign("driver", "/op/work", unix_now() + 60);
+        let expired = key.sign("driver", "/op/work", unix_now() - 1);
+        let elsewhere = key.sign("driver", "/op/other", unix_now() + 60);
+        let foreign = TokenKey::new(vec![4; 32]).sign("driver", "/op/work", unix_now() + 60);
+        let tampered = format!("{}x", &valid[..valid.len() - 1]);
+        for bad in [
+            Some(expired.as_str()),
+            Some(&elsewhere),
+            Some(&foreign),
+            Some(&tampered),
+            None,
+        ] {
+            assert_eq!(call(&app, bad).await, StatusCode::UNAUTHORIZED, "{bad:?}");
+        }
+        assert_eq!(
+            work.load(Ordering::SeqCst),
+            0,
+            "no refused call did any work"
+        );
+        assert_eq!(call(&app, Some(&valid)).await, StatusCode::OK);
+        assert_eq!(work.load(Ordering::SeqCst), 1);
     }
 }

@@ -10,6 +10,7 @@
 //! - `network`: the network model, the per-hop delay it injects and its measured error
 //! - `histogram`: HdrHistograms as base64 text
 //! - `host`: serving one unit process (bind, announce, routes on stdin, graceful stop)
+//! - `security`: TLS, mutual TLS and signed tokens per hop (modes, configs, tokens)
 
 pub mod client;
 pub mod digest;
@@ -18,6 +19,7 @@ pub mod host;
 pub mod model;
 pub mod network;
 pub mod precise;
+pub mod security;
 pub mod store;
 pub mod wire;
 pub mod work;

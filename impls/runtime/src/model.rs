@@ -137,6 +137,17 @@ pub struct UnitSpec {
     /// Busy-loop iterations per microsecond of CPU, calibrated once by the harness so every
     /// unit of every architecture does exactly the same work.
     pub work_iterations_per_us: f64,
+    /// The hops' security: this unit's credentials (none: plaintext).
+    #[serde(default)]
+    pub security: Option<crate::security::Credentials>,
+    /// Whether the unit's calls reuse connections (off: a connection, and so a handshake,
+    /// per call).
+    #[serde(default = "keepalive_default")]
+    pub keepalive: bool,
+}
+
+fn keepalive_default() -> bool {
+    true
 }
 
 /// Where a unit finds what it does not host and what network lies in between, sent to it

@@ -19,6 +19,7 @@ use grain_runtime::client::{CallError, HttpClient};
 use grain_runtime::digest::Digest;
 use grain_runtime::host::{serve_unit, HostError, RouteTable};
 use grain_runtime::model::{OperationDef, StoreDef};
+use grain_runtime::security::{Credentials, SecurityError};
 use grain_runtime::store::{filler_value, Store};
 use grain_runtime::wire::{
     encode_request, encode_response, op_path, Hops, OpRequest, StateGet, StatePut, StateValues,
@@ -64,6 +65,7 @@ pub struct ServiceUnit {
     routes: Arc<RouteTable>,
     client: HttpClient,
     iterations_per_us: f64,
+    security: Option<Credentials>,
 }
 
 impl ServiceUnit {
@@ -88,15 +90,29 @@ impl ServiceUnit {
             routes: Arc::new(RouteTable::default()),
             client: HttpClient::new(DOWNSTREAM_TIMEOUT),
             iterations_per_us,
+            security: None,
         }
+    }
+
+    /// The same unit serving and calling under `security` (plaintext without it), its
+    /// calls reusing connections or not.
+    pub fn with_security(
+        mut self,
+        security: Option<Credentials>,
+        keepalive: bool,
+    ) -> Result<Self, SecurityError> {
+        self.client = HttpClient::secured(DOWNSTREAM_TIMEOUT, security.as_ref(), keepalive)?;
+        self.security = security;
+        Ok(self)
     }
 
     /// Serves this unit until told to stop.
     pub async fn run(self) -> Result<(), HostError> {
         let name = self.name.clone();
         let routes = self.routes.clone();
+        let security = self.security.clone();
         let app = self.router();
-        serve_unit(&name, routes, app).await
+        serve_unit(&name, routes, app, security.as_ref()).await
     }
 
     /// One `POST /op/{name}` route per hosted operation.

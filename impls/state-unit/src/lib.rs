@@ -5,13 +5,24 @@ use axum::{extract::State, http::StatusCode, routing::post, Json, Router};
 use bytes::Bytes;
 use grain_runtime::host::{serve_unit, HostError, RouteTable};
 use grain_runtime::model::StoreDef;
+use grain_runtime::security::Credentials;
 use grain_runtime::store::Store;
 use grain_runtime::wire::{StateGet, StatePut, StateValues, STATE_GET_PATH, STATE_PUT_PATH};
 use std::sync::Arc;
 
-/// Serves `store` as unit `unit` until told to stop.
-pub async fn run(unit: &str, store: &StoreDef) -> Result<(), HostError> {
-    serve_unit(unit, Arc::new(RouteTable::default()), router(store)).await
+/// Serves `store` as unit `unit` until told to stop, speaking `security` when given.
+pub async fn run(
+    unit: &str,
+    store: &StoreDef,
+    security: Option<&Credentials>,
+) -> Result<(), HostError> {
+    serve_unit(
+        unit,
+        Arc::new(RouteTable::default()),
+        router(store),
+        security,
+    )
+    .await
 }
 
 /// The state unit's HTTP API over a freshly seeded store.

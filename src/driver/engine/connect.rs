@@ -13,6 +13,7 @@
 //! [`CONNECT_STALL`] is a load-generator failure: its request is counted as the
 //! generator's error, and the step is invalid.
 
+use super::tls::TlsIo;
 use super::{Conn, Engine, Recorder, Schedule};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
@@ -108,12 +109,19 @@ impl Engine<'_> {
     }
 
     pub(super) fn connect(&mut self, target: usize) -> io::Result<usize> {
+        let tls = match &self.targets[target].tls {
+            Some(config) => {
+                Some(TlsIo::new(config, &mut self.stats.tls).map_err(io::Error::other)?)
+            }
+            None => None,
+        };
         let stream = TcpStream::connect(self.targets[target].addr.get())?;
         stream.set_nodelay(true)?;
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let mut conn = Conn {
             stream,
+            tls,
             target,
             connected: false,
             opened: Instant::now(),

@@ -3,7 +3,10 @@
 //! the hop counts the units report in headers.
 
 use crate::driver::record::{ErrorClass, Outcome};
+use grain_runtime::security::{client_config, unix_now, Credentials, SecurityError, TokenKey};
 use grain_runtime::wire::{Hops, SERVICE_HOPS_HEADER, STATE_HOPS_HEADER};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// One entrypoint as the engine sends it.
 #[derive(Debug, Clone)]
@@ -13,19 +16,59 @@ pub struct EngineTarget {
     /// Request line and headers up to `Content-Length: ` (the length and body follow).
     head: Vec<u8>,
     pub request_bytes: usize,
+    /// The units' TLS, when they speak it.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl EngineTarget {
     pub fn new(addr: crate::driver::TargetAddr, path: &str, request_bytes: usize) -> Self {
+        Self::with_headers(addr, path, request_bytes, "")
+    }
+
+    /// A target whose requests carry `extra` header lines (each ending in `\r\n`).
+    fn with_headers(
+        addr: crate::driver::TargetAddr,
+        path: &str,
+        request_bytes: usize,
+        extra: &str,
+    ) -> Self {
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: "
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{extra}Content-Length: "
         )
         .into_bytes();
         EngineTarget {
             addr,
             head,
             request_bytes,
+            tls: None,
         }
+    }
+
+    /// A target speaking `security` as the driver: over TLS when the mode has it, and with
+    /// a bearer token valid for `valid_for` from now when the mode carries tokens (one per
+    /// step and entrypoint: the driver signs once, every callee still verifies each call).
+    pub fn secured(
+        addr: crate::driver::TargetAddr,
+        path: &str,
+        request_bytes: usize,
+        security: &Credentials,
+        valid_for: Duration,
+    ) -> Result<Self, SecurityError> {
+        let extra = match TokenKey::of(security)? {
+            Some(key) => {
+                let expires = unix_now() + valid_for.as_secs() + 1;
+                format!(
+                    "Authorization: Bearer {}\r\n",
+                    key.sign(&security.identity, path, expires)
+                )
+            }
+            None => String::new(),
+        };
+        let mut target = Self::with_headers(addr, path, request_bytes, &extra);
+        if security.mode.tls() {
+            target.tls = Some(client_config(security)?);
+        }
+        Ok(target)
     }
 
     pub(super) fn request(&self, body: &[u8]) -> Vec<u8> {

@@ -23,6 +23,7 @@ pub mod connect;
 mod held;
 mod http;
 mod slice;
+mod tls;
 
 pub use super::pacer::thread_cpu_time;
 use super::pacer::SpinWindow;
@@ -77,6 +78,10 @@ pub struct EngineStats {
     pub in_flight_cap_hits: u64,
     pub connections_opened: u64,
     pub max_in_flight: usize,
+    /// Time spent in rustls's own work (key shares, encryption, decryption), part of `cpu`.
+    pub tls: Duration,
+    /// TLS handshakes the engine completed.
+    pub handshakes: u64,
     /// Wall time the loop spent busy-polling before due times (what the learned spin
     /// window costs; the rest of its CPU is sending, reading and sleeping).
     pub spinning: Duration,
@@ -100,6 +105,8 @@ impl EngineStats {
         self.connections_opened += other.connections_opened;
         self.max_in_flight += other.max_in_flight;
         self.spinning += other.spinning;
+        self.tls += other.tls;
+        self.handshakes += other.handshakes;
         self.spin_window = self.spin_window.max(other.spin_window);
         self.connection_waits += other.connection_waits;
         self.connect_stalls += other.connect_stalls;
@@ -116,6 +123,8 @@ struct InFlight {
 
 struct Conn {
     stream: TcpStream,
+    /// The TLS session, when the units speak TLS.
+    tls: Option<tls::TlsIo>,
     target: usize,
     connected: bool,
     opened: Instant,
@@ -504,6 +513,10 @@ impl<'a> Engine<'a> {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
+        if conn.tls.is_some() {
+            self.flush_tls(key, recorder);
+            return;
+        }
         while conn.out_pos < conn.out.len() {
             let now = Instant::now();
             match conn.stream.write(&conn.out[conn.out_pos..]) {
@@ -539,11 +552,77 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Under TLS: hands the pending request to rustls (stamping its send time) and sends
+    /// every pending record, the handshake's included.
+    fn flush_tls(&mut self, key: usize, recorder: &mut Recorder) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Some(tls) = conn.tls.as_mut() else {
+            return;
+        };
+        if conn.out_pos < conn.out.len() {
+            let now = Instant::now();
+            if tls
+                .write_plain(&conn.out[conn.out_pos..], &mut self.stats.tls)
+                .is_err()
+            {
+                self.fail(key, recorder, ErrorClass::Other);
+                return;
+            }
+            if conn.out_pos == 0 {
+                if let Some(request) = conn.request.as_mut() {
+                    request.sent = Some(now);
+                    recorder.sent(request.leave_at, now);
+                    self.stats.sent += 1;
+                }
+            }
+            conn.out_pos = conn.out.len();
+        }
+        match tls.flush(&mut conn.stream) {
+            Ok(true) => {}
+            Ok(false) => {
+                let interest = Interest::READABLE | Interest::WRITABLE;
+                let _ = self
+                    .poll
+                    .registry()
+                    .reregister(&mut conn.stream, Token(key), interest);
+            }
+            Err(_) => self.fail(key, recorder, ErrorClass::Other),
+        }
+    }
+
     fn on_readable(&mut self, key: usize, recorder: &mut Recorder) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         let mut closed = false;
+        if let Some(tls) = conn.tls.as_mut() {
+            let handshaking = tls.handshaking();
+            match tls.read(&mut conn.stream, &mut conn.inbuf, &mut self.stats.tls) {
+                Ok(peer_closed) => closed = peer_closed,
+                Err(failure) => {
+                    // A refused handshake is a failure to connect; a later one is the reply's.
+                    let class = match failure {
+                        tls::TlsFailure::Protocol | tls::TlsFailure::Io if handshaking => {
+                            ErrorClass::Connect
+                        }
+                        _ => ErrorClass::Other,
+                    };
+                    self.fail(key, recorder, class);
+                    return;
+                }
+            }
+            if handshaking && !tls.handshaking() {
+                self.stats.handshakes += 1;
+            }
+            // The handshake's next flight, and any request rustls held until it was done.
+            self.flush_tls(key, recorder);
+            if let Some(waiting) = self.conns.get(key).map(|c| c.request.is_some()) {
+                self.after_read(key, recorder, closed, waiting);
+            }
+            return;
+        }
         let mut chunk = [0u8; 16 * 1024];
         loop {
             match conn.stream.read(&mut chunk) {
@@ -566,8 +645,14 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-        if conn.request.is_some() {
-            match parse_response(&conn.inbuf) {
+        let waiting = conn.request.is_some();
+        self.after_read(key, recorder, closed, waiting);
+    }
+
+    /// What was read on `key`: a whole reply completes its request; a closed connection goes.
+    fn after_read(&mut self, key: usize, recorder: &mut Recorder, closed: bool, waiting: bool) {
+        if waiting {
+            match parse_response(&self.conns[key].inbuf) {
                 Parsed::Complete(outcome) => {
                     self.complete(key, recorder, outcome);
                     if closed {

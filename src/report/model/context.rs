@@ -70,7 +70,7 @@ pub(super) fn network_panel(results: &RunResults, rate: Option<u32>) -> NetworkP
             .collect();
             Some(format!(
                 "{} at {} req/s: injected delays late by {}.",
-                arch.architecture.name(),
+                arch.label(),
                 step.target_rps,
                 parts.join("; ")
             ))
@@ -89,8 +89,8 @@ pub(super) fn equivalence(results: &RunResults) -> String {
         Some(eq) => format!(
             "{} requests sent one at a time to every architecture before load; digests of the business result identical for {} (reference: {}).",
             eq.requests,
-            eq.agreed.iter().map(|a| a.name()).collect::<Vec<_>>().join(", "),
-            eq.reference.name()
+            eq.agreed.join(", "),
+            eq.reference
         ),
         None => "The equivalence check did not run.".into(),
     }
@@ -145,11 +145,11 @@ pub(super) fn compare(results: &RunResults, baseline: &RunResults) -> BaselineCo
         let Some(old) = baseline
             .architectures
             .iter()
-            .find(|b| b.architecture == arch.architecture)
+            .find(|b| b.same_deployment(arch))
         else {
             continue;
         };
-        let name = arch.architecture.name();
+        let name = arch.label();
         let mut push =
             |figure: String, before: &[(usize, f64)], after: &[(usize, f64)], unit: &str| {
                 let (Some(b), Some(a)) = (rounds::over_rounds(before), rounds::over_rounds(after))

@@ -140,7 +140,7 @@ fn row(a: &ArchitectureResult, rate: u32) -> Option<FrontRow> {
         Some(s.latency_us.p99 as f64)
     }))?;
     let cpu = rounds::over_rounds(&rounds::per_round(a, rate, |s| s.units_cpu_us_per_request));
-    let name = a.architecture.name();
+    let name = a.label();
     let service_sizes = a
         .units
         .iter()

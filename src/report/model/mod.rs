@@ -9,6 +9,7 @@
 mod context;
 pub mod front;
 pub mod rounds;
+pub mod security;
 mod tables;
 
 use context::{compare, equivalence, methodology, network_panel};
@@ -53,6 +54,9 @@ pub struct ReportModel {
     pub verdict: Verdict,
     /// The cuts' Pareto front at the verdict rate (with two or more cuts measured there).
     pub front: Option<front::Front>,
+    /// What each hop's security cost, against the same cut in plaintext (when a run
+    /// compared security modes).
+    pub security: Option<security::SecuritySection>,
     pub architectures: Vec<ArchLegend>,
     pub entry_tables: Vec<EntryTable>,
     /// Every rate of every architecture over the rounds, per entrypoint.
@@ -290,7 +294,7 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
         title: results
             .architectures
             .iter()
-            .map(|a| a.architecture.name())
+            .map(|a| a.label())
             .collect::<Vec<_>>()
             .join(" vs "),
         description: results.scenario.description.clone(),
@@ -300,12 +304,13 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
         errors: results.errors.clone(),
         verdict: verdict(results, rate),
         front: rate.and_then(|rate| front::front(results, rate)),
+        security: rate.and_then(|rate| security::security(results, rate, results.meta.keepalive)),
         architectures: results
             .architectures
             .iter()
             .map(|a| ArchLegend {
-                name: a.architecture.name(),
-                colour: colour(a.architecture.name()).into(),
+                name: a.label(),
+                colour: colour(a.label()).into(),
                 units: a.unit_count,
                 state_units: a.state_unit_count,
                 cold_start_ms: one_decimal(a.cold_start_ms),
@@ -355,7 +360,7 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
             sentences: Vec::new(),
         };
     };
-    let best = best_arch.architecture.name();
+    let best = best_arch.label();
     let rounds_note = match best_p99.rounds {
         1 => " One round: no interval, so no difference below is certain; run with --repeat 3 or more.".to_string(),
         n => format!(" Figures are means over {n} rounds with 95 % intervals."),
@@ -367,10 +372,10 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
         hops(best_arch).first().map_or(0.0, |(_, h)| *h),
     )];
     for (arch, arch_p99) in &measured {
-        if arch.architecture == best_arch.architecture {
+        if arch.same_deployment(best_arch) {
             continue;
         }
-        let name = arch.architecture.name();
+        let name = arch.label();
         let Some(p99_ratio) = rounds::ratio(&p99(arch), &p99(best_arch)) else {
             continue;
         };

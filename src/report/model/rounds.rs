@@ -46,15 +46,25 @@ pub fn over_rounds(rounds: &[(usize, f64)]) -> Option<Estimate> {
 /// `a / b` with its interval: paired over the rounds both have, unpaired if they share
 /// none.
 pub fn ratio(a: &[(usize, f64)], b: &[(usize, f64)]) -> Option<Estimate> {
-    let paired: Vec<(f64, f64)> = a
-        .iter()
-        .filter_map(|(round, x)| b.iter().find(|(r, _)| r == round).map(|(_, y)| (*x, *y)))
-        .collect();
+    let paired = paired(a, b);
     if paired.is_empty() {
         return stats::ratio(&values(a), &values(b));
     }
     let (xs, ys): (Vec<f64>, Vec<f64>) = paired.into_iter().unzip();
     stats::ratio(&xs, &ys)
+}
+
+/// `a − b` with its interval, paired over the rounds both have.
+pub fn difference(a: &[(usize, f64)], b: &[(usize, f64)]) -> Option<Estimate> {
+    let diffs: Vec<f64> = paired(a, b).into_iter().map(|(x, y)| x - y).collect();
+    stats::estimate(&diffs)
+}
+
+/// The figures of the rounds both have, side by side.
+fn paired(a: &[(usize, f64)], b: &[(usize, f64)]) -> Vec<(f64, f64)> {
+    a.iter()
+        .filter_map(|(round, x)| b.iter().find(|(r, _)| r == round).map(|(_, y)| (*x, *y)))
+        .collect()
 }
 
 /// Every figure of every round, for comparing two runs (independent of each other).

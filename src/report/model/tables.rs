@@ -74,13 +74,13 @@ fn entry_row(
     best: Option<&ArchitectureResult>,
     best_hops: f64,
 ) -> EntryRow {
-    let arch = a.architecture.name();
+    let arch = a.label();
     let figure = |f: fn(&EntryResult) -> f64| rounds::per_round_entry(a, rate, entry, f);
     let mean = |f: fn(&EntryResult) -> f64| {
         (per_round.iter().map(|e| f(e)).sum::<f64>() / per_round.len().max(1) as f64).round() as u64
     };
     let p99_ratio = match best {
-        Some(b) if b.architecture == a.architecture => "best".to_string(),
+        Some(b) if b.same_deployment(a) => "best".to_string(),
         Some(b) => {
             let theirs = rounds::per_round_entry(b, rate, entry, |e| e.latency_us.p99 as f64);
             rounds::ratio(&figure(|e| e.latency_us.p99 as f64), &theirs)
@@ -148,7 +148,7 @@ pub(super) fn deploy_rows(results: &RunResults, rate: Option<u32>) -> Vec<Deploy
         .iter()
         .filter_map(|a| {
             let d = a.deploy.as_ref()?;
-            let name = a.architecture.name();
+            let name = a.label();
             let peak = a
                 .steps
                 .iter()
@@ -183,7 +183,7 @@ pub(super) fn redeploy_rows(results: &RunResults) -> Vec<RedeployRow> {
         .iter()
         .filter_map(|a| {
             let r = a.deploy.as_ref()?.redeploy.as_ref()?;
-            let name = a.architecture.name();
+            let name = a.label();
             Some(RedeployRow {
                 arch: name.clone(),
                 colour: colour(&name).into(),
@@ -207,7 +207,7 @@ pub(super) fn generator_rows(results: &RunResults) -> Vec<GeneratorRow> {
         .architectures
         .iter()
         .flat_map(|a| {
-            let name = a.architecture.name();
+            let name = a.label();
             a.steps.iter().map(move |s| GeneratorRow {
                 arch: name.clone(),
                 colour: colour(&name).into(),
@@ -321,7 +321,7 @@ fn rate_row(arch: &ArchitectureResult, entry: &str, rate: u32) -> Option<RateRow
         .unwrap_or_default();
     Some(RateRow {
         entrypoint: entry.to_string(),
-        arch: arch.architecture.name(),
+        arch: arch.label(),
         rate,
         rounds: format!("{valid} of {}", at_rate.len()),
         p50_us: estimate(|e| e.latency_us.p50 as f64),
@@ -352,7 +352,7 @@ pub(super) fn knees(results: &RunResults) -> Vec<String> {
             };
             Some(format!(
                 "{} knee: holds {good}, {what} at {} req/s ({})",
-                a.architecture.name(),
+                a.label(),
                 knee.saturated_at_rps,
                 knee.reason
             ))
@@ -368,9 +368,9 @@ pub(super) fn noise(results: &RunResults) -> Vec<String> {
         .flat_map(|a| {
             let summary = crate::stats::summary_of(a);
             summary.into_iter().flat_map(move |s| {
-                s.noise_flags.into_iter().map(move |flag| {
-                    format!("{} at {} req/s: {flag}", a.architecture, s.target_rps)
-                })
+                s.noise_flags
+                    .into_iter()
+                    .map(move |flag| format!("{} at {} req/s: {flag}", a.label(), s.target_rps))
             })
         })
         .collect()

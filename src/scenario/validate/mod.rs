@@ -4,7 +4,10 @@
 //! entrypoint weights that do not sum to zero, cuts that place every operation once. All issues are collected, not just the first.
 
 use super::file::{RawCall, RawDistribution, RawLoad, RawOperation, RawParam, RawScenario};
-use super::{line_column, Distribution, Entrypoint, Issue, LoadProfile, Param, Scenario, Service};
+use super::{
+    line_column, Distribution, Entrypoint, Issue, LoadProfile, Param, Scenario, SecurityProfile,
+    Service,
+};
 use grain_runtime::model::{CallStep, DataSeed, KeyTemplate, OperationDef};
 use grain_runtime::network::NetworkModel;
 use std::collections::{BTreeMap, BTreeSet};
@@ -121,6 +124,10 @@ pub(super) fn validate(raw: RawScenario, text: &str) -> Result<Scenario, Vec<Iss
         .network
         .as_ref()
         .map_or_else(NetworkModel::loopback, |n| network(&mut checker, n));
+    let security = raw
+        .security
+        .as_ref()
+        .map_or_else(SecurityProfile::default, |s| security(&mut checker, s));
 
     let services = raw
         .services
@@ -171,7 +178,34 @@ pub(super) fn validate(raw: RawScenario, text: &str) -> Result<Scenario, Vec<Iss
         load,
         network,
         cuts,
+        security,
     })
+}
+
+/// `[security]`: known modes, each once, at least one.
+fn security(checker: &mut Checker, raw: &crate::scenario::file::RawSecurity) -> SecurityProfile {
+    let mut modes = Vec::new();
+    for (i, text) in raw.modes.get_ref().iter().enumerate() {
+        let field = format!("security.modes[{i}]");
+        match text.get_ref().parse() {
+            Ok(mode) if modes.contains(&mode) => {
+                checker.flag(text.span(), &field, format!("{mode} is listed twice"))
+            }
+            Ok(mode) => modes.push(mode),
+            Err(message) => checker.flag(text.span(), &field, message),
+        }
+    }
+    if raw.modes.get_ref().is_empty() {
+        checker.flag(
+            raw.modes.span(),
+            "security.modes",
+            "at least one mode: none, tls, mtls, token or mtls+token",
+        );
+    }
+    SecurityProfile {
+        modes,
+        keepalive: raw.keepalive.unwrap_or(true),
+    }
 }
 
 fn param(checker: &mut Checker, raw: &RawParam) -> Option<Param> {

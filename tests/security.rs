@@ -1,0 +1,231 @@
+//! Security per hop, on real unit processes: mutual TLS refuses callers without the run's
+//! certificate, tokens are checked before any work, and a secured run gives the same
+//! digests and hops as plaintext while writing no certificate or key anywhere.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use grain_runtime::client::{CallError, HttpClient};
+use grain_runtime::security::{Credentials, SecurityMode, TokenKey};
+use grain_runtime::wire::{encode_request, op_path};
+use grainbench::launch::pki::{RunPki, DRIVER};
+use grainbench::launch::{self, LaunchOptions, LiveDeployment};
+use grainbench::plan::{self, Architecture};
+use grainbench::{run, scenario};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio_util::sync::CancellationToken;
+
+async fn deploy_secured(mode: SecurityMode, test: &str) -> (LiveDeployment, Arc<RunPki>) {
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let run_id = unique_run_id(test);
+    let pki = Arc::new(RunPki::new(mode, &run_id).unwrap());
+    let options = LaunchOptions::new(
+        grainbench_binary(),
+        run_id,
+        grain_runtime::work::measure_iterations_per_us(),
+    )
+    .with_security(Some(pki.clone()), true);
+    let plan = plan::plan(&source.scenario, &Architecture::Micro).unwrap();
+    let live = launch::launch(&plan, &options)
+        .await
+        .unwrap_or_else(|e| panic!("a secured micro starts: {e}"));
+    (live, pki)
+}
+
+async fn browse(live: &LiveDeployment, caller: Option<&Credentials>) -> Result<(), CallError> {
+    let client = HttpClient::secured(Duration::from_secs(5), caller, true).unwrap();
+    let body = Bytes::from(encode_request(
+        &BTreeMap::from([("user".to_string(), 3)]),
+        64,
+    ));
+    client
+        .post(live.addr_of("browse").unwrap(), &op_path("browse"), body)
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_refuses_callers_without_the_runs_certificate() {
+    let (live, pki) = deploy_secured(SecurityMode::Mtls, "mtls-refuses").await;
+    let driver = pki.driver().clone();
+    browse(&live, Some(&driver))
+        .await
+        .expect("the run's driver is let in");
+
+    // TLS that trusts the units, but presents no certificate.
+    let anonymous = Credentials {
+        mode: SecurityMode::Tls,
+        ..driver.clone()
+    };
+    let refused = browse(&live, Some(&anonymous)).await;
+    assert!(refused.is_err(), "no client certificate: {refused:?}");
+
+    // A certificate from another run's CA, presented to a caller that trusts the units.
+    let foreign = RunPki::new(SecurityMode::Mtls, "another-run")
+        .unwrap()
+        .issue(DRIVER)
+        .unwrap();
+    let impostor = Credentials {
+        ca_pem: driver.ca_pem.clone(),
+        ..foreign
+    };
+    let refused = browse(&live, Some(&impostor)).await;
+    assert!(refused.is_err(), "a foreign CA's certificate: {refused:?}");
+
+    // Plaintext never reaches an operation either.
+    assert!(browse(&live, None).await.is_err());
+    live.shutdown().await;
+}
+
+/// POSTs to `path` of `addr` over plain TCP with `token`, and returns the status code.
+fn post_with_token(addr: &str, path: &str, token: Option<&str>) -> u16 {
+    let body = encode_request(&BTreeMap::from([("user".to_string(), 3)]), 64);
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(&body).unwrap();
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_answers_401_to_an_expired_or_tampered_token() {
+    let (live, pki) = deploy_secured(SecurityMode::Token, "token-refuses").await;
+    let driver = pki.driver();
+    let key = TokenKey::of(driver).unwrap().expect("token mode has a key");
+    let addr = live.addr_of("browse").unwrap().to_string();
+    let path = op_path("browse");
+    let now = grain_runtime::security::unix_now();
+    let valid = key.sign(DRIVER, &path, now + 60);
+    let expired = key.sign(DRIVER, &path, now - 1);
+    let tampered = valid.replacen('.', ".e", 1);
+    let for_another = key.sign(DRIVER, &op_path("buy"), now + 60);
+    let addr2 = addr.clone();
+    let statuses = tokio::task::spawn_blocking(move || {
+        [
+            post_with_token(&addr2, &path, Some(&valid)),
+            post_with_token(&addr2, &path, Some(&expired)),
+            post_with_token(&addr2, &path, Some(&tampered)),
+            post_with_token(&addr2, &path, Some(&for_another)),
+            post_with_token(&addr2, &path, None),
+        ]
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        statuses,
+        [200, 401, 401, 401, 401],
+        "valid, expired, tampered, wrong callee, none"
+    );
+    live.shutdown().await;
+}
+
+/// Files under `dir` (a few levels down) changed since `since` whose text holds a PEM
+/// certificate or key.
+fn pem_files(dir: &std::path::Path, since: SystemTime, depth: usize) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() && depth > 0 {
+            found.extend(pem_files(&path, since, depth - 1));
+        } else if meta.is_file()
+            && meta.len() < 50_000_000
+            && meta.modified().is_ok_and(|m| m >= since)
+        {
+            let text = std::fs::read(&path).unwrap_or_default();
+            let text = String::from_utf8_lossy(&text);
+            if text.contains("PRIVATE KEY-----") || text.contains("BEGIN CERTIFICATE-----") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_under_mtls_and_tokens_matches_plaintext_and_leaves_no_key() {
+    let started = SystemTime::now();
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut options = test_run_options("security-run", out.path());
+    options.architectures = vec![Architecture::Nano, Architecture::Monolith];
+    options.security = vec![SecurityMode::None, SecurityMode::MtlsToken];
+    options.load = run::LoadMode::Rates(vec![50]);
+    options.duration = Some(Duration::from_millis(600));
+    options.warmup = Some(Duration::from_millis(200));
+    let run_id = options.run_id.clone();
+    let outcome = run::run(&source, &options, &CancellationToken::new()).await;
+    assert!(
+        outcome.error.is_none(),
+        "{:?}",
+        outcome.error.map(|e| e.to_string())
+    );
+    let results = outcome.results;
+    assert!(results.complete);
+    let labels: Vec<String> = results.architectures.iter().map(|a| a.label()).collect();
+    assert_eq!(
+        labels,
+        ["nano", "nano+mtls+token", "monolith", "monolith+mtls+token"]
+    );
+    // Every deployment gave the reference's digests (a mismatch stops the run).
+    let mut agreed = results.equivalence.as_ref().unwrap().agreed.clone();
+    agreed.sort();
+    let mut expected = labels.clone();
+    expected.sort();
+    assert_eq!(agreed, expected);
+    // Security changes no hop: each secured step made the plaintext step's hops, the
+    // plan's static hops.
+    for pair in results.architectures.chunks(2) {
+        let (plain, secured) = (&pair[0], &pair[1]);
+        assert_eq!(secured.security, SecurityMode::MtlsToken);
+        assert_eq!(plain.static_hops, secured.static_hops);
+        for (p, s) in plain.steps.iter().zip(&secured.steps) {
+            assert!(s.ok > 0 && s.error_total == 0, "{}: {s:?}", secured.label());
+            for (pe, se) in p.entrypoints.iter().zip(&s.entrypoints) {
+                assert_eq!(pe.entrypoint, se.entrypoint);
+                assert!(se.hops_match_static && pe.hops_match_static);
+                assert_eq!(
+                    pe.hops.mean_total,
+                    se.hops.mean_total,
+                    "{}",
+                    secured.label()
+                );
+            }
+        }
+        let tls_steps = secured
+            .steps
+            .iter()
+            .filter(|s| s.generator.driver_tls_ms > 0.0);
+        assert!(tls_steps.count() > 0, "the driver spoke TLS");
+    }
+    // No certificate or key anywhere: not in the results, not in the temp directory.
+    assert_eq!(
+        pem_files(out.path(), started, 4),
+        Vec::<std::path::PathBuf>::new()
+    );
+    assert_eq!(
+        pem_files(&std::env::temp_dir(), started, 3),
+        Vec::<std::path::PathBuf>::new()
+    );
+    assert!(wait_for_no_processes(&run_id, Duration::from_secs(10)).is_empty());
+}
