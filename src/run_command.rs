@@ -51,7 +51,7 @@ pub(crate) async fn run_scenarios(args: RunArgs) -> Result<(), Failure> {
         if let Ok(resolved) = options.resolve(&source.scenario) {
             eprint!(
                 "{}",
-                grainbench::plan::outline_table(&source.scenario, &resolved.plans)
+                grainbench::plan::outline_table(&source.scenario, &resolved.cut_plans())
             );
         }
         let outcome = run::run(source, options, &cancel).await;

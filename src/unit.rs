@@ -36,7 +36,11 @@ pub fn serve(spec_json: &str) -> Result<(), UnitError> {
     let spec: UnitSpec = serde_json::from_str(spec_json)?;
     grain_runtime::host::raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(UNIT_WORKER_THREADS)
+        .worker_threads(
+            spec.worker_threads
+                .unwrap_or(UNIT_WORKER_THREADS)
+                .clamp(1, 256),
+        )
         .enable_all()
         .build()
         .map_err(UnitError::Runtime)?;

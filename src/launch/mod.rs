@@ -46,6 +46,8 @@ pub struct LaunchOptions {
     pub security: Option<Arc<pki::RunPki>>,
     /// Whether units reuse connections for their calls.
     pub keepalive: bool,
+    /// Threads of each unit's async runtime (`None`: the units' default).
+    pub worker_threads: Option<usize>,
 }
 
 pub use grain_runtime::host::raise_open_files_limit;
@@ -68,6 +70,7 @@ impl LaunchOptions {
             network: NetworkModel::default(),
             security: None,
             keepalive: true,
+            worker_threads: None,
         }
     }
 
@@ -366,6 +369,7 @@ pub async fn launch(
                 work_iterations_per_us: options.work_iterations_per_us,
                 security,
                 keepalive: options.keepalive,
+                worker_threads: options.worker_threads,
             })
         })
         .collect::<Result<Vec<_>, LaunchError>>()?;

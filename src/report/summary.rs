@@ -165,7 +165,8 @@ fn render_security(out: &mut String, m: &ReportModel) {
     let _ = writeln!(
         out,
         "\nsecurity at {} req/s ({}):",
-        security.rate, security.keepalive
+        security.rate,
+        security.keepalive.to_lowercase()
     );
     let _ = writeln!(
         out,

@@ -259,6 +259,17 @@ impl Resolved {
         cuts
     }
 
+    /// One plan per cut (its first mode's): what the static outline describes.
+    pub fn cut_plans(&self) -> Vec<Deployment> {
+        let mut plans: Vec<Deployment> = Vec::new();
+        for plan in &self.plans {
+            if !plans.iter().any(|p| p.architecture == plan.architecture) {
+                plans.push(plan.clone());
+            }
+        }
+        plans
+    }
+
     /// The security modes the run compares, in the order asked.
     pub fn modes(&self) -> Vec<SecurityMode> {
         let mut modes = Vec::new();

@@ -144,6 +144,9 @@ pub struct UnitSpec {
     /// per call).
     #[serde(default = "keepalive_default")]
     pub keepalive: bool,
+    /// Threads of the unit's async runtime (`None`: the units' default, 2).
+    #[serde(default)]
+    pub worker_threads: Option<usize>,
 }
 
 fn keepalive_default() -> bool {

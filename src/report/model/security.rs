@@ -69,9 +69,9 @@ pub fn security(results: &RunResults, rate: u32, keepalive: bool) -> Option<Secu
     (!rows.is_empty()).then(|| SecuritySection {
         rate,
         keepalive: if keepalive {
-            "units reuse connections (keep-alive)".into()
+            "Units reused connections (keep-alive)".into()
         } else {
-            "units open a connection per call (--no-keepalive)".into()
+            "Units opened a connection per call (--no-keepalive)".into()
         },
         rows,
         sentences,
@@ -145,17 +145,12 @@ fn compare(
             _ => "–".into(),
         },
     };
-    let cpu_clause = match cpu_ratio {
-        Some(r) if r.interval().is_some() && r.contains(1.0) => format!(
-            "; its units' CPU per request shows no clear difference ({})",
+    let cpu_clause = cpu_ratio.map_or(String::new(), |r| {
+        format!(
+            "; its units' CPU per request: {}",
             format::ratio_estimate(&r)
-        ),
-        Some(r) => format!(
-            "; its units burn {} the CPU per request",
-            format::ratio_estimate(&r)
-        ),
-        None => String::new(),
-    };
+        )
+    });
     let latency = if added_p50.interval().is_some() && added_p50.contains(0.0) {
         format!(
             "shows no clear change in p50 against plaintext ({})",
