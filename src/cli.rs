@@ -87,6 +87,13 @@ pub enum Command {
         /// Network every hop crosses, overriding the scenario's [network] (see `run --network`).
         #[arg(long, value_parser = network_arg)]
         network: Option<Box<NetworkModel>>,
+        /// What every hop speaks: none, tls, mtls, token or mtls+token (see `run --security`);
+        /// prints what curl needs to call the units.
+        #[arg(long, default_value = "none", value_parser = security_arg)]
+        security: SecurityMode,
+        /// Units open a connection (and pay its handshake) per call.
+        #[arg(long)]
+        no_keepalive: bool,
     },
     /// Measure the load driver itself: send lag and CPU per request against a minimal
     /// local endpoint, with wrk's CPU per request beside it when wrk is installed.

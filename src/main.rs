@@ -132,7 +132,12 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             scenario,
             arch,
             network,
-        } => up(&scenario, arch, network.map(|n| *n)).await,
+            security,
+            no_keepalive,
+        } => {
+            let hops = (security, !no_keepalive);
+            up(&scenario, arch, network.map(|n| *n), hops).await
+        }
         Command::Calibrate(args) => {
             let options = args.options(unit_binary()?);
             let calibration = grainbench::calibrate::calibrate(&options)
@@ -198,11 +203,13 @@ async fn up(
     path: &Path,
     arch: grainbench::plan::Architecture,
     network: Option<grain_runtime::network::NetworkModel>,
+    (security, keepalive): (grainbench::plan::SecurityMode, bool),
 ) -> Result<(), Failure> {
     let source = load(path)?;
     let deployment =
         grainbench::plan::plan(&source.scenario, &arch).map_err(|e| bad_input(e.into()))?;
-    let live = grainbench::up::start(&source, &deployment, network, unit_binary()?)
+    let binary = unit_binary()?;
+    let live = grainbench::up::start(&source, &deployment, network, binary, security, keepalive)
         .await
         .with_context(|| format!("{arch}"))?;
     print!("{}", grainbench::up::describe(&source, &live));

@@ -2,28 +2,79 @@
 //! curl), with each entrypoint's URL and an example request.
 
 use crate::driver::requests::RequestGen;
+use crate::launch::pki::RunPki;
 use crate::launch::{self, LaunchError, LaunchOptions, LiveDeployment};
-use crate::plan::Deployment;
+use crate::plan::{Deployment, SecurityMode};
 use crate::scenario::ScenarioSource;
 use grain_runtime::network::NetworkModel;
+use grain_runtime::security::{unix_now, TokenKey};
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Deploys `deployment`, a plan of `source`, with `network` between its units (the
-/// scenario's when `None`); the caller stops it with [`LiveDeployment::shutdown`].
+/// scenario's when `None`) and every hop speaking `security` (with a PKI made for this
+/// deployment, held in memory only); the caller stops it with [`LiveDeployment::shutdown`].
 pub async fn start(
     source: &ScenarioSource,
     deployment: &Deployment,
     network: Option<NetworkModel>,
     unit_binary: PathBuf,
+    security: SecurityMode,
+    keepalive: bool,
 ) -> Result<LiveDeployment, LaunchError> {
+    let run_id = format!("up-{}", std::process::id());
+    let pki = match security {
+        SecurityMode::None => None,
+        mode => Some(Arc::new(
+            RunPki::new(mode, &run_id).map_err(|e| LaunchError::Security(e.to_string()))?,
+        )),
+    };
     let options = LaunchOptions::new(
         unit_binary,
-        format!("up-{}", std::process::id()),
+        run_id,
         grain_runtime::work::measure_iterations_per_us(),
     )
-    .with_network(network.unwrap_or_else(|| source.scenario.network.clone()));
-    launch::launch(deployment, &options).await
+    .with_network(network.unwrap_or_else(|| source.scenario.network.clone()))
+    .with_security(pki, keepalive);
+    let deployment = deployment.clone().secured(security);
+    launch::launch(&deployment, &options).await
+}
+
+/// How long the bearer token `up` prints is valid.
+const UP_TOKEN_LIFETIME_S: u64 = 3_600;
+
+/// What a caller needs under `live`'s security: the PEM text to save (nothing is written
+/// to disk), and the curl flags that use it.
+fn credentials_for_curl(live: &LiveDeployment, out: &mut String) -> String {
+    let Some(driver) = live.options.driver_credentials() else {
+        return String::new();
+    };
+    let mode = driver.mode;
+    let mut flags = String::new();
+    if mode.tls() {
+        let _ = writeln!(
+            out,
+            "hops speak {mode}: the units' certificates come from a CA made for this deployment and held in memory only. Nothing was written to disk; to call a unit, save the PEM below as ca.pem"
+        );
+        let _ = write!(out, "{}", driver.ca_pem);
+        flags.push_str(" --cacert ca.pem");
+    }
+    if mode.client_certificates() {
+        let _ = writeln!(
+            out,
+            "and, as a caller the units accept (valid for this deployment only), client.pem and client-key.pem"
+        );
+        let _ = write!(out, "{}{}", driver.cert_pem, driver.key_pem);
+        flags.push_str(" --cert client.pem --key client-key.pem");
+    }
+    if mode.token() {
+        let _ = writeln!(
+            out,
+            "every call needs a bearer token; each entrypoint's below is valid for an hour"
+        );
+    }
+    flags
 }
 
 /// What `up` prints once the units are ready: how many, the network between them, and
@@ -49,13 +100,29 @@ pub fn describe(source: &ScenarioSource, live: &LiveDeployment) -> String {
         .params;
     let example =
         String::from_utf8_lossy(&grain_runtime::wire::encode_request(&params, 0)).into_owned();
+    let flags = credentials_for_curl(live, &mut out);
+    let driver = live.options.driver_credentials();
+    let scheme = live.options.mode().scheme();
     for entry in &scenario.entrypoints {
         let addr = live.addr_of(&entry.op).unwrap_or_default();
-        let _ = writeln!(out, "  {}  POST http://{addr}/op/{}", entry.op, entry.op);
+        let path = grain_runtime::wire::op_path(&entry.op);
+        let token = match driver.as_deref().map(TokenKey::of) {
+            Some(Ok(Some(key))) => format!(
+                " -H 'authorization: Bearer {}'",
+                key.sign(
+                    &driver
+                        .as_ref()
+                        .map_or(String::new(), |d| d.identity.clone()),
+                    &path,
+                    unix_now() + UP_TOKEN_LIFETIME_S
+                )
+            ),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "  {}  POST {scheme}://{addr}{path}", entry.op);
         let _ = writeln!(
             out,
-            "      curl -s -D- -X POST http://{addr}/op/{} -H 'content-type: application/json' -d '{example}'",
-            entry.op
+            "      curl -s -D- -X POST {scheme}://{addr}{path}{flags}{token} -H 'content-type: application/json' -d '{example}'",
         );
     }
     out

@@ -229,3 +229,33 @@ async fn a_run_under_mtls_and_tokens_matches_plaintext_and_leaves_no_key() {
     );
     assert!(wait_for_no_processes(&run_id, Duration::from_secs(10)).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_under_mtls_and_tokens_prints_what_curl_needs() {
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let plan = plan::plan(&source.scenario, &Architecture::Monolith).unwrap();
+    let live = grainbench::up::start(
+        &source,
+        &plan,
+        None,
+        grainbench_binary(),
+        SecurityMode::MtlsToken,
+        true,
+    )
+    .await
+    .expect("a secured monolith comes up");
+    let text = grainbench::up::describe(&source, &live);
+    for needed in [
+        "https://127.0.0.1:",
+        "-----BEGIN CERTIFICATE-----",
+        "PRIVATE KEY-----",
+        "--cacert ca.pem --cert client.pem --key client-key.pem -H 'authorization: Bearer ",
+    ] {
+        assert!(text.contains(needed), "{needed:?} missing from:\n{text}");
+    }
+    let driver = live.options.driver_credentials().unwrap();
+    browse(&live, Some(&driver))
+        .await
+        .expect("the printed caller is let in");
+    live.shutdown().await;
+}
