@@ -20,7 +20,7 @@
 //! release's lateness against its deadline is recorded as the injected delay's error.
 //!
 //! When the units speak TLS, each connection carries a rustls session driven from the same
-//! loop ([`tls`]); the socket reads and writes are in [`socket`].
+//! loop (`engine/tls.rs`); the socket reads and writes are in `engine/socket.rs`.
 
 pub mod connect;
 mod held;
