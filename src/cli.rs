@@ -207,6 +207,11 @@ pub struct RunArgs {
     /// Units open a connection (and pay its handshake) per call instead of reusing one.
     #[arg(long)]
     pub no_keepalive: bool,
+    /// Drive a deployment grainbench did not start: a TOML file naming its cut and each
+    /// entrypoint's URL (`cut = "micro"`, `[entrypoints] checkout = "http://host:port"`).
+    /// Cold start, memory, the units' CPU and the redeploy are then not measured.
+    #[arg(long, conflicts_with_all = ["arch", "sweep", "security", "no_keepalive", "all"])]
+    pub endpoints: Option<PathBuf>,
     /// Marks every unit's command line (lets tests find this run's processes).
     #[arg(long, hide = true)]
     pub run_id: Option<String>,

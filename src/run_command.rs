@@ -26,7 +26,12 @@ fn prepare(args: &RunArgs) -> Result<Vec<(ScenarioSource, RunOptions)>, Failure>
     let mut prepared = Vec::new();
     for path in &paths {
         let source = load(path)?;
-        let options = args.options(&source.scenario.name, binary.clone(), paths.len() > 1);
+        let mut options = args.options(&source.scenario.name, binary.clone(), paths.len() > 1);
+        if let Some(file) = &args.endpoints {
+            let endpoints = run::endpoints::Endpoints::read(file, &source.scenario)
+                .map_err(|e| bad_input(e.into()))?;
+            options.endpoints = Some(endpoints);
+        }
         prepared.push((source, options));
     }
     let runs: Vec<_> = prepared.iter().map(|(s, o)| (s, o)).collect();

@@ -44,6 +44,9 @@ pub fn render(m: &ReportModel) -> String {
             let _ = writeln!(out, "  {:<12} {:<36} {}", c.arch, c.figure, c.change);
         }
     }
+    for note in m.missing.iter().filter(|n| n.contains("did not start")) {
+        let _ = writeln!(out, "\n{note}");
+    }
     let _ = writeln!(out, "\nEquivalence: {}", m.equivalence);
     let _ = writeln!(out, "Latency is measured from each request's intended send time (open loop, coordinated omission corrected).");
     for error in &m.errors {

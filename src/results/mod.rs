@@ -71,6 +71,10 @@ pub struct RunMeta {
     /// Whether units reused connections for their calls (`--no-keepalive`: false).
     #[serde(default = "keepalive_default")]
     pub keepalive: bool,
+    /// The endpoints file of a deployment grainbench drove but did not start
+    /// (`run --endpoints`); its cold start, memory and units' CPU are not measured.
+    #[serde(default)]
+    pub endpoints: Option<PathBuf>,
 }
 
 fn keepalive_default() -> bool {

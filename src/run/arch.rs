@@ -2,6 +2,7 @@
 //! check equivalence, run the planned load steps with the units' CPU and memory sampled
 //! alongside, then the live redeploy.
 
+use super::endpoints::Endpoints;
 use super::equivalence::check_equivalence;
 use super::options::{Resolved, RunOptions};
 use super::steps::StepPlanner;
@@ -16,8 +17,73 @@ use crate::results::{
     ArchitectureResult, ColdStart, DeployCost, RunResults, StepNoise, StepResult, UnitInfo,
     UnitKind,
 };
+use crate::scenario::Scenario;
 use crate::scenario::ScenarioSource;
 use tokio_util::sync::CancellationToken;
+
+/// What a round measures: units this run launched, or a deployment it did not start
+/// (`run --endpoints`), whose processes it cannot see.
+pub(super) enum Deployed<'a> {
+    Live(&'a mut LiveDeployment),
+    External(&'a plan::Deployment, &'a Endpoints),
+}
+
+impl Deployed<'_> {
+    fn plan(&self) -> &plan::Deployment {
+        match self {
+            Deployed::Live(live) => &live.plan,
+            Deployed::External(plan, _) => plan,
+        }
+    }
+
+    /// The units' processes (none of an outside deployment's are visible).
+    fn pids(&self) -> Vec<(String, u32)> {
+        match self {
+            Deployed::Live(live) => unit_pids(live),
+            Deployed::External(..) => Vec::new(),
+        }
+    }
+
+    fn check_alive(&mut self) -> Result<(), LaunchError> {
+        match self {
+            Deployed::Live(live) => live.check_alive(),
+            Deployed::External(..) => Ok(()),
+        }
+    }
+
+    fn live(&self) -> Option<&LiveDeployment> {
+        match self {
+            Deployed::Live(live) => Some(live),
+            Deployed::External(..) => None,
+        }
+    }
+
+    /// The driver's targets: each entrypoint's unit, as the driver reaches it.
+    fn targets(&self, scenario: &Scenario) -> Result<Vec<Target>, driver::DriverError> {
+        scenario
+            .entrypoints
+            .iter()
+            .map(|entry| {
+                let size = scenario
+                    .operation(&entry.op)
+                    .map_or(0, |op| op.request_bytes);
+                match self {
+                    Deployed::Live(live) => {
+                        Target::new(&entry.op, live.addr_of(&entry.op).unwrap_or_default(), size)
+                            .map(|target| target.secured(live.options.driver_credentials()))
+                    }
+                    Deployed::External(_, endpoints) => {
+                        let addr = endpoints
+                            .addrs
+                            .get(&entry.op)
+                            .map_or(String::new(), |a| a.to_string());
+                        Target::new(&entry.op, &addr, size)
+                    }
+                }
+            })
+            .collect()
+    }
+}
 
 /// What every architecture of one run shares.
 pub(super) struct ArchRun<'a> {
@@ -40,6 +106,14 @@ impl ArchRun<'_> {
         results: &mut RunResults,
     ) -> (Option<RunError>, Option<LiveDeployment>) {
         let architecture = deployment.architecture.clone();
+        if let Some(endpoints) = &self.options.endpoints {
+            let mut deployed = Deployed::External(deployment, endpoints);
+            return (
+                self.measure(round, &mut deployed, arch_result, results)
+                    .await,
+                None,
+            );
+        }
         tracing::info!(%architecture, units = deployment.units.len(), "deploying");
         let launched = tokio::select! {
             launched = self.deploy(deployment) => launched,
@@ -69,7 +143,9 @@ impl ArchRun<'_> {
                 arch_result.deploy = Some(self.deploy_cost(&live, cold_start));
             }
         }
-        let error = self.measure(round, &mut live, arch_result, results).await;
+        let error = self
+            .measure(round, &mut Deployed::Live(&mut live), arch_result, results)
+            .await;
         (error, Some(live))
     }
 
@@ -159,13 +235,13 @@ impl ArchRun<'_> {
     async fn measure(
         &self,
         round: usize,
-        live: &mut LiveDeployment,
+        deployed: &mut Deployed<'_>,
         arch_result: &mut ArchitectureResult,
         results: &mut RunResults,
     ) -> Option<RunError> {
         let scenario = &self.source.scenario;
-        let architecture = live.plan.architecture.clone();
-        let targets = match targets(live, scenario) {
+        let architecture = deployed.plan().architecture.clone();
+        let targets = match deployed.targets(scenario) {
             Ok(targets) => targets,
             Err(source) => {
                 return Some(RunError::Driver {
@@ -176,7 +252,7 @@ impl ArchRun<'_> {
         };
         if round == 0 {
             let check = tokio::select! {
-                check = check_equivalence(&targets, scenario, self.resolved.seed, self.options.equivalence_requests, self.resolved.load.timeout, &live.plan, results) => check,
+                check = check_equivalence(&targets, scenario, self.resolved.seed, self.options.equivalence_requests, self.resolved.load.timeout, deployed.plan(), results) => check,
                 _ = self.cancel.cancelled() => Err(RunError::Interrupted),
             };
             if let Err(error) = check {
@@ -190,7 +266,7 @@ impl ArchRun<'_> {
         while let Some(schedule) = sweep.next_schedule(last.as_ref()) {
             index += 1;
             let config = self.step_config(schedule);
-            let mut step = match self.step(live, &targets, &config, index).await {
+            let mut step = match self.step(deployed, &targets, &config, index).await {
                 Ok(step) => step,
                 Err(error) => return Some(error),
             };
@@ -199,7 +275,7 @@ impl ArchRun<'_> {
             tracing::info!(%architecture, rate = step.target_rps, achieved = step.achieved_rps, p50_us = step.latency_us.p50, p99_us = step.latency_us.p99, "step done");
             arch_result.steps.push(step);
             self.checkpoint(results, arch_result);
-            if let Err(source) = live.check_alive() {
+            if let Err(source) = deployed.check_alive() {
                 return Some(RunError::Launch {
                     architecture,
                     source,
@@ -213,7 +289,8 @@ impl ArchRun<'_> {
             arch_result.knee = sweep.knee();
         }
         let last_round = round + 1 == self.options.repeat.max(1);
-        if let Some(change) = self.resolved.redeploy.as_ref().filter(|_| last_round) {
+        let change = self.resolved.redeploy.as_ref().filter(|_| last_round);
+        if let (Some(change), Deployed::Live(live)) = (change, deployed) {
             let index = index + 1;
             match self
                 .redeploy_under_load(live, &targets, change, index)
@@ -233,14 +310,15 @@ impl ArchRun<'_> {
     /// One load step with the units' CPU and memory sampled alongside.
     async fn step(
         &self,
-        live: &LiveDeployment,
+        deployed: &Deployed<'_>,
         targets: &[Target],
         config: &StepConfig,
         index: u64,
     ) -> Result<StepResult, RunError> {
-        let architecture = live.plan.architecture.clone();
-        let delaying = config.network.adds_delay();
-        if delaying {
+        let architecture = deployed.plan().architecture.clone();
+        // Only units this run started report the delays they injected.
+        let delaying = deployed.live().filter(|_| config.network.adds_delay());
+        if let Some(live) = delaying {
             // Start the step's count afresh: the equivalence check and earlier steps
             // delayed messages too.
             if let Err(error) = delays::take_unit_delay_errors(live).await {
@@ -250,15 +328,19 @@ impl ArchRun<'_> {
         let (measurement, usage, noise) = self
             .measured_step(
                 architecture.clone(),
-                unit_pids(live),
+                deployed.pids(),
                 targets,
                 config,
                 index,
             )
             .await?;
-        let mut step = self.step_result(live, &measurement).with_units(usage);
+        let mut step = self.step_result(deployed.plan(), &measurement);
+        if deployed.live().is_some() {
+            // An outside deployment's processes are not visible: its CPU is not measured.
+            step = step.with_units(usage);
+        }
         step.noise = noise;
-        if delaying {
+        if let Some(live) = delaying {
             delays::attach_unit_delay_errors(&mut step, live).await;
         }
         Ok(step)
@@ -292,7 +374,7 @@ impl ArchRun<'_> {
 
     pub(super) fn step_result(
         &self,
-        live: &LiveDeployment,
+        plan: &plan::Deployment,
         measurement: &driver::StepMeasurement,
     ) -> StepResult {
         let entry_names: Vec<String> = self
@@ -302,8 +384,7 @@ impl ArchRun<'_> {
             .iter()
             .map(|e| e.op.clone())
             .collect();
-        let mut step =
-            StepResult::from_measurement(measurement, &entry_names, &live.plan.static_hops);
+        let mut step = StepResult::from_measurement(measurement, &entry_names, &plan.static_hops);
         if self.cancel.is_cancelled() {
             step.valid = false;
             step.invalid_reason = Some("interrupted before the step finished".into());
@@ -314,23 +395,6 @@ impl ArchRun<'_> {
 
 pub(super) fn unit_pids(live: &LiveDeployment) -> Vec<(String, u32)> {
     live.units.iter().map(|u| (u.name.clone(), u.pid)).collect()
-}
-
-fn targets(
-    live: &LiveDeployment,
-    scenario: &crate::scenario::Scenario,
-) -> Result<Vec<Target>, driver::DriverError> {
-    scenario
-        .entrypoints
-        .iter()
-        .map(|entry| {
-            let size = scenario
-                .operation(&entry.op)
-                .map_or(0, |op| op.request_bytes);
-            Target::new(&entry.op, live.addr_of(&entry.op).unwrap_or_default(), size)
-                .map(|target| target.secured(live.options.driver_credentials()))
-        })
-        .collect()
 }
 
 /// The result of a deployment before anything ran.

@@ -12,6 +12,7 @@
 //! - `meta`: run id, git commit, time, progress bars
 
 mod arch;
+pub mod endpoints;
 mod equivalence;
 mod meta;
 pub mod options;
@@ -240,6 +241,7 @@ fn new_results(
                 .map(|budget| budget.as_secs_f64() * 1e6),
             driver_capacity_rps: None,
             keepalive: resolved.keepalive,
+            endpoints: options.endpoints.as_ref().map(|e| e.file.clone()),
         },
         scenario: ScenarioInfo {
             name: scenario.name.clone(),

@@ -60,6 +60,8 @@ pub struct RunOptions {
     pub security: Vec<SecurityMode>,
     /// Overrides the scenario's `[security] keepalive` (`--no-keepalive`).
     pub keepalive: Option<bool>,
+    /// Drive this deployment instead of launching any (`--endpoints FILE`).
+    pub endpoints: Option<super::endpoints::Endpoints>,
 }
 
 impl RunOptions {
@@ -87,6 +89,7 @@ impl RunOptions {
             threads: None,
             security: Vec::new(),
             keepalive: None,
+            endpoints: None,
         }
     }
 
@@ -114,6 +117,9 @@ impl RunOptions {
             LoadMode::Rates(rates) => rates.first(),
             _ => load.rates.first(),
         };
+        if let Some(endpoints) = &self.endpoints {
+            return Ok(self.resolve_external(scenario, endpoints, load));
+        }
         let modes = if self.security.is_empty() {
             scenario.security.modes.clone()
         } else {
@@ -141,6 +147,34 @@ impl RunOptions {
 }
 
 impl RunOptions {
+    /// For a deployment grainbench did not start: its cut's plan, named by its label, in
+    /// plaintext, with no redeploy and no modelled delay (its network is its own).
+    fn resolve_external(
+        &self,
+        scenario: &Scenario,
+        endpoints: &super::endpoints::Endpoints,
+        load: LoadProfile,
+    ) -> Resolved {
+        // The endpoints file was checked against this scenario when it was read.
+        let mut plans: Vec<Deployment> = plan::plan(scenario, &endpoints.cut).into_iter().collect();
+        for plan in &mut plans {
+            plan.architecture = Architecture::Named(endpoints.label.clone());
+        }
+        let first_rate = match &self.load {
+            LoadMode::Rates(rates) => rates.first(),
+            _ => load.rates.first(),
+        };
+        Resolved {
+            plans,
+            keepalive: true,
+            seed: self.seed.unwrap_or(scenario.seed),
+            network: NetworkModel::loopback(),
+            redeploy_rate: first_rate.copied().unwrap_or(100),
+            redeploy: None,
+            load,
+        }
+    }
+
     /// The plan of every cut to run, in order and without repeats: the named ones, then
     /// the sweep's picks.
     fn plans(&self, scenario: &Scenario) -> Result<Vec<Deployment>, OptionsError> {

@@ -279,7 +279,12 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
     if rate.is_none() {
         missing.push("No rate at which every architecture's step was valid: no verdict, summary tables or percentile chart (see Load generator health).".into());
     }
-    if results.architectures.iter().all(|a| a.deploy.is_none()) {
+    if let Some(file) = &results.meta.endpoints {
+        missing.push(format!(
+            "This run drove a deployment grainbench did not start ({}): its cold start, memory, units' CPU and redeploy are not measured; latency, hops and digests are.",
+            file.display()
+        ));
+    } else if results.architectures.iter().all(|a| a.deploy.is_none()) {
         missing.push("Deploy cost was not measured in this run.".into());
     }
     if results

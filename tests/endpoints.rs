@@ -1,0 +1,102 @@
+//! `run --endpoints`: driving units this run did not start gives the same digests and
+//! hops as a normal run, and says what it could not measure.
+
+mod common;
+
+use common::*;
+use grainbench::plan::{self, Architecture, SecurityMode};
+use grainbench::run::endpoints::Endpoints;
+use grainbench::{run, scenario};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn driving_units_started_by_up_matches_a_normal_run() {
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let micro = plan::plan(&source.scenario, &Architecture::Micro).unwrap();
+    let live = grainbench::up::start(
+        &source,
+        &micro,
+        None,
+        grainbench_binary(),
+        SecurityMode::None,
+        true,
+    )
+    .await
+    .expect("up starts micro");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("endpoints.toml");
+    let urls: String = source
+        .scenario
+        .entrypoints
+        .iter()
+        .map(|e| format!("{} = \"http://{}\"\n", e.op, live.addr_of(&e.op).unwrap()))
+        .collect();
+    std::fs::write(
+        &file,
+        format!("cut = \"micro\"\nlabel = \"micro-up\"\n[entrypoints]\n{urls}"),
+    )
+    .unwrap();
+
+    let configure = |name: &str, out: &std::path::Path| {
+        let mut options = test_run_options(name, out);
+        options.load = run::LoadMode::Rates(vec![50]);
+        options.duration = Some(Duration::from_millis(600));
+        options.warmup = Some(Duration::from_millis(200));
+        options
+    };
+    let mut external = configure("endpoints-external", &dir.path().join("external"));
+    external.endpoints = Some(Endpoints::read(&file, &source.scenario).unwrap());
+    let outside = run::run(&source, &external, &CancellationToken::new()).await;
+    live.shutdown().await;
+    assert!(
+        outside.error.is_none(),
+        "{:?}",
+        outside.error.map(|e| e.to_string())
+    );
+
+    let mut normal = configure("endpoints-normal", &dir.path().join("normal"));
+    normal.architectures = vec![Architecture::Micro];
+    let inside = run::run(&source, &normal, &CancellationToken::new()).await;
+    assert!(
+        inside.error.is_none(),
+        "{:?}",
+        inside.error.map(|e| e.to_string())
+    );
+
+    let (outside, inside) = (outside.results, inside.results);
+    assert_eq!(outside.architectures.len(), 1);
+    let driven = &outside.architectures[0];
+    assert_eq!(driven.label(), "micro-up");
+    assert_eq!(
+        outside.equivalence.as_ref().unwrap().digests,
+        inside.equivalence.as_ref().unwrap().digests,
+        "the same business results"
+    );
+    let measured = &inside.architectures[0];
+    assert_eq!(driven.static_hops, measured.static_hops);
+    for (d, m) in driven.steps.iter().zip(&measured.steps) {
+        assert!(d.ok > 0 && d.error_total == 0, "{d:?}");
+        for (de, me) in d.entrypoints.iter().zip(&m.entrypoints) {
+            assert!(de.hops_match_static, "{}", de.entrypoint);
+            assert_eq!(de.hops.mean_total, me.hops.mean_total, "{}", de.entrypoint);
+        }
+        assert!(
+            d.units.is_none() && d.units_cpu_us_per_request.is_none(),
+            "not measured, not guessed"
+        );
+    }
+    assert!(driven.deploy.is_none() && driven.cold_start_ms.is_none());
+    assert_eq!(outside.meta.endpoints.as_deref(), Some(file.as_path()));
+    let summary = grainbench::report::render_summary(&outside, None);
+    assert!(summary.contains("did not start"), "{summary}");
+    let model = grainbench::report::model::build(&outside, None);
+    assert!(
+        model
+            .missing
+            .iter()
+            .any(|m| m.contains("did not start") && m.contains("not measured")),
+        "{:?}",
+        model.missing
+    );
+}
