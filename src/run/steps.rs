@@ -155,6 +155,17 @@ mod tests {
         step
     }
 
+    /// Sweep limits set by flag: from `start`, ×`factor`, up to `max`, p99 bound `p99_us`.
+    fn limits(start: u32, factor: f64, max: u32, p99_us: u64) -> SweepLimits {
+        SweepLimits {
+            start_rps: start,
+            factor,
+            max_rps: max,
+            max_source: SweepMax::Flag,
+            p99_bound_us: p99_us,
+        }
+    }
+
     fn rates(
         planner: &mut StepPlanner,
         steps: &mut Vec<StepResult>,
@@ -197,13 +208,7 @@ mod tests {
 
     #[test]
     fn a_sweep_rises_by_its_factor_and_stops_at_the_first_invalid_step() {
-        let limits = SweepLimits {
-            start_rps: 100,
-            factor: 2.0,
-            max_rps: 10_000,
-            max_source: SweepMax::Flag,
-            p99_bound_us: 50_000,
-        };
+        let limits = limits(100, 2.0, 10_000, 50_000);
         let mut planner = StepPlanner::new(&LoadMode::Sweep(limits), &profile());
         let issued = rates(&mut planner, &mut Vec::new(), |rate| (10, rate < 800));
         assert_eq!(issued, [100, 200, 400, 800, 800], "the knee is confirmed");
@@ -216,13 +221,7 @@ mod tests {
 
     #[test]
     fn a_sweep_stops_when_p99_passes_its_bound_or_at_its_limit() {
-        let limits = SweepLimits {
-            start_rps: 100,
-            factor: 1.5,
-            max_rps: 10_000,
-            max_source: SweepMax::Flag,
-            p99_bound_us: 1_000,
-        };
+        let limits = limits(100, 1.5, 10_000, 1_000);
         let mut planner = StepPlanner::new(&LoadMode::Sweep(limits.clone()), &profile());
         let issued = rates(&mut planner, &mut Vec::new(), |rate| {
             (if rate > 200 { 5_000 } else { 10 }, true)
@@ -286,13 +285,7 @@ mod tests {
 
     #[test]
     fn a_step_that_saturates_once_is_repeated_and_the_sweep_goes_on_when_the_repeat_holds() {
-        let limits = SweepLimits {
-            start_rps: 100,
-            factor: 2.0,
-            max_rps: 10_000,
-            max_source: SweepMax::Flag,
-            p99_bound_us: 50_000,
-        };
+        let limits = limits(100, 2.0, 10_000, 50_000);
         let mut planner = StepPlanner::new(&LoadMode::Sweep(limits), &profile());
         let attempts_at_200 = std::cell::Cell::new(0);
         let issued = rates(&mut planner, &mut Vec::new(), |rate| {
@@ -315,13 +308,7 @@ mod tests {
 
     #[test]
     fn a_sweep_always_rises_even_with_a_factor_near_one() {
-        let limits = SweepLimits {
-            start_rps: 1,
-            factor: 1.0001,
-            max_rps: 5,
-            max_source: SweepMax::Flag,
-            p99_bound_us: 50_000,
-        };
+        let limits = limits(1, 1.0001, 5, 50_000);
         let mut planner = StepPlanner::new(&LoadMode::Sweep(limits), &profile());
         assert_eq!(
             rates(&mut planner, &mut Vec::new(), |_| (10, true)),
