@@ -20,20 +20,25 @@ pub const DRIVER: &str = "driver";
 
 /// A run's CA and token key, issuing each party's credentials.
 pub struct RunPki {
+    authority: Authority,
+    /// The driver's credentials (the harness's own calls present them too).
+    driver: Credentials,
+}
+
+/// What signs: the CA, its key, and the run's token key.
+struct Authority {
     mode: SecurityMode,
     run: String,
     ca: rcgen::Certificate,
     ca_key: KeyPair,
     token_key: String,
-    /// The driver's credentials (the harness's own calls present them too).
-    driver: Option<Credentials>,
 }
 
 impl std::fmt::Debug for RunPki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunPki")
-            .field("mode", &self.mode)
-            .field("run", &self.run)
+            .field("mode", &self.authority.mode)
+            .field("run", &self.authority.run)
             .finish_non_exhaustive()
     }
 }
@@ -56,32 +61,35 @@ impl RunPki {
         let mut key = [0u8; 32];
         rand::rng().fill_bytes(&mut key);
         use base64::Engine as _;
-        let mut pki = RunPki {
+        let authority = Authority {
             mode,
             run: run.to_string(),
             ca,
             ca_key,
             token_key: base64::engine::general_purpose::STANDARD.encode(key),
-            driver: None,
         };
-        pki.driver = Some(pki.issue(DRIVER)?);
-        Ok(pki)
+        let driver = authority.issue(DRIVER)?;
+        Ok(RunPki { authority, driver })
+    }
+
+    pub fn mode(&self) -> SecurityMode {
+        self.authority.mode
     }
 
     /// The driver's credentials.
     pub fn driver(&self) -> &Credentials {
-        self.driver
-            .as_ref()
-            .expect("issued when the PKI is made, before it is shared")
-    }
-
-    pub fn mode(&self) -> SecurityMode {
-        self.mode
+        &self.driver
     }
 
     /// `identity`'s credentials: a certificate for 127.0.0.1, its own name and the run's
     /// member name, good as server and as client.
     pub fn issue(&self, identity: &str) -> Result<Credentials, PkiError> {
+        self.authority.issue(identity)
+    }
+}
+
+impl Authority {
+    fn issue(&self, identity: &str) -> Result<Credentials, PkiError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(vec![
             party_name(identity, &self.run),
