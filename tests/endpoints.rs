@@ -6,9 +6,7 @@ mod common;
 use common::*;
 use grainbench::plan::{self, Architecture, SecurityMode};
 use grainbench::run::endpoints::Endpoints;
-use grainbench::{run, scenario};
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
+use grainbench::scenario;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn driving_units_started_by_up_matches_a_normal_run() {
@@ -38,33 +36,15 @@ async fn driving_units_started_by_up_matches_a_normal_run() {
     )
     .unwrap();
 
-    let configure = |name: &str, out: &std::path::Path| {
-        let mut options = test_run_options(name, out);
-        options.load = run::LoadMode::Rates(vec![50]);
-        options.duration = Some(Duration::from_millis(600));
-        options.warmup = Some(Duration::from_millis(200));
-        options
-    };
-    let mut external = configure("endpoints-external", &dir.path().join("external"));
+    let mut external = short_run_options("endpoints-external", &dir.path().join("external"));
     external.endpoints = Some(Endpoints::read(&file, &source.scenario).unwrap());
-    let outside = run::run(&source, &external, &CancellationToken::new()).await;
+    let outside = run_ok(&source, &external).await;
     live.shutdown().await;
-    assert!(
-        outside.error.is_none(),
-        "{:?}",
-        outside.error.map(|e| e.to_string())
-    );
 
-    let mut normal = configure("endpoints-normal", &dir.path().join("normal"));
+    let mut normal = short_run_options("endpoints-normal", &dir.path().join("normal"));
     normal.architectures = vec![Architecture::Micro];
-    let inside = run::run(&source, &normal, &CancellationToken::new()).await;
-    assert!(
-        inside.error.is_none(),
-        "{:?}",
-        inside.error.map(|e| e.to_string())
-    );
+    let inside = run_ok(&source, &normal).await;
 
-    let (outside, inside) = (outside.results, inside.results);
     assert_eq!(outside.architectures.len(), 1);
     let driven = &outside.architectures[0];
     assert_eq!(driven.label(), "micro-up");

@@ -12,12 +12,11 @@ use grain_runtime::wire::{encode_request, op_path};
 use grainbench::launch::pki::{RunPki, DRIVER};
 use grainbench::launch::{self, LaunchOptions, LiveDeployment};
 use grainbench::plan::{self, Architecture};
-use grainbench::{run, scenario};
+use grainbench::scenario;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio_util::sync::CancellationToken;
 
 async fn deploy_secured(mode: SecurityMode, test: &str) -> (LiveDeployment, Arc<RunPki>) {
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
@@ -167,20 +166,11 @@ async fn a_run_under_mtls_and_tokens_matches_plaintext_and_leaves_no_key() {
     let started = SystemTime::now();
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let mut options = test_run_options("security-run", out.path());
+    let mut options = short_run_options("security-run", out.path());
     options.architectures = vec![Architecture::Nano, Architecture::Monolith];
     options.security = vec![SecurityMode::None, SecurityMode::MtlsToken];
-    options.load = run::LoadMode::Rates(vec![50]);
-    options.duration = Some(Duration::from_millis(600));
-    options.warmup = Some(Duration::from_millis(200));
     let run_id = options.run_id.clone();
-    let outcome = run::run(&source, &options, &CancellationToken::new()).await;
-    assert!(
-        outcome.error.is_none(),
-        "{:?}",
-        outcome.error.map(|e| e.to_string())
-    );
-    let results = outcome.results;
+    let results = run_ok(&source, &options).await;
     assert!(results.complete);
     let labels: Vec<String> = results.architectures.iter().map(|a| a.label()).collect();
     assert_eq!(

@@ -178,6 +178,30 @@ pub fn test_run_options(name: &str, out: &std::path::Path) -> RunOptions {
     options
 }
 
+/// Options for a short run at one rate (50 req/s, 200 ms warm-up, 600 ms measured) on
+/// top of [`test_run_options`].
+pub fn short_run_options(name: &str, out: &std::path::Path) -> RunOptions {
+    let mut options = test_run_options(name, out);
+    options.load = run::LoadMode::Rates(vec![50]);
+    options.duration = Some(Duration::from_millis(600));
+    options.warmup = Some(Duration::from_millis(200));
+    options
+}
+
+/// Runs `source` with `options`; the run must finish without error.
+pub async fn run_ok(
+    source: &grainbench::scenario::ScenarioSource,
+    options: &RunOptions,
+) -> grainbench::results::RunResults {
+    let outcome = run::run(source, options, &CancellationToken::new()).await;
+    assert!(
+        outcome.error.is_none(),
+        "{:?}",
+        outcome.error.map(|e| e.to_string())
+    );
+    outcome.results
+}
+
 /// Every key path of a JSON document (`a.b[].c`), arrays collapsed: the shape of a
 /// results file without its values.
 pub fn key_paths(value: &serde_json::Value) -> std::collections::BTreeSet<String> {
