@@ -50,7 +50,7 @@ async fn browse(live: &LiveDeployment, caller: Option<&Credentials>) -> Result<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_refuses_callers_without_the_runs_certificate() {
     let (live, pki) = deploy_secured(SecurityMode::Mtls, "mtls-refuses").await;
-    let driver = pki.driver().clone();
+    let driver = Credentials::clone(pki.driver());
     browse(&live, Some(&driver))
         .await
         .expect("the run's driver is let in");

@@ -84,7 +84,7 @@ impl LaunchOptions {
 
     /// The driver's credentials, when the units' hops are secured.
     pub fn driver_credentials(&self) -> Option<Arc<grain_runtime::security::Credentials>> {
-        self.security.as_ref().map(|p| Arc::new(p.driver().clone()))
+        self.security.as_ref().map(|p| p.driver().clone())
     }
 
     /// The mode the units speak.
@@ -97,7 +97,7 @@ impl LaunchOptions {
     /// A client for the harness's own calls to units (readiness, equivalence, figures),
     /// speaking their security as the driver.
     pub fn client(&self, timeout: Duration) -> Result<HttpClient, LaunchError> {
-        let driver = self.security.as_ref().map(|p| p.driver());
+        let driver = self.security.as_ref().map(|p| p.driver().as_ref());
         HttpClient::secured(timeout, driver, true).map_err(|e| LaunchError::Security(e.to_string()))
     }
 

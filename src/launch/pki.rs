@@ -9,6 +9,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose, SanType,
 };
+use std::sync::Arc;
 
 /// Why the run's credentials could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -21,8 +22,9 @@ pub const DRIVER: &str = "driver";
 /// A run's CA and token key, issuing each party's credentials.
 pub struct RunPki {
     authority: Authority,
-    /// The driver's credentials (the harness's own calls present them too).
-    driver: Credentials,
+    /// The driver's credentials (the harness's own calls present them too), shared with
+    /// every step's targets.
+    driver: Arc<Credentials>,
 }
 
 /// What signs: the CA, its key, and the run's token key.
@@ -68,7 +70,7 @@ impl RunPki {
             ca_key,
             token_key: base64::engine::general_purpose::STANDARD.encode(key),
         };
-        let driver = authority.issue(DRIVER)?;
+        let driver = Arc::new(authority.issue(DRIVER)?);
         Ok(RunPki { authority, driver })
     }
 
@@ -77,7 +79,7 @@ impl RunPki {
     }
 
     /// The driver's credentials.
-    pub fn driver(&self) -> &Credentials {
+    pub fn driver(&self) -> &Arc<Credentials> {
         &self.driver
     }
 

@@ -171,30 +171,39 @@ fn render_security(out: &mut String, m: &ReportModel) {
         security.rate,
         security.keepalive.to_lowercase()
     );
-    let _ = writeln!(
-        out,
-        "  {:<12} {:<10} {:>26} {:>26} {:>6} {:>8} {:>24} {:>16}",
-        "cut",
-        "mode",
-        "added p50 [95 % CI]",
-        "added p99 [95 % CI]",
-        "hops",
-        "µs/hop",
-        "units' CPU vs plaintext",
-        "conns/req (none)"
-    );
-    for r in &security.rows {
+    let line = |out: &mut String, cells: [&str; 8]| {
+        let [cut, mode, p50, p99, hops, per_hop, cpu, conns] = cells;
         let _ = writeln!(
             out,
-            "  {:<12} {:<10} {:>26} {:>26} {:>6} {:>8} {:>24} {:>16}",
-            r.arch,
-            r.mode,
-            r.added_p50_us,
-            r.added_p99_us,
-            r.hops,
-            r.added_p50_per_hop_us,
-            r.units_cpu_ratio,
-            r.connections_per_request
+            "  {cut:<12} {mode:<10} {p50:>26} {p99:>26} {hops:>6} {per_hop:>8} {cpu:>24} {conns:>16}"
+        );
+    };
+    line(
+        out,
+        [
+            "cut",
+            "mode",
+            "added p50 [95 % CI]",
+            "added p99 [95 % CI]",
+            "hops",
+            "µs/hop",
+            "units' CPU vs plaintext",
+            "conns/req (none)",
+        ],
+    );
+    for r in &security.rows {
+        line(
+            out,
+            [
+                &r.arch,
+                &r.mode,
+                &r.added_p50_us,
+                &r.added_p99_us,
+                &r.hops,
+                &r.added_p50_per_hop_us,
+                &r.units_cpu_ratio,
+                &r.connections_per_request,
+            ],
         );
     }
     for sentence in &security.sentences {

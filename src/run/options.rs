@@ -117,62 +117,55 @@ impl RunOptions {
             LoadMode::Rates(rates) => rates.first(),
             _ => load.rates.first(),
         };
-        if let Some(endpoints) = &self.endpoints {
-            return Ok(self.resolve_external(scenario, endpoints, load));
-        }
-        let modes = if self.security.is_empty() {
-            scenario.security.modes.clone()
-        } else {
-            self.security.clone()
+        // A deployment grainbench did not start: its cut's plan, plaintext, no redeploy, and
+        // no modelled delay (its network is its own).
+        let external = self.endpoints.as_ref();
+        let plans = match external {
+            Some(endpoints) => external_plans(scenario, endpoints),
+            None => self.secured_plans(scenario)?,
         };
-        // Each cut once per mode, a cut's modes together (run back to back in each round).
-        let plans = self
-            .plans(scenario)?
-            .into_iter()
-            .flat_map(|plan| modes.iter().map(move |&mode| plan.clone().secured(mode)))
-            .collect();
         Ok(Resolved {
             plans,
-            keepalive: self.keepalive.unwrap_or(scenario.security.keepalive),
+            keepalive: external.is_some() || self.keepalive.unwrap_or(scenario.security.keepalive),
             seed: self.seed.unwrap_or(scenario.seed),
-            network: self
-                .network
-                .clone()
-                .unwrap_or_else(|| scenario.network.clone()),
+            network: match external {
+                Some(_) => NetworkModel::loopback(),
+                None => self
+                    .network
+                    .clone()
+                    .unwrap_or_else(|| scenario.network.clone()),
+            },
             redeploy_rate: first_rate.copied().unwrap_or(100),
-            redeploy,
+            redeploy: redeploy.filter(|_| external.is_none()),
             load,
         })
     }
 }
 
+/// An outside deployment's plan: its cut's, named by its label. The endpoints file was
+/// checked against this scenario when it was read.
+fn external_plans(scenario: &Scenario, endpoints: &super::endpoints::Endpoints) -> Vec<Deployment> {
+    let mut plans: Vec<Deployment> = plan::plan(scenario, &endpoints.cut).into_iter().collect();
+    for plan in &mut plans {
+        plan.architecture = Architecture::Named(endpoints.label.clone());
+    }
+    plans
+}
+
 impl RunOptions {
-    /// For a deployment grainbench did not start: its cut's plan, named by its label, in
-    /// plaintext, with no redeploy and no modelled delay (its network is its own).
-    fn resolve_external(
-        &self,
-        scenario: &Scenario,
-        endpoints: &super::endpoints::Endpoints,
-        load: LoadProfile,
-    ) -> Resolved {
-        // The endpoints file was checked against this scenario when it was read.
-        let mut plans: Vec<Deployment> = plan::plan(scenario, &endpoints.cut).into_iter().collect();
-        for plan in &mut plans {
-            plan.architecture = Architecture::Named(endpoints.label.clone());
-        }
-        let first_rate = match &self.load {
-            LoadMode::Rates(rates) => rates.first(),
-            _ => load.rates.first(),
+    /// Every cut once per security mode, a cut's modes together (run back to back in each
+    /// round).
+    fn secured_plans(&self, scenario: &Scenario) -> Result<Vec<Deployment>, OptionsError> {
+        let modes = if self.security.is_empty() {
+            scenario.security.modes.clone()
+        } else {
+            self.security.clone()
         };
-        Resolved {
-            plans,
-            keepalive: true,
-            seed: self.seed.unwrap_or(scenario.seed),
-            network: NetworkModel::loopback(),
-            redeploy_rate: first_rate.copied().unwrap_or(100),
-            redeploy: None,
-            load,
-        }
+        Ok(self
+            .plans(scenario)?
+            .into_iter()
+            .flat_map(|plan| modes.iter().map(move |&mode| plan.clone().secured(mode)))
+            .collect())
     }
 
     /// The plan of every cut to run, in order and without repeats: the named ones, then
@@ -284,13 +277,10 @@ pub struct Resolved {
 impl Resolved {
     /// The cuts to run, in the order asked, each once.
     pub fn cuts(&self) -> Vec<Architecture> {
-        let mut cuts: Vec<Architecture> = Vec::new();
-        for plan in &self.plans {
-            if !cuts.contains(&plan.architecture) {
-                cuts.push(plan.architecture.clone());
-            }
-        }
-        cuts
+        self.cut_plans()
+            .into_iter()
+            .map(|plan| plan.architecture)
+            .collect()
     }
 
     /// One plan per cut (its first mode's): what the static outline describes.
