@@ -101,6 +101,7 @@ fn ping_scenario() -> Scenario {
             name: "ping".into(),
             operations: vec![PING.into()],
             data: Vec::new(),
+            replicas: 1,
         }],
         operations: vec![OperationDef {
             name: PING.into(),
@@ -127,6 +128,8 @@ fn ping_scenario() -> Scenario {
         network: NetworkModel::loopback(),
         cuts: Vec::new(),
         security: Default::default(),
+        resilience: Default::default(),
+        faults: Vec::new(),
     }
 }
 
@@ -142,6 +145,7 @@ fn ping_deployment(scenario: &Scenario) -> Deployment {
                 embedded_stores: Vec::new(),
                 remote_request_bytes: BTreeMap::new(),
             },
+            replicas: 1,
         }],
         op_unit: BTreeMap::from([(PING.to_string(), 0)]),
         store_unit: BTreeMap::new(),

@@ -58,7 +58,11 @@ pub fn serve(spec_json: &str) -> Result<(), UnitError> {
                     remote_request_bytes,
                     spec.work_iterations_per_us,
                 )
-                .with_security(spec.security.clone(), spec.keepalive)
+                .with_calls(
+                    spec.security.clone(),
+                    spec.keepalive,
+                    spec.resilience.clone(),
+                )
                 .map_err(|source| HostError::Security {
                     unit: spec.name.clone(),
                     source,

@@ -29,6 +29,7 @@ use requests::RequestGen;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -88,12 +89,21 @@ impl Target {
             op: op.to_string(),
             addr: addr.to_string(),
         })?;
-        Ok(Target {
+        let replica = Replica {
+            addr: parsed,
+            process: Arc::from(addr),
+        };
+        Ok(Self::replicated(op, vec![replica], request_bytes))
+    }
+
+    /// An entrypoint served by several processes, balanced round robin per connection.
+    pub fn replicated(op: &str, replicas: Vec<Replica>, request_bytes: usize) -> Self {
+        Target {
             op: op.to_string(),
-            addr: TargetAddr(Arc::new(RwLock::new(parsed))),
+            addr: TargetAddr::new(replicas),
             request_bytes,
             security: None,
-        })
+        }
     }
 
     /// The same target reached as the driver under `security`.
@@ -103,25 +113,61 @@ impl Target {
     }
 }
 
-/// Where an entrypoint is served, shared with a running step so that a redeploy can move
-/// it: new connections go to the new address, open ones finish where they are.
+/// One process serving an entrypoint, as the driver reaches it.
 #[derive(Debug, Clone)]
-pub struct TargetAddr(Arc<RwLock<SocketAddr>>);
+pub struct Replica {
+    pub addr: SocketAddr,
+    /// The process blamed when it cannot be reached (its unit name, `unit#i` for a replica).
+    pub process: Arc<str>,
+}
+
+/// Where an entrypoint is served, shared with a running step so that a redeploy or a
+/// restart can move it: new connections go to the new address, open ones finish where
+/// they are. With replicas, each new connection goes to the next one in turn.
+#[derive(Debug, Clone)]
+pub struct TargetAddr(Arc<(RwLock<Vec<Replica>>, AtomicUsize)>);
 
 impl TargetAddr {
-    pub fn get(&self) -> SocketAddr {
-        // Writers only store a plain address, so a poisoned lock still holds a whole one.
-        *self
-            .0
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn new(replicas: Vec<Replica>) -> Self {
+        TargetAddr(Arc::new((RwLock::new(replicas), AtomicUsize::new(0))))
     }
 
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Replica>> {
+        // Writers only store a plain list, so a poisoned lock still holds a whole one.
+        self.0 .0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The first replica's address.
+    pub fn get(&self) -> SocketAddr {
+        self.read()
+            .first()
+            .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |r| r.addr)
+    }
+
+    /// The replica whose turn it is (round robin over new connections).
+    pub fn next(&self) -> Option<Replica> {
+        let replicas = self.read();
+        let turn = self.0 .1.fetch_add(1, Ordering::Relaxed);
+        replicas.get(turn % replicas.len().max(1)).cloned()
+    }
+
+    /// How many replicas serve the entrypoint.
+    pub fn replicas(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Moves the entrypoint to one process at `addr`, keeping its name.
     pub fn set(&self, addr: SocketAddr) {
-        *self
-            .0
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = addr;
+        let mut replicas = self.0 .0.write().unwrap_or_else(|p| p.into_inner());
+        let process = replicas
+            .first()
+            .map_or_else(|| Arc::from(addr.to_string()), |r| r.process.clone());
+        *replicas = vec![Replica { addr, process }];
+    }
+
+    /// Replaces every replica (a restart moved one).
+    pub fn set_all(&self, replicas: Vec<Replica>) {
+        *self.0 .0.write().unwrap_or_else(|p| p.into_inner()) = replicas;
     }
 }
 

@@ -8,6 +8,7 @@ use grain_runtime::network::{new_error_histogram, record_error};
 use grain_runtime::wire::Hops;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Highest latency a histogram records (larger values are clamped): one minute, in µs.
@@ -126,11 +127,18 @@ pub type Outcome = Result<Hops, ErrorClass>;
 
 /// One request of the step, kept so any window of it can be looked at afterwards
 /// (e.g. a redeploy): when it was due, its corrected latency, and whether it succeeded.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Sample {
     pub intended: Instant,
     pub latency_us: u64,
     pub ok: bool,
+    /// The entrypoint (index in scenario order).
+    pub entry: usize,
+    /// Hops the request made (successes only).
+    pub hops: Hops,
+    /// A failure's culprit: the process its reply named, or the entry process the driver
+    /// could not reach (none: the failure names no one).
+    pub blame: Option<Arc<str>>,
 }
 
 /// Accumulates a step's measurements.
@@ -194,11 +202,27 @@ impl Recorder {
         done: Instant,
         outcome: Outcome,
     ) {
+        self.finished_blaming(entry, intended, sent, done, outcome, None);
+    }
+
+    /// A request finished, a failure blamed on `blame` (kept in its sample).
+    pub fn finished_blaming(
+        &mut self,
+        entry: usize,
+        intended: Instant,
+        sent: Option<Instant>,
+        done: Instant,
+        outcome: Outcome,
+        blame: Option<Arc<str>>,
+    ) {
         if let Some(samples) = self.samples.as_mut() {
             samples.push(Sample {
                 intended,
                 latency_us: done.saturating_duration_since(intended).as_micros() as u64,
                 ok: outcome.is_ok(),
+                entry,
+                hops: outcome.unwrap_or_default(),
+                blame: blame.filter(|_| outcome.is_err()),
             });
         }
         let second = self.second(intended);

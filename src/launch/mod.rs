@@ -11,7 +11,9 @@ pub mod pki;
 
 use crate::plan::Deployment;
 use grain_runtime::client::HttpClient;
-use grain_runtime::model::{Routes, UnitSpec};
+use grain_runtime::model::{Endpoint, ReplyFault, Routes, UnitSpec};
+use grain_runtime::resilience::Resilience;
+use std::collections::BTreeMap;
 use grain_runtime::network::NetworkModel;
 use grain_runtime::security::SecurityMode;
 use grain_runtime::wire::{HEALTH_PATH, LISTENING_PREFIX};
@@ -48,6 +50,8 @@ pub struct LaunchOptions {
     pub keepalive: bool,
     /// Threads of each unit's async runtime (`None`: the units' default).
     pub worker_threads: Option<usize>,
+    /// How units call each other (timeout, retries, breaker).
+    pub resilience: Resilience,
 }
 
 pub use grain_runtime::host::raise_open_files_limit;
@@ -71,7 +75,14 @@ impl LaunchOptions {
             security: None,
             keepalive: true,
             worker_threads: None,
+            resilience: Resilience::default(),
         }
+    }
+
+    /// The same options with units calling each other under `policy`.
+    pub fn with_resilience(mut self, policy: Resilience) -> Self {
+        self.resilience = policy;
+        self
     }
 
     /// The same options with hops secured by `pki` (plaintext without it), and units
@@ -156,9 +167,13 @@ fn stderr_suffix(stderr: &str) -> String {
     }
 }
 
-/// One running unit process.
+/// One running unit process (a unit with replicas runs several).
 pub struct RunningUnit {
+    /// The process's name: the unit's, or `unit#i` for replica `i`.
     pub name: String,
+    /// Index in the plan's units of the unit it runs.
+    pub planned: usize,
+    pub replica: u32,
     pub pid: u32,
     pub addr: String,
     /// From this unit's spawn to its announcing a listening address.
@@ -194,11 +209,14 @@ impl RunningUnit {
 /// A deployment whose units are all running and ready.
 pub struct LiveDeployment {
     pub plan: Deployment,
+    /// Every process, each unit's replicas together, in the plan's order.
     pub units: Vec<RunningUnit>,
     /// From spawning the first unit to every unit answering `/health`.
     pub cold_start: Duration,
     /// How its units were launched (a redeploy launches replacements the same way).
     pub options: LaunchOptions,
+    /// Faults injected into processes' replies now, by process name.
+    faults: BTreeMap<String, ReplyFault>,
 }
 
 /// How a redeploy of some units went.
@@ -231,22 +249,105 @@ impl LiveDeployment {
         self.resend_routes().await
     }
 
-    /// Sends every unit the current addresses and network.
+    /// Sends every unit the current addresses, network and faults.
     async fn resend_routes(&mut self) -> Result<(), LaunchError> {
-        let addrs: Vec<String> = self.units.iter().map(|u| u.addr.clone()).collect();
-        let routes = self.plan.routes(&addrs, &self.options.network);
+        let mut routes = self
+            .plan
+            .routes(&self.processes(), &self.options.network);
+        routes.faults = self.faults.clone();
         send_routes(&mut self.units, &routes).await
     }
 
-    /// Address of the unit serving `op`.
-    pub fn addr_of(&self, op: &str) -> Option<&str> {
-        self.plan.unit_of(op).map(|i| self.units[i].addr.as_str())
+    /// Each planned unit's processes, as callers reach them.
+    pub fn processes(&self) -> Vec<Vec<Endpoint>> {
+        let mut processes = vec![Vec::new(); self.plan.units.len()];
+        for unit in &self.units {
+            processes[unit.planned].push(Endpoint {
+                unit: unit.name.clone(),
+                addr: unit.addr.clone(),
+            });
+        }
+        processes
     }
 
-    /// Replaces the units at `indices` the way a redeploy of changed code does: SIGTERM
-    /// (stop accepting, finish in-flight requests, exit), then start new processes of the
-    /// same spec, route every unit to them, and wait until they are ready.
-    pub async fn redeploy(&mut self, indices: &[usize]) -> Result<Redeployed, LaunchError> {
+    /// Address of the (first replica of the) unit serving `op`.
+    pub fn addr_of(&self, op: &str) -> Option<&str> {
+        self.endpoints_of(op).first().map(|u| u.addr.as_str())
+    }
+
+    /// Every process of the unit serving `op`.
+    pub fn endpoints_of(&self, op: &str) -> Vec<&RunningUnit> {
+        let planned = self.plan.unit_of(op);
+        self.units
+            .iter()
+            .filter(|u| Some(u.planned) == planned)
+            .collect()
+    }
+
+    /// Indices in `units` of every process of the planned units at `planned`.
+    pub fn processes_of(&self, planned: &[usize]) -> Vec<usize> {
+        (0..self.units.len())
+            .filter(|&i| planned.contains(&self.units[i].planned))
+            .collect()
+    }
+
+    /// Injects `faults` into the named processes' replies from now on (none: lifts them).
+    pub async fn set_faults(
+        &mut self,
+        faults: BTreeMap<String, ReplyFault>,
+    ) -> Result<(), LaunchError> {
+        self.faults = faults;
+        self.resend_routes().await
+    }
+
+    /// Sends `signal` to process `index` (SIGKILL, SIGSTOP, SIGCONT in a fault step).
+    pub fn signal(&mut self, index: usize, signal: i32) {
+        if let Some(pid) = self.units[index].child.id() {
+            // SAFETY: signals our own child process, by pid, while we still hold it.
+            unsafe { libc::kill(pid as libc::pid_t, signal) };
+        }
+    }
+
+    /// Reaps process `index` after a SIGKILL; how it ended.
+    pub async fn reap(&mut self, index: usize) -> String {
+        match tokio::time::timeout(DRAIN_TIMEOUT, self.units[index].child.wait()).await {
+            Ok(Ok(status)) => describe_status(status),
+            _ => "not reaped".to_string(),
+        }
+    }
+
+    /// Starts fresh processes in place of `indices` (already gone), routes every unit to
+    /// them, and waits until they are ready: what an orchestrator does for a dead pod.
+    pub async fn respawn(&mut self, indices: &[usize]) -> Result<(), LaunchError> {
+        let health = self.options.client(Duration::from_millis(500))?;
+        let deadline = Instant::now() + self.options.ready_timeout;
+        for &index in indices {
+            let (spec, planned, replica) = {
+                let old = &self.units[index];
+                (old.spec.clone(), old.planned, old.replica)
+            };
+            let (mut unit, stdout) = spawn_unit(&spec, &self.options).await?;
+            (unit.planned, unit.replica) = (planned, replica);
+            self.units[index] =
+                wait_for_address(unit, stdout, deadline, self.options.ready_timeout).await?;
+        }
+        self.resend_routes().await?;
+        // Readiness is polled on the replacements only; the others kept serving.
+        let replacements = self
+            .units
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| indices.contains(i))
+            .map(|(_, unit)| unit);
+        wait_until_healthy(&health, replacements, deadline, self.options.ready_timeout).await
+    }
+
+    /// Replaces the units at `planned` (all their replicas) the way a redeploy of changed
+    /// code does: SIGTERM (stop accepting, finish in-flight requests, exit), then start new
+    /// processes of the same spec, route every unit to them, and wait until they are ready.
+    pub async fn redeploy(&mut self, planned: &[usize]) -> Result<Redeployed, LaunchError> {
+        let indices = self.processes_of(planned);
+        let indices = indices.as_slice();
         let started = Instant::now();
         let mut old_pids = Vec::new();
         for &index in indices {
@@ -269,23 +370,7 @@ impl LiveDeployment {
             old_endings.push(ending);
         }
         let drained_after = started.elapsed();
-        let health = self.options.client(Duration::from_millis(500))?;
-        let deadline = Instant::now() + self.options.ready_timeout;
-        for &index in indices {
-            let spec = self.units[index].spec.clone();
-            let (unit, stdout) = spawn_unit(&spec, &self.options).await?;
-            self.units[index] =
-                wait_for_address(unit, stdout, deadline, self.options.ready_timeout).await?;
-        }
-        self.resend_routes().await?;
-        // Readiness is polled on the replacements only; the others kept serving.
-        let replacements = self
-            .units
-            .iter_mut()
-            .enumerate()
-            .filter(|(i, _)| indices.contains(i))
-            .map(|(_, unit)| unit);
-        wait_until_healthy(&health, replacements, deadline, self.options.ready_timeout).await?;
+        self.respawn(indices).await?;
         Ok(Redeployed {
             units: indices
                 .iter()
@@ -352,10 +437,10 @@ pub async fn launch(
     options: &LaunchOptions,
 ) -> Result<LiveDeployment, LaunchError> {
     // Credentials are issued before the clock starts: cold start is the units' own.
-    let specs = plan
-        .units
-        .iter()
-        .map(|planned| {
+    let mut specs = Vec::new();
+    for (index, planned) in plan.units.iter().enumerate() {
+        for replica in 0..planned.replicas.max(1) {
+            // Replicas share their unit's certificate name (a `#` has no place in one).
             let security = match &options.security {
                 Some(pki) => Some(
                     pki.issue(&planned.name)
@@ -363,37 +448,40 @@ pub async fn launch(
                 ),
                 None => None,
             };
-            Ok(UnitSpec {
-                name: planned.name.clone(),
+            let spec = UnitSpec {
+                name: planned.process_name(replica),
                 role: planned.role.clone(),
                 work_iterations_per_us: options.work_iterations_per_us,
                 security,
                 keepalive: options.keepalive,
                 worker_threads: options.worker_threads,
-            })
-        })
-        .collect::<Result<Vec<_>, LaunchError>>()?;
+                resilience: options.resilience.clone(),
+            };
+            specs.push((spec, index, replica));
+        }
+    }
     let health = options.client(Duration::from_millis(500))?;
     let started = Instant::now();
     let deadline = started + options.ready_timeout;
-    let mut units = Vec::with_capacity(plan.units.len());
-    for spec in &specs {
-        units.push(spawn_unit(spec, options).await?);
+    let mut units = Vec::with_capacity(specs.len());
+    for (spec, planned, replica) in &specs {
+        let (mut unit, stdout) = spawn_unit(spec, options).await?;
+        (unit.planned, unit.replica) = (*planned, *replica);
+        units.push((unit, stdout));
     }
     // Read every unit's announcement concurrently so each unit's start time is its own.
     let waits = units
         .into_iter()
         .map(|(unit, stdout)| wait_for_address(unit, stdout, deadline, options.ready_timeout));
     let announced = futures_util::future::try_join_all(waits).await?;
-    let addrs: Vec<String> = announced.iter().map(|u| u.addr.clone()).collect();
-    let routes = plan.routes(&addrs, &options.network);
     let mut live = LiveDeployment {
         plan: plan.clone(),
         units: announced,
         cold_start: Duration::ZERO,
         options: options.clone(),
+        faults: BTreeMap::new(),
     };
-    send_routes(&mut live.units, &routes).await?;
+    live.resend_routes().await?;
     wait_until_healthy(&health, &mut live.units, deadline, options.ready_timeout).await?;
     live.cold_start = started.elapsed();
     tracing::info!(
@@ -479,6 +567,8 @@ async fn spawn_unit(
     ));
     let unit = RunningUnit {
         name: spec.name.clone(),
+        planned: 0,
+        replica: 0,
         pid: child.id().unwrap_or(0),
         addr: String::new(),
         listening_after: Duration::ZERO,

@@ -18,7 +18,7 @@ pub use outline::{
 
 use crate::scenario::graph::CallGraph;
 use crate::scenario::{Scenario, Service};
-use grain_runtime::model::{OperationDef, Routes, StoreDef, UnitRole};
+use grain_runtime::model::{Endpoint, OperationDef, Routes, StoreDef, UnitRole};
 use grain_runtime::network::NetworkModel;
 pub use grain_runtime::security::SecurityMode;
 use grain_runtime::wire::Hops;
@@ -41,9 +41,27 @@ pub struct PlannedUnit {
     /// Operations served (service units) or the service whose store is served (state units).
     pub hosts: Vec<String>,
     pub role: UnitRole,
+    /// Processes running it: above 1 its services' data lives in state units the replicas
+    /// share (state units themselves run once, as a database would).
+    #[serde(default = "one_replica")]
+    pub replicas: u32,
+}
+
+fn one_replica() -> u32 {
+    1
 }
 
 impl PlannedUnit {
+    /// The name of replica `i`'s process: the unit's own when it runs once, `unit#i`
+    /// otherwise.
+    pub fn process_name(&self, replica: u32) -> String {
+        if self.replicas <= 1 {
+            self.name.clone()
+        } else {
+            format!("{}#{replica}", self.name)
+        }
+    }
+
     pub fn is_state(&self) -> bool {
         matches!(self.role, UnitRole::State { .. })
     }
@@ -90,22 +108,29 @@ impl Deployment {
         self
     }
 
-    /// Routes every unit needs, given each unit's listening address (same order as `units`)
-    /// and the network between them.
-    pub fn routes(&self, addrs: &[String], network: &NetworkModel) -> Routes {
+    /// Routes every unit needs, given each unit's processes (same order as `units`) and
+    /// the network between them.
+    pub fn routes(&self, processes: &[Vec<Endpoint>], network: &NetworkModel) -> Routes {
+        let first = |i: usize| processes[i].first().map_or(String::new(), |e| e.addr.clone());
         Routes {
             network: network.clone(),
             operations: self
                 .op_unit
                 .iter()
-                .map(|(op, &i)| (op.clone(), addrs[i].clone()))
+                .map(|(op, &i)| (op.clone(), processes[i].clone()))
                 .collect(),
             stores: self
                 .store_unit
                 .iter()
-                .map(|(s, &i)| (s.clone(), addrs[i].clone()))
+                .map(|(s, &i)| (s.clone(), first(i)))
                 .collect(),
+            faults: BTreeMap::new(),
         }
+    }
+
+    /// Every process the plan runs (each unit's replicas counted).
+    pub fn process_count(&self) -> usize {
+        self.units.iter().map(|u| u.replicas.max(1) as usize).sum()
     }
 
     /// Index of the unit serving `op`.
@@ -249,12 +274,31 @@ fn plan_grouping(
             .or_default()
             .insert(op_unit[&op.name]);
     }
+    // A unit runs as many processes as the most replicated service it hosts asks for.
+    let replicas_of_service: HashMap<&str, u32> = scenario
+        .services
+        .iter()
+        .map(|s| (s.name.as_str(), s.replicas.max(1)))
+        .collect();
+    let replicas: Vec<u32> = groups
+        .iter()
+        .map(|(_, ops)| {
+            ops.iter()
+                .filter_map(|op| index.operation(op))
+                .filter_map(|op| replicas_of_service.get(op.service.as_str()))
+                .copied()
+                .max()
+                .unwrap_or(1)
+        })
+        .collect();
+    // Replicas share their data the way they would share a database: in a state unit.
     let embedded_in = |service: &str| -> Option<usize> {
         if placement == StatePlacement::StateUnits {
             return None;
         }
         let units = units_of_service.get(service)?;
-        (units.len() == 1).then(|| *units.first().unwrap_or(&0))
+        let unit = *units.first()?;
+        (units.len() == 1 && replicas[unit] == 1).then_some(unit)
     };
     let mut embedded_by_unit: HashMap<usize, Vec<StoreDef>> = HashMap::new();
     for service in &scenario.services {
@@ -289,6 +333,7 @@ fn plan_grouping(
                     embedded_stores: embedded_by_unit.remove(&unit).unwrap_or_default(),
                     remote_request_bytes,
                 },
+                replicas: replicas[unit],
             }
         })
         .collect();
@@ -305,6 +350,7 @@ fn plan_grouping(
             role: UnitRole::State {
                 store: store_def(service),
             },
+            replicas: 1,
         });
     }
 
@@ -529,8 +575,14 @@ mod tests {
     fn routes_point_every_operation_at_its_unit() {
         let s = scenario();
         let d = plan(&s, &Architecture::Micro).unwrap();
-        let addrs: Vec<String> = (0..d.units.len())
-            .map(|i| format!("127.0.0.1:{}", 1000 + i))
+        let addrs: Vec<Vec<Endpoint>> = (0..d.units.len())
+            .map(|i| {
+                let endpoint = |r: usize| Endpoint {
+                    unit: format!("u{i}#{r}"),
+                    addr: format!("127.0.0.1:{}", 1000 + 10 * i + r),
+                };
+                vec![endpoint(0), endpoint(1)]
+            })
             .collect();
         let network = NetworkModel::fixed("1ms", std::time::Duration::from_millis(1));
         let routes = d.routes(&addrs, &network);
@@ -540,6 +592,38 @@ mod tests {
         );
         assert_eq!(routes.operations.len(), s.operations.len());
         let i = d.unit_of("checkout").unwrap();
-        assert_eq!(routes.operations["checkout"], addrs[i]);
+        assert_eq!(routes.operations["checkout"], addrs[i], "every replica");
+    }
+
+    #[test]
+    fn replicated_units_share_their_data_through_a_state_unit() {
+        let mut s = scenario();
+        let micro = plan(&s, &Architecture::Micro).unwrap();
+        for service in &mut s.services {
+            if service.name == "catalogue" {
+                service.replicas = 3;
+            }
+        }
+        let replicated = plan(&s, &Architecture::Micro).unwrap();
+        let catalogue = &replicated.units[replicated.unit_of("get_item").unwrap()];
+        assert_eq!(catalogue.replicas, 3);
+        assert_eq!(catalogue.process_name(2), "micro-catalogue#2");
+        assert!(replicated.store_unit.contains_key("catalogue"));
+        assert_eq!(replicated.store_unit.len(), 1, "the others stay embedded");
+        assert_eq!(replicated.process_count(), micro.units.len() + 2 + 1);
+        // Its reads now cross a state hop; the request's service hops do not change.
+        let (before, after) = (
+            micro.static_hops["view_product"],
+            replicated.static_hops["view_product"],
+        );
+        assert_eq!(before.service, after.service);
+        assert!(after.state > before.state);
+        // The monolith with replicas: every store in a state unit, the unit run twice.
+        for service in &mut s.services {
+            service.replicas = 2;
+        }
+        let mono = plan(&s, &Architecture::Monolith).unwrap();
+        assert_eq!(mono.units[0].replicas, 2);
+        assert!(mono.units[1..].iter().all(|u| u.is_state() && u.replicas == 1));
     }
 }

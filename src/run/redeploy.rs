@@ -148,6 +148,9 @@ mod tests {
             intended: t0 + Duration::from_millis(ms),
             latency_us,
             ok,
+            entry: 0,
+            hops: Default::default(),
+            blame: None,
         };
         let samples = [
             at(0, 9_999, true),    // warm-up: in neither

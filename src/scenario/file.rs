@@ -36,6 +36,74 @@ pub struct RawScenario {
     /// What every hop speaks; absent means plaintext.
     #[serde(default)]
     pub security: Option<RawSecurity>,
+    /// How units call each other: timeout, retries, backoff, circuit breaker.
+    #[serde(default)]
+    pub resilience: Option<RawResilience>,
+    /// Faults injected during a fault step of every cut, after its load steps.
+    #[serde(default, rename = "fault")]
+    pub faults: Vec<RawFault>,
+}
+
+/// `[resilience]`: the callers' policy, the same in every unit (defaults: 10 000 ms
+/// timeout, no retries, a 10 % retry budget, 10 ms backoff doubling up to 200 ms, no
+/// circuit breaker).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawResilience {
+    /// Each call attempt's timeout (ms).
+    #[serde(default)]
+    #[schemars(with = "Option<u64>", range(min = 1, max = limits::MAX_TIMEOUT_MS))]
+    pub timeout_ms: Option<Spanned<u64>>,
+    /// Retries after a failed attempt (a 5xx, a timeout, a broken connection).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>", range(max = limits::MAX_RETRIES))]
+    pub retries: Option<Spanned<u32>>,
+    /// Retries allowed as a share of calls, such as `"10%"`, or `"none"` for no budget.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub retry_budget: Option<Spanned<String>>,
+    /// Bound of the first retry's random wait (ms); each next bound doubles.
+    #[serde(default)]
+    #[schemars(with = "Option<f64>", range(min = 0, max = limits::MAX_TIMEOUT_MS))]
+    pub backoff_ms: Option<Spanned<f64>>,
+    /// The largest backoff bound (ms).
+    #[serde(default)]
+    #[schemars(with = "Option<f64>", range(min = 0, max = limits::MAX_TIMEOUT_MS))]
+    pub backoff_max_ms: Option<Spanned<f64>>,
+    /// Consecutive failures of a callee that open its circuit breaker (0: none).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>", range(max = 1_000_000))]
+    pub breaker_failures: Option<Spanned<u32>>,
+    /// How long an open breaker fails calls at once (ms).
+    #[serde(default)]
+    #[schemars(with = "Option<u64>", range(min = 1, max = limits::MAX_TIMEOUT_MS))]
+    pub breaker_open_ms: Option<Spanned<u64>>,
+}
+
+/// `[[fault]]`: one fault injected into the first replica of the unit serving `operation`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFault {
+    /// `kill`, `freeze`, `slow` or `fail`.
+    #[schemars(with = "String")]
+    pub kind: Spanned<String>,
+    #[schemars(with = "String")]
+    pub operation: Spanned<String>,
+    /// When, from the start of the fault step's measured window (s).
+    #[schemars(with = "f64")]
+    pub at_s: Spanned<f64>,
+    /// How long (s; a killed unit is restarted after it). Default 1.
+    #[serde(default)]
+    #[schemars(with = "Option<f64>")]
+    pub for_s: Option<Spanned<f64>>,
+    /// `slow`: added to every reply (ms).
+    #[serde(default)]
+    #[schemars(with = "Option<f64>")]
+    pub delay_ms: Option<Spanned<f64>>,
+    /// `fail`: probability of a 503.
+    #[serde(default)]
+    #[schemars(with = "Option<f64>")]
+    pub probability: Option<Spanned<f64>>,
 }
 
 /// `[security]`: the modes to compare (each cut is deployed once per mode) and whether
@@ -97,6 +165,11 @@ pub struct RawService {
     pub operations: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     pub data: Vec<RawData>,
+    /// Processes per unit hosting this service's operations (default 1); above 1 the
+    /// service's data moves to a state unit the replicas share.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>", range(min = 1, max = limits::MAX_REPLICAS))]
+    pub replicas: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -30,3 +30,7 @@ pub const MAX_HOPS_PER_REQUEST: u64 = 10_000;
 pub const MAX_WEIGHT_SUM: u64 = u32::MAX as u64;
 /// Most operations, services or parameters in one scenario.
 pub const MAX_ITEMS: usize = 100_000;
+/// Most processes one unit may run as replicas.
+pub const MAX_REPLICAS: u32 = 16;
+/// Most retries a caller makes after a failed attempt.
+pub const MAX_RETRIES: u32 = 10;

@@ -1,6 +1,7 @@
 //! Scenario files: the model of one business scenario, parsed from TOML and validated.
 //! Every error names the file, the line and column, the field, and what is allowed.
 
+pub mod fault;
 mod file;
 pub mod graph;
 pub mod limits;
@@ -37,6 +38,13 @@ pub struct Service {
     pub name: String,
     pub operations: Vec<String>,
     pub data: Vec<DataSeed>,
+    /// Processes per unit hosting its operations (1 unless the file or `--replicas` says).
+    #[serde(default = "one")]
+    pub replicas: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +94,12 @@ pub struct Scenario {
     pub cuts: Vec<CutDef>,
     /// The file's `[security]`: the modes to compare (plaintext alone by default).
     pub security: SecurityProfile,
+    /// The file's `[resilience]`: how units call each other.
+    #[serde(default)]
+    pub resilience: grain_runtime::resilience::Resilience,
+    /// The file's `[[fault]]`s, run in a fault step of every cut.
+    #[serde(default)]
+    pub faults: Vec<fault::Fault>,
 }
 
 /// What every hop speaks, and whether units reuse connections.

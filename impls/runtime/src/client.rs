@@ -6,7 +6,9 @@ use crate::network::NetworkModel;
 use crate::security::{
     client_config, unix_now, Credentials, SecurityError, SecurityMode, TokenKey, TOKEN_LIFETIME_S,
 };
-use crate::wire::{Hops, DIGEST_HEADER, SERVICE_HOPS_HEADER, STATE_HOPS_HEADER};
+use crate::wire::{
+    Hops, DIGEST_HEADER, FAILED_UNIT_HEADER, SERVICE_HOPS_HEADER, STATE_HOPS_HEADER,
+};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, Method, Request, StatusCode};
@@ -28,6 +30,8 @@ pub enum CallError {
         addr: String,
         status: u16,
         body: String,
+        /// The process the reply blames ([`FAILED_UNIT_HEADER`]), when it names one.
+        failed_unit: Option<String>,
     },
     #[error("request to {addr} failed: {detail}")]
     Io { addr: String, detail: String },
@@ -200,6 +204,7 @@ impl HttpClient {
                 addr: addr.to_string(),
                 status: parts.status.as_u16(),
                 body: String::from_utf8_lossy(&body).chars().take(300).collect(),
+                failed_unit: header_str(&parts.headers, FAILED_UNIT_HEADER).map(str::to_string),
             });
         }
         Ok(Reply {

@@ -114,6 +114,7 @@ pub async fn serve_unit(
         Some(key) => with_token_check(app, unit, key),
         None => app,
     };
+    let app = with_reply_faults(app, unit, routes.clone());
     let listener = bind_loopback().map_err(|source| HostError::Bind {
         unit: unit.to_string(),
         source,
@@ -229,6 +230,39 @@ impl axum::serve::Listener for TlsListener {
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(self.local)
     }
+}
+
+/// `app` with the fault the harness injects into this unit's replies applied to every
+/// call (none most of the time): a 503 naming the unit, or a delay before the handler.
+pub fn with_reply_faults(app: Router, unit: &str, routes: Arc<RouteTable>) -> Router {
+    app.layer(axum::middleware::from_fn_with_state(
+        Arc::new((unit.to_string(), routes)),
+        apply_reply_fault,
+    ))
+}
+
+async fn apply_reply_fault(
+    State(unit): State<Arc<(String, Arc<RouteTable>)>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use rand::Rng as _;
+    let (name, routes) = unit.as_ref();
+    let Some(fault) = routes.current().faults.get(name).copied() else {
+        return next.run(request).await;
+    };
+    if fault.fail_probability > 0.0
+        && rand::rng().random_bool(fault.fail_probability.clamp(0.0, 1.0))
+    {
+        let headers = [(crate::wire::FAILED_UNIT_HEADER, name.clone())];
+        let body = format!("unit {name}: injected failure");
+        return (StatusCode::SERVICE_UNAVAILABLE, headers, body).into_response();
+    }
+    if fault.delay_ms > 0.0 {
+        tokio::time::sleep(std::time::Duration::from_secs_f64(fault.delay_ms / 1e3)).await;
+    }
+    next.run(request).await
 }
 
 /// `app` with every call's bearer token checked before its handler runs.

@@ -10,6 +10,8 @@
 //! - `network`: the network model, the per-hop delay it injects and its measured error
 //! - `histogram`: HdrHistograms as base64 text
 //! - `host`: serving one unit process (bind, announce, routes on stdin, graceful stop)
+//! - `resilience`: how callers call: replicas round robin, timeout, retries within a
+//!   budget, backoff with jitter, an optional circuit breaker
 //! - `security`: TLS, mutual TLS and signed tokens per hop (modes, configs, tokens)
 
 pub mod client;
@@ -19,6 +21,7 @@ pub mod host;
 pub mod model;
 pub mod network;
 pub mod precise;
+pub mod resilience;
 pub mod security;
 pub mod store;
 pub mod wire;

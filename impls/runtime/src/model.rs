@@ -147,24 +147,51 @@ pub struct UnitSpec {
     /// Threads of the unit's async runtime (`None`: the units' default, 2).
     #[serde(default)]
     pub worker_threads: Option<usize>,
+    /// How the unit's calls to other units time out, retry and break.
+    #[serde(default)]
+    pub resilience: crate::resilience::Resilience,
 }
 
 fn keepalive_default() -> bool {
     true
 }
 
+/// One process serving a unit: its name (the unit's, with `#i` for a replica) and where
+/// callers reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub unit: String,
+    pub addr: String,
+}
+
+/// A fault injected into one unit's replies while a fault step runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplyFault {
+    /// Added before every reply of the unit's operations (ms).
+    #[serde(default)]
+    pub delay_ms: f64,
+    /// Probability that a call is answered 503 at once, naming the unit.
+    #[serde(default)]
+    pub fail_probability: f64,
+}
+
 /// Where a unit finds what it does not host and what network lies in between, sent to it
-/// on stdin once all units listen, and again whenever a unit moves or the network changes.
+/// on stdin once all units listen, and again whenever a unit moves, the network changes or
+/// a fault is injected or lifted.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Routes {
-    /// Operation name → `host:port` of the unit serving it.
-    pub operations: BTreeMap<String, String>,
+    /// Operation name → the processes serving it (several when its unit has replicas;
+    /// callers balance across them round robin).
+    pub operations: BTreeMap<String, Vec<Endpoint>>,
     /// Service name → `host:port` of the state unit serving its store.
     pub stores: BTreeMap<String, String>,
     /// The network this unit's outgoing requests cross (raw loopback by default); it can
     /// change while the unit runs, like the addresses.
     #[serde(default)]
     pub network: crate::network::NetworkModel,
+    /// Faults injected now, by process name ([`Endpoint::unit`]); each unit applies its own.
+    #[serde(default)]
+    pub faults: BTreeMap<String, ReplyFault>,
 }
 
 #[cfg(test)]

@@ -10,6 +10,10 @@ pub const SERVICE_HOPS_HEADER: &str = "x-grain-service-hops";
 pub const STATE_HOPS_HEADER: &str = "x-grain-state-hops";
 /// Response header: digest of the business result.
 pub const DIGEST_HEADER: &str = "x-grain-digest";
+/// Response header of a failed reply: the process whose failure caused it (a unit answers
+/// with its own name, or passes up the name its failed callee gave, or names the callee it
+/// could not reach).
+pub const FAILED_UNIT_HEADER: &str = "x-grain-failed-unit";
 /// Line a unit prints on stdout once it listens: `GRAIN_LISTENING 127.0.0.1:PORT`.
 pub const LISTENING_PREFIX: &str = "GRAIN_LISTENING ";
 

@@ -15,31 +15,30 @@ use axum::{
     Router,
 };
 use futures_util::future::{join_all, BoxFuture};
-use grain_runtime::client::{CallError, HttpClient};
+use grain_runtime::client::HttpClient;
 use grain_runtime::digest::Digest;
 use grain_runtime::host::{serve_unit, HostError, RouteTable};
-use grain_runtime::model::{OperationDef, StoreDef};
+use grain_runtime::model::{Endpoint, OperationDef, StoreDef};
+use grain_runtime::resilience::{Caller, Failed, Resilience};
 use grain_runtime::security::{Credentials, SecurityError};
 use grain_runtime::store::{filler_value, Store};
 use grain_runtime::wire::{
     encode_request, encode_response, op_path, Hops, OpRequest, StateGet, StatePut, StateValues,
-    DIGEST_HEADER, SERVICE_HOPS_HEADER, STATE_GET_PATH, STATE_HOPS_HEADER, STATE_PUT_PATH,
+    DIGEST_HEADER, FAILED_UNIT_HEADER, SERVICE_HOPS_HEADER, STATE_GET_PATH, STATE_HOPS_HEADER,
+    STATE_PUT_PATH,
 };
 use grain_runtime::work;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
-/// How long a unit waits for a downstream reply before failing the request.
-const DOWNSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Why an operation failed; answered as HTTP 502 naming the unit and the cause.
+/// Why an operation failed; answered as HTTP 502 naming the unit and the cause, and the
+/// process blamed for it in [`FAILED_UNIT_HEADER`].
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {
     #[error("operation {op}: no route to {target}")]
     NoRoute { op: String, target: String },
-    #[error("operation {op}: {source}")]
-    Downstream { op: String, source: CallError },
+    #[error("operation {op}: {}", failed.error)]
+    Downstream { op: String, failed: Failed },
     #[error("operation {op}: malformed reply from {target}: {detail}")]
     BadReply {
         op: String,
@@ -63,10 +62,19 @@ pub struct ServiceUnit {
     embedded: HashMap<String, Store>,
     remote_request_bytes: BTreeMap<String, usize>,
     routes: Arc<RouteTable>,
-    client: HttpClient,
+    caller: Caller,
     iterations_per_us: f64,
     security: Option<Credentials>,
 }
+
+const SERVICE_HOP: Hops = Hops {
+    service: 1,
+    state: 0,
+};
+const STATE_HOP: Hops = Hops {
+    service: 0,
+    state: 1,
+};
 
 impl ServiceUnit {
     pub fn new(
@@ -88,20 +96,25 @@ impl ServiceUnit {
                 .collect(),
             remote_request_bytes: remote_request_bytes.clone(),
             routes: Arc::new(RouteTable::default()),
-            client: HttpClient::new(DOWNSTREAM_TIMEOUT),
+            caller: Caller::new(
+                HttpClient::new(Resilience::default().timeout()),
+                Resilience::default(),
+            ),
             iterations_per_us,
             security: None,
         }
     }
 
     /// The same unit serving and calling under `security` (plaintext without it), its
-    /// calls reusing connections or not.
-    pub fn with_security(
+    /// calls reusing connections or not and following `policy`.
+    pub fn with_calls(
         mut self,
         security: Option<Credentials>,
         keepalive: bool,
+        policy: Resilience,
     ) -> Result<Self, SecurityError> {
-        self.client = HttpClient::secured(DOWNSTREAM_TIMEOUT, security.as_ref(), keepalive)?;
+        let client = HttpClient::secured(policy.timeout(), security.as_ref(), keepalive)?;
+        self.caller = Caller::new(client, policy);
         self.security = security;
         Ok(self)
     }
@@ -145,8 +158,16 @@ impl ServiceUnit {
             Ok(outcome) => reply(op, &self.hosted[op], outcome),
             Err(error) => {
                 tracing::debug!(unit = %self.name, %error, "operation failed");
+                let blamed = match &error {
+                    OpError::Downstream { failed, .. } => failed.failed_unit.clone(),
+                    _ => self.name.clone(),
+                };
                 let message = format!("unit {}: {error}", self.name);
-                (StatusCode::BAD_GATEWAY, message).into_response()
+                let mut headers = HeaderMap::new();
+                if let Ok(value) = HeaderValue::from_str(&blamed) {
+                    headers.insert(FAILED_UNIT_HEADER, value);
+                }
+                (StatusCode::BAD_GATEWAY, headers, message).into_response()
             }
         }
     }
@@ -163,20 +184,22 @@ impl ServiceUnit {
                 return self.execute(op, params).await;
             }
             let routes = self.routes.current();
-            let addr = routes.operations.get(op).ok_or_else(|| OpError::NoRoute {
+            let replicas = routes.operations.get(op).ok_or_else(|| OpError::NoRoute {
                 op: caller.to_string(),
                 target: op.to_string(),
             })?;
             let size = self.remote_request_bytes.get(op).copied().unwrap_or(0);
             let body = Bytes::from(encode_request(params, size));
-            let reply = self
-                .client
-                .post_across(&routes.network, addr, &op_path(op), body)
+            let network = &routes.network;
+            let answered = self
+                .caller
+                .call(network, op, replicas, &op_path(op), body, SERVICE_HOP)
                 .await
-                .map_err(|source| OpError::Downstream {
+                .map_err(|failed| OpError::Downstream {
                     op: caller.to_string(),
-                    source,
+                    failed,
                 })?;
+            let reply = answered.reply;
             let digest = reply
                 .digest
                 .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
@@ -186,7 +209,8 @@ impl ServiceUnit {
                     detail: "missing or malformed digest header".into(),
                 })?;
             let mut hops = reply.downstream_hops;
-            hops.service += 1;
+            hops += SERVICE_HOP;
+            hops += answered.wasted;
             Ok(Outcome { digest, hops })
         })
     }
@@ -302,6 +326,7 @@ impl ServiceUnit {
         hops: &mut Hops,
     ) -> Result<Bytes, OpError> {
         let routes = self.routes.current();
+        let state = format!("state-{}", def.service);
         let addr = routes
             .stores
             .get(&def.service)
@@ -309,21 +334,27 @@ impl ServiceUnit {
                 op: def.name.clone(),
                 target: format!("state of {}", def.service),
             })?;
+        let replicas = [Endpoint {
+            unit: state.clone(),
+            addr: addr.clone(),
+        }];
         let body = serde_json::to_vec(request).map_err(|error| OpError::BadReply {
             op: def.name.clone(),
             target: format!("state of {}", def.service),
             detail: error.to_string(),
         })?;
-        let reply = self
-            .client
-            .post_across(&routes.network, addr, path, Bytes::from(body))
+        let network = &routes.network;
+        let answered = self
+            .caller
+            .call(network, &state, &replicas, path, Bytes::from(body), STATE_HOP)
             .await
-            .map_err(|source| OpError::Downstream {
+            .map_err(|failed| OpError::Downstream {
                 op: def.name.clone(),
-                source,
+                failed,
             })?;
-        hops.state += 1;
-        Ok(reply.body)
+        *hops += STATE_HOP;
+        *hops += answered.wasted;
+        Ok(answered.reply.body)
     }
 }
 

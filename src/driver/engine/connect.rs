@@ -18,6 +18,7 @@ use super::{Conn, Engine, Recorder, Schedule};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// New connections per second the engine may open, once its burst is spent: far above a
@@ -108,21 +109,31 @@ impl Engine<'_> {
         }
     }
 
-    pub(super) fn connect(&mut self, target: usize) -> io::Result<usize> {
+    /// Opens a connection to the replica of `target` whose turn it is; a failure names
+    /// the replica.
+    pub(super) fn connect(&mut self, target: usize) -> Result<usize, (io::Error, Arc<str>)> {
+        let Some(replica) = self.targets[target].addr.next() else {
+            let error = io::Error::new(io::ErrorKind::NotConnected, "no replica");
+            return Err((error, Arc::from("no replica")));
+        };
+        let failed = |error| (error, replica.process.clone());
         let tls = match &self.targets[target].tls {
-            Some(config) => {
-                Some(TlsIo::new(config, &mut self.stats.tls).map_err(io::Error::other)?)
-            }
+            Some(config) => Some(
+                TlsIo::new(config, &mut self.stats.tls)
+                    .map_err(io::Error::other)
+                    .map_err(failed)?,
+            ),
             None => None,
         };
-        let stream = TcpStream::connect(self.targets[target].addr.get())?;
-        stream.set_nodelay(true)?;
+        let stream = TcpStream::connect(replica.addr).map_err(failed)?;
+        stream.set_nodelay(true).map_err(failed)?;
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let mut conn = Conn {
             stream,
             tls,
             target,
+            process: replica.process.clone(),
             connected: false,
             opened: Instant::now(),
             out: Vec::new(),
@@ -130,11 +141,14 @@ impl Engine<'_> {
             inbuf: Vec::with_capacity(4096),
             request: None,
         };
-        self.poll.registry().register(
-            &mut conn.stream,
-            Token(key),
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
+        self.poll
+            .registry()
+            .register(
+                &mut conn.stream,
+                Token(key),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(failed)?;
         entry.insert(conn);
         self.stats.connections_opened += 1;
         Ok(key)

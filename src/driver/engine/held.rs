@@ -18,6 +18,8 @@ pub(super) struct Queued {
     pub(super) intended: Instant,
     /// When it was to leave: `intended` plus the modelled one-way delay.
     pub(super) leave_at: Instant,
+    /// Replicas already refused it (each refusal sends it to the next one).
+    pub(super) refused: usize,
 }
 
 /// A reply that arrived and waits out the modelled one-way delay back.
@@ -26,6 +28,8 @@ pub(super) struct HeldReply {
     pub(super) intended: Instant,
     pub(super) sent: Option<Instant>,
     pub(super) outcome: Outcome,
+    /// A failure's culprit, as the reply named it.
+    pub(super) blame: Option<std::sync::Arc<str>>,
 }
 
 /// Something the modelled network holds until its deadline.
@@ -116,6 +120,7 @@ mod tests {
                 intended: now,
                 sent: None,
                 outcome: Err(ErrorClass::Other),
+                blame: None,
             })
         };
         for (entry, after_us) in [(0, 300), (1, 100), (2, 200), (3, 100)] {

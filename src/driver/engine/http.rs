@@ -4,7 +4,7 @@
 
 use crate::driver::record::{ErrorClass, Outcome};
 use grain_runtime::security::{client_config, unix_now, Credentials, SecurityError, TokenKey};
-use grain_runtime::wire::{Hops, SERVICE_HOPS_HEADER, STATE_HOPS_HEADER};
+use grain_runtime::wire::{Hops, FAILED_UNIT_HEADER, SERVICE_HOPS_HEADER, STATE_HOPS_HEADER};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,7 +82,8 @@ impl EngineTarget {
 }
 
 pub(super) enum Parsed {
-    Complete(Outcome),
+    /// A whole reply, and the process a failed one blames.
+    Complete(Outcome, Option<Arc<str>>),
     Incomplete,
     Malformed,
 }
@@ -98,6 +99,7 @@ pub(super) fn parse_response(buf: &[u8]) -> Parsed {
     };
     let mut content_length = 0usize;
     let mut hops = Hops::default();
+    let mut blame = None;
     for header in response.headers.iter() {
         let value = || {
             std::str::from_utf8(header.value)
@@ -111,6 +113,8 @@ pub(super) fn parse_response(buf: &[u8]) -> Parsed {
             hops.service = value();
         } else if header.name.eq_ignore_ascii_case(STATE_HOPS_HEADER) {
             hops.state = value();
+        } else if header.name.eq_ignore_ascii_case(FAILED_UNIT_HEADER) {
+            blame = std::str::from_utf8(header.value).ok().map(Arc::from);
         }
     }
     if buf.len() < header_len + content_length {
@@ -119,9 +123,9 @@ pub(super) fn parse_response(buf: &[u8]) -> Parsed {
     let status = response.code.unwrap_or(0);
     if status == 200 {
         hops.service += 1; // the driver's own request
-        Parsed::Complete(Ok(hops))
+        Parsed::Complete(Ok(hops), None)
     } else {
-        Parsed::Complete(Err(ErrorClass::Status(status)))
+        Parsed::Complete(Err(ErrorClass::Status(status)), blame)
     }
 }
 
@@ -133,7 +137,7 @@ mod tests {
     fn parses_hops_and_waits_for_the_whole_body() {
         let full = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-grain-service-hops: 3\r\nx-grain-state-hops: 2\r\n\r\nhello";
         match parse_response(full) {
-            Parsed::Complete(Ok(hops)) => assert_eq!(
+            Parsed::Complete(Ok(hops), None) => assert_eq!(
                 hops,
                 Hops {
                     service: 4,
@@ -147,11 +151,13 @@ mod tests {
             Parsed::Incomplete
         ));
         assert!(matches!(parse_response(&full[..20]), Parsed::Incomplete));
-        let error = b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n";
-        assert!(matches!(
-            parse_response(error),
-            Parsed::Complete(Err(ErrorClass::Status(502)))
-        ));
+        let error = b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nx-grain-failed-unit: nano-pay\r\n\r\n";
+        match parse_response(error) {
+            Parsed::Complete(Err(ErrorClass::Status(502)), Some(blame)) => {
+                assert_eq!(&*blame, "nano-pay")
+            }
+            _ => panic!("expected a failed reply naming its culprit"),
+        }
         assert!(matches!(
             parse_response(b"garbage\r\n\r\n"),
             Parsed::Malformed

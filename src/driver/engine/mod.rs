@@ -120,6 +120,8 @@ struct InFlight {
     entry: usize,
     intended: Instant,
     leave_at: Instant,
+    /// Replicas that refused it before this connection.
+    refused: usize,
     sent: Option<Instant>,
     deadline: Instant,
 }
@@ -129,6 +131,8 @@ struct Conn {
     /// The TLS session, when the units speak TLS.
     tls: Option<tls::TlsIo>,
     target: usize,
+    /// The process it reaches (blamed when it fails).
+    process: std::sync::Arc<str>,
     connected: bool,
     opened: Instant,
     out: Vec<u8>,
@@ -349,6 +353,7 @@ impl<'a> Engine<'a> {
             bytes: target.request(&body),
             intended,
             leave_at: intended + delay,
+            refused: 0,
         };
         if delay.is_zero() {
             self.send_or_queue(queued, recorder);
@@ -405,13 +410,15 @@ impl<'a> Engine<'a> {
             intended,
             sent,
             outcome,
+            blame,
         } = reply;
-        self.finish(recorder, entry, intended, sent, done, outcome);
+        self.finish(recorder, entry, intended, sent, done, outcome, blame);
     }
 
     /// Records how a request ended, whichever way it did (reply, error, timeout, refused
     /// connection, expired in the queue). In closed loop its connection slot is owed its
     /// next request either way: a failure never takes a slot out of the step.
+    #[allow(clippy::too_many_arguments)]
     fn finish(
         &mut self,
         recorder: &mut Recorder,
@@ -420,8 +427,9 @@ impl<'a> Engine<'a> {
         sent: Option<Instant>,
         done: Instant,
         outcome: Outcome,
+        blame: Option<std::sync::Arc<str>>,
     ) {
-        recorder.finished(entry, intended, sent, done, outcome);
+        recorder.finished_blaming(entry, intended, sent, done, outcome, blame);
         if matches!(self.config.schedule, Schedule::ClosedLoop { .. }) {
             self.owed += 1;
         }
@@ -441,19 +449,28 @@ impl<'a> Engine<'a> {
     }
 
     /// Sends `request` on an idle connection or a new one; hands it back when there is
-    /// none and the connect budget is spent.
-    fn send(&mut self, request: Queued, recorder: &mut Recorder) -> Option<Queued> {
+    /// none and the connect budget is spent. A replica that refuses the connection passes
+    /// the request to the next one (nothing was sent), as a load balancer does.
+    fn send(&mut self, mut request: Queued, recorder: &mut Recorder) -> Option<Queued> {
         let entry = request.entry;
         let key = match self.idle[entry].pop() {
             Some(key) => key,
             None if !self.connect.try_take(Instant::now()) => return Some(request),
-            None => match self.connect(entry) {
-                Ok(key) => key,
-                Err(error) => {
-                    let class = ErrorClass::of_connect_error(&error);
-                    let intended = request.intended;
-                    self.finish(recorder, entry, intended, None, Instant::now(), Err(class));
-                    return None;
+            None => loop {
+                match self.connect(entry) {
+                    Ok(key) => break key,
+                    Err((error, process)) => {
+                        let class = ErrorClass::of_connect_error(&error);
+                        let replicas = self.targets[entry].addr.replicas();
+                        if class == ErrorClass::Connect && request.refused + 1 < replicas {
+                            request.refused += 1;
+                            continue;
+                        }
+                        let (intended, now) = (request.intended, Instant::now());
+                        let blame = Some(process);
+                        self.finish(recorder, entry, intended, None, now, Err(class), blame);
+                        return None;
+                    }
                 }
             },
         };
@@ -462,6 +479,7 @@ impl<'a> Engine<'a> {
             bytes,
             intended,
             leave_at,
+            refused,
         } = request;
         let conn = &mut self.conns[key];
         conn.out = bytes;
@@ -471,6 +489,7 @@ impl<'a> Engine<'a> {
             entry,
             intended,
             leave_at,
+            refused,
             sent: None,
             deadline: intended + self.config.timeout,
         });
@@ -484,7 +503,13 @@ impl<'a> Engine<'a> {
 
     /// A reply arrived on `key`: the connection is free again, and the reply reaches the
     /// caller after the modelled one-way delay (at once on loopback).
-    fn complete(&mut self, key: usize, recorder: &mut Recorder, outcome: Outcome) {
+    fn complete(
+        &mut self,
+        key: usize,
+        recorder: &mut Recorder,
+        outcome: Outcome,
+        blame: Option<std::sync::Arc<str>>,
+    ) {
         let arrived = Instant::now();
         let conn = &mut self.conns[key];
         let request = conn.request.take();
@@ -499,6 +524,7 @@ impl<'a> Engine<'a> {
             intended: request.intended,
             sent: request.sent,
             outcome,
+            blame,
         };
         let delay = self.network.one_way();
         if delay.is_zero() {
@@ -512,23 +538,35 @@ impl<'a> Engine<'a> {
     /// the step's own failure, not the architecture's.
     fn generator_error(&mut self, recorder: &mut Recorder, entry: usize, intended: Instant) {
         let now = Instant::now();
-        self.finish(
-            recorder,
-            entry,
-            intended,
-            None,
-            now,
-            Err(ErrorClass::Generator),
-        );
+        let failed = Err(ErrorClass::Generator);
+        self.finish(recorder, entry, intended, None, now, failed, None);
     }
 
-    /// Ends the request on `key` with an error and drops the connection.
+    /// Ends the request on `key` with an error, blaming the process the connection
+    /// reaches, and drops the connection. A refused connection whose request was never
+    /// sent passes it to the next replica instead, when there is one it has not tried.
     fn fail(&mut self, key: usize, recorder: &mut Recorder, class: ErrorClass) {
         if let Some(conn) = self.conns.get_mut(key) {
             if let Some(request) = conn.request.take() {
                 self.in_flight -= 1;
+                let replicas = self.targets[conn.target].addr.replicas();
+                let unsent = request.sent.is_none() && conn.out_pos == 0;
+                if class == ErrorClass::Connect && unsent && request.refused + 1 < replicas {
+                    let retry = Queued {
+                        entry: request.entry,
+                        bytes: std::mem::take(&mut conn.out),
+                        intended: request.intended,
+                        leave_at: request.leave_at,
+                        refused: request.refused + 1,
+                    };
+                    self.close(key);
+                    self.queued.push_front(retry);
+                    return;
+                }
                 let (entry, intended, sent) = (request.entry, request.intended, request.sent);
-                self.finish(recorder, entry, intended, sent, Instant::now(), Err(class));
+                let blame = Some(conn.process.clone());
+                let now = Instant::now();
+                self.finish(recorder, entry, intended, sent, now, Err(class), blame);
             }
         }
         self.close(key);
@@ -548,14 +586,8 @@ impl<'a> Engine<'a> {
             .is_some_and(|q| q.intended + self.config.timeout <= now)
         {
             if let Some(q) = self.queued.pop_front() {
-                self.finish(
-                    recorder,
-                    q.entry,
-                    q.intended,
-                    None,
-                    now,
-                    Err(ErrorClass::Timeout),
-                );
+                let timed_out = Err(ErrorClass::Timeout);
+                self.finish(recorder, q.entry, q.intended, None, now, timed_out, None);
             }
         }
         let expired: Vec<usize> = self

@@ -188,8 +188,8 @@ impl Engine<'_> {
     ) {
         if waiting {
             match parse_response(&self.conns[key].inbuf) {
-                Parsed::Complete(outcome) => {
-                    self.complete(key, recorder, outcome);
+                Parsed::Complete(outcome, blame) => {
+                    self.complete(key, recorder, outcome, blame);
                     if closed {
                         self.close(key);
                     }

@@ -23,8 +23,9 @@ mod bounds;
 mod calls;
 mod cuts;
 mod network;
+mod resilience;
 
-use super::limits::{MAX_DURATION_S, MAX_TIMEOUT_MS, MIN_DURATION_S};
+use super::limits::{MAX_DURATION_S, MAX_REPLICAS, MAX_TIMEOUT_MS, MIN_DURATION_S};
 use network::network;
 
 pub(super) struct Checker<'a> {
@@ -128,6 +129,11 @@ pub(super) fn validate(raw: RawScenario, text: &str) -> Result<Scenario, Vec<Iss
         .security
         .as_ref()
         .map_or_else(SecurityProfile::default, |s| security(&mut checker, s));
+    let resilience = raw
+        .resilience
+        .as_ref()
+        .map_or_else(Default::default, |r| resilience::resilience(&mut checker, r));
+    let faults = resilience::faults(&mut checker, &raw.faults, &op_names);
 
     let services = raw
         .services
@@ -158,6 +164,17 @@ pub(super) fn validate(raw: RawScenario, text: &str) -> Result<Scenario, Vec<Iss
                     }
                 })
                 .collect(),
+            replicas: service.replicas.as_ref().map_or(1, |replicas| {
+                let n = *replicas.get_ref();
+                if !(1..=MAX_REPLICAS).contains(&n) {
+                    checker.flag(
+                        replicas.span(),
+                        format!("service[{}].replicas", service.name.get_ref()),
+                        format!("{n} is out of range: 1 to {MAX_REPLICAS}"),
+                    );
+                }
+                n
+            }),
         })
         .collect();
 
@@ -179,6 +196,8 @@ pub(super) fn validate(raw: RawScenario, text: &str) -> Result<Scenario, Vec<Iss
         network,
         cuts,
         security,
+        resilience,
+        faults,
     })
 }
 

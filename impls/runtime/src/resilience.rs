@@ -1,0 +1,399 @@
+//! How a unit calls other units: it balances over a callee's replicas round robin, fails
+//! over at once to the next replica when one refuses the connection (nothing was sent, so
+//! nothing is repeated), gives each attempt a timeout, retries failed attempts within a
+//! budget after an exponential backoff with full jitter, and optionally opens a circuit
+//! breaker on a callee that keeps failing.
+//!
+//! The budget is a token bucket: every call earns `retry_budget_percent / 100` of a retry,
+//! every retry spends one, and at most [`BUDGET_CAPACITY`] are banked. Without a budget
+//! (`None`) every failed attempt is retried up to `retries` times, which is how a retry
+//! storm starts: in a chain of `d` callers each retrying `r` times, one failure deep down
+//! can cost `(1 + r)^d` attempts.
+
+use crate::client::{CallError, HttpClient, Reply};
+use crate::model::Endpoint;
+use crate::network::NetworkModel;
+use crate::wire::Hops;
+use bytes::Bytes;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Most retries a caller banks under a budget.
+pub const BUDGET_CAPACITY: f64 = 10.0;
+
+/// The callers' policy, the same in every unit of a run (the scenario's `[resilience]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Resilience {
+    /// Each attempt's timeout, the modelled network's delays included (ms).
+    pub timeout_ms: u64,
+    /// Retries after a failed attempt (a 5xx reply, a timeout, a broken connection).
+    pub retries: u32,
+    /// Retries allowed as a share of calls (%); `None`: no budget, every retry allowed.
+    pub retry_budget_percent: Option<f64>,
+    /// The first retry waits a uniform random time up to this; each next one up to twice
+    /// as long (ms).
+    pub backoff_ms: f64,
+    /// The longest backoff bound (ms).
+    pub backoff_max_ms: f64,
+    /// Consecutive failures of a callee that open its breaker (0: no breaker).
+    pub breaker_failures: u32,
+    /// How long an open breaker fails calls at once before letting one through (ms).
+    pub breaker_open_ms: u64,
+}
+
+impl Default for Resilience {
+    fn default() -> Self {
+        Resilience {
+            timeout_ms: 10_000,
+            retries: 0,
+            retry_budget_percent: Some(10.0),
+            backoff_ms: 10.0,
+            backoff_max_ms: 200.0,
+            breaker_failures: 0,
+            breaker_open_ms: 1_000,
+        }
+    }
+}
+
+impl Resilience {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// The bound of the wait before retry `n` (1-based): `backoff_ms · 2^(n-1)`, capped.
+    pub fn backoff_bound(&self, retry: u32) -> Duration {
+        let doubled = self.backoff_ms * 2f64.powi(retry.saturating_sub(1).min(30) as i32);
+        Duration::from_secs_f64(doubled.min(self.backoff_max_ms).max(0.0) / 1e3)
+    }
+}
+
+/// A call that succeeded, perhaps after failed attempts.
+#[derive(Debug)]
+pub struct Answered {
+    pub reply: Reply,
+    /// Hops of the failed attempts that reached a callee (one each).
+    pub wasted: Hops,
+    pub retries: u32,
+}
+
+/// A call that failed for good.
+#[derive(Debug)]
+pub struct Failed {
+    pub error: CallError,
+    /// The process blamed: the one the last reply named, or the callee that did not answer.
+    pub failed_unit: String,
+    pub wasted: Hops,
+}
+
+/// The retry budget's token bucket.
+#[derive(Debug)]
+struct Budget {
+    per_call: Option<f64>,
+    tokens: Mutex<f64>,
+}
+
+impl Budget {
+    fn new(percent: Option<f64>) -> Self {
+        Budget {
+            per_call: percent.map(|p| (p / 100.0).max(0.0)),
+            tokens: Mutex::new(0.0),
+        }
+    }
+
+    fn earn(&self) {
+        if let Some(share) = self.per_call {
+            let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+            *tokens = (*tokens + share).min(BUDGET_CAPACITY);
+        }
+    }
+
+    fn spend(&self) -> bool {
+        if self.per_call.is_none() {
+            return true;
+        }
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A callee's breaker.
+#[derive(Debug, Default)]
+struct Breaker {
+    failures: u32,
+    open_until: Option<Instant>,
+}
+
+/// A unit's way of calling: its client, its policy, and the state the policy keeps.
+pub struct Caller {
+    client: HttpClient,
+    policy: Resilience,
+    budget: Budget,
+    turns: Mutex<HashMap<String, usize>>,
+    breakers: Mutex<HashMap<String, Breaker>>,
+}
+
+/// The unit a replica's process belongs to: `micro-orders#1` → `micro-orders`.
+pub fn unit_of_process(process: &str) -> &str {
+    process.split_once('#').map_or(process, |(unit, _)| unit)
+}
+
+impl Caller {
+    pub fn new(client: HttpClient, policy: Resilience) -> Self {
+        Caller {
+            budget: Budget::new(policy.retry_budget_percent),
+            client,
+            policy,
+            turns: Mutex::new(HashMap::new()),
+            breakers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn policy(&self) -> &Resilience {
+        &self.policy
+    }
+
+    /// The replica to try first for `target`: the next in turn.
+    fn first_replica(&self, target: &str, replicas: usize) -> usize {
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        let turn = turns.entry(target.to_string()).or_default();
+        let first = *turn % replicas.max(1);
+        *turn = turn.wrapping_add(1);
+        first
+    }
+
+    /// Whether `target`'s breaker lets a call through now (an open one lets one through
+    /// once its time is up: half open).
+    fn breaker_allows(&self, target: &str) -> bool {
+        if self.policy.breaker_failures == 0 {
+            return true;
+        }
+        let mut breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+        let breaker = breakers.entry(target.to_string()).or_default();
+        match breaker.open_until {
+            Some(until) if Instant::now() < until => false,
+            Some(_) => {
+                // Half open: this call is the trial; a failure opens it again at once.
+                breaker.open_until = None;
+                breaker.failures = self.policy.breaker_failures.saturating_sub(1);
+                true
+            }
+            None => true,
+        }
+    }
+
+    fn breaker_record(&self, target: &str, ok: bool) {
+        if self.policy.breaker_failures == 0 {
+            return;
+        }
+        let mut breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+        let breaker = breakers.entry(target.to_string()).or_default();
+        if ok {
+            *breaker = Breaker::default();
+            return;
+        }
+        breaker.failures += 1;
+        if breaker.failures >= self.policy.breaker_failures {
+            breaker.open_until =
+                Some(Instant::now() + Duration::from_millis(self.policy.breaker_open_ms));
+        }
+    }
+
+    /// POSTs `body` to `path` on one of `replicas` of `target` across `network`, under the
+    /// policy; `hop` is what one attempt that reaches a callee costs.
+    pub async fn call(
+        &self,
+        network: &NetworkModel,
+        target: &str,
+        replicas: &[Endpoint],
+        path: &str,
+        body: Bytes,
+        hop: Hops,
+    ) -> Result<Answered, Failed> {
+        let Some(first) = replicas.first() else {
+            return Err(Failed {
+                error: CallError::Connect {
+                    addr: String::new(),
+                    detail: format!("no replica of {target} is routed"),
+                },
+                failed_unit: target.to_string(),
+                wasted: Hops::default(),
+            });
+        };
+        self.budget.earn();
+        let n = replicas.len();
+        let mut next = self.first_replica(target, n);
+        let (mut wasted, mut retries, mut refused_in_a_row) = (Hops::default(), 0u32, 0usize);
+        loop {
+            if !self.breaker_allows(target) {
+                let unit = unit_of_process(&first.unit).to_string();
+                let error = CallError::Status {
+                    addr: first.addr.clone(),
+                    status: 503,
+                    body: format!("circuit breaker open on {unit}"),
+                    failed_unit: Some(unit.clone()),
+                };
+                return Err(Failed {
+                    error,
+                    failed_unit: unit,
+                    wasted,
+                });
+            }
+            let endpoint = &replicas[next % n];
+            next += 1;
+            let error = match self
+                .client
+                .post_across(network, &endpoint.addr, path, body.clone())
+                .await
+            {
+                Ok(reply) => {
+                    self.breaker_record(target, true);
+                    return Ok(Answered {
+                        reply,
+                        wasted,
+                        retries,
+                    });
+                }
+                Err(error) => error,
+            };
+            let refused = matches!(error, CallError::Connect { .. });
+            if refused && refused_in_a_row + 1 < n {
+                // Nothing was sent: the next replica gets the same attempt at once.
+                refused_in_a_row += 1;
+                continue;
+            }
+            refused_in_a_row = 0;
+            if !refused {
+                wasted += hop;
+            }
+            self.breaker_record(target, false);
+            let failed_unit = match &error {
+                CallError::Status {
+                    failed_unit: Some(unit),
+                    ..
+                } => unit.clone(),
+                _ => endpoint.unit.clone(),
+            };
+            let retryable = !matches!(error, CallError::Status { status, .. } if status < 500);
+            if !retryable || retries >= self.policy.retries || !self.budget.spend() {
+                return Err(Failed {
+                    error,
+                    failed_unit,
+                    wasted,
+                });
+            }
+            retries += 1;
+            let bound = self.policy.backoff_bound(retries);
+            if !bound.is_zero() {
+                let wait = rand::rng().random_range(Duration::ZERO..=bound);
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_allows_its_share_of_calls_and_banks_at_most_its_capacity() {
+        let budget = Budget::new(Some(10.0));
+        assert!(!budget.spend(), "nothing earned yet");
+        for _ in 0..20 {
+            budget.earn();
+        }
+        assert!(budget.spend() && budget.spend());
+        assert!(!budget.spend(), "20 calls at 10 % earn 2 retries");
+        for _ in 0..10_000 {
+            budget.earn();
+        }
+        let banked = (0..100).filter(|_| budget.spend()).count();
+        assert_eq!(banked, BUDGET_CAPACITY as usize);
+        let unlimited = Budget::new(None);
+        assert!((0..1000).all(|_| unlimited.spend()));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let policy = Resilience {
+            backoff_ms: 10.0,
+            backoff_max_ms: 35.0,
+            ..Resilience::default()
+        };
+        assert_eq!(policy.backoff_bound(1), Duration::from_millis(10));
+        assert_eq!(policy.backoff_bound(2), Duration::from_millis(20));
+        assert_eq!(policy.backoff_bound(3), Duration::from_millis(35));
+        assert_eq!(policy.backoff_bound(40), Duration::from_millis(35));
+    }
+
+    #[test]
+    fn replicas_take_turns_per_target() {
+        let caller = Caller::new(
+            HttpClient::new(Duration::from_secs(1)),
+            Resilience::default(),
+        );
+        let a: Vec<usize> = (0..4).map(|_| caller.first_replica("a", 2)).collect();
+        let b = caller.first_replica("b", 2);
+        assert_eq!(a, [0, 1, 0, 1]);
+        assert_eq!(b, 0, "each target has its own turn");
+        assert_eq!(unit_of_process("micro-orders#1"), "micro-orders");
+        assert_eq!(unit_of_process("monolith"), "monolith");
+    }
+
+    #[test]
+    fn a_breaker_opens_after_its_failures_and_lets_a_trial_through_later() {
+        let policy = Resilience {
+            breaker_failures: 2,
+            breaker_open_ms: 30,
+            ..Resilience::default()
+        };
+        let caller = Caller::new(HttpClient::new(Duration::from_secs(1)), policy);
+        caller.breaker_record("x", false);
+        assert!(caller.breaker_allows("x"));
+        caller.breaker_record("x", false);
+        assert!(!caller.breaker_allows("x"), "open after 2 failures");
+        assert!(caller.breaker_allows("y"), "per callee");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(caller.breaker_allows("x"), "half open: one trial");
+        caller.breaker_record("x", false);
+        assert!(!caller.breaker_allows("x"), "a failed trial opens it again");
+    }
+
+    #[tokio::test]
+    async fn a_refused_replica_fails_over_and_a_dead_callee_is_blamed() {
+        // Two ports nobody listens on: both refuse.
+        let dead = |i: u16| Endpoint {
+            unit: format!("u#{i}"),
+            addr: {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap().to_string()
+            },
+        };
+        let replicas = [dead(0), dead(1)];
+        let caller = Caller::new(
+            HttpClient::new(Duration::from_secs(1)),
+            Resilience::default(),
+        );
+        let hop = Hops {
+            service: 1,
+            state: 0,
+        };
+        let network = NetworkModel::loopback();
+        let failed = caller
+            .call(&network, "op", &replicas, "/op/x", Bytes::new(), hop)
+            .await
+            .unwrap_err();
+        assert!(matches!(failed.error, CallError::Connect { .. }));
+        assert!(failed.failed_unit.starts_with("u#"));
+        assert_eq!(failed.wasted, Hops::default(), "refusals reach no callee");
+    }
+}
