@@ -6,8 +6,10 @@ use clap::{Args, Parser, Subcommand};
 use grain_runtime::network::NetworkModel;
 use grainbench::plan::{Architecture, SecurityMode, Series};
 use grainbench::report::gate::Threshold;
+use grainbench::run::ResilienceOverrides;
 use grainbench::run::{LoadMode, RedeployPolicy, RunOptions, SweepLimits, SweepMax, SweepRequest};
-use grainbench::scenario::limits::MAX_RATE;
+use grainbench::scenario::fault::{Fault, FaultSyntaxError};
+use grainbench::scenario::limits::{MAX_RATE, MAX_REPLICAS, MAX_RETRIES, MAX_TIMEOUT_MS};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -212,9 +214,41 @@ pub struct RunArgs {
     /// Cold start, memory, the units' CPU and the redeploy are then not measured.
     #[arg(long, conflicts_with_all = ["arch", "sweep", "security", "no_keepalive", "all"])]
     pub endpoints: Option<PathBuf>,
+    /// Processes per service unit, for every service (overrides each `[[service]]`'s
+    /// `replicas`). Above 1, a service's data moves to a state unit its replicas share,
+    /// and callers balance across replicas round robin.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_REPLICAS)))]
+    pub replicas: Option<u32>,
+    /// A fault injected in a fault step of every cut, after its load steps (repeatable):
+    /// `kill:OP@2s[+1s]` (restarted after 1 s), `freeze:OP@2s+1s`, `slow:OP@2s+3s=50ms`,
+    /// `fail:OP@2s+3s=0.2`; it hits the first replica of the unit serving OP.
+    #[arg(long = "fault", value_name = "FAULT", value_parser = fault_arg)]
+    pub faults: Vec<Fault>,
+    /// Retries after a failed call between units (overrides `[resilience] retries`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RETRIES)))]
+    pub retries: Option<u32>,
+    /// Retries allowed as a share of calls, `10%`, or `none` for no budget (overrides
+    /// `[resilience] retry_budget`).
+    #[arg(long, value_parser = retry_budget_arg)]
+    pub retry_budget: Option<RetryBudget>,
+    /// Each call attempt's timeout between units, ms (overrides `[resilience] timeout_ms`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_MS))]
+    pub call_timeout: Option<u64>,
     /// Marks every unit's command line (lets tests find this run's processes).
     #[arg(long, hide = true)]
     pub run_id: Option<String>,
+}
+
+/// `--retry-budget`: a share of calls, or none.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryBudget(pub Option<f64>);
+
+fn retry_budget_arg(text: &str) -> Result<RetryBudget, String> {
+    grainbench::scenario::fault::parse_budget(text).map(RetryBudget)
+}
+
+fn fault_arg(text: &str) -> Result<Fault, String> {
+    text.parse().map_err(|e: FaultSyntaxError| e.to_string())
 }
 
 fn security_arg(text: &str) -> Result<SecurityMode, String> {
@@ -264,6 +298,13 @@ impl RunArgs {
             (None, false) => RedeployPolicy::FirstEntrypoint,
         };
         options.network = self.network.as_deref().cloned();
+        options.replicas = self.replicas;
+        options.faults = self.faults.clone();
+        options.resilience = ResilienceOverrides {
+            retries: self.retries,
+            retry_budget_percent: self.retry_budget.map(|b| b.0),
+            timeout_ms: self.call_timeout,
+        };
         if let Some(id) = &self.run_id {
             options.run_id = id.clone();
         }

@@ -134,7 +134,10 @@ impl TargetAddr {
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Replica>> {
         // Writers only store a plain list, so a poisoned lock still holds a whole one.
-        self.0 .0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+             .0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The first replica's address.

@@ -12,11 +12,11 @@ pub mod pki;
 use crate::plan::Deployment;
 use grain_runtime::client::HttpClient;
 use grain_runtime::model::{Endpoint, ReplyFault, Routes, UnitSpec};
-use grain_runtime::resilience::Resilience;
-use std::collections::BTreeMap;
 use grain_runtime::network::NetworkModel;
+use grain_runtime::resilience::Resilience;
 use grain_runtime::security::SecurityMode;
 use grain_runtime::wire::{HEALTH_PATH, LISTENING_PREFIX};
+use std::collections::BTreeMap;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -124,6 +124,8 @@ impl LaunchOptions {
 pub enum LaunchError {
     #[error("cannot secure the deployment's hops: {0}")]
     Security(String),
+    #[error("no unit serves operation {0}")]
+    NoUnitFor(String),
     #[error("unit {unit}: cannot start {}: {source}", binary.display())]
     Spawn {
         unit: String,
@@ -251,9 +253,7 @@ impl LiveDeployment {
 
     /// Sends every unit the current addresses, network and faults.
     async fn resend_routes(&mut self) -> Result<(), LaunchError> {
-        let mut routes = self
-            .plan
-            .routes(&self.processes(), &self.options.network);
+        let mut routes = self.plan.routes(&self.processes(), &self.options.network);
         routes.faults = self.faults.clone();
         send_routes(&mut self.units, &routes).await
     }

@@ -111,7 +111,11 @@ impl Deployment {
     /// Routes every unit needs, given each unit's processes (same order as `units`) and
     /// the network between them.
     pub fn routes(&self, processes: &[Vec<Endpoint>], network: &NetworkModel) -> Routes {
-        let first = |i: usize| processes[i].first().map_or(String::new(), |e| e.addr.clone());
+        let first = |i: usize| {
+            processes[i]
+                .first()
+                .map_or(String::new(), |e| e.addr.clone())
+        };
         Routes {
             network: network.clone(),
             operations: self
@@ -624,6 +628,8 @@ mod tests {
         }
         let mono = plan(&s, &Architecture::Monolith).unwrap();
         assert_eq!(mono.units[0].replicas, 2);
-        assert!(mono.units[1..].iter().all(|u| u.is_state() && u.replicas == 1));
+        assert!(mono.units[1..]
+            .iter()
+            .all(|u| u.is_state() && u.replicas == 1));
     }
 }

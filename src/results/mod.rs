@@ -4,9 +4,11 @@
 //! How measurements become these figures lives beside the code that measures (`driver`,
 //! `cost`, `network`); reading and writing the file is in [`file`].
 
+mod fault;
 mod file;
 mod step;
 
+pub use fault::*;
 pub use file::{check_out_dir, write_atomic, ResultsError};
 pub use grain_runtime::histogram::{decode as decode_histogram, encode as encode_histogram};
 pub use step::*;
@@ -22,8 +24,9 @@ use std::path::PathBuf;
 
 /// Version of the results.json schema; bumped on any incompatible change. A file with
 /// another version is refused when read. Version 3: architectures may be any cut's name
-/// (`sweep-7`, a scenario's `[[cut]]`), and the run may carry a p99 budget.
-pub const SCHEMA_VERSION: u32 = 4;
+/// (`sweep-7`, a scenario's `[[cut]]`), and the run may carry a p99 budget. Version 4:
+/// security modes. Version 5: replicas, the callers' resilience policy and fault steps.
+pub const SCHEMA_VERSION: u32 = 5;
 /// The oldest schema version still read: version 1 files (one round, no summaries) are read
 /// as a single round.
 pub const OLDEST_READ_VERSION: u32 = 1;
@@ -75,6 +78,10 @@ pub struct RunMeta {
     /// (`run --endpoints`); its cold start, memory and units' CPU are not measured.
     #[serde(default)]
     pub endpoints: Option<PathBuf>,
+    /// How units called each other: timeout, retries, budget, backoff, breaker (schema 5;
+    /// older files: the defaults of then, which are today's).
+    #[serde(default)]
+    pub resilience: grain_runtime::resilience::Resilience,
 }
 
 fn keepalive_default() -> bool {
@@ -202,6 +209,12 @@ pub struct ArchitectureResult {
     /// Per open-loop rate, every figure over the valid rounds with its interval.
     #[serde(default)]
     pub summary: Vec<RateSummary>,
+    /// Processes per unit, where a unit runs more than one (schema 5).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replicas: BTreeMap<String, u32>,
+    /// One fault step per fault the run injects (schema 5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultResult>,
 }
 
 /// Deploy cost of one architecture, from the kernel's own accounting.
@@ -209,11 +222,14 @@ pub struct ArchitectureResult {
 pub struct DeployCost {
     pub service_units: usize,
     pub state_units: usize,
+    /// Processes running the units, replicas counted (schema 5; older files: one per unit).
+    #[serde(default)]
+    pub processes: usize,
     /// Business endpoints over all units (operations; get and put of state units).
     pub endpoints: usize,
     /// What each unit ships: the `grainbench` binary.
     pub artifact_bytes_per_unit: u64,
-    /// What the deployment ships if every unit is packaged on its own.
+    /// What the deployment ships if every process is packaged on its own.
     pub artifact_bytes_total: u64,
     pub cold_start: ColdStart,
     /// Unit → RSS right after readiness, before any request (bytes).

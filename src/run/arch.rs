@@ -69,8 +69,9 @@ impl Deployed<'_> {
                     .map_or(0, |op| op.request_bytes);
                 match self {
                     Deployed::Live(live) => {
-                        Target::new(&entry.op, live.addr_of(&entry.op).unwrap_or_default(), size)
-                            .map(|target| target.secured(live.options.driver_credentials()))
+                        let replicas = entry_replicas(live, &entry.op)?;
+                        let target = Target::replicated(&entry.op, replicas, size);
+                        Ok(target.secured(live.options.driver_credentials()))
                     }
                     Deployed::External(_, endpoints) => {
                         let addr = endpoints
@@ -192,9 +193,10 @@ impl ArchRun<'_> {
         DeployCost {
             service_units: plan.units.iter().filter(|u| !u.is_state()).count(),
             state_units: plan.units.iter().filter(|u| u.is_state()).count(),
+            processes: live.units.len(),
             endpoints: plan.units.iter().map(|u| cost::endpoints(&u.role)).sum(),
             artifact_bytes_per_unit: artifact,
-            artifact_bytes_total: artifact * plan.units.len() as u64,
+            artifact_bytes_total: artifact * live.units.len() as u64,
             cold_start,
             idle_rss_bytes_total: idle_rss_bytes.values().sum(),
             idle_rss_bytes,
@@ -290,7 +292,7 @@ impl ArchRun<'_> {
         }
         let last_round = round + 1 == self.options.repeat.max(1);
         let change = self.resolved.redeploy.as_ref().filter(|_| last_round);
-        if let (Some(change), Deployed::Live(live)) = (change, deployed) {
+        if let (Some(change), Deployed::Live(live)) = (change, &mut *deployed) {
             let index = index + 1;
             match self
                 .redeploy_under_load(live, &targets, change, index)
@@ -302,6 +304,19 @@ impl ArchRun<'_> {
                     }
                 }
                 Err(error) => return Some(error),
+            }
+        }
+        if let (true, Deployed::Live(live)) = (last_round, deployed) {
+            for (n, fault) in self.resolved.faults.iter().enumerate() {
+                let index = index + 2 + n as u64;
+                match self.fault_under_load(live, &targets, fault, index).await {
+                    Ok(result) => arch_result.faults.push(result),
+                    Err(error) => return Some(error),
+                }
+                self.checkpoint(results, arch_result);
+                if self.cancel.is_cancelled() {
+                    return Some(RunError::Interrupted);
+                }
             }
         }
         None
@@ -393,6 +408,39 @@ impl ArchRun<'_> {
     }
 }
 
+/// Every process serving entrypoint `op`, as the driver reaches it.
+pub(super) fn entry_replicas(
+    live: &LiveDeployment,
+    op: &str,
+) -> Result<Vec<driver::Replica>, driver::DriverError> {
+    live.endpoints_of(op)
+        .into_iter()
+        .map(|unit| {
+            let addr = unit
+                .addr
+                .parse()
+                .map_err(|_| driver::DriverError::BadAddress {
+                    op: op.to_string(),
+                    addr: unit.addr.clone(),
+                })?;
+            Ok(driver::Replica {
+                addr,
+                process: std::sync::Arc::from(unit.name.as_str()),
+            })
+        })
+        .collect()
+}
+
+/// Points every target at the processes now serving its entrypoint (after a redeploy or
+/// a restart moved some).
+pub(super) fn retarget(live: &LiveDeployment, targets: &[Target]) {
+    for target in targets {
+        if let Ok(replicas) = entry_replicas(live, &target.op) {
+            target.addr.set_all(replicas);
+        }
+    }
+}
+
 pub(super) fn unit_pids(live: &LiveDeployment) -> Vec<(String, u32)> {
     live.units.iter().map(|u| (u.name.clone(), u.pid)).collect()
 }
@@ -425,5 +473,12 @@ pub(super) fn planned(plan: &Deployment) -> ArchitectureResult {
         deploy: None,
         error: None,
         summary: Vec::new(),
+        replicas: plan
+            .units
+            .iter()
+            .filter(|u| u.replicas > 1)
+            .map(|u| (u.name.clone(), u.replicas))
+            .collect(),
+        faults: Vec::new(),
     }
 }

@@ -8,12 +8,14 @@
 //! - `arch`: one architecture's deployment, deploy cost and load steps
 //! - `steps`: the step planner (scenario rates, `--rates`, closed loop, rate sweep)
 //! - `redeploy`: the live redeploy under load and its window arithmetic
+//! - `fault`: a fault injected under load, and what the requests due around it saw
 //! - `equivalence`: identical business digests across architectures
 //! - `meta`: run id, git commit, time, progress bars
 
 mod arch;
 pub mod endpoints;
 mod equivalence;
+mod fault;
 mod meta;
 pub mod options;
 mod redeploy;
@@ -21,8 +23,8 @@ mod steps;
 
 pub use meta::new_run_id;
 pub use options::{
-    preflight, LoadMode, OptionsError, PreflightError, RedeployPolicy, Resolved, RunOptions,
-    SweepLimits, SweepMax, SweepRequest, DEFAULT_EQUIVALENCE_REQUESTS,
+    preflight, LoadMode, OptionsError, PreflightError, RedeployPolicy, ResilienceOverrides,
+    Resolved, RunOptions, SweepLimits, SweepMax, SweepRequest, DEFAULT_EQUIVALENCE_REQUESTS,
 };
 
 use crate::delays::{self, HopCalibrationOptions};
@@ -121,7 +123,8 @@ pub async fn run(
         options.run_id.clone(),
         work_iterations_per_us,
     )
-    .with_network(resolved.network.clone());
+    .with_network(resolved.network.clone())
+    .with_resilience(resolved.resilience.clone());
     match measure_bare_hop(&resolved.network, options, cancel).await {
         Ok(calibration) => results.network.hop_calibration = Some(calibration),
         Err(error) => {
@@ -242,6 +245,7 @@ fn new_results(
             driver_capacity_rps: None,
             keepalive: resolved.keepalive,
             endpoints: options.endpoints.as_ref().map(|e| e.file.clone()),
+            resilience: resolved.resilience.clone(),
         },
         scenario: ScenarioInfo {
             name: scenario.name.clone(),

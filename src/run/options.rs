@@ -4,8 +4,10 @@
 
 use crate::plan::SecurityMode;
 use crate::plan::{self, sweep, Architecture, Deployment, PlanError, Series};
+use crate::scenario::fault::Fault;
 use crate::scenario::{LoadProfile, Scenario, ScenarioSource};
 use grain_runtime::network::NetworkModel;
+use grain_runtime::resilience::Resilience;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -62,6 +64,37 @@ pub struct RunOptions {
     pub keepalive: Option<bool>,
     /// Drive this deployment instead of launching any (`--endpoints FILE`).
     pub endpoints: Option<super::endpoints::Endpoints>,
+    /// Processes per service unit, for every service (`--replicas`); `None`: the
+    /// scenario's `replicas` per service (1 by default).
+    pub replicas: Option<u32>,
+    /// Faults injected in a fault step of every cut (`--fault`), besides the scenario's
+    /// `[[fault]]`s.
+    pub faults: Vec<Fault>,
+    /// Overrides of the scenario's `[resilience]` (`--retries`, `--retry-budget`,
+    /// `--call-timeout`).
+    pub resilience: ResilienceOverrides,
+}
+
+/// Command-line overrides of the callers' policy.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResilienceOverrides {
+    pub retries: Option<u32>,
+    /// `Some(None)`: no budget.
+    pub retry_budget_percent: Option<Option<f64>>,
+    pub timeout_ms: Option<u64>,
+}
+
+impl ResilienceOverrides {
+    /// `base` with these overrides applied.
+    pub fn apply(&self, base: &Resilience) -> Resilience {
+        let mut policy = base.clone();
+        policy.retries = self.retries.unwrap_or(policy.retries);
+        if let Some(budget) = self.retry_budget_percent {
+            policy.retry_budget_percent = budget;
+        }
+        policy.timeout_ms = self.timeout_ms.unwrap_or(policy.timeout_ms);
+        policy
+    }
 }
 
 impl RunOptions {
@@ -90,7 +123,42 @@ impl RunOptions {
             security: Vec::new(),
             keepalive: None,
             endpoints: None,
+            replicas: None,
+            faults: Vec::new(),
+            resilience: ResilienceOverrides::default(),
         }
+    }
+
+    /// `scenario` with `--replicas` applied to every service.
+    fn replicated<'s>(&self, scenario: &'s Scenario) -> std::borrow::Cow<'s, Scenario> {
+        match self.replicas {
+            Some(n) => {
+                let mut scenario = scenario.clone();
+                for service in &mut scenario.services {
+                    service.replicas = n;
+                }
+                std::borrow::Cow::Owned(scenario)
+            }
+            None => std::borrow::Cow::Borrowed(scenario),
+        }
+    }
+
+    /// The scenario's faults then `--fault`'s, each on an operation the scenario has.
+    fn faults(&self, scenario: &Scenario) -> Result<Vec<Fault>, OptionsError> {
+        for fault in &self.faults {
+            if scenario.operation(&fault.operation).is_none() {
+                return Err(OptionsError::UnknownFaultOperation {
+                    fault: fault.to_string(),
+                    scenario: scenario.name.clone(),
+                });
+            }
+        }
+        Ok(scenario
+            .faults
+            .iter()
+            .chain(&self.faults)
+            .cloned()
+            .collect())
     }
 
     /// These options applied to `scenario`, or why they cannot be.
@@ -122,10 +190,16 @@ impl RunOptions {
         let external = self.endpoints.as_ref();
         let plans = match external {
             Some(endpoints) => external_plans(scenario, endpoints),
-            None => self.secured_plans(scenario)?,
+            None => self.secured_plans(&self.replicated(scenario))?,
         };
+        let faults = self.faults(scenario)?;
+        if external.is_some() && !faults.is_empty() {
+            return Err(OptionsError::FaultsNeedUnits);
+        }
         Ok(Resolved {
             plans,
+            resilience: self.resilience.apply(&scenario.resilience),
+            faults,
             keepalive: external.is_some() || self.keepalive.unwrap_or(scenario.security.keepalive),
             seed: self.seed.unwrap_or(scenario.seed),
             network: match external {
@@ -253,6 +327,10 @@ pub enum OptionsError {
     UnknownChange { op: String, scenario: String },
     #[error("--arch: {0}")]
     Cut(#[source] PlanError),
+    #[error("--fault {fault}: scenario {scenario} has no such operation")]
+    UnknownFaultOperation { fault: String, scenario: String },
+    #[error("--fault with --endpoints: grainbench can only inject faults into units it started")]
+    FaultsNeedUnits,
 }
 
 /// [`RunOptions`] applied to one scenario.
@@ -270,8 +348,13 @@ pub struct Resolved {
     pub network: NetworkModel,
     /// The operation whose change is redeployed live, if any.
     pub redeploy: Option<String>,
-    /// The steady rate the redeploy runs at: the first rate this run uses.
+    /// The steady rate the redeploy and the fault steps run at: the first rate this run
+    /// uses.
     pub redeploy_rate: u32,
+    /// How units call each other.
+    pub resilience: Resilience,
+    /// Faults, each injected in a fault step of every cut (last round).
+    pub faults: Vec<Fault>,
 }
 
 impl Resolved {

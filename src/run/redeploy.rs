@@ -41,11 +41,7 @@ impl ArchRun<'_> {
             tokio::time::sleep(redeploy_after).await;
             let redeploy = live.redeploy(&units).await?;
             // The driver's next connections to a moved entrypoint go to its new address.
-            for target in targets {
-                if let Some(addr) = live.addr_of(&target.op).and_then(|a| a.parse().ok()) {
-                    target.addr.set(addr);
-                }
-            }
+            super::arch::retarget(live, targets);
             Ok::<_, LaunchError>(redeploy)
         };
         let (measured, redeployed) = tokio::join!(step, redeploy);

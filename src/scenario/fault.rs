@@ -7,6 +7,7 @@
 //! `freeze:create_order@2s+1s` (SIGSTOP for FOR, then SIGCONT),
 //! `slow:get_item@2s+3s=50ms` (every reply of the unit FOR long gets AMOUNT added),
 //! `fail:get_item@2s+3s=0.2` (FOR long the unit answers 503 with probability AMOUNT).
+//! Also the retry budget's text form, which `[resilience]` and `--retry-budget` share.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -182,15 +183,45 @@ impl Fault {
     }
 }
 
+/// `"10%"` → 10, `"none"` → no budget.
+/// The retry budget's text form (`[resilience] retry_budget`, `--retry-budget`).
+pub fn parse_budget(text: &str) -> Result<Option<f64>, String> {
+    if text.trim() == "none" {
+        return Ok(None);
+    }
+    let percent = text
+        .trim()
+        .strip_suffix('%')
+        .and_then(|p| p.trim().parse::<f64>().ok())
+        .filter(|p| (0.0..=1000.0).contains(p));
+    match percent {
+        Some(percent) => Ok(Some(percent)),
+        None => Err(format!(
+            "{text:?} is not a budget: a share of calls from \"0%\" to \"1000%\", or \"none\""
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn budgets_are_a_share_or_none() {
+        assert_eq!(parse_budget("10%"), Ok(Some(10.0)));
+        assert_eq!(parse_budget("none"), Ok(None));
+        assert!(parse_budget("ten").unwrap_err().contains("\"none\""));
+        assert!(parse_budget("-5%").is_err());
+    }
+
+    #[test]
     fn every_kind_parses_and_prints_back() {
         for (text, printed) in [
             ("kill:create_order@2s", "kill:create_order@2s+1s"),
-            ("freeze:create_order@2s+500ms", "freeze:create_order@2s+500ms"),
+            (
+                "freeze:create_order@2s+500ms",
+                "freeze:create_order@2s+500ms",
+            ),
             ("slow:get_item@1.5s+3s=50ms", "slow:get_item@1.5s+3s=50ms"),
             ("fail:get_item@0s+2s=0.2", "fail:get_item@0s+2s=0.2"),
         ] {

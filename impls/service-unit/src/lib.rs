@@ -346,7 +346,14 @@ impl ServiceUnit {
         let network = &routes.network;
         let answered = self
             .caller
-            .call(network, &state, &replicas, path, Bytes::from(body), STATE_HOP)
+            .call(
+                network,
+                &state,
+                &replicas,
+                path,
+                Bytes::from(body),
+                STATE_HOP,
+            )
             .await
             .map_err(|failed| OpError::Downstream {
                 op: def.name.clone(),

@@ -129,10 +129,9 @@ pub(super) fn validate(raw: RawScenario, text: &str) -> Result<Scenario, Vec<Iss
         .security
         .as_ref()
         .map_or_else(SecurityProfile::default, |s| security(&mut checker, s));
-    let resilience = raw
-        .resilience
-        .as_ref()
-        .map_or_else(Default::default, |r| resilience::resilience(&mut checker, r));
+    let resilience = raw.resilience.as_ref().map_or_else(Default::default, |r| {
+        resilience::resilience(&mut checker, r)
+    });
     let faults = resilience::faults(&mut checker, &raw.faults, &op_names);
 
     let services = raw

@@ -2,7 +2,7 @@
 //! every number within its range, every fault on a defined operation.
 
 use super::Checker;
-use crate::scenario::fault::{Fault, FaultKind, DEFAULT_FAULT_LENGTH};
+use crate::scenario::fault::{parse_budget, Fault, FaultKind, DEFAULT_FAULT_LENGTH};
 use crate::scenario::file::{RawFault, RawResilience};
 use crate::scenario::limits::{MAX_RETRIES, MAX_TIMEOUT_MS};
 use grain_runtime::resilience::Resilience;
@@ -45,24 +45,6 @@ pub(super) fn resilience(checker: &mut Checker, raw: &RawResilience) -> Resilien
     policy
 }
 
-/// `"10%"` → 10, `"none"` → no budget.
-pub fn parse_budget(text: &str) -> Result<Option<f64>, String> {
-    if text.trim() == "none" {
-        return Ok(None);
-    }
-    let percent = text
-        .trim()
-        .strip_suffix('%')
-        .and_then(|p| p.trim().parse::<f64>().ok())
-        .filter(|p| (0.0..=1000.0).contains(p));
-    match percent {
-        Some(percent) => Ok(Some(percent)),
-        None => Err(format!(
-            "{text:?} is not a budget: a share of calls from \"0%\" to \"1000%\", or \"none\""
-        )),
-    }
-}
-
 fn within<T: Copy + PartialOrd + std::fmt::Display>(
     checker: &mut Checker,
     value: &Spanned<T>,
@@ -72,7 +54,11 @@ fn within<T: Copy + PartialOrd + std::fmt::Display>(
 ) -> T {
     let v = *value.get_ref();
     if v < low || v > high {
-        checker.flag(value.span(), field, format!("{v} is out of range: {low} to {high}"));
+        checker.flag(
+            value.span(),
+            field,
+            format!("{v} is out of range: {low} to {high}"),
+        );
     }
     v
 }
@@ -80,7 +66,11 @@ fn within<T: Copy + PartialOrd + std::fmt::Display>(
 fn within_f(checker: &mut Checker, value: &Spanned<f64>, field: &str, low: f64, high: f64) -> f64 {
     let v = *value.get_ref();
     if !(v.is_finite() && (low..=high).contains(&v)) {
-        checker.flag(value.span(), field, format!("{v} is out of range: {low} to {high}"));
+        checker.flag(
+            value.span(),
+            field,
+            format!("{v} is out of range: {low} to {high}"),
+        );
     }
     v
 }
@@ -137,17 +127,4 @@ fn fault(checker: &mut Checker, i: usize, raw: &RawFault, ops: &BTreeSet<&str>) 
         return None;
     }
     Some(fault)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn budgets_are_a_share_or_none() {
-        assert_eq!(parse_budget("10%"), Ok(Some(10.0)));
-        assert_eq!(parse_budget("none"), Ok(None));
-        assert!(parse_budget("ten").unwrap_err().contains("\"none\""));
-        assert!(parse_budget("-5%").is_err());
-    }
 }
