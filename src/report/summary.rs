@@ -32,6 +32,7 @@ pub fn render(m: &ReportModel) -> String {
     render_deploy_cost(&mut out, m);
     render_front(&mut out, m);
     render_security(&mut out, m);
+    render_faults(&mut out, m);
     render_steps(&mut out, m);
     render_generator(&mut out, m);
     if let Some(b) = &m.baseline {
@@ -209,6 +210,46 @@ fn render_security(out: &mut String, m: &ReportModel) {
     for sentence in &security.sentences {
         let _ = writeln!(out, "{sentence}");
     }
+}
+
+/// Each fault: one line per cut, then the verdict.
+fn render_faults(out: &mut String, m: &ReportModel) {
+    let Some(faults) = &m.faults else {
+        return;
+    };
+    let _ = writeln!(out, "\nfaults ({})", faults.replicas.to_lowercase());
+    for g in &faults.groups {
+        let _ = writeln!(out, "  {} at {} req/s:", g.fault, g.rate);
+        let line = |out: &mut String, cells: [&str; 6]| {
+            let [cut, success, available, blamed, hops, recovery] = cells;
+            let _ = writeln!(
+                out,
+                "    {cut:<12} {success:>22} {available:<40} {blamed:<32} {hops:>7} {recovery:>20}"
+            );
+        };
+        let header = [
+            "cut",
+            "succeeded during",
+            "entrypoints fully available",
+            "failures blamed on",
+            "hops×",
+            "recovery",
+        ];
+        line(out, header);
+        for r in &g.rows {
+            let cells = [
+                r.arch.as_str(),
+                &r.success,
+                &r.available,
+                &r.blamed,
+                &r.amplification,
+                &r.recovery,
+            ];
+            line(out, cells);
+        }
+        let _ = writeln!(out, "  {}", g.verdict);
+    }
+    let _ = writeln!(out, "  {}", faults.policy);
 }
 
 fn render_steps(out: &mut String, m: &ReportModel) {

@@ -4,9 +4,11 @@
 //!
 //! - `tables`: the per-entrypoint, per-step, deploy, redeploy and generator rows
 //! - `context`: the network panel, equivalence, methodology and baseline comparison
+//! - [`faults`]: which cut stays available under each injected fault
 //! - [`front`]: the Pareto front of the cuts and the recommendation under a p99 budget
 
 mod context;
+pub mod faults;
 pub mod front;
 pub mod rounds;
 pub mod security;
@@ -57,6 +59,8 @@ pub struct ReportModel {
     /// What each hop's security cost, against the same cut in plaintext (when a run
     /// compared security modes).
     pub security: Option<security::SecuritySection>,
+    /// Which cut stayed available under each injected fault (when the run injected any).
+    pub faults: Option<faults::FaultsSection>,
     pub architectures: Vec<ArchLegend>,
     pub entry_tables: Vec<EntryTable>,
     /// Every rate of every architecture over the rounds, per entrypoint.
@@ -310,6 +314,7 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
         verdict: verdict(results, rate),
         front: rate.and_then(|rate| front::front(results, rate)),
         security: rate.and_then(|rate| security::security(results, rate, results.meta.keepalive)),
+        faults: faults::faults(results),
         architectures: results
             .architectures
             .iter()

@@ -2,6 +2,10 @@
 //! needed) and inlined in the page. A chart whose data this run did not measure is `None`,
 //! and the page says so instead of drawing an empty frame.
 
+mod faults;
+
+pub use faults::FaultCharts;
+
 use super::model::{colour, valid_step_at, verdict_rate};
 use crate::results::{decode_histogram, ArchitectureResult, RunResults, StepMode};
 use plotters::prelude::*;
@@ -34,6 +38,8 @@ pub struct Charts {
     pub redeploy: Option<Chart>,
     /// p99 against CPU per request, one point per cut, the front joined.
     pub front: Option<Chart>,
+    /// Per fault: success ratio and p99 per second of every cut, the fault shaded.
+    pub faults: Vec<FaultCharts>,
 }
 
 fn rgb(hex: &str) -> RGBColor {
@@ -60,6 +66,7 @@ pub fn draw(results: &RunResults) -> Charts {
         deploy: deploy(results),
         redeploy: redeploy(results),
         front: front(results),
+        faults: faults::faults(results),
     }
 }
 
@@ -468,6 +475,17 @@ fn line_chart(
     y_label: &str,
     x_format: impl Fn(&f64) -> String,
 ) -> Option<String> {
+    line_chart_with(series, x_label, y_label, x_format, None)
+}
+
+/// A line chart with a log y axis, `shaded` (an x window) drawn under the lines.
+fn line_chart_with(
+    series: &[Series],
+    x_label: &str,
+    y_label: &str,
+    x_format: impl Fn(&f64) -> String,
+    shaded: Option<(f64, f64)>,
+) -> Option<String> {
     let points = series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (
         f64::INFINITY,
@@ -517,6 +535,9 @@ fn line_chart(
             .axis_desc_style((FONT, LABEL_PX))
             .draw()
             .ok()?;
+        if let Some(window) = shaded {
+            faults::shade(&mut chart, window, (y0, y1))?;
+        }
         draw_lines(&mut chart, series)?;
         root.present().ok()?;
     }

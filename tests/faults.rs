@@ -1,0 +1,124 @@
+//! Faults under load, on real unit processes: a killed unit fails only the entrypoints
+//! whose calls reach it, its failures are blamed on it, it is restarted, and nothing is
+//! left behind; replicas with retries mask the same kill; a freeze shorter than the call
+//! timeout costs latency, not requests.
+
+mod common;
+
+use common::*;
+use grainbench::plan::Architecture;
+use grainbench::results::FaultResult;
+use grainbench::scenario::{self, fault::Fault};
+use std::time::Duration;
+
+fn fault(text: &str) -> Fault {
+    text.parse().unwrap()
+}
+
+fn only_fault(results: &grainbench::results::RunResults, arch: &str) -> FaultResult {
+    let a = results
+        .architectures
+        .iter()
+        .find(|a| a.architecture.name() == arch)
+        .unwrap_or_else(|| panic!("{arch} ran"));
+    assert_eq!(a.faults.len(), 1, "{arch}: one fault step");
+    a.faults[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_unit_fails_only_what_reaches_it_is_blamed_and_restarted() {
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = short_run_options("fault-kill", &dir.path().join("out"));
+    options.architectures = vec![Architecture::Nano];
+    // `price` is reached by `buy` only; `browse` calls `lookup`.
+    options.faults = vec![fault("kill:price@1s+500ms")];
+    let run_id = options.run_id.clone();
+    let results = run_ok(&source, &options).await;
+    let f = only_fault(&results, "nano");
+    assert_eq!(f.process, "nano-price");
+    let entry = |name: &str| f.entrypoints.iter().find(|e| e.entrypoint == name).unwrap();
+    let (buy, browse) = (entry("buy"), entry("browse"));
+    assert!(buy.requests > 0 && buy.failed == buy.requests, "{buy:?}");
+    assert!(browse.requests > 0 && browse.failed == 0, "{browse:?}");
+    assert_eq!(f.fully_available(), ["browse"]);
+    assert_eq!(
+        f.blamed.get("nano-price").copied(),
+        Some(buy.failed),
+        "every failure blamed on the killed unit: {:?}, unnamed {}",
+        f.blamed,
+        f.unblamed
+    );
+    assert_eq!(f.killed_ending.as_deref(), Some("killed by signal 9"));
+    assert!(f.restart_ms.is_some(), "the killed unit was restarted");
+    assert_eq!(
+        f.after.ok, f.after.requests,
+        "after the restart every request succeeds: {:?}",
+        f.after
+    );
+    assert!(f.recovery_s.is_some(), "recovered within the step");
+    assert!(
+        wait_for_no_processes(&run_id, Duration::from_secs(10)).is_empty(),
+        "no process of the run (the restarted one included) outlives it"
+    );
+    // The page shows the section.
+    let page = std::fs::read_to_string(dir.path().join("out").join("index.html")).unwrap();
+    assert!(page.contains("Faults: which cut stays available"));
+    assert!(page.contains("kill:price@1s+500ms"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_with_retries_mask_the_same_kill() {
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = short_run_options("fault-replicas", &dir.path().join("out"));
+    options.architectures = vec![Architecture::Nano, Architecture::Micro];
+    options.replicas = Some(2);
+    options.resilience.retries = Some(2);
+    options.faults = vec![fault("kill:price@1s+1s")];
+    let run_id = options.run_id.clone();
+    let results = run_ok(&source, &options).await;
+    let (mut requests, mut ok) = (0, 0);
+    for arch in ["nano", "micro"] {
+        let f = only_fault(&results, arch);
+        assert_eq!(f.replicas, 2, "{arch}");
+        assert!(f.process.ends_with("#0"), "{arch}: {}", f.process);
+        requests += f.during.requests;
+        ok += f.during.ok;
+    }
+    let micro = results
+        .architectures
+        .iter()
+        .find(|a| a.architecture == Architecture::Micro)
+        .unwrap();
+    assert_eq!(
+        micro.deploy.as_ref().unwrap().processes,
+        2 * 2 + 1,
+        "two units twice, and the shared state unit"
+    );
+    assert!(requests > 0);
+    let ratio = ok as f64 / requests as f64;
+    assert!(
+        ratio >= 0.99,
+        "{ok} of {requests} succeeded during the kill"
+    );
+    assert!(wait_for_no_processes(&run_id, Duration::from_secs(10)).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_freeze_shorter_than_the_timeout_costs_latency_not_requests() {
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = short_run_options("fault-freeze", &dir.path().join("out"));
+    options.architectures = vec![Architecture::Micro];
+    options.faults = vec![fault("freeze:price@1s+500ms")];
+    let results = run_ok(&source, &options).await;
+    let f = only_fault(&results, "micro");
+    assert_eq!(f.during.ok, f.during.requests, "no request failed: {f:?}");
+    let (before, during) = (f.before.p99_us.unwrap(), f.during.p99_us.unwrap());
+    assert!(
+        during > 5 * before,
+        "requests due during the freeze wait for it: p99 {before} µs before, {during} µs during"
+    );
+    assert_eq!(f.recovery_s, Some(0.0), "no outage: nothing failed");
+}
