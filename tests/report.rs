@@ -352,3 +352,42 @@ fn a_cpu_ratio_within_noise_is_said_plainly_in_the_verdict() {
         "{sentences}"
     );
 }
+
+/// A real run of tests/fixtures/tiny.toml with `--fault kill:price@1s+500ms` (schema 5):
+/// nano, micro and monolith, one round.
+fn fault_results() -> RunResults {
+    RunResults::read(&fixture("results-faults.json")).expect("fixture parses")
+}
+
+#[test]
+fn the_faults_section_puts_every_cut_side_by_side_under_the_same_fault() {
+    let results = fault_results();
+    let model = model::build(&results, None);
+    let faults = model
+        .faults
+        .as_ref()
+        .expect("a run with faults has the section");
+    assert_golden(
+        "report-model-faults.json",
+        &(serde_json::to_string_pretty(faults).unwrap() + "\n"),
+    );
+    let group = &faults.groups[0];
+    assert_eq!(group.fault, "kill:price@1s+500ms");
+    let row = |arch: &str| group.rows.iter().find(|r| r.arch == arch).unwrap();
+    // Only nano keeps an entrypoint whose calls never reach `price`'s unit.
+    assert!(
+        row("nano").available.starts_with("1 of 2: browse"),
+        "{:?}",
+        row("nano")
+    );
+    assert_eq!(row("monolith").available, "0 of 2");
+    assert!(
+        group.verdict.contains("Most available: nano."),
+        "{}",
+        group.verdict
+    );
+    // The page carries the section and a chart per figure.
+    let page = render_html(&results, None).unwrap();
+    assert!(page.contains("Success ratio per second under kill:price@1s+500ms"));
+    assert!(page.contains("p99 per second under kill:price@1s+500ms"));
+}

@@ -3,7 +3,7 @@
 //! count over the requests due while the fault lasted in one fault step (the run's last
 //! round), so each is shown with its counts rather than an interval.
 
-use crate::report::format::{join_clauses, one_decimal};
+use crate::report::format::one_decimal;
 use crate::results::{ArchitectureResult, FaultResult, RunResults};
 use grain_runtime::resilience::Resilience;
 use serde::Serialize;
@@ -180,20 +180,26 @@ fn verdict(fault: &FaultResult, results: &[(&ArchitectureResult, &FaultResult)])
             let available = f.fully_available().len();
             let entries = f.entrypoints.len();
             let kept = match available {
-                0 => "no entrypoint fully available".to_string(),
-                n if n == entries => "every entrypoint available".to_string(),
-                n => format!("{n} of {entries} entrypoints fully available"),
+                0 => "kept no entrypoint fully available".to_string(),
+                n if n == entries => "kept every entrypoint available".to_string(),
+                n => format!("kept {n} of {entries} entrypoints fully available"),
+            };
+            let latency = match f.during.p99_us {
+                Some(during) => format!(
+                    "; p99 of successes {} → {} ms",
+                    ms(f.before.p99_us),
+                    ms(Some(during))
+                ),
+                None => String::new(),
             };
             format!(
-                "{} {} of requests succeeded, {kept}, p99 of successes {} → {} ms",
+                "{} {kept} ({} of requests succeeded{latency})",
                 a.label(),
                 percent(f.during.success_ratio()),
-                ms(f.before.p99_us),
-                ms(f.during.p99_us)
             )
         })
         .collect();
-    let mut sentence = format!("Under {}: {}.", fault.fault, join_clauses(&clauses));
+    let mut sentence = format!("Under {}: {}.", fault.fault, clauses.join("; "));
     let best = results
         .iter()
         .filter_map(|(a, f)| Some((a.label(), f.during.success_ratio()?)))
