@@ -122,3 +122,46 @@ async fn a_freeze_shorter_than_the_timeout_costs_latency_not_requests() {
     );
     assert_eq!(f.recovery_s, Some(0.0), "no outage: nothing failed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_without_a_budget_amplify_hops_and_a_budget_holds_them_back() {
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, budget: Option<f64>| {
+        let mut options = short_run_options(name, &dir.path().join(name));
+        options.architectures = vec![Architecture::Nano];
+        options.resilience.retries = Some(3);
+        options.resilience.retry_budget_percent = Some(budget);
+        // Half of `lookup`'s replies fail for 2 s; every entrypoint calls it.
+        options.faults = vec![fault("fail:lookup@1s+2s=0.5")];
+        options
+    };
+    let (storm, budgeted) = (run("fault-storm", None), run("fault-budget", Some(10.0)));
+    let (storm, budgeted) = tokio::join!(run_ok(&source, &storm), run_ok(&source, &budgeted));
+    let (storm, budgeted) = (only_fault(&storm, "nano"), only_fault(&budgeted, "nano"));
+    let amplification = |f: &FaultResult| f.amplification().expect("some requests succeeded");
+    // Each failed call to `lookup` is retried (15 in 16 succeed within 3 retries): about
+    // 0.7 extra hops per request that succeeds, on some 5.7 planned.
+    assert!(
+        amplification(&storm) > 1.05,
+        "without a budget retries add hops: {:.2}×",
+        amplification(&storm)
+    );
+    assert!(
+        amplification(&budgeted) < amplification(&storm),
+        "a 10 % budget holds them back: {:.2}× against {:.2}×",
+        amplification(&budgeted),
+        amplification(&storm)
+    );
+    assert!(
+        storm.during.success_ratio() > budgeted.during.success_ratio(),
+        "and costs requests: {:?} against {:?}",
+        budgeted.during,
+        storm.during
+    );
+    assert!(
+        storm.blamed.keys().all(|p| p == "nano-lookup"),
+        "failures are blamed on the failing unit: {:?}",
+        storm.blamed
+    );
+}

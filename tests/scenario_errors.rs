@@ -357,6 +357,55 @@ fn malformed_scenarios_name_line_and_field() {
             "load.p99_budget_ms",
             "from 0.001",
         ),
+        (
+            "no replicas",
+            replace_line(8, "operations = [\"entry\"]\nreplicas = 0"),
+            9,
+            "service[front].replicas",
+            "1 to 16",
+        ),
+        (
+            "too many retries",
+            format!("{VALID}[resilience]\nretries = 11\n"),
+            network_line(),
+            "resilience.retries",
+            "0 to 10",
+        ),
+        (
+            "a retry budget that is not one",
+            format!("{VALID}[resilience]\nretry_budget = \"ten\"\n"),
+            network_line(),
+            "resilience.retry_budget",
+            "\"none\"",
+        ),
+        (
+            "a fault of an unknown kind",
+            format!("{VALID}[[fault]]\nkind = \"melt\"\noperation = \"leaf\"\nat_s = 1\n"),
+            network_line(),
+            "fault[0].kind",
+            "kill, freeze, slow or fail",
+        ),
+        (
+            "a fault on an operation the scenario lacks",
+            format!("{VALID}[[fault]]\nkind = \"kill\"\noperation = \"leef\"\nat_s = 1\n"),
+            network_line() + 1,
+            "fault[0].operation",
+            "no operation \"leef\"",
+        ),
+        (
+            "a slow fault without its delay",
+            format!("{VALID}[[fault]]\nkind = \"slow\"\noperation = \"leaf\"\nat_s = 1\n"),
+            network_line(),
+            "fault[0].delay_ms",
+            "needs `delay_ms`",
+        ),
+        (
+            "a fault failing more than always",
+            format!("{VALID}[[fault]]\nkind = \"fail\"\noperation = \"leaf\"\nat_s = 1\nprobability = 1.5\n"),
+            network_line() + 2,
+            "fault[0]",
+            "probability, 0 to 1",
+        ),
     ];
     assert!(cases.len() >= 20);
     for (what, text, line, field, message) in cases {

@@ -553,6 +553,20 @@ where
     X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
     Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
 {
+    draw_lines_legend_at(chart, series, SeriesLabelPosition::UpperLeft)
+}
+
+/// [`draw_lines`] with the legend at `legend`.
+fn draw_lines_legend_at<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    series: &[Series],
+    legend: SeriesLabelPosition,
+) -> Option<()>
+where
+    DB: DrawingBackend + 'a,
+    X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
     for s in series {
         let width = if s.thin { 1 } else { 3 };
         let style = s.colour.stroke_width(width);
@@ -583,7 +597,7 @@ where
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
         .label_font((FONT, LABEL_PX))
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(legend)
         .draw()
         .ok()
 }

@@ -4,7 +4,7 @@
 //! round), so each is shown with its counts rather than an interval.
 
 use crate::report::format::one_decimal;
-use crate::results::{ArchitectureResult, FaultResult, RunResults};
+use crate::results::{ArchitectureResult, FaultResult, RunResults, UnitKind};
 use grain_runtime::resilience::Resilience;
 use serde::Serialize;
 
@@ -268,12 +268,25 @@ fn replicas(results: &RunResults) -> String {
         .iter()
         .filter(|a| !a.replicas.is_empty())
         .map(|a| {
-            let units: Vec<String> = a
-                .replicas
+            let service_units = a
+                .units
                 .iter()
-                .map(|(unit, n)| format!("{unit} ×{n}"))
-                .collect();
-            format!("{}: {}", a.label(), units.join(", "))
+                .filter(|u| u.role == UnitKind::Service)
+                .count();
+            let counts: std::collections::BTreeSet<u32> = a.replicas.values().copied().collect();
+            match counts.iter().next() {
+                Some(n) if counts.len() == 1 && a.replicas.len() == service_units => {
+                    format!("{} every service unit ×{n}", a.label())
+                }
+                _ => {
+                    let units: Vec<String> = a
+                        .replicas
+                        .iter()
+                        .map(|(unit, n)| format!("{unit} ×{n}"))
+                        .collect();
+                    format!("{} {}", a.label(), units.join(", "))
+                }
+            }
         })
         .collect();
     if replicated.is_empty() {
