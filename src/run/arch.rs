@@ -387,18 +387,18 @@ impl ArchRun<'_> {
         Ok((measurement, usage, noise))
     }
 
+    /// The entrypoints' operations, in scenario order (the order of a step's entries).
+    pub(super) fn entry_names(&self) -> Vec<String> {
+        let entrypoints = &self.source.scenario.entrypoints;
+        entrypoints.iter().map(|e| e.op.clone()).collect()
+    }
+
     pub(super) fn step_result(
         &self,
         plan: &plan::Deployment,
         measurement: &driver::StepMeasurement,
     ) -> StepResult {
-        let entry_names: Vec<String> = self
-            .source
-            .scenario
-            .entrypoints
-            .iter()
-            .map(|e| e.op.clone())
-            .collect();
+        let entry_names = self.entry_names();
         let mut step = StepResult::from_measurement(measurement, &entry_names, &plan.static_hops);
         if self.cancel.is_cancelled() {
             step.valid = false;

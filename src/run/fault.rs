@@ -72,13 +72,7 @@ impl ArchRun<'_> {
         let injected = injected.map_err(launch_error)?;
         let mut step = self.step_result(&live.plan, &measurement).with_units(usage);
         step.noise = noise;
-        let entries: Vec<String> = self
-            .source
-            .scenario
-            .entrypoints
-            .iter()
-            .map(|e| e.op.clone())
-            .collect();
+        let entries = self.entry_names();
         let measure_from = measurement.started + measurement.warmup;
         let end = measure_from + measurement.duration;
         let window = Windows {

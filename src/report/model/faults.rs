@@ -166,7 +166,7 @@ fn row(a: &ArchitectureResult, f: &FaultResult) -> FaultRow {
 
 fn recovery(f: &FaultResult) -> String {
     match f.recovery_s {
-        Some(s) if s == 0.0 => "no outage".into(),
+        Some(0.0) => "no outage".into(),
         Some(s) => format!("{s:.1} s"),
         None => "not within the step".into(),
     }
