@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use grain_runtime::network::NetworkModel;
 use grainbench::plan::{Architecture, SecurityMode, Series};
 use grainbench::report::gate::Threshold;
-use grainbench::run::ResilienceOverrides;
+use grainbench::run::{DeployTarget, ResilienceOverrides};
 use grainbench::run::{LoadMode, RedeployPolicy, RunOptions, SweepLimits, SweepMax, SweepRequest};
 use grainbench::scenario::fault::{Fault, FaultSyntaxError};
 use grainbench::scenario::limits::{MAX_RATE, MAX_REPLICAS, MAX_RETRIES, MAX_TIMEOUT_MS};
@@ -234,9 +234,44 @@ pub struct RunArgs {
     /// Each call attempt's timeout between units, ms (overrides `[resilience] timeout_ms`).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_MS))]
     pub call_timeout: Option<u64>,
+    /// Where units run: `processes` (on 127.0.0.1, the default) or `compose` (each unit a
+    /// container from an image built offline from this binary, on a bridge network made
+    /// for the run; needs a running Docker daemon).
+    #[arg(long, value_enum, default_value = "processes")]
+    pub target: TargetArg,
+    /// With `--target compose`: CPUs of every unit's container (`docker run --cpus`).
+    #[arg(long, requires = "target")]
+    pub cpus: Option<f64>,
+    /// With `--target compose`: memory limit of every unit's container, e.g. `256m`.
+    #[arg(long, requires = "target")]
+    pub memory: Option<String>,
+    /// With `--target compose`: remove the units' image at the end (kept by default, since
+    /// its tag names the build it holds).
+    #[arg(long, requires = "target")]
+    pub remove_image: bool,
     /// Marks every unit's command line (lets tests find this run's processes).
     #[arg(long, hide = true)]
     pub run_id: Option<String>,
+}
+
+/// `--target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetArg {
+    Processes,
+    Compose,
+}
+
+impl RunArgs {
+    fn deploy_target(&self) -> DeployTarget {
+        match self.target {
+            TargetArg::Processes => DeployTarget::Processes,
+            TargetArg::Compose => DeployTarget::Compose {
+                cpus: self.cpus,
+                memory: self.memory.clone(),
+                remove_image: self.remove_image,
+            },
+        }
+    }
 }
 
 /// `--retry-budget`: a share of calls, or none.
@@ -300,6 +335,7 @@ impl RunArgs {
         options.network = self.network.as_deref().cloned();
         options.replicas = self.replicas;
         options.faults = self.faults.clone();
+        options.target = self.deploy_target();
         options.resilience = ResilienceOverrides {
             retries: self.retries,
             retry_budget_percent: self.retry_budget.map(|b| b.0),

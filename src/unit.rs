@@ -67,10 +67,11 @@ pub fn serve(spec_json: &str) -> Result<(), UnitError> {
                     unit: spec.name.clone(),
                     source,
                 })?;
-                unit.run().await
+                unit.run(&spec.listen).await
             }
             UnitRole::State { store } => {
-                grain_state_unit::run(&spec.name, store, spec.security.as_ref()).await
+                let security = spec.security.as_ref();
+                grain_state_unit::run(&spec.name, store, security, &spec.listen).await
             }
         }
     });

@@ -7,6 +7,7 @@
 //! panic), and exit by themselves when their stdin closes — which the kernel does for us
 //! when the harness dies, even by SIGKILL.
 
+pub mod container;
 pub mod pki;
 
 use crate::plan::Deployment;
@@ -52,6 +53,8 @@ pub struct LaunchOptions {
     pub worker_threads: Option<usize>,
     /// How units call each other (timeout, retries, breaker).
     pub resilience: Resilience,
+    /// Units as containers on the run's network instead of local processes.
+    pub container: Option<Arc<container::ContainerTarget>>,
 }
 
 pub use grain_runtime::host::raise_open_files_limit;
@@ -76,7 +79,14 @@ impl LaunchOptions {
             keepalive: true,
             worker_threads: None,
             resilience: Resilience::default(),
+            container: None,
         }
+    }
+
+    /// The same options with every unit a container of `target`.
+    pub fn in_containers(mut self, target: Option<Arc<container::ContainerTarget>>) -> Self {
+        self.container = target;
+        self
     }
 
     /// The same options with units calling each other under `policy`.
@@ -126,6 +136,11 @@ pub enum LaunchError {
     Security(String),
     #[error("no unit serves operation {0}")]
     NoUnitFor(String),
+    #[error("unit {unit}: {source}")]
+    Container {
+        unit: String,
+        source: container::ContainerError,
+    },
     #[error("unit {unit}: cannot start {}: {source}", binary.display())]
     Spawn {
         unit: String,
@@ -176,8 +191,15 @@ pub struct RunningUnit {
     /// Index in the plan's units of the unit it runs.
     pub planned: usize,
     pub replica: u32,
+    /// The unit's own process (inside its container, as the host sees it).
     pub pid: u32,
+    /// Where the harness and the driver reach it (`127.0.0.1:port`).
     pub addr: String,
+    /// Where the other units reach it: `addr`, or its container's name on the network.
+    pub route_addr: String,
+    /// Its container's name, when it runs in one, and how it was run.
+    pub container: Option<String>,
+    container_target: Option<Arc<container::ContainerTarget>>,
     /// From this unit's spawn to its announcing a listening address.
     pub listening_after: Duration,
     spawned_at: Instant,
@@ -188,6 +210,31 @@ pub struct RunningUnit {
 }
 
 impl RunningUnit {
+    /// In a container: where the host reaches it (its published port) and its pid.
+    async fn locate_container(&mut self) -> Result<(), LaunchError> {
+        let (Some(target), Some(name)) = (self.container_target.clone(), self.container.clone())
+        else {
+            return Ok(());
+        };
+        let located = tokio::task::spawn_blocking(move || {
+            Ok::<_, container::ContainerError>((target.published(&name)?, target.pid(&name)?))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(container::ContainerError::Docker {
+                command: "port/inspect".into(),
+                detail: e.to_string(),
+            })
+        });
+        let (addr, pid) = located.map_err(|source| LaunchError::Container {
+            unit: self.name.clone(),
+            source,
+        })?;
+        self.addr = addr;
+        self.pid = pid;
+        Ok(())
+    }
+
     fn stderr_tail(&self) -> String {
         self.stderr_tail
             .lock()
@@ -264,7 +311,7 @@ impl LiveDeployment {
         for unit in &self.units {
             processes[unit.planned].push(Endpoint {
                 unit: unit.name.clone(),
-                addr: unit.addr.clone(),
+                addr: unit.route_addr.clone(),
             });
         }
         processes
@@ -300,10 +347,16 @@ impl LiveDeployment {
         self.resend_routes().await
     }
 
-    /// Sends `signal` to process `index` (SIGKILL, SIGSTOP, SIGCONT in a fault step).
+    /// Sends `signal` to unit process `index` (SIGKILL, SIGSTOP, SIGCONT in a fault
+    /// step): the unit itself, in its container when it runs in one.
     pub fn signal(&mut self, index: usize, signal: i32) {
-        if let Some(pid) = self.units[index].child.id() {
-            // SAFETY: signals our own child process, by pid, while we still hold it.
+        let unit = &self.units[index];
+        let pid = match unit.container {
+            Some(_) => Some(unit.pid).filter(|&pid| pid > 0),
+            None => unit.child.id(),
+        };
+        if let Some(pid) = pid {
+            // SAFETY: signals a unit process this run started, by pid, while it holds it.
             unsafe { libc::kill(pid as libc::pid_t, signal) };
         }
     }
@@ -456,6 +509,7 @@ pub async fn launch(
                 keepalive: options.keepalive,
                 worker_threads: options.worker_threads,
                 resilience: options.resilience.clone(),
+                listen: Default::default(),
             };
             specs.push((spec, index, replica));
         }
@@ -511,6 +565,13 @@ fn die_with_parent(harness: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Numbers every container of this harness, so a replacement never takes a name still
+/// being removed.
+fn next_container() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 async fn spawn_unit(
     spec: &UnitSpec,
     options: &LaunchOptions,
@@ -520,9 +581,26 @@ async fn spawn_unit(
         binary: options.unit_binary.clone(),
         source,
     };
+    let mut spec = spec.clone();
+    let container = options.container.as_ref().map(|target| {
+        let name = container::container_name(&target.run_id, next_container(), &spec.name);
+        spec.listen = grain_runtime::model::Listen {
+            bind: Some(format!("0.0.0.0:{}", container::CONTAINER_PORT)),
+            advertise: Some(format!("{name}:{}", container::CONTAINER_PORT)),
+        };
+        (target.clone(), name)
+    });
+    let spec = &spec;
     let spec_json =
         serde_json::to_string(spec).map_err(|e| spawn_error(std::io::Error::other(e)))?;
-    let mut command = Command::new(&options.unit_binary);
+    let mut command = match &container {
+        Some((target, name)) => {
+            let mut command = Command::new("docker");
+            command.args(target.run_args(name, &spec.name));
+            command
+        }
+        None => Command::new(&options.unit_binary),
+    };
     let harness = std::process::id();
     // SAFETY: the closure runs in the forked child before exec and only makes two
     // async-signal-safe system calls (prctl, getppid).
@@ -571,6 +649,9 @@ async fn spawn_unit(
         replica: 0,
         pid: child.id().unwrap_or(0),
         addr: String::new(),
+        route_addr: String::new(),
+        container_target: container.as_ref().map(|(target, _)| target.clone()),
+        container: container.map(|(_, name)| name),
         listening_after: Duration::ZERO,
         spawned_at: Instant::now(),
         spec: spec.clone(),
@@ -616,8 +697,15 @@ async fn wait_for_address(
     })
     .await;
     match found {
+        Ok(Some(addr)) if unit.container.is_some() && addr.rsplit_once(':').is_some() => {
+            unit.listening_after = unit.spawned_at.elapsed();
+            unit.route_addr = addr;
+            unit.locate_container().await?;
+            Ok(unit)
+        }
         Ok(Some(addr)) if addr.parse::<std::net::SocketAddr>().is_ok() => {
-            unit.addr = addr;
+            unit.addr = addr.clone();
+            unit.route_addr = addr;
             unit.listening_after = unit.spawned_at.elapsed();
             Ok(unit)
         }

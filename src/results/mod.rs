@@ -82,6 +82,21 @@ pub struct RunMeta {
     /// older files: the defaults of then, which are today's).
     #[serde(default)]
     pub resilience: grain_runtime::resilience::Resilience,
+    /// With `--target compose`: the units' image and the run's network (schema 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<ContainerInfo>,
+}
+
+/// How a run's units ran as containers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    /// `grainbench-unit:<commit>-<binary hash>`, built offline `FROM scratch`.
+    pub image: String,
+    /// Its size as Docker reports it: what each unit ships in this mode.
+    pub image_bytes: u64,
+    pub network: String,
+    pub cpus: Option<f64>,
+    pub memory: Option<String>,
 }
 
 fn keepalive_default() -> bool {

@@ -188,7 +188,11 @@ impl ArchRun<'_> {
 
     fn deploy_cost(&self, live: &LiveDeployment, cold_start: ColdStart) -> DeployCost {
         let plan = &live.plan;
-        let artifact = cost::artifact_bytes(&self.options.unit_binary);
+        // As containers, what each unit ships is the image; as processes, the binary.
+        let artifact = match &live.options.container {
+            Some(target) => target.image_bytes,
+            None => cost::artifact_bytes(&self.options.unit_binary),
+        };
         let idle_rss_bytes = cost::rss_now(&unit_pids(live));
         DeployCost {
             service_units: plan.units.iter().filter(|u| !u.is_state()).count(),

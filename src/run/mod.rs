@@ -10,9 +10,11 @@
 //! - `redeploy`: the live redeploy under load and its window arithmetic
 //! - `fault`: a fault injected under load, and what the requests due around it saw
 //! - `equivalence`: identical business digests across architectures
+//! - `containers`: the image, network and guard of a run whose units are containers
 //! - `meta`: run id, git commit, time, progress bars
 
 mod arch;
+mod containers;
 pub mod endpoints;
 mod equivalence;
 mod fault;
@@ -23,8 +25,9 @@ mod steps;
 
 pub use meta::new_run_id;
 pub use options::{
-    preflight, LoadMode, OptionsError, PreflightError, RedeployPolicy, ResilienceOverrides,
-    Resolved, RunOptions, SweepLimits, SweepMax, SweepRequest, DEFAULT_EQUIVALENCE_REQUESTS,
+    preflight, DeployTarget, LoadMode, OptionsError, PreflightError, RedeployPolicy,
+    ResilienceOverrides, Resolved, RunOptions, SweepLimits, SweepMax, SweepRequest,
+    DEFAULT_EQUIVALENCE_REQUESTS,
 };
 
 use crate::delays::{self, HopCalibrationOptions};
@@ -48,6 +51,8 @@ use tokio_util::sync::CancellationToken;
 pub enum RunError {
     #[error(transparent)]
     Security(#[from] crate::launch::pki::PkiError),
+    #[error("--target compose: {0}")]
+    Containers(crate::launch::container::ContainerError),
     #[error("{architecture}: {source}")]
     Launch {
         architecture: Architecture,
@@ -118,13 +123,25 @@ pub async fn run(
     };
     let work_iterations_per_us = grain_runtime::work::measure_iterations_per_us();
     let mut results = new_results(source, options, &resolved, work_iterations_per_us);
+    // Held to the end: dropping it removes the run's containers and network.
+    let containers = match containers::prepare(options) {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            results.errors.push(error.to_string());
+            record(&mut outcome, &mut results, options);
+            outcome.error = Some(RunError::Containers(error));
+            return outcome;
+        }
+    };
+    results.meta.containers = containers.as_ref().map(|c| c.info());
     let launch = LaunchOptions::new(
         options.unit_binary.clone(),
         options.run_id.clone(),
         work_iterations_per_us,
     )
     .with_network(resolved.network.clone())
-    .with_resilience(resolved.resilience.clone());
+    .with_resilience(resolved.resilience.clone())
+    .in_containers(containers.as_ref().map(|c| c.target.clone()));
     match measure_bare_hop(&resolved.network, options, cancel).await {
         Ok(calibration) => results.network.hop_calibration = Some(calibration),
         Err(error) => {
@@ -246,6 +263,7 @@ fn new_results(
             keepalive: resolved.keepalive,
             endpoints: options.endpoints.as_ref().map(|e| e.file.clone()),
             resilience: resolved.resilience.clone(),
+            containers: None,
         },
         scenario: ScenarioInfo {
             name: scenario.name.clone(),

@@ -73,6 +73,24 @@ pub struct RunOptions {
     /// Overrides of the scenario's `[resilience]` (`--retries`, `--retry-budget`,
     /// `--call-timeout`).
     pub resilience: ResilienceOverrides,
+    /// Where units run (`--target`): local processes, or containers on a bridge network.
+    pub target: DeployTarget,
+}
+
+/// Where units run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum DeployTarget {
+    /// Processes on this machine, on 127.0.0.1 (the default).
+    #[default]
+    Processes,
+    /// Containers built from this binary, one bridge network for the run (`--target
+    /// compose`); `cpus` and `memory` size every unit's container, `remove_image` removes
+    /// the image at the end.
+    Compose {
+        cpus: Option<f64>,
+        memory: Option<String>,
+        remove_image: bool,
+    },
 }
 
 /// Command-line overrides of the callers' policy.
@@ -126,6 +144,7 @@ impl RunOptions {
             replicas: None,
             faults: Vec::new(),
             resilience: ResilienceOverrides::default(),
+            target: DeployTarget::Processes,
         }
     }
 

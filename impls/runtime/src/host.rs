@@ -4,7 +4,7 @@
 //! also how a unit notices that the harness died, even by SIGKILL. Every unit also hands
 //! out the injected-delay errors it recorded (`POST /grain/delay-errors/take`).
 
-use crate::model::Routes;
+use crate::model::{Listen, Routes};
 use crate::network::DelayErrors;
 use crate::security::{server_config, unix_now, Credentials, TokenError, TokenKey};
 use crate::wire::{DelayErrorsReply, DELAY_ERRORS_PATH, HEALTH_PATH, LISTENING_PREFIX};
@@ -24,7 +24,7 @@ use tokio_rustls::server::TlsStream;
 /// Errors that stop a unit from serving.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
-    #[error("unit {unit}: cannot bind 127.0.0.1: {source}")]
+    #[error("unit {unit}: cannot bind its listening address: {source}")]
     Bind {
         unit: String,
         source: std::io::Error,
@@ -84,9 +84,32 @@ pub const LISTEN_BACKLOG: u32 = 65_535;
 
 /// Binds 127.0.0.1 on a port the OS picks, with a [`LISTEN_BACKLOG`]-deep accept queue.
 pub fn bind_loopback() -> std::io::Result<tokio::net::TcpListener> {
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+/// Binds `addr` with a [`LISTEN_BACKLOG`]-deep accept queue.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
+}
+
+/// Binds where `listen` says (127.0.0.1 on a port the OS picks by default).
+fn bind_as(listen: &Listen) -> std::io::Result<tokio::net::TcpListener> {
+    match &listen.bind {
+        Some(text) => {
+            let addr = text
+                .parse()
+                .map_err(|_| std::io::Error::other(format!("{text:?} is not ip:port")))?;
+            bind(addr)
+        }
+        None => bind_loopback(),
+    }
 }
 
 /// Serves `app` (plus `/health`) until SIGTERM or stdin EOF, then drains and returns;
@@ -96,6 +119,7 @@ pub async fn serve_unit(
     routes: Arc<RouteTable>,
     app: Router,
     security: Option<&Credentials>,
+    listen: &Listen,
 ) -> Result<(), HostError> {
     let secured = |source| HostError::Security {
         unit: unit.to_string(),
@@ -115,7 +139,7 @@ pub async fn serve_unit(
         None => app,
     };
     let app = with_reply_faults(app, unit, routes.clone());
-    let listener = bind_loopback().map_err(|source| HostError::Bind {
+    let listener = bind_as(listen).map_err(|source| HostError::Bind {
         unit: unit.to_string(),
         source,
     })?;
@@ -123,7 +147,8 @@ pub async fn serve_unit(
         unit: unit.to_string(),
         source,
     })?;
-    announce(&format!("{LISTENING_PREFIX}{addr}")).map_err(|source| HostError::Announce {
+    let announced = listen.advertise.clone().unwrap_or_else(|| addr.to_string());
+    announce(&format!("{LISTENING_PREFIX}{announced}")).map_err(|source| HostError::Announce {
         unit: unit.to_string(),
         source,
     })?;

@@ -150,6 +150,23 @@ pub struct UnitSpec {
     /// How the unit's calls to other units time out, retry and break.
     #[serde(default)]
     pub resilience: crate::resilience::Resilience,
+    /// Where it listens and what address it announces (default: 127.0.0.1 on a port the
+    /// OS picks, announced as bound).
+    #[serde(default)]
+    pub listen: Listen,
+}
+
+/// Where a unit listens, and the address its callers reach it at.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listen {
+    /// `ip:port` to bind (`None`: 127.0.0.1, a port the OS picks). In a container,
+    /// `0.0.0.0:8080`.
+    #[serde(default)]
+    pub bind: Option<String>,
+    /// `host:port` announced instead of the bound address: in a container, its name on
+    /// the run's network.
+    #[serde(default)]
+    pub advertise: Option<String>,
 }
 
 fn keepalive_default() -> bool {

@@ -18,7 +18,7 @@ use futures_util::future::{join_all, BoxFuture};
 use grain_runtime::client::HttpClient;
 use grain_runtime::digest::Digest;
 use grain_runtime::host::{serve_unit, HostError, RouteTable};
-use grain_runtime::model::{Endpoint, OperationDef, StoreDef};
+use grain_runtime::model::{Endpoint, Listen, OperationDef, StoreDef};
 use grain_runtime::resilience::{Caller, Failed, Resilience};
 use grain_runtime::security::{Credentials, SecurityError};
 use grain_runtime::store::{filler_value, Store};
@@ -119,13 +119,13 @@ impl ServiceUnit {
         Ok(self)
     }
 
-    /// Serves this unit until told to stop.
-    pub async fn run(self) -> Result<(), HostError> {
+    /// Serves this unit, listening where `listen` says, until told to stop.
+    pub async fn run(self, listen: &Listen) -> Result<(), HostError> {
         let name = self.name.clone();
         let routes = self.routes.clone();
         let security = self.security.clone();
         let app = self.router();
-        serve_unit(&name, routes, app, security.as_ref()).await
+        serve_unit(&name, routes, app, security.as_ref(), listen).await
     }
 
     /// One `POST /op/{name}` route per hosted operation.

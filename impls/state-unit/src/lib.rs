@@ -4,25 +4,22 @@
 use axum::{extract::State, http::StatusCode, routing::post, Json, Router};
 use bytes::Bytes;
 use grain_runtime::host::{serve_unit, HostError, RouteTable};
-use grain_runtime::model::StoreDef;
+use grain_runtime::model::{Listen, StoreDef};
 use grain_runtime::security::Credentials;
 use grain_runtime::store::Store;
 use grain_runtime::wire::{StateGet, StatePut, StateValues, STATE_GET_PATH, STATE_PUT_PATH};
 use std::sync::Arc;
 
-/// Serves `store` as unit `unit` until told to stop, speaking `security` when given.
+/// Serves `store` as unit `unit` until told to stop, speaking `security` when given and
+/// listening where `listen` says.
 pub async fn run(
     unit: &str,
     store: &StoreDef,
     security: Option<&Credentials>,
+    listen: &Listen,
 ) -> Result<(), HostError> {
-    serve_unit(
-        unit,
-        Arc::new(RouteTable::default()),
-        router(store),
-        security,
-    )
-    .await
+    let routes = Arc::new(RouteTable::default());
+    serve_unit(unit, routes, router(store), security, listen).await
 }
 
 /// The state unit's HTTP API over a freshly seeded store.

@@ -1,0 +1,96 @@
+//! Units as containers (`--target compose`) on a real Docker daemon: micro and monolith of
+//! a small scenario run as containers built offline from this binary, agree on every
+//! digest, make exactly the plan's hops over the run's bridge network, and leave no
+//! container, network or (asked to remove it) image behind. Where Docker cannot run, the
+//! test says "skipped: no Docker" (CI installs and starts it, so there it runs).
+
+mod common;
+
+use common::*;
+use grainbench::launch::container::{self, RUN_LABEL};
+use grainbench::plan::Architecture;
+use grainbench::run::DeployTarget;
+use grainbench::scenario;
+
+fn docker_lines(args: &[&str]) -> Vec<String> {
+    container::docker(args)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn micro_and_monolith_run_as_containers_and_leave_nothing_behind() {
+    if let Err(error) = container::docker_available() {
+        eprintln!("skipped: no Docker ({error})");
+        return;
+    }
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = short_run_options("containers", &dir.path().join("out"));
+    options.architectures = vec![Architecture::Micro, Architecture::Monolith];
+    options.target = DeployTarget::Compose {
+        cpus: None,
+        memory: Some("256m".into()),
+        remove_image: true,
+    };
+    let run_id = options.run_id.clone();
+    let results = run_ok(&source, &options).await;
+
+    let info = results
+        .meta
+        .containers
+        .as_ref()
+        .expect("a container run says so");
+    assert!(info.image.starts_with("grainbench-unit:"), "{}", info.image);
+    assert!(info.image_bytes > 0);
+    let eq = results.equivalence.as_ref().expect("equivalence ran");
+    let mut agreed = eq.agreed.clone();
+    agreed.sort();
+    assert_eq!(agreed, ["micro", "monolith"], "identical digests");
+    for arch in &results.architectures {
+        let deploy = arch.deploy.as_ref().expect("deployed");
+        assert_eq!(
+            deploy.artifact_bytes_per_unit, info.image_bytes,
+            "the image is the artifact"
+        );
+        assert!(
+            deploy.idle_rss_bytes.values().all(|&rss| rss > 0),
+            "memory read from each container's process: {:?}",
+            deploy.idle_rss_bytes
+        );
+        for step in &arch.steps {
+            assert!(
+                step.ok > 0 && step.error_total == 0,
+                "{}: {:?}",
+                arch.architecture,
+                step.errors
+            );
+            for entry in &step.entrypoints {
+                assert!(
+                    entry.hops_match_static,
+                    "{} {}: measured {:?} vs static {:?}",
+                    arch.architecture, entry.entrypoint, entry.hops, entry.static_hops
+                );
+            }
+        }
+    }
+    let label = format!("label={RUN_LABEL}={run_id}");
+    assert_eq!(
+        docker_lines(&["ps", "-aq", "--filter", &label]),
+        Vec::<String>::new(),
+        "no container left"
+    );
+    assert_eq!(
+        docker_lines(&["network", "ls", "-q", "--filter", &label]),
+        Vec::<String>::new(),
+        "no network left"
+    );
+    assert_eq!(
+        docker_lines(&["images", "-q", &info.image]),
+        Vec::<String>::new(),
+        "the image was removed as asked"
+    );
+}
