@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use grain_runtime::network::NetworkModel;
 use grainbench::plan::{Architecture, SecurityMode, Series};
 use grainbench::report::gate::Threshold;
+use grainbench::launch::container::ContainerOptions;
 use grainbench::run::{DeployTarget, ResilienceOverrides};
 use grainbench::run::{LoadMode, RedeployPolicy, RunOptions, SweepLimits, SweepMax, SweepRequest};
 use grainbench::scenario::fault::{Fault, FaultSyntaxError};
@@ -81,22 +82,7 @@ pub enum Command {
         sweep_by: Option<Series>,
     },
     /// Deploy a cut and keep it running until Ctrl-C, printing each entrypoint's URL.
-    Up {
-        scenario: PathBuf,
-        /// A cut: nano, micro, monolith, one of the scenario's [[cut]]s, sweep-K or sweep-svc-K.
-        #[arg(long, default_value = "nano")]
-        arch: Architecture,
-        /// Network every hop crosses, overriding the scenario's [network] (see `run --network`).
-        #[arg(long, value_parser = network_arg)]
-        network: Option<Box<NetworkModel>>,
-        /// What every hop speaks: none, tls, mtls, token or mtls+token (see `run --security`);
-        /// prints what curl needs to call the units.
-        #[arg(long, default_value = "none", value_parser = security_arg)]
-        security: SecurityMode,
-        /// Units open a connection (and pay its handshake) per call.
-        #[arg(long)]
-        no_keepalive: bool,
-    },
+    Up(UpArgs),
     /// Measure the load driver itself: send lag and CPU per request against a minimal
     /// local endpoint, with wrk's CPU per request beside it when wrk is installed.
     Calibrate(CalibrateArgs),
@@ -254,6 +240,44 @@ pub struct RunArgs {
     pub run_id: Option<String>,
 }
 
+#[derive(Args)]
+pub struct UpArgs {
+    pub scenario: PathBuf,
+    /// A cut: nano, micro, monolith, one of the scenario's [[cut]]s, sweep-K or sweep-svc-K.
+    #[arg(long, default_value = "nano")]
+    pub arch: Architecture,
+    /// Network every hop crosses, overriding the scenario's [network] (see `run --network`).
+    #[arg(long, value_parser = network_arg)]
+    pub network: Option<Box<NetworkModel>>,
+    /// What every hop speaks: none, tls, mtls, token or mtls+token (see `run --security`);
+    /// prints what curl needs to call the units.
+    #[arg(long, default_value = "none", value_parser = security_arg)]
+    pub security: SecurityMode,
+    /// Units open a connection (and pay its handshake) per call.
+    #[arg(long)]
+    pub no_keepalive: bool,
+    /// Where units run: `processes` or `compose` (see `run --target`).
+    #[arg(long, value_enum, default_value = "processes")]
+    pub target: TargetArg,
+    /// With `--target compose`: CPUs of every unit's container.
+    #[arg(long, requires = "target")]
+    pub cpus: Option<f64>,
+    /// With `--target compose`: memory limit of every unit's container, e.g. `256m`.
+    #[arg(long, requires = "target")]
+    pub memory: Option<String>,
+}
+
+impl UpArgs {
+    /// Container sizes, with `--target compose`.
+    pub fn containers(&self) -> Option<ContainerOptions> {
+        (self.target == TargetArg::Compose).then(|| ContainerOptions {
+            cpus: self.cpus,
+            memory: self.memory.clone(),
+            remove_image: false,
+        })
+    }
+}
+
 /// `--target`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TargetArg {
@@ -265,11 +289,11 @@ impl RunArgs {
     fn deploy_target(&self) -> DeployTarget {
         match self.target {
             TargetArg::Processes => DeployTarget::Processes,
-            TargetArg::Compose => DeployTarget::Compose {
+            TargetArg::Compose => DeployTarget::Compose(ContainerOptions {
                 cpus: self.cpus,
                 memory: self.memory.clone(),
                 remove_image: self.remove_image,
-            },
+            }),
         }
     }
 }

@@ -9,6 +9,7 @@ mod terminal;
 use anyhow::Context as _;
 use clap::Parser as _;
 use cli::{Cli, Command};
+use grainbench::launch::container::ContainerRun;
 use grainbench::plan::Series;
 use grainbench::scenario::{self, ScenarioSource};
 use std::path::{Path, PathBuf};
@@ -128,16 +129,7 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             print!("{}", described.map_err(|e| bad_input(e.into()))?);
             Ok(())
         }
-        Command::Up {
-            scenario,
-            arch,
-            network,
-            security,
-            no_keepalive,
-        } => {
-            let hops = (security, !no_keepalive);
-            up(&scenario, arch, network.map(|n| *n), hops).await
-        }
+        Command::Up(args) => up(&args).await,
         Command::Calibrate(args) => {
             let options = args.options(unit_binary()?);
             let calibration = grainbench::calibrate::calibrate(&options)
@@ -199,22 +191,31 @@ pub(crate) fn unit_binary() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("cannot find the grainbench binary to start units with")
 }
 
-async fn up(
-    path: &Path,
-    arch: grainbench::plan::Architecture,
-    network: Option<grain_runtime::network::NetworkModel>,
-    (security, keepalive): (grainbench::plan::SecurityMode, bool),
-) -> Result<(), Failure> {
-    let source = load(path)?;
+async fn up(args: &cli::UpArgs) -> Result<(), Failure> {
+    let source = load(&args.scenario)?;
+    let arch = &args.arch;
     let deployment =
-        grainbench::plan::plan(&source.scenario, &arch).map_err(|e| bad_input(e.into()))?;
-    let binary = unit_binary()?;
-    let live = grainbench::up::start(&source, &deployment, network, binary, security, keepalive)
+        grainbench::plan::plan(&source.scenario, arch).map_err(|e| bad_input(e.into()))?;
+    let mut options = grainbench::up::UpOptions::new(unit_binary()?);
+    options.network = args.network.as_deref().cloned();
+    options.security = args.security;
+    options.keepalive = !args.no_keepalive;
+    // Held while the units run: dropping it removes their containers and network.
+    let containers = match args.containers() {
+        Some(container) => Some(
+            ContainerRun::prepare(&options.unit_binary, &grainbench::up::run_id(), &container)
+                .map_err(anyhow::Error::from)?,
+        ),
+        None => None,
+    };
+    options.container = containers.as_ref().map(|c| c.target.clone());
+    let live = grainbench::up::start(&source, &deployment, &options)
         .await
         .with_context(|| format!("{arch}"))?;
     print!("{}", grainbench::up::describe(&source, &live));
     println!("Ctrl-C to stop.");
     let _ = tokio::signal::ctrl_c().await;
     live.shutdown().await;
+    drop(containers);
     Ok(())
 }

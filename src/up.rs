@@ -2,6 +2,7 @@
 //! curl), with each entrypoint's URL and an example request.
 
 use crate::driver::requests::RequestGen;
+use crate::launch::container::ContainerTarget;
 use crate::launch::pki::RunPki;
 use crate::launch::{self, LaunchError, LaunchOptions, LiveDeployment};
 use crate::plan::{Deployment, SecurityMode};
@@ -12,33 +13,64 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Deploys `deployment`, a plan of `source`, with `network` between its units (the
-/// scenario's when `None`) and every hop speaking `security` (with a PKI made for this
-/// deployment, held in memory only); the caller stops it with [`LiveDeployment::shutdown`].
+/// How `up` deploys.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The `grainbench` binary that serves units.
+    pub unit_binary: PathBuf,
+    /// The network between units (the scenario's when `None`).
+    pub network: Option<NetworkModel>,
+    /// What every hop speaks (with a PKI made for this deployment, held in memory only).
+    pub security: SecurityMode,
+    pub keepalive: bool,
+    /// Units as containers of this target (processes when `None`).
+    pub container: Option<Arc<ContainerTarget>>,
+}
+
+impl UpOptions {
+    /// Plaintext, pooled, the scenario's network, processes.
+    pub fn new(unit_binary: PathBuf) -> Self {
+        UpOptions {
+            unit_binary,
+            network: None,
+            security: SecurityMode::None,
+            keepalive: true,
+            container: None,
+        }
+    }
+}
+
+/// The run id every `up` of this process uses.
+pub fn run_id() -> String {
+    format!("up-{}", std::process::id())
+}
+
+/// Deploys `deployment`, a plan of `source`, as `options` say; the caller stops it with
+/// [`LiveDeployment::shutdown`].
 pub async fn start(
     source: &ScenarioSource,
     deployment: &Deployment,
-    network: Option<NetworkModel>,
-    unit_binary: PathBuf,
-    security: SecurityMode,
-    keepalive: bool,
+    options: &UpOptions,
 ) -> Result<LiveDeployment, LaunchError> {
-    let run_id = format!("up-{}", std::process::id());
+    let run_id = run_id();
+    let (security, keepalive) = (options.security, options.keepalive);
     let pki = match security {
         SecurityMode::None => None,
         mode => Some(Arc::new(
             RunPki::new(mode, &run_id).map_err(|e| LaunchError::Security(e.to_string()))?,
         )),
     };
-    let options = LaunchOptions::new(
-        unit_binary,
+    let network = options.network.clone();
+    let launch_options = LaunchOptions::new(
+        options.unit_binary.clone(),
         run_id,
         grain_runtime::work::measure_iterations_per_us(),
     )
     .with_network(network.unwrap_or_else(|| source.scenario.network.clone()))
-    .with_security(pki, keepalive);
+    .with_security(pki, keepalive)
+    .in_containers(options.container.clone());
     let deployment = deployment.clone().secured(security);
-    launch::launch(&deployment, &options).await
+    launch::launch(&deployment, &launch_options).await
 }
 
 /// How long the bearer token `up` prints is valid.
@@ -89,9 +121,16 @@ pub fn describe(source: &ScenarioSource, live: &LiveDeployment) -> String {
         live.cold_start.as_secs_f64() * 1e3
     );
     let network = live.network();
+    let bridge = match &live.options.container {
+        Some(target) => format!(
+            "containers of {} on the bridge network {}, and on top of it ",
+            target.image, target.network
+        ),
+        None => String::new(),
+    };
     let _ = writeln!(
         out,
-        "network between units: {}: {} (your own requests to the entry unit are not delayed)",
+        "network between units: {bridge}{}: {} (your own requests to the entry unit are not delayed)",
         network.name,
         network.describe()
     );

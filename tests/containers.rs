@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use grainbench::launch::container::{self, RUN_LABEL};
+use grainbench::launch::container::{self, ContainerOptions, RUN_LABEL};
 use grainbench::plan::Architecture;
 use grainbench::run::DeployTarget;
 use grainbench::scenario;
@@ -31,11 +31,11 @@ async fn micro_and_monolith_run_as_containers_and_leave_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = short_run_options("containers", &dir.path().join("out"));
     options.architectures = vec![Architecture::Micro, Architecture::Monolith];
-    options.target = DeployTarget::Compose {
+    options.target = DeployTarget::Compose(ContainerOptions {
         cpus: None,
         memory: Some("256m".into()),
         remove_image: true,
-    };
+    });
     let run_id = options.run_id.clone();
     let results = run_ok(&source, &options).await;
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use grainbench::plan::{self, Architecture, SecurityMode};
+use grainbench::plan::{self, Architecture};
 use grainbench::run::endpoints::Endpoints;
 use grainbench::scenario;
 
@@ -12,15 +12,9 @@ use grainbench::scenario;
 async fn driving_units_started_by_up_matches_a_normal_run() {
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
     let micro = plan::plan(&source.scenario, &Architecture::Micro).unwrap();
-    let live = grainbench::up::start(
-        &source,
-        &micro,
-        None,
-        grainbench_binary(),
-        SecurityMode::None,
-        true,
-    )
-    .await
+    let options = grainbench::up::UpOptions::new(grainbench_binary());
+    let live = grainbench::up::start(&source, &micro, &options)
+        .await
     .expect("up starts micro");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("endpoints.toml");

@@ -224,15 +224,10 @@ async fn a_run_under_mtls_and_tokens_matches_plaintext_and_leaves_no_key() {
 async fn up_under_mtls_and_tokens_prints_what_curl_needs() {
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
     let plan = plan::plan(&source.scenario, &Architecture::Monolith).unwrap();
-    let live = grainbench::up::start(
-        &source,
-        &plan,
-        None,
-        grainbench_binary(),
-        SecurityMode::MtlsToken,
-        true,
-    )
-    .await
+    let mut options = grainbench::up::UpOptions::new(grainbench_binary());
+    options.security = SecurityMode::MtlsToken;
+    let live = grainbench::up::start(&source, &plan, &options)
+        .await
     .expect("a secured monolith comes up");
     let text = grainbench::up::describe(&source, &live);
     for needed in [

@@ -12,8 +12,10 @@
 //!   dies with the harness (stdin closes, the unit exits, `--rm` removes it), and the
 //!   network's guard removes whatever is left, containers first, when dropped.
 
+use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 /// The port every unit listens on inside its container.
 pub const CONTAINER_PORT: u16 = 8080;
@@ -182,6 +184,95 @@ pub fn remove_run(run_id: &str, network: Option<&str>) {
             tracing::warn!(%error, "cannot remove the run's network");
         }
     }
+}
+
+/// Sizes of every unit's container, and whether the image goes at the end.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerOptions {
+    pub cpus: Option<f64>,
+    pub memory: Option<String>,
+    pub remove_image: bool,
+}
+
+/// What a run (or `up`) whose units are containers holds until it ends: dropping it
+/// removes the run's containers and network, and the image if asked.
+pub struct ContainerRun {
+    pub target: Arc<ContainerTarget>,
+    remove_image: bool,
+    // Dropped after the image is removed: containers and network go last.
+    _network: RunNetwork,
+}
+
+impl ContainerRun {
+    /// Checks Docker, removes networks earlier runs left (a harness killed by SIGKILL
+    /// cannot remove its own; a network still in use is not removed), builds the image and
+    /// creates the run's network.
+    pub fn prepare(
+        binary: &Path,
+        run_id: &str,
+        options: &ContainerOptions,
+    ) -> Result<Self, ContainerError> {
+        docker_available()?;
+        sweep_stale_networks();
+        let (image, image_bytes) = build_image(binary, &image_tag(binary), run_id)?;
+        let network = RunNetwork::create(run_id)?;
+        tracing::info!(%image, image_bytes, network = %network.name, "units run as containers");
+        Ok(ContainerRun {
+            target: Arc::new(ContainerTarget {
+                image,
+                image_bytes,
+                network: network.name.clone(),
+                run_id: run_id.to_string(),
+                cpus: options.cpus,
+                memory: options.memory.clone(),
+            }),
+            remove_image: options.remove_image,
+            _network: network,
+        })
+    }
+}
+
+impl Drop for ContainerRun {
+    fn drop(&mut self) {
+        remove_run(&self.target.run_id, None);
+        if self.remove_image {
+            if let Err(error) = docker(&["rmi", "-f", &self.target.image]) {
+                tracing::warn!(%error, "cannot remove the run's image");
+            }
+        }
+    }
+}
+
+/// Removes every network an earlier run left behind; one with containers attached (a run
+/// still going) refuses, and is left alone.
+fn sweep_stale_networks() {
+    let filter = format!("label={RUN_LABEL}");
+    if let Ok(names) = docker(&["network", "ls", "-q", "--filter", &filter]) {
+        for id in names.split_whitespace() {
+            let _ = docker(&["network", "rm", id]);
+        }
+    }
+}
+
+/// `<commit>-<binary hash>`: the commit it was built from, and which build exactly.
+fn image_tag(binary: &Path) -> String {
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "nogit".into());
+    let hash = std::fs::read(binary)
+        .map(|bytes| {
+            Sha256::digest(&bytes)[..4]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        })
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{commit}-{hash}")
 }
 
 /// A container's name on the run's network: short (a DNS label), unique, readable.

@@ -10,11 +10,9 @@
 //! - `redeploy`: the live redeploy under load and its window arithmetic
 //! - `fault`: a fault injected under load, and what the requests due around it saw
 //! - `equivalence`: identical business digests across architectures
-//! - `containers`: the image, network and guard of a run whose units are containers
 //! - `meta`: run id, git commit, time, progress bars
 
 mod arch;
-mod containers;
 pub mod endpoints;
 mod equivalence;
 mod fault;
@@ -32,11 +30,12 @@ pub use options::{
 
 use crate::delays::{self, HopCalibrationOptions};
 use crate::driver;
+use crate::launch::container::ContainerRun;
 use crate::launch::pki::RunPki;
 use crate::launch::{LaunchError, LaunchOptions};
 use crate::plan::{Architecture, SecurityMode};
 use crate::results::{
-    HopCalibration, NetworkInfo, ResultsError, RunMeta, RunResults, ScenarioInfo, SCHEMA_VERSION,
+    ContainerInfo,    HopCalibration, NetworkInfo, ResultsError, RunMeta, RunResults, ScenarioInfo, SCHEMA_VERSION,
 };
 use crate::scenario::ScenarioSource;
 use arch::ArchRun;
@@ -124,7 +123,13 @@ pub async fn run(
     let work_iterations_per_us = grain_runtime::work::measure_iterations_per_us();
     let mut results = new_results(source, options, &resolved, work_iterations_per_us);
     // Held to the end: dropping it removes the run's containers and network.
-    let containers = match containers::prepare(options) {
+    let prepared = match &options.target {
+        DeployTarget::Compose(container) => {
+            ContainerRun::prepare(&options.unit_binary, &options.run_id, container).map(Some)
+        }
+        DeployTarget::Processes => Ok(None),
+    };
+    let containers = match prepared {
         Ok(prepared) => prepared,
         Err(error) => {
             results.errors.push(error.to_string());
@@ -133,7 +138,7 @@ pub async fn run(
             return outcome;
         }
     };
-    results.meta.containers = containers.as_ref().map(|c| c.info());
+    results.meta.containers = containers.as_ref().map(|c| container_info(&c.target));
     let launch = LaunchOptions::new(
         options.unit_binary.clone(),
         options.run_id.clone(),
@@ -213,6 +218,17 @@ pub async fn run(
         }
     }
     outcome
+}
+
+/// What results.json says of a run's containers.
+fn container_info(target: &crate::launch::container::ContainerTarget) -> ContainerInfo {
+    ContainerInfo {
+        image: target.image.clone(),
+        image_bytes: target.image_bytes,
+        network: target.network.clone(),
+        cpus: target.cpus,
+        memory: target.memory.clone(),
+    }
 }
 
 /// The launch options of each security mode the run compares (plaintext first when it is

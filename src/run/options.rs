@@ -84,13 +84,8 @@ pub enum DeployTarget {
     #[default]
     Processes,
     /// Containers built from this binary, one bridge network for the run (`--target
-    /// compose`); `cpus` and `memory` size every unit's container, `remove_image` removes
-    /// the image at the end.
-    Compose {
-        cpus: Option<f64>,
-        memory: Option<String>,
-        remove_image: bool,
-    },
+    /// compose`), each sized as the options say.
+    Compose(crate::launch::container::ContainerOptions),
 }
 
 /// Command-line overrides of the callers' policy.
