@@ -4,9 +4,9 @@
 
 use clap::{Args, Parser, Subcommand};
 use grain_runtime::network::NetworkModel;
+use grainbench::launch::container::ContainerOptions;
 use grainbench::plan::{Architecture, SecurityMode, Series};
 use grainbench::report::gate::Threshold;
-use grainbench::launch::container::ContainerOptions;
 use grainbench::run::{DeployTarget, ResilienceOverrides};
 use grainbench::run::{LoadMode, RedeployPolicy, RunOptions, SweepLimits, SweepMax, SweepRequest};
 use grainbench::scenario::fault::{Fault, FaultSyntaxError};
@@ -86,12 +86,20 @@ pub enum Command {
     /// Measure the load driver itself: send lag and CPU per request against a minimal
     /// local endpoint, with wrk's CPU per request beside it when wrk is installed.
     Calibrate(CalibrateArgs),
+    /// Write a cut as Kubernetes manifests (`k8s`) or a compose file (`compose`) that run
+    /// the units' image elsewhere: `grainbench export k8s SCENARIO micro DIR`
+    Export(ExportArgs),
     /// Serve one unit (how the harness starts units).
     #[command(hide = true)]
     Unit {
-        /// The unit's spec, JSON, or `-`: the first line of stdin (how the harness sends it).
+        /// The unit's spec, JSON, or `-`: the first line of stdin (how the harness sends it),
+        /// or `@FILE`.
         #[arg(long)]
         spec: String,
+        /// Standalone (an exported deployment, no harness): the routes are read from this
+        /// file, stdin is not watched, and only SIGTERM stops the unit.
+        #[arg(long)]
+        routes: Option<PathBuf>,
         /// The run this unit belongs to (identifies its processes).
         #[arg(long)]
         run_id: Option<String>,
@@ -276,6 +284,38 @@ impl UpArgs {
             remove_image: false,
         })
     }
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// `k8s` or `compose`.
+    #[arg(value_enum)]
+    pub format: ExportFormatArg,
+    pub scenario: PathBuf,
+    /// The cut: nano, micro, monolith, one of the scenario's [[cut]]s, sweep-K or sweep-svc-K.
+    pub cut: Architecture,
+    /// Where to write the files (created if missing).
+    pub dir: PathBuf,
+    /// Replicas of every service unit (overrides each `[[service]]`'s `replicas`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_REPLICAS)))]
+    pub replicas: Option<u32>,
+    /// A results.json with a run of this cut: its measured CPU and memory become each
+    /// Deployment's resource requests.
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// The image the units run (default: `grainbench-unit:<commit>-<binary hash>`, the tag
+    /// `run --target compose` builds).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Build that image now from this binary (needs Docker; nothing is pulled).
+    #[arg(long, conflicts_with = "image")]
+    pub build_image: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormatArg {
+    K8s,
+    Compose,
 }
 
 /// `--target`.

@@ -8,8 +8,9 @@
 //! - [`scenario`]: the scenario file model, parsing, validation (errors point at file:line)
 //! - [`plan`]: cut × scenario → deployment (units, routes, state placement, static hops);
 //!   named cuts, the generated sweep between nano and monolith, static outlines
-//! - [`launch`]: start units as OS processes, wait for readiness, tear down, never orphan;
-//!   the run's throw-away PKI (in memory only) when hops are secured
+//! - [`launch`]: start units as OS processes (or containers on a network made for the run),
+//!   wait for readiness, tear down, never orphan; the run's throw-away PKI (in memory only)
+//!   when hops are secured
 //! - [`cost`]: deploy cost from /proc (cold start, RSS, CPU per request, blast radius)
 //! - [`driver`]: open-loop load, HdrHistogram latencies, hop counts, equivalence check
 //! - [`delays`]: what the network model did in a run (a bare hop measured with and without it, the injected delays. errors)
@@ -19,6 +20,7 @@
 //! - [`calibrate`]: the driver's efficiency benchmark (send lag, CPU per request, wrk beside it)
 //! - [`capacity`]: the driver's own capacity, the highest open-loop rate it holds (a ramp)
 //! - [`run`]: the whole pipeline for one scenario, architecture by architecture
+//! - [`export`]: a cut written as Kubernetes manifests or a compose file, to run elsewhere
 //! - [`unit`]: the hidden `grainbench unit` entry that serves one unit
 //! - [`up`]: deploy one architecture and keep it running for outside tools
 
@@ -27,6 +29,7 @@ pub mod capacity;
 pub mod cost;
 pub mod delays;
 pub mod driver;
+pub mod export;
 pub mod launch;
 pub mod plan;
 pub mod report;

@@ -46,9 +46,9 @@ impl Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Unit { spec, .. } = &cli.command {
+    if let Command::Unit { spec, routes, .. } = &cli.command {
         terminal::init_tracing("GRAINBENCH_UNIT_LOG", 0);
-        return match grainbench::unit::serve(spec) {
+        return match grainbench::unit::serve(spec, routes.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("grainbench unit: {error}");
@@ -130,6 +130,7 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Up(args) => up(&args).await,
+        Command::Export(args) => export(&args),
         Command::Calibrate(args) => {
             let options = args.options(unit_binary()?);
             let calibration = grainbench::calibrate::calibrate(&options)
@@ -185,6 +186,76 @@ fn validate(paths: &[PathBuf]) -> Result<(), Failure> {
         }
     }
     ok.then_some(()).ok_or(Failure::BadInput(None))
+}
+
+fn export(args: &cli::ExportArgs) -> Result<(), Failure> {
+    use grainbench::export::{Export, Format};
+    use grainbench::launch::container;
+    let source = load(&args.scenario)?;
+    let mut scenario = source.scenario.clone();
+    if let Some(n) = args.replicas {
+        scenario.services.iter_mut().for_each(|s| s.replicas = n);
+    }
+    let plan = grainbench::plan::plan(&scenario, &args.cut).map_err(|e| bad_input(e.into()))?;
+    let binary = unit_binary()?;
+    let image = match (&args.image, args.build_image) {
+        (Some(image), _) => image.clone(),
+        (None, true) => {
+            let tag = container::image_tag(&binary);
+            let (image, bytes) =
+                container::build_image(&binary, &tag, "export").map_err(anyhow::Error::from)?;
+            println!("built {image} ({bytes} bytes)");
+            image
+        }
+        (None, false) => format!("grainbench-unit:{}", container::image_tag(&binary)),
+    };
+    let measured = match &args.results {
+        Some(path) => {
+            Some(grainbench::results::RunResults::read(path).map_err(anyhow::Error::from)?)
+        }
+        None => None,
+    };
+    let arch = measured.as_ref().and_then(|r| {
+        r.architectures.iter().find(|a| {
+            a.architecture == args.cut && a.security == grainbench::plan::SecurityMode::None
+        })
+    });
+    if args.results.is_some() && arch.is_none() {
+        eprintln!(
+            "note: {} has no plaintext run of {}: no resource requests",
+            args.results
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string()),
+            args.cut
+        );
+    }
+    let export = Export {
+        scenario: &scenario,
+        plan: &plan,
+        image,
+        resilience: scenario.resilience.clone(),
+        work_iterations_per_us: grain_runtime::work::measure_iterations_per_us(),
+        measured: arch,
+    };
+    let format = match args.format {
+        cli::ExportFormatArg::K8s => Format::Kubernetes,
+        cli::ExportFormatArg::Compose => Format::Compose,
+    };
+    let written = export
+        .write(format, &args.dir)
+        .map_err(anyhow::Error::from)?;
+    println!(
+        "{} files under {} for {} as {} ({}):",
+        written.len(),
+        args.dir.display(),
+        scenario.name,
+        args.cut,
+        export.image
+    );
+    for file in &written {
+        println!("  {}", file.display());
+    }
+    Ok(())
 }
 
 pub(crate) fn unit_binary() -> anyhow::Result<PathBuf> {

@@ -2,7 +2,7 @@
 //! starts every unit this way, so one build ships every unit of every architecture.
 
 use grain_runtime::host::HostError;
-use grain_runtime::model::{UnitRole, UnitSpec};
+use grain_runtime::model::{Routes, UnitRole, UnitSpec};
 use grain_service_unit::ServiceUnit;
 
 /// Why a unit could not be served.
@@ -14,6 +14,11 @@ pub enum UnitError {
     Spec(#[from] serde_json::Error),
     #[error("cannot start the unit's async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("cannot read {path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Host(#[from] HostError),
 }
@@ -21,19 +26,38 @@ pub enum UnitError {
 /// Worker threads per unit: units share the machine's cores, so each gets few.
 const UNIT_WORKER_THREADS: usize = 2;
 
-/// Parses `spec_json` and serves the unit until it is told to stop.
-pub fn serve(spec_json: &str) -> Result<(), UnitError> {
-    // First of all: notice the harness going away, even while the store is seeded.
-    grain_runtime::host::watch_stdin();
-    let from_stdin;
-    let spec_json = if spec_json == crate::launch::SPEC_ON_STDIN {
-        // The harness writes the spec as stdin's first line (argv is too small for it).
-        from_stdin = grain_runtime::host::next_stdin_line().ok_or(UnitError::NoSpec)?;
-        from_stdin.as_str()
-    } else {
-        spec_json
+fn read(path: &std::path::Path) -> Result<String, UnitError> {
+    std::fs::read_to_string(path).map_err(|source| UnitError::File {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Parses the spec (`spec_arg`: JSON, `-` for stdin's first line, or `@FILE`) and serves
+/// the unit until it is told to stop. With `routes_file`, the unit stands alone (an
+/// exported deployment): routes from the file, stdin ignored, only SIGTERM stops it.
+pub fn serve(spec_arg: &str, routes_file: Option<&std::path::Path>) -> Result<(), UnitError> {
+    let standalone = match routes_file {
+        Some(path) => Some(serde_json::from_str::<Routes>(&read(path)?)?),
+        None => {
+            // First of all: notice the harness going away, even while the store is seeded.
+            grain_runtime::host::watch_stdin();
+            None
+        }
     };
-    let spec: UnitSpec = serde_json::from_str(spec_json)?;
+    let from_elsewhere;
+    let spec_json = if spec_arg == crate::launch::SPEC_ON_STDIN {
+        // The harness writes the spec as stdin's first line (argv is too small for it).
+        from_elsewhere = grain_runtime::host::next_stdin_line().ok_or(UnitError::NoSpec)?;
+        from_elsewhere.as_str()
+    } else if let Some(path) = spec_arg.strip_prefix('@') {
+        from_elsewhere = read(std::path::Path::new(path))?;
+        from_elsewhere.as_str()
+    } else {
+        spec_arg
+    };
+    let mut spec: UnitSpec = serde_json::from_str(spec_json)?;
+    spec.listen.routes = standalone;
     grain_runtime::host::raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(

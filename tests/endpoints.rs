@@ -15,7 +15,7 @@ async fn driving_units_started_by_up_matches_a_normal_run() {
     let options = grainbench::up::UpOptions::new(grainbench_binary());
     let live = grainbench::up::start(&source, &micro, &options)
         .await
-    .expect("up starts micro");
+        .expect("up starts micro");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("endpoints.toml");
     let urls: String = source

@@ -228,7 +228,7 @@ async fn up_under_mtls_and_tokens_prints_what_curl_needs() {
     options.security = SecurityMode::MtlsToken;
     let live = grainbench::up::start(&source, &plan, &options)
         .await
-    .expect("a secured monolith comes up");
+        .expect("a secured monolith comes up");
     let text = grainbench::up::describe(&source, &live);
     for needed in [
         "https://127.0.0.1:",

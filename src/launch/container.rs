@@ -255,7 +255,7 @@ fn sweep_stale_networks() {
 }
 
 /// `<commit>-<binary hash>`: the commit it was built from, and which build exactly.
-fn image_tag(binary: &Path) -> String {
+pub fn image_tag(binary: &Path) -> String {
     let commit = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()

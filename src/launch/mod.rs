@@ -587,6 +587,7 @@ async fn spawn_unit(
         spec.listen = grain_runtime::model::Listen {
             bind: Some(format!("0.0.0.0:{}", container::CONTAINER_PORT)),
             advertise: Some(format!("{name}:{}", container::CONTAINER_PORT)),
+            routes: None,
         };
         (target.clone(), name)
     });

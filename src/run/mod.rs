@@ -35,7 +35,8 @@ use crate::launch::pki::RunPki;
 use crate::launch::{LaunchError, LaunchOptions};
 use crate::plan::{Architecture, SecurityMode};
 use crate::results::{
-    ContainerInfo,    HopCalibration, NetworkInfo, ResultsError, RunMeta, RunResults, ScenarioInfo, SCHEMA_VERSION,
+    ContainerInfo, HopCalibration, NetworkInfo, ResultsError, RunMeta, RunResults, ScenarioInfo,
+    SCHEMA_VERSION,
 };
 use crate::scenario::ScenarioSource;
 use arch::ArchRun;

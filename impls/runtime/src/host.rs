@@ -154,11 +154,17 @@ pub async fn serve_unit(
     })?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(read_routes_until_eof(
-        unit.to_string(),
-        routes.clone(),
-        stop_tx.clone(),
-    ));
+    match &listen.routes {
+        // Standalone: routed for good; only SIGTERM stops it.
+        Some(fixed) => routes.replace(fixed.clone()),
+        None => {
+            tokio::spawn(read_routes_until_eof(
+                unit.to_string(),
+                routes.clone(),
+                stop_tx.clone(),
+            ));
+        }
+    }
     tokio::spawn(stop_on_sigterm(stop_tx));
 
     let health_route = Router::new()

@@ -157,7 +157,7 @@ pub struct UnitSpec {
 }
 
 /// Where a unit listens, and the address its callers reach it at.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Listen {
     /// `ip:port` to bind (`None`: 127.0.0.1, a port the OS picks). In a container,
     /// `0.0.0.0:8080`.
@@ -167,6 +167,10 @@ pub struct Listen {
     /// the run's network.
     #[serde(default)]
     pub advertise: Option<String>,
+    /// Standalone (no harness, as in an exported deployment): these routes for good,
+    /// stdin not read, only SIGTERM stops the unit. Never part of a spec sent to a unit.
+    #[serde(skip)]
+    pub routes: Option<Routes>,
 }
 
 fn keepalive_default() -> bool {
