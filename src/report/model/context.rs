@@ -105,7 +105,7 @@ fn fact(label: &str, value: impl Into<String>) -> Fact {
 
 pub(super) fn methodology(results: &RunResults) -> Vec<Fact> {
     let m = &results.meta;
-    vec![
+    let mut facts = vec![
         fact("Latency", "Open loop: requests are scheduled at the target rate and sent then, whatever earlier replies do. Latency is measured from each request's intended send time (coordinated omission corrected); the uncorrected figure, from the actual send, is kept in results.json. HdrHistogram, µs resolution; warm-up excluded."),
         fact("Hop", "One HTTP request between two processes, the driver's request to the entry unit included. Each unit reports the hops it made downstream in response headers; the figures shown are what crossed the network, checked against the plan's static count."),
         fact("Memory and CPU", "RSS and user+system CPU time of every unit process, read from /proc/<pid>/stat by the harness (RSS sampled 10 times a second during each step). The load driver's own CPU is reported separately and never mixed in."),
@@ -113,18 +113,34 @@ pub(super) fn methodology(results: &RunResults) -> Vec<Fact> {
         fact("Redeploy", "The units running one operation are sent SIGTERM (stop accepting, finish in-flight requests, exit), restarted and rerouted while the driver holds a steady rate; requests due from SIGTERM until 1 s after the replacements were ready form the window."),
         fact("Rounds and intervals", format!("{} round(s); each runs every architecture's steps, in an order shuffled per round with the seed, so drift over the run spreads over every architecture. A figure is its mean over the rounds whose step was valid, with a 95 % confidence interval from Student's t over those rounds: each round's figure already carries its requests' sampling noise, so the spread between rounds holds both levels of variation (Georges et al., OOPSLA 2007; Kalibera & Jones, ISMM 2013). Ratios between architectures are taken round by round (round r of each shared its weather) and their interval is computed on the log scale; a ratio or change whose interval holds 1 (0 %) is stated as no clear difference. Changes against a baseline run use Welch's interval over the two runs' rounds. Per-round figures stay in results.json. Noise: each step records the hypervisor's steal and the cores other processes used (/proc/stat less grainbench's own processes); rates with noisy rounds or rounds that disagree far more than the run's others are flagged.", results.meta.rounds)),
         fact("Generator health", "A step whose achieved rate is below 95 % of its target, or whose send lag p99 exceeds 1 ms, is invalid and excluded from the verdict."),
-        fact("Network", network_method(&results.network.model)),
+        fact("Network", network_method(&results.network.model, m.containers.is_some())),
         fact("Machine", format!("{} CPUs", m.host_cpus)),
         fact("grainbench", format!("{} (commit {})", m.grainbench_version, m.git_commit.as_deref().unwrap_or("unknown"))),
         fact("Run started", m.started_at.clone()),
         fact("Seed", m.seed.to_string()),
         fact("CPU calibration", format!("{:.1} busy-loop iterations per µs", m.work_iterations_per_us)),
         fact("Scenario file", format!("{} (sha256 {})", results.scenario.file.display(), results.scenario.sha256)),
-    ]
+    ];
+    if let Some(c) = &m.containers {
+        let limits = match (c.cpus, &c.memory) {
+            (None, None) => "no CPU or memory limit".to_string(),
+            (cpus, memory) => format!(
+                "limits: {} CPUs, {} memory",
+                cpus.map_or("no".into(), |c| c.to_string()),
+                memory.as_deref().unwrap_or("no")
+            ),
+        };
+        facts.push(fact("Deployment", format!("Every unit process ran as a container of {} ({:.1} MiB, built FROM scratch from this binary and the libraries it loads), on the bridge network {} made for the run, reaching the others by container name; the driver reached the entry units through ports published on 127.0.0.1. Cold start is docker run to /health ready; memory and CPU come from /proc of each container's process; {limits}.", c.image, c.image_bytes as f64 / 1048576.0, c.network)));
+    }
+    facts
 }
 
-fn network_method(model: &grain_runtime::network::NetworkModel) -> String {
-    let shared = "Every process runs on this one machine over 127.0.0.1 and shares its cores.";
+fn network_method(model: &grain_runtime::network::NetworkModel, containers: bool) -> String {
+    let shared = if containers {
+        "Every unit runs in a container on this one machine, over a Docker bridge network, and shares its cores."
+    } else {
+        "Every process runs on this one machine over 127.0.0.1 and shares its cores."
+    };
     if !model.adds_delay() {
         return format!("Raw loopback: no delay added to any hop. {shared}");
     }
