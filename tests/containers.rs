@@ -94,3 +94,25 @@ async fn micro_and_monolith_run_as_containers_and_leave_nothing_behind() {
         "the image was removed as asked"
     );
 }
+
+/// Containers reach each other by name, so under TLS each unit's certificate must name its
+/// container too (it named only the run's own names at first: every call between
+/// containers failed its handshake).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secured_hops_between_containers_verify_by_container_name() {
+    if let Err(error) = container::docker_available() {
+        eprintln!("skipped: no Docker ({error})");
+        return;
+    }
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = short_run_options("containers-mtls", &dir.path().join("out"));
+    options.architectures = vec![Architecture::Micro];
+    options.security = vec![grain_runtime::security::SecurityMode::Mtls];
+    options.target = DeployTarget::Compose(ContainerOptions::default());
+    let results = run_ok(&source, &options).await;
+    let micro = &results.architectures[0];
+    assert_eq!(micro.label(), "micro+mtls");
+    let step = &micro.steps[0];
+    assert!(step.ok > 0 && step.error_total == 0, "{:?}", step.errors);
+}

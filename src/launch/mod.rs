@@ -591,6 +591,14 @@ async fn spawn_unit(
         };
         (target.clone(), name)
     });
+    // Callers reach a container by its name, so its certificate must name it too.
+    if let (Some((_, name)), Some(pki), Some(_)) = (&container, &options.security, &spec.security) {
+        let identity = grain_runtime::resilience::unit_of_process(&spec.name).to_string();
+        let issued = pki
+            .issue_for_host(&identity, name)
+            .map_err(|e| spawn_error(std::io::Error::other(e.to_string())))?;
+        spec.security = Some(issued);
+    }
     let spec = &spec;
     let spec_json =
         serde_json::to_string(spec).map_err(|e| spawn_error(std::io::Error::other(e)))?;

@@ -70,7 +70,7 @@ impl RunPki {
             ca_key,
             token_key: base64::engine::general_purpose::STANDARD.encode(key),
         };
-        let driver = Arc::new(authority.issue(DRIVER)?);
+        let driver = Arc::new(authority.issue(DRIVER, &[])?);
         Ok(RunPki { authority, driver })
     }
 
@@ -86,17 +86,25 @@ impl RunPki {
     /// `identity`'s credentials: a certificate for 127.0.0.1, its own name and the run's
     /// member name, good as server and as client.
     pub fn issue(&self, identity: &str) -> Result<Credentials, PkiError> {
-        self.authority.issue(identity)
+        self.authority.issue(identity, &[])
+    }
+
+    /// Credentials for `identity` whose certificate also names `host` (a unit reached by
+    /// its container's name).
+    pub fn issue_for_host(&self, identity: &str, host: &str) -> Result<Credentials, PkiError> {
+        self.authority.issue(identity, &[host.to_string()])
     }
 }
 
 impl Authority {
-    fn issue(&self, identity: &str) -> Result<Credentials, PkiError> {
+    fn issue(&self, identity: &str, hosts: &[String]) -> Result<Credentials, PkiError> {
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(vec![
+        let mut names = vec![
             party_name(identity, &self.run),
             format!("{MEMBER}.{}", run_domain(&self.run)),
-        ])?;
+        ];
+        names.extend(hosts.iter().cloned());
+        let mut params = CertificateParams::new(names)?;
         params
             .subject_alt_names
             .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
