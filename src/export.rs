@@ -71,21 +71,7 @@ pub struct Export<'a> {
 
 /// A unit's name as a DNS label (Services, Deployments and compose services).
 pub fn dns_name(unit: &str) -> String {
-    let name: String = unit
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    name.chars()
-        .take(63)
-        .collect::<String>()
-        .trim_matches('-')
-        .to_string()
+    grain_runtime::security::dns_label(unit)
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<PathBuf, ExportError> {

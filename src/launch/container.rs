@@ -277,22 +277,7 @@ pub fn image_tag(binary: &Path) -> String {
 
 /// A container's name on the run's network: short (a DNS label), unique, readable.
 pub fn container_name(run_id: &str, index: usize, unit: &str) -> String {
-    let unit: String = unit
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let name = format!("gb{}-{index}-{unit}", short_hash(run_id));
-    name.chars()
-        .take(63)
-        .collect::<String>()
-        .trim_end_matches('-')
-        .to_string()
+    grain_runtime::security::dns_label(&format!("gb{}-{index}-{unit}", short_hash(run_id)))
 }
 
 fn short_hash(text: &str) -> String {

@@ -162,8 +162,13 @@ pub fn party_name(identity: &str, run: &str) -> String {
 
 /// The domain every certificate of run `run` lies under.
 pub fn run_domain(run: &str) -> String {
-    let clean: String = run
-        .chars()
+    format!("{}.grainbench.invalid", dns_chars(run))
+}
+
+/// `text` in the characters a DNS label allows: ASCII letters (lowercased) and digits,
+/// anything else a `-` (certificates, container and Kubernetes names share it).
+pub fn dns_chars(text: &str) -> String {
+    text.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
                 c.to_ascii_lowercase()
@@ -171,8 +176,13 @@ pub fn run_domain(run: &str) -> String {
                 '-'
             }
         })
-        .collect();
-    format!("{clean}.grainbench.invalid")
+        .collect()
+}
+
+/// `text` as one DNS label: [`dns_chars`], at most 63 characters, no `-` at either end.
+pub fn dns_label(text: &str) -> String {
+    let label: String = dns_chars(text).chars().take(63).collect();
+    label.trim_matches('-').to_string()
 }
 
 /// Why credentials could not be used.
