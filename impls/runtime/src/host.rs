@@ -51,6 +51,9 @@ pub enum HostError {
 pub struct RouteTable {
     current: RwLock<Arc<Routes>>,
     routed: AtomicBool,
+    /// Whether the routes inject a fault into some unit's replies (checked on every call
+    /// before any lock is taken).
+    faulted: AtomicBool,
 }
 
 impl RouteTable {
@@ -63,6 +66,8 @@ impl RouteTable {
     }
 
     pub fn replace(&self, routes: Routes) {
+        self.faulted
+            .store(!routes.faults.is_empty(), Ordering::Release);
         *self
             .current
             .write()
@@ -72,6 +77,11 @@ impl RouteTable {
 
     pub fn is_routed(&self) -> bool {
         self.routed.load(Ordering::Acquire)
+    }
+
+    /// Whether a fault is injected into some unit's replies now.
+    pub fn is_faulted(&self) -> bool {
+        self.faulted.load(Ordering::Acquire)
     }
 }
 
@@ -280,6 +290,9 @@ async fn apply_reply_fault(
     use axum::response::IntoResponse;
     use rand::Rng as _;
     let (name, routes) = unit.as_ref();
+    if !routes.is_faulted() {
+        return next.run(request).await;
+    }
     let Some(fault) = routes.current().faults.get(name).copied() else {
         return next.run(request).await;
     };

@@ -161,11 +161,18 @@ impl Caller {
         &self.policy
     }
 
-    /// The replica to try first for `target`: the next in turn.
+    /// The replica to try first for `target`: the next in turn (no lock and no turn kept
+    /// for a callee that runs once, the common case on this hot path).
     fn first_replica(&self, target: &str, replicas: usize) -> usize {
+        if replicas <= 1 {
+            return 0;
+        }
         let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
-        let turn = turns.entry(target.to_string()).or_default();
-        let first = *turn % replicas.max(1);
+        let turn = match turns.get_mut(target) {
+            Some(turn) => turn,
+            None => turns.entry(target.to_string()).or_default(),
+        };
+        let first = *turn % replicas;
         *turn = turn.wrapping_add(1);
         first
     }
@@ -228,7 +235,9 @@ impl Caller {
                 wasted: Hops::default(),
             });
         };
-        self.budget.earn();
+        if self.policy.retries > 0 {
+            self.budget.earn();
+        }
         let n = replicas.len();
         let mut next = self.first_replica(target, n);
         let (mut wasted, mut retries, mut refused_in_a_row) = (Hops::default(), 0u32, 0usize);
