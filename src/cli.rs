@@ -228,17 +228,8 @@ pub struct RunArgs {
     /// Each call attempt's timeout between units, ms (overrides `[resilience] timeout_ms`).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_MS))]
     pub call_timeout: Option<u64>,
-    /// Where units run: `processes` (on 127.0.0.1, the default) or `compose` (each unit a
-    /// container from an image built offline from this binary, on a bridge network made
-    /// for the run; needs a running Docker daemon).
-    #[arg(long, value_enum, default_value = "processes")]
-    pub target: TargetArg,
-    /// With `--target compose`: CPUs of every unit's container (`docker run --cpus`).
-    #[arg(long, requires = "target")]
-    pub cpus: Option<f64>,
-    /// With `--target compose`: memory limit of every unit's container, e.g. `256m`.
-    #[arg(long, requires = "target")]
-    pub memory: Option<String>,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
     /// With `--target compose`: remove the units' image at the end (kept by default, since
     /// its tag names the build it holds).
     #[arg(long, requires = "target")]
@@ -264,10 +255,26 @@ pub struct UpArgs {
     /// Units open a connection (and pay its handshake) per call.
     #[arg(long)]
     pub no_keepalive: bool,
-    /// Where units run: `processes` or `compose` (see `run --target`).
+    #[command(flatten)]
+    pub placement: PlacementArgs,
+}
+
+impl UpArgs {
+    /// Container sizes, with `--target compose`.
+    pub fn containers(&self) -> Option<ContainerOptions> {
+        self.placement.containers(false)
+    }
+}
+
+/// Where units run, and how big their containers are (`run` and `up` alike).
+#[derive(Args)]
+pub struct PlacementArgs {
+    /// Where units run: `processes` (on 127.0.0.1, the default) or `compose` (each unit a
+    /// container from an image built offline from this binary, on a bridge network made
+    /// for the run; needs a running Docker daemon).
     #[arg(long, value_enum, default_value = "processes")]
     pub target: TargetArg,
-    /// With `--target compose`: CPUs of every unit's container.
+    /// With `--target compose`: CPUs of every unit's container (`docker run --cpus`).
     #[arg(long, requires = "target")]
     pub cpus: Option<f64>,
     /// With `--target compose`: memory limit of every unit's container, e.g. `256m`.
@@ -275,13 +282,13 @@ pub struct UpArgs {
     pub memory: Option<String>,
 }
 
-impl UpArgs {
-    /// Container sizes, with `--target compose`.
-    pub fn containers(&self) -> Option<ContainerOptions> {
+impl PlacementArgs {
+    /// Container options with `--target compose`, none for processes.
+    fn containers(&self, remove_image: bool) -> Option<ContainerOptions> {
         (self.target == TargetArg::Compose).then(|| ContainerOptions {
             cpus: self.cpus,
             memory: self.memory.clone(),
-            remove_image: false,
+            remove_image,
         })
     }
 }
@@ -327,14 +334,9 @@ pub enum TargetArg {
 
 impl RunArgs {
     fn deploy_target(&self) -> DeployTarget {
-        match self.target {
-            TargetArg::Processes => DeployTarget::Processes,
-            TargetArg::Compose => DeployTarget::Compose(ContainerOptions {
-                cpus: self.cpus,
-                memory: self.memory.clone(),
-                remove_image: self.remove_image,
-            }),
-        }
+        self.placement
+            .containers(self.remove_image)
+            .map_or(DeployTarget::Processes, DeployTarget::Compose)
     }
 }
 

@@ -23,8 +23,7 @@ fn docker_lines(args: &[&str]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn micro_and_monolith_run_as_containers_and_leave_nothing_behind() {
-    if let Err(error) = container::docker_available() {
-        eprintln!("skipped: no Docker ({error})");
+    if !docker_or_skip() {
         return;
     }
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
@@ -100,8 +99,7 @@ async fn micro_and_monolith_run_as_containers_and_leave_nothing_behind() {
 /// containers failed its handshake).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secured_hops_between_containers_verify_by_container_name() {
-    if let Err(error) = container::docker_available() {
-        eprintln!("skipped: no Docker ({error})");
+    if !docker_or_skip() {
         return;
     }
     let source = scenario::load(&fixture("tiny.toml")).unwrap();

@@ -105,8 +105,7 @@ fn kubernetes_manifests_read_back_as_one_deployment_and_service_per_unit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compose_export_runs_from_its_files_alone() {
-    if let Err(error) = container::docker_available() {
-        eprintln!("skipped: no Docker ({error})");
+    if !docker_or_skip() {
         return;
     }
     let source = scenario::load(&fixture("tiny.toml")).unwrap();

@@ -159,15 +159,6 @@ impl TargetAddr {
         self.read().len()
     }
 
-    /// Moves the entrypoint to one process at `addr`, keeping its name.
-    pub fn set(&self, addr: SocketAddr) {
-        let mut replicas = self.0 .0.write().unwrap_or_else(|p| p.into_inner());
-        let process = replicas
-            .first()
-            .map_or_else(|| Arc::from(addr.to_string()), |r| r.process.clone());
-        *replicas = vec![Replica { addr, process }];
-    }
-
     /// Replaces every replica (a restart moved one).
     pub fn set_all(&self, replicas: Vec<Replica>) {
         *self.0 .0.write().unwrap_or_else(|p| p.into_inner()) = replicas;

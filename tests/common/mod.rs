@@ -230,3 +230,15 @@ pub fn key_paths(value: &serde_json::Value) -> std::collections::BTreeSet<String
     walk(value, "", &mut out);
     out
 }
+
+/// Whether a Docker daemon answers; without one, says "skipped: no Docker" for the test
+/// that asked (CI starts one, so there the container tests run).
+pub fn docker_or_skip() -> bool {
+    match grainbench::launch::container::docker_available() {
+        Ok(()) => true,
+        Err(error) => {
+            eprintln!("skipped: no Docker ({error})");
+            false
+        }
+    }
+}

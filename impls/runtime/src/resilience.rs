@@ -157,10 +157,6 @@ impl Caller {
         }
     }
 
-    pub fn policy(&self) -> &Resilience {
-        &self.policy
-    }
-
     /// The replica to try first for `target`: the next in turn (no lock and no turn kept
     /// for a callee that runs once, the common case on this hot path).
     fn first_replica(&self, target: &str, replicas: usize) -> usize {
