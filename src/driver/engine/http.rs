@@ -71,7 +71,8 @@ impl EngineTarget {
         Ok(target)
     }
 
-    pub(super) fn request(&self, body: &[u8]) -> Vec<u8> {
+    /// The whole request carrying `body`.
+    pub(crate) fn request(&self, body: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.head.len() + 8 + body.len());
         out.extend_from_slice(&self.head);
         out.extend_from_slice(body.len().to_string().as_bytes());

@@ -2,7 +2,15 @@
 //! operation, no work, small bodies) is started as a real process, the load engine drives
 //! it open loop at a fixed rate, and its send lag and CPU per request are measured; when
 //! `wrk` is installed it is run against the same endpoint in the same session and its CPU
-//! per request (from the kernel's child accounting) is put beside ours as a ratio.
+//! per request (from the kernel's child accounting) is put beside ours as a ratio
+//! (`wrk.rs`). Beneath the driver's open-loop figure sits the machine's own floor at the
+//! same rate (`floor.rs`): what a bare wake-up and the least possible client cost here.
+
+mod floor;
+mod wrk;
+
+pub use floor::Floor;
+pub use wrk::WrkFigures;
 
 use crate::driver::engine::Schedule;
 use crate::driver::requests::RequestGen;
@@ -17,7 +25,7 @@ use grain_runtime::wire::{encode_request, Hops};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 const PING: &str = "ping";
@@ -61,22 +69,14 @@ pub struct Calibration {
     pub wrk: Option<WrkFigures>,
     /// Why wrk figures are missing, when they are.
     pub wrk_note: Option<String>,
+    /// What waking up and the least client cost on this machine at the open-loop rate.
+    pub floor: Option<Floor>,
+    /// Why the floor is missing, when it is.
+    pub floor_note: Option<String>,
     /// The highest open-loop rate the driver holds against the same endpoint.
     pub capacity: Option<crate::capacity::Capacity>,
     /// Why the capacity is missing, when it is.
     pub capacity_note: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct WrkFigures {
-    pub connections: usize,
-    /// wrk's threads: the same as the driver's closed loop.
-    pub threads: usize,
-    pub requests: u64,
-    pub rps: f64,
-    pub cpu_us_per_request: f64,
-    /// Our closed-loop CPU per request divided by wrk's (1.0 = as cheap as wrk).
-    pub driver_to_wrk_cpu_ratio: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +160,11 @@ fn ping_deployment(scenario: &Scenario) -> Deployment {
     }
 }
 
+/// The body of every calibration request (the one the driver's stream draws first).
+fn ping_body() -> Vec<u8> {
+    encode_request(&BTreeMap::from([("n".to_string(), 1)]), BODY_BYTES)
+}
+
 /// Starts the minimal unit (one operation, no work, nothing downstream).
 pub(crate) async fn launch_ping(
     unit_binary: &Path,
@@ -240,20 +245,21 @@ async fn measure(options: &CalibrateOptions, addr: &str) -> Result<Calibration, 
     };
     let open_config = step(Schedule::OpenLoop { rate: options.rate });
     let open = run_ping_step(addr, &open_config, 1, &cancel).await?;
+    let (floor, floor_note) = match measure_floor(addr, options).await {
+        Ok(mut floor) => {
+            floor.driver_to_floor_ratio =
+                round2(per_request(&open) / floor.client_cpu_us.max(1e-9));
+            (Some(floor), None)
+        }
+        Err(note) => (None, Some(note)),
+    };
     let closed_config = step(Schedule::ClosedLoop {
         connections: options.wrk_connections,
     });
     let closed = run_ping_step(addr, &closed_config, 2, &cancel).await?;
     let closed_threads = closed.threads;
-    let per_request = |m: &driver::StepMeasurement| {
-        if m.engine.sent == 0 {
-            0.0
-        } else {
-            m.engine.cpu.as_secs_f64() * 1e6 / m.engine.sent as f64
-        }
-    };
     let closed_cpu = per_request(&closed);
-    let (wrk, wrk_note) = match run_wrk(
+    let (wrk, wrk_note) = match wrk::run_wrk(
         addr,
         options.wrk_connections,
         closed_threads,
@@ -284,124 +290,37 @@ async fn measure(options: &CalibrateOptions, addr: &str) -> Result<Calibration, 
         driver_closed_loop_cpu_us_per_request: round2(closed_cpu),
         wrk,
         wrk_note,
+        floor,
+        floor_note,
         capacity: None,
         capacity_note: None,
     })
 }
 
+/// The step's driver CPU per request sent, µs.
+fn per_request(m: &StepMeasurement) -> f64 {
+    if m.engine.sent == 0 {
+        0.0
+    } else {
+        m.engine.cpu.as_secs_f64() * 1e6 / m.engine.sent as f64
+    }
+}
+
+/// The floor at the open-loop rate, on a thread of its own (it blocks), for at most 2 s
+/// per part.
+async fn measure_floor(addr: &str, options: &CalibrateOptions) -> Result<Floor, String> {
+    let addr = addr.to_string();
+    let (rate, duration) = (options.rate, options.duration.min(FLOOR_DURATION));
+    tokio::task::spawn_blocking(move || floor::measure(&addr, rate, duration))
+        .await
+        .map_err(|e| format!("the floor's thread failed: {e}"))?
+}
+
+/// Longest each part of the floor runs.
+const FLOOR_DURATION: Duration = Duration::from_secs(2);
+
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
-}
-
-/// Runs wrk against the ping endpoint with as many threads as the driver's closed loop had
-/// (at most one per connection); returns its figures or why it could not.
-fn run_wrk(
-    addr: &str,
-    connections: usize,
-    threads: usize,
-    duration: Duration,
-) -> Result<WrkFigures, String> {
-    let threads = threads.clamp(1, connections.max(1));
-    let wrk = find_on_path("wrk")
-        .ok_or("wrk is not installed (apt-get install wrk, or scripts/install-wrk.sh)")?;
-    let dir = PrivateDir::create()?;
-    let script = dir.0.join("post.lua");
-    let body = String::from_utf8_lossy(&encode_request(
-        &BTreeMap::from([("n".to_string(), 1)]),
-        BODY_BYTES,
-    ))
-    .into_owned();
-    let lua = format!(
-        "wrk.method = \"POST\"\nwrk.body = [[{body}]]\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
-    );
-    std::fs::write(&script, lua).map_err(|e| format!("cannot write the wrk script: {e}"))?;
-    let seconds = duration.as_secs().max(1);
-    let before = children_cpu();
-    let started = Instant::now();
-    let output = std::process::Command::new(wrk)
-        .args([
-            &format!("-t{threads}"),
-            &format!("-c{connections}"),
-            &format!("-d{seconds}s"),
-            "-s",
-        ])
-        .arg(&script)
-        .arg(format!("http://{addr}/op/{PING}"))
-        .output()
-        .map_err(|e| format!("cannot run wrk: {e}"))?;
-    drop(dir);
-    let cpu = children_cpu().saturating_sub(before);
-    let elapsed = started.elapsed();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let requests =
-        parse_wrk_requests(&stdout).ok_or_else(|| format!("cannot read wrk's output: {stdout}"))?;
-    Ok(WrkFigures {
-        connections,
-        threads,
-        requests,
-        rps: round2(requests as f64 / elapsed.as_secs_f64()),
-        cpu_us_per_request: round2(cpu.as_secs_f64() * 1e6 / requests.max(1) as f64),
-        driver_to_wrk_cpu_ratio: 0.0,
-    })
-}
-
-/// "  123456 requests in 5.00s, ..." → 123456.
-fn parse_wrk_requests(output: &str) -> Option<u64> {
-    output
-        .lines()
-        .find(|line| line.contains(" requests in "))
-        .and_then(|line| line.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-}
-
-/// User + system CPU of all waited-for children of this process.
-fn children_cpu() -> Duration {
-    // SAFETY: getrusage fills the zeroed struct we own.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    })
-}
-
-/// A directory of our own under the temp dir: a name nobody can predict or take first
-/// (created exclusively, mode 0700), removed with everything in it when dropped, on
-/// every path out.
-struct PrivateDir(PathBuf);
-
-impl PrivateDir {
-    fn create() -> Result<Self, String> {
-        use std::os::unix::fs::DirBuilderExt as _;
-        let mut last_error = None;
-        for attempt in 0..16u32 {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let name = format!("grainbench-wrk-{}-{nanos:x}-{attempt}", std::process::id());
-            let dir = std::env::temp_dir().join(name);
-            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-                Ok(()) => return Ok(PrivateDir(dir)),
-                Err(error) => last_error = Some(error),
-            }
-        }
-        Err(format!(
-            "cannot create a private temp directory: {}",
-            last_error.map_or_else(String::new, |e| e.to_string())
-        ))
-    }
-}
-
-impl Drop for PrivateDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Renders the calibration for the terminal.
@@ -422,12 +341,25 @@ pub fn render(c: &Calibration) -> String {
         (None, Some(note)) => out.push_str(&format!("wrk: not measured — {note}\n")),
         (None, None) => {}
     }
+    match (&c.floor, &c.floor_note) {
+        (Some(f), _) => out.push_str(&render_floor(f, c.driver_cpu_us_per_request)),
+        (None, Some(note)) => out.push_str(&format!("floor: not measured — {note}\n")),
+        (None, None) => {}
+    }
     match (&c.capacity, &c.capacity_note) {
         (Some(capacity), _) => out.push_str(&render_capacity(capacity)),
         (None, Some(note)) => out.push_str(&format!("capacity: not measured — {note}\n")),
         (None, None) => {}
     }
     out
+}
+
+fn render_floor(f: &Floor, driver_us: f64) -> String {
+    format!(
+        "this machine's floor at {} req/s (no driver; {:.0} s each): a thread that only sleeps until each due time spends {:.2} µs of CPU per wake-up (late p50 {} µs, p99 {} µs); the least client (one connection: sleep, write, block for the reply) spends {:.2} µs per request\n  driver open loop / least client: {:.2}× ({:.2} against {:.2} µs)\n",
+        f.rate, f.duration_s, f.wake_cpu_us, f.wake_late_us.p50, f.wake_late_us.p99,
+        f.client_cpu_us, f.driver_to_floor_ratio, driver_us, f.client_cpu_us,
+    )
 }
 
 fn render_capacity(c: &crate::capacity::Capacity) -> String {
@@ -456,26 +388,6 @@ fn render_capacity(c: &crate::capacity::Capacity) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn private_temp_dirs_are_unique_owner_only_and_removed() {
-        use std::os::unix::fs::PermissionsExt as _;
-        let (a, b) = (PrivateDir::create().unwrap(), PrivateDir::create().unwrap());
-        assert_ne!(a.0, b.0);
-        let mode = std::fs::metadata(&a.0).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o700);
-        let path = a.0.clone();
-        std::fs::write(path.join("post.lua"), "x").unwrap();
-        drop(a);
-        assert!(!path.exists());
-    }
-
-    #[test]
-    fn reads_wrk_request_count() {
-        let out = "Running 5s test @ http://127.0.0.1:1/op/ping\n  1 threads and 16 connections\n  98765 requests in 5.00s, 12.3MB read\nRequests/sec:  19753.00\n";
-        assert_eq!(parse_wrk_requests(out), Some(98765));
-        assert_eq!(parse_wrk_requests("nothing"), None);
-    }
 
     #[test]
     fn ping_deployment_hosts_the_ping_operation() {

@@ -1,0 +1,214 @@
+//! The machine's floor under the driver's figure. At the calibration's open-loop rate, with
+//! no driver at all:
+//! - a thread that only sleeps until each due time: its CPU per wake-up and how late the
+//!   wake-ups come;
+//! - the least open-loop client: one keep-alive connection to the same endpoint; sleep
+//!   until each due time, write the request, block until the whole reply is in, nothing
+//!   recorded. It wakes twice per request (the due time, the reply), as the driver does.
+//!
+//! Both are read from the kernel's per-thread CPU clock, the clock of the driver's own
+//! figure, so "driver / floor" says how much of the driver's CPU per request is its own
+//! work and how much any client pays on this machine for waking up and using loopback TCP.
+
+use super::{ping_body, round2};
+use crate::driver::engine::EngineTarget;
+use crate::driver::pacer::{thread_cpu_time, tighten_timer_slack};
+use crate::driver::{new_histogram, Target};
+use crate::results::Percentiles;
+use grain_runtime::wire::op_path;
+use serde::Serialize;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// Unmeasured requests the least client sends first (connection and endpoint warm).
+const CLIENT_WARMUP: u64 = 200;
+/// A reply slower than this ends the measurement with an error instead of hanging it.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the floor measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Floor {
+    pub rate: u32,
+    pub duration_s: f64,
+    /// CPU per wake-up of a thread that sleeps until each due time and does nothing else, µs.
+    pub wake_cpu_us: f64,
+    /// How late those wake-ups came, µs after the due time.
+    pub wake_late_us: Percentiles,
+    /// CPU per request of the least client (sleep, write, blocking read), µs.
+    pub client_cpu_us: f64,
+    pub client_requests: u64,
+    /// The driver's open-loop CPU per request over the least client's (set by the caller).
+    pub driver_to_floor_ratio: f64,
+}
+
+/// Measures both floors at `rate` for `duration` each, on the calling thread (it blocks).
+pub fn measure(addr: &str, rate: u32, duration: Duration) -> Result<Floor, String> {
+    tighten_timer_slack();
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let count = (duration.as_secs_f64() * f64::from(rate)).round().max(1.0) as u64;
+    let (wake_cpu, late) = sleep_only(interval, count);
+    let client_cpu = least_client(addr, interval, count)?;
+    let per = |cpu: Duration| round2(cpu.as_secs_f64() * 1e6 / count as f64);
+    Ok(Floor {
+        rate,
+        duration_s: duration.as_secs_f64(),
+        wake_cpu_us: per(wake_cpu),
+        wake_late_us: Percentiles::of(&late),
+        client_cpu_us: per(client_cpu),
+        client_requests: count,
+        driver_to_floor_ratio: 0.0,
+    })
+}
+
+/// Sleeps until each of `count` due times `interval` apart; returns the CPU it took and
+/// each wake-up's lateness (µs).
+fn sleep_only(interval: Duration, count: u64) -> (Duration, hdrhistogram::Histogram<u64>) {
+    let mut late = new_histogram();
+    let start = Instant::now() + interval;
+    let cpu_before = thread_cpu_time();
+    for i in 0..count {
+        let due = start + interval.mul_f64(i as f64);
+        sleep_until(due);
+        let _ = late.record(Instant::now().saturating_duration_since(due).as_micros() as u64);
+    }
+    (thread_cpu_time().saturating_sub(cpu_before), late)
+}
+
+/// Sends `count` requests `interval` apart on one blocking connection, each after the
+/// previous reply; returns the CPU of the measured ones (after [`CLIENT_WARMUP`]).
+fn least_client(addr: &str, interval: Duration, count: u64) -> Result<Duration, String> {
+    let fail = |what: &str, e: std::io::Error| format!("the least client could not {what}: {e}");
+    let mut stream = TcpStream::connect(addr).map_err(|e| fail("connect", e))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| fail("set TCP_NODELAY", e))?;
+    stream
+        .set_read_timeout(Some(REPLY_TIMEOUT))
+        .map_err(|e| fail("set a read timeout", e))?;
+    let request = ping_request(addr)?;
+    let mut reply = Vec::with_capacity(1024);
+    let start = Instant::now() + interval;
+    let mut cpu_before = thread_cpu_time();
+    for i in 0..CLIENT_WARMUP + count {
+        if i == CLIENT_WARMUP {
+            cpu_before = thread_cpu_time();
+        }
+        sleep_until(start + interval.mul_f64(i as f64));
+        stream.write_all(&request).map_err(|e| fail("send", e))?;
+        read_reply(&mut stream, &mut reply)?;
+    }
+    Ok(thread_cpu_time().saturating_sub(cpu_before))
+}
+
+/// The calibration's request, byte for byte as the driver sends it.
+fn ping_request(addr: &str) -> Result<Vec<u8>, String> {
+    let target = Target::new(super::PING, addr, super::BODY_BYTES).map_err(|e| e.to_string())?;
+    Ok(
+        EngineTarget::new(target.addr, &op_path(super::PING), target.request_bytes)
+            .request(&ping_body()),
+    )
+}
+
+/// Blocks until one whole reply (headers and Content-Length body) is in `buf`.
+fn read_reply(stream: &mut impl Read, buf: &mut Vec<u8>) -> Result<(), String> {
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream
+            .read(&mut chunk)
+            .map_err(|e| format!("the least client's reply failed: {e}"))?;
+        if n == 0 {
+            return Err("the endpoint closed the least client's connection".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        match reply_length(buf)? {
+            Some(length) if buf.len() >= length => return Ok(()),
+            _ => {}
+        }
+    }
+}
+
+/// The whole reply's length once its headers are in; `None` while they are not.
+fn reply_length(buf: &[u8]) -> Result<Option<usize>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; 24];
+    let mut response = httparse::Response::new(&mut headers);
+    let head = match response.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(format!("the endpoint's reply is malformed: {e}")),
+    };
+    if response.code != Some(200) {
+        return Err(format!("the endpoint answered {:?}", response.code));
+    }
+    let body = response
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| {
+            std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<usize>()
+                .ok()
+        })
+        .unwrap_or(0);
+    Ok(Some(head + body))
+}
+
+/// One sleep to `due` (the thread's timer slack is 1 ns); no spinning.
+fn sleep_until(due: Instant) {
+    let now = Instant::now();
+    if due > now {
+        std::thread::sleep(due - now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_reply_is_whole_only_with_its_body() {
+        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nabcd";
+        let head = reply.len() - 4;
+        assert_eq!(reply_length(&reply[..head - 1]), Ok(None));
+        assert_eq!(reply_length(&reply[..head + 2]), Ok(Some(reply.len())));
+        assert!(reply_length(b"HTTP/1.1 503 No\r\ncontent-length: 0\r\n\r\n").is_err());
+    }
+
+    /// A reply split over two writes is read whole, and only once.
+    #[test]
+    fn the_least_client_sends_each_request_once_and_reads_each_reply() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let count = 20;
+        let request = ping_request(&addr).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.set_nodelay(true).unwrap(); // else the reply's second half waits for an ACK
+            let mut seen = 0u64;
+            let mut buf = vec![0u8; request.len()];
+            while conn.read_exact(&mut buf).is_ok() {
+                assert_eq!(buf, request);
+                seen += 1;
+                conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-le").unwrap();
+                conn.flush().unwrap();
+                conn.write_all(b"ngth: 2\r\n\r\nok").unwrap();
+            }
+            seen
+        });
+        let cpu = least_client(&addr, Duration::from_micros(200), count).unwrap();
+        assert!(cpu > Duration::ZERO);
+        // The client hangs up when it returns; the server then counts what it served.
+        assert_eq!(server.join().unwrap(), CLIENT_WARMUP + count);
+    }
+
+    #[test]
+    fn sleeping_only_wakes_once_per_due_time() {
+        let (cpu, late) = sleep_only(Duration::from_micros(500), 50);
+        assert_eq!(late.len(), 50);
+        assert!(cpu > Duration::ZERO);
+    }
+}
