@@ -1,7 +1,8 @@
 //! The fault section's charts: per second of each fault step, the success ratio (linear)
 //! and the p99 of the successful requests (log) of every cut, the fault's window shaded.
 
-use super::{line_chart_with, rgb, Chart, Series, FONT, HEIGHT, LABEL_PX, WIDTH};
+use super::draw::{draw_lines_legend_at, line_chart_with, rgb, Series};
+use super::{Chart, FONT, HEIGHT, LABEL_PX, WIDTH};
 use crate::report::model::colour;
 use crate::results::{FaultResult, RunResults};
 use plotters::prelude::*;
@@ -105,7 +106,7 @@ fn success_chart(series: &[Series], window: (f64, f64)) -> Option<String> {
             .ok()?;
         shade(&mut chart, window, (0.0, 105.0))?;
         // Success sits near 100 % most of the time: the legend goes below it.
-        super::draw_lines_legend_at(&mut chart, series, SeriesLabelPosition::LowerLeft)?;
+        draw_lines_legend_at(&mut chart, series, SeriesLabelPosition::LowerLeft)?;
         root.present().ok()?;
     }
     Some(svg)

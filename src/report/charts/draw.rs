@@ -1,0 +1,288 @@
+//! The drawing under every chart: line charts on a log axis (each series wider than those
+//! drawn over it and marked with its own shape, so series with equal values stay visible),
+//! bar charts, and their tick labels.
+
+use super::faults;
+use super::{FONT, HEIGHT, LABEL_PX, WIDTH};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+pub(super) fn rgb(hex: &str) -> RGBColor {
+    let byte = |i: usize| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0);
+    RGBColor(byte(1), byte(3), byte(5))
+}
+
+pub(super) struct Series {
+    pub(super) name: String,
+    pub(super) colour: RGBColor,
+    pub(super) points: Vec<(f64, f64)>,
+    pub(super) thin: bool,
+    /// Error bars: x, low, high (a 95 % interval over the rounds).
+    pub(super) bars: Vec<(f64, f64, f64)>,
+}
+
+pub(super) struct Bar {
+    pub(super) label: String,
+    pub(super) value: f64,
+    pub(super) stacked: f64,
+    pub(super) colour: RGBColor,
+}
+
+pub(super) fn line_chart(
+    series: &[Series],
+    x_label: &str,
+    y_label: &str,
+    x_format: impl Fn(&f64) -> String,
+) -> Option<String> {
+    line_chart_with(series, x_label, y_label, x_format, None)
+}
+
+/// A line chart with a log y axis, `shaded` (an x window) drawn under the lines.
+pub(super) fn line_chart_with(
+    series: &[Series],
+    x_label: &str,
+    y_label: &str,
+    x_format: impl Fn(&f64) -> String,
+    shaded: Option<(f64, f64)>,
+) -> Option<String> {
+    let points = series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    let bar_ends = series.iter().flat_map(|s| {
+        s.bars
+            .iter()
+            .flat_map(|&(x, low, high)| [(x, low), (x, high)])
+    });
+    for (x, y) in points.copied().chain(bar_ends).filter(|(_, y)| *y > 0.0) {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if !x0.is_finite() || !y0.is_finite() {
+        return None;
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    let y0 = (y0 * 0.8).max(0.001);
+    let y1 = (y1 * 1.25).max(y0 * 2.0);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).ok()?;
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56);
+        let x_pad = (x1 - x0) * 0.03;
+        let mut chart = builder
+            .build_cartesian_2d(x0 - x_pad..x1 + x_pad, (y0..y1).log_scale())
+            .ok()?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_label_formatter(&x_format)
+            .y_label_formatter(&|v: &f64| short_number(*v))
+            .label_style((FONT, LABEL_PX))
+            .axis_desc_style((FONT, LABEL_PX))
+            .draw()
+            .ok()?;
+        if let Some(window) = shaded {
+            faults::shade(&mut chart, window, (y0, y1))?;
+        }
+        draw_lines(&mut chart, series)?;
+        root.present().ok()?;
+    }
+    Some(svg)
+}
+
+pub(super) fn draw_lines<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    series: &[Series],
+) -> Option<()>
+where
+    DB: DrawingBackend + 'a,
+    X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
+    draw_lines_legend_at(chart, series, SeriesLabelPosition::UpperLeft)
+}
+
+/// [`draw_lines`] with the legend at `legend`.
+pub(super) fn draw_lines_legend_at<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    series: &[Series],
+    legend: SeriesLabelPosition,
+) -> Option<()>
+where
+    DB: DrawingBackend + 'a,
+    X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
+    for s in series {
+        let width = if s.thin { 1 } else { 3 };
+        let style = s.colour.stroke_width(width);
+        let legend_colour = s.colour;
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), style))
+            .ok()?
+            .label(s.name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], legend_colour.stroke_width(width))
+            });
+        chart
+            .draw_series(
+                s.points
+                    .iter()
+                    .map(|&p| Circle::new(p, 3, s.colour.filled())),
+            )
+            .ok()?;
+        let bar_style = s.colour.stroke_width(2);
+        chart
+            .draw_series(s.bars.iter().map(|&(x, low, high)| {
+                ErrorBar::new_vertical(x, low.max(1e-6), (low + high) / 2.0, high, bar_style, 8)
+            }))
+            .ok()?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font((FONT, LABEL_PX))
+        .position(legend)
+        .draw()
+        .ok()
+}
+
+pub(super) fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
+    if bars.is_empty() {
+        return None;
+    }
+    let top = bars.iter().map(|b| b.value + b.stacked).fold(0.0, f64::max);
+    if top <= 0.0 {
+        return None;
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).ok()?;
+        let n = bars.len();
+        // Counts (hops, units) get integer ticks.
+        let integer = bars
+            .iter()
+            .all(|b| b.value.fract() == 0.0 && b.stacked.fract() == 0.0);
+        let ticks = if integer {
+            ((top * 1.15) as usize + 1).min(11)
+        } else {
+            10
+        };
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(12)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..n as f64, 0.0..top * 1.15)
+            .ok()?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_labels(ticks)
+            .y_label_formatter(&|v: &f64| {
+                if integer {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.1}")
+                }
+            })
+            .y_desc(y_label)
+            .label_style((FONT, LABEL_PX))
+            .axis_desc_style((FONT, LABEL_PX))
+            .draw()
+            .ok()?;
+        for (i, bar) in bars.iter().enumerate() {
+            let x0 = i as f64 + 0.15;
+            let x1 = i as f64 + 0.85;
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x0, 0.0), (x1, bar.value)],
+                    bar.colour.filled(),
+                )))
+                .ok()?;
+            let label_style = (FONT, if n > 4 { LABEL_PX - 1 } else { LABEL_PX })
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Bottom));
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    bar.label.clone(),
+                    (i as f64 + 0.5, bar.value + bar.stacked),
+                    label_style,
+                )))
+                .ok()?;
+            if bar.stacked > 0.0 {
+                let light = bar.colour.mix(0.45).to_rgba().into_rgb();
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x0, bar.value), (x1, bar.value + bar.stacked)],
+                        light.filled(),
+                    )))
+                    .ok()?;
+            }
+        }
+        root.present().ok()?;
+    }
+    Some(svg)
+}
+
+/// A tick label with at most three significant digits and no float noise: `0.9`, `12`,
+/// `0.25`, `1200`.
+pub(super) fn short_number(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return "0".into();
+    }
+    let digits = (2 - v.abs().log10().floor() as i32).max(0) as usize;
+    let text = format!("{v:.digits$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+pub(super) trait IntoRgb {
+    fn into_rgb(self) -> RGBColor;
+}
+
+impl IntoRgb for RGBAColor {
+    fn into_rgb(self) -> RGBColor {
+        // Blend with white by the alpha, so the lighter shade needs no transparency.
+        let blend = |c: u8| (f64::from(c) * self.3 + 255.0 * (1.0 - self.3)).round() as u8;
+        RGBColor(blend(self.0), blend(self.1), blend(self.2))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_labels_have_no_float_noise() {
+        assert_eq!(short_number(0.9000000001), "0.9");
+        assert_eq!(short_number(0.25), "0.25");
+        assert_eq!(short_number(12.0), "12");
+        assert_eq!(short_number(1234.0), "1234");
+        assert_eq!(short_number(0.0), "0");
+    }
+
+    #[test]
+    fn colours_parse() {
+        assert_eq!(rgb("#d9480f"), RGBColor(0xd9, 0x48, 0x0f));
+    }
+}
