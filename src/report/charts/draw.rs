@@ -126,22 +126,24 @@ where
     X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
     Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
 {
-    for s in series {
-        let width = if s.thin { 1 } else { 3 };
+    for (index, s) in series.iter().enumerate() {
+        let width = stroke_width(index, series.len(), s.thin);
         let style = s.colour.stroke_width(width);
-        let legend_colour = s.colour;
+        let (colour, mark) = (s.colour, Mark::of(index));
         chart
             .draw_series(LineSeries::new(s.points.iter().copied(), style))
             .ok()?
             .label(s.name.clone())
             .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], legend_colour.stroke_width(width))
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (22, 0)], colour.stroke_width(width))
+                    + mark.element((11, 0), colour)
             });
         chart
             .draw_series(
                 s.points
                     .iter()
-                    .map(|&p| Circle::new(p, 3, s.colour.filled())),
+                    .map(|&p| EmptyElement::at(p) + mark.element((0, 0), colour)),
             )
             .ok()?;
         let bar_style = s.colour.stroke_width(2);
@@ -159,6 +161,51 @@ where
         .position(legend)
         .draw()
         .ok()
+}
+
+/// The stroke of the `index`-th of `count` lines: each is drawn 2 px wider than the one
+/// drawn over it (at most 4 px more than the top one), so a line hidden by an equal one
+/// still shows as its border.
+fn stroke_width(index: usize, count: usize, thin: bool) -> u32 {
+    if thin {
+        return 1;
+    }
+    let above = count.saturating_sub(index + 1).min(2) as u32;
+    3 + 2 * above
+}
+
+/// The shape each series marks its points with, by its place in the legend, so equal
+/// series still show each other's points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Circle,
+    Square,
+    Triangle,
+    Cross,
+}
+
+impl Mark {
+    fn of(index: usize) -> Mark {
+        [Mark::Circle, Mark::Square, Mark::Triangle, Mark::Cross][index % 4]
+    }
+
+    /// The mark at `at` (pixels from its anchor), hollow for every shape but the circle
+    /// so one drawn over another leaves it visible.
+    fn element<DB: DrawingBackend>(
+        self,
+        at: (i32, i32),
+        colour: RGBColor,
+    ) -> DynElement<'static, DB, (i32, i32)> {
+        let outline = colour.stroke_width(2);
+        match self {
+            Mark::Circle => Circle::new(at, 4, colour.filled()).into_dyn(),
+            Mark::Square => {
+                Rectangle::new([(at.0 - 5, at.1 - 5), (at.0 + 5, at.1 + 5)], outline).into_dyn()
+            }
+            Mark::Triangle => TriangleMarker::new(at, 7, outline).into_dyn(),
+            Mark::Cross => Cross::new(at, 5, outline).into_dyn(),
+        }
+    }
 }
 
 pub(super) fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
@@ -279,6 +326,19 @@ mod tests {
         assert_eq!(short_number(12.0), "12");
         assert_eq!(short_number(1234.0), "1234");
         assert_eq!(short_number(0.0), "0");
+    }
+
+    #[test]
+    fn lower_lines_are_wider_and_every_series_has_its_own_mark() {
+        let widths: Vec<u32> = (0..4).map(|i| stroke_width(i, 4, false)).collect();
+        assert_eq!(widths, [7, 7, 5, 3]);
+        assert_eq!(stroke_width(0, 1, false), 3, "a lone line is not widened");
+        assert_eq!(stroke_width(0, 3, true), 1);
+        let marks: Vec<Mark> = (0..4).map(Mark::of).collect();
+        assert!(marks
+            .iter()
+            .enumerate()
+            .all(|(i, m)| !marks[..i].contains(m)));
     }
 
     #[test]
