@@ -126,10 +126,18 @@ where
     X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
     Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
 {
-    for (index, s) in series.iter().enumerate() {
-        let width = stroke_width(index, series.len(), s.thin);
+    // A cut's series (p50 and p99 of one colour) share its width and its mark.
+    let mut cuts: Vec<RGBColor> = Vec::new();
+    for s in series {
+        if !cuts.contains(&s.colour) {
+            cuts.push(s.colour);
+        }
+    }
+    for s in series {
+        let cut = cuts.iter().position(|c| *c == s.colour).unwrap_or(0);
+        let width = stroke_width(cut, cuts.len(), s.thin);
         let style = s.colour.stroke_width(width);
-        let (colour, mark) = (s.colour, Mark::of(index));
+        let (colour, mark) = (s.colour, Mark::of(cut));
         chart
             .draw_series(LineSeries::new(s.points.iter().copied(), style))
             .ok()?
@@ -163,7 +171,7 @@ where
         .ok()
 }
 
-/// The stroke of the `index`-th of `count` lines: each is drawn 2 px wider than the one
+/// The stroke of the lines of the `index`-th of `count` cuts: each is drawn 2 px wider than the one
 /// drawn over it (at most 4 px more than the top one), so a line hidden by an equal one
 /// still shows as its border.
 fn stroke_width(index: usize, count: usize, thin: bool) -> u32 {
@@ -174,8 +182,8 @@ fn stroke_width(index: usize, count: usize, thin: bool) -> u32 {
     3 + 2 * above
 }
 
-/// The shape each series marks its points with, by its place in the legend, so equal
-/// series still show each other's points.
+/// The shape each cut's series mark their points with, by the cut's place in the legend,
+/// so equal series still show each other's points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mark {
     Circle,
