@@ -1,6 +1,7 @@
 //! Deploy cost on real processes: CPU per request adds up over units, RSS comes from the
 //! units' own /proc entries (a unit made to grow shows it), blast radius follows the plan,
-//! and a nano unit redeployed under load drains, restarts and leaves nothing behind.
+//! a nano unit redeployed under load drains, restarts and leaves nothing behind, and a
+//! replicated unit is replaced one replica at a time.
 
 mod common;
 
@@ -102,6 +103,78 @@ async fn nano_redeploy_under_load_drains_restarts_and_counts() {
         wait_for_no_processes(&options.run_id, Duration::from_secs(5)),
         Vec::<u32>::new()
     );
+}
+
+/// A replicated unit is replaced one replica at a time: after the first wave, replica 0
+/// runs a new process while replica 1's original one still serves; the second wave
+/// replaces it. Replacing every replica at once (as before) leaves no original running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicated_unit_is_redeployed_one_replica_at_a_time() {
+    let mut source = scenario::load(&fixture("tiny.toml")).unwrap();
+    for service in &mut source.scenario.services {
+        service.replicas = if service.name == "back" { 2 } else { 1 };
+    }
+    let mut live = deploy(&source.scenario, Architecture::Micro, "rolling").await;
+    let back = live.plan.unit_of("lookup").expect("back's unit");
+    let replicas = |live: &grainbench::launch::LiveDeployment| -> Vec<(u32, u32)> {
+        let mut found: Vec<(u32, u32)> = live
+            .units
+            .iter()
+            .filter(|u| u.planned == back)
+            .map(|u| (u.replica, u.pid))
+            .collect();
+        found.sort();
+        found
+    };
+    let original = replicas(&live);
+    assert_eq!(original.len(), 2, "{original:?}");
+    let mut after_each_wave = Vec::new();
+    let redeployed = live
+        .redeploy(&[back], |live| {
+            let now = replicas(live);
+            let originals_alive: Vec<bool> = original
+                .iter()
+                .map(|&(_, pid)| cost::usage(pid).is_some())
+                .collect();
+            after_each_wave.push((now, originals_alive));
+        })
+        .await
+        .expect("the redeploy succeeds");
+    assert_eq!(redeployed.waves, 2);
+    assert_eq!(redeployed.old_endings, ["exit code 0", "exit code 0"]);
+    assert_eq!(after_each_wave.len(), 2, "{after_each_wave:?}");
+    let (first, alive) = &after_each_wave[0];
+    assert_ne!(
+        first[0].1, original[0].1,
+        "replica 0 replaced in the first wave"
+    );
+    assert_eq!(
+        first[1].1, original[1].1,
+        "replica 1 untouched in the first wave"
+    );
+    assert_eq!(
+        alive,
+        &[false, true],
+        "replica 1's original process still serves"
+    );
+    let (second, alive) = &after_each_wave[1];
+    assert_ne!(
+        second[1].1, original[1].1,
+        "replica 1 replaced in the second wave"
+    );
+    assert_eq!(alive, &[false, false]);
+    // Both replacements serve.
+    let client = grain_runtime::client::HttpClient::new(Duration::from_secs(2));
+    for unit in live.units.iter().filter(|u| u.planned == back) {
+        let status = client
+            .get_status(&unit.addr, grain_runtime::wire::HEALTH_PATH)
+            .await
+            .unwrap();
+        assert!(status.is_success(), "{}: {status}", unit.name);
+    }
+    let run_id = live.options.run_id.clone();
+    live.shutdown().await;
+    assert!(wait_for_no_processes(&run_id, Duration::from_secs(5)).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

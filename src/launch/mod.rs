@@ -279,9 +279,12 @@ pub struct Redeployed {
     pub old_pids: Vec<u32>,
     /// How each stopped process ended (`exit code 0` after a graceful drain).
     pub old_endings: Vec<String>,
-    /// From SIGTERM to the old processes having drained and exited.
+    /// Waves of the rolling update: 1 when every unit runs one process, else the most
+    /// replicas of any unit replaced.
+    pub waves: usize,
+    /// From the first SIGTERM to the last wave's old processes having drained and exited.
     pub drained_after: Duration,
-    /// From SIGTERM to every replacement ready and routed.
+    /// From the first SIGTERM to every replacement ready and routed.
     pub ready_after: Duration,
     /// When the redeploy began.
     pub started: Instant,
@@ -302,9 +305,15 @@ impl LiveDeployment {
 
     /// Sends every unit the current addresses, network and faults.
     async fn resend_routes(&mut self) -> Result<(), LaunchError> {
+        let routes = self.routes();
+        send_routes(&mut self.units, &routes).await
+    }
+
+    /// The current addresses, network and faults, as every unit is sent them.
+    fn routes(&self) -> Routes {
         let mut routes = self.plan.routes(&self.processes(), &self.options.network);
         routes.faults = self.faults.clone();
-        send_routes(&mut self.units, &routes).await
+        routes
     }
 
     /// Each planned unit's processes, as callers reach them.
@@ -386,32 +395,81 @@ impl LiveDeployment {
             self.units[index] =
                 wait_for_address(unit, stdout, deadline, self.options.ready_timeout).await?;
         }
-        self.resend_routes().await?;
-        // Readiness is polled on the replacements only; the others kept serving.
+        // Like an orchestrator's readiness gate: the replacements get their routes and
+        // must answer /health before any other unit is routed to them.
+        let routes = self.routes();
+        for &index in indices {
+            send_routes(std::slice::from_mut(&mut self.units[index]), &routes).await?;
+        }
         let replacements = self
             .units
             .iter_mut()
             .enumerate()
             .filter(|(i, _)| indices.contains(i))
             .map(|(_, unit)| unit);
-        wait_until_healthy(&health, replacements, deadline, self.options.ready_timeout).await
+        wait_until_healthy(&health, replacements, deadline, self.options.ready_timeout).await?;
+        self.resend_routes().await
     }
 
-    /// Replaces the units at `planned` (all their replicas) the way a redeploy of changed
-    /// code does: SIGTERM (stop accepting, finish in-flight requests, exit), then start new
-    /// processes of the same spec, route every unit to them, and wait until they are ready.
-    pub async fn redeploy(&mut self, planned: &[usize]) -> Result<Redeployed, LaunchError> {
-        let indices = self.processes_of(planned);
-        let indices = indices.as_slice();
+    /// Replaces the units at `planned` the way a redeploy of changed code does: SIGTERM
+    /// (stop accepting, finish in-flight requests, exit), then new processes of the same
+    /// spec, each ready before anyone is routed to it. A unit that runs as one process is
+    /// replaced at once; a replicated one one replica at a time (a rolling update: replica
+    /// `r` of every unit in wave `r`), its other replicas serving meanwhile. `rerouted` runs
+    /// after each wave, for callers outside the units (the driver).
+    pub async fn redeploy(
+        &mut self,
+        planned: &[usize],
+        mut rerouted: impl FnMut(&LiveDeployment),
+    ) -> Result<Redeployed, LaunchError> {
         let started = Instant::now();
-        let mut old_pids = Vec::new();
-        for &index in indices {
-            let unit = &mut self.units[index];
-            old_pids.push(unit.pid);
-            // SAFETY: sending SIGTERM to a child process we started and still own.
-            unsafe { libc::kill(unit.pid as libc::pid_t, libc::SIGTERM) };
+        let waves = self.waves(planned);
+        let (mut old_pids, mut old_endings) = (Vec::new(), Vec::new());
+        let mut drained_after = Duration::ZERO;
+        for wave in &waves {
+            old_pids.extend(wave.iter().map(|&index| self.units[index].pid));
+            old_endings.extend(self.drain(wave).await);
+            drained_after = started.elapsed();
+            self.respawn(wave).await?;
+            rerouted(self);
         }
-        let mut old_endings = Vec::new();
+        Ok(Redeployed {
+            units: waves
+                .iter()
+                .flatten()
+                .map(|&i| self.units[i].name.clone())
+                .collect(),
+            old_pids,
+            old_endings,
+            waves: waves.len(),
+            drained_after,
+            ready_after: started.elapsed(),
+            started,
+        })
+    }
+
+    /// The processes of the units at `planned`, replica `r` of each in wave `r`.
+    fn waves(&self, planned: &[usize]) -> Vec<Vec<usize>> {
+        let mut waves: Vec<Vec<usize>> = Vec::new();
+        for index in self.processes_of(planned) {
+            let replica = self.units[index].replica as usize;
+            if waves.len() <= replica {
+                waves.resize(replica + 1, Vec::new());
+            }
+            waves[replica].push(index);
+        }
+        waves.retain(|wave| !wave.is_empty());
+        waves
+    }
+
+    /// SIGTERMs the processes at `indices` and waits for each to drain and exit (killing
+    /// it after [`DRAIN_TIMEOUT`]); how each ended.
+    async fn drain(&mut self, indices: &[usize]) -> Vec<String> {
+        for &index in indices {
+            // SAFETY: sending SIGTERM to a child process we started and still own.
+            unsafe { libc::kill(self.units[index].pid as libc::pid_t, libc::SIGTERM) };
+        }
+        let mut endings = Vec::new();
         for &index in indices {
             let unit = &mut self.units[index];
             let ending = match tokio::time::timeout(DRAIN_TIMEOUT, unit.child.wait()).await {
@@ -422,21 +480,9 @@ impl LiveDeployment {
                     format!("killed after not draining within {DRAIN_TIMEOUT:?}")
                 }
             };
-            old_endings.push(ending);
+            endings.push(ending);
         }
-        let drained_after = started.elapsed();
-        self.respawn(indices).await?;
-        Ok(Redeployed {
-            units: indices
-                .iter()
-                .map(|&i| self.units[i].name.clone())
-                .collect(),
-            old_pids,
-            old_endings,
-            drained_after,
-            ready_after: started.elapsed(),
-            started,
-        })
+        endings
     }
 
     /// The first unit found to have exited, if any.

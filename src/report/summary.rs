@@ -93,9 +93,7 @@ fn render_deploy_cost(out: &mut String, m: &ReportModel) {
                 .map_or("-".to_string(), |r| {
                     format!(
                         "{} unit(s) {} ms, {} failed",
-                        r.units.split(", ").count(),
-                        r.ready_ms,
-                        r.window_failed
+                        r.processes, r.ready_ms, r.window_failed
                     )
                 });
         let _ = writeln!(

@@ -277,8 +277,16 @@ pub struct RedeployResult {
     pub old_processes_left: usize,
     /// How each old process ended (`exit code 0` after a graceful drain).
     pub old_endings: Vec<String>,
+    /// Waves of the replacement: 1 when each unit runs one process (all replaced at once),
+    /// else one per replica (a rolling update). Files from before it say nothing: 1.
+    #[serde(default = "one_wave")]
+    pub waves: usize,
     /// The step the redeploy ran in.
     pub step: Box<StepResult>,
+}
+
+fn one_wave() -> usize {
+    1
 }
 
 /// The saturation point of a rate sweep.

@@ -7,7 +7,7 @@ use super::RunError;
 use crate::cost;
 use crate::driver::engine::Schedule;
 use crate::driver::{self, Sample, Target};
-use crate::launch::{LaunchError, LiveDeployment, Redeployed};
+use crate::launch::{LiveDeployment, Redeployed};
 use crate::results::{Percentiles, RedeployResult, StepResult};
 use std::time::{Duration, Instant};
 
@@ -39,10 +39,10 @@ impl ArchRun<'_> {
         let step = self.measured_step(architecture.clone(), pids, targets, &config, index);
         let redeploy = async {
             tokio::time::sleep(redeploy_after).await;
-            let redeploy = live.redeploy(&units).await?;
-            // The driver's next connections to a moved entrypoint go to its new address.
-            super::arch::retarget(live, targets);
-            Ok::<_, LaunchError>(redeploy)
+            // After each wave the driver's next connections to a moved entrypoint go to
+            // its new address.
+            live.redeploy(&units, |live| super::arch::retarget(live, targets))
+                .await
         };
         let (measured, redeployed) = tokio::join!(step, redeploy);
         let (measurement, usage, noise) = measured?;
@@ -129,6 +129,7 @@ fn redeploy_result(
             .filter(|pid| cost::usage(**pid).is_some())
             .count(),
         old_endings: redeploy.old_endings.clone(),
+        waves: redeploy.waves,
         step: Box::new(step),
     }
 }

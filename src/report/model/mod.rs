@@ -195,7 +195,11 @@ pub struct RedeployRow {
     pub arch: String,
     pub colour: String,
     pub operation: String,
+    /// The processes replaced, by name.
     pub units: String,
+    pub processes: usize,
+    /// "all at once", or how many waves a rolling update of replicas took.
+    pub rollout: String,
     pub rate: u32,
     pub drained_ms: String,
     pub ready_ms: String,

@@ -189,6 +189,11 @@ pub(super) fn redeploy_rows(results: &RunResults) -> Vec<RedeployRow> {
                 colour: colour(&name).into(),
                 operation: r.operation.clone(),
                 units: r.units.join(", "),
+                processes: r.units.len(),
+                rollout: match r.waves {
+                    0 | 1 => "all at once".into(),
+                    waves => format!("rolling: one replica at a time, {waves} waves"),
+                },
                 rate: r.rate_rps,
                 drained_ms: format!("{:.1}", r.drained_ms),
                 ready_ms: format!("{:.1}", r.ready_ms),
