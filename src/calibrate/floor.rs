@@ -9,6 +9,8 @@
 //! Both are read from the kernel's per-thread CPU clock, the clock of the driver's own
 //! figure, so "driver / floor" says how much of the driver's CPU per request is its own
 //! work and how much any client pays on this machine for waking up and using loopback TCP.
+//! The least client's latency (its write to the reply's last byte) sits beside the
+//! driver's own from the actual send: what any client waking for a reply would measure.
 
 use super::{ping_body, round2};
 use crate::driver::engine::EngineTarget;
@@ -38,6 +40,8 @@ pub struct Floor {
     /// CPU per request of the least client (sleep, write, blocking read), µs.
     pub client_cpu_us: f64,
     pub client_requests: u64,
+    /// The least client's latency, µs: from its write to the reply's last byte read.
+    pub client_latency_us: Percentiles,
     /// The driver's open-loop CPU per request over the least client's (set by the caller).
     pub driver_to_floor_ratio: f64,
 }
@@ -48,15 +52,16 @@ pub fn measure(addr: &str, rate: u32, duration: Duration) -> Result<Floor, Strin
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
     let count = (duration.as_secs_f64() * f64::from(rate)).round().max(1.0) as u64;
     let (wake_cpu, late) = sleep_only(interval, count);
-    let client_cpu = least_client(addr, interval, count)?;
+    let client = least_client(addr, interval, count)?;
     let per = |cpu: Duration| round2(cpu.as_secs_f64() * 1e6 / count as f64);
     Ok(Floor {
         rate,
         duration_s: duration.as_secs_f64(),
         wake_cpu_us: per(wake_cpu),
         wake_late_us: Percentiles::of(&late),
-        client_cpu_us: per(client_cpu),
+        client_cpu_us: per(client.cpu),
         client_requests: count,
+        client_latency_us: Percentiles::of(&client.latency),
         driver_to_floor_ratio: 0.0,
     })
 }
@@ -75,9 +80,16 @@ fn sleep_only(interval: Duration, count: u64) -> (Duration, hdrhistogram::Histog
     (thread_cpu_time().saturating_sub(cpu_before), late)
 }
 
+/// What the least client measured of its requests after [`CLIENT_WARMUP`].
+struct Client {
+    cpu: Duration,
+    /// µs from each write to its reply's last byte.
+    latency: hdrhistogram::Histogram<u64>,
+}
+
 /// Sends `count` requests `interval` apart on one blocking connection, each after the
-/// previous reply; returns the CPU of the measured ones (after [`CLIENT_WARMUP`]).
-fn least_client(addr: &str, interval: Duration, count: u64) -> Result<Duration, String> {
+/// previous reply; the CPU and latency of the measured ones (after [`CLIENT_WARMUP`]).
+fn least_client(addr: &str, interval: Duration, count: u64) -> Result<Client, String> {
     let fail = |what: &str, e: std::io::Error| format!("the least client could not {what}: {e}");
     let mut stream = TcpStream::connect(addr).map_err(|e| fail("connect", e))?;
     stream
@@ -88,6 +100,7 @@ fn least_client(addr: &str, interval: Duration, count: u64) -> Result<Duration, 
         .map_err(|e| fail("set a read timeout", e))?;
     let request = ping_request(addr)?;
     let mut reply = Vec::with_capacity(1024);
+    let mut latency = new_histogram();
     let start = Instant::now() + interval;
     let mut cpu_before = thread_cpu_time();
     for i in 0..CLIENT_WARMUP + count {
@@ -95,10 +108,17 @@ fn least_client(addr: &str, interval: Duration, count: u64) -> Result<Duration, 
             cpu_before = thread_cpu_time();
         }
         sleep_until(start + interval.mul_f64(i as f64));
+        let sent = Instant::now();
         stream.write_all(&request).map_err(|e| fail("send", e))?;
         read_reply(&mut stream, &mut reply)?;
+        if i >= CLIENT_WARMUP {
+            let _ = latency.record(sent.elapsed().as_micros().max(1) as u64);
+        }
     }
-    Ok(thread_cpu_time().saturating_sub(cpu_before))
+    Ok(Client {
+        cpu: thread_cpu_time().saturating_sub(cpu_before),
+        latency,
+    })
 }
 
 /// The calibration's request, byte for byte as the driver sends it.
@@ -199,8 +219,13 @@ mod tests {
             }
             seen
         });
-        let cpu = least_client(&addr, Duration::from_micros(200), count).unwrap();
-        assert!(cpu > Duration::ZERO);
+        let client = least_client(&addr, Duration::from_micros(200), count).unwrap();
+        assert!(client.cpu > Duration::ZERO);
+        assert_eq!(
+            client.latency.len(),
+            count,
+            "one latency per measured request"
+        );
         // The client hangs up when it returns; the server then counts what it served.
         assert_eq!(server.join().unwrap(), CLIENT_WARMUP + count);
     }

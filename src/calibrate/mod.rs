@@ -57,7 +57,10 @@ pub struct Calibration {
     pub connections: usize,
     pub achieved_rps: f64,
     pub send_lag_us: Percentiles,
+    /// From each request's intended send time (what every step reports).
     pub latency_us: Percentiles,
+    /// From its actual send: the figure the least client's latency compares with.
+    pub latency_from_send_us: Percentiles,
     pub driver_cpu_us_per_request: f64,
     /// The spin window the open loop learned, µs, and the share of its CPU spent spinning.
     pub spin_window_us: f64,
@@ -280,6 +283,7 @@ async fn measure(options: &CalibrateOptions, addr: &str) -> Result<Calibration, 
         achieved_rps: round2(open.achieved_rps),
         send_lag_us: Percentiles::of(&open.send_lag),
         latency_us: Percentiles::of(&open.overall.corrected),
+        latency_from_send_us: Percentiles::of(&open.overall.uncorrected),
         driver_cpu_us_per_request: round2(per_request(&open)),
         spin_window_us: round2(open.engine.spin_window.as_secs_f64() * 1e6),
         spin_share: round2(
@@ -342,7 +346,7 @@ pub fn render(c: &Calibration) -> String {
         (None, None) => {}
     }
     match (&c.floor, &c.floor_note) {
-        (Some(f), _) => out.push_str(&render_floor(f, c.driver_cpu_us_per_request)),
+        (Some(f), _) => out.push_str(&render_floor(f, c)),
         (None, Some(note)) => out.push_str(&format!("floor: not measured — {note}\n")),
         (None, None) => {}
     }
@@ -354,11 +358,13 @@ pub fn render(c: &Calibration) -> String {
     out
 }
 
-fn render_floor(f: &Floor, driver_us: f64) -> String {
+fn render_floor(f: &Floor, c: &Calibration) -> String {
     format!(
-        "this machine's floor at {} req/s (no driver; {:.0} s each): a thread that only sleeps until each due time spends {:.2} µs of CPU per wake-up (late p50 {} µs, p99 {} µs); the least client (one connection: sleep, write, block for the reply) spends {:.2} µs per request\n  driver open loop / least client: {:.2}× ({:.2} against {:.2} µs)\n",
+        "this machine's floor at {} req/s (no driver; {:.0} s each): a thread that only sleeps until each due time spends {:.2} µs of CPU per wake-up (late p50 {} µs, p99 {} µs); the least client (one connection: sleep, write, block for the reply) spends {:.2} µs per request\n  driver open loop / least client: {:.2}× ({:.2} against {:.2} µs)\n  latency from the actual send: driver p50 {} µs, p99 {} µs; least client p50 {} µs, p99 {} µs\n",
         f.rate, f.duration_s, f.wake_cpu_us, f.wake_late_us.p50, f.wake_late_us.p99,
-        f.client_cpu_us, f.driver_to_floor_ratio, driver_us, f.client_cpu_us,
+        f.client_cpu_us, f.driver_to_floor_ratio, c.driver_cpu_us_per_request, f.client_cpu_us,
+        c.latency_from_send_us.p50, c.latency_from_send_us.p99,
+        f.client_latency_us.p50, f.client_latency_us.p99,
     )
 }
 
