@@ -17,7 +17,8 @@
 //! - [`results`]: the results.json contract (plain, versioned data; read by `report`)
 //! - [`report`]: one view model of the results, rendered as the terminal summary and the HTML page
 //! - [`stats`]: confidence intervals over repeated rounds (figures, ratios, changes)
-//! - [`calibrate`]: the driver's efficiency benchmark (send lag, CPU per request, wrk beside it)
+//! - [`calibrate`]: the driver's efficiency benchmark (send lag, CPU per request, wrk beside it,
+//!   and this machine's floor: a bare wake-up and the least client at the same rate)
 //! - [`capacity`]: the driver's own capacity, the highest open-loop rate it holds (a ramp)
 //! - [`run`]: the whole pipeline for one scenario, architecture by architecture
 //! - [`export`]: a cut written as Kubernetes manifests or a compose file, to run elsewhere
