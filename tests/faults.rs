@@ -1,7 +1,7 @@
 //! Faults under load, on real unit processes: a killed unit fails only the entrypoints
 //! whose calls reach it, its failures are blamed on it, it is restarted, and nothing is
 //! left behind; replicas with retries mask the same kill; a freeze shorter than the call
-//! timeout costs latency, not requests.
+//! timeout costs latency, not requests; a failure's reply reports the hops made before it.
 
 mod common;
 
@@ -164,4 +164,57 @@ async fn retries_without_a_budget_amplify_hops_and_a_budget_holds_them_back() {
         "failures are blamed on the failing unit: {:?}",
         storm.blamed
     );
+}
+
+/// A request that fails downstream still reports the hops made before the failure, so a
+/// caller that retries it counts what the failed attempt cost: `buy` (nano) calls `lookup`
+/// (which reads its state), then `price` (which reads its state) and `store` in parallel;
+/// `store` fails, so `buy` answers 502 having made 3 service and 2 state hops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_reply_reports_the_hops_made_before_it() {
+    use grain_runtime::client::{CallError, HttpClient};
+    use grain_runtime::model::ReplyFault;
+    use grain_runtime::wire::{encode_request, op_path, Hops};
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let mut live = deploy(&source.scenario, Architecture::Nano, "failure-hops").await;
+    let always = ReplyFault {
+        delay_ms: 0.0,
+        fail_probability: 1.0,
+    };
+    live.set_faults([("nano-store".to_string(), always)].into())
+        .await
+        .unwrap();
+    let params = [("user".to_string(), 1), ("order".to_string(), 1)].into();
+    let client = HttpClient::new(Duration::from_secs(5));
+    let failed = client
+        .post(
+            live.addr_of("buy").unwrap(),
+            &op_path("buy"),
+            encode_request(&params, 300).into(),
+        )
+        .await
+        .expect_err("store always fails");
+    match failed {
+        CallError::Status {
+            status,
+            failed_unit,
+            hops,
+            ..
+        } => {
+            assert_eq!(status, 502);
+            assert_eq!(failed_unit.as_deref(), Some("nano-store"));
+            assert_eq!(
+                hops,
+                Hops {
+                    service: 3,
+                    state: 2
+                },
+                "lookup, price and the failed store call; lookup's and price's reads"
+            );
+        }
+        other => panic!("expected a 502, got {other}"),
+    }
+    let run_id = live.options.run_id.clone();
+    live.shutdown().await;
+    assert!(wait_for_no_processes(&run_id, Duration::from_secs(5)).is_empty());
 }

@@ -32,6 +32,8 @@ pub enum CallError {
         body: String,
         /// The process the reply blames ([`FAILED_UNIT_HEADER`]), when it names one.
         failed_unit: Option<String>,
+        /// Hops the callee made downstream before it failed (its hop headers; none: 0).
+        hops: Hops,
     },
     #[error("request to {addr} failed: {detail}")]
     Io { addr: String, detail: String },
@@ -205,6 +207,7 @@ impl HttpClient {
                 status: parts.status.as_u16(),
                 body: String::from_utf8_lossy(&body).chars().take(300).collect(),
                 failed_unit: header_str(&parts.headers, FAILED_UNIT_HEADER).map(str::to_string),
+                hops: hops_from_headers(&parts.headers),
             });
         }
         Ok(Reply {

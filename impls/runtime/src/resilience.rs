@@ -75,7 +75,8 @@ impl Resilience {
 #[derive(Debug)]
 pub struct Answered {
     pub reply: Reply,
-    /// Hops of the failed attempts that reached a callee (one each).
+    /// Hops of the failed attempts that reached a callee: one each, and what each callee
+    /// reported it made downstream before failing.
     pub wasted: Hops,
     pub retries: u32,
 }
@@ -245,6 +246,7 @@ impl Caller {
                     status: 503,
                     body: format!("circuit breaker open on {unit}"),
                     failed_unit: Some(unit.clone()),
+                    hops: Hops::default(),
                 };
                 return Err(Failed {
                     error,
@@ -278,6 +280,10 @@ impl Caller {
             refused_in_a_row = 0;
             if !refused {
                 wasted += hop;
+            }
+            if let CallError::Status { hops, .. } = &error {
+                // What the callee did downstream before failing was spent too.
+                wasted += *hops;
             }
             self.breaker_record(target, false);
             let failed_unit = match &error {
@@ -400,5 +406,68 @@ mod tests {
         assert!(matches!(failed.error, CallError::Connect { .. }));
         assert!(failed.failed_unit.starts_with("u#"));
         assert_eq!(failed.wasted, Hops::default(), "refusals reach no callee");
+    }
+
+    /// A retried attempt that failed after the callee had made hops of its own counts
+    /// them: one hop for the attempt plus what its failure reply reported.
+    #[tokio::test]
+    async fn a_failed_attempt_counts_the_hops_its_callee_made_before_failing() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let replies = [
+                "HTTP/1.1 502 Bad Gateway\r\ncontent-length: 4\r\nx-grain-service-hops: 3\r\nx-grain-state-hops: 2\r\nx-grain-failed-unit: deep\r\n\r\nfail",
+                "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-grain-service-hops: 4\r\nx-grain-state-hops: 2\r\nx-grain-digest: 00000000000000ff\r\n\r\nok",
+            ];
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            for reply in replies {
+                let _ = conn.read(&mut buf).await.unwrap();
+                conn.write_all(reply.as_bytes()).await.unwrap();
+            }
+        });
+        let policy = Resilience {
+            retries: 1,
+            retry_budget_percent: None,
+            backoff_ms: 0.0,
+            ..Resilience::default()
+        };
+        let caller = Caller::new(HttpClient::new(Duration::from_secs(2)), policy);
+        let hop = Hops {
+            service: 1,
+            state: 0,
+        };
+        let replicas = [Endpoint {
+            unit: "callee".into(),
+            addr,
+        }];
+        let answered = caller
+            .call(
+                &NetworkModel::loopback(),
+                "op",
+                &replicas,
+                "/op/x",
+                Bytes::new(),
+                hop,
+            )
+            .await
+            .expect("the retry succeeds");
+        assert_eq!(answered.retries, 1);
+        assert_eq!(
+            answered.wasted,
+            Hops {
+                service: 1 + 3,
+                state: 2
+            },
+            "the failed attempt's hop and the callee's hops before it failed"
+        );
+        assert_eq!(
+            answered.reply.downstream_hops,
+            Hops {
+                service: 4,
+                state: 2
+            }
+        );
     }
 }

@@ -154,8 +154,11 @@ impl ServiceUnit {
                 return (StatusCode::BAD_REQUEST, message).into_response();
             }
         };
-        match self.execute(op, &request.params).await {
-            Ok(outcome) => reply(op, &self.hosted[op], outcome),
+        // Hops made before a failure are still reported, so callers that retry count
+        // what the failed attempt cost downstream.
+        let mut hops = Hops::default();
+        match self.execute(op, &request.params, &mut hops).await {
+            Ok(digest) => reply(op, &self.hosted[op], Outcome { digest, hops }),
             Err(error) => {
                 tracing::debug!(unit = %self.name, %error, "operation failed");
                 let blamed = match &error {
@@ -163,7 +166,7 @@ impl ServiceUnit {
                     _ => self.name.clone(),
                 };
                 let message = format!("unit {}: {error}", self.name);
-                let mut headers = HeaderMap::new();
+                let mut headers = hop_headers(hops);
                 if let Ok(value) = HeaderValue::from_str(&blamed) {
                     headers.insert(FAILED_UNIT_HEADER, value);
                 }
@@ -172,16 +175,18 @@ impl ServiceUnit {
         }
     }
 
-    /// Calls `op`: locally when hosted here, otherwise over HTTP (one service hop).
+    /// Calls `op`: locally when hosted here, otherwise over HTTP (one service hop); adds
+    /// the hops it made to `hops`, whether it succeeds or not. Its result's digest.
     fn invoke<'a>(
         self: &'a Arc<Self>,
         caller: &'a str,
         op: &'a str,
         params: &'a BTreeMap<String, u64>,
-    ) -> BoxFuture<'a, Result<Outcome, OpError>> {
+        hops: &'a mut Hops,
+    ) -> BoxFuture<'a, Result<u64, OpError>> {
         Box::pin(async move {
             if self.hosted.contains_key(op) {
-                return self.execute(op, params).await;
+                return self.execute(op, params, hops).await;
             }
             let routes = self.routes.current();
             let replicas = routes.operations.get(op).ok_or_else(|| OpError::NoRoute {
@@ -195,34 +200,37 @@ impl ServiceUnit {
                 .caller
                 .call(network, op, replicas, &op_path(op), body, SERVICE_HOP)
                 .await
-                .map_err(|failed| OpError::Downstream {
-                    op: caller.to_string(),
-                    failed,
+                .map_err(|failed| {
+                    *hops += failed.wasted;
+                    OpError::Downstream {
+                        op: caller.to_string(),
+                        failed,
+                    }
                 })?;
             let reply = answered.reply;
-            let digest = reply
+            *hops += reply.downstream_hops;
+            *hops += SERVICE_HOP;
+            *hops += answered.wasted;
+            reply
                 .digest
                 .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
                 .ok_or_else(|| OpError::BadReply {
                     op: caller.to_string(),
                     target: op.to_string(),
                     detail: "missing or malformed digest header".into(),
-                })?;
-            let mut hops = reply.downstream_hops;
-            hops += SERVICE_HOP;
-            hops += answered.wasted;
-            Ok(Outcome { digest, hops })
+                })
         })
     }
 
     /// Runs a hosted operation: reads, CPU work, downstream calls, writes.
+    /// Adds every hop it makes to `hops`, those before a failure included; its digest.
     async fn execute(
         self: &Arc<Self>,
         op: &str,
         params: &BTreeMap<String, u64>,
-    ) -> Result<Outcome, OpError> {
+        hops: &mut Hops,
+    ) -> Result<u64, OpError> {
         let def = &self.hosted[op];
-        let mut hops = Hops::default();
         let mut digest = Digest::new();
         digest.add(op.as_bytes());
         for (name, value) in params {
@@ -230,7 +238,7 @@ impl ServiceUnit {
         }
 
         let keys: Vec<String> = def.reads.iter().map(|key| key.render(params)).collect();
-        for (key, value) in keys.iter().zip(self.read(def, &keys, &mut hops).await?) {
+        for (key, value) in keys.iter().zip(self.read(def, &keys, hops).await?) {
             digest.add(key.as_bytes());
             digest.add(value.as_deref().unwrap_or("\u{2205}").as_bytes());
         }
@@ -238,14 +246,19 @@ impl ServiceUnit {
         std::hint::black_box(work::burn(def.cpu_us, self.iterations_per_us));
 
         for step in &def.calls {
-            let calls = step
-                .callees()
+            let callees = step.callees();
+            let mut made = vec![Hops::default(); callees.len()];
+            let calls = callees
                 .iter()
-                .map(|callee| self.invoke(op, callee, params));
-            for outcome in join_all(calls).await {
-                let outcome = outcome?;
-                digest.add(&outcome.digest.to_le_bytes());
-                hops += outcome.hops;
+                .zip(made.iter_mut())
+                .map(|(callee, made)| self.invoke(op, callee, params, made));
+            let results = join_all(calls).await;
+            // Parallel calls all ran: their hops count even when one of them failed.
+            for made in made {
+                *hops += made;
+            }
+            for result in results {
+                digest.add(&result?.to_le_bytes());
             }
         }
 
@@ -260,12 +273,9 @@ impl ServiceUnit {
                     (key, value)
                 })
                 .collect();
-            self.write(def, entries, &mut hops).await?;
+            self.write(def, entries, hops).await?;
         }
-        Ok(Outcome {
-            digest: digest.value(),
-            hops,
-        })
+        Ok(digest.value())
     }
 
     async fn read(
@@ -355,9 +365,12 @@ impl ServiceUnit {
                 STATE_HOP,
             )
             .await
-            .map_err(|failed| OpError::Downstream {
-                op: def.name.clone(),
-                failed,
+            .map_err(|failed| {
+                *hops += failed.wasted;
+                OpError::Downstream {
+                    op: def.name.clone(),
+                    failed,
+                }
             })?;
         *hops += STATE_HOP;
         *hops += answered.wasted;
@@ -365,12 +378,18 @@ impl ServiceUnit {
     }
 }
 
+/// The hop headers every reply carries, a failure's included.
+fn hop_headers(hops: Hops) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(SERVICE_HOPS_HEADER, HeaderValue::from(hops.service));
+    headers.insert(STATE_HOPS_HEADER, HeaderValue::from(hops.state));
+    headers
+}
+
 fn reply(op: &str, def: &OperationDef, outcome: Outcome) -> Response {
     let hex = format!("{:016x}", outcome.digest);
     let body = encode_response(hex.clone(), def.response_bytes);
-    let mut headers = HeaderMap::new();
-    headers.insert(SERVICE_HOPS_HEADER, HeaderValue::from(outcome.hops.service));
-    headers.insert(STATE_HOPS_HEADER, HeaderValue::from(outcome.hops.state));
+    let mut headers = hop_headers(outcome.hops);
     if let Ok(value) = HeaderValue::from_str(&hex) {
         headers.insert(DIGEST_HEADER, value);
     }
