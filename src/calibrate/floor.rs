@@ -39,31 +39,52 @@ pub struct Floor {
     pub wake_late_us: Percentiles,
     /// CPU per request of the least client (sleep, write, blocking read), µs.
     pub client_cpu_us: f64,
+    /// Requests the least client measured, and the rate it held: with one request at a
+    /// time it cannot keep a schedule faster than its round trip, and then its figures
+    /// are not a floor for this rate (the terminal says so).
     pub client_requests: u64,
+    pub client_achieved_rps: f64,
     /// The least client's latency, µs: from its write to the reply's last byte read.
     pub client_latency_us: Percentiles,
     /// The driver's open-loop CPU per request over the least client's (set by the caller).
     pub driver_to_floor_ratio: f64,
 }
 
-/// Measures both floors at `rate` for `duration` each, on the calling thread (it blocks).
+/// Measures both floors at `rate` for `duration` each, on the calling thread (it blocks);
+/// each part stops at twice its duration even if it fell behind.
 pub fn measure(addr: &str, rate: u32, duration: Duration) -> Result<Floor, String> {
     tighten_timer_slack();
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
     let count = (duration.as_secs_f64() * f64::from(rate)).round().max(1.0) as u64;
     let (wake_cpu, late) = sleep_only(interval, count);
-    let client = least_client(addr, interval, count)?;
-    let per = |cpu: Duration| round2(cpu.as_secs_f64() * 1e6 / count as f64);
+    let client = least_client(addr, interval, count, duration * 2)?;
+    let per = |cpu: Duration, n: u64| round2(cpu.as_secs_f64() * 1e6 / n.max(1) as f64);
     Ok(Floor {
         rate,
         duration_s: duration.as_secs_f64(),
-        wake_cpu_us: per(wake_cpu),
+        wake_cpu_us: per(wake_cpu, count),
         wake_late_us: Percentiles::of(&late),
-        client_cpu_us: per(client.cpu),
-        client_requests: count,
+        client_cpu_us: per(client.cpu, client.latency.len()),
+        client_requests: client.latency.len(),
+        client_achieved_rps: round2(
+            client.latency.len() as f64 / client.elapsed.as_secs_f64().max(1e-9),
+        ),
         client_latency_us: Percentiles::of(&client.latency),
         driver_to_floor_ratio: 0.0,
     })
+}
+
+impl Floor {
+    /// Whether the least client kept the rate (≥ 99 % of it).
+    pub fn client_held(&self) -> bool {
+        self.client_achieved_rps >= 0.99 * f64::from(self.rate)
+    }
+
+    /// Whether the sleeping thread slept at all: once a wake-up comes later than the next
+    /// due time, it runs behind and no longer sleeps, and its CPU is no wake-up's.
+    pub fn wakes_held(&self) -> bool {
+        (self.wake_late_us.p50 as f64) < 1e6 / f64::from(self.rate.max(1))
+    }
 }
 
 /// Sleeps until each of `count` due times `interval` apart; returns the CPU it took and
@@ -83,13 +104,21 @@ fn sleep_only(interval: Duration, count: u64) -> (Duration, hdrhistogram::Histog
 /// What the least client measured of its requests after [`CLIENT_WARMUP`].
 struct Client {
     cpu: Duration,
+    /// From the first measured request's due time to the last reply.
+    elapsed: Duration,
     /// µs from each write to its reply's last byte.
     latency: hdrhistogram::Histogram<u64>,
 }
 
 /// Sends `count` requests `interval` apart on one blocking connection, each after the
-/// previous reply; the CPU and latency of the measured ones (after [`CLIENT_WARMUP`]).
-fn least_client(addr: &str, interval: Duration, count: u64) -> Result<Client, String> {
+/// previous reply, stopping early once `limit` has passed since the first measured one;
+/// the CPU and latency of the measured ones (after [`CLIENT_WARMUP`]).
+fn least_client(
+    addr: &str,
+    interval: Duration,
+    count: u64,
+    limit: Duration,
+) -> Result<Client, String> {
     let fail = |what: &str, e: std::io::Error| format!("the least client could not {what}: {e}");
     let mut stream = TcpStream::connect(addr).map_err(|e| fail("connect", e))?;
     stream
@@ -103,9 +132,13 @@ fn least_client(addr: &str, interval: Duration, count: u64) -> Result<Client, St
     let mut latency = new_histogram();
     let start = Instant::now() + interval;
     let mut cpu_before = thread_cpu_time();
+    let measured_from = start + interval.mul_f64(CLIENT_WARMUP as f64);
     for i in 0..CLIENT_WARMUP + count {
         if i == CLIENT_WARMUP {
             cpu_before = thread_cpu_time();
+        }
+        if i > CLIENT_WARMUP && measured_from.elapsed() > limit {
+            break;
         }
         sleep_until(start + interval.mul_f64(i as f64));
         let sent = Instant::now();
@@ -117,6 +150,7 @@ fn least_client(addr: &str, interval: Duration, count: u64) -> Result<Client, St
     }
     Ok(Client {
         cpu: thread_cpu_time().saturating_sub(cpu_before),
+        elapsed: measured_from.elapsed(),
         latency,
     })
 }
@@ -219,7 +253,8 @@ mod tests {
             }
             seen
         });
-        let client = least_client(&addr, Duration::from_micros(200), count).unwrap();
+        let limit = Duration::from_secs(10);
+        let client = least_client(&addr, Duration::from_micros(200), count, limit).unwrap();
         assert!(client.cpu > Duration::ZERO);
         assert_eq!(
             client.latency.len(),
@@ -228,6 +263,41 @@ mod tests {
         );
         // The client hangs up when it returns; the server then counts what it served.
         assert_eq!(server.join().unwrap(), CLIENT_WARMUP + count);
+    }
+
+    /// Faster than one request at a time can go, it stops at its limit and says what it
+    /// held.
+    #[test]
+    fn a_least_client_that_cannot_keep_the_rate_stops_and_says_so() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let request = ping_request(&addr).unwrap();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.set_nodelay(true).unwrap();
+            let mut buf = vec![0u8; request.len()];
+            while conn.read_exact(&mut buf).is_ok() {
+                std::thread::sleep(Duration::from_millis(2)); // a 2 ms round trip
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+            }
+        });
+        // 10 000 req/s (100 µs apart) for 1 s, limited to 100 ms: about 50 replies.
+        let interval = Duration::from_micros(100);
+        let client = least_client(&addr, interval, 10_000, Duration::from_millis(100)).unwrap();
+        let done = client.latency.len();
+        assert!(done > 0 && done < 1_000, "{done}");
+        let floor = Floor {
+            rate: 10_000,
+            duration_s: 1.0,
+            wake_cpu_us: 0.0,
+            wake_late_us: Percentiles::default(),
+            client_cpu_us: 0.0,
+            client_requests: done,
+            client_achieved_rps: done as f64 / client.elapsed.as_secs_f64(),
+            client_latency_us: Percentiles::default(),
+            driver_to_floor_ratio: 0.0,
+        };
+        assert!(!floor.client_held(), "{}", floor.client_achieved_rps);
     }
 
     #[test]

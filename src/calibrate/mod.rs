@@ -360,9 +360,16 @@ pub fn render(c: &Calibration) -> String {
 
 fn render_floor(f: &Floor, c: &Calibration) -> String {
     format!(
-        "this machine's floor at {} req/s (no driver; {:.0} s each): a thread that only sleeps until each due time spends {:.2} µs of CPU per wake-up (late p50 {} µs, p99 {} µs); the least client (one connection: sleep, write, block for the reply) spends {:.2} µs per request\n  driver open loop / least client: {:.2}× ({:.2} against {:.2} µs)\n  latency from the actual send: driver p50 {} µs, p99 {} µs; least client p50 {} µs, p99 {} µs\n",
+        "this machine's floor at {} req/s (no driver; {:.0} s each): a thread that only sleeps until each due time spends {:.2} µs of CPU per wake-up (late p50 {} µs, p99 {} µs{}); the least client (one connection: sleep, write, block for the reply) spends {:.2} µs per request{}\n  driver open loop / least client: {:.2}× ({:.2} against {:.2} µs)\n  latency from the actual send: driver p50 {} µs, p99 {} µs; least client p50 {} µs, p99 {} µs\n",
         f.rate, f.duration_s, f.wake_cpu_us, f.wake_late_us.p50, f.wake_late_us.p99,
-        f.client_cpu_us, f.driver_to_floor_ratio, c.driver_cpu_us_per_request, f.client_cpu_us,
+        if f.wakes_held() { "" } else { ": later than the next due time, so it ran behind and hardly slept" },
+        f.client_cpu_us,
+        if f.client_held() {
+            String::new()
+        } else {
+            format!(" — but it held only {:.0} req/s (one request at a time), so at this rate it is no floor", f.client_achieved_rps)
+        },
+        f.driver_to_floor_ratio, c.driver_cpu_us_per_request, f.client_cpu_us,
         c.latency_from_send_us.p50, c.latency_from_send_us.p99,
         f.client_latency_us.p50, f.client_latency_us.p99,
     )
