@@ -46,8 +46,9 @@ pub struct Floor {
     pub client_achieved_rps: f64,
     /// The least client's latency, µs: from its write to the reply's last byte read.
     pub client_latency_us: Percentiles,
-    /// The driver's open-loop CPU per request over the least client's (set by the caller).
-    pub driver_to_floor_ratio: f64,
+    /// The driver's open-loop CPU per request over the least client's (set by the caller;
+    /// none when the least client could not keep the rate).
+    pub driver_to_floor_ratio: Option<f64>,
 }
 
 /// Measures both floors at `rate` for `duration` each, on the calling thread (it blocks);
@@ -70,7 +71,7 @@ pub fn measure(addr: &str, rate: u32, duration: Duration) -> Result<Floor, Strin
             client.latency.len() as f64 / client.elapsed.as_secs_f64().max(1e-9),
         ),
         client_latency_us: Percentiles::of(&client.latency),
-        driver_to_floor_ratio: 0.0,
+        driver_to_floor_ratio: None,
     })
 }
 
@@ -295,7 +296,7 @@ mod tests {
             client_requests: done,
             client_achieved_rps: done as f64 / client.elapsed.as_secs_f64(),
             client_latency_us: Percentiles::default(),
-            driver_to_floor_ratio: 0.0,
+            driver_to_floor_ratio: None,
         };
         assert!(!floor.client_held(), "{}", floor.client_achieved_rps);
     }

@@ -250,8 +250,9 @@ async fn measure(options: &CalibrateOptions, addr: &str) -> Result<Calibration, 
     let open = run_ping_step(addr, &open_config, 1, &cancel).await?;
     let (floor, floor_note) = match measure_floor(addr, options).await {
         Ok(mut floor) => {
-            floor.driver_to_floor_ratio =
-                round2(per_request(&open) / floor.client_cpu_us.max(1e-9));
+            floor.driver_to_floor_ratio = floor
+                .client_held()
+                .then(|| round2(per_request(&open) / floor.client_cpu_us.max(1e-9)));
             (Some(floor), None)
         }
         Err(note) => (None, Some(note)),
@@ -359,17 +360,31 @@ pub fn render(c: &Calibration) -> String {
 }
 
 fn render_floor(f: &Floor, c: &Calibration) -> String {
+    let wakes = if f.wakes_held() {
+        ""
+    } else {
+        ": later than the next due time, so it ran behind and hardly slept"
+    };
+    let (held, ratio) = match f.driver_to_floor_ratio {
+        Some(ratio) => (
+            String::new(),
+            format!(
+                "{ratio:.2}× ({:.2} against {:.2} µs)",
+                c.driver_cpu_us_per_request, f.client_cpu_us
+            ),
+        ),
+        None => (
+            format!(
+                " — but it held only {:.0} req/s (one request at a time), so at this rate it is no floor",
+                f.client_achieved_rps
+            ),
+            "not comparable at this rate".to_string(),
+        ),
+    };
     format!(
-        "this machine's floor at {} req/s (no driver; {:.0} s each): a thread that only sleeps until each due time spends {:.2} µs of CPU per wake-up (late p50 {} µs, p99 {} µs{}); the least client (one connection: sleep, write, block for the reply) spends {:.2} µs per request{}\n  driver open loop / least client: {:.2}× ({:.2} against {:.2} µs)\n  latency from the actual send: driver p50 {} µs, p99 {} µs; least client p50 {} µs, p99 {} µs\n",
+        "this machine's floor at {} req/s (no driver; {:.0} s each): a thread that only sleeps until each due time spends {:.2} µs of CPU per wake-up (late p50 {} µs, p99 {} µs{wakes}); the least client (one connection: sleep, write, block for the reply) spends {:.2} µs per request{held}\n  driver open loop / least client: {ratio}\n  latency from the actual send: driver p50 {} µs, p99 {} µs; least client p50 {} µs, p99 {} µs\n",
         f.rate, f.duration_s, f.wake_cpu_us, f.wake_late_us.p50, f.wake_late_us.p99,
-        if f.wakes_held() { "" } else { ": later than the next due time, so it ran behind and hardly slept" },
         f.client_cpu_us,
-        if f.client_held() {
-            String::new()
-        } else {
-            format!(" — but it held only {:.0} req/s (one request at a time), so at this rate it is no floor", f.client_achieved_rps)
-        },
-        f.driver_to_floor_ratio, c.driver_cpu_us_per_request, f.client_cpu_us,
         c.latency_from_send_us.p50, c.latency_from_send_us.p99,
         f.client_latency_us.p50, f.client_latency_us.p99,
     )
