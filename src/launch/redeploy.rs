@@ -1,0 +1,102 @@
+//! Replacing a deployment's units under load, the way a redeploy of changed code does:
+//! at once for a unit that runs as one process, one replica at a time for a replicated one.
+
+use super::process::describe_status;
+use super::{LaunchError, LiveDeployment, DRAIN_TIMEOUT};
+use std::time::{Duration, Instant};
+
+/// How a redeploy of some units went.
+#[derive(Debug, Clone)]
+pub struct Redeployed {
+    /// Units replaced, by name.
+    pub units: Vec<String>,
+    /// Pids of the processes that were stopped.
+    pub old_pids: Vec<u32>,
+    /// How each stopped process ended (`exit code 0` after a graceful drain).
+    pub old_endings: Vec<String>,
+    /// Waves of the rolling update: 1 when every unit runs one process, else the most
+    /// replicas of any unit replaced.
+    pub waves: usize,
+    /// From the first SIGTERM to the last wave's old processes having drained and exited.
+    pub drained_after: Duration,
+    /// From the first SIGTERM to every replacement ready and routed.
+    pub ready_after: Duration,
+    /// When the redeploy began.
+    pub started: Instant,
+}
+
+impl LiveDeployment {
+    /// Replaces the units at `planned` the way a redeploy of changed code does: SIGTERM
+    /// (stop accepting, finish in-flight requests, exit), then new processes of the same
+    /// spec, each ready before anyone is routed to it. A unit that runs as one process is
+    /// replaced at once; a replicated one one replica at a time (a rolling update: replica
+    /// `r` of every unit in wave `r`), its other replicas serving meanwhile. `rerouted` runs
+    /// after each wave, for callers outside the units (the driver).
+    pub async fn redeploy(
+        &mut self,
+        planned: &[usize],
+        mut rerouted: impl FnMut(&LiveDeployment),
+    ) -> Result<Redeployed, LaunchError> {
+        let started = Instant::now();
+        let waves = self.waves(planned);
+        let (mut old_pids, mut old_endings) = (Vec::new(), Vec::new());
+        let mut drained_after = Duration::ZERO;
+        for wave in &waves {
+            old_pids.extend(wave.iter().map(|&index| self.units[index].pid));
+            old_endings.extend(self.drain(wave).await);
+            drained_after = started.elapsed();
+            self.respawn(wave).await?;
+            rerouted(self);
+        }
+        Ok(Redeployed {
+            units: waves
+                .iter()
+                .flatten()
+                .map(|&i| self.units[i].name.clone())
+                .collect(),
+            old_pids,
+            old_endings,
+            waves: waves.len(),
+            drained_after,
+            ready_after: started.elapsed(),
+            started,
+        })
+    }
+
+    /// The processes of the units at `planned`, replica `r` of each in wave `r`.
+    fn waves(&self, planned: &[usize]) -> Vec<Vec<usize>> {
+        let mut waves: Vec<Vec<usize>> = Vec::new();
+        for index in self.processes_of(planned) {
+            let replica = self.units[index].replica as usize;
+            if waves.len() <= replica {
+                waves.resize(replica + 1, Vec::new());
+            }
+            waves[replica].push(index);
+        }
+        waves.retain(|wave| !wave.is_empty());
+        waves
+    }
+
+    /// SIGTERMs the processes at `indices` and waits for each to drain and exit (killing
+    /// it after [`DRAIN_TIMEOUT`]); how each ended.
+    async fn drain(&mut self, indices: &[usize]) -> Vec<String> {
+        for &index in indices {
+            // SAFETY: sending SIGTERM to a child process we started and still own.
+            unsafe { libc::kill(self.units[index].pid as libc::pid_t, libc::SIGTERM) };
+        }
+        let mut endings = Vec::new();
+        for &index in indices {
+            let unit = &mut self.units[index];
+            let ending = match tokio::time::timeout(DRAIN_TIMEOUT, unit.child.wait()).await {
+                Ok(Ok(status)) => describe_status(status),
+                _ => {
+                    let _ = unit.child.start_kill();
+                    let _ = unit.child.wait().await;
+                    format!("killed after not draining within {DRAIN_TIMEOUT:?}")
+                }
+            };
+            endings.push(ending);
+        }
+        endings
+    }
+}
