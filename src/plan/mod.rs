@@ -5,9 +5,11 @@
 //!
 //! - [`cut`]: which cut (built-in, named in the scenario, or generated), by name
 //! - [`sweep`]: the generated series between nano and monolith
+//! - `hops`: the static hops and critical path of every operation under a plan
 //! - `outline`: what a cut costs statically (units, hops, critical path, blast radius)
 
 pub mod cut;
+mod hops;
 mod outline;
 pub mod sweep;
 
@@ -16,12 +18,12 @@ pub use outline::{
     describe, describe_sweep, mean_blast_radius, outline, outline_table, CutOutline, OUTLINE_NOTE,
 };
 
-use crate::scenario::graph::CallGraph;
 use crate::scenario::{Scenario, Service};
 use grain_runtime::model::{Endpoint, OperationDef, Routes, StoreDef, UnitRole};
 use grain_runtime::network::NetworkModel;
 pub use grain_runtime::security::SecurityMode;
 use grain_runtime::wire::Hops;
+use hops::HopTable;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -425,68 +427,6 @@ fn store_def(service: &Service) -> StoreDef {
     StoreDef {
         service: service.name.clone(),
         seeds: service.data.clone(),
-    }
-}
-
-/// Per operation (by index): the hops a request to it makes downstream, and the round
-/// trips on its critical path, computed once each, callees first (mirrors what the service
-/// unit does: one state hop for its reads and one for its writes when the store is remote,
-/// one service hop per call to another unit; on the critical path its reads, then each
-/// call step in order — the slowest callee of a parallel step — then its writes).
-struct HopTable {
-    downstream: Vec<Hops>,
-    critical: Vec<u32>,
-}
-
-impl HopTable {
-    fn of(scenario: &Scenario, index: &Index, deployment: &Deployment) -> Self {
-        let edges: Vec<(&str, Vec<&str>)> = scenario
-            .operations
-            .iter()
-            .map(|op| {
-                let callees = op
-                    .calls
-                    .iter()
-                    .flat_map(|s| s.callees())
-                    .map(String::as_str);
-                (op.name.as_str(), callees.collect())
-            })
-            .collect();
-        let (_, order) = CallGraph::new(&edges).walk();
-        let n = scenario.operations.len();
-        let mut downstream = vec![Hops::default(); n];
-        let mut critical = vec![0u32; n];
-        for op in order {
-            let def = &scenario.operations[op];
-            let here = deployment.unit_of(&def.name);
-            let state = if deployment.store_unit.contains_key(&def.service) {
-                u32::from(!def.reads.is_empty()) + u32::from(!def.writes.is_empty())
-            } else {
-                0
-            };
-            let mut hops = Hops { service: 0, state };
-            let mut path = state;
-            for step in &def.calls {
-                let mut slowest = 0u32;
-                for callee in step.callees() {
-                    let Some(&c) = index.by_name.get(callee.as_str()) else {
-                        continue;
-                    };
-                    let remote = u32::from(deployment.unit_of(callee) != here);
-                    hops.service = hops.service.saturating_add(remote);
-                    hops.service = hops.service.saturating_add(downstream[c].service);
-                    hops.state = hops.state.saturating_add(downstream[c].state);
-                    slowest = slowest.max(remote.saturating_add(critical[c]));
-                }
-                path = path.saturating_add(slowest);
-            }
-            downstream[op] = hops;
-            critical[op] = path;
-        }
-        HopTable {
-            downstream,
-            critical,
-        }
     }
 }
 
