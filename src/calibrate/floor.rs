@@ -13,7 +13,7 @@
 //! driver's own from the actual send: what any client waking for a reply would measure.
 
 use super::{ping_body, round2};
-use crate::driver::engine::EngineTarget;
+use crate::driver::engine::{parse_response, EngineTarget, Parsed};
 use crate::driver::pacer::{thread_cpu_time, tighten_timer_slack};
 use crate::driver::{new_histogram, Target};
 use crate::results::Percentiles;
@@ -165,7 +165,8 @@ fn ping_request(addr: &str) -> Result<Vec<u8>, String> {
     )
 }
 
-/// Blocks until one whole reply (headers and Content-Length body) is in `buf`.
+/// Blocks until one whole reply (headers and Content-Length body) is in `buf`, parsed as
+/// the driver parses it; a reply other than 200 is an error.
 fn read_reply(stream: &mut impl Read, buf: &mut Vec<u8>) -> Result<(), String> {
     buf.clear();
     let mut chunk = [0u8; 4096];
@@ -177,38 +178,15 @@ fn read_reply(stream: &mut impl Read, buf: &mut Vec<u8>) -> Result<(), String> {
             return Err("the endpoint closed the least client's connection".into());
         }
         buf.extend_from_slice(&chunk[..n]);
-        match reply_length(buf)? {
-            Some(length) if buf.len() >= length => return Ok(()),
-            _ => {}
+        match parse_response(buf) {
+            Parsed::Incomplete => {}
+            Parsed::Complete(Ok(_), _) => return Ok(()),
+            Parsed::Complete(Err(class), _) => {
+                return Err(format!("the endpoint's reply failed: {class:?}"))
+            }
+            Parsed::Malformed => return Err("the endpoint's reply is malformed".into()),
         }
     }
-}
-
-/// The whole reply's length once its headers are in; `None` while they are not.
-fn reply_length(buf: &[u8]) -> Result<Option<usize>, String> {
-    let mut headers = [httparse::EMPTY_HEADER; 24];
-    let mut response = httparse::Response::new(&mut headers);
-    let head = match response.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(format!("the endpoint's reply is malformed: {e}")),
-    };
-    if response.code != Some(200) {
-        return Err(format!("the endpoint answered {:?}", response.code));
-    }
-    let body = response
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| {
-            std::str::from_utf8(h.value)
-                .ok()?
-                .trim()
-                .parse::<usize>()
-                .ok()
-        })
-        .unwrap_or(0);
-    Ok(Some(head + body))
 }
 
 /// One sleep to `due` (the thread's timer slack is 1 ns); no spinning.
@@ -228,9 +206,13 @@ mod tests {
     fn a_reply_is_whole_only_with_its_body() {
         let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nabcd";
         let head = reply.len() - 4;
-        assert_eq!(reply_length(&reply[..head - 1]), Ok(None));
-        assert_eq!(reply_length(&reply[..head + 2]), Ok(Some(reply.len())));
-        assert!(reply_length(b"HTTP/1.1 503 No\r\ncontent-length: 0\r\n\r\n").is_err());
+        let read = |bytes: &[u8]| read_reply(&mut std::io::Cursor::new(bytes), &mut Vec::new());
+        // Cut short (the headers, or the body), the reply is not whole: reading goes on
+        // and meets the end of the stream.
+        assert!(read(&reply[..head - 1]).unwrap_err().contains("closed"));
+        assert!(read(&reply[..head + 2]).unwrap_err().contains("closed"));
+        assert_eq!(read(reply), Ok(()));
+        assert!(read(b"HTTP/1.1 503 No\r\ncontent-length: 0\r\n\r\n").is_err());
     }
 
     /// A reply split over two writes is read whole, and only once.

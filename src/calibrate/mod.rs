@@ -248,11 +248,12 @@ async fn measure(options: &CalibrateOptions, addr: &str) -> Result<Calibration, 
     };
     let open_config = step(Schedule::OpenLoop { rate: options.rate });
     let open = run_ping_step(addr, &open_config, 1, &cancel).await?;
+    let open_cpu = per_request(&open);
     let (floor, floor_note) = match measure_floor(addr, options).await {
         Ok(mut floor) => {
             floor.driver_to_floor_ratio = floor
                 .client_held()
-                .then(|| round2(per_request(&open) / floor.client_cpu_us.max(1e-9)));
+                .then(|| round2(open_cpu / floor.client_cpu_us.max(1e-9)));
             (Some(floor), None)
         }
         Err(note) => (None, Some(note)),
@@ -285,7 +286,7 @@ async fn measure(options: &CalibrateOptions, addr: &str) -> Result<Calibration, 
         send_lag_us: Percentiles::of(&open.send_lag),
         latency_us: Percentiles::of(&open.overall.corrected),
         latency_from_send_us: Percentiles::of(&open.overall.uncorrected),
-        driver_cpu_us_per_request: round2(per_request(&open)),
+        driver_cpu_us_per_request: round2(open_cpu),
         spin_window_us: round2(open.engine.spin_window.as_secs_f64() * 1e6),
         spin_share: round2(
             (open.engine.spinning.as_secs_f64() / open.engine.cpu.as_secs_f64().max(1e-9)).min(1.0),

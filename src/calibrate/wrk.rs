@@ -30,8 +30,8 @@ pub(super) fn run_wrk(
     let threads = threads.clamp(1, connections.max(1));
     let wrk = find_on_path("wrk")
         .ok_or("wrk is not installed (apt-get install wrk, or scripts/install-wrk.sh)")?;
-    let dir = PrivateDir::create()?;
-    let script = dir.0.join("post.lua");
+    let dir = private_dir()?;
+    let script = dir.path().join("post.lua");
     let body = String::from_utf8_lossy(&ping_body()).into_owned();
     let lua = format!(
         "wrk.method = \"POST\"\nwrk.body = [[{body}]]\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
@@ -93,37 +93,16 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
     })
 }
 
-/// A directory of our own under the temp dir: a name nobody can predict or take first
-/// (created exclusively, mode 0700), removed with everything in it when dropped, on
-/// every path out.
-struct PrivateDir(PathBuf);
-
-impl PrivateDir {
-    fn create() -> Result<Self, String> {
-        use std::os::unix::fs::DirBuilderExt as _;
-        let mut last_error = None;
-        for attempt in 0..16u32 {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let name = format!("grainbench-wrk-{}-{nanos:x}-{attempt}", std::process::id());
-            let dir = std::env::temp_dir().join(name);
-            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-                Ok(()) => return Ok(PrivateDir(dir)),
-                Err(error) => last_error = Some(error),
-            }
-        }
-        Err(format!(
-            "cannot create a private temp directory: {}",
-            last_error.map_or_else(String::new, |e| e.to_string())
-        ))
-    }
-}
-
-impl Drop for PrivateDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A directory of our own under the temp dir (tempfile: a name nobody can predict, created
+/// exclusively; mode 0700 asked for, tempfile's default follows the umask), removed with everything in it when dropped, on every path
+/// out.
+fn private_dir() -> Result<tempfile::TempDir, String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    tempfile::Builder::new()
+        .prefix("grainbench-wrk-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .map_err(|e| format!("cannot create a private temp directory: {e}"))
 }
 
 #[cfg(test)]
@@ -133,11 +112,11 @@ mod tests {
     #[test]
     fn private_temp_dirs_are_unique_owner_only_and_removed() {
         use std::os::unix::fs::PermissionsExt as _;
-        let (a, b) = (PrivateDir::create().unwrap(), PrivateDir::create().unwrap());
-        assert_ne!(a.0, b.0);
-        let mode = std::fs::metadata(&a.0).unwrap().permissions().mode();
+        let (a, b) = (private_dir().unwrap(), private_dir().unwrap());
+        assert_ne!(a.path(), b.path());
+        let mode = std::fs::metadata(a.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
-        let path = a.0.clone();
+        let path = a.path().to_path_buf();
         std::fs::write(path.join("post.lua"), "x").unwrap();
         drop(a);
         assert!(!path.exists());

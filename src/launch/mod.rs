@@ -214,6 +214,19 @@ pub struct RunningUnit {
 }
 
 impl RunningUnit {
+    /// Waits until `deadline` for the process to exit, then kills it; how it ended
+    /// (`killed` says how, when it had to be killed).
+    async fn exit_by(&mut self, deadline: tokio::time::Instant, killed: &str) -> String {
+        match tokio::time::timeout_at(deadline, self.child.wait()).await {
+            Ok(Ok(status)) => describe_status(status),
+            _ => {
+                let _ = self.child.start_kill();
+                let _ = self.child.wait().await;
+                killed.to_string()
+            }
+        }
+    }
+
     /// In a container: where the host reaches it (its published port) and its pid.
     async fn locate_container(&mut self) -> Result<(), LaunchError> {
         let (Some(target), Some(name)) = (self.container_target.clone(), self.container.clone())
@@ -416,16 +429,13 @@ impl LiveDeployment {
                 unsafe { libc::kill(pid as i32, libc::SIGTERM) };
             }
         }
-        let waits = self.units.iter_mut().map(|unit| async move {
-            let ending = match tokio::time::timeout_at(deadline, unit.child.wait()).await {
-                Ok(Ok(status)) => describe_status(status),
-                _ => {
-                    let _ = unit.child.start_kill();
-                    let _ = unit.child.wait().await;
-                    format!("killed: still running {DRAIN_TIMEOUT:?} after SIGTERM")
-                }
-            };
-            (unit.name.clone(), ending)
+        let killed = format!("killed: still running {DRAIN_TIMEOUT:?} after SIGTERM");
+        let waits = self.units.iter_mut().map(|unit| {
+            let killed = &killed;
+            async move {
+                let ending = unit.exit_by(deadline, killed).await;
+                (unit.name.clone(), ending)
+            }
         });
         futures_util::future::join_all(waits).await
     }

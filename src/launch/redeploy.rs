@@ -1,7 +1,6 @@
 //! Replacing a deployment's units under load, the way a redeploy of changed code does:
 //! at once for a unit that runs as one process, one replica at a time for a replicated one.
 
-use super::process::describe_status;
 use super::{LaunchError, LiveDeployment, DRAIN_TIMEOUT};
 use std::time::{Duration, Instant};
 
@@ -84,18 +83,11 @@ impl LiveDeployment {
             // SAFETY: sending SIGTERM to a child process we started and still own.
             unsafe { libc::kill(self.units[index].pid as libc::pid_t, libc::SIGTERM) };
         }
+        let killed = format!("killed after not draining within {DRAIN_TIMEOUT:?}");
         let mut endings = Vec::new();
         for &index in indices {
-            let unit = &mut self.units[index];
-            let ending = match tokio::time::timeout(DRAIN_TIMEOUT, unit.child.wait()).await {
-                Ok(Ok(status)) => describe_status(status),
-                _ => {
-                    let _ = unit.child.start_kill();
-                    let _ = unit.child.wait().await;
-                    format!("killed after not draining within {DRAIN_TIMEOUT:?}")
-                }
-            };
-            endings.push(ending);
+            let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+            endings.push(self.units[index].exit_by(deadline, &killed).await);
         }
         endings
     }

@@ -47,14 +47,6 @@ pub enum OpError {
     },
 }
 
-/// The result of executing one operation.
-#[derive(Debug, Clone, Copy)]
-pub struct Outcome {
-    /// Digest of the business result, identical whether the call was local or remote.
-    pub digest: u64,
-    pub hops: Hops,
-}
-
 /// What a service unit hosts, and how it reaches the rest.
 pub struct ServiceUnit {
     name: String,
@@ -158,7 +150,7 @@ impl ServiceUnit {
         // what the failed attempt cost downstream.
         let mut hops = Hops::default();
         match self.execute(op, &request.params, &mut hops).await {
-            Ok(digest) => reply(op, &self.hosted[op], Outcome { digest, hops }),
+            Ok(digest) => reply(op, &self.hosted[op], digest, hops),
             Err(error) => {
                 tracing::debug!(unit = %self.name, %error, "operation failed");
                 let blamed = match &error {
@@ -386,13 +378,15 @@ fn hop_headers(hops: Hops) -> HeaderMap {
     headers
 }
 
-fn reply(op: &str, def: &OperationDef, outcome: Outcome) -> Response {
-    let hex = format!("{:016x}", outcome.digest);
+/// A successful reply: the business result's `digest` (identical whether the call was
+/// local or remote) and the hops made for it.
+fn reply(op: &str, def: &OperationDef, digest: u64, hops: Hops) -> Response {
+    let hex = format!("{digest:016x}");
     let body = encode_response(hex.clone(), def.response_bytes);
-    let mut headers = hop_headers(outcome.hops);
+    let mut headers = hop_headers(hops);
     if let Ok(value) = HeaderValue::from_str(&hex) {
         headers.insert(DIGEST_HEADER, value);
     }
-    tracing::trace!(op, hops = outcome.hops.total(), "served");
+    tracing::trace!(op, hops = hops.total(), "served");
     (StatusCode::OK, headers, body).into_response()
 }

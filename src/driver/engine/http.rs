@@ -82,7 +82,7 @@ impl EngineTarget {
     }
 }
 
-pub(super) enum Parsed {
+pub(crate) enum Parsed {
     /// A whole reply, and the process a failed one blames.
     Complete(Outcome, Option<Arc<str>>),
     Incomplete,
@@ -90,7 +90,7 @@ pub(super) enum Parsed {
 }
 
 /// Parses one HTTP/1.1 response with a Content-Length body.
-pub(super) fn parse_response(buf: &[u8]) -> Parsed {
+pub(crate) fn parse_response(buf: &[u8]) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; 24];
     let mut response = httparse::Response::new(&mut headers);
     let header_len = match response.parse(buf) {

@@ -41,6 +41,7 @@ use grain_runtime::precise::TimerFd;
 use grain_runtime::wire::encode_request;
 use held::{Held, HeldReply, ModelledNetwork, Queued};
 pub use http::EngineTarget;
+pub(crate) use http::{parse_response, Parsed};
 use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
