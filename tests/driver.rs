@@ -333,3 +333,21 @@ async fn a_step_on_several_load_threads_sends_the_whole_schedule_once() {
         "each thread has its own connections"
     );
 }
+
+/// N requests at rate R for D seconds means R × D in the measured window, exactly: the
+/// request due at the end of the warm-up belongs to the window (with a truncated interval
+/// it fell just before it, and every 300 req/s step counted 599 of 600).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_300_per_second_step_of_2_s_schedules_exactly_600_requests_in_its_window() {
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let live = deploy_monolith(&source.scenario, "exact").await;
+    let config = open_loop(300, 1_000, 2_000, 10_000);
+    let m = step_on(&live, &source.scenario, &config, 1).await;
+    live.shutdown().await;
+    assert_eq!(m.engine.sent, 900, "warm-up and window together");
+    assert_eq!(
+        m.overall.ok + m.overall.errors.total(),
+        600,
+        "the window holds rate × duration"
+    );
+}

@@ -25,6 +25,7 @@
 pub mod connect;
 mod held;
 mod http;
+mod schedule;
 mod slice;
 mod socket;
 mod stats;
@@ -45,6 +46,7 @@ pub(crate) use http::{parse_response, Parsed};
 use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+pub use schedule::Schedule;
 use slab::Slab;
 pub use slice::Slice;
 pub use stats::EngineStats;
@@ -63,16 +65,6 @@ pub const MAX_BACKLOG: usize = 100_000;
 /// Longest single wait in the loop, so cancellation is noticed promptly.
 const MAX_POLL_WAIT: Duration = Duration::from_millis(20);
 
-/// When requests are sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Schedule {
-    /// Request `i` is due at `start + i / rate`, whatever the replies do.
-    OpenLoop { rate: u32 },
-    /// `connections` connections each send the next request as soon as the previous reply
-    /// arrives, as fast as possible.
-    ClosedLoop { connections: usize },
-}
-
 struct InFlight {
     entry: usize,
     intended: Instant,
@@ -90,6 +82,8 @@ struct Conn {
     target: usize,
     /// The process it reaches (blamed when it fails).
     process: std::sync::Arc<str>,
+    /// The target's generation when it was opened (see `TargetAddr::generation`).
+    generation: u64,
     connected: bool,
     opened: Instant,
     out: Vec<u8>,
@@ -158,17 +152,8 @@ impl<'a> Engine<'a> {
     ) -> EngineStats {
         let cpu_before = thread_cpu_time();
         let end = start + self.config.warmup + self.config.duration;
-        let total = match self.config.schedule {
-            Schedule::OpenLoop { rate } => {
-                ((self.config.warmup + self.config.duration).as_secs_f64() * f64::from(rate))
-                    .round() as u64
-            }
-            Schedule::ClosedLoop { .. } => u64::MAX,
-        };
-        let interval = match self.config.schedule {
-            Schedule::OpenLoop { rate } => Duration::from_secs_f64(1.0 / f64::from(rate)),
-            Schedule::ClosedLoop { .. } => Duration::ZERO,
-        };
+        let schedule = self.config.schedule;
+        let total = schedule.scheduled_in(self.config.warmup + self.config.duration);
         let closed_loop = matches!(self.config.schedule, Schedule::ClosedLoop { .. });
         // Under a delaying network a due time only starts the one-way wait, so it needs
         // no spin; the releases from the deadline heap do.
@@ -195,7 +180,7 @@ impl<'a> Engine<'a> {
             // Earlier requests first: slots freed and tokens earned since the last turn.
             self.drain_queue(recorder);
             while next < total && !stopping {
-                let due = start + interval.mul_f64(next as f64);
+                let due = start + schedule.due_after_start(next);
                 if due > now {
                     break;
                 }
@@ -233,7 +218,7 @@ impl<'a> Engine<'a> {
             let mut precise = self.network.earliest();
             let mut coarse = None;
             if next < total && !stopping {
-                let due = start + interval.mul_f64(next as f64);
+                let due = start + schedule.due_after_start(next);
                 if dues_are_precise {
                     precise = Some(precise.map_or(due, |at| at.min(due)));
                 } else {
@@ -410,7 +395,7 @@ impl<'a> Engine<'a> {
     /// the request to the next one (nothing was sent), as a load balancer does.
     fn send(&mut self, mut request: Queued, recorder: &mut Recorder) -> Option<Queued> {
         let entry = request.entry;
-        let key = match self.idle[entry].pop() {
+        let key = match self.idle_connection(entry) {
             Some(key) => key,
             None if !self.connect.try_take(Instant::now()) => return Some(request),
             None => loop {
@@ -454,6 +439,19 @@ impl<'a> Engine<'a> {
         self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight);
         if conn.connected {
             self.flush(key, recorder);
+        }
+        None
+    }
+
+    /// An idle connection to `entry`'s current replicas; one to a replaced process is
+    /// closed instead (it drains and closes it: a request written then would be lost).
+    fn idle_connection(&mut self, entry: usize) -> Option<usize> {
+        let current = self.targets[entry].addr.generation();
+        while let Some(key) = self.idle[entry].pop() {
+            if self.conns[key].generation == current {
+                return Some(key);
+            }
+            self.close(key);
         }
         None
     }
