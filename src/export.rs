@@ -14,6 +14,7 @@
 //! Hops are plaintext (the run's in-memory PKI does not outlive a run); the calibrated
 //! CPU work is this machine's.
 
+use crate::launch::container::UNIT_USER;
 use crate::plan::Deployment;
 use crate::results::{ArchitectureResult, StepMode};
 use crate::scenario::Scenario;
@@ -21,13 +22,14 @@ use grain_runtime::model::{Endpoint, Listen, Routes, UnitSpec};
 use grain_runtime::resilience::Resilience;
 use k8s_openapi::api::apps::v1::{Deployment as K8sDeployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec, Volume,
-    VolumeMount,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use sha2::Digest as _;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -51,6 +53,11 @@ pub enum ExportError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "unit `{unit}`: its ConfigMap would hold {bytes} bytes, over Kubernetes' limit of \
+         {CONFIG_MAP_LIMIT} (1 MiB); a cut with fewer operations per unit fits"
+    )]
+    ConfigMapTooLarge { unit: String, bytes: usize },
     #[error("cannot encode {what}: {source}")]
     Encode {
         what: String,
@@ -69,9 +76,52 @@ pub struct Export<'a> {
     pub measured: Option<&'a ArchitectureResult>,
 }
 
-/// A unit's name as a DNS label (Services, Deployments and compose services).
-pub fn dns_name(unit: &str) -> String {
-    grain_runtime::security::dns_label(unit)
+/// Kubernetes' limit on a ConfigMap's data.
+pub const CONFIG_MAP_LIMIT: usize = 1024 * 1024;
+/// Hex digits of the hash that tells colliding names apart.
+const SUFFIX_HEX: usize = 8;
+
+/// A name as a DNS-1035 label (what a Service's name must be, and fits every other
+/// object): lowercase letters, digits and `-`, at most 63, starting with a letter.
+fn dns_label_1035(name: &str) -> String {
+    let label = grain_runtime::security::dns_label(name);
+    if label.starts_with(|c: char| c.is_ascii_lowercase()) {
+        label
+    } else {
+        // `2tier-buy` is refused by `kubectl apply`; `u-2tier-buy` is not.
+        grain_runtime::security::dns_label(&format!("u-{label}"))
+    }
+}
+
+/// Every unit's DNS name, one per unit and all distinct: a name's label where no other
+/// unit's maps to the same; otherwise the label cut short with `-` and a hash of the
+/// original name (`get_item` and `get-item`, `Front` and `front`, two long names sharing
+/// their first 63 characters). Routes, objects and files all use these names.
+pub fn dns_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let names: Vec<&str> = names.into_iter().collect();
+    let labels: Vec<String> = names.iter().map(|n| dns_label_1035(n)).collect();
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for label in &labels {
+        *count.entry(label.as_str()).or_default() += 1;
+    }
+    names
+        .iter()
+        .zip(&labels)
+        .map(|(name, label)| {
+            if count[label.as_str()] == 1 {
+                return label.clone();
+            }
+            let hash = sha2::Sha256::digest(name.as_bytes());
+            let suffix: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+            let stem: String = label.chars().take(63 - SUFFIX_HEX - 1).collect();
+            format!("{}-{}", stem.trim_end_matches('-'), &suffix[..SUFFIX_HEX])
+        })
+        .collect()
+}
+
+/// A label value: at most 63 characters of letters, digits and `-` (may start with a digit).
+fn label_value(text: &str) -> String {
+    grain_runtime::security::dns_label(text)
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<PathBuf, ExportError> {
@@ -86,6 +136,14 @@ fn write(path: &Path, bytes: &[u8]) -> Result<PathBuf, ExportError> {
         source,
     })?;
     Ok(path.to_path_buf())
+}
+
+/// `value` as compact JSON (the units' config: it counts against the ConfigMap limit).
+fn compact<T: serde::Serialize>(what: &str, value: &T) -> Result<String, ExportError> {
+    serde_json::to_string(value).map_err(|source| ExportError::Encode {
+        what: what.to_string(),
+        source,
+    })
 }
 
 fn json<T: serde::Serialize>(what: &str, value: &T) -> Result<Vec<u8>, ExportError> {
@@ -106,16 +164,22 @@ impl Export<'_> {
         }
     }
 
+    /// Every unit's DNS name, by unit index (see [`dns_names`]).
+    pub fn names(&self) -> Vec<String> {
+        dns_names(self.plan.units.iter().map(|u| u.name.as_str()))
+    }
+
     /// Every unit reaches the others by their service names, on [`PORT`].
-    fn routes(&self) -> Routes {
+    fn routes(&self, names: &[String]) -> Routes {
         let processes: Vec<Vec<Endpoint>> = self
             .plan
             .units
             .iter()
-            .map(|unit| {
+            .zip(names)
+            .map(|(unit, name)| {
                 vec![Endpoint {
                     unit: unit.name.clone(),
-                    addr: format!("{}:{PORT}", dns_name(&unit.name)),
+                    addr: format!("{name}:{PORT}"),
                 }]
             })
             .collect();
@@ -125,11 +189,12 @@ impl Export<'_> {
         )
     }
 
-    fn specs(&self) -> Vec<(String, UnitSpec)> {
+    fn specs(&self, names: &[String]) -> Vec<(String, UnitSpec)> {
         self.plan
             .units
             .iter()
-            .map(|unit| {
+            .zip(names)
+            .map(|(unit, name)| {
                 let spec = UnitSpec {
                     name: unit.name.clone(),
                     role: unit.role.clone(),
@@ -144,23 +209,24 @@ impl Export<'_> {
                         routes: None,
                     },
                 };
-                (dns_name(&unit.name), spec)
+                (name.clone(), spec)
             })
             .collect()
     }
 
-    /// The config every unit mounts: `routes.json` and each unit's `spec-NAME.json`.
-    fn config(&self) -> Result<BTreeMap<String, String>, ExportError> {
-        let mut files = BTreeMap::new();
-        let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
-        files.insert(
-            "routes.json".to_string(),
-            text(json("routes", &self.routes())?),
-        );
-        for (name, spec) in self.specs() {
-            files.insert(format!("spec-{name}.json"), text(json(&name, &spec)?));
-        }
-        Ok(files)
+    /// The config each unit mounts, by unit index: `routes.json` and its `spec-NAME.json`,
+    /// compact JSON.
+    fn config(&self, names: &[String]) -> Result<Vec<BTreeMap<String, String>>, ExportError> {
+        let routes = compact("routes", &self.routes(names))?;
+        self.specs(names)
+            .into_iter()
+            .map(|(name, spec)| {
+                Ok(BTreeMap::from([
+                    ("routes.json".to_string(), routes.clone()),
+                    (format!("spec-{name}.json"), compact(&name, &spec)?),
+                ]))
+            })
+            .collect()
     }
 
     fn args(name: &str) -> Vec<String> {
@@ -214,37 +280,39 @@ impl Export<'_> {
         ]))
     }
 
+    /// Per unit: a ConfigMap (its spec and the routes; one per unit, so a big cut does not
+    /// put every spec in one object over the 1 MiB limit), a Deployment and a Service.
     fn kubernetes(&self, dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
-        let config_name = format!(
-            "grainbench-{}-{}",
-            dns_name(&self.scenario.name),
-            dns_name(&self.plan.label())
-        );
-        let config = ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(config_name.clone()),
-                labels: Some(self.labels(None)),
+        let names = self.names();
+        let configs = self.config(&names)?;
+        let mut written = Vec::new();
+        for ((unit, name), data) in self.plan.units.iter().zip(&names).zip(configs) {
+            let bytes: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+            if bytes > CONFIG_MAP_LIMIT {
+                return Err(ExportError::ConfigMapTooLarge {
+                    unit: unit.name.clone(),
+                    bytes,
+                });
+            }
+            let config_name = format!("{name}-config");
+            let config = ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some(config_name.clone()),
+                    labels: Some(self.labels(Some(name))),
+                    ..Default::default()
+                },
+                data: Some(data),
                 ..Default::default()
-            },
-            data: Some(self.config()?),
-            ..Default::default()
-        };
-        let mut written = vec![write(
-            &dir.join("configmap.json"),
-            &json("the config map", &config)?,
-        )?];
-        for unit in &self.plan.units {
-            let name = dns_name(&unit.name);
-            let deployment = self.k8s_deployment(&name, unit.replicas, &config_name, &unit.name);
-            let service = self.k8s_service(&name);
-            written.push(write(
-                &dir.join(format!("{name}-deployment.json")),
-                &json(&name, &deployment)?,
-            )?);
-            written.push(write(
-                &dir.join(format!("{name}-service.json")),
-                &json(&name, &service)?,
-            )?);
+            };
+            let deployment = self.k8s_deployment(name, unit.replicas, &config_name, &unit.name);
+            let service = self.k8s_service(name);
+            for (kind, bytes) in [
+                ("config", json(name, &config)?),
+                ("deployment", json(name, &deployment)?),
+                ("service", json(name, &service)?),
+            ] {
+                written.push(write(&dir.join(format!("{name}-{kind}.json")), &bytes)?);
+            }
         }
         Ok(written)
     }
@@ -257,9 +325,12 @@ impl Export<'_> {
             ),
             (
                 "grainbench/scenario".to_string(),
-                dns_name(&self.scenario.name),
+                label_value(&self.scenario.name),
             ),
-            ("grainbench/cut".to_string(), dns_name(&self.plan.label())),
+            (
+                "grainbench/cut".to_string(),
+                label_value(&self.plan.label()),
+            ),
         ]);
         if let Some(unit) = unit {
             labels.insert("app.kubernetes.io/name".to_string(), unit.to_string());
@@ -267,8 +338,16 @@ impl Export<'_> {
         labels
     }
 
+    /// What selects a unit's pods: its name, scenario and cut, so two cuts or scenarios in
+    /// one namespace (both with `state-orders`) never select each other's pods.
+    fn selector(&self, name: &str) -> BTreeMap<String, String> {
+        let mut labels = self.labels(Some(name));
+        labels.remove("app.kubernetes.io/part-of");
+        labels
+    }
+
     fn k8s_deployment(&self, name: &str, replicas: u32, config: &str, unit: &str) -> K8sDeployment {
-        let selector = BTreeMap::from([("app.kubernetes.io/name".to_string(), name.to_string())]);
+        let selector = self.selector(name);
         let container = Container {
             name: "unit".into(),
             image: Some(self.image.clone()),
@@ -298,6 +377,16 @@ impl Export<'_> {
                 read_only: Some(true),
                 ..Default::default()
             }]),
+            security_context: Some(SecurityContext {
+                allow_privilege_escalation: Some(false),
+                read_only_root_filesystem: Some(true),
+                run_as_non_root: Some(true),
+                capabilities: Some(Capabilities {
+                    drop: Some(vec!["ALL".into()]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         K8sDeployment {
@@ -319,6 +408,18 @@ impl Export<'_> {
                     }),
                     spec: Some(PodSpec {
                         containers: vec![container],
+                        // The Pod Security "restricted" profile: not root, by number (the
+                        // image has no passwd), the runtime's default seccomp filter.
+                        security_context: Some(PodSecurityContext {
+                            run_as_non_root: Some(true),
+                            run_as_user: Some(i64::from(UNIT_USER)),
+                            run_as_group: Some(i64::from(UNIT_USER)),
+                            seccomp_profile: Some(SeccompProfile {
+                                type_: "RuntimeDefault".into(),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }),
                         volumes: Some(vec![Volume {
                             name: "config".into(),
                             config_map: Some(ConfigMapVolumeSource {
@@ -344,10 +445,7 @@ impl Export<'_> {
                 ..Default::default()
             },
             spec: Some(ServiceSpec {
-                selector: Some(BTreeMap::from([(
-                    "app.kubernetes.io/name".to_string(),
-                    name.to_string(),
-                )])),
+                selector: Some(self.selector(name)),
                 ports: Some(vec![ServicePort {
                     name: Some("http".into()),
                     port: i32::from(PORT),
@@ -361,31 +459,39 @@ impl Export<'_> {
     }
 
     fn compose(&self, dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
+        let names = self.names();
         let mut written = Vec::new();
-        for (file, text) in self.config()? {
-            written.push(write(&dir.join("config").join(file), text.as_bytes())?);
+        for data in self.config(&names)? {
+            for (file, text) in data {
+                let path = dir.join("config").join(file);
+                if !written.contains(&path) {
+                    written.push(write(&path, text.as_bytes())?);
+                }
+            }
         }
-        let services: serde_json::Map<String, serde_json::Value> = self
-            .plan
-            .units
+        let services: serde_json::Map<String, serde_json::Value> = names
             .iter()
+            .zip(&self.plan.units)
             .enumerate()
-            .map(|(i, unit)| {
-                let name = dns_name(&unit.name);
+            .map(|(i, (name, unit))| {
                 let mut service = serde_json::json!({
                     "image": self.image,
-                    "command": Self::args(&name),
+                    "command": Self::args(name),
                     "volumes": [format!("./config:{CONFIG_DIR}:ro")],
                     "deploy": { "replicas": unit.replicas.max(1) },
+                    "user": format!("{UNIT_USER}:{UNIT_USER}"),
+                    "read_only": true,
+                    "cap_drop": ["ALL"],
+                    "security_opt": ["no-new-privileges:true"],
                 });
                 if self.is_entry(i) {
                     service["ports"] = serde_json::json!([format!("127.0.0.1::{PORT}")]);
                 }
-                (name, service)
+                (name.clone(), service)
             })
             .collect();
         let compose = serde_json::json!({
-            "name": format!("grainbench-{}-{}", dns_name(&self.scenario.name), dns_name(&self.plan.label())),
+            "name": dns_label_1035(&format!("grainbench-{}-{}", self.scenario.name, self.plan.label())),
             "services": services,
         });
         written.push(write(

@@ -25,6 +25,10 @@
 //! - [`unit`]: the hidden `grainbench unit` entry that serves one unit
 //! - [`up`]: deploy one architecture and keep it running for outside tools
 
+/// The commit this binary was built from (embedded by `build.rs`; none outside a git
+/// checkout).
+pub const BUILD_COMMIT: Option<&str> = option_env!("GRAINBENCH_COMMIT");
+
 pub mod calibrate;
 pub mod capacity;
 pub mod cost;

@@ -40,9 +40,13 @@ impl UpOptions {
     }
 }
 
-/// The run id every `up` of this process uses.
+/// The run id every `up` of this process uses: the run's unique id (pid and start time,
+/// so two `up`s in different PID namespaces never share one), made once.
 pub fn run_id() -> String {
-    format!("up-{}", std::process::id())
+    static RUN_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RUN_ID
+        .get_or_init(|| format!("up-{}", crate::run::new_run_id()))
+        .clone()
 }
 
 /// Deploys `deployment`, a plan of `source`, as `options` say; the caller stops it with
@@ -145,6 +149,11 @@ pub fn describe(source: &ScenarioSource, live: &LiveDeployment) -> String {
     for entry in &scenario.entrypoints {
         let addr = live.addr_of(&entry.op).unwrap_or_default();
         let path = grain_runtime::wire::op_path(&entry.op);
+        let callee = live
+            .endpoint_of(&entry.op)
+            .map(|e| e.unit)
+            .unwrap_or_default();
+        let callee = grain_runtime::resilience::unit_of_process(&callee);
         let token = match driver.as_deref().map(TokenKey::of) {
             Some(Ok(Some(key))) => format!(
                 " -H 'authorization: Bearer {}'",
@@ -152,6 +161,7 @@ pub fn describe(source: &ScenarioSource, live: &LiveDeployment) -> String {
                     &driver
                         .as_ref()
                         .map_or(String::new(), |d| d.identity.clone()),
+                    callee,
                     &path,
                     unix_now() + UP_TOKEN_LIFETIME_S
                 )

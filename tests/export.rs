@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use grainbench::export::{dns_name, Export, Format};
+use grainbench::export::{dns_names, Export, Format, CONFIG_MAP_LIMIT};
 use grainbench::launch::container::{self, ContainerOptions, ContainerRun};
 use grainbench::plan::{self, Architecture};
 use grainbench::scenario;
@@ -58,39 +58,40 @@ fn kubernetes_manifests_read_back_as_one_deployment_and_service_per_unit() {
             other => panic!("{}: unexpected kind {other:?}", file.display()),
         }
     }
-    let units: BTreeSet<String> = plan.units.iter().map(|u| dns_name(&u.name)).collect();
-    let names = |items: Vec<Option<String>>| items.into_iter().flatten().collect::<BTreeSet<_>>();
+    let names = dns_names(plan.units.iter().map(|u| u.name.as_str()));
+    let units: BTreeSet<String> = names.iter().cloned().collect();
+    let set = |items: Vec<Option<String>>| items.into_iter().flatten().collect::<BTreeSet<_>>();
     assert_eq!(
-        names(
-            deployments
-                .iter()
-                .map(|d| d.metadata.name.clone())
-                .collect()
-        ),
+        set(deployments
+            .iter()
+            .map(|d| d.metadata.name.clone())
+            .collect()),
         units
     );
     assert_eq!(
-        names(services.iter().map(|s| s.metadata.name.clone()).collect()),
+        set(services.iter().map(|s| s.metadata.name.clone()).collect()),
         units
     );
-    assert_eq!(
-        maps.len(),
-        1,
-        "one ConfigMap with the routes and every spec"
-    );
-    let data = maps[0].data.as_ref().unwrap();
-    assert!(data.contains_key("routes.json"));
-    for unit in &units {
+    assert_eq!(maps.len(), units.len(), "one ConfigMap per unit");
+    for map in &maps {
+        let data = map.data.as_ref().unwrap();
+        assert!(data.contains_key("routes.json"));
+        let unit = map
+            .metadata
+            .name
+            .as_deref()
+            .unwrap()
+            .trim_end_matches("-config");
         assert!(data.contains_key(&format!("spec-{unit}.json")), "{unit}");
+        assert!(
+            !data["routes.json"].contains("\n  "),
+            "compact JSON, not pretty"
+        );
     }
     for d in &deployments {
         let spec = d.spec.as_ref().unwrap();
         let name = d.metadata.name.as_deref().unwrap();
-        let planned = plan
-            .units
-            .iter()
-            .find(|u| dns_name(&u.name) == name)
-            .unwrap();
+        let planned = &plan.units[names.iter().position(|n| n == name).unwrap()];
         assert_eq!(spec.replicas, Some(planned.replicas as i32), "{name}");
         let pod = spec.template.spec.as_ref().unwrap();
         let probe = pod.containers[0].readiness_probe.as_ref().unwrap();
@@ -101,6 +102,172 @@ fn kubernetes_manifests_read_back_as_one_deployment_and_service_per_unit() {
     }
     // A replicated service keeps its data in a state unit, exported like any unit.
     assert!(units.contains("state-catalogue"));
+}
+
+/// Reads every written manifest back as `(kind, JSON)`.
+fn manifests(written: &[std::path::PathBuf]) -> Vec<(String, serde_json::Value)> {
+    written
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "json"))
+        .map(|f| {
+            let value: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+            (value["kind"].as_str().unwrap_or("").to_string(), value)
+        })
+        .collect()
+}
+
+/// A scenario file from its operations' names: one service each, all called by the first.
+fn scenario_of(dir: &std::path::Path, cut: &str, ops: &[&str]) -> scenario::ScenarioSource {
+    let mut text = String::from("name = \"names\"\n");
+    for (i, op) in ops.iter().enumerate() {
+        text += &format!("[[service]]\nname = \"s{i}\"\noperations = [\"{op}\"]\n");
+    }
+    let calls: Vec<String> = ops[1..]
+        .iter()
+        .map(|op| format!("{{ op = \"{op}\" }}"))
+        .collect();
+    text += &format!(
+        "[[operation]]\nname = \"{}\"\ncpu_us = 1\ncalls = [{}]\n",
+        ops[0],
+        calls.join(", ")
+    );
+    for op in &ops[1..] {
+        text += &format!("[[operation]]\nname = \"{op}\"\ncpu_us = 1\n");
+    }
+    text += &format!(
+        "[[entrypoint]]\nop = \"{}\"\nweight = 1\n[[cut]]\nname = \"{cut}\"\nunits = [[\"{}\"]]\n",
+        ops[0], ops[0]
+    );
+    text += "[load]\nrates = [10]\nduration_s = 1\nwarmup_s = 0\n";
+    let path = dir.join("names.toml");
+    std::fs::write(&path, text).unwrap();
+    scenario::load(&path).unwrap()
+}
+
+/// `get_item` and `get-item`, `Front` and `front`, two long names sharing their first 63
+/// characters, and a cut named `2tier`: every object keeps its own name, each a DNS-1035
+/// label, and routes send each operation to the unit that serves it. (Before, one
+/// Deployment silently overwrote another and `2tier-…` was refused by `kubectl apply`.)
+#[test]
+fn colliding_unit_names_get_distinct_dns_names_and_routes_follow_them() {
+    let long = "x".repeat(70);
+    let (long_a, long_b) = (format!("{long}_a"), format!("{long}_b"));
+    let ops = ["get_item", "get-item", "Front", "front", &long_a, &long_b];
+    let dir = tempfile::tempdir().unwrap();
+    let source = scenario_of(dir.path(), "2tier", &ops);
+    let plan = plan::plan(&source.scenario, &Architecture::Nano).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let written = export(&source.scenario, &plan, "grainbench-unit:test")
+        .write(Format::Kubernetes, out.path())
+        .unwrap();
+    let on_disk = std::fs::read_dir(out.path()).unwrap().count();
+    assert_eq!(on_disk, written.len(), "no file overwrote another");
+    assert_eq!(written.len(), plan.units.len() * 3);
+    let names = dns_names(plan.units.iter().map(|u| u.name.as_str()));
+    let distinct: BTreeSet<&String> = names.iter().collect();
+    assert_eq!(distinct.len(), names.len(), "{names:?}");
+    for name in &names {
+        assert!(name.len() <= 63, "{name}");
+        assert!(name.starts_with(|c: char| c.is_ascii_lowercase()), "{name}");
+        assert!(
+            name.ends_with(|c: char| c.is_ascii_alphanumeric()),
+            "{name}"
+        );
+        assert!(name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+    }
+    // The routes send each operation to the unit (by its unique name) that serves it.
+    let kinds = manifests(&written);
+    let (_, config) = kinds.iter().find(|(k, _)| k == "ConfigMap").unwrap();
+    let routes: grain_runtime::model::Routes =
+        serde_json::from_str(config["data"]["routes.json"].as_str().unwrap()).unwrap();
+    let routes = serde_json::to_value(&routes).unwrap();
+    for (i, unit) in plan.units.iter().enumerate() {
+        let text = routes.to_string();
+        assert!(
+            text.contains(&format!("\"{}:8080\"", names[i])),
+            "{} is routed to {}",
+            unit.name,
+            names[i]
+        );
+    }
+    // The cut's own name `2tier` reaches no object name unprefixed.
+    for (_, value) in &kinds {
+        let name = value["metadata"]["name"].as_str().unwrap();
+        assert!(!name.starts_with('2'), "{name}");
+    }
+}
+
+/// Every Deployment passes the Pod Security "restricted" profile's checks, and selects its
+/// pods by unit, scenario and cut, so two cuts in one namespace never share pods.
+#[test]
+fn kubernetes_pods_are_restricted_and_selected_by_scenario_and_cut() {
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut selectors = Vec::new();
+    for arch in [Architecture::Micro, Architecture::Monolith] {
+        let plan = plan::plan(&source.scenario, &arch).unwrap();
+        let written = export(&source.scenario, &plan, "grainbench-unit:test")
+            .write(Format::Kubernetes, &out.path().join(plan.label()))
+            .unwrap();
+        for (kind, value) in manifests(&written) {
+            match kind.as_str() {
+                "Deployment" => {
+                    let spec = &value["spec"];
+                    let selector = &spec["selector"]["matchLabels"];
+                    assert_eq!(selector["grainbench/cut"], plan.label().as_str());
+                    assert_eq!(selector["grainbench/scenario"], "tiny");
+                    assert_eq!(&spec["template"]["metadata"]["labels"], selector);
+                    selectors.push(selector.clone());
+                    let pod = &spec["template"]["spec"];
+                    let sc = &pod["securityContext"];
+                    assert_eq!(sc["runAsNonRoot"], true);
+                    assert!(sc["runAsUser"].as_i64().unwrap() > 0);
+                    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+                    let c = &pod["containers"][0]["securityContext"];
+                    assert_eq!(c["allowPrivilegeEscalation"], false);
+                    assert_eq!(c["readOnlyRootFilesystem"], true);
+                    assert_eq!(c["capabilities"]["drop"], serde_json::json!(["ALL"]));
+                }
+                "Service" => {
+                    let selector = &value["spec"]["selector"];
+                    assert_eq!(selector["grainbench/cut"], plan.label().as_str());
+                }
+                _ => {}
+            }
+        }
+    }
+    let distinct: BTreeSet<String> = selectors.iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        distinct.len(),
+        selectors.len(),
+        "no two Deployments select alike"
+    );
+}
+
+/// A monolith of thousands of operations cannot fit its spec in one ConfigMap: a clear
+/// error naming the unit and the limit, not a manifest Kubernetes refuses (it wrote a
+/// 2.1 MB ConfigMap and exited 0). The same scenario cut finer exports, every map within.
+#[test]
+fn a_config_map_over_one_mib_is_a_clear_error() {
+    let names: Vec<String> = (0..6_000)
+        .map(|i| format!("operation_with_a_rather_long_descriptive_name_{i:05}"))
+        .collect();
+    let ops: Vec<&str> = names.iter().map(String::as_str).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let source = scenario_of(dir.path(), "one", &ops);
+    let out = tempfile::tempdir().unwrap();
+    let monolith = plan::plan(&source.scenario, &Architecture::Monolith).unwrap();
+    let error = export(&source.scenario, &monolith, "grainbench-unit:test")
+        .write(Format::Kubernetes, out.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains(&CONFIG_MAP_LIMIT.to_string()) && error.contains("monolith"),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,6 +289,10 @@ async fn a_compose_export_runs_from_its_files_alone() {
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // The units run as a non-root user: the mounted config must be readable to others,
+    // as an export directory made with the usual umask is (a temp dir is 0700).
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     export(&source.scenario, &plan, &run.target.image)
         .write(Format::Compose, dir.path())
         .unwrap();
@@ -159,8 +330,13 @@ async fn a_compose_export_runs_from_its_files_alone() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         container::docker(&args).unwrap();
     }
-    let entry = dns_name(&plan.units[plan.unit_of("buy").unwrap()].name);
+    let entry =
+        dns_names(plan.units.iter().map(|u| u.name.as_str()))[plan.unit_of("buy").unwrap()].clone();
     let addr = run.target.published(&entry).unwrap();
+    let to = grain_runtime::model::Endpoint {
+        unit: entry.clone(),
+        addr,
+    };
     let client = grain_runtime::client::HttpClient::new(std::time::Duration::from_secs(5));
     let body = bytes::Bytes::from(grain_runtime::wire::encode_request(
         &std::collections::BTreeMap::from([("user".to_string(), 3), ("order".to_string(), 1)]),
@@ -168,7 +344,7 @@ async fn a_compose_export_runs_from_its_files_alone() {
     ));
     let mut reply = None;
     for _ in 0..100 {
-        match client.post(&addr, "/op/buy", body.clone()).await {
+        match client.post(&to, "/op/buy", body.clone()).await {
             Ok(answer) => {
                 reply = Some(answer);
                 break;

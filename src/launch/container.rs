@@ -19,6 +19,9 @@ use std::sync::Arc;
 
 /// The port every unit listens on inside its container.
 pub const CONTAINER_PORT: u16 = 8080;
+/// The numeric user (and group) a unit runs as in its container: never root, as the Pod
+/// Security "restricted" profile asks (65532 is distroless's `nonroot`).
+pub const UNIT_USER: u32 = 65532;
 /// Label on every container, network and image of a run: `grainbench.run=<run id>`.
 pub const RUN_LABEL: &str = "grainbench.run";
 
@@ -36,7 +39,11 @@ pub enum ContainerError {
 /// How units run as containers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerTarget {
+    /// The image under its shared name (`grainbench-unit:<commit>-<hash>`), as results and
+    /// exports name it.
     pub image: String,
+    /// This run's own tag of it, which its containers run.
+    pub run_image: String,
     /// The image's size, as Docker reports it: the artifact each container ships.
     pub image_bytes: u64,
     pub network: String,
@@ -88,11 +95,13 @@ fn libraries(binary: &Path) -> Result<Vec<PathBuf>, ContainerError> {
         .collect())
 }
 
-/// Builds the units' image from `binary`, tagged `grainbench-unit:<tag>`, offline.
+/// Builds the units' image from `binary`, tagged `grainbench-unit:<tag>` (and `also`, in
+/// the same build, so both name this very image even while another run builds), offline.
 pub fn build_image(
     binary: &Path,
     tag: &str,
     run_id: &str,
+    also: Option<&str>,
 ) -> Result<(String, u64), ContainerError> {
     let context = tempfile::tempdir().map_err(ContainerError::Context)?;
     let root = context.path().join("root");
@@ -126,14 +135,23 @@ pub fn build_image(
     }
     std::fs::write(root.join("etc/nsswitch.conf"), "hosts: files dns\n")
         .map_err(ContainerError::Context)?;
-    let dockerfile = "FROM scratch\nCOPY root/ /\nENTRYPOINT [\"/grainbench\"]\n";
+    let dockerfile = format!(
+        "FROM scratch\nCOPY root/ /\nUSER {UNIT_USER}:{UNIT_USER}\nENTRYPOINT [\"/grainbench\"]\n"
+    );
     std::fs::write(context.path().join("Dockerfile"), dockerfile)
         .map_err(ContainerError::Context)?;
     let image = format!("grainbench-unit:{tag}");
     let label = format!("{RUN_LABEL}={run_id}");
     let dir = context.path().to_string_lossy().to_string();
-    docker(&["build", "-q", "--label", &label, "-t", &image, &dir])?;
-    let bytes = docker(&["image", "inspect", "--format", "{{.Size}}", &image])?
+    let mut args = vec!["build", "-q", "--label", &label, "-t", &image];
+    if let Some(also) = also {
+        args.extend(["-t", also]);
+    }
+    args.push(&dir);
+    docker(&args)?;
+    // This build's own tag, if any: the shared one may already name another run's build.
+    let built = also.unwrap_or(&image);
+    let bytes = docker(&["image", "inspect", "--format", "{{.Size}}", built])?
         .parse()
         .unwrap_or(0);
     Ok((image, bytes))
@@ -145,13 +163,35 @@ pub struct RunNetwork {
     run_id: String,
 }
 
+/// The runs of this process with containers or a network up: what a quick exit (a second
+/// Ctrl-C) must still remove.
+static LIVE_RUNS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn live_runs() -> std::sync::MutexGuard<'static, Vec<(String, String)>> {
+    LIVE_RUNS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Removes every container and network of this process's runs now, for an exit that skips
+/// the usual teardown (a frozen container would otherwise outlive it).
+pub fn remove_live_runs() {
+    let runs = std::mem::take(&mut *live_runs());
+    for (run_id, network) in runs {
+        remove_run(&run_id, Some(&network));
+    }
+}
+
 impl RunNetwork {
     pub fn create(run_id: &str) -> Result<Self, ContainerError> {
         let name = format!("grainbench-{}", short_hash(run_id));
         let label = format!("{RUN_LABEL}={run_id}");
+        let owner = owner_of(std::process::id()).unwrap_or_default();
+        let owner = format!("{OWNER_LABEL}={owner}");
         docker(&[
-            "network", "create", "--driver", "bridge", "--label", &label, &name,
+            "network", "create", "--driver", "bridge", "--label", &label, "--label", &owner, &name,
         ])?;
+        live_runs().push((run_id.to_string(), name.clone()));
         Ok(RunNetwork {
             name,
             run_id: run_id.to_string(),
@@ -161,6 +201,7 @@ impl RunNetwork {
 
 impl Drop for RunNetwork {
     fn drop(&mut self) {
+        live_runs().retain(|(_, network)| *network != self.name);
         remove_run(&self.run_id, Some(&self.name));
     }
 }
@@ -178,6 +219,14 @@ pub fn remove_run(run_id: &str, network: Option<&str>) {
                 tracing::warn!(%error, "cannot remove the run's containers");
             }
         }
+    }
+    // `--rm` containers may still be going away after `rm -f` returns ("removal already in
+    // progress"); wait, so the image they ran is free to remove without force.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline
+        && docker(&["ps", "-aq", "--filter", &filter]).is_ok_and(|ids| !ids.trim().is_empty())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
     if let Some(network) = network {
         if let Err(error) = docker(&["network", "rm", network]) {
@@ -214,12 +263,17 @@ impl ContainerRun {
     ) -> Result<Self, ContainerError> {
         docker_available()?;
         sweep_stale_networks();
-        let (image, image_bytes) = build_image(binary, &image_tag(binary), run_id)?;
+        // The run's own tag of the image: its containers use it, so another run that builds
+        // the same tag or removes it (`--remove-image`) never takes the image from this one.
+        let tag = image_tag(binary);
+        let run_image = format!("grainbench-unit:{tag}-r{}", short_hash(run_id));
+        let (image, image_bytes) = build_image(binary, &tag, run_id, Some(&run_image))?;
         let network = RunNetwork::create(run_id)?;
         tracing::info!(%image, image_bytes, network = %network.name, "units run as containers");
         Ok(ContainerRun {
             target: Arc::new(ContainerTarget {
                 image,
+                run_image,
                 image_bytes,
                 network: network.name.clone(),
                 run_id: run_id.to_string(),
@@ -235,35 +289,65 @@ impl ContainerRun {
 impl Drop for ContainerRun {
     fn drop(&mut self) {
         remove_run(&self.target.run_id, None);
+        // Untags only while the shared tag (or another run's) remains.
+        if let Err(error) = docker(&["rmi", &self.target.run_image]) {
+            tracing::warn!(%error, "cannot remove the run's image tag");
+        }
+        // Without force: an image another run's containers use stays (Docker refuses),
+        // and one another run has tagged loses only the shared name.
         if self.remove_image {
-            if let Err(error) = docker(&["rmi", "-f", &self.target.image]) {
-                tracing::warn!(%error, "cannot remove the run's image");
+            if let Err(error) = docker(&["rmi", &self.target.image]) {
+                tracing::info!(%error, "the image stays: another run uses it");
             }
         }
     }
 }
 
-/// Removes every network an earlier run left behind; one with containers attached (a run
-/// still going) refuses, and is left alone.
+/// Label on a run's network naming the harness that owns it: `<pid>-<start time>`, so a
+/// network is only swept once that very process is gone (a pid alone may be reused).
+const OWNER_LABEL: &str = "grainbench.owner";
+
+/// This process as an owner: its pid and its start time in clock ticks since boot.
+fn owner_of(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces), closed by the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let start = rest.split_whitespace().nth(19)?;
+    Some(format!("{pid}-{start}"))
+}
+
+/// Whether the owner a network names is gone: its pid is not running, or runs another
+/// process. A network with no owner label (from an older grainbench) counts as gone.
+fn owner_gone(owner: &str) -> bool {
+    let Some(pid) = owner.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+        return true;
+    };
+    owner_of(pid).as_deref() != Some(owner)
+}
+
+/// Removes every network an earlier run left behind whose harness is gone (one killed by
+/// SIGKILL cannot remove its own). A concurrent run's network is left alone, even between
+/// its cold starts when no container is attached.
 fn sweep_stale_networks() {
     let filter = format!("label={RUN_LABEL}");
-    if let Ok(names) = docker(&["network", "ls", "-q", "--filter", &filter]) {
-        for id in names.split_whitespace() {
-            let _ = docker(&["network", "rm", id]);
+    let format = format!("{{{{.ID}}}} {{{{.Label \"{OWNER_LABEL}\"}}}}");
+    if let Ok(rows) = docker(&["network", "ls", "--filter", &filter, "--format", &format]) {
+        for row in rows.lines() {
+            let mut fields = row.split_whitespace();
+            let (Some(id), owner) = (fields.next(), fields.next().unwrap_or("")) else {
+                continue;
+            };
+            if owner_gone(owner) {
+                let _ = docker(&["network", "rm", id]);
+            }
         }
     }
 }
 
 /// `<commit>-<binary hash>`: the commit it was built from, and which build exactly.
 pub fn image_tag(binary: &Path) -> String {
-    let commit = Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| "nogit".into());
+    // The build's own commit: the same binary gets the same tag from any directory.
+    let commit = crate::BUILD_COMMIT.map_or("nogit", |c| &c[..c.len().min(12)]);
     let hash = std::fs::read(binary)
         .map(|bytes| {
             Sha256::digest(&bytes)[..4]
@@ -295,6 +379,8 @@ impl ContainerTarget {
             "run",
             "-i",
             "--rm",
+            "--pull",
+            "never",
             "--name",
             name,
             "--hostname",
@@ -307,6 +393,14 @@ impl ContainerTarget {
             &format!("grainbench.unit={unit}"),
             "--publish",
             &format!("127.0.0.1::{CONTAINER_PORT}"),
+            // What a restricted cluster enforces: not root, nothing written, no privileges.
+            "--user",
+            &format!("{UNIT_USER}:{UNIT_USER}"),
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -317,7 +411,7 @@ impl ContainerTarget {
         if let Some(memory) = &self.memory {
             args.extend(["--memory".into(), memory.clone()]);
         }
-        args.push(self.image.clone());
+        args.push(self.run_image.clone());
         args
     }
 

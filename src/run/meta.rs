@@ -29,16 +29,9 @@ pub(super) fn progress_bar(
     Some(bar)
 }
 
+/// The commit the binary was built from (not the working directory's).
 pub(super) fn git_commit() -> Option<String> {
-    let output = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
+    crate::BUILD_COMMIT.map(str::to_owned)
 }
 
 pub(super) fn now_rfc3339() -> String {
