@@ -112,9 +112,8 @@ fn bench_scenario(
         let mut group = c.benchmark_group(format!("{}/{}", source.scenario.name, entry.op));
         for (arch, live) in &deployments {
             let addr = live
-                .addr_of(&entry.op)
-                .expect("every entrypoint is deployed")
-                .to_string();
+                .endpoint_of(&entry.op)
+                .expect("every entrypoint is deployed");
             let next = AtomicUsize::new(0);
             group.bench_function(arch.name(), |b| {
                 b.to_async(runtime).iter(|| {

@@ -130,7 +130,7 @@ pub async fn take_unit_delay_errors(live: &LiveDeployment) -> Result<Histogram<u
     let mut total = new_error_histogram();
     for unit in &live.units {
         let reply = client
-            .post(&unit.addr, DELAY_ERRORS_PATH, Bytes::new())
+            .post(&unit.endpoint(), DELAY_ERRORS_PATH, Bytes::new())
             .await
             .map_err(|source| NetworkError::Collect {
                 unit: unit.name.clone(),

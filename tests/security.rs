@@ -42,7 +42,11 @@ async fn browse(live: &LiveDeployment, caller: Option<&Credentials>) -> Result<(
         64,
     ));
     client
-        .post(live.addr_of("browse").unwrap(), &op_path("browse"), body)
+        .post(
+            &live.endpoint_of("browse").unwrap(),
+            &op_path("browse"),
+            body,
+        )
         .await
         .map(|_| ())
 }
@@ -111,26 +115,39 @@ async fn a_unit_answers_401_to_an_expired_or_tampered_token() {
     let addr = live.addr_of("browse").unwrap().to_string();
     let path = op_path("browse");
     let now = grain_runtime::security::unix_now();
-    let valid = key.sign(DRIVER, &path, now + 60);
-    let expired = key.sign(DRIVER, &path, now - 1);
+    let unit_of = |op: &str| {
+        let process = live.endpoint_of(op).unwrap().unit;
+        grain_runtime::resilience::unit_of_process(&process).to_string()
+    };
+    let (callee, other) = (unit_of("browse"), unit_of("lookup"));
+    assert_ne!(callee, other, "micro serves them in two units");
+    let valid = key.sign(DRIVER, &callee, &path, now + 60);
+    let expired = key.sign(DRIVER, &callee, &path, now - 1);
     let tampered = valid.replacen('.', ".e", 1);
-    let for_another = key.sign(DRIVER, &op_path("buy"), now + 60);
+    let for_another_path = key.sign(DRIVER, &callee, &op_path("buy"), now + 60);
+    // Same path, another unit: the audience was the path, so every state unit's /get
+    // took every other's tokens.
+    let for_another_unit = key.sign(DRIVER, &other, &path, now + 60);
+    let control = grain_runtime::wire::DELAY_ERRORS_PATH;
     let addr2 = addr.clone();
     let statuses = tokio::task::spawn_blocking(move || {
         [
             post_with_token(&addr2, &path, Some(&valid)),
             post_with_token(&addr2, &path, Some(&expired)),
             post_with_token(&addr2, &path, Some(&tampered)),
-            post_with_token(&addr2, &path, Some(&for_another)),
+            post_with_token(&addr2, &path, Some(&for_another_path)),
+            post_with_token(&addr2, &path, Some(&for_another_unit)),
             post_with_token(&addr2, &path, None),
+            // The harness's control route: emptying the measurement counters needs a token.
+            post_with_token(&addr2, control, None),
         ]
     })
     .await
     .unwrap();
     assert_eq!(
         statuses,
-        [200, 401, 401, 401, 401],
-        "valid, expired, tampered, wrong callee, none"
+        [200, 401, 401, 401, 401, 401, 401],
+        "valid, expired, tampered, wrong path, wrong unit, none, control route without one"
     );
     live.shutdown().await;
 }

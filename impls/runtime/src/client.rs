@@ -2,6 +2,7 @@
 //! returning status, hop counts and digest of each reply. A client given a network model
 //! delays each request before it leaves and each reply before it is handed back.
 
+use crate::model::Endpoint;
 use crate::network::NetworkModel;
 use crate::security::{
     client_config, unix_now, Credentials, SecurityError, SecurityMode, TokenKey, TOKEN_LIFETIME_S,
@@ -119,10 +120,10 @@ impl HttpClient {
         self
     }
 
-    /// POSTs `body` to `http://{addr}{path}` across this client's network; any status but
-    /// 200 is an error.
-    pub async fn post(&self, addr: &str, path: &str, body: Bytes) -> Result<Reply, CallError> {
-        self.post_across(&self.network, addr, path, body).await
+    /// POSTs `body` to `http://{to.addr}{path}` across this client's network; any status
+    /// but 200 is an error. A token, if any, is for `to`'s unit and `path` alone.
+    pub async fn post(&self, to: &Endpoint, path: &str, body: Bytes) -> Result<Reply, CallError> {
+        self.post_across(&self.network, to, path, body).await
     }
 
     /// POSTs across `network`: the request waits one sampled one-way delay before it
@@ -130,17 +131,19 @@ impl HttpClient {
     pub async fn post_across(
         &self,
         network: &NetworkModel,
-        addr: &str,
+        to: &Endpoint,
         path: &str,
         body: Bytes,
     ) -> Result<Reply, CallError> {
+        let addr = to.addr.as_str();
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(self.url(addr, path))
             .header(hyper::header::CONTENT_TYPE, "application/json");
         if let Some(token) = &self.token {
             let (key, caller) = token.as_ref();
-            let signed = key.sign(caller, path, unix_now() + TOKEN_LIFETIME_S);
+            let callee = crate::resilience::unit_of_process(&to.unit);
+            let signed = key.sign(caller, callee, path, unix_now() + TOKEN_LIFETIME_S);
             request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {signed}"));
         }
         let request = request.body(Full::new(body)).map_err(|e| CallError::Io {

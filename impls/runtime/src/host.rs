@@ -6,7 +6,9 @@
 
 use crate::model::{Listen, Routes};
 use crate::network::DelayErrors;
-use crate::security::{server_config, unix_now, Credentials, TokenError, TokenKey};
+use crate::security::{
+    certificate_names, server_config, unix_now, Credentials, TokenError, TokenKey,
+};
 use crate::wire::{DelayErrorsReply, DELAY_ERRORS_PATH, HEALTH_PATH, LISTENING_PREFIX};
 use axum::{
     extract::State,
@@ -139,13 +141,20 @@ pub async fn serve_unit(
         Some(c) => Some(server_config(c).map_err(secured)?),
         None => None,
     };
+    // The harness's own control route sits behind the token check too: any local process
+    // could otherwise empty the delay-error counters a measurement reads.
+    let app = app.merge(Router::new().route(DELAY_ERRORS_PATH, post(take_delay_errors)));
     let app = match security
-        .map(TokenKey::of)
+        .map(|c| TokenKey::of(c).map(|key| key.map(|key| (key, c))))
         .transpose()
         .map_err(secured)?
         .flatten()
     {
-        Some(key) => with_token_check(app, unit, key),
+        Some((key, c)) => {
+            // Under mtls+token, a token's issuer must be the caller's certificate.
+            let run = c.mode.client_certificates().then(|| c.run.clone());
+            with_token_check(app, unit, key, run)
+        }
         None => app,
     };
     let app = with_reply_faults(app, unit, routes.clone());
@@ -179,7 +188,6 @@ pub async fn serve_unit(
 
     let health_route = Router::new()
         .route(HEALTH_PATH, get(health))
-        .route(DELAY_ERRORS_PATH, post(take_delay_errors))
         .with_state(routes);
     let app = app
         .merge(health_route)
@@ -189,6 +197,7 @@ pub async fn serve_unit(
     let served = match tls {
         Some(config) => {
             let listener = TlsListener::new(listener, config);
+            let app = app.into_make_service_with_connect_info::<TlsPeer>();
             axum::serve(listener, app)
                 .with_graceful_shutdown(wait_for_stop(stop_rx))
                 .await
@@ -214,19 +223,43 @@ pub async fn serve_unit(
 /// per call).
 pub static HANDSHAKES: AtomicU64 = AtomicU64::new(0);
 
+/// Longest a TLS handshake may take before its connection is dropped (a caller that opens
+/// a socket and says nothing would otherwise hold a task for good).
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Who is at the other end of a TLS connection: its address and, under mutual TLS, the
+/// certificate it presented (verified by the handshake).
+#[derive(Debug, Clone)]
+pub struct TlsPeer {
+    pub addr: std::net::SocketAddr,
+    pub certificate: Option<Arc<rustls::pki_types::CertificateDer<'static>>>,
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for TlsPeer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        stream.remote_addr().clone()
+    }
+}
+
 /// A listener whose connections are TLS streams: each accepted socket's handshake runs in
 /// a task of its own, so a slow or failed handshake never holds up the next accept; a
-/// failed one (a caller without a certificate, or with a foreign one) is dropped and logged.
+/// failed one (a caller without a certificate, or with a foreign one) or one that takes
+/// over [`HANDSHAKE_TIMEOUT`] is dropped and logged.
 struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<tokio::net::TcpStream>, std::net::SocketAddr)>,
-    local: std::net::SocketAddr,
+    ready: mpsc::Receiver<(TlsStream<tokio::net::TcpStream>, TlsPeer)>,
+    local: TlsPeer,
 }
 
 impl TlsListener {
     fn new(listener: tokio::net::TcpListener, config: Arc<rustls::ServerConfig>) -> Self {
-        let local = listener
-            .local_addr()
-            .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        let local = TlsPeer {
+            addr: listener
+                .local_addr()
+                .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            certificate: None,
+        };
         let (tx, ready) = mpsc::channel(1024);
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
         tokio::spawn(async move {
@@ -242,12 +275,23 @@ impl TlsListener {
                 let _ = tcp.set_nodelay(true);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
-                    match acceptor.accept(tcp).await {
-                        Ok(stream) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
                             HANDSHAKES.fetch_add(1, Ordering::Relaxed);
+                            let certificate = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|chain| chain.first())
+                                .map(|c| Arc::new(c.clone().into_owned()));
+                            let peer = TlsPeer {
+                                addr: peer,
+                                certificate,
+                            };
                             let _ = tx.send((stream, peer)).await;
                         }
-                        Err(error) => tracing::info!(%peer, %error, "TLS handshake refused"),
+                        Ok(Err(error)) => tracing::info!(%peer, %error, "TLS handshake refused"),
+                        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
                     }
                 });
             }
@@ -258,7 +302,7 @@ impl TlsListener {
 
 impl axum::serve::Listener for TlsListener {
     type Io = TlsStream<tokio::net::TcpStream>;
-    type Addr = std::net::SocketAddr;
+    type Addr = TlsPeer;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         match self.ready.recv().await {
@@ -269,7 +313,7 @@ impl axum::serve::Listener for TlsListener {
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
+        Ok(self.local.clone())
     }
 }
 
@@ -309,22 +353,39 @@ async fn apply_reply_fault(
     next.run(request).await
 }
 
-/// `app` with every call's bearer token checked before its handler runs.
-pub fn with_token_check(app: Router, unit: &str, key: TokenKey) -> Router {
+/// What a unit checks a bearer token against.
+struct TokenCheck {
+    /// The process name (`unit#r` for a replica), for the 401's text.
+    process: String,
+    key: TokenKey,
+    /// Under mutual TLS, the run whose party the caller's certificate must name as the
+    /// token's issuer.
+    run: Option<String>,
+}
+
+/// `app` with every call's bearer token checked before its handler runs: for this unit
+/// (its identity, whatever replica) and the path called; with `run`, issued by the party
+/// the caller's certificate names.
+pub fn with_token_check(app: Router, unit: &str, key: TokenKey, run: Option<String>) -> Router {
+    let check = TokenCheck {
+        process: unit.to_string(),
+        key,
+        run,
+    };
     app.layer(axum::middleware::from_fn_with_state(
-        Arc::new((unit.to_string(), key)),
+        Arc::new(check),
         require_token,
     ))
 }
 
 /// Checks a call's bearer token before any work: 401 naming the unit and why otherwise.
 async fn require_token(
-    State(auth): State<Arc<(String, TokenKey)>>,
+    State(check): State<Arc<TokenCheck>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let (unit, key) = auth.as_ref();
+    let callee = crate::resilience::unit_of_process(&check.process);
     let token = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
@@ -332,10 +393,30 @@ async fn require_token(
         .and_then(|value| value.strip_prefix("Bearer "));
     let verdict = token
         .ok_or(TokenError::Missing)
-        .and_then(|token| key.verify(token, request.uri().path(), unix_now()));
+        .and_then(|token| {
+            check
+                .key
+                .verify(token, callee, request.uri().path(), unix_now())
+        })
+        .and_then(|claims| match &check.run {
+            None => Ok(claims),
+            Some(run) => {
+                let peer = request
+                    .extensions()
+                    .get::<axum::extract::ConnectInfo<TlsPeer>>()
+                    .and_then(|info| info.0.certificate.clone());
+                match peer {
+                    Some(cert) if certificate_names(&cert, &claims.iss, run) => Ok(claims),
+                    _ => Err(TokenError::WrongIssuer),
+                }
+            }
+        });
     match verdict {
         Ok(_) => next.run(request).await,
-        Err(error) => (StatusCode::UNAUTHORIZED, format!("unit {unit}: {error}")).into_response(),
+        Err(error) => {
+            let text = format!("unit {}: {error}", check.process);
+            (StatusCode::UNAUTHORIZED, text).into_response()
+        }
     }
 }
 
@@ -500,15 +581,17 @@ mod tests {
             }),
         );
         let key = TokenKey::new(vec![3; 32]);
-        let app = with_token_check(app, "u", key.clone());
-        let valid = key.sign("driver", "/op/work", unix_now() + 60);
-        let expired = key.sign("driver", "/op/work", unix_now() - 1);
-        let elsewhere = key.sign("driver", "/op/other", unix_now() + 60);
-        let foreign = TokenKey::new(vec![4; 32]).sign("driver", "/op/work", unix_now() + 60);
+        let app = with_token_check(app, "u#1", key.clone(), None);
+        let valid = key.sign("driver", "u", "/op/work", unix_now() + 60);
+        let expired = key.sign("driver", "u", "/op/work", unix_now() - 1);
+        let elsewhere = key.sign("driver", "u", "/op/other", unix_now() + 60);
+        let other_unit = key.sign("driver", "v", "/op/work", unix_now() + 60);
+        let foreign = TokenKey::new(vec![4; 32]).sign("driver", "u", "/op/work", unix_now() + 60);
         let tampered = format!("{}x", &valid[..valid.len() - 1]);
         for bad in [
             Some(expired.as_str()),
             Some(&elsewhere),
+            Some(&other_unit),
             Some(&foreign),
             Some(&tampered),
             None,

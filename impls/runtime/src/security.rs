@@ -9,8 +9,12 @@
 //! - Mutual TLS: callees require a client certificate from the run's CA, and accept it
 //!   only when it names a member of this run.
 //! - Tokens: every call carries `Authorization: Bearer` with an HS256 JWT naming the caller
-//!   (`iss`), the callee's path (`aud`) and an expiry (`exp`); the callee checks it before
-//!   any work and answers 401 otherwise.
+//!   (`iss`), the callee's unit identity (`aud`), the path called (`path`) and an expiry
+//!   (`exp`); the callee checks it before any work and answers 401 otherwise. A token for
+//!   `state-carts` is refused by `state-users`, though both serve `/get`. Under
+//!   `mtls+token`, `iss` must also be the identity the caller's certificate names.
+//!   (Every party still shares the run's one HMAC key, so a unit could mint a token in
+//!   another's name; with `mtls+token` the certificate check stops it from using one.)
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -279,6 +283,16 @@ pub fn loopback_server_name() -> ServerName<'static> {
     ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into())
 }
 
+/// Whether `certificate` (a caller's, already verified by the handshake) names party
+/// `identity` of run `run`: what binds a token's `iss` to the caller under `mtls+token`.
+pub fn certificate_names(certificate: &CertificateDer<'_>, identity: &str, run: &str) -> bool {
+    let Ok(cert) = webpki::EndEntityCert::try_from(certificate) else {
+        return false;
+    };
+    ServerName::try_from(party_name(identity, run))
+        .is_ok_and(|name| cert.verify_is_valid_for_subject_name(&name).is_ok())
+}
+
 /// Mutual TLS's check of a caller: a certificate chain to the run's CA (webpki), naming a
 /// party of this run.
 #[derive(Debug)]
@@ -369,13 +383,14 @@ impl TokenKey {
         Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key length")
     }
 
-    /// An HS256 JWT from `caller` to the callee at `audience` (its path), expiring at
-    /// `expires` (Unix seconds).
-    pub fn sign(&self, caller: &str, audience: &str, expires: u64) -> String {
+    /// An HS256 JWT from `caller` to unit `callee` for `path`, expiring at `expires`
+    /// (Unix seconds).
+    pub fn sign(&self, caller: &str, callee: &str, path: &str, expires: u64) -> String {
         const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
         let claims = Claims {
             iss: caller.to_string(),
-            aud: audience.to_string(),
+            aud: callee.to_string(),
+            path: path.to_string(),
             exp: expires,
         };
         let payload = serde_json::to_vec(&claims).unwrap_or_default();
@@ -390,8 +405,14 @@ impl TokenKey {
         format!("{signing_input}.{signature}")
     }
 
-    /// Checks `token` for the callee at `audience` at Unix second `now`.
-    pub fn verify(&self, token: &str, audience: &str, now: u64) -> Result<Claims, TokenError> {
+    /// Checks `token` for unit `callee` called at `path`, at Unix second `now`.
+    pub fn verify(
+        &self,
+        token: &str,
+        callee: &str,
+        path: &str,
+        now: u64,
+    ) -> Result<Claims, TokenError> {
         let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let (_, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
         let signature = URL_SAFE_NO_PAD
@@ -405,8 +426,11 @@ impl TokenKey {
             .decode(payload)
             .map_err(|_| TokenError::Malformed)?;
         let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
-        if claims.aud != audience {
+        if claims.aud != callee {
             return Err(TokenError::WrongAudience);
+        }
+        if claims.path != path {
+            return Err(TokenError::WrongPath);
         }
         if claims.exp <= now {
             return Err(TokenError::Expired);
@@ -419,7 +443,10 @@ impl TokenKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
+    /// The callee's unit identity.
     pub aud: String,
+    /// The path the token is for.
+    pub path: String,
     pub exp: u64,
 }
 
@@ -434,6 +461,10 @@ pub enum TokenError {
     BadSignature,
     #[error("token is for another callee")]
     WrongAudience,
+    #[error("token is for another path")]
+    WrongPath,
+    #[error("token's issuer is not the caller's certificate")]
+    WrongIssuer,
     #[error("token has expired")]
     Expired,
 }
@@ -466,16 +497,21 @@ mod tests {
     #[test]
     fn a_token_verifies_only_unchanged_for_its_callee_before_it_expires() {
         let key = TokenKey::new(vec![7; 32]);
-        let token = key.sign("checkout-unit", "/op/create_order", 1_000);
-        let claims = key.verify(&token, "/op/create_order", 999).unwrap();
+        let token = key.sign("checkout-unit", "state-carts", "/get", 1_000);
+        let claims = key.verify(&token, "state-carts", "/get", 999).unwrap();
         assert_eq!(claims.iss, "checkout-unit");
         assert_eq!(
-            key.verify(&token, "/op/create_order", 1_000),
+            key.verify(&token, "state-carts", "/get", 1_000),
             Err(TokenError::Expired)
         );
+        // Every state unit serves /get: the path alone would let it through.
         assert_eq!(
-            key.verify(&token, "/op/get_cart", 999),
+            key.verify(&token, "state-users", "/get", 999),
             Err(TokenError::WrongAudience)
+        );
+        assert_eq!(
+            key.verify(&token, "state-carts", "/put", 999),
+            Err(TokenError::WrongPath)
         );
         // One flipped character of the payload: the signature no longer holds.
         let (head, rest) = token.split_once('.').unwrap();
@@ -483,14 +519,14 @@ mod tests {
         payload[3] = if payload[3] == 'A' { 'B' } else { 'A' };
         let tampered = format!("{head}.{}", payload.into_iter().collect::<String>());
         assert_eq!(
-            key.verify(&tampered, "/op/create_order", 999),
+            key.verify(&tampered, "state-carts", "/get", 999),
             Err(TokenError::BadSignature)
         );
         let other = TokenKey::new(vec![8; 32]);
         assert_eq!(
-            other.verify(&token, "/op/create_order", 999),
+            other.verify(&token, "state-carts", "/get", 999),
             Err(TokenError::BadSignature)
         );
-        assert_eq!(key.verify("abc", "/", 0), Err(TokenError::Malformed));
+        assert_eq!(key.verify("abc", "u", "/", 0), Err(TokenError::Malformed));
     }
 }

@@ -20,9 +20,23 @@ pub struct EngineTarget {
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
+/// The `Host` of requests to units this run started (they listen on 127.0.0.1).
+const LOOPBACK_HOST: &str = "127.0.0.1";
+
 impl EngineTarget {
     pub fn new(addr: crate::driver::TargetAddr, path: &str, request_bytes: usize) -> Self {
-        Self::with_headers(addr, path, request_bytes, "")
+        Self::with_headers(addr, path, request_bytes, LOOPBACK_HOST, "")
+    }
+
+    /// A target reached as `host` (the `Host` its requests carry: an outside deployment's
+    /// own name, for an ingress or a virtual host).
+    pub fn to_host(
+        addr: crate::driver::TargetAddr,
+        path: &str,
+        request_bytes: usize,
+        host: &str,
+    ) -> Self {
+        Self::with_headers(addr, path, request_bytes, host, "")
     }
 
     /// A target whose requests carry `extra` header lines (each ending in `\r\n`).
@@ -30,10 +44,11 @@ impl EngineTarget {
         addr: crate::driver::TargetAddr,
         path: &str,
         request_bytes: usize,
+        host: &str,
         extra: &str,
     ) -> Self {
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{extra}Content-Length: "
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{extra}Content-Length: "
         )
         .into_bytes();
         EngineTarget {
@@ -59,12 +74,12 @@ impl EngineTarget {
                 let expires = unix_now() + valid_for.as_secs() + 1;
                 format!(
                     "Authorization: Bearer {}\r\n",
-                    key.sign(&security.identity, path, expires)
+                    key.sign(&security.identity, &addr.unit(), path, expires)
                 )
             }
             None => String::new(),
         };
-        let mut target = Self::with_headers(addr, path, request_bytes, &extra);
+        let mut target = Self::with_headers(addr, path, request_bytes, LOOPBACK_HOST, &extra);
         if security.mode.tls() {
             target.tls = Some(client_config(security)?);
         }
@@ -178,5 +193,21 @@ mod tests {
         let text = String::from_utf8(bytes).unwrap();
         assert!(text.starts_with("POST /op/x HTTP/1.1\r\n"));
         assert!(text.ends_with("Content-Length: 7\r\n\r\n{\"a\":1}"));
+    }
+
+    #[test]
+    fn an_outside_deployment_is_asked_for_by_its_own_host() {
+        let addr = crate::driver::Target::new("x", "127.0.0.1:9", 10)
+            .unwrap()
+            .addr;
+        let own =
+            String::from_utf8(EngineTarget::new(addr.clone(), "/op/x", 1).request(b"")).unwrap();
+        assert!(own.contains("\r\nHost: 127.0.0.1\r\n"), "{own}");
+        let outside = EngineTarget::to_host(addr, "/op/x", 1, "shop.example:8080").request(b"");
+        let outside = String::from_utf8(outside).unwrap();
+        assert!(
+            outside.contains("\r\nHost: shop.example:8080\r\n"),
+            "{outside}"
+        );
     }
 }
