@@ -14,6 +14,7 @@
 //!   budget, backoff with jitter, an optional circuit breaker
 //! - `security`: TLS, mutual TLS and signed tokens per hop (modes, configs, tokens)
 
+pub mod breaker;
 pub mod client;
 pub mod digest;
 pub mod histogram;

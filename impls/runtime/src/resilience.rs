@@ -10,6 +10,7 @@
 //! storm starts: in a chain of `d` callers each retrying `r` times, one failure deep down
 //! can cost `(1 + r)^d` attempts.
 
+use crate::breaker::{Breakers, Outcome, Permit};
 use crate::client::{CallError, HttpClient, Reply};
 use crate::model::Endpoint;
 use crate::network::NetworkModel;
@@ -126,20 +127,13 @@ impl Budget {
     }
 }
 
-/// A callee's breaker.
-#[derive(Debug, Default)]
-struct Breaker {
-    failures: u32,
-    open_until: Option<Instant>,
-}
-
 /// A unit's way of calling: its client, its policy, and the state the policy keeps.
 pub struct Caller {
     client: HttpClient,
     policy: Resilience,
     budget: Budget,
     turns: Mutex<HashMap<String, usize>>,
-    breakers: Mutex<HashMap<String, Breaker>>,
+    breakers: Breakers,
 }
 
 /// The unit a replica's process belongs to: `micro-orders#1` → `micro-orders`.
@@ -152,9 +146,12 @@ impl Caller {
         Caller {
             budget: Budget::new(policy.retry_budget_percent),
             client,
-            policy,
             turns: Mutex::new(HashMap::new()),
-            breakers: Mutex::new(HashMap::new()),
+            breakers: Breakers::new(
+                policy.breaker_failures,
+                Duration::from_millis(policy.breaker_open_ms),
+            ),
+            policy,
         }
     }
 
@@ -174,41 +171,22 @@ impl Caller {
         first
     }
 
-    /// Whether `target`'s breaker lets a call through now (an open one lets one through
-    /// once its time is up: half open).
-    fn breaker_allows(&self, target: &str) -> bool {
-        if self.policy.breaker_failures == 0 {
-            return true;
-        }
-        let mut breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
-        let breaker = breakers.entry(target.to_string()).or_default();
-        match breaker.open_until {
-            Some(until) if Instant::now() < until => false,
-            Some(_) => {
-                // Half open: this call is the trial; a failure opens it again at once.
-                breaker.open_until = None;
-                breaker.failures = self.policy.breaker_failures.saturating_sub(1);
-                true
+    /// The next replica from `next` whose breaker lets a call through now, with its
+    /// permit; none while every replica's breaker refuses.
+    fn pick<'r>(
+        &self,
+        replicas: &'r [Endpoint],
+        next: &mut usize,
+    ) -> Option<(&'r Endpoint, Permit)> {
+        let now = Instant::now();
+        for _ in 0..replicas.len() {
+            let endpoint = &replicas[*next % replicas.len()];
+            *next += 1;
+            if let Some(permit) = self.breakers.allow(&endpoint.unit, now) {
+                return Some((endpoint, permit));
             }
-            None => true,
         }
-    }
-
-    fn breaker_record(&self, target: &str, ok: bool) {
-        if self.policy.breaker_failures == 0 {
-            return;
-        }
-        let mut breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
-        let breaker = breakers.entry(target.to_string()).or_default();
-        if ok {
-            *breaker = Breaker::default();
-            return;
-        }
-        breaker.failures += 1;
-        if breaker.failures >= self.policy.breaker_failures {
-            breaker.open_until =
-                Some(Instant::now() + Duration::from_millis(self.policy.breaker_open_ms));
-        }
+        None
     }
 
     /// POSTs `body` to `path` on one of `replicas` of `target` across `network`, under the
@@ -238,31 +216,34 @@ impl Caller {
         let n = replicas.len();
         let mut next = self.first_replica(target, n);
         let (mut wasted, mut retries, mut refused_in_a_row) = (Hops::default(), 0u32, 0usize);
-        loop {
-            if !self.breaker_allows(target) {
-                let unit = unit_of_process(&first.unit).to_string();
-                let error = CallError::Status {
-                    addr: first.addr.clone(),
-                    status: 503,
-                    body: format!("circuit breaker open on {unit}"),
-                    failed_unit: Some(unit.clone()),
-                    hops: Hops::default(),
-                };
-                return Err(Failed {
-                    error,
-                    failed_unit: unit,
-                    wasted,
-                });
+        let breaker_open = |wasted: Hops| {
+            let unit = unit_of_process(&first.unit).to_string();
+            let error = CallError::Status {
+                addr: first.addr.clone(),
+                status: 503,
+                body: format!("circuit breaker open on {unit}"),
+                failed_unit: Some(unit.clone()),
+                hops: Hops::default(),
+            };
+            Failed {
+                error,
+                failed_unit: unit,
+                wasted,
             }
-            let endpoint = &replicas[next % n];
-            next += 1;
+        };
+        let Some((mut endpoint, mut permit)) = self.pick(replicas, &mut next) else {
+            return Err(breaker_open(wasted));
+        };
+        loop {
             let error = match self
                 .client
-                .post_across(network, &endpoint.addr, path, body.clone())
+                .post_across(network, endpoint, path, body.clone())
                 .await
             {
                 Ok(reply) => {
-                    self.breaker_record(target, true);
+                    let now = Instant::now();
+                    self.breakers
+                        .record(&endpoint.unit, permit, Outcome::Answered, now);
                     return Ok(Answered {
                         reply,
                         wasted,
@@ -271,10 +252,22 @@ impl Caller {
                 }
                 Err(error) => error,
             };
+            // A 4xx is the request's fault: the callee answered, and a retry would fail alike.
+            let callee_failed = !matches!(error, CallError::Status { status, .. } if status < 500);
+            let outcome = if callee_failed {
+                Outcome::Failed
+            } else {
+                Outcome::Answered
+            };
+            self.breakers
+                .record(&endpoint.unit, permit, outcome, Instant::now());
             let refused = matches!(error, CallError::Connect { .. });
             if refused && refused_in_a_row + 1 < n {
                 // Nothing was sent: the next replica gets the same attempt at once.
                 refused_in_a_row += 1;
+                (endpoint, permit) = self
+                    .pick(replicas, &mut next)
+                    .ok_or_else(|| breaker_open(wasted))?;
                 continue;
             }
             refused_in_a_row = 0;
@@ -285,7 +278,6 @@ impl Caller {
                 // What the callee did downstream before failing was spent too.
                 wasted += *hops;
             }
-            self.breaker_record(target, false);
             let failed_unit = match &error {
                 CallError::Status {
                     failed_unit: Some(unit),
@@ -293,14 +285,24 @@ impl Caller {
                 } => unit.clone(),
                 _ => endpoint.unit.clone(),
             };
-            let retryable = !matches!(error, CallError::Status { status, .. } if status < 500);
-            if !retryable || retries >= self.policy.retries || !self.budget.spend() {
-                return Err(Failed {
-                    error,
-                    failed_unit,
-                    wasted,
-                });
+            let give_up = |error| Failed {
+                error,
+                failed_unit,
+                wasted,
+            };
+            if !callee_failed || retries >= self.policy.retries {
+                return Err(give_up(error));
             }
+            // The breaker before the budget: a retry it refuses spends no token.
+            let Some((retry_at, retry_permit)) = self.pick(replicas, &mut next) else {
+                return Err(breaker_open(wasted));
+            };
+            if !self.budget.spend() {
+                self.breakers
+                    .release(&retry_at.unit, retry_permit, Instant::now());
+                return Err(give_up(error));
+            }
+            (endpoint, permit) = (retry_at, retry_permit);
             retries += 1;
             let bound = self.policy.backoff_bound(retries);
             if !bound.is_zero() {
@@ -314,6 +316,7 @@ impl Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn the_budget_allows_its_share_of_calls_and_banks_at_most_its_capacity() {
@@ -360,23 +363,103 @@ mod tests {
         assert_eq!(unit_of_process("monolith"), "monolith");
     }
 
-    #[test]
-    fn a_breaker_opens_after_its_failures_and_lets_a_trial_through_later() {
+    /// An endpoint nobody listens on: it refuses.
+    fn dead(unit: &str) -> Endpoint {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Endpoint {
+            unit: unit.to_string(),
+            addr: l.local_addr().unwrap().to_string(),
+        }
+    }
+
+    fn tokens(caller: &Caller) -> f64 {
+        *caller.budget.tokens.lock().unwrap()
+    }
+
+    /// A retry the breaker would refuse spends no budget token (it spent one, then the
+    /// breaker refused the retry anyway).
+    #[tokio::test]
+    async fn a_retry_the_breaker_refuses_spends_no_budget() {
         let policy = Resilience {
-            breaker_failures: 2,
-            breaker_open_ms: 30,
+            retries: 1,
+            retry_budget_percent: Some(100.0),
+            breaker_failures: 1,
+            breaker_open_ms: 60_000,
             ..Resilience::default()
         };
         let caller = Caller::new(HttpClient::new(Duration::from_secs(1)), policy);
-        caller.breaker_record("x", false);
-        assert!(caller.breaker_allows("x"));
-        caller.breaker_record("x", false);
-        assert!(!caller.breaker_allows("x"), "open after 2 failures");
-        assert!(caller.breaker_allows("y"), "per callee");
-        std::thread::sleep(Duration::from_millis(40));
-        assert!(caller.breaker_allows("x"), "half open: one trial");
-        caller.breaker_record("x", false);
-        assert!(!caller.breaker_allows("x"), "a failed trial opens it again");
+        let replicas = [dead("u")];
+        let hop = Hops::default();
+        let body = Bytes::new();
+        let network = NetworkModel::loopback();
+        let failed = caller
+            .call(&network, "u", &replicas, "/op/x", body, hop)
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            failed.error.to_string().contains("circuit breaker open"),
+            "{}",
+            failed.error
+        );
+        assert_eq!(
+            tokens(&caller),
+            1.0,
+            "the token earned by the call is still there"
+        );
+    }
+
+    /// A 4xx is the request's fault: it neither opens the breaker nor is retried.
+    #[tokio::test]
+    async fn a_4xx_answer_neither_opens_the_breaker_nor_is_retried() {
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        let app = axum::Router::new().route(
+            "/op/x",
+            axum::routing::post(move || {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { axum::http::StatusCode::NOT_FOUND }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let policy = Resilience {
+            retries: 2,
+            breaker_failures: 1,
+            breaker_open_ms: 60_000,
+            ..Resilience::default()
+        };
+        let caller = Caller::new(HttpClient::new(Duration::from_secs(1)), policy);
+        let replicas = [Endpoint {
+            unit: "u".into(),
+            addr,
+        }];
+        let network = NetworkModel::loopback();
+        for _ in 0..3 {
+            let failed = caller
+                .call(
+                    &network,
+                    "u",
+                    &replicas,
+                    "/op/x",
+                    Bytes::new(),
+                    Hops::default(),
+                )
+                .await
+                .err()
+                .unwrap();
+            assert!(
+                !failed.error.to_string().contains("breaker"),
+                "{}",
+                failed.error
+            );
+        }
+        assert_eq!(
+            hits.load(std::sync::atomic::Ordering::SeqCst),
+            3,
+            "one attempt per call"
+        );
     }
 
     #[tokio::test]
