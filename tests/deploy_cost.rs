@@ -86,7 +86,13 @@ async fn nano_redeploy_under_load_drains_restarts_and_counts() {
         "drained gracefully, not killed"
     );
     assert!(redeploy.window_requests > 0);
-    assert!(redeploy.window_failed <= redeploy.window_requests);
+    // Replacements are routed before the old process drains: nothing is lost (draining
+    // first failed 1-2 requests of every redeploy).
+    assert_eq!(redeploy.window_failed, 0, "{:?}", redeploy.step.errors);
+    assert!(
+        redeploy.ready_ms <= redeploy.drained_ms,
+        "surge: ready, then drained"
+    );
     assert!(
         redeploy.step.ok > 0,
         "the driver kept running through the redeploy"
@@ -154,15 +160,23 @@ async fn a_replicated_unit_is_redeployed_one_replica_at_a_time() {
     );
     assert_eq!(
         alive,
-        &[false, true],
-        "replica 1's original process still serves"
+        &[true, true],
+        "surge: the replacement is routed before the original drains"
     );
     let (second, alive) = &after_each_wave[1];
     assert_ne!(
         second[1].1, original[1].1,
         "replica 1 replaced in the second wave"
     );
-    assert_eq!(alive, &[false, false]);
+    assert_eq!(
+        alive,
+        &[false, true],
+        "replica 0's original drained after wave 1"
+    );
+    assert!(
+        original.iter().all(|&(_, pid)| cost::usage(pid).is_none()),
+        "every original drained by the end"
+    );
     // Both replacements serve.
     let client = grain_runtime::client::HttpClient::new(Duration::from_secs(2));
     for unit in live.units.iter().filter(|u| u.planned == back) {

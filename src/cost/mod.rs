@@ -9,10 +9,12 @@ pub use crate::results::{ColdStart, UnitsUsage};
 use crate::results::{StepNoise, StepResult};
 use grain_runtime::model::UnitRole;
 use procfs::WithCurrentSystemInfo;
+pub use sampler::{Sampler, UnitPids};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod sampler;
 
 /// How often unit memory is sampled while load runs.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
@@ -36,68 +38,6 @@ pub fn usage(pid: u32) -> Option<Usage> {
         cpu: Duration::from_nanos(cpu_ticks.saturating_mul(1_000_000_000) / ticks),
         rss_bytes: stat.rss_bytes().get(),
     })
-}
-
-/// Samples the RSS of a set of processes several times a second until stopped, and their
-/// CPU time at start and stop.
-pub struct Sampler {
-    units: Vec<(String, u32)>,
-    start: Vec<Usage>,
-    peaks: Arc<Mutex<Vec<u64>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Sampler {
-    pub fn start(units: Vec<(String, u32)>) -> Self {
-        let start: Vec<Usage> = units
-            .iter()
-            .map(|(_, pid)| usage(*pid).unwrap_or_default())
-            .collect();
-        let peaks = Arc::new(Mutex::new(
-            start.iter().map(|u| u.rss_bytes).collect::<Vec<_>>(),
-        ));
-        let pids: Vec<u32> = units.iter().map(|(_, pid)| *pid).collect();
-        let task = tokio::spawn(sample_peaks(pids, peaks.clone()));
-        Sampler {
-            units,
-            start,
-            peaks,
-            task,
-        }
-    }
-
-    /// Stops sampling and returns what each unit used since `start`.
-    pub fn stop(self) -> UnitsUsage {
-        self.task.abort();
-        let peaks = self.peaks.lock().map(|p| p.clone()).unwrap_or_default();
-        let mut result = UnitsUsage::default();
-        for (((name, pid), start), peak) in self.units.iter().zip(&self.start).zip(peaks) {
-            let end = usage(*pid).unwrap_or(*start);
-            let cpu_ms = end.cpu.saturating_sub(start.cpu).as_secs_f64() * 1e3;
-            let peak = peak.max(end.rss_bytes);
-            result.cpu_ms.insert(name.clone(), cpu_ms);
-            result.peak_rss_bytes.insert(name.clone(), peak);
-        }
-        result.cpu_ms_total = result.cpu_ms.values().sum();
-        result.peak_rss_bytes_total = result.peak_rss_bytes.values().sum();
-        result
-    }
-}
-
-async fn sample_peaks(pids: Vec<u32>, peaks: Arc<Mutex<Vec<u64>>>) {
-    let mut interval = tokio::time::interval(SAMPLE_INTERVAL);
-    loop {
-        interval.tick().await;
-        let current: Vec<u64> = pids
-            .iter()
-            .map(|pid| usage(*pid).map_or(0, |u| u.rss_bytes))
-            .collect();
-        if let Ok(mut peaks) = peaks.lock() {
-            for (peak, now) in peaks.iter_mut().zip(current) {
-                *peak = (*peak).max(now);
-            }
-        }
-    }
 }
 
 /// Resident memory of every unit right now (unit → bytes).

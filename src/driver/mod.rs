@@ -29,7 +29,7 @@ use requests::RequestGen;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -81,6 +81,9 @@ pub struct Target {
     pub request_bytes: usize,
     /// The driver's credentials when the units' hops are secured.
     pub security: Option<Arc<Credentials>>,
+    /// The `Host` requests carry, when not the units' own 127.0.0.1 (an outside
+    /// deployment's name from `--endpoints`).
+    pub host: Option<String>,
 }
 
 impl Target {
@@ -103,7 +106,14 @@ impl Target {
             addr: TargetAddr::new(replicas),
             request_bytes,
             security: None,
+            host: None,
         }
+    }
+
+    /// The same target with requests carrying `Host: host`.
+    pub fn with_host(mut self, host: &str) -> Self {
+        self.host = Some(host.to_string());
+        self
     }
 
     /// The same target reached as the driver under `security`.
@@ -123,13 +133,25 @@ pub struct Replica {
 
 /// Where an entrypoint is served, shared with a running step so that a redeploy or a
 /// restart can move it: new connections go to the new address, open ones finish where
-/// they are. With replicas, each new connection goes to the next one in turn.
+/// they are, and an idle one to a replaced process is not used again (the replaced
+/// process is about to drain and close it: a request sent on it then would be lost). With
+/// replicas, each new connection goes to the next one in turn.
 #[derive(Debug, Clone)]
-pub struct TargetAddr(Arc<(RwLock<Vec<Replica>>, AtomicUsize)>);
+pub struct TargetAddr(Arc<(RwLock<Vec<Replica>>, AtomicUsize, AtomicU64)>);
 
 impl TargetAddr {
     fn new(replicas: Vec<Replica>) -> Self {
-        TargetAddr(Arc::new((RwLock::new(replicas), AtomicUsize::new(0))))
+        TargetAddr(Arc::new((
+            RwLock::new(replicas),
+            AtomicUsize::new(0),
+            AtomicU64::new(0),
+        )))
+    }
+
+    /// How many times the replicas were replaced: a connection opened under an older
+    /// generation reaches a process that no longer serves.
+    pub fn generation(&self) -> u64 {
+        self.0 .2.load(Ordering::Acquire)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Replica>> {
@@ -147,6 +169,23 @@ impl TargetAddr {
             .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |r| r.addr)
     }
 
+    /// The unit the replicas serve (what a token is for).
+    pub fn unit(&self) -> String {
+        let replicas = self.read();
+        let process = replicas.first().map_or("", |r| &r.process);
+        grain_runtime::resilience::unit_of_process(process).to_string()
+    }
+
+    /// The first replica as a caller names it: its unit (what a token is for) and address.
+    pub fn endpoint(&self) -> grain_runtime::model::Endpoint {
+        let replicas = self.read();
+        let first = replicas.first();
+        grain_runtime::model::Endpoint {
+            unit: first.map_or(String::new(), |r| r.process.to_string()),
+            addr: first.map_or_else(|| self.get().to_string(), |r| r.addr.to_string()),
+        }
+    }
+
     /// The replica whose turn it is (round robin over new connections).
     pub fn next(&self) -> Option<Replica> {
         let replicas = self.read();
@@ -162,6 +201,7 @@ impl TargetAddr {
     /// Replaces every replica (a restart moved one).
     pub fn set_all(&self, replicas: Vec<Replica>) {
         *self.0 .0.write().unwrap_or_else(|p| p.into_inner()) = replicas;
+        self.0 .2.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -238,7 +278,12 @@ pub async fn run_step(
                             source,
                         })
                 }
-                None => Ok(EngineTarget::new(t.addr.clone(), &path, t.request_bytes)),
+                None => Ok(match &t.host {
+                    Some(host) => {
+                        EngineTarget::to_host(t.addr.clone(), &path, t.request_bytes, host)
+                    }
+                    None => EngineTarget::new(t.addr.clone(), &path, t.request_bytes),
+                }),
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -402,7 +447,7 @@ pub async fn equivalence_digests(
         let target = &targets[request.entry];
         let body = Bytes::from(encode_request(&request.params, target.request_bytes));
         let reply = client
-            .post(&target.addr.get().to_string(), &op_path(&target.op), body)
+            .post(&target.addr.endpoint(), &op_path(&target.op), body)
             .await
             .map_err(|source| EquivalenceError {
                 index,

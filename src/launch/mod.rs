@@ -214,6 +214,14 @@ pub struct RunningUnit {
 }
 
 impl RunningUnit {
+    /// This process as the harness calls it (its name and the address the host reaches).
+    pub fn endpoint(&self) -> grain_runtime::model::Endpoint {
+        grain_runtime::model::Endpoint {
+            unit: self.name.clone(),
+            addr: self.addr.clone(),
+        }
+    }
+
     /// Waits until `deadline` for the process to exit, then kills it; how it ended
     /// (`killed` says how, when it had to be killed).
     async fn exit_by(&mut self, deadline: tokio::time::Instant, killed: &str) -> String {
@@ -328,6 +336,11 @@ impl LiveDeployment {
         self.endpoints_of(op).first().map(|u| u.addr.as_str())
     }
 
+    /// The first process serving `op`, as a caller names it (its unit and address).
+    pub fn endpoint_of(&self, op: &str) -> Option<grain_runtime::model::Endpoint> {
+        self.endpoints_of(op).first().map(|u| u.endpoint())
+    }
+
     /// Every process of the unit serving `op`.
     pub fn endpoints_of(&self, op: &str) -> Vec<&RunningUnit> {
         let planned = self.plan.unit_of(op);
@@ -378,8 +391,16 @@ impl LiveDeployment {
     /// Starts fresh processes in place of `indices` (already gone), routes every unit to
     /// them, and waits until they are ready: what an orchestrator does for a dead pod.
     pub async fn respawn(&mut self, indices: &[usize]) -> Result<(), LaunchError> {
+        self.replace(indices).await.map(drop)
+    }
+
+    /// Starts fresh processes of the same spec for `indices`, puts them in their places,
+    /// routes every unit to them once they are ready, and hands back the processes they
+    /// replaced (still running, if they were: the caller drains them).
+    pub async fn replace(&mut self, indices: &[usize]) -> Result<Vec<RunningUnit>, LaunchError> {
         let health = self.options.client(Duration::from_millis(500))?;
         let deadline = Instant::now() + self.options.ready_timeout;
+        let mut replaced = Vec::with_capacity(indices.len());
         for &index in indices {
             let (spec, planned, replica) = {
                 let old = &self.units[index];
@@ -387,8 +408,9 @@ impl LiveDeployment {
             };
             let (mut unit, stdout) = spawn_unit(&spec, &self.options).await?;
             (unit.planned, unit.replica) = (planned, replica);
-            self.units[index] =
+            let fresh =
                 wait_for_address(unit, stdout, deadline, self.options.ready_timeout).await?;
+            replaced.push(std::mem::replace(&mut self.units[index], fresh));
         }
         // Like an orchestrator's readiness gate: the replacements get their routes and
         // must answer /health before any other unit is routed to them.
@@ -403,7 +425,8 @@ impl LiveDeployment {
             .filter(|(i, _)| indices.contains(i))
             .map(|(_, unit)| unit);
         wait_until_healthy(&health, replacements, deadline, self.options.ready_timeout).await?;
-        self.resend_routes().await
+        self.resend_routes().await?;
+        Ok(replaced)
     }
 
     /// The first unit found to have exited, if any.

@@ -4,6 +4,12 @@
 use super::{LaunchError, LiveDeployment, DRAIN_TIMEOUT};
 use std::time::{Duration, Instant};
 
+/// How long the old processes keep serving after every caller was sent the new routes,
+/// before they are told to drain: the units apply routes from their stdin on their own
+/// time, as Kubernetes' endpoints reach every proxy a moment after a pod is ready (what a
+/// preStop sleep covers).
+pub const ROUTE_PROPAGATION: Duration = Duration::from_millis(100);
+
 /// How a redeploy of some units went.
 #[derive(Debug, Clone)]
 pub struct Redeployed {
@@ -25,12 +31,15 @@ pub struct Redeployed {
 }
 
 impl LiveDeployment {
-    /// Replaces the units at `planned` the way a redeploy of changed code does: SIGTERM
-    /// (stop accepting, finish in-flight requests, exit), then new processes of the same
-    /// spec, each ready before anyone is routed to it. A unit that runs as one process is
-    /// replaced at once; a replicated one one replica at a time (a rolling update: replica
-    /// `r` of every unit in wave `r`), its other replicas serving meanwhile. `rerouted` runs
-    /// after each wave, for callers outside the units (the driver).
+    /// Replaces the units at `planned` the way a rolling update with surge does: new
+    /// processes of the same spec start beside the old ones, each ready before anyone is
+    /// routed to it; every caller is then routed to them, and only then are the old ones
+    /// told to drain (SIGTERM: stop accepting, finish in-flight requests, exit). Nothing is
+    /// sent to a process that is going away, so a redeploy fails no request. A unit that
+    /// runs as one process is replaced at once; a replicated one one replica at a time
+    /// (replica `r` of every unit in wave `r`), its other replicas serving meanwhile.
+    /// `rerouted` runs after each wave's routing, before its drain, for callers outside the
+    /// units (the driver).
     pub async fn redeploy(
         &mut self,
         planned: &[usize],
@@ -40,12 +49,15 @@ impl LiveDeployment {
         let waves = self.waves(planned);
         let (mut old_pids, mut old_endings) = (Vec::new(), Vec::new());
         let mut drained_after = Duration::ZERO;
+        let mut ready_after = Duration::ZERO;
         for wave in &waves {
-            old_pids.extend(wave.iter().map(|&index| self.units[index].pid));
-            old_endings.extend(self.drain(wave).await);
-            drained_after = started.elapsed();
-            self.respawn(wave).await?;
+            let old = self.replace(wave).await?;
+            ready_after = started.elapsed();
             rerouted(self);
+            tokio::time::sleep(ROUTE_PROPAGATION).await;
+            old_pids.extend(old.iter().map(|unit| unit.pid));
+            old_endings.extend(drain(old).await);
+            drained_after = started.elapsed();
         }
         Ok(Redeployed {
             units: waves
@@ -57,7 +69,7 @@ impl LiveDeployment {
             old_endings,
             waves: waves.len(),
             drained_after,
-            ready_after: started.elapsed(),
+            ready_after,
             started,
         })
     }
@@ -75,20 +87,20 @@ impl LiveDeployment {
         waves.retain(|wave| !wave.is_empty());
         waves
     }
+}
 
-    /// SIGTERMs the processes at `indices` and waits for each to drain and exit (killing
-    /// it after [`DRAIN_TIMEOUT`]); how each ended.
-    async fn drain(&mut self, indices: &[usize]) -> Vec<String> {
-        for &index in indices {
-            // SAFETY: sending SIGTERM to a child process we started and still own.
-            unsafe { libc::kill(self.units[index].pid as libc::pid_t, libc::SIGTERM) };
-        }
-        let killed = format!("killed after not draining within {DRAIN_TIMEOUT:?}");
-        let mut endings = Vec::new();
-        for &index in indices {
-            let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
-            endings.push(self.units[index].exit_by(deadline, &killed).await);
-        }
-        endings
+/// SIGTERMs `units` (replaced, no longer routed to) and waits for each to drain and exit
+/// (killing it after [`DRAIN_TIMEOUT`]); how each ended.
+async fn drain(mut units: Vec<super::RunningUnit>) -> Vec<String> {
+    for unit in &units {
+        // SAFETY: sending SIGTERM to a child process we started and still own.
+        unsafe { libc::kill(unit.pid as libc::pid_t, libc::SIGTERM) };
     }
+    let killed = format!("killed after not draining within {DRAIN_TIMEOUT:?}");
+    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    let mut endings = Vec::new();
+    for unit in &mut units {
+        endings.push(unit.exit_by(deadline, &killed).await);
+    }
+    endings
 }

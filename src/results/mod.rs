@@ -261,13 +261,15 @@ pub struct RedeployResult {
     pub operation: String,
     pub units: Vec<String>,
     pub rate_rps: u32,
-    /// Seconds into the step's measured window when SIGTERM was sent.
+    /// Seconds into the step's measured window when the redeploy began (replacements
+    /// started beside the old processes).
     pub at_s: f64,
-    /// SIGTERM → old processes drained and exited.
+    /// Start → old processes drained and exited (they are told to drain once the
+    /// replacements are ready and routed).
     pub drained_ms: f64,
-    /// SIGTERM → replacements ready and routed.
+    /// Start → replacements ready and routed.
     pub ready_ms: f64,
-    /// Requests due from SIGTERM until one second after the replacements were ready.
+    /// Requests due from the start until one second after the later of the two.
     pub window_requests: u64,
     pub window_failed: u64,
     /// Corrected latency of requests due before the redeploy, and during its window.

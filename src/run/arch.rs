@@ -78,7 +78,11 @@ impl Deployed<'_> {
                             .addrs
                             .get(&entry.op)
                             .map_or(String::new(), |a| a.to_string());
-                        Target::new(&entry.op, &addr, size)
+                        let target = Target::new(&entry.op, &addr, size)?;
+                        Ok(match endpoints.hosts.get(&entry.op) {
+                            Some(host) => target.with_host(host),
+                            None => target,
+                        })
                     }
                 }
             })
@@ -347,7 +351,7 @@ impl ArchRun<'_> {
         let (measurement, usage, noise) = self
             .measured_step(
                 architecture.clone(),
-                deployed.pids(),
+                cost::UnitPids::new(deployed.pids()),
                 targets,
                 config,
                 index,
@@ -368,7 +372,7 @@ impl ArchRun<'_> {
     pub(super) async fn measured_step(
         &self,
         architecture: Architecture,
-        pids: Vec<(String, u32)>,
+        pids: cost::UnitPids,
         targets: &[Target],
         config: &StepConfig,
         index: u64,

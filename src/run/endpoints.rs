@@ -31,6 +31,9 @@ pub struct Endpoints {
     pub label: String,
     /// Entrypoint → the address its requests go to.
     pub addrs: BTreeMap<String, SocketAddr>,
+    /// Entrypoint → the `Host` its requests carry: the URL's own `host:port`, so an ingress
+    /// or a virtual host routes them (it was always `127.0.0.1`, and they answered 404).
+    pub hosts: BTreeMap<String, String>,
 }
 
 /// Why an endpoints file cannot be used; names the file and the entry.
@@ -105,25 +108,43 @@ impl Endpoints {
                 ));
             }
         }
-        let mut addrs = BTreeMap::new();
+        let (mut addrs, mut hosts) = (BTreeMap::new(), BTreeMap::new());
         for entry in &scenario.entrypoints {
             let url = raw.entrypoints.get(&entry.op).ok_or_else(|| {
                 entry_error(&entry.op, "no URL given; every entrypoint needs one".into())
             })?;
-            let addr = address(url).map_err(|detail| entry_error(&entry.op, detail))?;
+            let (addr, host) = address(url).map_err(|detail| entry_error(&entry.op, detail))?;
             addrs.insert(entry.op.clone(), addr);
+            hosts.insert(entry.op.clone(), host);
+        }
+        let label = raw.label.unwrap_or_else(|| format!("{}-external", raw.cut));
+        // Reports read a label back as a cut's name: `nano` would become the built-in nano.
+        let names_a_cut = !matches!(label.parse::<Architecture>(), Ok(Architecture::Named(_)))
+            || scenario.cuts.iter().any(|c| c.name == label);
+        if names_a_cut {
+            return Err(EndpointsError::Parse {
+                file: file.to_path_buf(),
+                detail: format!(
+                    "label `{label}`: must be letters, digits, `_` or `-`, and not the name of \
+                     a cut (nano, micro, monolith, sweep-K, sweep-svc-K or a [[cut]] of the \
+                     scenario); the default is `{}-external`",
+                    raw.cut
+                ),
+            });
         }
         Ok(Endpoints {
             file: file.to_path_buf(),
-            label: raw.label.unwrap_or_else(|| format!("{}-external", raw.cut)),
+            label,
             cut,
             addrs,
+            hosts,
         })
     }
 }
 
-/// `http://host:port[/]` → the first address `host` resolves to.
-fn address(url: &str) -> Result<SocketAddr, String> {
+/// `http://host:port[/]` → the first address `host` resolves to, and `host:port` as the
+/// URL gives it (the requests' `Host`).
+fn address(url: &str) -> Result<(SocketAddr, String), String> {
     let rest = match url.split_once("://") {
         Some(("http", rest)) => rest,
         Some((scheme, _)) => {
@@ -137,11 +158,17 @@ fn address(url: &str) -> Result<SocketAddr, String> {
             "{url}: give the unit's address only; grainbench adds /op/<entrypoint>"
         ));
     }
-    authority
+    let addr = authority
         .to_socket_addrs()
         .map_err(|e| format!("{url}: {e}"))?
         .next()
-        .ok_or_else(|| format!("{url}: resolves to no address"))
+        .ok_or_else(|| format!("{url}: resolves to no address"))?;
+    if addr.port() == 0 {
+        return Err(format!(
+            "{url}: port 0 is no unit's port; give the port the entrypoint listens on (1-65535)"
+        ));
+    }
+    Ok((addr, authority.to_string()))
 }
 
 #[cfg(test)]
@@ -159,6 +186,14 @@ mod tests {
         assert_eq!(e.cut, Architecture::Micro);
         assert_eq!(e.label, "micro-external");
         assert_eq!(e.addrs["browse"].port(), 4001);
+        assert_eq!(e.hosts["browse"], "127.0.0.1:4001");
+    }
+
+    #[test]
+    fn requests_carry_the_urls_host() {
+        let text = "cut = \"micro\"\n[entrypoints]\nbuy = \"http://localhost:4000\"\nbrowse = \"http://localhost:4001/\"\n";
+        let e = Endpoints::parse(text, Path::new("e.toml"), &scenario()).unwrap();
+        assert_eq!(e.hosts["buy"], "localhost:4000");
     }
 
     #[test]
@@ -171,6 +206,9 @@ mod tests {
             ("cut = \"micro\"\n[entrypoints]\nsell = \"http://127.0.0.1:1\"\n", "entrypoint sell: scenario tiny has no such entrypoint"),
             ("cut = \"sweep-99\"\n[entrypoints]\n", "cut sweep-99"),
             ("cut = 3\n", "e.toml"),
+            ("cut = \"micro\"\n[entrypoints]\nbuy = \"http://127.0.0.1:0\"\nbrowse = \"http://127.0.0.1:2\"\n", "port 0 is no unit's port"),
+            ("cut = \"micro\"\nlabel = \"nano\"\n[entrypoints]\nbuy = \"http://127.0.0.1:1\"\nbrowse = \"http://127.0.0.1:2\"\n", "label `nano`: must be"),
+            ("cut = \"micro\"\nlabel = \"sweep-3\"\n[entrypoints]\nbuy = \"http://127.0.0.1:1\"\nbrowse = \"http://127.0.0.1:2\"\n", "not the name of a cut"),
         ];
         for (text, expected) in cases {
             let error = Endpoints::parse(text, Path::new("e.toml"), &s)

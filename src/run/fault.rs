@@ -14,6 +14,7 @@ use crate::scenario::fault::{Fault, FaultKind};
 use grain_runtime::model::ReplyFault;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// How long the step runs on after the fault ended, so recovery can be seen.
 const RECOVERY_TAIL: Duration = Duration::from_secs(3);
@@ -61,15 +62,26 @@ impl ArchRun<'_> {
             .duration
             .max(fault.at() + fault.length() + RECOVERY_TAIL + Duration::from_secs(1));
         let inject_at = config.warmup + fault.at();
-        let pids = unit_pids(live);
-        let step = self.measured_step(architecture.clone(), pids, targets, &config, index);
+        // Shared with the injection: a restarted process's CPU and memory count too.
+        let pids = crate::cost::UnitPids::new(unit_pids(live));
+        let step = self.measured_step(architecture.clone(), pids.clone(), targets, &config, index);
+        let cancel = self.cancel;
         let inject = async {
-            tokio::time::sleep(inject_at).await;
-            inject(live, targets, process, fault).await
+            // Ctrl-C or SIGTERM before the fault: nothing injected; during it: lifted at
+            // once, never waited out (a 600 s freeze held the harness for its length).
+            if !wait_or_cancel(inject_at, cancel).await {
+                return Ok(None);
+            }
+            inject(live, targets, process, fault, cancel, &pids)
+                .await
+                .map(Some)
         };
         let (measured, injected) = tokio::join!(step, inject);
         let (measurement, usage, noise) = measured?;
         let injected = injected.map_err(launch_error)?;
+        let Some(injected) = injected.filter(|_| !cancel.is_cancelled()) else {
+            return Err(RunError::Interrupted);
+        };
         let mut step = self.step_result(&live.plan, &measurement).with_units(usage);
         step.noise = noise;
         let entries = self.entry_names();
@@ -93,12 +105,24 @@ impl ArchRun<'_> {
     }
 }
 
-/// Injects `fault` into process `index` of `live`, waits it out and lifts it.
+/// Sleeps `length`, or less when `cancel` fires first; whether it slept the whole length.
+async fn wait_or_cancel(length: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(length) => true,
+        _ = cancel.cancelled() => false,
+    }
+}
+
+/// Injects `fault` into process `index` of `live`, waits it out (or until cancelled) and
+/// lifts it: a frozen process is thawed and reply faults cleared either way; a killed
+/// one is only restarted when the run goes on.
 async fn inject(
     live: &mut LiveDeployment,
     targets: &[Target],
     index: usize,
     fault: &Fault,
+    cancel: &CancellationToken,
+    pids: &crate::cost::UnitPids,
 ) -> Result<Injected, LaunchError> {
     let name = live.units[index].name.clone();
     let replicas = live.plan.units[live.units[index].planned].replicas.max(1);
@@ -109,14 +133,17 @@ async fn inject(
         FaultKind::Kill => {
             live.signal(index, libc::SIGKILL);
             killed_ending = Some(live.reap(index).await);
-            tokio::time::sleep(fault.length().saturating_sub(started.elapsed())).await;
-            live.respawn(&[index]).await?;
-            retarget(live, targets);
-            restart = Some(started.elapsed());
+            let rest = fault.length().saturating_sub(started.elapsed());
+            if wait_or_cancel(rest, cancel).await {
+                live.respawn(&[index]).await?;
+                retarget(live, targets);
+                pids.set_all(unit_pids(live));
+                restart = Some(started.elapsed());
+            }
         }
         FaultKind::Freeze => {
             live.signal(index, libc::SIGSTOP);
-            tokio::time::sleep(fault.length()).await;
+            wait_or_cancel(fault.length(), cancel).await;
             live.signal(index, libc::SIGCONT);
         }
         FaultKind::Slow { .. } | FaultKind::Fail { .. } => {
@@ -133,7 +160,7 @@ async fn inject(
             };
             live.set_faults(BTreeMap::from([(name.clone(), reply_fault)]))
                 .await?;
-            tokio::time::sleep(fault.length()).await;
+            wait_or_cancel(fault.length(), cancel).await;
             live.set_faults(BTreeMap::new()).await?;
         }
     }

@@ -18,8 +18,8 @@ const REDEPLOY_SETTLE: Duration = Duration::from_secs(1);
 const REDEPLOY_MIN_STEP: Duration = Duration::from_secs(6);
 
 impl ArchRun<'_> {
-    /// Holds a steady rate while the units running `change` are redeployed (drained with
-    /// SIGTERM, restarted, rerouted), and compares the requests due during the redeploy
+    /// Holds a steady rate while the units running `change` are redeployed (replacements
+    /// started and routed, then the old processes drained), and compares the requests due during the redeploy
     /// window with those before it.
     pub(super) async fn redeploy_under_load(
         &self,
@@ -35,14 +35,18 @@ impl ArchRun<'_> {
         config.keep_samples = true; // the redeploy window is cut out of them
         let units = cost::blast_radius(&live.plan, change);
         let redeploy_after = config.warmup + config.duration / 3;
-        let pids = super::arch::unit_pids(live);
-        let step = self.measured_step(architecture.clone(), pids, targets, &config, index);
+        // Shared with the redeploy: the replacements' CPU and memory count from their start.
+        let pids = cost::UnitPids::new(super::arch::unit_pids(live));
+        let step = self.measured_step(architecture.clone(), pids.clone(), targets, &config, index);
         let redeploy = async {
             tokio::time::sleep(redeploy_after).await;
             // After each wave the driver's next connections to a moved entrypoint go to
             // its new address.
-            live.redeploy(&units, |live| super::arch::retarget(live, targets))
-                .await
+            live.redeploy(&units, |live| {
+                super::arch::retarget(live, targets);
+                pids.set_all(super::arch::unit_pids(live));
+            })
+            .await
         };
         let (measured, redeployed) = tokio::join!(step, redeploy);
         let (measurement, usage, noise) = measured?;
@@ -101,7 +105,8 @@ fn redeploy_result(
     redeploy: &Redeployed,
     step: StepResult,
 ) -> RedeployResult {
-    let window_end = redeploy.started + redeploy.ready_after + REDEPLOY_SETTLE;
+    let settled = redeploy.ready_after.max(redeploy.drained_after);
+    let window_end = redeploy.started + settled + REDEPLOY_SETTLE;
     let measure_from = measurement.started + measurement.warmup;
     let window = Window::split(
         &measurement.samples,

@@ -112,6 +112,9 @@ impl Engine<'_> {
     /// Opens a connection to the replica of `target` whose turn it is; a failure names
     /// the replica.
     pub(super) fn connect(&mut self, target: usize) -> Result<usize, (io::Error, Arc<str>)> {
+        // Read before the replica: a move in between costs one needless reconnect, never a
+        // connection to a replaced process taken for a current one.
+        let generation = self.targets[target].addr.generation();
         let Some(replica) = self.targets[target].addr.next() else {
             let error = io::Error::new(io::ErrorKind::NotConnected, "no replica");
             return Err((error, Arc::from("no replica")));
@@ -134,6 +137,7 @@ impl Engine<'_> {
             tls,
             target,
             process: replica.process.clone(),
+            generation,
             connected: false,
             opened: Instant::now(),
             out: Vec::new(),
