@@ -14,6 +14,7 @@ use grainbench::plan::Series;
 use grainbench::scenario::{self, ScenarioSource};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use terminal::{note, say};
 
 /// Why a command failed.
 pub(crate) enum Failure {
@@ -51,7 +52,7 @@ fn main() -> ExitCode {
         return match grainbench::unit::serve(spec, routes.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                eprintln!("grainbench unit: {error}");
+                note!("grainbench unit: {error}");
                 ExitCode::FAILURE
             }
         };
@@ -68,7 +69,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             if let Failure::BadInput(Some(error)) | Failure::Run(Some(error)) = &failure {
-                eprintln!("error: {}", terminal::render_error(error));
+                note!("error: {}", terminal::render_error(error));
             }
             failure.exit_code()
         }
@@ -81,8 +82,9 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Validate { scenarios } => validate(&scenarios),
         Command::New { name, dir } => {
             let path = scenario::write_new(&dir, &name).map_err(|e| bad_input(e.into()))?;
-            println!(
-                "wrote {}\nnext: grainbench validate {0} && grainbench run {0} --quick",
+            let me = invoked_as();
+            say!(
+                "wrote {}\nnext: {me} validate {0} && {me} run {0} --quick",
                 path.display()
             );
             Ok(())
@@ -102,13 +104,13 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             let out = out.unwrap_or_else(|| results.with_file_name("index.html"));
             let path = grainbench::report::write_html(&current, old.as_ref(), &out)
                 .map_err(anyhow::Error::from)?;
-            println!("report: {}", path.display());
+            say!("report: {}", path.display());
             gate(&current, old.as_ref(), &fail_if)
         }
         Command::Schema => {
             let schema = serde_json::to_string_pretty(&scenario::json_schema())
                 .map_err(anyhow::Error::from)?;
-            println!("{schema}");
+            say!("{schema}");
             Ok(())
         }
         Command::Plan {
@@ -160,7 +162,7 @@ pub(crate) fn gate(
 ) -> Result<(), Failure> {
     let broken = grainbench::report::gate::violations(results, baseline, thresholds);
     for violation in &broken {
-        eprintln!("threshold broken: {violation}");
+        note!("threshold broken: {violation}");
     }
     broken.is_empty().then_some(()).ok_or(Failure::Threshold)
 }
@@ -172,7 +174,7 @@ pub(crate) fn bad_input(error: anyhow::Error) -> Failure {
 /// Loads a scenario; its errors (every issue, located) are printed as they are.
 pub(crate) fn load(path: &Path) -> Result<ScenarioSource, Failure> {
     scenario::load(path).map_err(|error| {
-        eprintln!("{error}");
+        note!("{error}");
         Failure::BadInput(None)
     })
 }
@@ -181,7 +183,7 @@ fn validate(paths: &[PathBuf]) -> Result<(), Failure> {
     let mut ok = true;
     for path in paths {
         match load(path) {
-            Ok(source) => println!("{}: ok — {}", path.display(), source.scenario.outline()),
+            Ok(source) => say!("{}: ok — {}", path.display(), source.scenario.outline()),
             Err(_) => ok = false,
         }
     }
@@ -202,9 +204,9 @@ fn export(args: &cli::ExportArgs) -> Result<(), Failure> {
         (Some(image), _) => image.clone(),
         (None, true) => {
             let tag = container::image_tag(&binary);
-            let (image, bytes) =
-                container::build_image(&binary, &tag, "export").map_err(anyhow::Error::from)?;
-            println!("built {image} ({bytes} bytes)");
+            let (image, bytes) = container::build_image(&binary, &tag, "export", None)
+                .map_err(anyhow::Error::from)?;
+            say!("built {image} ({bytes} bytes)");
             image
         }
         (None, false) => format!("grainbench-unit:{}", container::image_tag(&binary)),
@@ -221,7 +223,7 @@ fn export(args: &cli::ExportArgs) -> Result<(), Failure> {
         })
     });
     if args.results.is_some() && arch.is_none() {
-        eprintln!(
+        note!(
             "note: {} has no plaintext run of {}: no resource requests",
             args.results
                 .as_ref()
@@ -244,7 +246,7 @@ fn export(args: &cli::ExportArgs) -> Result<(), Failure> {
     let written = export
         .write(format, &args.dir)
         .map_err(anyhow::Error::from)?;
-    println!(
+    say!(
         "{} files under {} for {} as {} ({}):",
         written.len(),
         args.dir.display(),
@@ -253,7 +255,7 @@ fn export(args: &cli::ExportArgs) -> Result<(), Failure> {
         export.image
     );
     for file in &written {
-        println!("  {}", file.display());
+        say!("  {}", file.display());
     }
     Ok(())
 }
@@ -284,9 +286,20 @@ async fn up(args: &cli::UpArgs) -> Result<(), Failure> {
         .await
         .with_context(|| format!("{arch}"))?;
     print!("{}", grainbench::up::describe(&source, &live));
-    println!("Ctrl-C to stop.");
+    say!("Ctrl-C to stop.");
     let _ = tokio::signal::ctrl_c().await;
     live.shutdown().await;
     drop(containers);
     Ok(())
+}
+
+/// How the user called this binary, for a hint they can paste: `grainbench` when it came
+/// from the PATH, else the path they typed (`target/release/grainbench` after `cargo run`).
+fn invoked_as() -> String {
+    let argv0 = std::env::args().next().unwrap_or_default();
+    if argv0.is_empty() || !argv0.contains('/') {
+        "grainbench".to_owned()
+    } else {
+        argv0
+    }
 }

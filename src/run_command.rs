@@ -3,6 +3,7 @@
 //! `--fail-if` thresholds at the end.
 
 use crate::cli::RunArgs;
+use crate::terminal::{note, note_part, say};
 use crate::{bad_input, gate, load, read_results, terminal, unit_binary, Failure};
 use anyhow::Context as _;
 use grainbench::report::render_summary;
@@ -46,7 +47,7 @@ pub(crate) async fn run_scenarios(args: RunArgs) -> Result<(), Failure> {
     terminal::cancel_on_signals(cancel.clone());
     let mut failure = None;
     for (source, options) in &prepared {
-        eprintln!(
+        note!(
             "running {} ({}) → {}",
             source.scenario.name,
             source.path.display(),
@@ -54,16 +55,16 @@ pub(crate) async fn run_scenarios(args: RunArgs) -> Result<(), Failure> {
         );
         // Every cut's static figures before any load: what the measurements will be read against.
         if let Ok(resolved) = options.resolve(&source.scenario) {
-            eprint!(
+            note_part!(
                 "{}",
                 grainbench::plan::outline_table(&source.scenario, &resolved.cut_plans())
             );
         }
         let outcome = run::run(source, options, &cancel).await;
-        println!("{}", render_summary(&outcome.results, baseline.as_ref()));
+        say!("{}", render_summary(&outcome.results, baseline.as_ref()));
         if let (Some(old), Some(page)) = (&baseline, &outcome.report_path) {
             if let Err(error) = grainbench::report::write_html(&outcome.results, Some(old), page) {
-                eprintln!("error: {}", terminal::render_error(&error.into()));
+                note!("error: {}", terminal::render_error(&error.into()));
             }
         }
         for (label, path) in [
@@ -71,7 +72,7 @@ pub(crate) async fn run_scenarios(args: RunArgs) -> Result<(), Failure> {
             ("report: ", &outcome.report_path),
         ] {
             if let Some(path) = path {
-                println!("{label} {}", path.display());
+                say!("{label} {}", path.display());
             }
         }
         let write_errors = [
@@ -79,7 +80,7 @@ pub(crate) async fn run_scenarios(args: RunArgs) -> Result<(), Failure> {
             outcome.write_error.map(anyhow::Error::from),
         ];
         for error in write_errors.into_iter().flatten() {
-            eprintln!("error: {}", terminal::render_error(&error));
+            note!("error: {}", terminal::render_error(&error));
             failure = Some(Failure::Run(None));
         }
         match outcome.error {
@@ -88,7 +89,7 @@ pub(crate) async fn run_scenarios(args: RunArgs) -> Result<(), Failure> {
             Some(RunError::Options(error)) => return Err(bad_input(error.into())),
             Some(error) => {
                 let error = anyhow::Error::from(error);
-                eprintln!("error: {}", terminal::render_error(&error));
+                note!("error: {}", terminal::render_error(&error));
                 failure = Some(Failure::Run(None));
             }
         }
@@ -98,7 +99,7 @@ pub(crate) async fn run_scenarios(args: RunArgs) -> Result<(), Failure> {
             let path = options.out_dir.join("results.json");
             if let Ok(results) = grainbench::results::RunResults::read(&path) {
                 if let Err(broken) = gate(&results, baseline.as_ref(), &args.fail_if) {
-                    eprintln!("{}: thresholds broken", source.scenario.name);
+                    note!("{}: thresholds broken", source.scenario.name);
                     failure = Some(broken);
                 }
             }

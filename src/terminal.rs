@@ -3,6 +3,34 @@
 
 use tokio_util::sync::CancellationToken;
 
+/// `eprintln!` that never panics: a closed or broken stderr (a pipe whose reader left)
+/// must not take the run down with it, so what cannot be written is dropped.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that never panics (see [`note!`]).
+macro_rules! note_part {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `println!` that never panics: the summary is lost, not the run's cleanup, when stdout
+/// is closed.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+pub(crate) use {note, note_part, say};
+
 pub fn init_tracing(env_var: &str, verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -17,24 +45,35 @@ pub fn init_tracing(env_var: &str, verbose: u8) {
         .init();
 }
 
-/// Cancels `token` on the first Ctrl-C or SIGTERM. A second Ctrl-C exits at once; every
-/// finished step is already on disk by then (results are written after each architecture
-/// and before any teardown).
+/// Cancels `token` on the first Ctrl-C or SIGTERM, then says so (cancelling comes first: a
+/// print to a closed stderr must not stop the cancellation, nor the task). A second signal
+/// quits at once, but still removes the run's containers and networks first (a frozen
+/// container would outlive the harness); units that are processes die with the harness,
+/// and every finished step is already on disk.
 pub fn cancel_on_signals(token: CancellationToken) {
     tokio::spawn(async move {
+        use std::io::Write as _;
         use tokio::signal::unix::{signal, SignalKind};
         let Ok(mut term) = signal(SignalKind::terminate()) else {
             return;
         };
+        let Ok(mut int) = signal(SignalKind::interrupt()) else {
+            return;
+        };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
-        eprintln!(
+        token.cancel();
+        let _ = writeln!(
+            std::io::stderr(),
             "\ninterrupted: writing partial results and stopping units (Ctrl-C again to quit now)"
         );
-        token.cancel();
-        let _ = tokio::signal::ctrl_c().await;
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        grainbench::launch::container::remove_live_runs();
         std::process::exit(130);
     });
 }

@@ -1,7 +1,8 @@
 //! Faults under load, on real unit processes: a killed unit fails only the entrypoints
 //! whose calls reach it, its failures are blamed on it, it is restarted, and nothing is
 //! left behind; replicas with retries mask the same kill; a freeze shorter than the call
-//! timeout costs latency, not requests; a failure's reply reports the hops made before it.
+//! timeout costs latency, not requests; a failure's reply reports the hops made before it;
+//! SIGTERM in a long fault stops the run at once.
 
 mod common;
 
@@ -9,6 +10,7 @@ use common::*;
 use grainbench::plan::Architecture;
 use grainbench::results::FaultResult;
 use grainbench::scenario::{self, fault::Fault};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn fault(text: &str) -> Fault {
@@ -188,7 +190,7 @@ async fn a_failure_reply_reports_the_hops_made_before_it() {
     let client = HttpClient::new(Duration::from_secs(5));
     let failed = client
         .post(
-            live.addr_of("buy").unwrap(),
+            &live.endpoint_of("buy").unwrap(),
             &op_path("buy"),
             encode_request(&params, 300).into(),
         )
@@ -217,4 +219,84 @@ async fn a_failure_reply_reports_the_hops_made_before_it() {
     let run_id = live.options.run_id.clone();
     live.shutdown().await;
     assert!(wait_for_no_processes(&run_id, Duration::from_secs(5)).is_empty());
+}
+
+/// Whether a process of `run_id` is stopped (SIGSTOP: a freeze fault is on).
+fn a_process_is_frozen(run_id: &str) -> bool {
+    processes_of_run(run_id).into_iter().any(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rfind(')')
+                .and_then(|end| stat[end + 1..].split_whitespace().next())
+                == Some("T")
+        })
+    })
+}
+
+/// SIGTERM during a 600 s freeze stops the run at once: the fault is raced against the
+/// cancellation and lifted, not waited out. With stderr a closed pipe too: the signal task
+/// printed before it cancelled, so the print's panic killed it and the run went on for the
+/// whole fault (still running 7 minutes later).
+#[test]
+fn sigterm_in_a_fault_step_stops_at_once_even_with_stderr_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_id = unique_run_id("fault-sigterm");
+    let mut child = Command::new(grainbench_binary())
+        .args([
+            "run",
+            "--arch",
+            "monolith",
+            "--cold-starts",
+            "1",
+            "--no-redeploy",
+        ])
+        .args([
+            "--repeat",
+            "1",
+            "--rates",
+            "50",
+            "--warmup",
+            "0",
+            "--duration",
+            "0.5",
+        ])
+        .args([
+            "--fault",
+            "freeze:lookup@1s+600s",
+            "--run-id",
+            &run_id,
+            "--out",
+        ])
+        .arg(dir.path().join("results"))
+        .arg(fixture("tiny.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take()); // a closed pipe: every later write to stderr fails
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !a_process_is_frozen(&run_id) {
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("the freeze never began");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("the harness was still running 20 s after SIGTERM in a 600 s freeze");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(
+        wait_for_no_processes(&run_id, Duration::from_secs(5)),
+        Vec::<u32>::new()
+    );
 }
