@@ -26,6 +26,14 @@ fn new_then_validate_then_a_tiny_run() {
     );
     let file = dir.path().join("scenarios/my-shop.toml");
     assert!(file.is_file());
+    // The hint names a command that exists: the binary as it was called (here by its
+    // path; no `grainbench` need be on the PATH).
+    let hint = String::from_utf8_lossy(&new.stdout);
+    let called = grainbench_binary();
+    assert!(
+        hint.contains(&format!("next: {} validate", called.display())),
+        "{hint}"
+    );
 
     let validate = grainbench(&["validate", "scenarios/my-shop.toml"], dir.path());
     assert!(

@@ -402,9 +402,38 @@ fn malformed_scenarios_name_line_and_field() {
         (
             "a fault failing more than always",
             format!("{VALID}[[fault]]\nkind = \"fail\"\noperation = \"leaf\"\nat_s = 1\nprobability = 1.5\n"),
-            network_line() + 2,
-            "fault[0]",
+            // The line and field that are wrong (it pointed at `at_s` for every field).
+            network_line() + 3,
+            "fault[0].probability",
             "probability, 0 to 1",
+        ),
+        (
+            "a negative cpu_us, named by its operation and with its range",
+            replace_line(18, "cpu_us = -60"),
+            18,
+            "operation[leaf].cpu_us",
+            "allowed: a whole number of µs, 0 to 1000000",
+        ),
+        (
+            "a call to a misspelt operation",
+            replace_line(15, r#"calls = [{ op = "lef" }]"#),
+            15,
+            "operation[entry].calls[0]",
+            "did you mean \"leaf\"?",
+        ),
+        (
+            "a fault lasting longer than allowed",
+            format!("{VALID}[[fault]]\nkind = \"freeze\"\noperation = \"leaf\"\nat_s = 1\nfor_s = 99999\n"),
+            network_line() + 3,
+            "fault[0].for_s",
+            "FOR must be",
+        ),
+        (
+            "a slow fault slower than allowed",
+            format!("{VALID}[[fault]]\nkind = \"slow\"\noperation = \"leaf\"\nat_s = 1\ndelay_ms = 1e9\n"),
+            network_line() + 3,
+            "fault[0].delay_ms",
+            "slow's AMOUNT",
         ),
     ];
     assert!(cases.len() >= 20);

@@ -100,11 +100,11 @@ pub struct FaultSyntaxError {
     pub reason: String,
 }
 
-/// A time such as `2s`, `1.5s` or `500ms`, in seconds.
+/// A time such as `2s`, `1.5s` or `500ms`, in seconds (no spaces).
 fn parse_time(text: &str) -> Option<f64> {
     let value = match text.strip_suffix("ms") {
-        Some(ms) => ms.trim().parse::<f64>().ok()? / 1e3,
-        None => text.strip_suffix('s')?.trim().parse::<f64>().ok()?,
+        Some(ms) => ms.parse::<f64>().ok()? / 1e3,
+        None => text.strip_suffix('s')?.parse::<f64>().ok()?,
     };
     value.is_finite().then_some(value)
 }
@@ -117,6 +117,9 @@ impl std::str::FromStr for Fault {
             text: text.to_string(),
             reason: reason.to_string(),
         };
+        if text.chars().any(char::is_whitespace) {
+            return Err(error("no spaces allowed"));
+        }
         let (kind, rest) = text.split_once(':').ok_or_else(|| error("no KIND:"))?;
         let (operation, when) = rest.split_once('@').ok_or_else(|| error("no @AT"))?;
         let (when, amount) = match when.split_once('=') {
@@ -157,27 +160,51 @@ impl std::str::FromStr for Fault {
             at_s,
             for_s,
         };
-        fault.check().map_err(|reason| error(&reason))?;
+        fault.check().map_err(|bound| error(&bound.message))?;
         Ok(fault)
     }
 }
 
+/// Which part of a fault is out of bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultPart {
+    /// When it begins (`AT`, `at_s`).
+    At,
+    /// How long it lasts (`FOR`, `for_s`).
+    For,
+    /// How much (`AMOUNT`: `delay_ms` or `probability`).
+    Amount,
+}
+
+/// A fault outside its bounds: which part, and the allowed range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultBound {
+    pub part: FaultPart,
+    pub message: String,
+}
+
 impl Fault {
     /// The bounds every fault keeps, whichever way it was written.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), FaultBound> {
+        let out = |part, message: String| Err(FaultBound { part, message });
         if !(0.0..=MAX_FAULT_S).contains(&self.at_s) {
-            return Err(format!("AT must be 0 s to {MAX_FAULT_S} s"));
+            return out(FaultPart::At, format!("AT must be 0 s to {MAX_FAULT_S} s"));
         }
         if !(0.001..=MAX_FAULT_S).contains(&self.for_s) {
-            return Err(format!("FOR must be 1 ms to {MAX_FAULT_S} s"));
+            return out(
+                FaultPart::For,
+                format!("FOR must be 1 ms to {MAX_FAULT_S} s"),
+            );
         }
         match self.kind {
-            FaultKind::Slow { delay_ms } if !(0.0..=MAX_SLOW_MS).contains(&delay_ms) => {
-                Err(format!("slow's AMOUNT must be 0 ms to {MAX_SLOW_MS} ms"))
-            }
-            FaultKind::Fail { probability } if !(0.0..=1.0).contains(&probability) => {
-                Err("fail's AMOUNT must be a probability, 0 to 1".into())
-            }
+            FaultKind::Slow { delay_ms } if !(0.0..=MAX_SLOW_MS).contains(&delay_ms) => out(
+                FaultPart::Amount,
+                format!("slow's AMOUNT must be 0 ms to {MAX_SLOW_MS} ms"),
+            ),
+            FaultKind::Fail { probability } if !(0.0..=1.0).contains(&probability) => out(
+                FaultPart::Amount,
+                "fail's AMOUNT must be a probability, 0 to 1".into(),
+            ),
             _ => Ok(()),
         }
     }
@@ -205,6 +232,20 @@ pub fn parse_budget(text: &str) -> Result<Option<f64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fault_with_spaces_is_refused() {
+        for text in [
+            "kill:leaf@ 1 s",
+            "kill:leaf@1s +1s",
+            " kill:leaf@1s",
+            "slow:leaf@1s=5 ms",
+        ] {
+            let error = text.parse::<Fault>().unwrap_err();
+            assert_eq!(error.reason, "no spaces allowed", "{text}");
+        }
+        assert!("kill:leaf@1s+500ms".parse::<Fault>().is_ok());
+    }
 
     #[test]
     fn budgets_are_a_share_or_none() {

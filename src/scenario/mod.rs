@@ -7,6 +7,7 @@ pub mod graph;
 pub mod limits;
 pub mod presets;
 mod validate;
+pub mod words;
 
 use grain_runtime::model::{DataSeed, OperationDef};
 use grain_runtime::network::NetworkModel;
@@ -302,7 +303,15 @@ fn parse_raw(text: &str) -> Result<file::RawScenario, Vec<Issue>> {
             .path()
             .to_string()
             .replace(".$__serde_spanned_private_value", "");
-        vec![issue_from_toml(text, error.inner(), field)]
+        // In the user's words: the item by its name, and what the value may be.
+        let field = words::named_path(text, &field);
+        let mut issue = issue_from_toml(text, error.inner(), field);
+        let leaf = issue.field.rsplit('.').next().unwrap_or("");
+        let leaf = leaf.split('[').next().unwrap_or(leaf);
+        if let Some(range) = words::allowed(leaf) {
+            issue.message = format!("{}; allowed: {range}", issue.message);
+        }
+        vec![issue]
     })
 }
 

@@ -62,7 +62,10 @@ fn one_cut(
                 checker.flag(
                     op.span(),
                     &field,
-                    format!("unknown operation {op_name:?}: list operations defined in [[operation]] tables"),
+                    format!(
+                        "unknown operation {op_name:?}: list operations defined in [[operation]] tables{}",
+                        crate::scenario::words::did_you_mean(op_name, defined.iter().copied())
+                    ),
                 );
             } else if let Some(first) = placed.get(op_name) {
                 checker.flag(

@@ -26,6 +26,7 @@ mod network;
 mod resilience;
 
 use super::limits::{MAX_DURATION_S, MAX_REPLICAS, MAX_TIMEOUT_MS, MIN_DURATION_S};
+use super::words::did_you_mean;
 use network::network;
 
 pub(super) struct Checker<'a> {
@@ -300,8 +301,9 @@ fn service_owners(checker: &mut Checker, raw: &RawScenario) -> BTreeMap<String, 
                     op.span(),
                     field,
                     format!(
-                        "unknown operation {:?}: define it in an [[operation]] table",
-                        op.get_ref()
+                        "unknown operation {:?}: define it in an [[operation]] table{}",
+                        op.get_ref(),
+                        did_you_mean(op.get_ref(), defined.iter().copied())
                     ),
                 );
             } else if let Some(first) = owners.get(op.get_ref()) {
@@ -392,7 +394,11 @@ fn call_step(
             checker.flag(
                 callee.span(),
                 field,
-                format!("call to undefined operation {:?}", callee.get_ref()),
+                format!(
+                    "call to undefined operation {:?}{}",
+                    callee.get_ref(),
+                    did_you_mean(callee.get_ref(), op_names.iter().copied())
+                ),
             );
         }
     };
@@ -447,7 +453,10 @@ fn entrypoints(
             checker.flag(
                 entry.op.span(),
                 "entrypoint.op",
-                format!("unknown operation {op:?}"),
+                format!(
+                    "unknown operation {op:?}{}",
+                    did_you_mean(op, op_names.iter().copied())
+                ),
             );
         } else if !seen.insert(op.as_str()) {
             checker.flag(

@@ -2,7 +2,7 @@
 //! every number within its range, every fault on a defined operation.
 
 use super::Checker;
-use crate::scenario::fault::{parse_budget, Fault, FaultKind, DEFAULT_FAULT_LENGTH};
+use crate::scenario::fault::{parse_budget, Fault, FaultKind, FaultPart, DEFAULT_FAULT_LENGTH};
 use crate::scenario::file::{RawFault, RawResilience};
 use crate::scenario::limits::{MAX_RETRIES, MAX_TIMEOUT_MS};
 use grain_runtime::resilience::Resilience;
@@ -87,7 +87,10 @@ fn fault(checker: &mut Checker, i: usize, raw: &RawFault, ops: &BTreeSet<&str>) 
     let field = |f: &str| format!("fault[{i}].{f}");
     let operation = raw.operation.get_ref();
     if !ops.contains(operation.as_str()) {
-        let message = format!("no operation {operation:?} in this scenario");
+        let message = format!(
+            "no operation {operation:?} in this scenario{}",
+            crate::scenario::words::did_you_mean(operation, ops.iter().copied())
+        );
         checker.flag(raw.operation.span(), field("operation"), message);
     }
     let amount = |value: &Option<Spanned<f64>>, name: &str, checker: &mut Checker| match value {
@@ -122,8 +125,23 @@ fn fault(checker: &mut Checker, i: usize, raw: &RawFault, ops: &BTreeSet<&str>) 
             .as_ref()
             .map_or(DEFAULT_FAULT_LENGTH.as_secs_f64(), |f| *f.get_ref()),
     };
-    if let Err(message) = fault.check() {
-        checker.flag(raw.at_s.span(), field("at_s"), message);
+    if let Err(bound) = fault.check() {
+        // The field that is out of bounds, not always `at_s`.
+        let (span, name) = match bound.part {
+            FaultPart::At => (raw.at_s.span(), "at_s"),
+            FaultPart::For => (
+                raw.for_s.as_ref().map_or(raw.at_s.span(), |f| f.span()),
+                "for_s",
+            ),
+            FaultPart::Amount => match (&raw.delay_ms, &raw.probability) {
+                (Some(d), _) if matches!(fault.kind, FaultKind::Slow { .. }) => {
+                    (d.span(), "delay_ms")
+                }
+                (_, Some(p)) => (p.span(), "probability"),
+                _ => (raw.kind.span(), "kind"),
+            },
+        };
+        checker.flag(span, field(name), bound.message);
         return None;
     }
     Some(fault)
