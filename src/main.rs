@@ -64,7 +64,7 @@ fn main() -> ExitCode {
         .build()
         .context("cannot start the async runtime")
         .map_err(Failure::from)
-        .and_then(|runtime| runtime.block_on(dispatch(cli.command)));
+        .and_then(|runtime| runtime.block_on(dispatch(cli.command, cli.verbose)));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -76,9 +76,9 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command) -> Result<(), Failure> {
+async fn dispatch(command: Command, verbose: u8) -> Result<(), Failure> {
     match command {
-        Command::Run(args) => run_command::run_scenarios(*args).await,
+        Command::Run(args) => run_command::run_scenarios(*args, verbose > 0).await,
         Command::Validate { scenarios } => validate(&scenarios),
         Command::New { name, dir } => {
             let path = scenario::write_new(&dir, &name).map_err(|e| bad_input(e.into()))?;

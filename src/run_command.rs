@@ -6,7 +6,7 @@ use crate::cli::RunArgs;
 use crate::terminal::{note, note_part, say};
 use crate::{bad_input, gate, load, read_results, terminal, unit_binary, Failure};
 use anyhow::Context as _;
-use grainbench::report::render_summary;
+use grainbench::report::{render_brief, render_summary};
 use grainbench::run::{self, RunError, RunOptions};
 use grainbench::scenario::{self, ScenarioSource};
 use std::path::Path;
@@ -40,7 +40,8 @@ fn prepare(args: &RunArgs) -> Result<Vec<(ScenarioSource, RunOptions)>, Failure>
     Ok(prepared)
 }
 
-pub(crate) async fn run_scenarios(args: RunArgs) -> Result<(), Failure> {
+/// Runs every scenario; prints the brief summary (the full tables too when `verbose`).
+pub(crate) async fn run_scenarios(args: RunArgs, verbose: bool) -> Result<(), Failure> {
     let prepared = prepare(&args)?;
     let baseline = args.baseline.as_deref().map(read_results).transpose()?;
     let cancel = CancellationToken::new();
@@ -54,14 +55,25 @@ pub(crate) async fn run_scenarios(args: RunArgs) -> Result<(), Failure> {
             options.out_dir.display()
         );
         // Every cut's static figures before any load: what the measurements will be read against.
-        if let Ok(resolved) = options.resolve(&source.scenario) {
+        if let Some(resolved) = verbose
+            .then(|| options.resolve(&source.scenario).ok())
+            .flatten()
+        {
             note_part!(
                 "{}",
                 grainbench::plan::outline_table(&source.scenario, &resolved.cut_plans())
             );
         }
         let outcome = run::run(source, options, &cancel).await;
-        say!("{}", render_summary(&outcome.results, baseline.as_ref()));
+        if verbose {
+            say!("{}", render_summary(&outcome.results, baseline.as_ref()));
+        } else {
+            let width = terminal::width();
+            say!(
+                "{}",
+                render_brief(&outcome.results, baseline.as_ref(), width)
+            );
+        }
         if let (Some(old), Some(page)) = (&baseline, &outcome.report_path) {
             if let Err(error) = grainbench::report::write_html(&outcome.results, Some(old), page) {
                 note!("error: {}", terminal::render_error(&error.into()));

@@ -92,6 +92,29 @@ pub fn render_error(error: &anyhow::Error) -> String {
     text
 }
 
+/// The terminal's width for the summary: stdout's columns when it is a terminal, else
+/// `$COLUMNS`, else the summary's widest, [`grainbench::report::MAX_WIDTH`].
+pub fn width() -> usize {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ fills the winsize we own; a failure leaves it zeroed.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    if ok && size.ws_col > 0 {
+        return usize::from(size.ws_col).min(grainbench::report::MAX_WIDTH);
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse::<usize>().ok())
+        .filter(|&c| c > 0)
+        .map_or(grainbench::report::MAX_WIDTH, |c| {
+            c.min(grainbench::report::MAX_WIDTH)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -391,3 +391,68 @@ fn the_faults_section_puts_every_cut_side_by_side_under_the_same_fault() {
     assert!(page.contains("Success ratio per second under kill:price@1s+500ms"));
     assert!(page.contains("p99 per second under kill:price@1s+500ms"));
 }
+
+/// The default terminal output of a three-round run: short, within the width, the verdict
+/// last (a quick run printed ~90 lines up to 180 columns, ending in a 27-row table).
+#[test]
+fn the_brief_summary_fits_a_screen_and_ends_with_the_verdict() {
+    let results = rounds_results();
+    let model = model::build(&results, None);
+    for width in [100, 80] {
+        let text = grainbench::report::render_brief(&results, None, width);
+        if width == 100 {
+            assert_golden("brief-rounds.txt", &text);
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines.len() <= 40,
+            "{} lines at {width}:\n{text}",
+            lines.len()
+        );
+        for line in &lines {
+            assert!(line.chars().count() <= width, "over {width}: {line:?}");
+        }
+        // The last lines are the verdict: its last sentence ends the output.
+        let last = model.verdict.sentences.last().unwrap();
+        let tail = lines[lines.len().saturating_sub(5)..].join(" ");
+        let last_words: String = last
+            .split_whitespace()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let tail_words: String = tail
+            .split_whitespace()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(last_words, tail_words, "verdict last at {width}:\n{text}");
+    }
+}
+
+/// One estimate per quantity: the p99 and the units' CPU per request of a cut at the
+/// comparison rate are the same text in the terminal, the page model and the chart data,
+/// and the cold start the same in the brief summary and the page.
+#[test]
+fn every_output_shows_the_same_estimate_of_a_quantity() {
+    let results = rounds_results();
+    let model = model::build(&results, None);
+    let brief = grainbench::report::render_brief(&results, None, 100);
+    let front = model.front.as_ref().expect("a front");
+    for row in &front.rows {
+        let line = brief
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{} ", row.arch)))
+            .unwrap_or_else(|| panic!("{} in\n{brief}", row.arch));
+        assert!(line.contains(&row.p99_us), "{line} / {}", row.p99_us);
+        assert!(
+            line.contains(&row.cpu_us_per_request),
+            "{line} / {}",
+            row.cpu_us_per_request
+        );
+    }
+    for d in &model.deploy_rows {
+        assert!(brief.contains(&d.cold_start_ms), "{}", d.cold_start_ms);
+    }
+}
