@@ -104,6 +104,7 @@ async fn dispatch(command: Command, verbose: u8) -> Result<(), Failure> {
             let out = out.unwrap_or_else(|| results.with_file_name("index.html"));
             let path = grainbench::report::write_html(&current, old.as_ref(), &out)
                 .map_err(anyhow::Error::from)?;
+            terminal::print_summary(&current, old.as_ref(), verbose > 0);
             say!("report: {}", path.display());
             gate(&current, old.as_ref(), &fail_if)
         }

@@ -6,7 +6,6 @@ use crate::cli::RunArgs;
 use crate::terminal::{note, note_part, say};
 use crate::{bad_input, gate, load, read_results, terminal, unit_binary, Failure};
 use anyhow::Context as _;
-use grainbench::report::{render_brief, render_summary};
 use grainbench::run::{self, RunError, RunOptions};
 use grainbench::scenario::{self, ScenarioSource};
 use std::path::Path;
@@ -65,15 +64,7 @@ pub(crate) async fn run_scenarios(args: RunArgs, verbose: bool) -> Result<(), Fa
             );
         }
         let outcome = run::run(source, options, &cancel).await;
-        if verbose {
-            say!("{}", render_summary(&outcome.results, baseline.as_ref()));
-        } else {
-            let width = terminal::width();
-            say!(
-                "{}",
-                render_brief(&outcome.results, baseline.as_ref(), width)
-            );
-        }
+        terminal::print_summary(&outcome.results, baseline.as_ref(), verbose);
         if let (Some(old), Some(page)) = (&baseline, &outcome.report_path) {
             if let Err(error) = grainbench::report::write_html(&outcome.results, Some(old), page) {
                 note!("error: {}", terminal::render_error(&error.into()));

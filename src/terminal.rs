@@ -92,6 +92,21 @@ pub fn render_error(error: &anyhow::Error) -> String {
     text
 }
 
+/// Prints the summary of `results`: the brief one for this terminal's width, or with
+/// `verbose` every table.
+pub fn print_summary(
+    results: &grainbench::results::RunResults,
+    baseline: Option<&grainbench::results::RunResults>,
+    verbose: bool,
+) {
+    let text = if verbose {
+        grainbench::report::render_summary(results, baseline)
+    } else {
+        grainbench::report::render_brief(results, baseline, width())
+    };
+    say!("{text}");
+}
+
 /// The terminal's width for the summary: stdout's columns when it is a terminal, else
 /// `$COLUMNS`, else the summary's widest, [`grainbench::report::MAX_WIDTH`].
 pub fn width() -> usize {

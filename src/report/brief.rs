@@ -80,9 +80,18 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// `text` wrapped to `width`, keeping its indentation; an indented item's continuation
+/// lines are indented two more, so each item stays one block.
 fn para(out: &mut String, text: &str, width: usize) {
-    for line in wrap(text, width) {
-        let _ = writeln!(out, "{line}");
+    let body = text.trim_start();
+    let indent = &text[..text.len() - body.len()];
+    let more = if indent.is_empty() { "" } else { "  " };
+    let room = width
+        .saturating_sub(indent.len() + more.len())
+        .max(MIN_WIDTH / 2);
+    for (i, line) in wrap(body, room).into_iter().enumerate() {
+        let lead = if i == 0 { "" } else { more };
+        let _ = writeln!(out, "{indent}{lead}{line}");
     }
 }
 
@@ -352,6 +361,21 @@ mod tests {
         let lines = wrap("one two three four five six", 9);
         assert_eq!(lines, ["one two", "three", "four five", "six"]);
         assert!(wrap("", 10).is_empty());
+    }
+
+    #[test]
+    fn an_indented_item_stays_indented_when_wrapped() {
+        let mut out = String::new();
+        para(&mut out, &format!("  invalid: {}", "word ".repeat(20)), 40);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.len() > 1);
+        assert!(lines[0].starts_with("  invalid:"));
+        assert!(
+            lines[1..]
+                .iter()
+                .all(|l| l.starts_with("    ") && l.len() <= 40),
+            "{out}"
+        );
     }
 
     #[test]
