@@ -454,5 +454,19 @@ fn every_output_shows_the_same_estimate_of_a_quantity() {
     }
     for d in &model.deploy_rows {
         assert!(brief.contains(&d.cold_start_ms), "{}", d.cold_start_ms);
+        // The deploy table's CPU is the front's estimate (it showed one round's figure).
+        let row = front.rows.iter().find(|r| r.arch == d.arch).unwrap();
+        assert_eq!(d.cpu_us_per_request, row.cpu_us_per_request, "{}", d.arch);
+        // The units table's cold start is the deploy table's median.
+        let legend = model
+            .architectures
+            .iter()
+            .find(|a| a.name == d.arch)
+            .unwrap();
+        assert!(
+            d.cold_start_ms.starts_with(&legend.cold_start_ms),
+            "{}",
+            d.arch
+        );
     }
 }

@@ -59,15 +59,12 @@ pub fn render(m: &ReportModel) -> String {
 fn render_units(out: &mut String, m: &ReportModel) {
     let _ = writeln!(
         out,
-        "\n{:<12} {:>6} {:>12} {:>15}",
-        "arch", "units", "state units", "cold start ms"
+        "\n{:<12} {:>14} {:>15}",
+        "arch", "units (svc+st)", "cold start ms"
     );
     for a in &m.architectures {
-        let _ = writeln!(
-            out,
-            "{:<12} {:>6} {:>12} {:>15}",
-            a.name, a.units, a.state_units, a.cold_start_ms
-        );
+        let units = format!("{}+{}", a.units - a.state_units, a.state_units);
+        let _ = writeln!(out, "{:<12} {:>14} {:>15}", a.name, units, a.cold_start_ms);
     }
 }
 
@@ -75,14 +72,14 @@ fn render_units(out: &mut String, m: &ReportModel) {
 fn render_deploy_cost(out: &mut String, m: &ReportModel) {
     let _ = writeln!(
         out,
-        "\ndeploy cost      {:>8} {:>10} {:>13} {:>24} {:>13} {:>13} {:>11} {:>26}",
+        "\ndeploy cost      {:>8} {:>10} {:>13} {:>24} {:>13} {:>13} {:>16} {:>26}",
         "units",
         "endpoints",
         "artifact MiB",
         "cold start ms med [range]",
         "idle RSS MiB",
         "peak RSS MiB",
-        "CPU µs/req",
+        "CPU µs/req [CI]",
         "redeploy"
     );
     for d in &m.deploy_rows {
@@ -98,7 +95,7 @@ fn render_deploy_cost(out: &mut String, m: &ReportModel) {
                 });
         let _ = writeln!(
             out,
-            "  {:<14} {:>8} {:>10} {:>13} {:>24} {:>13} {:>13} {:>11} {:>26}",
+            "  {:<14} {:>8} {:>10} {:>13} {:>24} {:>13} {:>13} {:>16} {:>26}",
             d.arch,
             format!("{}+{}", d.service_units, d.state_units),
             d.endpoints,
@@ -110,7 +107,7 @@ fn render_deploy_cost(out: &mut String, m: &ReportModel) {
             redeploy
         );
     }
-    let _ = writeln!(out, "  (units: service+state; peak RSS over all steps; CPU per request at the verdict rate, units only, from /proc)");
+    let _ = writeln!(out, "  (units: service+state; peak RSS over all steps; CPU per request at the verdict rate, units only, from /proc, mean over the rounds)");
 }
 
 /// The cuts' front at the verdict rate, and the recommendation under the budget.

@@ -257,14 +257,11 @@ fn deploy(results: &RunResults) -> Vec<Chart> {
             })
             .collect()
     };
+    // The same estimate as the tables: the mean over the rounds at the verdict rate.
+    let rate = verdict_rate(results);
     let cpu = |a: &ArchitectureResult| {
-        a.steps
-            .iter()
-            .rev()
-            .find(|s| s.valid)
-            .or(a.steps.last())
-            .and_then(|s| s.units_cpu_us_per_request)
-            .unwrap_or(0.0)
+        rate.and_then(|r| super::model::units_cpu(a, r))
+            .map_or(0.0, |c| c.point)
     };
     let charts: [(&str, &str, Vec<Bar>); 4] = [
         (
@@ -302,7 +299,7 @@ fn deploy(results: &RunResults) -> Vec<Chart> {
         ),
         (
             "Unit CPU per request",
-            "µs of CPU, all units",
+            "µs of CPU, all units, at the verdict rate (mean over the rounds)",
             bars(&|a| (cpu(a), 0.0)),
         ),
     ];

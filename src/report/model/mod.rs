@@ -275,6 +275,23 @@ pub fn verdict_rate(results: &RunResults) -> Option<u32> {
     })
 }
 
+/// The units' CPU per request of `arch` at `rate`: the mean over its valid rounds with its
+/// interval, the one estimate every table and chart shows (they took one round each).
+pub fn units_cpu(arch: &ArchitectureResult, rate: u32) -> Option<Estimate> {
+    rounds::over_rounds(&rounds::per_round(arch, rate, |s| {
+        s.units_cpu_us_per_request
+    }))
+}
+
+/// The cold start of `arch`: the deploy measurement's median over its repeats where there
+/// is one (the figure the deploy table shows), else the single launch's.
+pub fn cold_start_ms(arch: &ArchitectureResult) -> Option<f64> {
+    arch.deploy
+        .as_ref()
+        .map(|d| d.cold_start.median_ms)
+        .or(arch.cold_start_ms)
+}
+
 /// The valid open-loop step of `arch` at `rate`.
 pub fn valid_step_at(arch: &ArchitectureResult, rate: u32) -> Option<&StepResult> {
     arch.steps.iter().find(|s| s.is_valid_open_at(rate))
@@ -327,7 +344,7 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
                 colour: colour(a.label()).into(),
                 units: a.unit_count,
                 state_units: a.state_unit_count,
-                cold_start_ms: one_decimal(a.cold_start_ms),
+                cold_start_ms: one_decimal(cold_start_ms(a)),
             })
             .collect(),
         entry_tables: rate.map_or_else(Vec::new, |rate| entry_tables(results, rate)),

@@ -124,11 +124,7 @@ fn entry_row(
 }
 
 pub(super) fn deploy_rows(results: &RunResults, rate: Option<u32>) -> Vec<DeployRow> {
-    let cpu_at = |a: &ArchitectureResult| {
-        rate.and_then(|r| valid_step_at(a, r))
-            .or(a.steps.last())
-            .and_then(|s| s.units_cpu_us_per_request)
-    };
+    let cpu_at = |a: &ArchitectureResult| rate.and_then(|r| super::units_cpu(a, r));
     let deployed: Vec<&ArchitectureResult> = results
         .architectures
         .iter()
@@ -143,7 +139,7 @@ pub(super) fn deploy_rows(results: &RunResults, rate: Option<u32>) -> Vec<Deploy
     };
     let best_units = min_of(&|a| a.unit_count as f64);
     let best_cold = min_of(&|a| a.deploy.as_ref().map_or(0.0, |d| d.cold_start.median_ms));
-    let best_cpu = min_of(&|a| cpu_at(a).unwrap_or(0.0));
+    let best_cpu = min_of(&|a| cpu_at(a).map_or(0.0, |c| c.point));
     deployed
         .iter()
         .filter_map(|a| {
@@ -170,8 +166,10 @@ pub(super) fn deploy_rows(results: &RunResults, rate: Option<u32>) -> Vec<Deploy
                 cold_start_ratio: ratio(d.cold_start.median_ms, best_cold),
                 idle_rss_mib: mib(d.idle_rss_bytes_total),
                 peak_rss_mib: peak.map_or("not measured".into(), mib),
-                cpu_us_per_request: cpu.map_or("not measured".into(), |c| format!("{c:.0}")),
-                cpu_ratio: cpu.map_or("–".into(), |c| ratio(c, best_cpu)),
+                cpu_us_per_request: cpu
+                    .as_ref()
+                    .map_or("not measured".into(), |c| format::estimate(c, 0)),
+                cpu_ratio: cpu.map_or("–".into(), |c| ratio(c.point, best_cpu)),
             })
         })
         .collect()
@@ -273,12 +271,19 @@ fn delay_error_p99(
 /// Every open-loop rate of every architecture over its rounds, entrypoint by entrypoint
 /// (first seen order).
 pub(super) fn rate_rows(results: &RunResults) -> Vec<RateRow> {
+    // The scenario's order, as the steps record it (the page's order too); then any
+    // entrypoint only the static hops name.
     let mut entrypoints: Vec<&str> = Vec::new();
-    for name in results
+    let measured = results
         .architectures
         .iter()
-        .flat_map(|a| a.static_hops.keys())
-    {
+        .flat_map(|a| a.steps.iter().flat_map(|s| &s.entrypoints))
+        .map(|e| &e.entrypoint);
+    let planned = results
+        .architectures
+        .iter()
+        .flat_map(|a| a.static_hops.keys());
+    for name in measured.chain(planned) {
         if !entrypoints.contains(&name.as_str()) {
             entrypoints.push(name);
         }
