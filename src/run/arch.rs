@@ -379,7 +379,9 @@ impl ArchRun<'_> {
     ) -> Result<(driver::StepMeasurement, cost::UnitsUsage, Option<StepNoise>), RunError> {
         let scenario = &self.source.scenario;
         let generator = RequestGen::new(scenario, self.resolved.seed.wrapping_add(index));
-        let bar = super::meta::progress_bar(self.options.show_progress, &architecture, config);
+        let place = super::meta::StepPlace::of_index(index, self.options.repeat);
+        let bar =
+            super::meta::progress_bar(self.options.show_progress, &architecture, config, place);
         let machine_before = cost::MachineTimes::now();
         let sampler = Sampler::start(pids);
         let measured = driver::run_step(targets, generator, config, bar.clone(), self.cancel).await;

@@ -6,10 +6,29 @@ use crate::driver::StepConfig;
 use crate::plan::Architecture;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// Where a step stands in the run, for its progress bar: round `round` (from 1) of
+/// `rounds`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct StepPlace {
+    pub round: usize,
+    pub rounds: usize,
+}
+
+impl StepPlace {
+    /// The place a step's seed index encodes (its round in the high 32 bits).
+    pub(super) fn of_index(index: u64, rounds: usize) -> Self {
+        StepPlace {
+            round: (index >> 32) as usize + 1,
+            rounds: rounds.max(1),
+        }
+    }
+}
+
 pub(super) fn progress_bar(
     show: bool,
     architecture: &Architecture,
     config: &StepConfig,
+    place: StepPlace,
 ) -> Option<ProgressBar> {
     if !show {
         return None;
@@ -17,11 +36,16 @@ pub(super) fn progress_bar(
     let total_ms = (config.warmup + config.duration).as_millis() as u64;
     let bar = ProgressBar::with_draw_target(Some(total_ms), ProgressDrawTarget::stderr());
     let style =
-        ProgressStyle::with_template("{prefix:>10} {msg:>12} [{bar:30}] {elapsed}/{duration}")
+        ProgressStyle::with_template("{prefix:>18} {msg:>12} [{bar:30}] {elapsed}/{duration}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
     bar.set_style(style);
-    bar.set_prefix(architecture.name());
+    bar.set_prefix(format!(
+        "{} round {}/{}",
+        architecture.name(),
+        place.round,
+        place.rounds
+    ));
     bar.set_message(match config.schedule {
         Schedule::OpenLoop { rate } => format!("{rate} req/s"),
         Schedule::ClosedLoop { connections } => format!("{connections} conns"),
