@@ -15,7 +15,8 @@
 //! - [`driver`]: open-loop load, HdrHistogram latencies, hop counts, equivalence check
 //! - [`delays`]: what the network model did in a run (a bare hop measured with and without it, the injected delays. errors)
 //! - [`results`]: the results.json contract (plain, versioned data; read by `report`)
-//! - [`report`]: one view model of the results, rendered as the terminal summary and the HTML page
+//! - [`report`]: one view model of the results, rendered as the terminal's brief summary (the
+//!   default), its full tables (`-v`) and the HTML page
 //! - [`stats`]: confidence intervals over repeated rounds (figures, ratios, changes)
 //! - [`calibrate`]: the driver's efficiency benchmark (send lag, CPU per request, wrk beside it,
 //!   and this machine's floor: a bare wake-up and the least client at the same rate)

@@ -120,10 +120,23 @@ impl ArchRun<'_> {
             );
         }
         tracing::info!(%architecture, units = deployment.units.len(), "deploying");
+        let spinner = super::meta::spinner(
+            self.options.show_progress,
+            format!(
+                "round {}/{}: deploying {} ({} units) and timing its cold starts",
+                round + 1,
+                self.options.repeat.max(1),
+                deployment.label(),
+                deployment.units.len()
+            ),
+        );
         let launched = tokio::select! {
             launched = self.deploy(deployment) => launched,
             _ = self.cancel.cancelled() => return (Some(RunError::Interrupted), None),
         };
+        if let Some(spinner) = spinner {
+            spinner.finish_and_clear();
+        }
         let (mut live, cold_start) = match launched {
             Ok(launched) => launched,
             Err(source) => {
@@ -261,10 +274,21 @@ impl ArchRun<'_> {
             }
         };
         if round == 0 {
+            let spinner = super::meta::spinner(
+                self.options.show_progress,
+                format!(
+                    "{}: equivalence check ({} requests, one at a time)",
+                    deployed.plan().label(),
+                    self.options.equivalence_requests
+                ),
+            );
             let check = tokio::select! {
                 check = check_equivalence(&targets, scenario, self.resolved.seed, self.options.equivalence_requests, self.resolved.load.timeout, deployed.plan(), results) => check,
                 _ = self.cancel.cancelled() => Err(RunError::Interrupted),
             };
+            if let Some(spinner) = spinner {
+                spinner.finish_and_clear();
+            }
             if let Err(error) = check {
                 return Some(error);
             }

@@ -24,6 +24,21 @@ impl StepPlace {
     }
 }
 
+/// A spinner saying what the run is doing where there is no step to show (deploying and
+/// timing cold starts, the equivalence check); none unless progress is shown.
+pub(super) fn spinner(show: bool, what: String) -> Option<ProgressBar> {
+    if !show {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    bar.set_style(style);
+    bar.set_message(what);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
+}
+
 pub(super) fn progress_bar(
     show: bool,
     architecture: &Architecture,
