@@ -161,6 +161,14 @@ async fn retries_without_a_budget_amplify_hops_and_a_budget_holds_them_back() {
         budgeted.during,
         storm.during
     );
+    // The retries are reported, not only seen as hops: the units' reply headers add up.
+    assert!(storm.step.unit_retries > 0, "retries reported");
+    assert!(
+        storm.step.unit_retries > budgeted.step.unit_retries,
+        "{} retries without a budget against {} with one",
+        storm.step.unit_retries,
+        budgeted.step.unit_retries
+    );
     assert!(
         storm.blamed.keys().all(|p| p == "nano-lookup"),
         "failures are blamed on the failing unit: {:?}",

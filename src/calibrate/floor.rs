@@ -180,8 +180,8 @@ fn read_reply(stream: &mut impl Read, buf: &mut Vec<u8>) -> Result<(), String> {
         buf.extend_from_slice(&chunk[..n]);
         match parse_response(buf) {
             Parsed::Incomplete => {}
-            Parsed::Complete(Ok(_), _) => return Ok(()),
-            Parsed::Complete(Err(class), _) => {
+            Parsed::Complete(Ok(_), ..) => return Ok(()),
+            Parsed::Complete(Err(class), ..) => {
                 return Err(format!("the endpoint's reply failed: {class:?}"))
             }
             Parsed::Malformed => return Err("the endpoint's reply is malformed".into()),

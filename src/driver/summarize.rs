@@ -49,6 +49,7 @@ impl StepResult {
             duration_s: m.duration.as_secs_f64(),
             scheduled: m.scheduled,
             ok: m.overall.ok,
+            unit_retries: m.engine.unit_retries,
             error_total: m.overall.errors.total(),
             errors: m.overall.errors.clone(),
             latency_us: Percentiles::of(&m.overall.corrected),

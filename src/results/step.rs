@@ -326,6 +326,10 @@ pub struct StepResult {
     pub units: Option<UnitsUsage>,
     /// Units' CPU time per completed request (µs).
     pub units_cpu_us_per_request: Option<f64>,
+    /// Retries the units made for the step's requests (warm-up included), as their replies
+    /// reported them: each caller's retries and its callees', summed up the call tree.
+    #[serde(default)]
+    pub unit_retries: u64,
     /// How precisely the network model's delays were applied (absent on loopback).
     #[serde(default)]
     pub injected_delay_error: Option<InjectedDelayError>,

@@ -8,7 +8,7 @@ use crate::security::{
     client_config, unix_now, Credentials, SecurityError, SecurityMode, TokenKey, TOKEN_LIFETIME_S,
 };
 use crate::wire::{
-    Hops, DIGEST_HEADER, FAILED_UNIT_HEADER, SERVICE_HOPS_HEADER, STATE_HOPS_HEADER,
+    Hops, DIGEST_HEADER, FAILED_UNIT_HEADER, RETRIES_HEADER, SERVICE_HOPS_HEADER, STATE_HOPS_HEADER,
 };
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -35,6 +35,8 @@ pub enum CallError {
         failed_unit: Option<String>,
         /// Hops the callee made downstream before it failed (its hop headers; none: 0).
         hops: Hops,
+        /// Retries the callee and its callees made before it failed.
+        retries: u32,
     },
     #[error("request to {addr} failed: {detail}")]
     Io { addr: String, detail: String },
@@ -45,6 +47,8 @@ pub enum CallError {
 pub struct Reply {
     /// Hops the callee made downstream (not counting the hop that reached it).
     pub downstream_hops: Hops,
+    /// Retries the callee and its callees made for it.
+    pub downstream_retries: u32,
     pub digest: Option<String>,
     pub body: Bytes,
 }
@@ -211,10 +215,12 @@ impl HttpClient {
                 body: String::from_utf8_lossy(&body).chars().take(300).collect(),
                 failed_unit: header_str(&parts.headers, FAILED_UNIT_HEADER).map(str::to_string),
                 hops: hops_from_headers(&parts.headers),
+                retries: retries_from_headers(&parts.headers),
             });
         }
         Ok(Reply {
             downstream_hops: hops_from_headers(&parts.headers),
+            downstream_retries: retries_from_headers(&parts.headers),
             digest: header_str(&parts.headers, DIGEST_HEADER).map(str::to_string),
             body,
         })
@@ -257,6 +263,13 @@ fn classify(addr: &str, error: &hyper_util::client::legacy::Error) -> CallError 
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// Reads the retries header of a reply; absent, none.
+pub fn retries_from_headers(headers: &HeaderMap) -> u32 {
+    header_str(headers, RETRIES_HEADER)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Reads the hop headers of a reply; absent headers count as zero hops.

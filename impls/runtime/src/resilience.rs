@@ -79,6 +79,8 @@ pub struct Answered {
     /// Hops of the failed attempts that reached a callee: one each, and what each callee
     /// reported it made downstream before failing.
     pub wasted: Hops,
+    /// Retries: this caller's, and those its failed attempts' callees reported (the
+    /// successful reply's own are in `reply.downstream_retries`).
     pub retries: u32,
 }
 
@@ -89,6 +91,8 @@ pub struct Failed {
     /// The process blamed: the one the last reply named, or the callee that did not answer.
     pub failed_unit: String,
     pub wasted: Hops,
+    /// Retries made for it: this caller's and those its callees reported.
+    pub retries: u32,
 }
 
 /// The retry budget's token bucket.
@@ -208,6 +212,7 @@ impl Caller {
                 },
                 failed_unit: target.to_string(),
                 wasted: Hops::default(),
+                retries: 0,
             });
         };
         if self.policy.retries > 0 {
@@ -216,7 +221,9 @@ impl Caller {
         let n = replicas.len();
         let mut next = self.first_replica(target, n);
         let (mut wasted, mut retries, mut refused_in_a_row) = (Hops::default(), 0u32, 0usize);
-        let breaker_open = |wasted: Hops| {
+        // Retries the failed attempts' callees reported making before they failed.
+        let mut retried_below = 0u32;
+        let breaker_open = |wasted: Hops, retries: u32| {
             let unit = unit_of_process(&first.unit).to_string();
             let error = CallError::Status {
                 addr: first.addr.clone(),
@@ -224,15 +231,17 @@ impl Caller {
                 body: format!("circuit breaker open on {unit}"),
                 failed_unit: Some(unit.clone()),
                 hops: Hops::default(),
+                retries: 0,
             };
             Failed {
                 error,
                 failed_unit: unit,
                 wasted,
+                retries,
             }
         };
         let Some((mut endpoint, mut permit)) = self.pick(replicas, &mut next) else {
-            return Err(breaker_open(wasted));
+            return Err(breaker_open(wasted, 0));
         };
         loop {
             let error = match self
@@ -247,7 +256,7 @@ impl Caller {
                     return Ok(Answered {
                         reply,
                         wasted,
-                        retries,
+                        retries: retries + retried_below,
                     });
                 }
                 Err(error) => error,
@@ -267,16 +276,22 @@ impl Caller {
                 refused_in_a_row += 1;
                 (endpoint, permit) = self
                     .pick(replicas, &mut next)
-                    .ok_or_else(|| breaker_open(wasted))?;
+                    .ok_or_else(|| breaker_open(wasted, retries + retried_below))?;
                 continue;
             }
             refused_in_a_row = 0;
             if !refused {
                 wasted += hop;
             }
-            if let CallError::Status { hops, .. } = &error {
+            if let CallError::Status {
+                hops,
+                retries: below,
+                ..
+            } = &error
+            {
                 // What the callee did downstream before failing was spent too.
                 wasted += *hops;
+                retried_below += below;
             }
             let failed_unit = match &error {
                 CallError::Status {
@@ -289,13 +304,14 @@ impl Caller {
                 error,
                 failed_unit,
                 wasted,
+                retries: retries + retried_below,
             };
             if !callee_failed || retries >= self.policy.retries {
                 return Err(give_up(error));
             }
             // The breaker before the budget: a retry it refuses spends no token.
             let Some((retry_at, retry_permit)) = self.pick(replicas, &mut next) else {
-                return Err(breaker_open(wasted));
+                return Err(breaker_open(wasted, retries + retried_below));
             };
             if !self.budget.spend() {
                 self.breakers
@@ -407,6 +423,64 @@ mod tests {
             1.0,
             "the token earned by the call is still there"
         );
+    }
+
+    /// Retries are reported: the caller's own (a 503 then a 200) in `Answered.retries`, and
+    /// what the callee said it retried in `reply.downstream_retries`.
+    #[tokio::test]
+    async fn a_call_reports_its_retries_and_its_callees() {
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        let app = axum::Router::new().route(
+            "/op/x",
+            axum::routing::post(move || {
+                let first = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+                async move {
+                    if first {
+                        (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            [(crate::wire::RETRIES_HEADER, "1")],
+                        )
+                    } else {
+                        (
+                            axum::http::StatusCode::OK,
+                            [(crate::wire::RETRIES_HEADER, "2")],
+                        )
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let policy = Resilience {
+            retries: 1,
+            retry_budget_percent: None,
+            backoff_ms: 0.0,
+            ..Resilience::default()
+        };
+        let caller = Caller::new(HttpClient::new(Duration::from_secs(1)), policy);
+        let replicas = [Endpoint {
+            unit: "u".into(),
+            addr,
+        }];
+        let network = NetworkModel::loopback();
+        let answered = caller
+            .call(
+                &network,
+                "u",
+                &replicas,
+                "/op/x",
+                Bytes::new(),
+                Hops::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            answered.retries, 2,
+            "its own retry and the failed callee's one"
+        );
+        assert_eq!(answered.reply.downstream_retries, 2);
     }
 
     /// A 4xx is the request's fault: it neither opens the breaker nor is retried.

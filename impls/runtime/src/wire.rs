@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 pub const SERVICE_HOPS_HEADER: &str = "x-grain-service-hops";
 /// Response header: state hops (requests to state units) made downstream.
 pub const STATE_HOPS_HEADER: &str = "x-grain-state-hops";
+/// Response header: retries made for the request by the unit and everything it called
+/// (absent: none), summed up the call tree like hops.
+pub const RETRIES_HEADER: &str = "x-grain-retries";
 /// Response header: digest of the business result.
 pub const DIGEST_HEADER: &str = "x-grain-digest";
 /// Response header of a failed reply: the process whose failure caused it (a unit answers

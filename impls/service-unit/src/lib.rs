@@ -24,8 +24,8 @@ use grain_runtime::security::{Credentials, SecurityError};
 use grain_runtime::store::{filler_value, Store};
 use grain_runtime::wire::{
     encode_request, encode_response, op_path, Hops, OpRequest, StateGet, StatePut, StateValues,
-    DIGEST_HEADER, FAILED_UNIT_HEADER, SERVICE_HOPS_HEADER, STATE_GET_PATH, STATE_HOPS_HEADER,
-    STATE_PUT_PATH,
+    DIGEST_HEADER, FAILED_UNIT_HEADER, RETRIES_HEADER, SERVICE_HOPS_HEADER, STATE_GET_PATH,
+    STATE_HOPS_HEADER, STATE_PUT_PATH,
 };
 use grain_runtime::work;
 use std::collections::{BTreeMap, HashMap};
@@ -67,6 +67,22 @@ const STATE_HOP: Hops = Hops {
     service: 0,
     state: 1,
 };
+
+/// What serving one request cost downstream: the hops made and the retries made (by this
+/// unit and everything it called), failed attempts included; reported in the reply's
+/// headers so every caller up to the driver can add it up.
+#[derive(Debug, Clone, Copy, Default)]
+struct Spent {
+    hops: Hops,
+    retries: u32,
+}
+
+impl std::ops::AddAssign for Spent {
+    fn add_assign(&mut self, other: Spent) {
+        self.hops += other.hops;
+        self.retries += other.retries;
+    }
+}
 
 impl ServiceUnit {
     pub fn new(
@@ -148,9 +164,9 @@ impl ServiceUnit {
         };
         // Hops made before a failure are still reported, so callers that retry count
         // what the failed attempt cost downstream.
-        let mut hops = Hops::default();
-        match self.execute(op, &request.params, &mut hops).await {
-            Ok(digest) => reply(op, &self.hosted[op], digest, hops),
+        let mut spent = Spent::default();
+        match self.execute(op, &request.params, &mut spent).await {
+            Ok(digest) => reply(op, &self.hosted[op], digest, spent),
             Err(error) => {
                 tracing::debug!(unit = %self.name, %error, "operation failed");
                 let blamed = match &error {
@@ -158,7 +174,7 @@ impl ServiceUnit {
                     _ => self.name.clone(),
                 };
                 let message = format!("unit {}: {error}", self.name);
-                let mut headers = hop_headers(hops);
+                let mut headers = hop_headers(spent);
                 if let Ok(value) = HeaderValue::from_str(&blamed) {
                     headers.insert(FAILED_UNIT_HEADER, value);
                 }
@@ -168,17 +184,17 @@ impl ServiceUnit {
     }
 
     /// Calls `op`: locally when hosted here, otherwise over HTTP (one service hop); adds
-    /// the hops it made to `hops`, whether it succeeds or not. Its result's digest.
+    /// the hops (and retries) it made to `spent`, whether it succeeds or not. Its result's digest.
     fn invoke<'a>(
         self: &'a Arc<Self>,
         caller: &'a str,
         op: &'a str,
         params: &'a BTreeMap<String, u64>,
-        hops: &'a mut Hops,
+        spent: &'a mut Spent,
     ) -> BoxFuture<'a, Result<u64, OpError>> {
         Box::pin(async move {
             if self.hosted.contains_key(op) {
-                return self.execute(op, params, hops).await;
+                return self.execute(op, params, spent).await;
             }
             let routes = self.routes.current();
             let replicas = routes.operations.get(op).ok_or_else(|| OpError::NoRoute {
@@ -193,16 +209,18 @@ impl ServiceUnit {
                 .call(network, op, replicas, &op_path(op), body, SERVICE_HOP)
                 .await
                 .map_err(|failed| {
-                    *hops += failed.wasted;
+                    spent.hops += failed.wasted;
+                    spent.retries += failed.retries;
                     OpError::Downstream {
                         op: caller.to_string(),
                         failed,
                     }
                 })?;
             let reply = answered.reply;
-            *hops += reply.downstream_hops;
-            *hops += SERVICE_HOP;
-            *hops += answered.wasted;
+            spent.hops += reply.downstream_hops;
+            spent.hops += SERVICE_HOP;
+            spent.hops += answered.wasted;
+            spent.retries += answered.retries + reply.downstream_retries;
             reply
                 .digest
                 .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
@@ -215,12 +233,12 @@ impl ServiceUnit {
     }
 
     /// Runs a hosted operation: reads, CPU work, downstream calls, writes.
-    /// Adds every hop it makes to `hops`, those before a failure included; its digest.
+    /// Adds every hop and retry it makes to `spent`, those before a failure included; its digest.
     async fn execute(
         self: &Arc<Self>,
         op: &str,
         params: &BTreeMap<String, u64>,
-        hops: &mut Hops,
+        spent: &mut Spent,
     ) -> Result<u64, OpError> {
         let def = &self.hosted[op];
         let mut digest = Digest::new();
@@ -230,7 +248,7 @@ impl ServiceUnit {
         }
 
         let keys: Vec<String> = def.reads.iter().map(|key| key.render(params)).collect();
-        for (key, value) in keys.iter().zip(self.read(def, &keys, hops).await?) {
+        for (key, value) in keys.iter().zip(self.read(def, &keys, spent).await?) {
             digest.add(key.as_bytes());
             digest.add(value.as_deref().unwrap_or("\u{2205}").as_bytes());
         }
@@ -239,7 +257,7 @@ impl ServiceUnit {
 
         for step in &def.calls {
             let callees = step.callees();
-            let mut made = vec![Hops::default(); callees.len()];
+            let mut made = vec![Spent::default(); callees.len()];
             let calls = callees
                 .iter()
                 .zip(made.iter_mut())
@@ -247,7 +265,7 @@ impl ServiceUnit {
             let results = join_all(calls).await;
             // Parallel calls all ran: their hops count even when one of them failed.
             for made in made {
-                *hops += made;
+                *spent += made;
             }
             for result in results {
                 digest.add(&result?.to_le_bytes());
@@ -265,7 +283,7 @@ impl ServiceUnit {
                     (key, value)
                 })
                 .collect();
-            self.write(def, entries, hops).await?;
+            self.write(def, entries, spent).await?;
         }
         Ok(digest.value())
     }
@@ -274,7 +292,7 @@ impl ServiceUnit {
         &self,
         def: &OperationDef,
         keys: &[String],
-        hops: &mut Hops,
+        spent: &mut Spent,
     ) -> Result<Vec<Option<String>>, OpError> {
         if keys.is_empty() {
             return Ok(Vec::new());
@@ -289,7 +307,9 @@ impl ServiceUnit {
         let request = StateGet {
             keys: keys.to_vec(),
         };
-        let reply = self.state_call(def, STATE_GET_PATH, &request, hops).await?;
+        let reply = self
+            .state_call(def, STATE_GET_PATH, &request, spent)
+            .await?;
         let values: StateValues =
             serde_json::from_slice(&reply).map_err(|error| OpError::BadReply {
                 op: def.name.clone(),
@@ -303,7 +323,7 @@ impl ServiceUnit {
         &self,
         def: &OperationDef,
         entries: Vec<(String, bytes::Bytes)>,
-        hops: &mut Hops,
+        spent: &mut Spent,
     ) -> Result<(), OpError> {
         if let Some(store) = self.embedded.get(&def.service) {
             store.put_many(entries);
@@ -315,7 +335,8 @@ impl ServiceUnit {
                 .map(|(key, value)| (key, String::from_utf8_lossy(&value).into_owned()))
                 .collect(),
         };
-        self.state_call(def, STATE_PUT_PATH, &request, hops).await?;
+        self.state_call(def, STATE_PUT_PATH, &request, spent)
+            .await?;
         Ok(())
     }
 
@@ -325,7 +346,7 @@ impl ServiceUnit {
         def: &OperationDef,
         path: &str,
         request: &T,
-        hops: &mut Hops,
+        spent: &mut Spent,
     ) -> Result<Bytes, OpError> {
         let routes = self.routes.current();
         let state = format!("state-{}", def.service);
@@ -358,35 +379,40 @@ impl ServiceUnit {
             )
             .await
             .map_err(|failed| {
-                *hops += failed.wasted;
+                spent.hops += failed.wasted;
+                spent.retries += failed.retries;
                 OpError::Downstream {
                     op: def.name.clone(),
                     failed,
                 }
             })?;
-        *hops += STATE_HOP;
-        *hops += answered.wasted;
+        spent.hops += STATE_HOP;
+        spent.hops += answered.wasted;
+        spent.retries += answered.retries;
         Ok(answered.reply.body)
     }
 }
 
-/// The hop headers every reply carries, a failure's included.
-fn hop_headers(hops: Hops) -> HeaderMap {
+/// The hop headers every reply carries, a failure's included (and the retries, when any).
+fn hop_headers(spent: Spent) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(SERVICE_HOPS_HEADER, HeaderValue::from(hops.service));
-    headers.insert(STATE_HOPS_HEADER, HeaderValue::from(hops.state));
+    headers.insert(SERVICE_HOPS_HEADER, HeaderValue::from(spent.hops.service));
+    headers.insert(STATE_HOPS_HEADER, HeaderValue::from(spent.hops.state));
+    if spent.retries > 0 {
+        headers.insert(RETRIES_HEADER, HeaderValue::from(spent.retries));
+    }
     headers
 }
 
 /// A successful reply: the business result's `digest` (identical whether the call was
 /// local or remote) and the hops made for it.
-fn reply(op: &str, def: &OperationDef, digest: u64, hops: Hops) -> Response {
+fn reply(op: &str, def: &OperationDef, digest: u64, spent: Spent) -> Response {
     let hex = format!("{digest:016x}");
     let body = encode_response(hex.clone(), def.response_bytes);
-    let mut headers = hop_headers(hops);
+    let mut headers = hop_headers(spent);
     if let Ok(value) = HeaderValue::from_str(&hex) {
         headers.insert(DIGEST_HEADER, value);
     }
-    tracing::trace!(op, hops = hops.total(), "served");
+    tracing::trace!(op, hops = spent.hops.total(), "served");
     (StatusCode::OK, headers, body).into_response()
 }

@@ -4,7 +4,9 @@
 
 use crate::driver::record::{ErrorClass, Outcome};
 use grain_runtime::security::{client_config, unix_now, Credentials, SecurityError, TokenKey};
-use grain_runtime::wire::{Hops, FAILED_UNIT_HEADER, SERVICE_HOPS_HEADER, STATE_HOPS_HEADER};
+use grain_runtime::wire::{
+    Hops, FAILED_UNIT_HEADER, RETRIES_HEADER, SERVICE_HOPS_HEADER, STATE_HOPS_HEADER,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,8 +100,9 @@ impl EngineTarget {
 }
 
 pub(crate) enum Parsed {
-    /// A whole reply, and the process a failed one blames.
-    Complete(Outcome, Option<Arc<str>>),
+    /// A whole reply, the process a failed one blames, and the retries the units made for
+    /// it (their reply header).
+    Complete(Outcome, Option<Arc<str>>, u32),
     Incomplete,
     Malformed,
 }
@@ -116,6 +119,7 @@ pub(crate) fn parse_response(buf: &[u8]) -> Parsed {
     let mut content_length = 0usize;
     let mut hops = Hops::default();
     let mut blame = None;
+    let mut retries = 0;
     for header in response.headers.iter() {
         let value = || {
             std::str::from_utf8(header.value)
@@ -129,6 +133,8 @@ pub(crate) fn parse_response(buf: &[u8]) -> Parsed {
             hops.service = value();
         } else if header.name.eq_ignore_ascii_case(STATE_HOPS_HEADER) {
             hops.state = value();
+        } else if header.name.eq_ignore_ascii_case(RETRIES_HEADER) {
+            retries = value();
         } else if header.name.eq_ignore_ascii_case(FAILED_UNIT_HEADER) {
             blame = std::str::from_utf8(header.value).ok().map(Arc::from);
         }
@@ -139,9 +145,9 @@ pub(crate) fn parse_response(buf: &[u8]) -> Parsed {
     let status = response.code.unwrap_or(0);
     if status == 200 {
         hops.service += 1; // the driver's own request
-        Parsed::Complete(Ok(hops), None)
+        Parsed::Complete(Ok(hops), None, retries)
     } else {
-        Parsed::Complete(Err(ErrorClass::Status(status)), blame)
+        Parsed::Complete(Err(ErrorClass::Status(status)), blame, retries)
     }
 }
 
@@ -153,7 +159,7 @@ mod tests {
     fn parses_hops_and_waits_for_the_whole_body() {
         let full = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-grain-service-hops: 3\r\nx-grain-state-hops: 2\r\n\r\nhello";
         match parse_response(full) {
-            Parsed::Complete(Ok(hops), None) => assert_eq!(
+            Parsed::Complete(Ok(hops), None, 0) => assert_eq!(
                 hops,
                 Hops {
                     service: 4,
@@ -169,7 +175,7 @@ mod tests {
         assert!(matches!(parse_response(&full[..20]), Parsed::Incomplete));
         let error = b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nx-grain-failed-unit: nano-pay\r\n\r\n";
         match parse_response(error) {
-            Parsed::Complete(Err(ErrorClass::Status(502)), Some(blame)) => {
+            Parsed::Complete(Err(ErrorClass::Status(502)), Some(blame), 0) => {
                 assert_eq!(&*blame, "nano-pay")
             }
             _ => panic!("expected a failed reply naming its culprit"),

@@ -188,7 +188,8 @@ impl Engine<'_> {
     ) {
         if waiting {
             match parse_response(&self.conns[key].inbuf) {
-                Parsed::Complete(outcome, blame) => {
+                Parsed::Complete(outcome, blame, retries) => {
+                    self.stats.unit_retries += u64::from(retries);
                     self.complete(key, recorder, outcome, blame);
                     if closed {
                         self.close(key);

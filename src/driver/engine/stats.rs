@@ -29,6 +29,8 @@ pub struct EngineStats {
     /// Connections whose handshake took longer than [`CONNECT_STALL`]: each one's request
     /// is counted as a generator error.
     pub connect_stalls: u64,
+    /// Retries the units reported making for the replies read (their `x-grain-retries`).
+    pub unit_retries: u64,
 }
 
 impl EngineStats {
@@ -46,5 +48,6 @@ impl EngineStats {
         self.spin_window = self.spin_window.max(other.spin_window);
         self.connection_waits += other.connection_waits;
         self.connect_stalls += other.connect_stalls;
+        self.unit_retries += other.unit_retries;
     }
 }

@@ -47,6 +47,8 @@ pub struct FaultRow {
     pub p99_during_ms: String,
     /// Hops per successful request during the fault against the plan's.
     pub amplification: String,
+    /// Retries the units made over the fault step (warm-up to recovery), as they reported.
+    pub retries: u64,
     /// Fault's end → a full second at ≥ 99 % success again.
     pub recovery: String,
     /// Kill: SIGKILL → replacement ready (ms).
@@ -159,6 +161,7 @@ fn row(a: &ArchitectureResult, f: &FaultResult) -> FaultRow {
         p99_before_ms: ms(f.before.p99_us),
         p99_during_ms: ms(during.p99_us),
         amplification: f.amplification().map_or("–".into(), |x| format!("{x:.2}×")),
+        retries: f.step.unit_retries,
         recovery: recovery(f),
         restart_ms: one_decimal(f.restart_ms),
     }
