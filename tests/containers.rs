@@ -118,3 +118,44 @@ async fn secured_hops_between_containers_verify_by_container_name() {
     let step = &micro.steps[0];
     assert!(step.ok > 0 && step.error_total == 0, "{:?}", step.errors);
 }
+
+/// Two runs of one binary share the image's name but each runs its own tag of its own
+/// build: one run removing the image (`--remove-image`) leaves the other's in place, and
+/// the other's containers still start from it (`--pull never`: nothing is fetched).
+#[test]
+fn one_run_removing_the_image_leaves_another_runs_image() {
+    if !docker_or_skip() {
+        return;
+    }
+    let remove = ContainerOptions {
+        remove_image: true,
+        ..ContainerOptions::default()
+    };
+    let a =
+        container::ContainerRun::prepare(&grainbench_binary(), &unique_run_id("img-a"), &remove)
+            .unwrap();
+    let b =
+        container::ContainerRun::prepare(&grainbench_binary(), &unique_run_id("img-b"), &remove)
+            .unwrap();
+    assert_eq!(a.target.image, b.target.image, "one name for one build");
+    assert_ne!(
+        a.target.run_image, b.target.run_image,
+        "each run its own tag"
+    );
+    let b_image = b.target.run_image.clone();
+    drop(a);
+    assert!(
+        container::docker(&["image", "inspect", &b_image]).is_ok(),
+        "the other run's image is still there"
+    );
+    let mut args: Vec<String> = vec!["run".into(), "--rm".into(), "--pull".into(), "never".into()];
+    args.push(b_image.clone());
+    args.push("--help".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    container::docker(&args).expect("its containers still start");
+    drop(b);
+    assert!(
+        container::docker(&["image", "inspect", &b_image]).is_err(),
+        "the last run removes it"
+    );
+}

@@ -51,6 +51,31 @@ async fn browse(live: &LiveDeployment, caller: Option<&Credentials>) -> Result<(
         .map(|_| ())
 }
 
+/// Under mtls+token a token's issuer must be the party the caller's certificate names:
+/// the driver's certificate with a token signed in a unit's name is refused (every party
+/// holds the one token key, so any could sign as another).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_mtls_and_tokens_a_token_must_be_issued_by_the_certificates_party() {
+    let (live, pki) = deploy_secured(SecurityMode::MtlsToken, "mtls-token-iss").await;
+    let driver = Credentials::clone(pki.driver());
+    browse(&live, Some(&driver))
+        .await
+        .expect("the driver's own token and certificate are let in");
+    let posing = Credentials {
+        identity: "micro-back".into(),
+        ..driver.clone()
+    };
+    match browse(&live, Some(&posing)).await {
+        Err(CallError::Status {
+            status: 401, body, ..
+        }) => {
+            assert!(body.contains("issuer"), "{body}")
+        }
+        other => panic!("a token in another party's name is refused: {other:?}"),
+    }
+    live.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_refuses_callers_without_the_runs_certificate() {
     let (live, pki) = deploy_secured(SecurityMode::Mtls, "mtls-refuses").await;

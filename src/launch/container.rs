@@ -442,6 +442,38 @@ impl ContainerTarget {
 mod tests {
     use super::*;
 
+    /// A network is swept only once the harness that owns it is gone: this process owns
+    /// networks it would keep; a pid that no longer runs, or runs another process (another
+    /// start time), owns nothing.
+    #[test]
+    fn only_a_gone_owners_networks_are_stale() {
+        let me = owner_of(std::process::id()).expect("this process has a /proc entry");
+        assert!(!owner_gone(&me), "a running harness keeps its network");
+        let (pid, start) = me.split_once('-').unwrap();
+        let reused = format!("{pid}-{}", start.parse::<u64>().unwrap() + 1);
+        assert!(owner_gone(&reused), "the same pid, started at another time");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = owner_of(child.id()).unwrap_or_else(|| format!("{}-0", child.id()));
+        child.wait().unwrap();
+        assert!(owner_gone(&dead), "a harness that has exited");
+        assert!(
+            owner_gone(""),
+            "an older grainbench's network has no owner label"
+        );
+    }
+
+    /// The image's tag names the build's own commit (embedded at build time), not the
+    /// repository of the directory a run starts in (from /tmp it was tagged otherwise, so
+    /// `export` could name an image `run` never built).
+    #[test]
+    fn the_image_tag_names_the_builds_commit() {
+        let tag = image_tag(&std::env::current_exe().unwrap());
+        match crate::BUILD_COMMIT {
+            Some(commit) => assert!(tag.starts_with(&commit[..12]), "{tag}"),
+            None => assert!(tag.starts_with("nogit-"), "{tag}"),
+        }
+    }
+
     #[test]
     fn container_names_are_dns_labels() {
         let name = container_name("test-run-1234-5678", 12, "nano-authorize_payment#1");
