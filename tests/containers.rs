@@ -159,3 +159,64 @@ fn one_run_removing_the_image_leaves_another_runs_image() {
         "the last run removes it"
     );
 }
+
+/// A second Ctrl-C quits at once but still removes the run's containers and network (it
+/// called exit(130) and skipped every cleanup: the network, and a frozen container, stayed).
+#[test]
+fn a_second_ctrl_c_still_removes_the_runs_containers_and_network() {
+    if !docker_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run_id = unique_run_id("double-sigint-compose");
+    let long = dir.path().join("long.toml");
+    let text = std::fs::read_to_string(fixture("tiny.toml"))
+        .unwrap()
+        .replace("duration_s = 1", "duration_s = 60");
+    std::fs::write(&long, text).unwrap();
+    let mut child = std::process::Command::new(grainbench_binary())
+        .args([
+            "run",
+            "--arch",
+            "micro",
+            "--cold-starts",
+            "1",
+            "--no-redeploy",
+        ])
+        .args([
+            "--target",
+            "compose",
+            "--remove-image",
+            "--run-id",
+            &run_id,
+            "--out",
+        ])
+        .arg(dir.path().join("results"))
+        .arg(&long)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let filter = format!("label={RUN_LABEL}={run_id}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while docker_lines(&["ps", "-q", "--filter", &filter]).len() < 2 {
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("the run's containers never came up");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(
+        docker_lines(&["ps", "-aq", "--filter", &filter]).is_empty(),
+        "containers left"
+    );
+    assert!(
+        docker_lines(&["network", "ls", "-q", "--filter", &filter]).is_empty(),
+        "network left"
+    );
+}

@@ -286,3 +286,33 @@ async fn up_under_mtls_and_tokens_prints_what_curl_needs() {
         .expect("the printed caller is let in");
     live.shutdown().await;
 }
+
+/// A caller that opens a TLS connection and never says a word is dropped after the
+/// handshake timeout (it held a task and a socket for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_tls_caller_is_dropped_after_the_handshake_timeout() {
+    let (live, _pki) = deploy_secured(SecurityMode::Tls, "tls-silent").await;
+    let addr = live.addr_of("browse").unwrap().to_string();
+    let limit = grain_runtime::host::HANDSHAKE_TIMEOUT + Duration::from_secs(10);
+    let closed = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream.set_read_timeout(Some(limit)).unwrap();
+        let mut buf = [0u8; 64];
+        // EOF (0 bytes) or a reset: the server closed it; a timeout: it never did.
+        match stream.read(&mut buf) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        closed,
+        "the unit closed a connection that never began its handshake"
+    );
+    live.shutdown().await;
+}
