@@ -219,4 +219,8 @@ fn a_second_ctrl_c_still_removes_the_runs_containers_and_network() {
         docker_lines(&["network", "ls", "-q", "--filter", &filter]).is_empty(),
         "network left"
     );
+    assert!(
+        docker_lines(&["images", "-q", "--filter", &filter]).is_empty(),
+        "image left (--remove-image was asked)"
+    );
 }

@@ -173,12 +173,42 @@ fn live_runs() -> std::sync::MutexGuard<'static, Vec<(String, String)>> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Removes every container and network of this process's runs now, for an exit that skips
-/// the usual teardown (a frozen container would otherwise outlive it).
+/// The images of this process's runs: each run's own tag, and the shared name when the
+/// run was asked to remove the image.
+static LIVE_IMAGES: std::sync::Mutex<Vec<(String, Option<String>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn live_images() -> std::sync::MutexGuard<'static, Vec<(String, Option<String>)>> {
+    LIVE_IMAGES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Removes every container and network of this process's runs now, and their images as
+/// their runs would have, for an exit that skips the usual teardown (a frozen container
+/// would otherwise outlive it).
 pub fn remove_live_runs() {
     let runs = std::mem::take(&mut *live_runs());
     for (run_id, network) in runs {
         remove_run(&run_id, Some(&network));
+    }
+    for (run_image, shared) in std::mem::take(&mut *live_images()) {
+        remove_images(&run_image, shared.as_deref());
+    }
+}
+
+/// Removes a run's own tag of the image, then (without force) the shared name if asked.
+fn remove_images(run_image: &str, shared: Option<&str>) {
+    // Untags only while the shared tag (or another run's) remains.
+    if let Err(error) = docker(&["rmi", run_image]) {
+        tracing::warn!(%error, "cannot remove the run's image tag");
+    }
+    // Without force: an image another run's containers use stays (Docker refuses), and
+    // one another run has tagged loses only the shared name.
+    if let Some(shared) = shared {
+        if let Err(error) = docker(&["rmi", shared]) {
+            tracing::info!(%error, "the image stays: another run uses it");
+        }
     }
 }
 
@@ -268,6 +298,8 @@ impl ContainerRun {
         let tag = image_tag(binary);
         let run_image = format!("grainbench-unit:{tag}-r{}", short_hash(run_id));
         let (image, image_bytes) = build_image(binary, &tag, run_id, Some(&run_image))?;
+        let shared = options.remove_image.then(|| image.clone());
+        live_images().push((run_image.clone(), shared));
         let network = RunNetwork::create(run_id)?;
         tracing::info!(%image, image_bytes, network = %network.name, "units run as containers");
         Ok(ContainerRun {
@@ -289,17 +321,9 @@ impl ContainerRun {
 impl Drop for ContainerRun {
     fn drop(&mut self) {
         remove_run(&self.target.run_id, None);
-        // Untags only while the shared tag (or another run's) remains.
-        if let Err(error) = docker(&["rmi", &self.target.run_image]) {
-            tracing::warn!(%error, "cannot remove the run's image tag");
-        }
-        // Without force: an image another run's containers use stays (Docker refuses),
-        // and one another run has tagged loses only the shared name.
-        if self.remove_image {
-            if let Err(error) = docker(&["rmi", &self.target.image]) {
-                tracing::info!(%error, "the image stays: another run uses it");
-            }
-        }
+        live_images().retain(|(run_image, _)| *run_image != self.target.run_image);
+        let shared = self.remove_image.then_some(self.target.image.as_str());
+        remove_images(&self.target.run_image, shared);
     }
 }
 

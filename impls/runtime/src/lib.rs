@@ -9,12 +9,15 @@
 //! - `precise`: µs-precise waiting, blocking and async (pooled timerfds in tokio's reactor)
 //! - `network`: the network model, the per-hop delay it injects and its measured error
 //! - `histogram`: HdrHistograms as base64 text
-//! - `host`: serving one unit process (bind, announce, routes on stdin, graceful stop)
+//! - `host`: serving one unit process (bind, announce, routes on stdin, graceful stop);
+//!   `tls_listener`: its TLS accept loop (handshake timeout, the peer's certificate)
 //! - `resilience`: how callers call: replicas round robin, timeout, retries within a
-//!   budget, backoff with jitter, an optional circuit breaker
+//!   budget (`budget`), backoff with jitter, an optional circuit breaker per callee
+//!   process (`breaker`)
 //! - `security`: TLS, mutual TLS and signed tokens per hop (modes, configs, tokens)
 
 pub mod breaker;
+mod budget;
 pub mod client;
 pub mod digest;
 pub mod histogram;
@@ -25,5 +28,6 @@ pub mod precise;
 pub mod resilience;
 pub mod security;
 pub mod store;
+mod tls_listener;
 pub mod wire;
 pub mod work;

@@ -11,6 +11,7 @@
 //! can cost `(1 + r)^d` attempts.
 
 use crate::breaker::{Breakers, Outcome, Permit};
+use crate::budget::Budget;
 use crate::client::{CallError, HttpClient, Reply};
 use crate::model::Endpoint;
 use crate::network::NetworkModel;
@@ -93,42 +94,6 @@ pub struct Failed {
     pub wasted: Hops,
     /// Retries made for it: this caller's and those its callees reported.
     pub retries: u32,
-}
-
-/// The retry budget's token bucket.
-#[derive(Debug)]
-struct Budget {
-    per_call: Option<f64>,
-    tokens: Mutex<f64>,
-}
-
-impl Budget {
-    fn new(percent: Option<f64>) -> Self {
-        Budget {
-            per_call: percent.map(|p| (p / 100.0).max(0.0)),
-            tokens: Mutex::new(0.0),
-        }
-    }
-
-    fn earn(&self) {
-        if let Some(share) = self.per_call {
-            let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-            *tokens = (*tokens + share).min(BUDGET_CAPACITY);
-        }
-    }
-
-    fn spend(&self) -> bool {
-        if self.per_call.is_none() {
-            return true;
-        }
-        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 /// A unit's way of calling: its client, its policy, and the state the policy keeps.
@@ -333,24 +298,6 @@ impl Caller {
 mod tests {
     use super::*;
     use std::sync::Arc;
-
-    #[test]
-    fn the_budget_allows_its_share_of_calls_and_banks_at_most_its_capacity() {
-        let budget = Budget::new(Some(10.0));
-        assert!(!budget.spend(), "nothing earned yet");
-        for _ in 0..20 {
-            budget.earn();
-        }
-        assert!(budget.spend() && budget.spend());
-        assert!(!budget.spend(), "20 calls at 10 % earn 2 retries");
-        for _ in 0..10_000 {
-            budget.earn();
-        }
-        let banked = (0..100).filter(|_| budget.spend()).count();
-        assert_eq!(banked, BUDGET_CAPACITY as usize);
-        let unlimited = Budget::new(None);
-        assert!((0..1000).all(|_| unlimited.spend()));
-    }
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {
