@@ -163,23 +163,19 @@ pub struct RunNetwork {
     run_id: String,
 }
 
-/// The runs of this process with containers or a network up: what a quick exit (a second
-/// Ctrl-C) must still remove.
-static LIVE_RUNS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
-
-fn live_runs() -> std::sync::MutexGuard<'static, Vec<(String, String)>> {
-    LIVE_RUNS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// A container run of this process, as a quick exit (a second Ctrl-C) must still remove
+/// it: its containers and network, its own image tag, and the shared name if asked.
+struct LiveRun {
+    run_id: String,
+    network: String,
+    run_image: String,
+    shared: Option<String>,
 }
 
-/// The images of this process's runs: each run's own tag, and the shared name when the
-/// run was asked to remove the image.
-static LIVE_IMAGES: std::sync::Mutex<Vec<(String, Option<String>)>> =
-    std::sync::Mutex::new(Vec::new());
+static LIVE_RUNS: std::sync::Mutex<Vec<LiveRun>> = std::sync::Mutex::new(Vec::new());
 
-fn live_images() -> std::sync::MutexGuard<'static, Vec<(String, Option<String>)>> {
-    LIVE_IMAGES
+fn live_runs() -> std::sync::MutexGuard<'static, Vec<LiveRun>> {
+    LIVE_RUNS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -188,12 +184,9 @@ fn live_images() -> std::sync::MutexGuard<'static, Vec<(String, Option<String>)>
 /// their runs would have, for an exit that skips the usual teardown (a frozen container
 /// would otherwise outlive it).
 pub fn remove_live_runs() {
-    let runs = std::mem::take(&mut *live_runs());
-    for (run_id, network) in runs {
-        remove_run(&run_id, Some(&network));
-    }
-    for (run_image, shared) in std::mem::take(&mut *live_images()) {
-        remove_images(&run_image, shared.as_deref());
+    for run in std::mem::take(&mut *live_runs()) {
+        remove_run(&run.run_id, Some(&run.network));
+        remove_images(&run.run_image, run.shared.as_deref());
     }
 }
 
@@ -221,7 +214,6 @@ impl RunNetwork {
         docker(&[
             "network", "create", "--driver", "bridge", "--label", &label, "--label", &owner, &name,
         ])?;
-        live_runs().push((run_id.to_string(), name.clone()));
         Ok(RunNetwork {
             name,
             run_id: run_id.to_string(),
@@ -231,7 +223,6 @@ impl RunNetwork {
 
 impl Drop for RunNetwork {
     fn drop(&mut self) {
-        live_runs().retain(|(_, network)| *network != self.name);
         remove_run(&self.run_id, Some(&self.name));
     }
 }
@@ -298,9 +289,13 @@ impl ContainerRun {
         let tag = image_tag(binary);
         let run_image = format!("grainbench-unit:{tag}-r{}", short_hash(run_id));
         let (image, image_bytes) = build_image(binary, &tag, run_id, Some(&run_image))?;
-        let shared = options.remove_image.then(|| image.clone());
-        live_images().push((run_image.clone(), shared));
         let network = RunNetwork::create(run_id)?;
+        live_runs().push(LiveRun {
+            run_id: run_id.to_string(),
+            network: network.name.clone(),
+            run_image: run_image.clone(),
+            shared: options.remove_image.then(|| image.clone()),
+        });
         tracing::info!(%image, image_bytes, network = %network.name, "units run as containers");
         Ok(ContainerRun {
             target: Arc::new(ContainerTarget {
@@ -321,7 +316,7 @@ impl ContainerRun {
 impl Drop for ContainerRun {
     fn drop(&mut self) {
         remove_run(&self.target.run_id, None);
-        live_images().retain(|(run_image, _)| *run_image != self.target.run_image);
+        live_runs().retain(|run| run.run_id != self.target.run_id);
         let shared = self.remove_image.then_some(self.target.image.as_str());
         remove_images(&self.target.run_image, shared);
     }

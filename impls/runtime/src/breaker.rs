@@ -89,8 +89,34 @@ impl Breakers {
         }
     }
 
-    /// Leave to call `process` at `now`, or `None` while its breaker refuses.
-    pub fn allow(&self, process: &str, now: Instant) -> Option<Permit> {
+    /// Leave to call `process` now, or `None` while its breaker refuses. Without breakers
+    /// the clock is not even read (this is on every call's path).
+    pub fn allow(&self, process: &str) -> Option<Permit> {
+        if !self.enabled() {
+            return Some(Permit {
+                generation: 0,
+                trial: false,
+            });
+        }
+        self.allow_at(process, Instant::now())
+    }
+
+    /// Gives back a permit whose call was never made (a trial frees the way for another).
+    pub fn release(&self, process: &str, permit: Permit) {
+        if self.enabled() && permit.trial {
+            self.release_at(process, permit, Instant::now());
+        }
+    }
+
+    /// Records how the call made under `permit` ended.
+    pub fn record(&self, process: &str, permit: Permit, outcome: Outcome) {
+        if self.enabled() {
+            self.record_at(process, permit, outcome, Instant::now());
+        }
+    }
+
+    /// [`Breakers::allow`] at `now`.
+    fn allow_at(&self, process: &str, now: Instant) -> Option<Permit> {
         if !self.enabled() {
             return Some(Permit {
                 generation: 0,
@@ -116,8 +142,8 @@ impl Breakers {
         })
     }
 
-    /// Gives back a permit whose call was never made (a trial frees the way for another).
-    pub fn release(&self, process: &str, permit: Permit, now: Instant) {
+    /// [`Breakers::release`] at `now`.
+    fn release_at(&self, process: &str, permit: Permit, now: Instant) {
         if !self.enabled() || !permit.trial {
             return;
         }
@@ -130,8 +156,8 @@ impl Breakers {
         });
     }
 
-    /// Records how the call made under `permit` ended.
-    pub fn record(&self, process: &str, permit: Permit, outcome: Outcome, now: Instant) {
+    /// [`Breakers::record`] at `now`.
+    fn record_at(&self, process: &str, permit: Permit, outcome: Outcome, now: Instant) {
         if !self.enabled() {
             return;
         }
@@ -178,8 +204,8 @@ mod tests {
     const OPEN: Duration = Duration::from_millis(100);
 
     fn fail(b: &Breakers, p: &str, now: Instant) {
-        let permit = b.allow(p, now).expect("closed");
-        b.record(p, permit, Outcome::Failed, now);
+        let permit = b.allow_at(p, now).expect("closed");
+        b.record_at(p, permit, Outcome::Failed, now);
     }
 
     #[test]
@@ -188,16 +214,16 @@ mod tests {
         let t0 = Instant::now();
         fail(&b, "u", t0);
         fail(&b, "u", t0);
-        assert!(b.allow("u", t0).is_none(), "open");
+        assert!(b.allow_at("u", t0).is_none(), "open");
         let later = t0 + OPEN;
-        let trial = b.allow("u", later).expect("the trial");
+        let trial = b.allow_at("u", later).expect("the trial");
         assert!(
-            b.allow("u", later).is_none(),
+            b.allow_at("u", later).is_none(),
             "a second call waits for the trial"
         );
-        assert!(b.allow("u", later + OPEN / 2).is_none());
-        b.record("u", trial, Outcome::Answered, later);
-        assert!(b.allow("u", later).is_some(), "the trial closed it");
+        assert!(b.allow_at("u", later + OPEN / 2).is_none());
+        b.record_at("u", trial, Outcome::Answered, later);
+        assert!(b.allow_at("u", later).is_some(), "the trial closed it");
     }
 
     #[test]
@@ -205,14 +231,14 @@ mod tests {
         let b = Breakers::new(1, OPEN);
         let t0 = Instant::now();
         fail(&b, "u", t0);
-        let trial = b.allow("u", t0 + OPEN).unwrap();
-        b.record("u", trial, Outcome::Failed, t0 + OPEN);
-        assert!(b.allow("u", t0 + OPEN).is_none(), "open again");
-        let lost = b.allow("u", t0 + 2 * OPEN).unwrap(); // its caller goes away
+        let trial = b.allow_at("u", t0 + OPEN).unwrap();
+        b.record_at("u", trial, Outcome::Failed, t0 + OPEN);
+        assert!(b.allow_at("u", t0 + OPEN).is_none(), "open again");
+        let lost = b.allow_at("u", t0 + 2 * OPEN).unwrap(); // its caller goes away
         let _ = lost;
-        assert!(b.allow("u", t0 + 2 * OPEN).is_none());
+        assert!(b.allow_at("u", t0 + 2 * OPEN).is_none());
         assert!(
-            b.allow("u", t0 + 3 * OPEN).is_some(),
+            b.allow_at("u", t0 + 3 * OPEN).is_some(),
             "another trial once it is overdue"
         );
     }
@@ -221,11 +247,11 @@ mod tests {
     fn a_success_that_started_before_the_breaker_opened_does_not_close_it() {
         let b = Breakers::new(2, OPEN);
         let t0 = Instant::now();
-        let slow = b.allow("u", t0).unwrap(); // a call that will succeed late
+        let slow = b.allow_at("u", t0).unwrap(); // a call that will succeed late
         fail(&b, "u", t0);
         fail(&b, "u", t0);
-        b.record("u", slow, Outcome::Answered, t0);
-        assert!(b.allow("u", t0).is_none(), "still open");
+        b.record_at("u", slow, Outcome::Answered, t0);
+        assert!(b.allow_at("u", t0).is_none(), "still open");
     }
 
     #[test]
@@ -233,15 +259,15 @@ mod tests {
         let b = Breakers::new(1, OPEN);
         let t0 = Instant::now();
         fail(&b, "u#0", t0);
-        assert!(b.allow("u#0", t0).is_none());
+        assert!(b.allow_at("u#0", t0).is_none());
         assert!(
-            b.allow("u#1", t0).is_some(),
+            b.allow_at("u#1", t0).is_some(),
             "the other replica is not blamed"
         );
-        let trial = b.allow("u#0", t0 + OPEN).unwrap();
-        b.release("u#0", trial, t0 + OPEN);
+        let trial = b.allow_at("u#0", t0 + OPEN).unwrap();
+        b.release_at("u#0", trial, t0 + OPEN);
         assert!(
-            b.allow("u#0", t0 + OPEN).is_some(),
+            b.allow_at("u#0", t0 + OPEN).is_some(),
             "never made, so another may try"
         );
     }
@@ -253,6 +279,6 @@ mod tests {
         for _ in 0..10 {
             fail(&b, "u", t0);
         }
-        assert!(b.allow("u", t0).is_some());
+        assert!(b.allow_at("u", t0).is_some());
     }
 }

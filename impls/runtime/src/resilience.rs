@@ -21,7 +21,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Most retries a caller banks under a budget.
 pub const BUDGET_CAPACITY: f64 = 10.0;
@@ -147,11 +147,10 @@ impl Caller {
         replicas: &'r [Endpoint],
         next: &mut usize,
     ) -> Option<(&'r Endpoint, Permit)> {
-        let now = Instant::now();
         for _ in 0..replicas.len() {
             let endpoint = &replicas[*next % replicas.len()];
             *next += 1;
-            if let Some(permit) = self.breakers.allow(&endpoint.unit, now) {
+            if let Some(permit) = self.breakers.allow(&endpoint.unit) {
                 return Some((endpoint, permit));
             }
         }
@@ -215,9 +214,8 @@ impl Caller {
                 .await
             {
                 Ok(reply) => {
-                    let now = Instant::now();
                     self.breakers
-                        .record(&endpoint.unit, permit, Outcome::Answered, now);
+                        .record(&endpoint.unit, permit, Outcome::Answered);
                     return Ok(Answered {
                         reply,
                         wasted,
@@ -233,8 +231,7 @@ impl Caller {
             } else {
                 Outcome::Answered
             };
-            self.breakers
-                .record(&endpoint.unit, permit, outcome, Instant::now());
+            self.breakers.record(&endpoint.unit, permit, outcome);
             let refused = matches!(error, CallError::Connect { .. });
             if refused && refused_in_a_row + 1 < n {
                 // Nothing was sent: the next replica gets the same attempt at once.
@@ -279,8 +276,7 @@ impl Caller {
                 return Err(breaker_open(wasted, retries + retried_below));
             };
             if !self.budget.spend() {
-                self.breakers
-                    .release(&retry_at.unit, retry_permit, Instant::now());
+                self.breakers.release(&retry_at.unit, retry_permit);
                 return Err(give_up(error));
             }
             (endpoint, permit) = (retry_at, retry_permit);
@@ -351,15 +347,7 @@ mod tests {
             ..Resilience::default()
         };
         let caller = Caller::new(HttpClient::new(Duration::from_secs(1)), policy);
-        let replicas = [dead("u")];
-        let hop = Hops::default();
-        let body = Bytes::new();
-        let network = NetworkModel::loopback();
-        let failed = caller
-            .call(&network, "u", &replicas, "/op/x", body, hop)
-            .await
-            .err()
-            .unwrap();
+        let failed = call_x(&caller, &[dead("u")]).await.err().unwrap();
         assert!(
             failed.error.to_string().contains("circuit breaker open"),
             "{}",
@@ -397,9 +385,7 @@ mod tests {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let replicas = serve(app).await;
         let policy = Resilience {
             retries: 1,
             retry_budget_percent: None,
@@ -407,27 +393,32 @@ mod tests {
             ..Resilience::default()
         };
         let caller = Caller::new(HttpClient::new(Duration::from_secs(1)), policy);
-        let replicas = [Endpoint {
-            unit: "u".into(),
-            addr,
-        }];
-        let network = NetworkModel::loopback();
-        let answered = caller
-            .call(
-                &network,
-                "u",
-                &replicas,
-                "/op/x",
-                Bytes::new(),
-                Hops::default(),
-            )
-            .await
-            .unwrap();
+        let answered = call_x(&caller, &replicas).await.unwrap();
         assert_eq!(
             answered.retries, 2,
             "its own retry and the failed callee's one"
         );
         assert_eq!(answered.reply.downstream_retries, 2);
+    }
+
+    /// `app` served on a loopback port, as the one replica of unit `u`.
+    async fn serve(app: axum::Router) -> [Endpoint; 1] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        [Endpoint {
+            unit: "u".into(),
+            addr,
+        }]
+    }
+
+    /// One call of `/op/x` on `replicas` of `u`, on loopback.
+    async fn call_x(caller: &Caller, replicas: &[Endpoint]) -> Result<Answered, Failed> {
+        let network = NetworkModel::loopback();
+        let (body, hop) = (Bytes::new(), Hops::default());
+        caller
+            .call(&network, "u", replicas, "/op/x", body, hop)
+            .await
     }
 
     /// A 4xx is the request's fault: it neither opens the breaker nor is retried.
@@ -442,9 +433,7 @@ mod tests {
                 async { axum::http::StatusCode::NOT_FOUND }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let replicas = serve(app).await;
         let policy = Resilience {
             retries: 2,
             breaker_failures: 1,
@@ -452,24 +441,8 @@ mod tests {
             ..Resilience::default()
         };
         let caller = Caller::new(HttpClient::new(Duration::from_secs(1)), policy);
-        let replicas = [Endpoint {
-            unit: "u".into(),
-            addr,
-        }];
-        let network = NetworkModel::loopback();
         for _ in 0..3 {
-            let failed = caller
-                .call(
-                    &network,
-                    "u",
-                    &replicas,
-                    "/op/x",
-                    Bytes::new(),
-                    Hops::default(),
-                )
-                .await
-                .err()
-                .unwrap();
+            let failed = call_x(&caller, &replicas).await.err().unwrap();
             assert!(
                 !failed.error.to_string().contains("breaker"),
                 "{}",

@@ -27,7 +27,7 @@ const LOOPBACK_HOST: &str = "127.0.0.1";
 
 impl EngineTarget {
     pub fn new(addr: crate::driver::TargetAddr, path: &str, request_bytes: usize) -> Self {
-        Self::with_headers(addr, path, request_bytes, LOOPBACK_HOST, "")
+        Self::to_host(addr, path, request_bytes, LOOPBACK_HOST)
     }
 
     /// A target reached as `host` (the `Host` its requests carry: an outside deployment's
