@@ -149,7 +149,13 @@ fn compare(runtime: &tokio::runtime::Runtime, source: &ScenarioSource, out: &Pat
             run::LoadMode::Rates(source.scenario.load.rates.iter().take(1).copied().collect());
         options.repeat = 2; // the fewest rounds that still give an interval
     }
-    let outcome = runtime.block_on(run::run(source, &options, &CancellationToken::new()));
+    let outcome = runtime
+        .block_on(grainbench::outputs::run(
+            source,
+            &options,
+            &CancellationToken::new(),
+        ))
+        .expect("options fit the scenario");
     match (&outcome.error, &outcome.results_path) {
         (None, Some(path)) => println!(
             "grainbench comparison of {}: {}",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure a Docker daemon answers, for the container tests (tests/containers.rs) and
+# Makes sure a Docker daemon answers, for the container tests (tests/it/containers.rs) and
 # `run --target compose`: installs Debian's docker.io when dockerd is missing and starts
 # dockerd when it is not running. Images are built FROM scratch, so nothing is pulled.
 # Exits 0 either way: without Docker the container tests say "skipped: no Docker".

@@ -4,7 +4,7 @@
 //! rate sweep (`run --rates auto`) stops there unless `--max-rate` says otherwise, so a
 //! knee is never the driver's without the report saying so.
 
-use crate::calibrate::{launch_ping, ping_step_config, run_ping_step};
+use crate::deploy::probe::{launch_ping, ping_step_config, run_ping_step};
 use crate::driver::engine::Schedule;
 use crate::driver::summarize::{MAX_SEND_LAG_P99_US, MIN_ACHIEVED_SHARE};
 use crate::driver::{self, StepMeasurement};

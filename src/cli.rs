@@ -4,10 +4,10 @@
 
 use clap::{Args, Parser, Subcommand};
 use grain_runtime::network::NetworkModel;
+use grainbench::deploy::{DeployOverrides, DeployTarget, ResilienceOverrides};
 use grainbench::launch::container::ContainerOptions;
 use grainbench::plan::{Architecture, SecurityMode, Series};
 use grainbench::report::gate::Threshold;
-use grainbench::run::{DeployTarget, ResilienceOverrides};
 use grainbench::run::{LoadMode, RedeployPolicy, RunOptions, SweepLimits, SweepMax, SweepRequest};
 use grainbench::scenario::fault::{Fault, FaultSyntaxError};
 use grainbench::scenario::limits::{MAX_RATE, MAX_REPLICAS, MAX_RETRIES, MAX_TIMEOUT_MS};
@@ -182,11 +182,6 @@ pub struct RunArgs {
     /// Skip the live redeploy.
     #[arg(long)]
     pub no_redeploy: bool,
-    /// Network every hop crosses, overriding the scenario's [network]: `loopback` (no
-    /// added delay), `dc` (250 µs one way), `cross-zone` (1 ms one way), or a fixed
-    /// one-way delay such as `250us` or `1ms`. Each hop then adds a round trip.
-    #[arg(long, value_parser = network_arg)]
-    pub network: Option<Box<NetworkModel>>,
     /// An earlier results.json: the page and summary show each figure's change since it,
     /// with its interval ("no change beyond noise" where the interval holds 0).
     #[arg(long)]
@@ -200,34 +195,18 @@ pub struct RunArgs {
     /// report sets each mode's cost against `none`'s.
     #[arg(long, value_delimiter = ',', value_parser = security_arg)]
     pub security: Vec<SecurityMode>,
-    /// Units open a connection (and pay its handshake) per call instead of reusing one.
-    #[arg(long)]
-    pub no_keepalive: bool,
     /// Drive a deployment grainbench did not start: a TOML file naming its cut and each
     /// entrypoint's URL (`cut = "micro"`, `[entrypoints] checkout = "http://host:port"`).
     /// Cold start, memory, the units' CPU and the redeploy are then not measured.
-    #[arg(long, conflicts_with_all = ["arch", "sweep", "security", "no_keepalive", "all"])]
+    #[arg(long, conflicts_with_all = ["arch", "sweep", "security", "no_keepalive", "all", "replicas"])]
     pub endpoints: Option<PathBuf>,
-    /// Processes per service unit, for every service (overrides each `[[service]]`'s
-    /// `replicas`). Above 1, a service's data moves to a state unit its replicas share,
-    /// and callers balance across replicas round robin.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_REPLICAS)))]
-    pub replicas: Option<u32>,
     /// A fault injected in a fault step of every cut, after its load steps (repeatable):
     /// `kill:OP@2s[+1s]` (restarted after 1 s), `freeze:OP@2s+1s`, `slow:OP@2s+3s=50ms`,
     /// `fail:OP@2s+3s=0.2`; it hits the first replica of the unit serving OP.
     #[arg(long = "fault", value_name = "FAULT", value_parser = fault_arg)]
     pub faults: Vec<Fault>,
-    /// Retries after a failed call between units (overrides `[resilience] retries`).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RETRIES)))]
-    pub retries: Option<u32>,
-    /// Retries allowed as a share of calls, `10%`, or `none` for no budget (overrides
-    /// `[resilience] retry_budget`).
-    #[arg(long, value_parser = retry_budget_arg)]
-    pub retry_budget: Option<RetryBudget>,
-    /// Each call attempt's timeout between units, ms (overrides `[resilience] timeout_ms`).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_MS))]
-    pub call_timeout: Option<u64>,
+    #[command(flatten)]
+    pub deploy: DeployArgs,
     #[command(flatten)]
     pub placement: PlacementArgs,
     /// With `--target compose`: remove the units' image at the end (kept by default, since
@@ -245,24 +224,72 @@ pub struct UpArgs {
     /// A cut: nano, micro, monolith, one of the scenario's [[cut]]s, sweep-K or sweep-svc-K.
     #[arg(long, default_value = "nano")]
     pub arch: Architecture,
-    /// Network every hop crosses, overriding the scenario's [network] (see `run --network`).
-    #[arg(long, value_parser = network_arg)]
-    pub network: Option<Box<NetworkModel>>,
     /// What every hop speaks: none, tls, mtls, token or mtls+token (see `run --security`);
     /// prints what curl needs to call the units.
     #[arg(long, default_value = "none", value_parser = security_arg)]
     pub security: SecurityMode,
-    /// Units open a connection (and pay its handshake) per call.
-    #[arg(long)]
-    pub no_keepalive: bool,
+    #[command(flatten)]
+    pub deploy: DeployArgs,
     #[command(flatten)]
     pub placement: PlacementArgs,
 }
 
 impl UpArgs {
-    /// Container sizes, with `--target compose`.
-    pub fn containers(&self) -> Option<ContainerOptions> {
-        self.placement.containers(false)
+    /// The library's request.
+    pub fn request(&self) -> grainbench::up::UpRequest {
+        grainbench::up::UpRequest {
+            cut: self.arch.clone(),
+            overrides: self.deploy.overrides(Vec::new()),
+            security: self.security,
+            target: self.placement.target(false),
+        }
+    }
+}
+
+/// The per-deployment knobs over the scenario's own: the same flags for `run`, `up` and
+/// `export` (each becomes one field of the library's `DeployOverrides`).
+#[derive(Args)]
+pub struct DeployArgs {
+    /// Network every hop crosses, overriding the scenario's [network]: `loopback` (no
+    /// added delay), `dc` (250 µs one way), `cross-zone` (1 ms one way), or a fixed
+    /// one-way delay such as `250us` or `1ms`. Each hop then adds a round trip.
+    #[arg(long, value_parser = network_arg)]
+    pub network: Option<Box<NetworkModel>>,
+    /// Units open a connection (and pay its handshake) per call instead of reusing one.
+    #[arg(long)]
+    pub no_keepalive: bool,
+    /// Processes per service unit, for every service (overrides each `[[service]]`'s
+    /// `replicas`). Above 1, a service's data moves to a state unit its replicas share,
+    /// and callers balance across replicas round robin.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_REPLICAS)))]
+    pub replicas: Option<u32>,
+    /// Retries after a failed call between units (overrides `[resilience] retries`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RETRIES)))]
+    pub retries: Option<u32>,
+    /// Retries allowed as a share of calls, `10%`, or `none` for no budget (overrides
+    /// `[resilience] retry_budget`).
+    #[arg(long, value_parser = retry_budget_arg)]
+    pub retry_budget: Option<RetryBudget>,
+    /// Each call attempt's timeout between units, ms (overrides `[resilience] timeout_ms`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_MS))]
+    pub call_timeout: Option<u64>,
+}
+
+impl DeployArgs {
+    /// The library's overrides, with `security` (each cut once per mode; empty: the
+    /// scenario's).
+    pub fn overrides(&self, security: Vec<SecurityMode>) -> DeployOverrides {
+        DeployOverrides {
+            replicas: self.replicas,
+            network: self.network.as_deref().cloned(),
+            resilience: ResilienceOverrides {
+                retries: self.retries,
+                retry_budget_percent: self.retry_budget.map(|b| b.0),
+                timeout_ms: self.call_timeout,
+            },
+            security,
+            keepalive: self.no_keepalive.then_some(false),
+        }
     }
 }
 
@@ -283,13 +310,16 @@ pub struct PlacementArgs {
 }
 
 impl PlacementArgs {
-    /// Container options with `--target compose`, none for processes.
-    fn containers(&self, remove_image: bool) -> Option<ContainerOptions> {
-        (self.target == TargetArg::Compose).then(|| ContainerOptions {
-            cpus: self.cpus,
-            memory: self.memory.clone(),
-            remove_image,
-        })
+    /// Where units run: containers of these sizes with `--target compose`.
+    fn target(&self, remove_image: bool) -> DeployTarget {
+        match self.target {
+            TargetArg::Processes => DeployTarget::Processes,
+            TargetArg::Compose => DeployTarget::Compose(ContainerOptions {
+                cpus: self.cpus,
+                memory: self.memory.clone(),
+                remove_image,
+            }),
+        }
     }
 }
 
@@ -303,9 +333,8 @@ pub struct ExportArgs {
     pub cut: Architecture,
     /// Where to write the files (created if missing).
     pub dir: PathBuf,
-    /// Replicas of every service unit (overrides each `[[service]]`'s `replicas`).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_REPLICAS)))]
-    pub replicas: Option<u32>,
+    #[command(flatten)]
+    pub deploy: DeployArgs,
     /// A results.json with a run of this cut: its measured CPU and memory become each
     /// Deployment's resource requests.
     #[arg(long)]
@@ -332,11 +361,21 @@ pub enum TargetArg {
     Compose,
 }
 
-impl RunArgs {
-    fn deploy_target(&self) -> DeployTarget {
-        self.placement
-            .containers(self.remove_image)
-            .map_or(DeployTarget::Processes, DeployTarget::Compose)
+impl ExportArgs {
+    /// The library's request.
+    pub fn request(&self) -> grainbench::export::ExportRequest {
+        grainbench::export::ExportRequest {
+            format: match self.format {
+                ExportFormatArg::K8s => grainbench::export::Format::Kubernetes,
+                ExportFormatArg::Compose => grainbench::export::Format::Compose,
+            },
+            cut: self.cut.clone(),
+            dir: self.dir.clone(),
+            overrides: self.deploy.overrides(Vec::new()),
+            results: self.results.clone(),
+            image: self.image.clone(),
+            build_image: self.build_image,
+        }
     }
 }
 
@@ -370,7 +409,6 @@ impl RunArgs {
         options.quick = self.quick;
         options.repeat = self.repeat as usize;
         options.seed = self.seed;
-        options.show_progress = true;
         options.load = match (&self.rates, self.connections) {
             (_, Some(connections)) => LoadMode::Closed {
                 connections: connections as usize,
@@ -391,22 +429,14 @@ impl RunArgs {
         options.cold_starts = self.cold_starts as usize;
         options.in_flight_cap = self.in_flight_cap as usize;
         options.threads = self.threads.map(|t| t as usize);
-        options.security = self.security.clone();
-        options.keepalive = self.no_keepalive.then_some(false);
         options.redeploy = match (&self.change, self.no_redeploy) {
             (_, true) => RedeployPolicy::Off,
             (Some(op), false) => RedeployPolicy::Operation(op.clone()),
             (None, false) => RedeployPolicy::FirstEntrypoint,
         };
-        options.network = self.network.as_deref().cloned();
-        options.replicas = self.replicas;
         options.faults = self.faults.clone();
-        options.target = self.deploy_target();
-        options.resilience = ResilienceOverrides {
-            retries: self.retries,
-            retry_budget_percent: self.retry_budget.map(|b| b.0),
-            timeout_ms: self.call_timeout,
-        };
+        options.deploy = self.deploy.overrides(self.security.clone());
+        options.target = self.placement.target(self.remove_image);
         if let Some(id) = &self.run_id {
             options.run_id = id.clone();
         }

@@ -6,7 +6,7 @@
 //! driver's requests ([`crate::driver::engine`]) and by every unit's HTTP client for the
 //! requests between units ([`grain_runtime::client`]).
 
-use crate::calibrate::{launch_ping, ping_step_config, run_ping_step};
+use crate::deploy::probe::{launch_ping, ping_step_config, run_ping_step};
 use crate::driver;
 use crate::driver::engine::Schedule;
 use crate::launch::{LaunchError, LiveDeployment};
@@ -16,7 +16,7 @@ use grain_runtime::client::CallError;
 use grain_runtime::network::{new_error_histogram, NetworkModel};
 use grain_runtime::wire::{DelayErrorsReply, DELAY_ERRORS_PATH};
 use hdrhistogram::Histogram;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -40,21 +40,15 @@ pub enum NetworkError {
     Interrupted,
 }
 
-/// What the bare-hop calibration needs to start its unit.
-#[derive(Debug, Clone)]
-pub struct HopCalibrationOptions {
-    pub unit_binary: PathBuf,
-    pub run_id: String,
-}
-
 /// Starts a unit that answers at once, measures its round trip open loop on raw loopback
 /// and then under `model` (skipped when the model adds nothing), and stops it.
 pub async fn measure_bare_hop(
     model: &NetworkModel,
-    options: &HopCalibrationOptions,
+    unit_binary: &Path,
+    run_id: &str,
     cancel: &CancellationToken,
 ) -> Result<HopCalibration, NetworkError> {
-    let live = launch_ping(&options.unit_binary, &options.run_id).await?;
+    let live = launch_ping(unit_binary, run_id).await?;
     let measured = measure_hop(&live, model, cancel).await;
     live.shutdown().await;
     measured

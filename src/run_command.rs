@@ -1,12 +1,16 @@
-//! `grainbench run`: loads every scenario and checks the options against each before
-//! anything is deployed, runs them one after another, prints each summary, and gates on
-//! `--fail-if` thresholds at the end.
+//! `grainbench run`: loads every scenario and resolves the options against each once,
+//! before anything is deployed; runs them one after another with their results, page and
+//! progress bars as outputs; prints each summary; and gates on `--fail-if` thresholds at
+//! the end, from the results in memory.
 
 use crate::cli::RunArgs;
-use crate::terminal::{note, note_part, say};
-use crate::{bad_input, gate, load, read_results, terminal, unit_binary, Failure};
+use crate::commands::{gate, load, read_results, unit_binary};
+use crate::terminal::{self, note, note_part, say};
+use crate::{bad_input, Failure};
 use anyhow::Context as _;
-use grainbench::run::{self, RunError, RunOptions};
+use grainbench::outputs::{run_resolved, RunOutcome};
+use grainbench::results::RunResults;
+use grainbench::run::{self, Resolved, RunError};
 use grainbench::scenario::{self, ScenarioSource};
 use std::path::Path;
 use tokio_util::sync::CancellationToken;
@@ -14,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 /// Where `run --all` looks for scenarios.
 const SCENARIO_DIR: &str = "scenarios";
 
-/// Loads every scenario and checks the options against each before anything is deployed.
-fn prepare(args: &RunArgs) -> Result<Vec<(ScenarioSource, RunOptions)>, Failure> {
+/// Loads every scenario and resolves the options against each before anything is deployed.
+fn prepare(args: &RunArgs) -> Result<Vec<(ScenarioSource, Resolved)>, Failure> {
     let mut paths = args.scenarios.clone();
     if args.all {
         let found = scenario::discover(Path::new(SCENARIO_DIR))
@@ -35,8 +39,12 @@ fn prepare(args: &RunArgs) -> Result<Vec<(ScenarioSource, RunOptions)>, Failure>
         prepared.push((source, options));
     }
     let runs: Vec<_> = prepared.iter().map(|(s, o)| (s, o)).collect();
-    run::preflight(&runs).map_err(|e| bad_input(e.into()))?;
-    Ok(prepared)
+    let resolved = run::preflight(&runs).map_err(|e| bad_input(e.into()))?;
+    Ok(prepared
+        .into_iter()
+        .map(|(source, _)| source)
+        .zip(resolved)
+        .collect())
 }
 
 /// Runs every scenario; prints the brief summary (the full tables too when `verbose`).
@@ -46,67 +54,67 @@ pub(crate) async fn run_scenarios(args: RunArgs, verbose: bool) -> Result<(), Fa
     let cancel = CancellationToken::new();
     terminal::cancel_on_signals(cancel.clone());
     let mut failure = None;
-    for (source, options) in &prepared {
+    let mut finished: Vec<(&str, RunResults)> = Vec::new();
+    for (source, resolved) in &prepared {
         note!(
             "running {} ({}) → {}",
             source.scenario.name,
             source.path.display(),
-            options.out_dir.display()
+            resolved.options.out_dir.display()
         );
         // Every cut's static figures before any load: what the measurements will be read against.
-        if let Some(resolved) = verbose
-            .then(|| options.resolve(&source.scenario).ok())
-            .flatten()
-        {
+        if verbose {
             note_part!(
                 "{}",
                 grainbench::plan::outline_table(&source.scenario, &resolved.cut_plans())
             );
         }
-        let outcome = run::run(source, options, &cancel).await;
+        let bars = crate::progress::Bars::default();
+        let outcome = run_resolved(source, resolved, baseline.as_ref(), &bars, &cancel).await;
+        drop(bars);
         terminal::print_summary(&outcome.results, baseline.as_ref(), verbose);
-        if let (Some(old), Some(page)) = (&baseline, &outcome.report_path) {
-            if let Err(error) = grainbench::report::write_html(&outcome.results, Some(old), page) {
-                note!("error: {}", terminal::render_error(&error.into()));
-            }
-        }
-        for (label, path) in [
-            ("results:", &outcome.results_path),
-            ("report: ", &outcome.report_path),
-        ] {
-            if let Some(path) = path {
-                say!("{label} {}", path.display());
-            }
-        }
-        let write_errors = [
-            outcome.report_error.map(anyhow::Error::msg),
-            outcome.write_error.map(anyhow::Error::from),
-        ];
-        for error in write_errors.into_iter().flatten() {
-            note!("error: {}", terminal::render_error(&error));
-            failure = Some(Failure::Run(None));
-        }
-        match outcome.error {
-            None => {}
-            Some(RunError::Interrupted) => return Err(Failure::Interrupted),
-            Some(RunError::Options(error)) => return Err(bad_input(error.into())),
-            Some(error) => {
-                let error = anyhow::Error::from(error);
-                note!("error: {}", terminal::render_error(&error));
-                failure = Some(Failure::Run(None));
-            }
+        match said(outcome) {
+            Ok(results) => finished.push((&source.scenario.name, results)),
+            Err(Failure::Interrupted) => return Err(Failure::Interrupted),
+            Err(failed) => failure = Some(failed),
         }
     }
     if failure.is_none() {
-        for (source, options) in &prepared {
-            let path = options.out_dir.join("results.json");
-            if let Ok(results) = grainbench::results::RunResults::read(&path) {
-                if let Err(broken) = gate(&results, baseline.as_ref(), &args.fail_if) {
-                    note!("{}: thresholds broken", source.scenario.name);
-                    failure = Some(broken);
-                }
+        for (name, results) in &finished {
+            if let Err(broken) = gate(results, baseline.as_ref(), &args.fail_if) {
+                note!("{name}: thresholds broken");
+                failure = Some(broken);
             }
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// Says where the outputs went and what went wrong; the results when nothing did.
+fn said(outcome: RunOutcome) -> Result<RunResults, Failure> {
+    for (label, path) in [
+        ("results:", &outcome.results_path),
+        ("report: ", &outcome.report_path),
+    ] {
+        if let Some(path) = path {
+            say!("{label} {}", path.display());
+        }
+    }
+    let write_errors = [
+        outcome.report_error.map(anyhow::Error::msg),
+        outcome.write_error.map(anyhow::Error::from),
+    ];
+    let mut failure = None;
+    for error in write_errors.into_iter().flatten() {
+        note!("error: {}", terminal::render_error(&error));
+        failure = Some(Failure::Run(None));
+    }
+    match outcome.error {
+        None => failure.map_or(Ok(outcome.results), Err),
+        Some(RunError::Interrupted) => Err(Failure::Interrupted),
+        Some(error) => {
+            note!("error: {}", terminal::render_error(&error.into()));
+            Err(Failure::Run(None))
+        }
+    }
 }

@@ -1,42 +1,71 @@
 //! `grainbench up`: deploy one architecture and keep it running for outside tools (wrk, k6,
 //! curl), with each entrypoint's URL and an example request.
 
+use crate::deploy::{DeployEnv, DeployOverrides, DeploySpec, DeployTarget};
 use crate::driver::requests::RequestGen;
-use crate::launch::container::ContainerTarget;
-use crate::launch::pki::RunPki;
-use crate::launch::{self, LaunchError, LaunchOptions, LiveDeployment};
-use crate::plan::{Deployment, SecurityMode};
+use crate::launch::container::ContainerError;
+use crate::launch::{LaunchError, LiveDeployment};
+use crate::plan::{Architecture, PlanError, SecurityMode};
 use crate::scenario::ScenarioSource;
-use grain_runtime::network::NetworkModel;
 use grain_runtime::security::{unix_now, TokenKey};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// How `up` deploys.
+/// What `up` was asked to deploy.
 #[derive(Debug, Clone)]
-pub struct UpOptions {
-    /// The `grainbench` binary that serves units.
-    pub unit_binary: PathBuf,
-    /// The network between units (the scenario's when `None`).
-    pub network: Option<NetworkModel>,
+pub struct UpRequest {
+    pub cut: Architecture,
+    /// The knobs over the scenario's own (the same as `run`'s).
+    pub overrides: DeployOverrides,
     /// What every hop speaks (with a PKI made for this deployment, held in memory only).
     pub security: SecurityMode,
-    pub keepalive: bool,
-    /// Units as containers of this target (processes when `None`).
-    pub container: Option<Arc<ContainerTarget>>,
+    /// Processes, or containers on a network made for this deployment.
+    pub target: DeployTarget,
 }
 
-impl UpOptions {
-    /// Plaintext, pooled, the scenario's network, processes.
-    pub fn new(unit_binary: PathBuf) -> Self {
-        UpOptions {
-            unit_binary,
-            network: None,
-            security: SecurityMode::None,
-            keepalive: true,
-            container: None,
-        }
+/// Why `up` could not deploy.
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("--target compose: {0}")]
+    Containers(#[from] ContainerError),
+    #[error("{cut}: {source}")]
+    Launch {
+        cut: Architecture,
+        source: LaunchError,
+    },
+}
+
+/// A deployment `up` started; [`Up::stop`] (or dropping it) takes it down, containers and
+/// network included.
+pub struct Up {
+    pub live: LiveDeployment,
+    // Dropped after the units: removes the containers and the network.
+    _env: DeployEnv,
+}
+
+impl Up {
+    /// Deploys `request` of `source` with units served by `unit_binary`.
+    pub async fn start(
+        source: &ScenarioSource,
+        request: &UpRequest,
+        unit_binary: PathBuf,
+    ) -> Result<Up, UpError> {
+        let scenario = Arc::new(request.overrides.apply(&source.scenario));
+        let spec = DeploySpec::new(scenario, &request.cut, request.security)?;
+        let env = DeployEnv::new(unit_binary, run_id()).place(&request.target)?;
+        let live = spec.start(&env).await.map_err(|source| UpError::Launch {
+            cut: request.cut.clone(),
+            source,
+        })?;
+        Ok(Up { live, _env: env })
+    }
+
+    /// Stops the units, then removes their containers and network.
+    pub async fn stop(self) {
+        self.live.shutdown().await;
     }
 }
 
@@ -47,34 +76,6 @@ pub fn run_id() -> String {
     RUN_ID
         .get_or_init(|| format!("up-{}", crate::run::new_run_id()))
         .clone()
-}
-
-/// Deploys `deployment`, a plan of `source`, as `options` say; the caller stops it with
-/// [`LiveDeployment::shutdown`].
-pub async fn start(
-    source: &ScenarioSource,
-    deployment: &Deployment,
-    options: &UpOptions,
-) -> Result<LiveDeployment, LaunchError> {
-    let run_id = run_id();
-    let (security, keepalive) = (options.security, options.keepalive);
-    let pki = match security {
-        SecurityMode::None => None,
-        mode => Some(Arc::new(
-            RunPki::new(mode, &run_id).map_err(|e| LaunchError::Security(e.to_string()))?,
-        )),
-    };
-    let network = options.network.clone();
-    let launch_options = LaunchOptions::new(
-        options.unit_binary.clone(),
-        run_id,
-        grain_runtime::work::measure_iterations_per_us(),
-    )
-    .with_network(network.unwrap_or_else(|| source.scenario.network.clone()))
-    .with_security(pki, keepalive)
-    .in_containers(options.container.clone());
-    let deployment = deployment.clone().secured(security);
-    launch::launch(&deployment, &launch_options).await
 }
 
 /// How long the bearer token `up` prints is valid.

@@ -12,7 +12,8 @@
 //! The least client's latency (its write to the reply's last byte) sits beside the
 //! driver's own from the actual send: what any client waking for a reply would measure.
 
-use super::{ping_body, round2};
+use super::round2;
+use crate::deploy::probe::{self, ping_body};
 use crate::driver::engine::{parse_response, EngineTarget, Parsed};
 use crate::driver::pacer::{thread_cpu_time, tighten_timer_slack};
 use crate::driver::{new_histogram, Target};
@@ -158,9 +159,9 @@ fn least_client(
 
 /// The calibration's request, byte for byte as the driver sends it.
 fn ping_request(addr: &str) -> Result<Vec<u8>, String> {
-    let target = Target::new(super::PING, addr, super::BODY_BYTES).map_err(|e| e.to_string())?;
+    let target = Target::new(probe::PING, addr, probe::BODY_BYTES).map_err(|e| e.to_string())?;
     Ok(
-        EngineTarget::new(target.addr, &op_path(super::PING), target.request_bytes)
+        EngineTarget::new(target.addr, &op_path(probe::PING), target.request_bytes)
             .request(&ping_body()),
     )
 }

@@ -22,7 +22,6 @@ use grain_runtime::network::NetworkModel;
 use grain_runtime::security::Credentials;
 use grain_runtime::wire::{encode_request, op_path};
 use hdrhistogram::Histogram;
-use indicatif::ProgressBar;
 use record::Recorder;
 pub use record::{new_histogram, EntryMeasurement, Sample, Second};
 use requests::RequestGen;
@@ -256,12 +255,15 @@ pub fn auto_threads(schedule: Schedule) -> usize {
     wanted.clamp(1, most)
 }
 
+/// Told how far into a step (warm-up included) its load is, from the load thread.
+pub type Progress = Box<dyn Fn(Duration) + Send>;
+
 /// Runs one step against `targets` (indexed like the scenario's entrypoints).
 pub async fn run_step(
     targets: &[Target],
     generator: RequestGen,
     config: &StepConfig,
-    progress: Option<ProgressBar>,
+    progress: Option<Progress>,
     cancel: &CancellationToken,
 ) -> Result<StepMeasurement, DriverError> {
     // A token is signed for the whole step, with a minute to spare.
@@ -314,21 +316,21 @@ fn run_engine(
     targets: &[EngineTarget],
     generator: RequestGen,
     config: &StepConfig,
-    progress: Option<ProgressBar>,
+    progress: Option<Progress>,
     cancel: &CancellationToken,
 ) -> Result<StepMeasurement, DriverError> {
     let threads = config.threads.max(1);
     let start = Instant::now() + Duration::from_millis(5);
     let kernel_before = netstat::TcpCounters::read();
     // One slice of the step on the calling thread: its own engine, recorder and stream.
-    let run_slice = |slice: Slice, mut generator: RequestGen, progress: Option<&ProgressBar>| {
+    let run_slice = |slice: Slice, mut generator: RequestGen, progress: Option<&Progress>| {
         pacer::tighten_timer_slack();
         let scheduling = pacer::prefer_real_time();
         let engine = Engine::new(targets, config, slice).map_err(DriverError::Engine)?;
         let mut recorder = Recorder::new(targets.len(), start, config.warmup, config.keep_samples);
         let stats = engine.run(&mut generator, &mut recorder, start, cancel, |now| {
-            if let Some(bar) = progress {
-                bar.set_position(now.saturating_duration_since(start).as_millis() as u64);
+            if let Some(progress) = progress {
+                progress(now.saturating_duration_since(start));
             }
         });
         Ok::<_, DriverError>((recorder, stats, scheduling))

@@ -5,13 +5,15 @@
 use super::endpoints::Endpoints;
 use super::equivalence::check_equivalence;
 use super::options::{Resolved, RunOptions};
+use super::report::{RunReport, StepStart};
 use super::steps::StepPlanner;
 use super::RunError;
 use crate::cost::{self, Sampler};
 use crate::delays;
+use crate::deploy::{DeployEnv, DeploySpec};
 use crate::driver::engine::Schedule;
 use crate::driver::{self, requests::RequestGen, StepConfig, Target};
-use crate::launch::{LaunchError, LaunchOptions, LiveDeployment};
+use crate::launch::{LaunchError, LiveDeployment};
 use crate::plan::{self, Architecture, Deployment};
 use crate::results::{
     ArchitectureResult, ColdStart, DeployCost, RunResults, StepNoise, StepResult, UnitInfo,
@@ -95,48 +97,49 @@ pub(super) struct ArchRun<'a> {
     pub source: &'a ScenarioSource,
     pub options: &'a RunOptions,
     pub resolved: &'a Resolved,
-    /// How to launch units under each security mode the run compares.
-    pub launches: &'a [LaunchOptions],
+    /// What every deployment of the run shares (binary, PKIs, containers).
+    pub env: &'a DeployEnv,
+    pub report: &'a dyn RunReport,
     pub cancel: &'a CancellationToken,
 }
 
 impl ArchRun<'_> {
     /// Deploys one architecture and measures it; hands back the deployment (if it started)
     /// for the caller to stop once the results are written.
+    /// `index` is the deployment's place in the run's specs and in `results.architectures`.
     pub(super) async fn run(
         &self,
         round: usize,
-        deployment: &plan::Deployment,
-        arch_result: &mut ArchitectureResult,
+        spec: &DeploySpec,
+        index: usize,
         results: &mut RunResults,
     ) -> (Option<RunError>, Option<LiveDeployment>) {
+        let deployment = spec.plan();
         let architecture = deployment.architecture.clone();
         if let Some(endpoints) = &self.options.endpoints {
             let mut deployed = Deployed::External(deployment, endpoints);
             return (
-                self.measure(round, &mut deployed, arch_result, results)
-                    .await,
+                self.measure(round, &mut deployed, index, results).await,
                 None,
             );
         }
         tracing::info!(%architecture, units = deployment.units.len(), "deploying");
-        let spinner = super::meta::spinner(
-            self.options.show_progress,
-            format!(
-                "round {}/{}: deploying {} ({} units) and timing its cold starts",
-                round + 1,
-                self.options.repeat.max(1),
-                deployment.label(),
-                deployment.units.len()
-            ),
-        );
+        self.report.activity(Some(&format!(
+            "round {}/{}: deploying {} ({} units) and timing its cold starts",
+            round + 1,
+            self.options.repeat.max(1),
+            deployment.label(),
+            deployment.units.len()
+        )));
         let launched = tokio::select! {
-            launched = self.deploy(deployment) => launched,
-            _ = self.cancel.cancelled() => return (Some(RunError::Interrupted), None),
+            launched = self.deploy(spec) => Some(launched),
+            _ = self.cancel.cancelled() => None,
         };
-        if let Some(spinner) = spinner {
-            spinner.finish_and_clear();
-        }
+        self.report.activity(None);
+        let Some(launched) = launched else {
+            return (Some(RunError::Interrupted), None);
+        };
+        let arch_result = &mut results.architectures[index];
         let (mut live, cold_start) = match launched {
             Ok(launched) => launched,
             Err(source) => {
@@ -162,54 +165,28 @@ impl ArchRun<'_> {
             }
         }
         let error = self
-            .measure(round, &mut Deployed::Live(&mut live), arch_result, results)
+            .measure(round, &mut Deployed::Live(&mut live), index, results)
             .await;
         (error, Some(live))
     }
 
-    /// Writes results.json with this architecture's steps so far, so that even an exit
-    /// that skips every cleanup (a second Ctrl-C) keeps every finished step.
-    fn checkpoint(&self, results: &RunResults, arch_result: &ArchitectureResult) {
-        let mut partial = results.clone();
-        match partial
-            .architectures
-            .iter_mut()
-            .find(|a| a.same_deployment(arch_result))
-        {
-            Some(slot) => *slot = arch_result.clone(),
-            None => partial.architectures.push(arch_result.clone()),
-        }
-        partial.complete = false;
-        if let Err(error) = partial.write(&self.options.out_dir) {
-            tracing::warn!(%error, "cannot write the results so far");
-        }
-    }
-
     /// Measures cold start over repeated deployments, the last of which is kept running.
-    async fn deploy(
-        &self,
-        deployment: &plan::Deployment,
-    ) -> Result<(LiveDeployment, ColdStart), LaunchError> {
+    async fn deploy(&self, spec: &DeploySpec) -> Result<(LiveDeployment, ColdStart), LaunchError> {
         // The cold starts are spread over the rounds, so they are interleaved too.
         let per_round = self
             .options
             .cold_starts
             .div_ceil(self.options.repeat.max(1));
-        let launch = self
-            .launches
-            .iter()
-            .find(|l| l.mode() == deployment.security)
-            .unwrap_or(&self.launches[0]);
-        cost::deploy_timed(deployment, launch, per_round.max(1)).await
+        let launch = spec
+            .launch_options(self.env)
+            .map_err(|e| LaunchError::Security(e.to_string()))?;
+        cost::deploy_timed(spec.plan(), &launch, per_round.max(1)).await
     }
 
     fn deploy_cost(&self, live: &LiveDeployment, cold_start: ColdStart) -> DeployCost {
         let plan = &live.plan;
         // As containers, what each unit ships is the image; as processes, the binary.
-        let artifact = match &live.options.container {
-            Some(target) => target.image_bytes,
-            None => cost::artifact_bytes(&self.options.unit_binary),
-        };
+        let artifact = self.env.artifact_bytes();
         let idle_rss_bytes = cost::rss_now(&unit_pids(live));
         DeployCost {
             service_units: plan.units.iter().filter(|u| !u.is_state()).count(),
@@ -246,7 +223,7 @@ impl ArchRun<'_> {
             timeout: self.resolved.load.timeout,
             in_flight_cap: self.options.in_flight_cap,
             spin: driver::DEFAULT_SPIN,
-            network: self.resolved.network.clone(),
+            network: self.resolved.network().clone(),
             keep_samples: false,
             threads: self
                 .options
@@ -259,7 +236,7 @@ impl ArchRun<'_> {
         &self,
         round: usize,
         deployed: &mut Deployed<'_>,
-        arch_result: &mut ArchitectureResult,
+        slot: usize,
         results: &mut RunResults,
     ) -> Option<RunError> {
         let scenario = &self.source.scenario;
@@ -274,21 +251,16 @@ impl ArchRun<'_> {
             }
         };
         if round == 0 {
-            let spinner = super::meta::spinner(
-                self.options.show_progress,
-                format!(
-                    "{}: equivalence check ({} requests, one at a time)",
-                    deployed.plan().label(),
-                    self.options.equivalence_requests
-                ),
-            );
+            self.report.activity(Some(&format!(
+                "{}: equivalence check ({} requests, one at a time)",
+                deployed.plan().label(),
+                self.options.equivalence_requests
+            )));
             let check = tokio::select! {
                 check = check_equivalence(&targets, scenario, self.resolved.seed, self.options.equivalence_requests, self.resolved.load.timeout, deployed.plan(), results) => check,
                 _ = self.cancel.cancelled() => Err(RunError::Interrupted),
             };
-            if let Some(spinner) = spinner {
-                spinner.finish_and_clear();
-            }
+            self.report.activity(None);
             if let Err(error) = check {
                 return Some(error);
             }
@@ -307,8 +279,8 @@ impl ArchRun<'_> {
             step.round = round;
             last = Some(step.clone());
             tracing::info!(%architecture, rate = step.target_rps, achieved = step.achieved_rps, p50_us = step.latency_us.p50, p99_us = step.latency_us.p99, "step done");
-            arch_result.steps.push(step);
-            self.checkpoint(results, arch_result);
+            results.architectures[slot].steps.push(step);
+            self.report.step_done(results);
             if let Err(source) = deployed.check_alive() {
                 return Some(RunError::Launch {
                     architecture,
@@ -319,6 +291,7 @@ impl ArchRun<'_> {
                 return Some(RunError::Interrupted);
             }
         }
+        let arch_result = &mut results.architectures[slot];
         if round == 0 {
             arch_result.knee = sweep.knee();
         }
@@ -342,10 +315,10 @@ impl ArchRun<'_> {
             for (n, fault) in self.resolved.faults.iter().enumerate() {
                 let index = index + 2 + n as u64;
                 match self.fault_under_load(live, &targets, fault, index).await {
-                    Ok(result) => arch_result.faults.push(result),
+                    Ok(result) => results.architectures[slot].faults.push(result),
                     Err(error) => return Some(error),
                 }
-                self.checkpoint(results, arch_result);
+                self.report.step_done(results);
                 if self.cancel.is_cancelled() {
                     return Some(RunError::Interrupted);
                 }
@@ -404,16 +377,18 @@ impl ArchRun<'_> {
         let scenario = &self.source.scenario;
         let generator = RequestGen::new(scenario, self.resolved.seed.wrapping_add(index));
         let place = super::meta::StepPlace::of_index(index, self.options.repeat);
-        let bar =
-            super::meta::progress_bar(self.options.show_progress, &architecture, config, place);
+        let progress = self.report.step_started(&StepStart {
+            label: architecture.name().to_string(),
+            round: place.round,
+            rounds: place.rounds,
+            schedule: config.schedule,
+            total: config.warmup + config.duration,
+        });
         let machine_before = cost::MachineTimes::now();
         let sampler = Sampler::start(pids);
-        let measured = driver::run_step(targets, generator, config, bar.clone(), self.cancel).await;
+        let measured = driver::run_step(targets, generator, config, progress, self.cancel).await;
         let usage = sampler.stop();
         let noise = machine_before.and_then(|before| before.noise_since(usage.cpu_ms_total));
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
         let measurement = measured.map_err(|source| RunError::Driver {
             architecture,
             source,

@@ -1,10 +1,7 @@
-//! Run metadata and progress: the run id, git commit, start time, scenario hash, and the
-//! per-step progress bar.
+//! Run metadata: the run id, git commit, start time, scenario hash, the rounds' orders and
+//! where a step stands in the run.
 
-use crate::driver::engine::Schedule;
-use crate::driver::StepConfig;
 use crate::plan::Architecture;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Where a step stands in the run, for its progress bar: round `round` (from 1) of
 /// `rounds`.
@@ -22,50 +19,6 @@ impl StepPlace {
             rounds: rounds.max(1),
         }
     }
-}
-
-/// A spinner saying what the run is doing where there is no step to show (deploying and
-/// timing cold starts, the equivalence check); none unless progress is shown.
-pub(super) fn spinner(show: bool, what: String) -> Option<ProgressBar> {
-    if !show {
-        return None;
-    }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-        .unwrap_or_else(|_| ProgressStyle::default_spinner());
-    bar.set_style(style);
-    bar.set_message(what);
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    Some(bar)
-}
-
-pub(super) fn progress_bar(
-    show: bool,
-    architecture: &Architecture,
-    config: &StepConfig,
-    place: StepPlace,
-) -> Option<ProgressBar> {
-    if !show {
-        return None;
-    }
-    let total_ms = (config.warmup + config.duration).as_millis() as u64;
-    let bar = ProgressBar::with_draw_target(Some(total_ms), ProgressDrawTarget::stderr());
-    let style =
-        ProgressStyle::with_template("{prefix:>18} {msg:>12} [{bar:30}] {elapsed}/{duration}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_prefix(format!(
-        "{} round {}/{}",
-        architecture.name(),
-        place.round,
-        place.rounds
-    ));
-    bar.set_message(match config.schedule {
-        Schedule::OpenLoop { rate } => format!("{rate} req/s"),
-        Schedule::ClosedLoop { connections } => format!("{connections} conns"),
-    });
-    Some(bar)
 }
 
 /// The commit the binary was built from (not the working directory's).

@@ -1,16 +1,19 @@
-//! The whole pipeline for one scenario, in one screen: options resolved once, a bare hop
-//! calibrated, then for each architecture plan → launch → equivalence check → load steps →
-//! redeploy → results written → tear down. Results (and the page) are written after every
-//! architecture, before its units are stopped, so an error or an interrupt never loses
-//! what was measured.
+//! The whole pipeline for one scenario, in one screen: options resolved once (before the
+//! run, [`preflight`]), a bare hop calibrated, then for each deployment launch →
+//! equivalence check → load steps → redeploy → reported → tear down. The run writes
+//! nothing itself: it tells a [`RunReport`] of every step, every architecture (before its
+//! units are stopped) and the end, so an error or an interrupt never loses what was
+//! measured, and where the results go (results.json, the page, progress bars, a gate) is
+//! the caller's choice.
 //!
 //! - [`options`]: what was asked, and the same resolved against the scenario
+//! - [`report`]: the events a run reports, and the results file that checkpoints them
 //! - `arch`: one architecture's deployment, deploy cost and load steps
 //! - `steps`: the step planner (scenario rates, `--rates`, closed loop, rate sweep)
 //! - `redeploy`: the live redeploy under load and its window arithmetic
 //! - `fault`: a fault injected under load, and what the requests due around it saw
 //! - `equivalence`: identical business digests across architectures
-//! - `meta`: run id, git commit, time, progress bars
+//! - `meta`: run id, git commit, time, where a step stands in the run
 
 mod arch;
 pub mod endpoints;
@@ -19,31 +22,28 @@ mod fault;
 mod meta;
 pub mod options;
 mod redeploy;
+pub mod report;
 mod steps;
 
 pub use meta::new_run_id;
 pub use options::{
-    preflight, DeployTarget, LoadMode, OptionsError, PreflightError, RedeployPolicy,
-    ResilienceOverrides, Resolved, RunOptions, SweepLimits, SweepMax, SweepRequest,
-    DEFAULT_EQUIVALENCE_REQUESTS,
+    preflight, LoadMode, OptionsError, PreflightError, RedeployPolicy, Resolved, RunOptions,
+    SweepLimits, SweepMax, SweepRequest, DEFAULT_EQUIVALENCE_REQUESTS,
 };
+pub use report::{ResultsFile, RunReport, StepStart};
 
-use crate::delays::{self, HopCalibrationOptions};
+use crate::delays;
+use crate::deploy::DeployEnv;
 use crate::driver;
-use crate::launch::container::ContainerRun;
-use crate::launch::pki::RunPki;
-use crate::launch::{LaunchError, LaunchOptions};
-use crate::plan::{Architecture, SecurityMode};
+use crate::launch::LaunchError;
+use crate::plan::Architecture;
 use crate::results::{
-    ContainerInfo, HopCalibration, NetworkInfo, ResultsError, RunMeta, RunResults, ScenarioInfo,
-    SCHEMA_VERSION,
+    ContainerInfo, HopCalibration, NetworkInfo, RunMeta, RunResults, ScenarioInfo, SCHEMA_VERSION,
 };
 use crate::scenario::ScenarioSource;
 use arch::ArchRun;
 use grain_runtime::network::NetworkModel;
 use sha2::{Digest as _, Sha256};
-use std::path::PathBuf;
-use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Why a run stopped early.
@@ -81,144 +81,118 @@ pub enum RunError {
         architecture: Architecture,
         source: driver::DriverError,
     },
-    #[error(transparent)]
-    Options(#[from] OptionsError),
     #[error("interrupted")]
     Interrupted,
 }
 
-/// What a run produced: results (complete or partial), where they were written, and the
-/// error that stopped it, if any.
-pub struct RunOutcome {
-    pub results: RunResults,
-    pub results_path: Option<PathBuf>,
-    pub write_error: Option<ResultsError>,
-    /// The HTML report written beside results.json, or why it could not be.
-    pub report_path: Option<PathBuf>,
-    pub report_error: Option<String>,
-    pub error: Option<RunError>,
+/// A run that stopped early: what it measured before it stopped (already reported to its
+/// outputs), and why it stopped.
+#[derive(Debug)]
+pub struct RunFailure {
+    pub partial: Box<RunResults>,
+    pub error: RunError,
 }
 
-/// Runs `source` in every requested architecture. Never panics on a failed unit or an
-/// interrupt: the outcome carries partial results, already written to disk.
+/// Runs `source` in every deployment `resolved` names, telling `report` of every step,
+/// every architecture and the end. Never panics on a failed unit or an interrupt: the
+/// failure carries the partial results, which `report` has already been given.
 pub async fn run(
     source: &ScenarioSource,
-    options: &RunOptions,
+    resolved: &Resolved,
+    report: &dyn RunReport,
     cancel: &CancellationToken,
-) -> RunOutcome {
-    let mut outcome = RunOutcome {
-        results: RunResults::default(),
-        results_path: None,
-        write_error: None,
-        report_path: None,
-        report_error: None,
-        error: None,
-    };
-    let resolved = match options.resolve(&source.scenario) {
-        Ok(resolved) => resolved,
-        Err(error) => {
-            outcome.error = Some(error.into());
-            return outcome;
-        }
-    };
-    let work_iterations_per_us = grain_runtime::work::measure_iterations_per_us();
-    let mut results = new_results(source, options, &resolved, work_iterations_per_us);
+) -> Result<RunResults, RunFailure> {
+    let mut results = new_results(source, resolved, 0.0);
+    let outcome = run_into(source, resolved, report, cancel, &mut results).await;
+    results.complete = outcome.is_ok();
+    crate::stats::summarize_run(&mut results.architectures);
+    report.run_done(&results);
+    match outcome {
+        Ok(()) => Ok(results),
+        Err(error) => Err(RunFailure {
+            partial: Box::new(results),
+            error,
+        }),
+    }
+}
+
+/// The run itself, filling `results` as it goes.
+async fn run_into(
+    source: &ScenarioSource,
+    resolved: &Resolved,
+    report: &dyn RunReport,
+    cancel: &CancellationToken,
+    results: &mut RunResults,
+) -> Result<(), RunError> {
+    let options = &resolved.options;
     // Held to the end: dropping it removes the run's containers and network.
-    let prepared = match &options.target {
-        DeployTarget::Compose(container) => {
-            ContainerRun::prepare(&options.unit_binary, &options.run_id, container).map(Some)
-        }
-        DeployTarget::Processes => Ok(None),
-    };
-    let containers = match prepared {
-        Ok(prepared) => prepared,
-        Err(error) => {
-            results.errors.push(error.to_string());
-            record(&mut outcome, &mut results, options);
-            outcome.error = Some(RunError::Containers(error));
-            return outcome;
-        }
-    };
-    results.meta.containers = containers.as_ref().map(|c| container_info(&c.target));
-    let launch = LaunchOptions::new(
-        options.unit_binary.clone(),
-        options.run_id.clone(),
-        work_iterations_per_us,
-    )
-    .with_network(resolved.network.clone())
-    .with_resilience(resolved.resilience.clone())
-    .in_containers(containers.as_ref().map(|c| c.target.clone()));
-    match measure_bare_hop(&resolved.network, options, cancel).await {
+    let env = DeployEnv::new(options.unit_binary.clone(), options.run_id.clone());
+    results.meta.work_iterations_per_us = env.work_iterations_per_us;
+    let env = env.place(&options.target).map_err(|error| {
+        results.errors.push(error.to_string());
+        RunError::Containers(error)
+    })?;
+    results.meta.containers = env.container_target().map(|t| container_info(&t));
+    match measure_bare_hop(resolved.network(), options, cancel).await {
         Ok(calibration) => results.network.hop_calibration = Some(calibration),
         Err(error) => {
             tracing::warn!(%error, "bare-hop calibration failed; the run goes on without it");
             results.network.hop_calibration_error = Some(error.to_string());
         }
     }
-    let with_capacity = sweep_up_to_capacity(options, &mut results, cancel).await;
-    let options = with_capacity.as_ref().unwrap_or(options);
+    let with_capacity = sweep_up_to_capacity(resolved, results, cancel).await;
+    let resolved = with_capacity.as_ref().unwrap_or(resolved);
     if cancel.is_cancelled() {
-        record(&mut outcome, &mut results, options);
-        outcome.error = Some(RunError::Interrupted);
-        return outcome;
+        return Err(RunError::Interrupted);
     }
-    let launches = match secured_launches(&launch, &resolved, &options.run_id) {
-        Ok(launches) => launches,
-        Err(error) => {
+    // Every mode's PKI before anything is deployed, so a failure to make one stops the run
+    // before it starts.
+    for mode in resolved.modes() {
+        env.pki(mode).map_err(|error| {
             results.errors.push(error.to_string());
-            record(&mut outcome, &mut results, options);
-            outcome.error = Some(RunError::Security(error));
-            return outcome;
-        }
-    };
-    let context = ArchRun {
-        source,
-        options,
-        resolved: &resolved,
-        launches: &launches,
-        cancel,
-    };
-    let plans = &resolved.plans;
-    results.architectures = plans.iter().map(arch::planned).collect();
-    let orders = &results.meta.round_orders.clone();
+            RunError::Security(error)
+        })?;
+    }
+    let specs = &resolved.specs;
+    results.architectures = specs.iter().map(|s| arch::planned(s.plan())).collect();
+    let orders = results.meta.round_orders.clone();
     for (round, order) in orders.iter().enumerate() {
         // A cut's security modes run back to back, so their comparison shares the moment.
         let order: Vec<usize> = order
             .iter()
             .flat_map(|architecture| {
-                (0..plans.len()).filter(move |&i| plans[i].architecture == *architecture)
+                (0..specs.len()).filter(move |&i| specs[i].plan().architecture == *architecture)
             })
             .collect();
-        for (position, &index) in order.iter().enumerate() {
-            let label = plans[index].label();
-            tracing::info!(round = round + 1, %label, "round");
-            let mut arch_result = std::mem::replace(
-                &mut results.architectures[index],
-                arch::planned(&plans[index]),
-            );
-            let (error, live) = context
-                .run(round, &plans[index], &mut arch_result, &mut results)
-                .await;
+        for &index in &order {
+            tracing::info!(round = round + 1, label = %specs[index].plan().label(), "round");
+            let context = ArchRun {
+                source,
+                options,
+                resolved,
+                env: &env,
+                report,
+                cancel,
+            };
+            let (error, live) = context.run(round, &specs[index], index, results).await;
             if let Some(error) = &error {
-                arch_result.error = Some(error.to_string());
+                results.architectures[index].error = Some(error.to_string());
                 results.errors.push(error.to_string());
             }
-            results.architectures[index] = arch_result;
-            let last = round + 1 == orders.len() && position + 1 == order.len();
-            results.complete = error.is_none() && last;
-            // Written before the units stop: a slow teardown or a second Ctrl-C loses nothing.
-            record(&mut outcome, &mut results, options);
+            crate::stats::summarize_run(&mut results.architectures);
+            // Reported before the units stop: a slow teardown or a second Ctrl-C loses
+            // nothing.
+            report.architecture_done(results);
             if let Some(live) = live {
                 let endings = live.shutdown().await;
                 tracing::debug!(?endings, "units stopped");
             }
-            if error.is_some() {
-                outcome.error = error;
-                return outcome;
+            if let Some(error) = error {
+                return Err(error);
             }
         }
     }
-    outcome
+    Ok(())
 }
 
 /// What results.json says of a run's containers.
@@ -232,34 +206,14 @@ fn container_info(target: &crate::launch::container::ContainerTarget) -> Contain
     }
 }
 
-/// The launch options of each security mode the run compares (plaintext first when it is
-/// among them): one throw-away PKI per secured mode, held in memory for the run only.
-fn secured_launches(
-    plain: &LaunchOptions,
-    resolved: &Resolved,
-    run_id: &str,
-) -> Result<Vec<LaunchOptions>, crate::launch::pki::PkiError> {
-    resolved
-        .modes()
-        .into_iter()
-        .map(|mode| {
-            let pki = match mode {
-                SecurityMode::None => None,
-                mode => Some(Arc::new(RunPki::new(mode, run_id)?)),
-            };
-            Ok(plain.clone().with_security(pki, resolved.keepalive))
-        })
-        .collect()
-}
-
 /// The results of a run before anything was measured.
 fn new_results(
     source: &ScenarioSource,
-    options: &RunOptions,
     resolved: &Resolved,
     work_iterations_per_us: f64,
 ) -> RunResults {
     let scenario = &source.scenario;
+    let options = &resolved.options;
     RunResults {
         schema_version: SCHEMA_VERSION,
         meta: RunMeta {
@@ -277,9 +231,9 @@ fn new_results(
                 .or(scenario.load.p99_budget)
                 .map(|budget| budget.as_secs_f64() * 1e6),
             driver_capacity_rps: None,
-            keepalive: resolved.keepalive,
+            keepalive: resolved.scenario.security.keepalive,
             endpoints: options.endpoints.as_ref().map(|e| e.file.clone()),
-            resilience: resolved.resilience.clone(),
+            resilience: resolved.scenario.resilience.clone(),
             containers: None,
         },
         scenario: ScenarioInfo {
@@ -292,7 +246,7 @@ fn new_results(
         architectures: Vec::new(),
         equivalence: None,
         network: NetworkInfo {
-            model: resolved.network.clone(),
+            model: resolved.network().clone(),
             ..NetworkInfo::default()
         },
         complete: false,
@@ -307,15 +261,11 @@ async fn measure_bare_hop(
     cancel: &CancellationToken,
 ) -> Result<HopCalibration, delays::NetworkError> {
     tracing::info!(network = %network.name, "measuring a bare hop's round trip");
-    let hop_options = HopCalibrationOptions {
-        unit_binary: options.unit_binary.clone(),
-        run_id: options.run_id.clone(),
-    };
     let repetitions = options.repeat.clamp(1, MAX_HOP_REPETITIONS);
     let mut calibrations = Vec::with_capacity(repetitions);
     for _ in 0..repetitions {
         let calibrated = tokio::select! {
-            calibrated = delays::measure_bare_hop(network, &hop_options, cancel) => calibrated,
+            calibrated = delays::measure_bare_hop(network, &options.unit_binary, &options.run_id, cancel) => calibrated,
             // The unit is killed on drop; the caller notices the cancellation.
             _ = cancel.cancelled() => Err(delays::NetworkError::Interrupted),
         };
@@ -338,10 +288,11 @@ async fn measure_bare_hop(
 /// A rate sweep stops at the driver's capacity unless `--max-rate` says where: measured
 /// here, before any architecture, and recorded. `None` when the options need no change.
 async fn sweep_up_to_capacity(
-    options: &RunOptions,
+    resolved: &Resolved,
     results: &mut RunResults,
     cancel: &CancellationToken,
-) -> Option<RunOptions> {
+) -> Option<Resolved> {
+    let options = &resolved.options;
     let LoadMode::Sweep(limits) = &options.load else {
         return None;
     };
@@ -362,32 +313,10 @@ async fn sweep_up_to_capacity(
         // The knee's reason says the sweep stopped at the scenario rate limit instead.
         Err(error) => tracing::warn!(%error, "the driver's capacity could not be measured"),
     }
-    let mut adjusted = options.clone();
-    adjusted.load = LoadMode::Sweep(limits);
+    let mut adjusted = resolved.clone();
+    adjusted.options.load = LoadMode::Sweep(limits);
     Some(adjusted)
 }
 
 /// The bare-hop calibration is repeated once per round, up to this many times.
 const MAX_HOP_REPETITIONS: usize = 3;
-
-/// Writes results.json and the HTML report beside it (after every architecture, so an
-/// interrupted run still leaves both).
-fn record(outcome: &mut RunOutcome, results: &mut RunResults, options: &RunOptions) {
-    crate::stats::summarize_run(&mut results.architectures);
-    outcome.results = results.clone();
-    match results.write(&options.out_dir) {
-        Ok(path) => {
-            outcome.results_path = Some(path);
-            outcome.write_error = None;
-        }
-        Err(error) => outcome.write_error = Some(error),
-    }
-    let page = options.out_dir.join("index.html");
-    match crate::report::write_html(results, None, &page) {
-        Ok(path) => {
-            outcome.report_path = Some(path);
-            outcome.report_error = None;
-        }
-        Err(error) => outcome.report_error = Some(error.to_string()),
-    }
-}

@@ -1,14 +1,16 @@
 //! What a run was asked to do ([`RunOptions`]), and the same options resolved once against
-//! a scenario ([`Resolved`]): the load profile, seed, network and redeploy target every
-//! later stage reads, so none of them recomputes a default.
+//! a scenario ([`Resolved`]): the deployments (the scenario with its overrides, each cut
+//! once per security mode), the load profile, seed and redeploy target every later stage
+//! reads, so none of them recomputes a default.
 
+use crate::deploy::{DeployOverrides, DeploySpec, DeployTarget};
 use crate::plan::SecurityMode;
 use crate::plan::{self, sweep, Architecture, Deployment, PlanError, Series};
 use crate::scenario::fault::Fault;
 use crate::scenario::{LoadProfile, Scenario, ScenarioSource};
 use grain_runtime::network::NetworkModel;
-use grain_runtime::resilience::Resilience;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Requests in the equivalence check, sent one at a time to every architecture.
@@ -46,68 +48,24 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     /// Overrides the warm-up per step.
     pub warmup: Option<Duration>,
-    pub show_progress: bool,
     /// Written on every unit's command line (`--run-id`) so this run's processes can be found.
     pub run_id: String,
-    /// Overrides the scenario's network model (`--network`).
-    pub network: Option<NetworkModel>,
     /// Rounds: every round runs every architecture's steps, in a seeded shuffled order.
     pub repeat: usize,
     /// Overrides the scenario's `[load] p99_budget_ms`.
     pub p99_budget: Option<Duration>,
     /// Load threads per step (`--threads`); `None`: from the rate and the cores.
     pub threads: Option<usize>,
-    /// What the hops speak, each cut deployed once per mode (`--security`); empty: the
-    /// scenario's `[security]` (plaintext by default).
-    pub security: Vec<SecurityMode>,
-    /// Overrides the scenario's `[security] keepalive` (`--no-keepalive`).
-    pub keepalive: Option<bool>,
     /// Drive this deployment instead of launching any (`--endpoints FILE`).
     pub endpoints: Option<super::endpoints::Endpoints>,
-    /// Processes per service unit, for every service (`--replicas`); `None`: the
-    /// scenario's `replicas` per service (1 by default).
-    pub replicas: Option<u32>,
     /// Faults injected in a fault step of every cut (`--fault`), besides the scenario's
     /// `[[fault]]`s.
     pub faults: Vec<Fault>,
-    /// Overrides of the scenario's `[resilience]` (`--retries`, `--retry-budget`,
-    /// `--call-timeout`).
-    pub resilience: ResilienceOverrides,
+    /// The per-deployment knobs over the scenario's own (replicas, network, resilience,
+    /// security modes, keep-alive): the same for every command that deploys.
+    pub deploy: DeployOverrides,
     /// Where units run (`--target`): local processes, or containers on a bridge network.
     pub target: DeployTarget,
-}
-
-/// Where units run.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub enum DeployTarget {
-    /// Processes on this machine, on 127.0.0.1 (the default).
-    #[default]
-    Processes,
-    /// Containers built from this binary, one bridge network for the run (`--target
-    /// compose`), each sized as the options say.
-    Compose(crate::launch::container::ContainerOptions),
-}
-
-/// Command-line overrides of the callers' policy.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ResilienceOverrides {
-    pub retries: Option<u32>,
-    /// `Some(None)`: no budget.
-    pub retry_budget_percent: Option<Option<f64>>,
-    pub timeout_ms: Option<u64>,
-}
-
-impl ResilienceOverrides {
-    /// `base` with these overrides applied.
-    pub fn apply(&self, base: &Resilience) -> Resilience {
-        let mut policy = base.clone();
-        policy.retries = self.retries.unwrap_or(policy.retries);
-        if let Some(budget) = self.retry_budget_percent {
-            policy.retry_budget_percent = budget;
-        }
-        policy.timeout_ms = self.timeout_ms.unwrap_or(policy.timeout_ms);
-        policy
-    }
 }
 
 impl RunOptions {
@@ -127,33 +85,14 @@ impl RunOptions {
             redeploy: RedeployPolicy::FirstEntrypoint,
             duration: None,
             warmup: None,
-            show_progress: false,
             run_id: super::meta::new_run_id(),
-            network: None,
             repeat: DEFAULT_ROUNDS,
             p99_budget: None,
             threads: None,
-            security: Vec::new(),
-            keepalive: None,
             endpoints: None,
-            replicas: None,
             faults: Vec::new(),
-            resilience: ResilienceOverrides::default(),
+            deploy: DeployOverrides::default(),
             target: DeployTarget::Processes,
-        }
-    }
-
-    /// `scenario` with `--replicas` applied to every service.
-    fn replicated<'s>(&self, scenario: &'s Scenario) -> std::borrow::Cow<'s, Scenario> {
-        match self.replicas {
-            Some(n) => {
-                let mut scenario = scenario.clone();
-                for service in &mut scenario.services {
-                    service.replicas = n;
-                }
-                std::borrow::Cow::Owned(scenario)
-            }
-            None => std::borrow::Cow::Borrowed(scenario),
         }
     }
 
@@ -202,27 +141,29 @@ impl RunOptions {
         // A deployment grainbench did not start: its cut's plan, plaintext, no redeploy, and
         // no modelled delay (its network is its own).
         let external = self.endpoints.as_ref();
-        let plans = match external {
-            Some(endpoints) => external_plans(scenario, endpoints),
-            None => self.secured_plans(&self.replicated(scenario))?,
+        let mut applied = self.deploy.apply(scenario);
+        if external.is_some() {
+            applied.network = NetworkModel::loopback();
+            applied.security.modes = vec![SecurityMode::None];
+            applied.security.keepalive = true;
+        }
+        let applied = Arc::new(applied);
+        let specs = match external {
+            Some(endpoints) => external_specs(&applied, endpoints),
+            None => {
+                DeploySpec::each_mode(&applied, &self.cuts(&applied)?).map_err(OptionsError::Cut)?
+            }
         };
         let faults = self.faults(scenario)?;
         if external.is_some() && !faults.is_empty() {
             return Err(OptionsError::FaultsNeedUnits);
         }
         Ok(Resolved {
-            plans,
-            resilience: self.resilience.apply(&scenario.resilience),
+            options: self.clone(),
+            scenario: applied,
+            specs,
             faults,
-            keepalive: external.is_some() || self.keepalive.unwrap_or(scenario.security.keepalive),
             seed: self.seed.unwrap_or(scenario.seed),
-            network: match external {
-                Some(_) => NetworkModel::loopback(),
-                None => self
-                    .network
-                    .clone()
-                    .unwrap_or_else(|| scenario.network.clone()),
-            },
             redeploy_rate: first_rate.copied().unwrap_or(100),
             redeploy: redeploy.filter(|_| external.is_none()),
             load,
@@ -232,33 +173,24 @@ impl RunOptions {
 
 /// An outside deployment's plan: its cut's, named by its label. The endpoints file was
 /// checked against this scenario when it was read.
-fn external_plans(scenario: &Scenario, endpoints: &super::endpoints::Endpoints) -> Vec<Deployment> {
+fn external_specs(
+    scenario: &Arc<Scenario>,
+    endpoints: &super::endpoints::Endpoints,
+) -> Vec<DeploySpec> {
     let mut plans: Vec<Deployment> = plan::plan(scenario, &endpoints.cut).into_iter().collect();
     for plan in &mut plans {
         plan.architecture = Architecture::Named(endpoints.label.clone());
     }
     plans
+        .into_iter()
+        .map(|plan| DeploySpec::of_plan(scenario.clone(), plan))
+        .collect()
 }
 
 impl RunOptions {
-    /// Every cut once per security mode, a cut's modes together (run back to back in each
-    /// round).
-    fn secured_plans(&self, scenario: &Scenario) -> Result<Vec<Deployment>, OptionsError> {
-        let modes = if self.security.is_empty() {
-            scenario.security.modes.clone()
-        } else {
-            self.security.clone()
-        };
-        Ok(self
-            .plans(scenario)?
-            .into_iter()
-            .flat_map(|plan| modes.iter().map(move |&mode| plan.clone().secured(mode)))
-            .collect())
-    }
-
-    /// The plan of every cut to run, in order and without repeats: the named ones, then
-    /// the sweep's picks.
-    fn plans(&self, scenario: &Scenario) -> Result<Vec<Deployment>, OptionsError> {
+    /// Every cut to run, in order and without repeats: the named ones, then the sweep's
+    /// picks.
+    fn cuts(&self, scenario: &Scenario) -> Result<Vec<Architecture>, OptionsError> {
         let mut cuts = self.architectures.clone();
         if cuts.is_empty() {
             cuts = Architecture::ALL.to_vec();
@@ -281,9 +213,7 @@ impl RunOptions {
         }
         let mut seen = std::collections::BTreeSet::new();
         cuts.retain(|cut| seen.insert(cut.clone()));
-        cuts.iter()
-            .map(|cut| plan::plan(scenario, cut).map_err(OptionsError::Cut))
-            .collect()
+        Ok(cuts)
     }
 }
 
@@ -294,11 +224,13 @@ pub struct SweepRequest {
     pub count: usize,
 }
 
-/// Checks a batch of runs before anything is deployed: the options fit each scenario, no
-/// two runs write the same directory, and every directory is writable.
-pub fn preflight(runs: &[(&ScenarioSource, &RunOptions)]) -> Result<(), PreflightError> {
+/// Checks a batch of runs before anything is deployed and resolves each once: the
+/// options fit each scenario, no two runs write the same directory, and every directory
+/// is writable.
+pub fn preflight(runs: &[(&ScenarioSource, &RunOptions)]) -> Result<Vec<Resolved>, PreflightError> {
+    let mut resolved = Vec::with_capacity(runs.len());
     for (index, (source, options)) in runs.iter().enumerate() {
-        options.resolve(&source.scenario)?;
+        resolved.push(options.resolve(&source.scenario)?);
         if let Some((other, _)) = runs[..index]
             .iter()
             .find(|(_, o)| o.out_dir == options.out_dir)
@@ -311,7 +243,7 @@ pub fn preflight(runs: &[(&ScenarioSource, &RunOptions)]) -> Result<(), Prefligh
         }
         crate::results::check_out_dir(&options.out_dir)?;
     }
-    Ok(())
+    Ok(resolved)
 }
 
 /// Why a batch of runs cannot start.
@@ -347,26 +279,25 @@ pub enum OptionsError {
     FaultsNeedUnits,
 }
 
-/// [`RunOptions`] applied to one scenario.
-#[derive(Debug, Clone, PartialEq)]
+/// [`RunOptions`] applied to one scenario, once.
+#[derive(Debug, Clone)]
 pub struct Resolved {
-    /// The plan of every cut to run, in the order asked, each once per security mode.
-    pub plans: Vec<Deployment>,
-    /// Whether units reuse connections for their calls.
-    pub keepalive: bool,
+    /// What was asked.
+    pub options: RunOptions,
+    /// The scenario with the options' overrides applied (replicas, network, resilience,
+    /// security, keep-alive): what every deployment is built from.
+    pub scenario: Arc<Scenario>,
+    /// Every deployment to run, in the order asked: each cut once per security mode.
+    pub specs: Vec<DeploySpec>,
     /// The seed of the request parameters.
     pub seed: u64,
     /// Rates, warm-up, measured time and timeout of every step.
     pub load: LoadProfile,
-    /// The network every hop crosses.
-    pub network: NetworkModel,
     /// The operation whose change is redeployed live, if any.
     pub redeploy: Option<String>,
     /// The steady rate the redeploy and the fault steps run at: the first rate this run
     /// uses.
     pub redeploy_rate: u32,
-    /// How units call each other.
-    pub resilience: Resilience,
     /// Faults, each injected in a fault step of every cut (last round).
     pub faults: Vec<Fault>,
 }
@@ -383,7 +314,7 @@ impl Resolved {
     /// One plan per cut (its first mode's): what the static outline describes.
     pub fn cut_plans(&self) -> Vec<Deployment> {
         let mut plans: Vec<Deployment> = Vec::new();
-        for plan in &self.plans {
+        for plan in self.specs.iter().map(DeploySpec::plan) {
             if !plans.iter().any(|p| p.architecture == plan.architecture) {
                 plans.push(plan.clone());
             }
@@ -391,10 +322,15 @@ impl Resolved {
         plans
     }
 
+    /// The network every hop crosses.
+    pub fn network(&self) -> &NetworkModel {
+        &self.scenario.network
+    }
+
     /// The security modes the run compares, in the order asked.
     pub fn modes(&self) -> Vec<SecurityMode> {
         let mut modes = Vec::new();
-        for plan in &self.plans {
+        for plan in self.specs.iter().map(DeploySpec::plan) {
             if !modes.contains(&plan.security) {
                 modes.push(plan.security);
             }
@@ -516,7 +452,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut options = RunOptions::new("tiny", PathBuf::from("grainbench"));
         options.out_dir = dir.path().join("out");
-        assert!(preflight(&[(&a, &options)]).is_ok());
+        assert_eq!(preflight(&[(&a, &options)]).unwrap().len(), 1);
         let error = preflight(&[(&a, &options), (&b, &options)]).unwrap_err();
         assert!(
             matches!(error, PreflightError::SameOutput { .. }),

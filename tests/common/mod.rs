@@ -193,7 +193,9 @@ pub async fn run_ok(
     source: &grainbench::scenario::ScenarioSource,
     options: &RunOptions,
 ) -> grainbench::results::RunResults {
-    let outcome = run::run(source, options, &CancellationToken::new()).await;
+    let outcome = grainbench::outputs::run(source, options, &CancellationToken::new())
+        .await
+        .expect("options fit the scenario");
     assert!(
         outcome.error.is_none(),
         "{:?}",

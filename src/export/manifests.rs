@@ -1,5 +1,5 @@
-//! `grainbench export compose|k8s`: a cut written out for an engine that runs it elsewhere,
-//! from the same plan `run` deploys. Each unit runs the units' image as `grainbench unit
+//! A cut's manifests for an engine that runs it elsewhere, from the same deployment `run`
+//! starts. Each unit runs the units' image as `grainbench unit
 //! --spec @/config/spec-UNIT.json --routes /config/routes.json`: standalone, listening on
 //! 0.0.0.0:8080, reaching the other units by their service names.
 //!
@@ -12,14 +12,15 @@
 //!   the entry units' port published on 127.0.0.1), in `compose.json` (JSON is YAML).
 //!
 //! Hops are plaintext (the run's in-memory PKI does not outlive a run); the calibrated
-//! CPU work is this machine's.
+//! CPU work is this machine's; the network model, replicas, resilience and keep-alive are
+//! the deployment's.
 
+use crate::deploy::DeploySpec;
 use crate::launch::container::UNIT_USER;
 use crate::plan::Deployment;
 use crate::results::{ArchitectureResult, StepMode};
 use crate::scenario::Scenario;
 use grain_runtime::model::{Endpoint, Listen, Routes, UnitSpec};
-use grain_runtime::resilience::Resilience;
 use k8s_openapi::api::apps::v1::{Deployment as K8sDeployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction,
@@ -65,12 +66,10 @@ pub enum ExportError {
     },
 }
 
-/// What to export: the plan, the image its units run, and how they call each other.
+/// What to export: the deployment, and the image its units run.
 pub struct Export<'a> {
-    pub scenario: &'a Scenario,
-    pub plan: &'a Deployment,
+    pub spec: &'a DeploySpec,
     pub image: String,
-    pub resilience: Resilience,
     pub work_iterations_per_us: f64,
     /// A run of this cut, whose measured CPU and memory become resource requests.
     pub measured: Option<&'a ArchitectureResult>,
@@ -156,6 +155,14 @@ fn json<T: serde::Serialize>(what: &str, value: &T) -> Result<Vec<u8>, ExportErr
 }
 
 impl Export<'_> {
+    fn scenario(&self) -> &Scenario {
+        self.spec.scenario()
+    }
+
+    fn plan(&self) -> &Deployment {
+        self.spec.plan()
+    }
+
     /// Writes the cut for `format` under `dir`; returns the files written.
     pub fn write(&self, format: Format, dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
         match format {
@@ -166,13 +173,13 @@ impl Export<'_> {
 
     /// Every unit's DNS name, by unit index (see [`dns_names`]).
     pub fn names(&self) -> Vec<String> {
-        dns_names(self.plan.units.iter().map(|u| u.name.as_str()))
+        dns_names(self.plan().units.iter().map(|u| u.name.as_str()))
     }
 
     /// Every unit reaches the others by their service names, on [`PORT`].
     fn routes(&self, names: &[String]) -> Routes {
         let processes: Vec<Vec<Endpoint>> = self
-            .plan
+            .plan()
             .units
             .iter()
             .zip(names)
@@ -183,14 +190,11 @@ impl Export<'_> {
                 }]
             })
             .collect();
-        self.plan.routes(
-            &processes,
-            &grain_runtime::network::NetworkModel::loopback(),
-        )
+        self.plan().routes(&processes, &self.scenario().network)
     }
 
     fn specs(&self, names: &[String]) -> Vec<(String, UnitSpec)> {
-        self.plan
+        self.plan()
             .units
             .iter()
             .zip(names)
@@ -200,9 +204,9 @@ impl Export<'_> {
                     role: unit.role.clone(),
                     work_iterations_per_us: self.work_iterations_per_us,
                     security: None,
-                    keepalive: true,
+                    keepalive: self.scenario().security.keepalive,
                     worker_threads: None,
-                    resilience: self.resilience.clone(),
+                    resilience: self.scenario().resilience.clone(),
                     listen: Listen {
                         bind: Some(format!("0.0.0.0:{PORT}")),
                         advertise: None,
@@ -243,10 +247,10 @@ impl Export<'_> {
 
     /// The entry units: those serving an entrypoint.
     fn is_entry(&self, unit: usize) -> bool {
-        self.scenario
+        self.scenario()
             .entrypoints
             .iter()
-            .any(|e| self.plan.unit_of(&e.op) == Some(unit))
+            .any(|e| self.plan().unit_of(&e.op) == Some(unit))
     }
 
     /// Requests from the measured run: CPU over its busiest open-loop step, peak memory.
@@ -286,7 +290,7 @@ impl Export<'_> {
         let names = self.names();
         let configs = self.config(&names)?;
         let mut written = Vec::new();
-        for ((unit, name), data) in self.plan.units.iter().zip(&names).zip(configs) {
+        for ((unit, name), data) in self.plan().units.iter().zip(&names).zip(configs) {
             let bytes: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
             if bytes > CONFIG_MAP_LIMIT {
                 return Err(ExportError::ConfigMapTooLarge {
@@ -325,11 +329,11 @@ impl Export<'_> {
             ),
             (
                 "grainbench/scenario".to_string(),
-                label_value(&self.scenario.name),
+                label_value(&self.scenario().name),
             ),
             (
                 "grainbench/cut".to_string(),
-                label_value(&self.plan.label()),
+                label_value(&self.plan().label()),
             ),
         ]);
         if let Some(unit) = unit {
@@ -471,7 +475,7 @@ impl Export<'_> {
         }
         let services: serde_json::Map<String, serde_json::Value> = names
             .iter()
-            .zip(&self.plan.units)
+            .zip(&self.plan().units)
             .enumerate()
             .map(|(i, (name, unit))| {
                 let mut service = serde_json::json!({
@@ -491,7 +495,7 @@ impl Export<'_> {
             })
             .collect();
         let compose = serde_json::json!({
-            "name": dns_label_1035(&format!("grainbench-{}-{}", self.scenario.name, self.plan.label())),
+            "name": dns_label_1035(&format!("grainbench-{}-{}", self.scenario().name, self.plan().label())),
             "services": services,
         });
         written.push(write(

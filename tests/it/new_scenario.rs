@@ -2,9 +2,7 @@
 //! and the JSON Schema (`grainbench schema`) accepts every shipped scenario and rejects a
 //! malformed one.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::process::Command;
 
 fn grainbench(args: &[&str], dir: &std::path::Path) -> std::process::Output {

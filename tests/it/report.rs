@@ -3,9 +3,7 @@
 //! optional sections still render; a malformed results.json is a clear error.
 //! Set UPDATE_GOLDEN=1 to rewrite the golden file after an intended change.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use grainbench::report::{model, render_html};
 use grainbench::results::RunResults;
 use std::path::PathBuf;

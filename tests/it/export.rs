@@ -3,29 +3,44 @@
 //! and the units of a compose export, started as containers from its files alone (no
 //! harness), answer with the plan's hops.
 
-mod common;
-
-use common::*;
-use grainbench::export::{dns_names, Export, Format, CONFIG_MAP_LIMIT};
+use crate::common::*;
+use grainbench::deploy::DeploySpec;
+use grainbench::export::{dns_names, Export, ExportError, Format, CONFIG_MAP_LIMIT};
 use grainbench::launch::container::{self, ContainerOptions, ContainerRun};
 use grainbench::plan::{self, Architecture};
 use grainbench::scenario;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-fn export<'a>(
-    scenario: &'a grainbench::scenario::Scenario,
-    plan: &'a grainbench::plan::Deployment,
+/// A plan to export with `image`.
+struct Exporting {
+    spec: DeploySpec,
+    image: String,
+}
+
+impl Exporting {
+    fn write(&self, format: Format, dir: &std::path::Path) -> Result<Vec<PathBuf>, ExportError> {
+        let export = Export {
+            spec: &self.spec,
+            image: self.image.clone(),
+            work_iterations_per_us: 100.0,
+            measured: None,
+        };
+        export.write(format, dir)
+    }
+}
+
+fn export(
+    scenario: &grainbench::scenario::Scenario,
+    plan: &grainbench::plan::Deployment,
     image: &str,
-) -> Export<'a> {
-    Export {
-        scenario,
-        plan,
+) -> Exporting {
+    Exporting {
+        spec: DeploySpec::of_plan(Arc::new(scenario.clone()), plan.clone()),
         image: image.to_string(),
-        resilience: scenario.resilience.clone(),
-        work_iterations_per_us: 100.0,
-        measured: None,
     }
 }
 

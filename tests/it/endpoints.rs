@@ -1,21 +1,24 @@
 //! `run --endpoints`: driving units this run did not start gives the same digests and
 //! hops as a normal run, and says what it could not measure.
 
-mod common;
-
-use common::*;
-use grainbench::plan::{self, Architecture};
+use crate::common::*;
+use grainbench::plan::Architecture;
 use grainbench::run::endpoints::Endpoints;
 use grainbench::scenario;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn driving_units_started_by_up_matches_a_normal_run() {
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
-    let micro = plan::plan(&source.scenario, &Architecture::Micro).unwrap();
-    let options = grainbench::up::UpOptions::new(grainbench_binary());
-    let live = grainbench::up::start(&source, &micro, &options)
+    let request = grainbench::up::UpRequest {
+        cut: Architecture::Micro,
+        overrides: Default::default(),
+        security: Default::default(),
+        target: Default::default(),
+    };
+    let up = grainbench::up::Up::start(&source, &request, grainbench_binary())
         .await
         .expect("up starts micro");
+    let live = &up.live;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("endpoints.toml");
     let urls: String = source
@@ -33,7 +36,7 @@ async fn driving_units_started_by_up_matches_a_normal_run() {
     let mut external = short_run_options("endpoints-external", &dir.path().join("external"));
     external.endpoints = Some(Endpoints::read(&file, &source.scenario).unwrap());
     let outside = run_ok(&source, &external).await;
-    live.shutdown().await;
+    up.stop().await;
 
     let mut normal = short_run_options("endpoints-normal", &dir.path().join("normal"));
     normal.architectures = vec![Architecture::Micro];

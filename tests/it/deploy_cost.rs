@@ -3,18 +3,21 @@
 //! a nano unit redeployed under load drains, restarts and leaves nothing behind, and a
 //! replicated unit is replaced one replica at a time.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use grainbench::cost;
 use grainbench::plan::{self, Architecture};
-use grainbench::run::{self, LoadMode, RedeployPolicy, RunOptions};
+use grainbench::run::{LoadMode, RedeployPolicy, RunOptions};
 use grainbench::scenario;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-async fn run_ok(source: &scenario::ScenarioSource, options: &RunOptions) -> run::RunOutcome {
-    let outcome = run::run(source, options, &CancellationToken::new()).await;
+async fn run_ok(
+    source: &scenario::ScenarioSource,
+    options: &RunOptions,
+) -> grainbench::outputs::RunOutcome {
+    let outcome = grainbench::outputs::run(source, options, &CancellationToken::new())
+        .await
+        .expect("options fit the scenario");
     if let Some(error) = &outcome.error {
         panic!("the run failed: {error}");
     }

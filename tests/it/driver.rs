@@ -2,9 +2,7 @@
 //! stall that the uncorrected view hides, a step whose rate cannot be reached is marked
 //! invalid with a reason, and histograms survive the trip through results.json.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use grainbench::driver::requests::RequestGen;
 use grainbench::results::{decode_histogram, Percentiles, StepResult};
 use grainbench::scenario;

@@ -3,9 +3,7 @@
 //! process outlives the run — after success, after a unit fails to start, and after the
 //! harness is interrupted (SIGINT) or killed (SIGKILL).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use grainbench::plan::{self, Architecture};
 use grainbench::run::{self, RunError};
 use grainbench::scenario;
@@ -20,7 +18,9 @@ async fn all_architectures_run_with_static_hops_and_equal_digests() {
     let out = tempfile::tempdir().unwrap();
     let mut options = test_run_options("pipeline-ok", out.path());
     options.repeat = 2;
-    let outcome = run::run(&source, &options, &CancellationToken::new()).await;
+    let outcome = grainbench::outputs::run(&source, &options, &CancellationToken::new())
+        .await
+        .expect("options fit the scenario");
     assert!(
         outcome.error.is_none(),
         "{:?}",
@@ -165,7 +165,9 @@ async fn a_unit_that_fails_to_start_is_named_and_nothing_is_left_behind() {
     let mut options = test_run_options("pipeline-fail", &dir.path().join("out"));
     options.unit_binary = wrapper;
     options.architectures = vec![Architecture::Monolith, Architecture::Micro];
-    let outcome = run::run(&source, &options, &CancellationToken::new()).await;
+    let outcome = grainbench::outputs::run(&source, &options, &CancellationToken::new())
+        .await
+        .expect("options fit the scenario");
 
     let error = outcome.error.expect("the run must fail");
     assert!(
@@ -436,7 +438,9 @@ async fn named_and_generated_cuts_run_like_the_built_ins() {
         series: plan::Series::Hops,
         count: 4,
     });
-    let outcome = run::run(&source, &options, &CancellationToken::new()).await;
+    let outcome = grainbench::outputs::run(&source, &options, &CancellationToken::new())
+        .await
+        .expect("options fit the scenario");
     assert!(
         outcome.error.is_none(),
         "{:?}",

@@ -2,10 +2,8 @@
 //! certificate, tokens are checked before any work, and a secured run gives the same
 //! digests and hops as plaintext while writing no certificate or key anywhere.
 
-mod common;
-
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use grain_runtime::client::{CallError, HttpClient};
 use grain_runtime::security::{Credentials, SecurityMode, TokenKey};
 use grain_runtime::wire::{encode_request, op_path};
@@ -210,7 +208,7 @@ async fn a_run_under_mtls_and_tokens_matches_plaintext_and_leaves_no_key() {
     let out = tempfile::tempdir().unwrap();
     let mut options = short_run_options("security-run", out.path());
     options.architectures = vec![Architecture::Nano, Architecture::Monolith];
-    options.security = vec![SecurityMode::None, SecurityMode::MtlsToken];
+    options.deploy.security = vec![SecurityMode::None, SecurityMode::MtlsToken];
     let run_id = options.run_id.clone();
     let results = run_ok(&source, &options).await;
     assert!(results.complete);
@@ -265,13 +263,17 @@ async fn a_run_under_mtls_and_tokens_matches_plaintext_and_leaves_no_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_under_mtls_and_tokens_prints_what_curl_needs() {
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
-    let plan = plan::plan(&source.scenario, &Architecture::Monolith).unwrap();
-    let mut options = grainbench::up::UpOptions::new(grainbench_binary());
-    options.security = SecurityMode::MtlsToken;
-    let live = grainbench::up::start(&source, &plan, &options)
+    let request = grainbench::up::UpRequest {
+        cut: Architecture::Monolith,
+        overrides: Default::default(),
+        security: SecurityMode::MtlsToken,
+        target: Default::default(),
+    };
+    let up = grainbench::up::Up::start(&source, &request, grainbench_binary())
         .await
         .expect("a secured monolith comes up");
-    let text = grainbench::up::describe(&source, &live);
+    let live = &up.live;
+    let text = grainbench::up::describe(&source, live);
     for needed in [
         "https://127.0.0.1:",
         "-----BEGIN CERTIFICATE-----",
@@ -281,10 +283,10 @@ async fn up_under_mtls_and_tokens_prints_what_curl_needs() {
         assert!(text.contains(needed), "{needed:?} missing from:\n{text}");
     }
     let driver = live.options.driver_credentials().unwrap();
-    browse(&live, Some(&driver))
+    browse(live, Some(&driver))
         .await
         .expect("the printed caller is let in");
-    live.shutdown().await;
+    up.stop().await;
 }
 
 /// A caller that opens a TLS connection and never says a word is dropped after the

@@ -4,9 +4,7 @@
 //! timeout costs latency, not requests; a failure's reply reports the hops made before it;
 //! SIGTERM in a long fault stops the run at once.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use grainbench::plan::Architecture;
 use grainbench::results::FaultResult;
 use grainbench::scenario::{self, fault::Fault};
@@ -75,8 +73,8 @@ async fn two_replicas_with_retries_mask_the_same_kill() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = short_run_options("fault-replicas", &dir.path().join("out"));
     options.architectures = vec![Architecture::Nano, Architecture::Micro];
-    options.replicas = Some(2);
-    options.resilience.retries = Some(2);
+    options.deploy.replicas = Some(2);
+    options.deploy.resilience.retries = Some(2);
     options.faults = vec![fault("kill:price@1s+1s")];
     let run_id = options.run_id.clone();
     let results = run_ok(&source, &options).await;
@@ -132,8 +130,8 @@ async fn retries_without_a_budget_amplify_hops_and_a_budget_holds_them_back() {
     let run = |name: &str, budget: Option<f64>| {
         let mut options = short_run_options(name, &dir.path().join(name));
         options.architectures = vec![Architecture::Nano];
-        options.resilience.retries = Some(3);
-        options.resilience.retry_budget_percent = Some(budget);
+        options.deploy.resilience.retries = Some(3);
+        options.deploy.resilience.retry_budget_percent = Some(budget);
         // Half of `lookup`'s replies fail for 2 s; every entrypoint calls it.
         options.faults = vec![fault("fail:lookup@1s+2s=0.5")];
         options

@@ -4,14 +4,12 @@
 //! deployment, and a run under a model records the model, the bare hop and every
 //! injected-delay error in results.json and on the page.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use grain_runtime::network::NetworkModel;
 use grainbench::delays;
 use grainbench::plan::Architecture;
 use grainbench::results::RunResults;
-use grainbench::run::{self, LoadMode};
+use grainbench::run::LoadMode;
 use grainbench::scenario;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -69,8 +67,10 @@ async fn a_run_under_a_model_records_the_model_the_bare_hop_and_every_delay_erro
     options.load = LoadMode::Rates(vec![100]);
     options.duration = Some(Duration::from_secs(1));
     options.warmup = Some(Duration::from_millis(300));
-    options.network = Some(delay_250us());
-    let outcome = run::run(&source, &options, &CancellationToken::new()).await;
+    options.deploy.network = Some(delay_250us());
+    let outcome = grainbench::outputs::run(&source, &options, &CancellationToken::new())
+        .await
+        .expect("options fit the scenario");
     assert!(
         outcome.error.is_none(),
         "{:?}",

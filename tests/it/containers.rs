@@ -4,12 +4,10 @@
 //! container, network or (asked to remove it) image behind. Where Docker cannot run, the
 //! test says "skipped: no Docker" (CI installs and starts it, so there it runs).
 
-mod common;
-
-use common::*;
+use crate::common::*;
+use grainbench::deploy::DeployTarget;
 use grainbench::launch::container::{self, ContainerOptions, RUN_LABEL};
 use grainbench::plan::Architecture;
-use grainbench::run::DeployTarget;
 use grainbench::scenario;
 
 fn docker_lines(args: &[&str]) -> Vec<String> {
@@ -106,7 +104,7 @@ async fn secured_hops_between_containers_verify_by_container_name() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = short_run_options("containers-mtls", &dir.path().join("out"));
     options.architectures = vec![Architecture::Micro];
-    options.security = vec![grain_runtime::security::SecurityMode::Mtls];
+    options.deploy.security = vec![grain_runtime::security::SecurityMode::Mtls];
     // Its image goes at the end (the default kept a 278 MB image after every test run).
     options.target = DeployTarget::Compose(ContainerOptions {
         remove_image: true,
