@@ -550,4 +550,49 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["grainbench", "run", "x.toml", "--rates", "auto"]).is_ok());
     }
+
+    /// The per-deployment knobs are one set of flags: `up` and `export` take every one
+    /// `run` does, and each lands in the same field of the library's overrides.
+    #[test]
+    fn run_up_and_export_take_the_same_deployment_knobs() {
+        let knobs = [
+            "--replicas",
+            "2",
+            "--network",
+            "dc",
+            "--retries",
+            "1",
+            "--retry-budget",
+            "none",
+            "--call-timeout",
+            "900",
+            "--no-keepalive",
+        ];
+        let parse = |head: &[&str]| {
+            let args: Vec<&str> = head.iter().chain(&knobs).copied().collect();
+            Cli::try_parse_from(args).unwrap().command
+        };
+        let overrides = [
+            match parse(&["grainbench", "run", "x.toml"]) {
+                Command::Run(args) => args.options("x", "g".into(), false).deploy,
+                _ => unreachable!(),
+            },
+            match parse(&["grainbench", "up", "x.toml"]) {
+                Command::Up(args) => args.request().overrides,
+                _ => unreachable!(),
+            },
+            match parse(&["grainbench", "export", "k8s", "x.toml", "micro", "out"]) {
+                Command::Export(args) => args.request().overrides,
+                _ => unreachable!(),
+            },
+        ];
+        for o in &overrides {
+            assert_eq!(o.replicas, Some(2));
+            assert_eq!(o.network.as_ref().map(|n| n.name.as_str()), Some("dc"));
+            assert_eq!(o.resilience.retries, Some(1));
+            assert_eq!(o.resilience.retry_budget_percent, Some(None));
+            assert_eq!(o.resilience.timeout_ms, Some(900));
+            assert_eq!(o.keepalive, Some(false));
+        }
+    }
 }

@@ -5,26 +5,37 @@
 //!
 //! # Layout
 //!
-//! - [`scenario`]: the scenario file model, parsing, validation (errors point at file:line)
-//! - [`plan`]: cut × scenario → deployment (units, routes, state placement, static hops);
-//!   named cuts, the generated sweep between nano and monolith, static outlines
+//! Listed top to bottom in import order: each module uses only those below it (no import
+//! cycles; `run` never imports `report`, and `report` never the measuring modules).
+//!
+//! - [`outputs`]: where a run's events go: results.json after every step, the HTML page at
+//!   the end (the one place `run` meets `report`)
+//! - [`up`]: deploy one cut and keep it running for outside tools
+//! - [`export`]: a cut written as Kubernetes manifests or a compose file, to run elsewhere
+//! - [`calibrate`]: the driver's efficiency benchmark (send lag, CPU per request, wrk beside it,
+//!   and this machine's floor: a bare wake-up and the least client at the same rate)
+//! - [`run`]: the whole pipeline for one scenario, deployment by deployment; options resolved
+//!   once; it reports its events ([`run::RunReport`]) and writes nothing itself
+//! - [`capacity`]: the driver's own capacity, the highest open-loop rate it holds (a ramp)
+//! - [`delays`]: what the network model did in a run (a bare hop measured with and without
+//!   it, the injected delays' errors)
+//! - [`deploy`]: one deployment built once for every command: the scenario with its
+//!   overrides, the cut and the security mode ([`deploy::DeploySpec`]), and what a command's
+//!   deployments share (binary, work calibration, PKIs, containers); the calibrations' probe
+//! - [`cost`]: deploy cost from /proc (cold start, RSS, CPU per request, blast radius)
+//! - [`driver`]: open-loop load, HdrHistogram latencies, hop counts, equivalence check
+//! - [`unit`]: the hidden `grainbench unit` entry that serves one unit
 //! - [`launch`]: start units as OS processes (or containers on a network made for the run),
 //!   wait for readiness, tear down, never orphan; the run's throw-away PKI (in memory only)
 //!   when hops are secured
-//! - [`cost`]: deploy cost from /proc (cold start, RSS, CPU per request, blast radius)
-//! - [`driver`]: open-loop load, HdrHistogram latencies, hop counts, equivalence check
-//! - [`delays`]: what the network model did in a run (a bare hop measured with and without it, the injected delays. errors)
-//! - [`results`]: the results.json contract (plain, versioned data; read by `report`)
 //! - [`report`]: one view model of the results, rendered as the terminal's brief summary (the
 //!   default), its full tables (`-v`) and the HTML page
 //! - [`stats`]: confidence intervals over repeated rounds (figures, ratios, changes)
-//! - [`calibrate`]: the driver's efficiency benchmark (send lag, CPU per request, wrk beside it,
-//!   and this machine's floor: a bare wake-up and the least client at the same rate)
-//! - [`capacity`]: the driver's own capacity, the highest open-loop rate it holds (a ramp)
-//! - [`run`]: the whole pipeline for one scenario, architecture by architecture
-//! - [`export`]: a cut written as Kubernetes manifests or a compose file, to run elsewhere
-//! - [`unit`]: the hidden `grainbench unit` entry that serves one unit
-//! - [`up`]: deploy one architecture and keep it running for outside tools
+//! - [`results`]: the results.json contract (plain, versioned data; read by `report`)
+//! - [`plan`]: cut × scenario → deployment (units, routes, state placement, static hops);
+//!   the generated sweep between nano and monolith, static outlines
+//! - [`scenario`]: the scenario file model, parsing, validation (errors point at file:line),
+//!   and the names of cuts
 
 /// The commit this binary was built from (embedded by `build.rs`; none outside a git
 /// checkout).

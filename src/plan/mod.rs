@@ -3,12 +3,13 @@
 //! Every cut is a grouping of operations into units over the same unit code; only the
 //! grouping and the state placement differ.
 //!
-//! - [`cut`]: which cut (built-in, named in the scenario, or generated), by name
+//! - [`cut`]: which cut (built-in, named in the scenario, or generated), by name (defined
+//!   beside the scenario, whose `[[cut]]`s it names; re-exported here)
 //! - [`sweep`]: the generated series between nano and monolith
 //! - `hops`: the static hops and critical path of every operation under a plan
 //! - `outline`: what a cut costs statically (units, hops, critical path, blast radius)
 
-pub mod cut;
+pub use crate::scenario::cut;
 mod hops;
 mod outline;
 pub mod sweep;

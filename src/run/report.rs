@@ -3,8 +3,8 @@
 //! architecture and at the end, so that even an exit that skips every cleanup (a second
 //! Ctrl-C, SIGKILL) keeps every finished step.
 //!
-//! The run knows nothing of pages, terminals or gates: the binary and
-//! [`crate::outputs`] fan these events out to them.
+//! The run knows nothing of pages, terminals or gates: the binary and the `outputs`
+//! module above it fan these events out to them.
 
 use crate::driver::engine::Schedule;
 use crate::driver::Progress;

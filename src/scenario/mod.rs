@@ -1,6 +1,7 @@
 //! Scenario files: the model of one business scenario, parsed from TOML and validated.
 //! Every error names the file, the line and column, the field, and what is allowed.
 
+pub mod cut;
 pub mod fault;
 mod file;
 pub mod graph;

@@ -380,3 +380,56 @@ async fn a_compose_export_runs_from_its_files_alone() {
         .unwrap()
         .is_empty());
 }
+
+/// `export` builds its deployment like `run` and `up`: the knobs on its command line
+/// (network, replicas, resilience, keep-alive) reach the exported units' spec and routes.
+#[test]
+fn export_applies_the_same_deployment_knobs_as_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(grainbench_binary())
+        .args(["export", "compose"])
+        .arg(fixture("tiny.toml"))
+        .args(["micro"])
+        .arg(dir.path())
+        .args(["--network", "dc", "--replicas", "2", "--retries", "2"])
+        .args(["--no-keepalive", "--image", "grainbench-unit:test"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = dir.path().join("config");
+    let routes: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(config.join("routes.json")).unwrap())
+            .unwrap();
+    assert_eq!(routes["network"]["name"], "dc", "{routes}");
+    let spec = std::fs::read_dir(&config)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("spec-")
+        })
+        .unwrap();
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(spec).unwrap()).unwrap();
+    assert_eq!(spec["resilience"]["retries"], 2, "{spec}");
+    assert_eq!(spec["keepalive"], false, "{spec}");
+    let compose: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("compose.json")).unwrap())
+            .unwrap();
+    let replicated = compose["services"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|s| s["deploy"]["replicas"] == 2)
+        .count();
+    assert!(
+        replicated > 0,
+        "--replicas 2 reaches the service units: {compose}"
+    );
+}

@@ -2,7 +2,7 @@
 //! every retry spends one, and at most [`BUDGET_CAPACITY`] are banked; without a budget,
 //! every retry goes through.
 
-use crate::resilience::BUDGET_CAPACITY;
+use crate::policy::BUDGET_CAPACITY;
 use std::sync::Mutex;
 
 /// The retry budget's token bucket.

@@ -146,7 +146,7 @@ impl HttpClient {
             .header(hyper::header::CONTENT_TYPE, "application/json");
         if let Some(token) = &self.token {
             let (key, caller) = token.as_ref();
-            let callee = crate::resilience::unit_of_process(&to.unit);
+            let callee = crate::model::unit_of_process(&to.unit);
             let signed = key.sign(caller, callee, path, unix_now() + TOKEN_LIFETIME_S);
             request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {signed}"));
         }

@@ -24,6 +24,7 @@ pub mod histogram;
 pub mod host;
 pub mod model;
 pub mod network;
+pub mod policy;
 pub mod precise;
 pub mod resilience;
 pub mod security;

@@ -149,7 +149,7 @@ pub struct UnitSpec {
     pub worker_threads: Option<usize>,
     /// How the unit's calls to other units time out, retry and break.
     #[serde(default)]
-    pub resilience: crate::resilience::Resilience,
+    pub resilience: crate::policy::Resilience,
     /// Where it listens and what address it announces (default: 127.0.0.1 on a port the
     /// OS picks, announced as bound).
     #[serde(default)]
@@ -213,6 +213,11 @@ pub struct Routes {
     /// Faults injected now, by process name ([`Endpoint::unit`]); each unit applies its own.
     #[serde(default)]
     pub faults: BTreeMap<String, ReplyFault>,
+}
+
+/// The unit a replica's process belongs to: `micro-orders#1` → `micro-orders`.
+pub fn unit_of_process(process: &str) -> &str {
+    process.split_once('#').map_or(process, |(unit, _)| unit)
 }
 
 #[cfg(test)]

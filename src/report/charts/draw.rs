@@ -2,7 +2,6 @@
 //! drawn over it and marked with its own shape, so series with equal values stay visible),
 //! bar charts, and their tick labels.
 
-use super::faults;
 use super::{FONT, HEIGHT, LABEL_PX, WIDTH};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -95,7 +94,7 @@ pub(super) fn line_chart_with(
             .draw()
             .ok()?;
         if let Some(window) = shaded {
-            faults::shade(&mut chart, window, (y0, y1))?;
+            shade(&mut chart, window, (y0, y1))?;
         }
         draw_lines(&mut chart, series)?;
         root.present().ok()?;
@@ -321,6 +320,26 @@ impl IntoRgb for RGBAColor {
         let blend = |c: u8| (f64::from(c) * self.3 + 255.0 * (1.0 - self.3)).round() as u8;
         RGBColor(blend(self.0), blend(self.1), blend(self.2))
     }
+}
+
+/// Shades `window` (x) across `span` (y).
+pub(super) fn shade<'a, DB, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    window: (f64, f64),
+    span: (f64, f64),
+) -> Option<()>
+where
+    DB: DrawingBackend + 'a,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
+    let fill = RGBColor(250, 82, 82).mix(0.15).filled();
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(window.0, span.0), (window.1, span.1)],
+            fill,
+        )))
+        .ok()?;
+    Some(())
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The fault section's charts: per second of each fault step, the success ratio (linear)
 //! and the p99 of the successful requests (log) of every cut, the fault's window shaded.
 
-use super::draw::{draw_lines_legend_at, line_chart_with, rgb, Series};
+use super::draw::{draw_lines_legend_at, line_chart_with, rgb, shade, Series};
 use super::{Chart, FONT, HEIGHT, LABEL_PX, WIDTH};
 use crate::report::model::colour;
 use crate::results::{FaultResult, RunResults};
@@ -110,24 +110,4 @@ fn success_chart(series: &[Series], window: (f64, f64)) -> Option<String> {
         root.present().ok()?;
     }
     Some(svg)
-}
-
-/// Shades `window` (x) across `span` (y).
-pub(super) fn shade<'a, DB, Y>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
-    window: (f64, f64),
-    span: (f64, f64),
-) -> Option<()>
-where
-    DB: DrawingBackend + 'a,
-    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
-{
-    let fill = RGBColor(250, 82, 82).mix(0.15).filled();
-    chart
-        .draw_series(std::iter::once(Rectangle::new(
-            [(window.0, span.0), (window.1, span.1)],
-            fill,
-        )))
-        .ok()?;
-    Some(())
 }

@@ -3,7 +3,7 @@
 //! lists get a unit of their own, in file order.
 
 use super::Checker;
-use crate::plan::Architecture;
+use crate::scenario::cut::Architecture;
 use crate::scenario::file::{RawCut, RawScenario};
 use crate::scenario::CutDef;
 use std::collections::{BTreeMap, BTreeSet};
