@@ -103,8 +103,8 @@ pub fn violations(
                     ));
                     continue;
                 };
-                let comparison = model::build(results, Some(baseline)).baseline;
-                for change in comparison.iter().flat_map(|c| &c.changes) {
+                let comparison = model::baseline_comparison(results, baseline);
+                for change in &comparison.changes {
                     let low = change.estimate.and_then(|e| e.low);
                     if change.significant && low.is_some_and(|low| low > percent) {
                         broken.push(format!(

@@ -26,7 +26,7 @@ pub enum ReportError {
 /// Renders the page for `results`, with changes since `baseline` if given.
 pub fn render(results: &RunResults, baseline: Option<&RunResults>) -> Result<String, ReportError> {
     let model: ReportModel = model::build(results, baseline);
-    let charts: Charts = charts::draw(results);
+    let charts: Charts = charts::draw(results, &model);
     let mut env = minijinja::Environment::new();
     // `.html` templates get HTML auto-escaping of every interpolated value.
     env.add_template("page.html", TEMPLATE)?;

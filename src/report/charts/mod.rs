@@ -9,7 +9,7 @@ pub use faults::FaultCharts;
 
 use draw::{bar_chart, line_chart, rgb, short_number, Bar, IntoRgb, Series};
 
-use super::model::{colour, valid_step_at, verdict_rate};
+use super::model::{colour, valid_step_at, ReportModel};
 use crate::results::{decode_histogram, ArchitectureResult, RunResults, StepMode};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -45,16 +45,18 @@ pub struct Charts {
     pub faults: Vec<FaultCharts>,
 }
 
-/// Draws every chart for `results`.
-pub fn draw(results: &RunResults) -> Charts {
+/// Draws every chart for `results`, at the comparison rate and with the front `model`
+/// computed (never recomputed here).
+pub fn draw(results: &RunResults, model: &ReportModel) -> Charts {
+    let rate = model.verdict.rate;
     Charts {
-        spectrum: spectrum(results),
+        spectrum: rate.and_then(|rate| spectrum(results, rate)),
         rate_curve: rate_curve(results),
         timelines: timelines(results),
-        hops: hops(results),
-        deploy: deploy(results),
+        hops: hops(results, rate),
+        deploy: deploy(results, rate),
         redeploy: redeploy(results),
-        front: front(results),
+        front: model.front.as_ref().and_then(front),
         faults: faults::faults(results),
     }
 }
@@ -64,8 +66,7 @@ fn nines(q: f64) -> f64 {
     -(1.0 - q).log10()
 }
 
-fn spectrum(results: &RunResults) -> Option<Chart> {
-    let rate = verdict_rate(results)?;
+fn spectrum(results: &RunResults, rate: u32) -> Option<Chart> {
     let quantiles = [0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999];
     let series: Vec<Series> = results
         .architectures
@@ -193,8 +194,8 @@ fn timelines(results: &RunResults) -> Vec<Chart> {
 }
 
 /// A bar: label, value, colour, and an optional lighter part stacked on top.
-fn hops(results: &RunResults) -> Option<Chart> {
-    let rate = verdict_rate(results).or_else(|| {
+fn hops(results: &RunResults, rate: Option<u32>) -> Option<Chart> {
+    let rate = rate.or_else(|| {
         results
             .architectures
             .first()?
@@ -234,7 +235,7 @@ fn hops(results: &RunResults) -> Option<Chart> {
     })
 }
 
-fn deploy(results: &RunResults) -> Vec<Chart> {
+fn deploy(results: &RunResults, rate: Option<u32>) -> Vec<Chart> {
     let deployed: Vec<_> = results
         .architectures
         .iter()
@@ -258,7 +259,6 @@ fn deploy(results: &RunResults) -> Vec<Chart> {
             .collect()
     };
     // The same estimate as the tables: the mean over the rounds at the verdict rate.
-    let rate = verdict_rate(results);
     let cpu = |a: &ArchitectureResult| {
         rate.and_then(|r| super::model::units_cpu(a, r))
             .map_or(0.0, |c| c.point)
@@ -345,8 +345,7 @@ fn redeploy(results: &RunResults) -> Option<Chart> {
     })
 }
 
-fn front(results: &RunResults) -> Option<Chart> {
-    let front = super::model::front::front(results, verdict_rate(results)?)?;
+fn front(front: &super::model::front::Front) -> Option<Chart> {
     let points: Vec<(&super::model::front::FrontRow, f64)> = front
         .rows
         .iter()

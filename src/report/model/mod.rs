@@ -297,6 +297,12 @@ pub fn valid_step_at(arch: &ArchitectureResult, rate: u32) -> Option<&StepResult
     arch.steps.iter().find(|s| s.is_valid_open_at(rate))
 }
 
+/// Every figure of `results` set against `baseline`'s (what the gate reads, without the
+/// rest of the page).
+pub fn baseline_comparison(results: &RunResults, baseline: &RunResults) -> BaselineComparison {
+    compare(results, baseline)
+}
+
 /// Builds the report model from results (and an optional baseline).
 pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel {
     let rate = verdict_rate(results);
