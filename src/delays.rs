@@ -108,6 +108,7 @@ fn hop_calibration(
         modelled_us,
         loopback_p50_over_rounds: None,
         added_p50_over_rounds: None,
+        floor: None,
     }
 }
 

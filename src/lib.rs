@@ -17,6 +17,8 @@
 //! - [`run`]: the whole pipeline for one scenario, deployment by deployment; options resolved
 //!   once; it reports its events ([`run::RunReport`]) and writes nothing itself
 //! - [`capacity`]: the driver's own capacity, the highest open-loop rate it holds (a ramp)
+//! - [`floor`]: this machine's floor: a bare wake-up, the least client, the least hop
+//!   (least client against least server), the denominators of the driver's and a hop's cost
 //! - [`delays`]: what the network model did in a run (a bare hop measured with and without
 //!   it, the injected delays' errors)
 //! - [`deploy`]: one deployment built once for every command: the scenario with its
@@ -48,6 +50,7 @@ pub mod delays;
 pub mod deploy;
 pub mod driver;
 pub mod export;
+pub mod floor;
 pub mod launch;
 pub mod outputs;
 pub mod plan;

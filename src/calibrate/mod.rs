@@ -4,12 +4,12 @@
 //! `wrk` is installed it is run against the same endpoint in the same session and its CPU
 //! per request (from the kernel's child accounting) is put beside ours as a ratio
 //! (`wrk.rs`). Beneath the driver's open-loop figure sits the machine's own floor at the
-//! same rate (`floor.rs`): what a bare wake-up and the least possible client cost here.
+//! same rate (`crate::floor`): what a bare wake-up and the least possible client cost here.
 
-mod floor;
 mod wrk;
 
-pub use floor::Floor;
+pub use crate::floor::Floor;
+use crate::floor::{self, round2};
 pub use wrk::WrkFigures;
 
 use crate::deploy::probe;
@@ -188,10 +188,6 @@ async fn measure_floor(addr: &str, options: &CalibrateOptions) -> Result<Floor, 
 /// Longest each part of the floor runs.
 const FLOOR_DURATION: Duration = Duration::from_secs(2);
 
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
 /// Renders the calibration for the terminal.
 pub fn render(c: &Calibration) -> String {
     let mut out = format!(
@@ -251,6 +247,31 @@ fn render_floor(f: &Floor, c: &Calibration) -> String {
         f.client_cpu_us,
         c.latency_from_send_us.p50, c.latency_from_send_us.p99,
         f.client_latency_us.p50, f.client_latency_us.p99,
+    ) + &render_hop_floor(f.hop.as_ref())
+}
+
+/// The least hop: the denominator a run's hop ledger divides by.
+fn render_hop_floor(hop: Option<&crate::results::HopFloor>) -> String {
+    let Some(h) = hop else {
+        return "  the least hop (least client against least server) could not be measured\n"
+            .into();
+    };
+    let held = if h.held() {
+        String::new()
+    } else {
+        format!(
+            " — but it held only {:.0} req/s, so at this rate it is no floor",
+            h.achieved_rps
+        )
+    };
+    format!(
+        "  one hop's floor (the least client against the least server, a thread that reads each request and writes a canned reply, {} req/s): {:.2} µs of CPU per request ({:.2} client + {:.2} server), round trip p50 {} µs, p99 {} µs{held}\n",
+        h.rate_rps,
+        h.cpu_us(),
+        h.client_cpu_us,
+        h.server_cpu_us,
+        h.round_trip_us.p50,
+        h.round_trip_us.p99,
     )
 }
 

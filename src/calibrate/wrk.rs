@@ -2,8 +2,8 @@
 //! installed), with its CPU per request from the kernel's accounting of waited-for
 //! children, for a like-for-like ratio with the driver's closed loop.
 
-use super::round2;
 use crate::deploy::probe::{ping_body, PING};
+use crate::floor::round2;
 use grain_runtime::wire::op_path;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -31,6 +31,7 @@ pub fn render(m: &ReportModel) -> String {
     render_units(&mut out, m);
     render_deploy_cost(&mut out, m);
     render_front(&mut out, m);
+    render_ledger(&mut out, m);
     render_security(&mut out, m);
     render_faults(&mut out, m);
     render_steps(&mut out, m);
@@ -157,6 +158,54 @@ fn render_front(out: &mut String, m: &ReportModel) {
 }
 
 /// Each secured deployment against the same cut in plaintext.
+/// What one hop costs, cut by cut, against the floor.
+fn render_ledger(out: &mut String, m: &ReportModel) {
+    let Some(ledger) = &m.ledger else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "\nwhat one hop costs at {} req/s ({}):",
+        ledger.rate, ledger.transport
+    );
+    let line = |out: &mut String, cells: [&str; 7]| {
+        let [cut, against, extra, p50, p50x, cpu, cpux] = cells;
+        let _ = writeln!(
+            out,
+            "  {cut:<12} {against:<10} {extra:>6} {p50:>17} {p50x:>16} {cpu:>17} {cpux:>16}"
+        );
+    };
+    line(
+        out,
+        [
+            "cut",
+            "against",
+            "+hops",
+            "p50 µs/hop",
+            "× bare hop",
+            "CPU µs/hop",
+            "× least hop",
+        ],
+    );
+    for r in &ledger.rows {
+        line(
+            out,
+            [
+                &r.cut,
+                &r.reference,
+                &r.extra_hops,
+                &r.latency,
+                &r.latency_to_bare_hop,
+                &r.cpu,
+                &r.cpu_to_floor,
+            ],
+        );
+    }
+    for floor in &ledger.floor {
+        let _ = writeln!(out, "  floor: {floor}");
+    }
+}
+
 fn render_security(out: &mut String, m: &ReportModel) {
     let Some(security) = &m.security else {
         return;

@@ -146,6 +146,41 @@ pub struct HopCalibration {
     pub loopback_p50_over_rounds: Option<Estimate>,
     #[serde(default)]
     pub added_p50_over_rounds: Option<Estimate>,
+    /// This machine's floor for one hop, measured in the same run: the least client and
+    /// the least server (absent from runs before it was measured, or if it failed).
+    #[serde(default)]
+    pub floor: Option<HopFloor>,
+}
+
+/// What one request costs a client and a server that do nothing else, on this machine,
+/// at a fixed rate: the denominator of the hop ledger. The least client sleeps until each
+/// due time, writes the request and blocks for the reply; the least server blocks on its
+/// one connection, reads the request and writes a canned reply. Each one's CPU is its
+/// thread's CPU clock; the round trip is from the client's write to the reply's last byte.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HopFloor {
+    pub rate_rps: u32,
+    /// Requests measured (after a warm-up), and the rate held: one request at a time
+    /// cannot keep a schedule faster than its round trip.
+    pub requests: u64,
+    pub achieved_rps: f64,
+    /// CPU per request, µs.
+    pub client_cpu_us: f64,
+    pub server_cpu_us: f64,
+    /// Round trip, µs.
+    pub round_trip_us: Percentiles,
+}
+
+impl HopFloor {
+    /// Client and server CPU per request together, µs.
+    pub fn cpu_us(&self) -> f64 {
+        self.client_cpu_us + self.server_cpu_us
+    }
+
+    /// Whether it held the rate (≥ 99 %); if not, its figures are no floor for it.
+    pub fn held(&self) -> bool {
+        self.achieved_rps >= 0.99 * f64::from(self.rate_rps)
+    }
 }
 
 /// Errors of injected delays (actual − intended wait, never negative), in µs.

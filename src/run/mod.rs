@@ -282,6 +282,7 @@ async fn measure_bare_hop(
     let mut first = calibrations.swap_remove(0);
     first.loopback_p50_over_rounds = crate::stats::estimate(&loopback);
     first.added_p50_over_rounds = crate::stats::estimate(&added);
+    first.floor = measure_hop_floor().await;
     Ok(first)
 }
 
@@ -316,6 +317,26 @@ async fn sweep_up_to_capacity(
     let mut adjusted = resolved.clone();
     adjusted.options.load = LoadMode::Sweep(limits);
     Some(adjusted)
+}
+
+/// This machine's floor for one hop, at the bare hop's rate (on a thread of its own: it
+/// blocks); the run goes on without it if it fails.
+async fn measure_hop_floor() -> Option<crate::results::HopFloor> {
+    let (rate, duration) = (
+        delays::HOP_CALIBRATION_RATE,
+        delays::HOP_CALIBRATION_DURATION,
+    );
+    let measured = tokio::task::spawn_blocking(move || crate::floor::hop_floor(rate, duration))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|floor| floor);
+    match measured {
+        Ok(floor) => Some(floor),
+        Err(error) => {
+            tracing::warn!(%error, "the hop floor could not be measured");
+            None
+        }
+    }
 }
 
 /// The bare-hop calibration is repeated once per round, up to this many times.

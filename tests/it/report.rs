@@ -43,13 +43,17 @@ fn the_verdict_compares_architectures_at_a_valid_rate() {
     for arch in &results.architectures {
         assert!(model::valid_step_at(arch, rate).is_some());
     }
-    assert!(model.verdict.sentences.len() == results.architectures.len());
-    assert!(model
-        .verdict
-        .sentences
+    // One sentence per architecture, then what one hop costs.
+    let ledger = usize::from(model.ledger.is_some());
+    assert_eq!(
+        model.verdict.sentences.len(),
+        results.architectures.len() + ledger
+    );
+    let (comparisons, hop) = model.verdict.sentences[1..].split_at(results.architectures.len() - 1);
+    assert!(comparisons
         .iter()
-        .skip(1)
         .all(|s| s.contains("× ") && s.contains("the hops")));
+    assert!(hop.iter().all(|s| s.contains("a hop costs")), "{hop:?}");
 }
 
 #[test]

@@ -25,6 +25,8 @@ pub(super) struct Bar {
     pub(super) value: f64,
     pub(super) stacked: f64,
     pub(super) colour: RGBColor,
+    /// A 95 % interval drawn as a whisker on the bar.
+    pub(super) interval: Option<(f64, f64)>,
 }
 
 pub(super) fn line_chart(
@@ -219,7 +221,10 @@ pub(super) fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
     if bars.is_empty() {
         return None;
     }
-    let top = bars.iter().map(|b| b.value + b.stacked).fold(0.0, f64::max);
+    let top = bars
+        .iter()
+        .map(|b| (b.value + b.stacked).max(b.interval.map_or(0.0, |i| i.1)))
+        .fold(0.0, f64::max);
     if top <= 0.0 {
         return None;
     }
@@ -276,10 +281,26 @@ pub(super) fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
             chart
                 .draw_series(std::iter::once(Text::new(
                     bar.label.clone(),
-                    (i as f64 + 0.5, bar.value + bar.stacked),
+                    (
+                        i as f64 + 0.5,
+                        (bar.value + bar.stacked).max(bar.interval.map_or(0.0, |i| i.1)),
+                    ),
                     label_style,
                 )))
                 .ok()?;
+            if let Some((low, high)) = bar.interval {
+                let x = i as f64 + 0.5;
+                chart
+                    .draw_series(std::iter::once(ErrorBar::new_vertical(
+                        x,
+                        low.max(0.0),
+                        bar.value,
+                        high,
+                        BLACK.stroke_width(1),
+                        8,
+                    )))
+                    .ok()?;
+            }
             if bar.stacked > 0.0 {
                 let light = bar.colour.mix(0.45).to_rgba().into_rgb();
                 chart

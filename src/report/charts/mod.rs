@@ -41,6 +41,8 @@ pub struct Charts {
     pub redeploy: Option<Chart>,
     /// p99 against CPU per request, one point per cut, the front joined.
     pub front: Option<Chart>,
+    /// What one hop adds, per cut, beside this machine's floor.
+    pub ledger: Option<Chart>,
     /// Per fault: success ratio and p99 per second of every cut, the fault shaded.
     pub faults: Vec<FaultCharts>,
 }
@@ -57,6 +59,7 @@ pub fn draw(results: &RunResults, model: &ReportModel) -> Charts {
         deploy: deploy(results, rate),
         redeploy: redeploy(results),
         front: model.front.as_ref().and_then(front),
+        ledger: model.ledger.as_ref().and_then(ledger),
         faults: faults::faults(results),
     }
 }
@@ -224,6 +227,7 @@ fn hops(results: &RunResults, rate: Option<u32>) -> Option<Chart> {
                 value: e.hops.mean_service,
                 stacked: e.hops.mean_state,
                 colour: rgb(colour(a.label())),
+                interval: None,
             });
         }
     }
@@ -254,6 +258,7 @@ fn deploy(results: &RunResults, rate: Option<u32>) -> Vec<Chart> {
                     value,
                     stacked,
                     colour: rgb(colour(a.label())),
+                    interval: None,
                 }
             })
             .collect()
@@ -327,12 +332,14 @@ fn redeploy(results: &RunResults) -> Option<Chart> {
             value: r.latency_before_us.p99 as f64 / 1e3,
             stacked: 0.0,
             colour: c.mix(0.5).to_rgba().into_rgb(),
+            interval: None,
         });
         bars.push(Bar {
             label: format!("{} during", a.label()),
             value: r.latency_during_us.p99 as f64 / 1e3,
             stacked: 0.0,
             colour: c,
+            interval: None,
         });
     }
     if bars.is_empty() {
@@ -432,6 +439,52 @@ fn front(front: &super::model::front::Front) -> Option<Chart> {
         title: format!("Cuts at {} req/s: p99 against CPU per request", front.rate),
         caption: "One point per cut, labelled with its service units (u); bars: 95 % interval of the p99 over the rounds. The grey line joins the front: the cuts no other cut beats on p99, CPU per request and units at once (means over the rounds).".into(),
         svg,
+    })
+}
+
+/// Per cut, the p50 latency and the units' CPU one hop adds (with their intervals), beside
+/// the bare hop's round trip and the least hop's CPU.
+fn ledger(ledger: &super::model::ledger::HopLedger) -> Option<Chart> {
+    let mut bars = Vec::new();
+    for row in &ledger.rows {
+        let colour = rgb(colour(&row.cut));
+        let figures = [
+            ("p50", &row.latency_us, colour),
+            ("CPU", &row.cpu_us, colour.mix(0.5).to_rgba().into_rgb()),
+        ];
+        for (what, estimate, colour) in figures {
+            if let Some(e) = estimate {
+                bars.push(Bar {
+                    label: format!("{} {what}", row.cut),
+                    value: e.point.max(0.0),
+                    stacked: 0.0,
+                    colour,
+                    interval: e.interval(),
+                });
+            }
+        }
+    }
+    let grey = rgb("#868e96");
+    let (round_trip, cpu) = ledger.floor_us;
+    for (label, value) in [("bare hop", round_trip), ("least hop CPU", cpu)] {
+        if let Some(value) = value {
+            bars.push(Bar {
+                label: label.into(),
+                value,
+                stacked: 0.0,
+                colour: grey,
+                interval: None,
+            });
+        }
+    }
+    let svg = draw::bar_chart(&bars, "µs per hop")?;
+    Some(Chart {
+        svg,
+        title: format!(
+            "What one hop adds at {} req/s ({})",
+            ledger.rate, ledger.transport
+        ),
+        caption: "Per cut, against the cut of its mode with the fewest hops: the p50 latency (dark) and the units' CPU per request (light) one more hop adds, means over the rounds with 95 % intervals; grey, this machine's floor from the same run: the bare hop's round trip p50 and the CPU one request costs the least client and the least server.".into(),
     })
 }
 

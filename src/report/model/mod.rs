@@ -6,10 +6,12 @@
 //! - `context`: the network panel, equivalence, methodology and baseline comparison
 //! - [`faults`]: which cut stays available under each injected fault
 //! - [`front`]: the Pareto front of the cuts and the recommendation under a p99 budget
+//! - [`ledger`]: what one hop costs, against this machine's floor
 
 mod context;
 pub mod faults;
 pub mod front;
+pub mod ledger;
 pub mod rounds;
 pub mod security;
 mod tables;
@@ -56,6 +58,8 @@ pub struct ReportModel {
     pub verdict: Verdict,
     /// The cuts' Pareto front at the verdict rate (with two or more cuts measured there).
     pub front: Option<front::Front>,
+    /// What one hop costs at the verdict rate (when a cut makes more hops than another).
+    pub ledger: Option<ledger::HopLedger>,
     /// What each hop's security cost, against the same cut in plaintext (when a run
     /// compared security modes).
     pub security: Option<security::SecuritySection>,
@@ -306,6 +310,7 @@ pub fn baseline_comparison(results: &RunResults, baseline: &RunResults) -> Basel
 /// Builds the report model from results (and an optional baseline).
 pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel {
     let rate = verdict_rate(results);
+    let hop_ledger = rate.and_then(|rate| ledger::ledger(results, rate));
     let mut missing = Vec::new();
     if rate.is_none() {
         missing.push("No rate at which every architecture's step was valid: no verdict, summary tables or percentile chart (see Load generator health).".into());
@@ -338,8 +343,9 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
         network: network_panel(results, rate),
         complete: results.complete,
         errors: results.errors.clone(),
-        verdict: verdict(results, rate),
+        verdict: with_ledger(verdict(results, rate), hop_ledger.as_ref()),
         front: rate.and_then(|rate| front::front(results, rate)),
+        ledger: hop_ledger,
         security: rate.and_then(|rate| security::security(results, rate, results.meta.keepalive)),
         faults: faults::faults(results),
         architectures: results
@@ -366,6 +372,12 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
         baseline: baseline.map(|b| compare(results, b)),
         missing,
     }
+}
+
+/// The verdict with what one hop costs said last.
+fn with_ledger(mut verdict: Verdict, ledger: Option<&ledger::HopLedger>) -> Verdict {
+    verdict.sentences.extend(ledger.and_then(ledger::sentence));
+    verdict
 }
 
 fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {

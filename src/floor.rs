@@ -1,27 +1,31 @@
-//! The machine's floor under the driver's figure. At the calibration's open-loop rate, with
-//! no driver at all:
+//! The machine's floor under the driver's figure and under a hop. At a fixed open-loop
+//! rate, with no driver at all:
 //! - a thread that only sleeps until each due time: its CPU per wake-up and how late the
 //!   wake-ups come;
 //! - the least open-loop client: one keep-alive connection to the same endpoint; sleep
 //!   until each due time, write the request, block until the whole reply is in, nothing
 //!   recorded. It wakes twice per request (the due time, the reply), as the driver does.
 //!
-//! Both are read from the kernel's per-thread CPU clock, the clock of the driver's own
+//! - the least hop ([`hop_floor`]): the least client against the least server, a thread
+//!   that blocks on its one connection, reads each request and writes a canned reply: what
+//!   one request costs a client and a server that do nothing else (the hop ledger's
+//!   denominator; every run measures it beside its bare hop).
+//!
+//! All are read from the kernel's per-thread CPU clock, the clock of the driver's own
 //! figure, so "driver / floor" says how much of the driver's CPU per request is its own
 //! work and how much any client pays on this machine for waking up and using loopback TCP.
 //! The least client's latency (its write to the reply's last byte) sits beside the
 //! driver's own from the actual send: what any client waking for a reply would measure.
 
-use super::round2;
 use crate::deploy::probe::{self, ping_body};
 use crate::driver::engine::{parse_response, EngineTarget, Parsed};
 use crate::driver::pacer::{thread_cpu_time, tighten_timer_slack};
 use crate::driver::{new_histogram, Target};
-use crate::results::Percentiles;
+use crate::results::{HopFloor, Percentiles};
 use grain_runtime::wire::op_path;
 use serde::Serialize;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 /// Unmeasured requests the least client sends first (connection and endpoint warm).
@@ -50,6 +54,13 @@ pub struct Floor {
     /// The driver's open-loop CPU per request over the least client's (set by the caller;
     /// none when the least client could not keep the rate).
     pub driver_to_floor_ratio: Option<f64>,
+    /// The least client against the least server: one hop's floor (none if it failed).
+    pub hop: Option<HopFloor>,
+}
+
+/// `x` to two decimals, as the calibration figures are shown.
+pub(crate) fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 /// Measures both floors at `rate` for `duration` each, on the calling thread (it blocks);
@@ -73,7 +84,117 @@ pub fn measure(addr: &str, rate: u32, duration: Duration) -> Result<Floor, Strin
         ),
         client_latency_us: Percentiles::of(&client.latency),
         driver_to_floor_ratio: None,
+        hop: hop_floor(rate, duration).ok(),
     })
+}
+
+/// The least hop at `rate` for about `duration` (at most twice that): the least client
+/// against the least server on 127.0.0.1, on two threads of this process (it blocks).
+pub fn hop_floor(rate: u32, duration: Duration) -> Result<HopFloor, String> {
+    tighten_timer_slack();
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| format!("the least server cannot listen: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("the least server has no address: {e}"))?
+        .to_string();
+    let server = std::thread::Builder::new()
+        .name("grainbench-least-server".into())
+        .spawn(move || least_server(&listener))
+        .map_err(|e| format!("cannot start the least server: {e}"))?;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let count = (duration.as_secs_f64() * f64::from(rate)).round().max(1.0) as u64;
+    let client = least_client(&addr, interval, count, duration * 2);
+    // The client hung up (or never connected): the server returns.
+    let served = server
+        .join()
+        .map_err(|_| "the least server panicked".to_string())??;
+    let client = client?;
+    let requests = client.latency.len();
+    let per = |cpu: Duration, n: u64| round2(cpu.as_secs_f64() * 1e6 / n.max(1) as f64);
+    Ok(HopFloor {
+        rate_rps: rate,
+        requests,
+        achieved_rps: round2(requests as f64 / client.elapsed.as_secs_f64().max(1e-9)),
+        client_cpu_us: per(client.cpu, requests),
+        server_cpu_us: per(served.cpu, served.measured),
+        round_trip_us: Percentiles::of(&client.latency),
+    })
+}
+
+/// What the least server measured after the client's warm-up.
+struct Served {
+    cpu: Duration,
+    measured: u64,
+}
+
+/// The canned reply: a 64-byte JSON body, as the ping unit answers.
+fn canned_reply() -> Vec<u8> {
+    let body = format!("{{\"ok\":\"{}\"}}", "x".repeat(probe::BODY_BYTES - 10));
+    let mut reply = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    reply.extend_from_slice(body.as_bytes());
+    reply
+}
+
+/// Serves one connection: reads each whole request (headers, then its Content-Length
+/// body) and writes the canned reply; its thread's CPU counts from the first request after
+/// the client's warm-up until the client hangs up.
+fn least_server(listener: &TcpListener) -> Result<Served, String> {
+    let (mut conn, _) = listener
+        .accept()
+        .map_err(|e| format!("the least server cannot accept: {e}"))?;
+    let _ = conn.set_nodelay(true);
+    let _ = conn.set_read_timeout(Some(REPLY_TIMEOUT * 2));
+    let reply = canned_reply();
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    let (mut served, mut cpu_from) = (0u64, thread_cpu_time());
+    loop {
+        while let Some(length) = whole_request(&buf) {
+            buf.drain(..length);
+            if served == CLIENT_WARMUP {
+                cpu_from = thread_cpu_time();
+            }
+            conn.write_all(&reply)
+                .map_err(|e| format!("the least server cannot reply: {e}"))?;
+            served += 1;
+        }
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Ok(Served {
+        cpu: thread_cpu_time().saturating_sub(cpu_from),
+        measured: served.saturating_sub(CLIENT_WARMUP),
+    })
+}
+
+/// The length of the whole request at the start of `buf`, once it is all there.
+fn whole_request(buf: &[u8]) -> Option<usize> {
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut request = httparse::Request::new(&mut headers);
+    let head = match request.parse(buf) {
+        Ok(httparse::Status::Complete(head)) => head,
+        _ => return None,
+    };
+    let body = request
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| {
+            std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<usize>()
+                .ok()
+        })
+        .unwrap_or(0);
+    (buf.len() >= head + body).then_some(head + body)
 }
 
 impl Floor {
@@ -280,8 +401,33 @@ mod tests {
             client_achieved_rps: done as f64 / client.elapsed.as_secs_f64(),
             client_latency_us: Percentiles::default(),
             driver_to_floor_ratio: None,
+            hop: None,
         };
         assert!(!floor.client_held(), "{}", floor.client_achieved_rps);
+    }
+
+    /// The least hop serves every request the least client sends, and both sides' CPU is
+    /// measured: the floor is a measurement, never zero.
+    #[test]
+    fn the_least_hop_measures_both_sides_of_every_request() {
+        let floor = hop_floor(500, Duration::from_millis(400)).unwrap();
+        assert_eq!(floor.requests, 200, "{floor:?}");
+        assert!(
+            floor.client_cpu_us > 0.0 && floor.server_cpu_us > 0.0,
+            "{floor:?}"
+        );
+        assert!(floor.round_trip_us.p50 > 0, "{floor:?}");
+        assert_eq!(floor.cpu_us(), floor.client_cpu_us + floor.server_cpu_us);
+    }
+
+    #[test]
+    fn a_request_is_whole_only_with_its_body() {
+        let request = b"POST /op/ping HTTP/1.1\r\ncontent-length: 3\r\n\r\nabc";
+        assert_eq!(whole_request(&request[..request.len() - 1]), None);
+        assert_eq!(whole_request(request), Some(request.len()));
+        let mut two = request.to_vec();
+        two.extend_from_slice(request);
+        assert_eq!(whole_request(&two), Some(request.len()), "one at a time");
     }
 
     #[test]

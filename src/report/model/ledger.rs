@@ -1,0 +1,303 @@
+//! What one hop costs ("the hop ledger"). At the comparison rate, each cut is set against
+//! the cut of the same security mode that makes the fewest hops (the monolith, when the
+//! run has it), round by round: the extra p50 latency and the extra units' CPU per
+//! request, each divided by the extra hops per request (all three measured in that round),
+//! give what one more hop costs; the mean over the rounds gets its 95 % interval.
+//!
+//! The denominators are this machine's, from the same run: the bare hop's round trip (the
+//! driver against a unit that does nothing) and the least hop's CPU (the least client
+//! against the least server, `results.network.hop_calibration.floor`).
+//!
+//! Measured: latency, hops and CPU per round, and the floors. Derived: the per-hop
+//! figures (differences over extra hops) and their ratios to the floors (the floor taken
+//! as exact; its own noise is not in the interval). Not split yet: codec time against
+//! transport time, and kernel against user time.
+
+use super::rounds;
+use crate::results::{ArchitectureResult, Estimate, RunResults};
+use crate::stats;
+use serde::Serialize;
+
+/// The transport every unit-to-unit hop of this run spoke.
+pub const TRANSPORT: &str = "HTTP/1.1 + JSON";
+
+/// Fewer extra hops than this per request: too few to divide by.
+const MIN_EXTRA_HOPS: f64 = 0.5;
+
+/// The ledger at the comparison rate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HopLedger {
+    pub rate: u32,
+    /// The floors as numbers (µs): the bare hop's round trip p50, the least hop's CPU.
+    #[serde(skip)]
+    pub floor_us: (Option<f64>, Option<f64>),
+    pub transport: String,
+    /// The bare hop's round trip p50, µs, and the least hop's CPU per request (client and
+    /// server), µs, as sentences.
+    pub floor: Vec<String>,
+    pub rows: Vec<LedgerRow>,
+    /// How the figures were obtained.
+    pub method: String,
+}
+
+/// One cut against its reference.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LedgerRow {
+    pub cut: String,
+    pub reference: String,
+    /// Extra hops per request over the reference (mean over the rounds).
+    pub extra_hops: String,
+    /// Added p50 latency per extra hop, µs, with its interval.
+    pub latency: String,
+    /// Added units' CPU per request per extra hop, µs, with its interval.
+    pub cpu: String,
+    /// `latency` over the bare hop's round trip, `cpu` over the least hop's CPU.
+    pub latency_to_bare_hop: String,
+    pub cpu_to_floor: String,
+    #[serde(skip)]
+    pub latency_us: Option<Estimate>,
+    #[serde(skip)]
+    pub cpu_us: Option<Estimate>,
+    #[serde(skip)]
+    pub extra: f64,
+}
+
+/// The floors of `results`: the bare hop's round trip p50 and the least hop's CPU, µs.
+pub fn floors(results: &RunResults) -> (Option<f64>, Option<f64>) {
+    let calibration = results.network.hop_calibration.as_ref();
+    let round_trip = calibration.map(|c| {
+        c.loopback_p50_over_rounds
+            .as_ref()
+            .map_or(c.loopback_us.p50 as f64, |e| e.point)
+    });
+    let cpu = calibration
+        .and_then(|c| c.floor.as_ref())
+        .filter(|f| f.held())
+        .map(|f| f.cpu_us());
+    (round_trip, cpu)
+}
+
+/// The ledger of `results` at `rate`; `None` when no cut makes enough more hops than
+/// another of its mode.
+pub fn ledger(results: &RunResults, rate: u32) -> Option<HopLedger> {
+    let (round_trip, cpu_floor) = floors(results);
+    let rows: Vec<LedgerRow> = results
+        .architectures
+        .iter()
+        .filter_map(|arch| {
+            let reference = reference_of(results, arch, rate)?;
+            row(arch, reference, rate, round_trip, cpu_floor)
+        })
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let mut floor = Vec::new();
+    if let Some(us) = round_trip {
+        floor.push(format!("the bare hop's round trip (the driver against a unit that does nothing): p50 {us:.0} µs"));
+    }
+    match results.network.hop_calibration.as_ref().and_then(|c| c.floor.as_ref()) {
+        Some(f) if f.held() => floor.push(format!(
+            "the least hop (a client and a server that do nothing else, {} req/s): {:.1} µs of CPU per request ({:.1} client + {:.1} server), round trip p50 {} µs",
+            f.rate_rps, f.cpu_us(), f.client_cpu_us, f.server_cpu_us, f.round_trip_us.p50
+        )),
+        Some(f) => floor.push(format!(
+            "the least hop held only {:.0} of {} req/s: no CPU floor",
+            f.achieved_rps, f.rate_rps
+        )),
+        None => floor.push("the least hop's CPU was not measured in this run".into()),
+    }
+    Some(HopLedger {
+        rate,
+        floor_us: (round_trip, cpu_floor),
+        transport: TRANSPORT.into(),
+        floor,
+        rows,
+        method: format!("Each cut against the cut of its security mode with the fewest hops per request, round by round at {rate} req/s: (p50 − its p50) / (hops − its hops), and the same for the units' CPU per request; means over the rounds with 95 % intervals (Student's t). The driver spoke HTTP/1.1 to the entry unit; every unit-to-unit hop spoke {TRANSPORT}."),
+    })
+}
+
+/// The cut of `arch`'s security mode with the fewest hops per request at `rate`.
+fn reference_of<'a>(
+    results: &'a RunResults,
+    arch: &ArchitectureResult,
+    rate: u32,
+) -> Option<&'a ArchitectureResult> {
+    let hops = |a: &ArchitectureResult| rounds::over_rounds(&hops_per_round(a, rate));
+    results
+        .architectures
+        .iter()
+        .filter(|a| a.security == arch.security && !a.same_deployment(arch))
+        .filter_map(|a| hops(a).map(|h| (a, h.point)))
+        .min_by(|x, y| x.1.total_cmp(&y.1))
+        .map(|(a, _)| a)
+}
+
+fn hops_per_round(arch: &ArchitectureResult, rate: u32) -> Vec<(usize, f64)> {
+    rounds::per_round(arch, rate, |s| Some(s.hops.mean_total))
+}
+
+/// Per round both ran: (figure difference) / (extra hops); the extra hops' mean.
+fn per_hop(
+    arch: &ArchitectureResult,
+    reference: &ArchitectureResult,
+    rate: u32,
+    figure: impl Fn(&crate::results::StepResult) -> Option<f64> + Copy,
+) -> (Vec<f64>, f64) {
+    let (a_hops, r_hops) = (hops_per_round(arch, rate), hops_per_round(reference, rate));
+    let (a_fig, r_fig) = (
+        rounds::per_round(arch, rate, figure),
+        rounds::per_round(reference, rate, figure),
+    );
+    let at =
+        |xs: &[(usize, f64)], round: usize| xs.iter().find(|(r, _)| *r == round).map(|(_, v)| *v);
+    let mut per = Vec::new();
+    let mut extras = Vec::new();
+    for &(round, hops) in &a_hops {
+        let Some(extra) = at(&r_hops, round).map(|h| hops - h) else {
+            continue;
+        };
+        extras.push(extra);
+        if let (Some(x), Some(y)) = (at(&a_fig, round), at(&r_fig, round)) {
+            if extra >= MIN_EXTRA_HOPS {
+                per.push((x - y) / extra);
+            }
+        }
+    }
+    let mean = extras.iter().sum::<f64>() / extras.len().max(1) as f64;
+    (per, mean)
+}
+
+fn row(
+    arch: &ArchitectureResult,
+    reference: &ArchitectureResult,
+    rate: u32,
+    round_trip: Option<f64>,
+    cpu_floor: Option<f64>,
+) -> Option<LedgerRow> {
+    let (latency, extra) = per_hop(arch, reference, rate, |s| Some(s.latency_us.p50 as f64));
+    if extra < MIN_EXTRA_HOPS {
+        return None;
+    }
+    let (cpu, _) = per_hop(arch, reference, rate, |s| s.units_cpu_us_per_request);
+    let (latency_us, cpu_us) = (stats::estimate(&latency), stats::estimate(&cpu));
+    Some(LedgerRow {
+        cut: arch.label(),
+        reference: reference.label(),
+        extra_hops: format!("{extra:.1}"),
+        latency: latency_us.as_ref().map_or("–".into(), signed),
+        cpu: cpu_us.as_ref().map_or("–".into(), signed),
+        latency_to_bare_hop: times(latency_us.as_ref(), round_trip),
+        cpu_to_floor: times(cpu_us.as_ref(), cpu_floor),
+        latency_us,
+        cpu_us,
+        extra,
+    })
+}
+
+/// `146 [120–172]`, the interval's ends as they are (a hop can cost nothing: a low end
+/// below zero is shown, not clamped).
+fn signed(e: &Estimate) -> String {
+    match e.interval() {
+        Some((low, high)) => format!("{:.0} [{low:.0}–{high:.0}]", e.point),
+        None => format!("{:.0} (one round)", e.point),
+    }
+}
+
+/// `e` over `floor`: `2.1× [1.8–2.4]`.
+fn times(e: Option<&Estimate>, floor: Option<f64>) -> String {
+    let (Some(e), Some(floor)) = (e, floor.filter(|f| *f > 0.0)) else {
+        return "–".into();
+    };
+    match e.interval() {
+        Some((low, high)) => format!(
+            "{:.1}× [{:.1}–{:.1}]",
+            e.point / floor,
+            low / floor,
+            high / floor
+        ),
+        None => format!("{:.1}×", e.point / floor),
+    }
+}
+
+/// The verdict's sentence: the row with the most extra hops (the tightest division).
+pub fn sentence(ledger: &HopLedger) -> Option<String> {
+    let row = ledger
+        .rows
+        .iter()
+        .max_by(|a, b| a.extra.total_cmp(&b.extra))?;
+    let (cpu, latency) = (row.cpu_us.as_ref()?, row.latency_us.as_ref()?);
+    let floor = match (&row.cpu_to_floor[..], &row.latency_to_bare_hop[..]) {
+        ("–", "–") => String::new(),
+        (cpu_x, "–") => format!(" (CPU {cpu_x} this machine's floor)"),
+        ("–", lat_x) => format!(" (latency {lat_x} the bare hop's round trip)"),
+        (cpu_x, lat_x) => format!(
+            " (CPU {cpu_x} this machine's floor, latency {lat_x} the bare hop's round trip)"
+        ),
+    };
+    Some(format!(
+        "At {} req/s a hop costs {:.0} µs of the units' CPU and {:.0} µs of p50 latency over {}{floor}: {} against {}, {} more hops per request.",
+        ledger.rate, cpu.point, latency.point, ledger.transport, row.cut, row.reference, row.extra_hops
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_hop_figures_divide_each_round_s_difference_by_its_extra_hops() {
+        let results: RunResults =
+            serde_json::from_str(include_str!("../../../tests/fixtures/results-rounds.json"))
+                .unwrap();
+        let rate = super::super::verdict_rate(&results).unwrap();
+        let ledger = ledger(&results, rate).expect("nano makes more hops than the monolith");
+        let nano = ledger.rows.iter().find(|r| r.cut == "nano").unwrap();
+        assert_eq!(nano.reference, "monolith");
+        // Recomputed by hand from the fixture's rounds.
+        let arch = |name: &str| {
+            results
+                .architectures
+                .iter()
+                .find(|a| a.label() == name)
+                .unwrap()
+        };
+        let (n, m) = (arch("nano"), arch("monolith"));
+        let mut expected = Vec::new();
+        for s in n.steps.iter().filter(|s| s.is_valid_open_at(rate)) {
+            let r = m
+                .steps
+                .iter()
+                .find(|t| t.is_valid_open_at(rate) && t.round == s.round)
+                .unwrap();
+            expected.push(
+                (s.latency_us.p50 as f64 - r.latency_us.p50 as f64)
+                    / (s.hops.mean_total - r.hops.mean_total),
+            );
+        }
+        let mean = expected.iter().sum::<f64>() / expected.len() as f64;
+        let got = nano.latency_us.as_ref().unwrap();
+        assert!((got.point - mean).abs() < 1e-9, "{got:?} vs {mean}");
+        assert_eq!(got.rounds, expected.len());
+        assert!(sentence(&ledger).unwrap().contains("a hop costs"));
+    }
+
+    #[test]
+    fn ratios_to_the_floor_divide_the_interval_too() {
+        let e = Estimate {
+            point: 100.0,
+            low: Some(80.0),
+            high: Some(120.0),
+            rounds: 3,
+        };
+        assert_eq!(times(Some(&e), Some(50.0)), "2.0× [1.6–2.4]");
+        assert_eq!(times(Some(&e), None), "–");
+        let below = Estimate {
+            point: 2.0,
+            low: Some(-5.0),
+            high: Some(9.0),
+            rounds: 3,
+        };
+        assert_eq!(signed(&below), "2 [-5–9]", "a low end below zero is kept");
+    }
+}
