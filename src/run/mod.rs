@@ -42,7 +42,6 @@ use crate::results::{
 };
 use crate::scenario::ScenarioSource;
 use arch::ArchRun;
-use grain_runtime::network::NetworkModel;
 use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
@@ -133,7 +132,7 @@ async fn run_into(
         RunError::Containers(error)
     })?;
     results.meta.containers = env.container_target().map(|t| container_info(&t));
-    match measure_bare_hop(resolved.network(), options, cancel).await {
+    match measure_bare_hop(resolved, cancel).await {
         Ok(calibration) => results.network.hop_calibration = Some(calibration),
         Err(error) => {
             tracing::warn!(%error, "bare-hop calibration failed; the run goes on without it");
@@ -256,10 +255,10 @@ fn new_results(
 
 /// Measures a bare hop without and with `network` before the architectures run.
 async fn measure_bare_hop(
-    network: &NetworkModel,
-    options: &RunOptions,
+    resolved: &Resolved,
     cancel: &CancellationToken,
 ) -> Result<HopCalibration, delays::NetworkError> {
+    let (network, options) = (resolved.network(), &resolved.options);
     tracing::info!(network = %network.name, "measuring a bare hop's round trip");
     let repetitions = options.repeat.clamp(1, MAX_HOP_REPETITIONS);
     let mut calibrations = Vec::with_capacity(repetitions);
@@ -282,7 +281,7 @@ async fn measure_bare_hop(
     let mut first = calibrations.swap_remove(0);
     first.loopback_p50_over_rounds = crate::stats::estimate(&loopback);
     first.added_p50_over_rounds = crate::stats::estimate(&added);
-    first.floor = measure_hop_floor().await;
+    first.floor = measure_hop_floor(resolved.floor_rate()).await;
     Ok(first)
 }
 
@@ -319,13 +318,10 @@ async fn sweep_up_to_capacity(
     Some(adjusted)
 }
 
-/// This machine's floor for one hop, at the bare hop's rate (on a thread of its own: it
-/// blocks); the run goes on without it if it fails.
-async fn measure_hop_floor() -> Option<crate::results::HopFloor> {
-    let (rate, duration) = (
-        delays::HOP_CALIBRATION_RATE,
-        delays::HOP_CALIBRATION_DURATION,
-    );
+/// This machine's floor for one hop at `rate` (on a thread of its own: it blocks); the run
+/// goes on without it if it fails.
+async fn measure_hop_floor(rate: u32) -> Option<crate::results::HopFloor> {
+    let duration = delays::HOP_CALIBRATION_DURATION;
     let measured = tokio::task::spawn_blocking(move || crate::floor::hop_floor(rate, duration))
         .await
         .map_err(|e| e.to_string())

@@ -19,6 +19,9 @@ pub const DEFAULT_EQUIVALENCE_REQUESTS: usize = 30;
 pub const DEFAULT_IN_FLIGHT_CAP: usize = 10_000;
 /// Rounds per run, by default (`--quick` too): enough for an interval.
 pub const DEFAULT_ROUNDS: usize = 3;
+/// The fastest rate the hop floor is measured at: one request at a time on loopback holds
+/// about this much on a small machine, and no faster floor is needed to read a hop.
+pub const MAX_FLOOR_RATE: u32 = 5_000;
 /// Deployments timed for cold start per architecture, by default.
 pub const DEFAULT_COLD_STARTS: usize = 5;
 
@@ -320,6 +323,20 @@ impl Resolved {
             }
         }
         plans
+    }
+
+    /// The rate this machine's floor for a hop is measured at: the highest open-loop rate
+    /// the run asks for (where the comparison usually falls), else the bare hop's.
+    pub fn floor_rate(&self) -> u32 {
+        let asked = match &self.options.load {
+            LoadMode::Rates(rates) => rates.iter().max(),
+            LoadMode::ScenarioRates => self.load.rates.iter().max(),
+            LoadMode::Closed { .. } | LoadMode::Sweep(_) => None,
+        };
+        asked
+            .copied()
+            .unwrap_or(crate::delays::HOP_CALIBRATION_RATE)
+            .min(MAX_FLOOR_RATE)
     }
 
     /// The network every hop crosses.

@@ -98,8 +98,10 @@ pub fn ledger(results: &RunResults, rate: u32) -> Option<HopLedger> {
     }
     match results.network.hop_calibration.as_ref().and_then(|c| c.floor.as_ref()) {
         Some(f) if f.held() => floor.push(format!(
-            "the least hop (a client and a server that do nothing else, {} req/s): {:.1} µs of CPU per request ({:.1} client + {:.1} server), round trip p50 {} µs",
-            f.rate_rps, f.cpu_us(), f.client_cpu_us, f.server_cpu_us, f.round_trip_us.p50
+            "the least hop (a client and a server that do nothing else, {} req/s{}): {:.1} µs of CPU per request ({:.1} client + {:.1} server), round trip p50 {} µs",
+            f.rate_rps,
+            if f.rate_rps == rate { "" } else { ", not the comparison's rate: CPU per request grows as the rate falls, each wake-up costing more" },
+            f.cpu_us(), f.client_cpu_us, f.server_cpu_us, f.round_trip_us.p50
         )),
         Some(f) => floor.push(format!(
             "the least hop held only {:.0} of {} req/s: no CPU floor",
