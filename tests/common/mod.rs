@@ -235,12 +235,17 @@ pub fn key_paths(value: &serde_json::Value) -> std::collections::BTreeSet<String
 
 /// Whether a Docker daemon answers; without one, says "skipped: no Docker" for the test
 /// that asked (CI starts one, so there the container tests run).
-pub fn docker_or_skip() -> bool {
+pub fn docker_or_skip() -> Option<std::sync::MutexGuard<'static, ()>> {
+    // The Docker tests run one at a time (all tests share one binary): two of them
+    // building and removing images at once race in the daemon's build cache (a removed
+    // image takes the cached layers another build is reusing). Runs in separate processes
+    // are not serialized by this; see the closing note of the change that added it.
+    static DOCKER: std::sync::Mutex<()> = std::sync::Mutex::new(());
     match grainbench::launch::container::docker_available() {
-        Ok(()) => true,
+        Ok(()) => Some(DOCKER.lock().unwrap_or_else(|p| p.into_inner())),
         Err(error) => {
             eprintln!("skipped: no Docker ({error})");
-            false
+            None
         }
     }
 }

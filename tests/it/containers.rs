@@ -3,6 +3,9 @@
 //! digest, make exactly the plan's hops over the run's bridge network, and leave no
 //! container, network or (asked to remove it) image behind. Where Docker cannot run, the
 //! test says "skipped: no Docker" (CI installs and starts it, so there it runs).
+// The Docker tests hold the Docker lock (`docker_or_skip`) for their whole length, awaits
+// included: serializing them is its purpose.
+#![allow(clippy::await_holding_lock)]
 
 use crate::common::*;
 use grainbench::deploy::DeployTarget;
@@ -21,9 +24,9 @@ fn docker_lines(args: &[&str]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn micro_and_monolith_run_as_containers_and_leave_nothing_behind() {
-    if !docker_or_skip() {
+    let Some(_docker) = docker_or_skip() else {
         return;
-    }
+    };
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut options = short_run_options("containers", &dir.path().join("out"));
@@ -97,9 +100,9 @@ async fn micro_and_monolith_run_as_containers_and_leave_nothing_behind() {
 /// containers failed its handshake).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secured_hops_between_containers_verify_by_container_name() {
-    if !docker_or_skip() {
+    let Some(_docker) = docker_or_skip() else {
         return;
-    }
+    };
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut options = short_run_options("containers-mtls", &dir.path().join("out"));
@@ -122,9 +125,9 @@ async fn secured_hops_between_containers_verify_by_container_name() {
 /// the other's containers still start from it (`--pull never`: nothing is fetched).
 #[test]
 fn one_run_removing_the_image_leaves_another_runs_image() {
-    if !docker_or_skip() {
+    let Some(_docker) = docker_or_skip() else {
         return;
-    }
+    };
     let remove = ContainerOptions {
         remove_image: true,
         ..ContainerOptions::default()
@@ -162,9 +165,9 @@ fn one_run_removing_the_image_leaves_another_runs_image() {
 /// called exit(130) and skipped every cleanup: the network, and a frozen container, stayed).
 #[test]
 fn a_second_ctrl_c_still_removes_the_runs_containers_and_network() {
-    if !docker_or_skip() {
+    let Some(_docker) = docker_or_skip() else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let run_id = unique_run_id("double-sigint-compose");
     let long = dir.path().join("long.toml");

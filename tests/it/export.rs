@@ -2,6 +2,9 @@
 //! Deployment and one Service per unit, with the plan's replicas and a readiness probe;
 //! and the units of a compose export, started as containers from its files alone (no
 //! harness), answer with the plan's hops.
+// The Docker tests hold the Docker lock (`docker_or_skip`) for their whole length, awaits
+// included: serializing them is its purpose.
+#![allow(clippy::await_holding_lock)]
 
 use crate::common::*;
 use grainbench::deploy::DeploySpec;
@@ -287,9 +290,9 @@ fn a_config_map_over_one_mib_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compose_export_runs_from_its_files_alone() {
-    if !docker_or_skip() {
+    let Some(_docker) = docker_or_skip() else {
         return;
-    }
+    };
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
     let plan = plan::plan(&source.scenario, &Architecture::Micro).unwrap();
     let run_id = unique_run_id("export");

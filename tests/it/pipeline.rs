@@ -130,12 +130,22 @@ fn assert_results_shape_is_unchanged(path: &std::path::Path) {
     let actual: Vec<String> = key_paths(&value).into_iter().collect();
     let golden =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/results-keys.txt");
+    // A summary exists only for a rate some round held validly: on a loaded machine every
+    // step can be invalid, and then the summary's keys are absent by design, not by a
+    // change of shape.
+    const SUMMARY: &str = "architectures[].summary[].";
+    let summarized = actual.iter().any(|k| k.starts_with(SUMMARY));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        assert!(
+            summarized,
+            "no step was valid: rewrite the golden list on a quieter machine"
+        );
         std::fs::write(&golden, actual.join("\n") + "\n").unwrap();
     }
     let expected: Vec<String> = std::fs::read_to_string(&golden)
         .expect("golden key list exists (UPDATE_GOLDEN=1 writes it)")
         .lines()
+        .filter(|k| summarized || !k.starts_with(SUMMARY))
         .map(str::to_string)
         .collect();
     let missing: Vec<_> = expected.iter().filter(|k| !actual.contains(k)).collect();
