@@ -100,6 +100,8 @@ pub(super) struct ArchRun<'a> {
     /// What every deployment of the run shares (binary, PKIs, containers).
     pub env: &'a DeployEnv,
     pub report: &'a dyn RunReport,
+    /// Measured steps taken so far in the run (every deployment's).
+    pub steps_taken: &'a std::cell::Cell<usize>,
     pub cancel: &'a CancellationToken,
 }
 
@@ -377,12 +379,15 @@ impl ArchRun<'_> {
         let scenario = &self.source.scenario;
         let generator = RequestGen::new(scenario, self.resolved.seed.wrapping_add(index));
         let place = super::meta::StepPlace::of_index(index, self.options.repeat);
+        self.steps_taken.set(self.steps_taken.get() + 1);
         let progress = self.report.step_started(&StepStart {
             label: architecture.name().to_string(),
             round: place.round,
             rounds: place.rounds,
             schedule: config.schedule,
             total: config.warmup + config.duration,
+            step: self.steps_taken.get(),
+            steps: self.resolved.planned_steps(),
         });
         let machine_before = cost::MachineTimes::now();
         let sampler = Sampler::start(pids);

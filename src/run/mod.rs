@@ -155,6 +155,7 @@ async fn run_into(
     let specs = &resolved.specs;
     results.architectures = specs.iter().map(|s| arch::planned(s.plan())).collect();
     let orders = results.meta.round_orders.clone();
+    let steps_taken = std::cell::Cell::new(0);
     for (round, order) in orders.iter().enumerate() {
         // A cut's security modes run back to back, so their comparison shares the moment.
         let order: Vec<usize> = order
@@ -171,6 +172,7 @@ async fn run_into(
                 resolved,
                 env: &env,
                 report,
+                steps_taken: &steps_taken,
                 cancel,
             };
             let (error, live) = context.run(round, &specs[index], index, results).await;

@@ -325,6 +325,22 @@ impl Resolved {
         plans
     }
 
+    /// Every measured step the run will take (load steps of every round, then each
+    /// deployment's redeploy and fault steps), when it is known before the run: a rate
+    /// sweep stops where each deployment saturates.
+    pub fn planned_steps(&self) -> Option<usize> {
+        let rates = match &self.options.load {
+            LoadMode::Rates(rates) => rates.len(),
+            LoadMode::ScenarioRates => self.load.rates.len(),
+            LoadMode::Closed { .. } => 1,
+            LoadMode::Sweep(_) => return None,
+        };
+        let per_deployment = rates * self.options.repeat.max(1)
+            + usize::from(self.redeploy.is_some())
+            + self.faults.len();
+        Some(self.specs.len() * per_deployment)
+    }
+
     /// The rate this machine's floor for a hop is measured at: the highest open-loop rate
     /// the run asks for (where the comparison usually falls), else the bare hop's.
     pub fn floor_rate(&self) -> u32 {

@@ -24,6 +24,9 @@ pub struct StepStart {
     pub schedule: Schedule,
     /// Warm-up and measured time together.
     pub total: Duration,
+    /// Its place among the run's measured steps (from 1), of how many when known.
+    pub step: usize,
+    pub steps: Option<usize>,
 }
 
 /// The events of a run. Every method has a default that ignores the event; the results
