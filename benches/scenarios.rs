@@ -15,13 +15,15 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use grain_runtime::client::HttpClient;
 use grain_runtime::wire::{encode_request, op_path};
+use grainbench::deploy::{DeployEnv, DeploySpec};
 use grainbench::driver::requests::RequestGen;
-use grainbench::launch::{self, LaunchOptions, LiveDeployment};
-use grainbench::plan::{self, Architecture};
-use grainbench::run::{self, RunOptions};
+use grainbench::launch::LiveDeployment;
+use grainbench::plan::{Architecture, SecurityMode};
+use grainbench::run::{self, RunOptions, RunReport, StepStart};
 use grainbench::scenario::{self, ScenarioSource};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -59,23 +61,33 @@ fn scenarios() -> Vec<ScenarioSource> {
         .collect()
 }
 
+/// One cut of the scenario, as every command deploys it (plaintext: the bench's client
+/// speaks HTTP/1.1 without TLS).
 async fn deploy(
     source: &ScenarioSource,
     architecture: Architecture,
-    iterations_per_us: f64,
+    env: &DeployEnv,
 ) -> LiveDeployment {
-    let options = LaunchOptions::new(
-        PathBuf::from(env!("CARGO_BIN_EXE_grainbench")),
-        run::new_run_id(),
-        iterations_per_us,
-    )
-    .with_network(source.scenario.network.clone());
-    launch::launch(
-        &plan::plan(&source.scenario, &architecture).expect("the cut plans"),
-        &options,
-    )
-    .await
-    .unwrap_or_else(|error| panic!("{}: {architecture}: {error}", source.scenario.name))
+    let scenario = Arc::new(source.scenario.clone());
+    DeploySpec::new(scenario, &architecture, SecurityMode::None)
+        .expect("the cut plans")
+        .start(env)
+        .await
+        .unwrap_or_else(|error| panic!("{}: {architecture}: {error}", source.scenario.name))
+}
+
+/// The comparison's progress, one line per step (the bench draws no bars).
+struct Lines<'a>(&'a str);
+
+impl RunReport for Lines<'_> {
+    fn step_started(&self, step: &StepStart) -> Option<grainbench::driver::Progress> {
+        let of = step.steps.map_or(String::new(), |n| format!("/{n}"));
+        eprintln!(
+            "grainbench comparison of {}: step {}{of}, {} round {}/{}",
+            self.0, step.step, step.label, step.round, step.rounds
+        );
+        None
+    }
 }
 
 /// Request bodies for `entry`, drawn from the scenario's seeded parameter stream.
@@ -94,12 +106,12 @@ fn bench_scenario(
     c: &mut Criterion,
     runtime: &tokio::runtime::Runtime,
     source: &ScenarioSource,
-    iterations_per_us: f64,
+    env: &DeployEnv,
 ) {
     let deployments: Vec<(Architecture, LiveDeployment)> = Architecture::ALL
         .into_iter()
         .map(|arch| {
-            let live = runtime.block_on(deploy(source, arch.clone(), iterations_per_us));
+            let live = runtime.block_on(deploy(source, arch.clone(), env));
             (arch, live)
         })
         .collect();
@@ -149,13 +161,17 @@ fn compare(runtime: &tokio::runtime::Runtime, source: &ScenarioSource, out: &Pat
             run::LoadMode::Rates(source.scenario.load.rates.iter().take(1).copied().collect());
         options.repeat = 2; // the fewest rounds that still give an interval
     }
-    let outcome = runtime
-        .block_on(grainbench::outputs::run(
-            source,
-            &options,
-            &CancellationToken::new(),
-        ))
+    let resolved = options
+        .resolve(&source.scenario)
         .expect("options fit the scenario");
+    let lines = Lines(&source.scenario.name);
+    let outcome = runtime.block_on(grainbench::outputs::run_resolved(
+        source,
+        &resolved,
+        None,
+        &lines,
+        &CancellationToken::new(),
+    ));
     match (&outcome.error, &outcome.results_path) {
         (None, Some(path)) => println!(
             "grainbench comparison of {}: {}",
@@ -171,10 +187,13 @@ fn compare(runtime: &tokio::runtime::Runtime, source: &ScenarioSource, out: &Pat
 
 fn benches(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let iterations_per_us = grain_runtime::work::measure_iterations_per_us();
+    let env = DeployEnv::new(
+        PathBuf::from(env!("CARGO_BIN_EXE_grainbench")),
+        run::new_run_id(),
+    );
     let sources = scenarios();
     for source in &sources {
-        bench_scenario(c, &runtime, source, iterations_per_us);
+        bench_scenario(c, &runtime, source, &env);
     }
     for source in &sources {
         compare(
