@@ -72,6 +72,7 @@ pub(super) fn line_chart_with(
     }
     let y0 = (y0 * 0.8).max(0.001);
     let y1 = (y1 * 1.25).max(y0 * 2.0);
+    let y1 = with_legend_headroom(y0, y1, series.len());
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
@@ -90,7 +91,9 @@ pub(super) fn line_chart_with(
             .x_desc(x_label)
             .y_desc(y_label)
             .x_label_formatter(&x_format)
-            .y_label_formatter(&|v: &f64| short_number(*v))
+            .y_labels(LOG_KEY_POINTS)
+            .y_label_formatter(&|v: &f64| log_tick(*v))
+            .max_light_lines(LIGHT_LINES)
             .label_style((FONT, LABEL_PX))
             .axis_desc_style((FONT, LABEL_PX))
             .draw()
@@ -102,6 +105,39 @@ pub(super) fn line_chart_with(
         root.present().ok()?;
     }
     Some(svg)
+}
+
+/// Key points asked of a log axis: enough that 1, 2 and 5 of every decade are among them.
+pub(super) const LOG_KEY_POINTS: usize = 40;
+/// Minor grid lines between two labelled ones (more read as a shaded band).
+pub(super) const LIGHT_LINES: usize = 1;
+
+/// A log axis's label: 1, 2 and 5 of every decade (so 0.2 and 0.5 ms are readable below
+/// 1 ms), nothing at the other key points, which keep their tick.
+pub(super) fn log_tick(v: f64) -> String {
+    if v <= 0.0 {
+        return String::new();
+    }
+    let decade = 10f64.powf(v.log10().floor());
+    let mantissa = v / decade;
+    let labelled = [1.0, 2.0, 5.0]
+        .iter()
+        .any(|m| (mantissa - m).abs() < 0.01 * m);
+    if labelled {
+        short_number(v)
+    } else {
+        String::new()
+    }
+}
+
+/// The top of a log y axis from `y0` to `y1` raised so the legend of `series` lines (in a
+/// top corner) sits above every point instead of over the data.
+pub(super) fn with_legend_headroom(y0: f64, y1: f64, series: usize) -> f64 {
+    // The legend's share of the plot's height: a row per series plus its border.
+    let plot_px = f64::from(HEIGHT) - 60.0;
+    let legend = ((series as f64 * 20.0 + 12.0) / plot_px).min(0.6);
+    let span = (y1 / y0).ln();
+    y1 * (legend / (1.0 - legend) * span).exp()
 }
 
 pub(super) fn draw_lines<'a, DB, X, Y>(
@@ -365,6 +401,30 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn log_axes_label_one_two_and_five_of_every_decade() {
+        let labelled: Vec<String> = [0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 2.0, 3.0, 5.0, 10.0]
+            .iter()
+            .map(|&v| log_tick(v))
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(labelled, ["0.1", "0.2", "0.5", "1", "2", "5", "10"]);
+    }
+
+    #[test]
+    fn the_legend_gets_the_top_of_the_axis_to_itself() {
+        let (y0, y1) = (0.1, 10.0);
+        let top = with_legend_headroom(y0, y1, 6);
+        // The data's top sits below the legend's share of the (log) height.
+        let data_share = (y1 / y0).ln() / (top / y0).ln();
+        let legend = (6.0 * 20.0 + 12.0) / (f64::from(HEIGHT) - 60.0);
+        assert!((data_share - (1.0 - legend)).abs() < 1e-9, "{data_share}");
+        assert!(
+            with_legend_headroom(y0, y1, 1) < top,
+            "fewer lines, less room"
+        );
+    }
+
     use super::*;
 
     #[test]
