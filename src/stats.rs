@@ -11,6 +11,13 @@
 //! the t interval over them is the two-level interval, exact for normal per-round figures
 //! and deterministic (the same results.json always gives the same interval).
 //!
+//! Latency, CPU and other positive, right-skewed figures are estimated on the log scale
+//! ([`geometric`]): the geometric mean over the rounds, with the t interval of the logs
+//! taken back, so an interval never reaches below zero and is wider above the point than
+//! below it, as a skewed figure's should be (Limpert, Stahel & Abbt, "Log-normal
+//! distributions across the sciences", BioScience 2001). Counts and differences (hops, the
+//! added latency of a hop) keep the arithmetic mean ([`estimate`]).
+//!
 //! Ratios between architectures are taken per round (the rounds interleave the
 //! architectures, so round r of each shares its weather) and their interval is computed on
 //! the log scale, so "3×" and "⅓×" are symmetric. A ratio or change whose interval holds 1
@@ -67,6 +74,19 @@ pub fn estimate(values: &[f64]) -> Option<Estimate> {
         low,
         high,
         rounds: values.len(),
+    })
+}
+
+/// The geometric mean of positive per-round values and its 95 % interval: Student's t on
+/// their logarithms, taken back. `0 < low ≤ point ≤ high` always; non-positive values are
+/// left out (a figure that can be zero or negative is a difference: use [`estimate`]).
+pub fn geometric(values: &[f64]) -> Option<Estimate> {
+    let on_logs = estimate(&logs(values))?;
+    Some(Estimate {
+        point: on_logs.point.exp(),
+        low: on_logs.low.map(f64::exp),
+        high: on_logs.high.map(f64::exp),
+        rounds: on_logs.rounds,
     })
 }
 
@@ -188,8 +208,8 @@ fn rate_summary(arch: &ArchitectureResult, rate: u32) -> Option<RateSummary> {
             };
             Some(EntrySummary {
                 entrypoint: first.entrypoint.clone(),
-                p50_us: estimate(&of(&|e| e.latency_us.p50 as f64))?,
-                p99_us: estimate(&of(&|e| e.latency_us.p99 as f64))?,
+                p50_us: geometric(&of(&|e| e.latency_us.p50 as f64))?,
+                p99_us: geometric(&of(&|e| e.latency_us.p99 as f64))?,
                 hops: estimate(&of(&|e| e.hops.mean_total))?,
             })
         })
@@ -203,9 +223,9 @@ fn rate_summary(arch: &ArchitectureResult, rate: u32) -> Option<RateSummary> {
         target_rps: rate,
         rounds_run: at_rate.len(),
         rounds_valid: valid.len(),
-        p50_us: estimate(&per_round(&|s| s.latency_us.p50 as f64))?,
-        p99_us: estimate(&per_round(&|s| s.latency_us.p99 as f64))?,
-        units_cpu_us_per_request: estimate(&cpu),
+        p50_us: geometric(&per_round(&|s| s.latency_us.p50 as f64))?,
+        p99_us: geometric(&per_round(&|s| s.latency_us.p99 as f64))?,
+        units_cpu_us_per_request: geometric(&cpu),
         entrypoints,
         noise_flags,
     })
@@ -254,14 +274,24 @@ fn spread(arch: &ArchitectureResult, rate: u32) -> Option<f64> {
     Some((max - min) / mean(&p50s))
 }
 
-/// `arch`'s per-rate summary as results.json has it, or computed from its steps for a
-/// file written before summaries existed (schema version 1, one round).
+/// `arch`'s per-rate summary, computed from its rounds with this grainbench's estimators
+/// (so a file written by an older one, whose stored summary used the arithmetic mean, reads
+/// the same as a new one), with the noise flags the run stored (the flags set against the
+/// run's other architectures need them all).
 pub fn summary_of(arch: &ArchitectureResult) -> Vec<RateSummary> {
-    if arch.summary.is_empty() {
-        summarize(arch)
-    } else {
-        arch.summary.clone()
+    let mut fresh = summarize(arch);
+    for summary in &mut fresh {
+        let stored = arch
+            .summary
+            .iter()
+            .find(|s| s.target_rps == summary.target_rps);
+        for flag in stored.into_iter().flat_map(|s| &s.noise_flags) {
+            if !summary.noise_flags.contains(flag) {
+                summary.noise_flags.push(flag.clone());
+            }
+        }
     }
+    fresh
 }
 
 /// Summaries of every architecture of a run, with the rates whose rounds disagree far more
@@ -298,6 +328,23 @@ pub fn summarize_run(architectures: &mut [ArchitectureResult]) {
 
 #[cfg(test)]
 mod tests {
+    /// A skewed p99 over three rounds: the arithmetic interval reaches below zero, the
+    /// log-scale one stays positive, holds its point and leans upwards.
+    #[test]
+    fn geometric_intervals_stay_positive_and_hold_their_point() {
+        let rounds = [420.0, 510.0, 3100.0];
+        let linear = estimate(&rounds).unwrap();
+        assert!(linear.low.unwrap() < 0.0, "{linear:?}");
+        let g = geometric(&rounds).unwrap();
+        let (low, high) = g.interval().unwrap();
+        assert!(0.0 < low && low <= g.point && g.point <= high, "{g:?}");
+        assert!(high - g.point > g.point - low, "skewed upwards: {g:?}");
+        let expected = (rounds.iter().map(|x: &f64| x.ln()).sum::<f64>() / 3.0).exp();
+        assert!((g.point - expected).abs() < 1e-9);
+        assert_eq!(geometric(&[0.0, -1.0]), None, "only positive figures");
+        assert_eq!(geometric(&[7.0]).unwrap().interval(), None);
+    }
+
     use super::*;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;

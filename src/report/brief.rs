@@ -5,7 +5,7 @@
 //! drop their least needed columns, sentences wrap. The full tables are `-v` and the page.
 //!
 //! Laid out from the same view model as the page and the full summary, so each quantity is
-//! the one estimate they show (the mean over the rounds with its interval).
+//! the one estimate they show (the geometric mean over the rounds with its interval).
 
 use super::model::{self, ReportModel};
 use crate::results::RunResults;
@@ -184,7 +184,7 @@ fn cuts_table(out: &mut String, m: &ReportModel, width: usize) {
     let rows = &front.rows;
     let _ = writeln!(
         out,
-        "\ncuts at {} req/s (mean over the rounds [95 % CI]):",
+        "\ncuts at {} req/s (geometric mean over the rounds [95 % CI]):",
         front.rate
     );
     let columns = vec![

@@ -108,7 +108,7 @@ fn render_deploy_cost(out: &mut String, m: &ReportModel) {
             redeploy
         );
     }
-    let _ = writeln!(out, "  (units: service+state; peak RSS over all steps; CPU per request at the verdict rate, units only, from /proc, mean over the rounds)");
+    let _ = writeln!(out, "  (units: service+state; peak RSS over all steps; CPU per request at the verdict rate, units only, from /proc, geometric mean over the rounds)");
 }
 
 /// The cuts' front at the verdict rate, and the recommendation under the budget.
@@ -329,7 +329,7 @@ fn render_steps(out: &mut String, m: &ReportModel) {
     }
     let _ = writeln!(
         out,
-        "  (means over the valid rounds with their 95 % intervals, Student's t over the rounds)"
+        "  (geometric means over the valid rounds with their 95 % intervals, t on the logs)"
     );
 }
 

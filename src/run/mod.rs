@@ -281,7 +281,7 @@ async fn measure_bare_hop(
         .filter_map(|c| c.measured_added_p50_us)
         .collect();
     let mut first = calibrations.swap_remove(0);
-    first.loopback_p50_over_rounds = crate::stats::estimate(&loopback);
+    first.loopback_p50_over_rounds = crate::stats::geometric(&loopback);
     first.added_p50_over_rounds = crate::stats::estimate(&added);
     first.floor = measure_hop_floor(resolved.floor_rate()).await;
     Ok(first)

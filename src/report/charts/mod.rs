@@ -148,7 +148,7 @@ fn rate_curve(results: &RunResults) -> Option<Chart> {
     })?;
     Some(Chart {
         title: "p50 and p99 against offered rate".into(),
-        caption: "Thick lines p99, thin lines p50: means over the valid rounds, with error bars for their 95 % intervals. Where a curve bends up, the architecture nears saturation (the knee).".into(),
+        caption: "Thick lines p99, thin lines p50: geometric means over the valid rounds, with error bars for their 95 % intervals. Where a curve bends up, the architecture nears saturation (the knee).".into(),
         svg,
     })
 }
@@ -304,7 +304,7 @@ fn deploy(results: &RunResults, rate: Option<u32>) -> Vec<Chart> {
         ),
         (
             "Unit CPU per request",
-            "µs of CPU, all units, at the verdict rate (mean over the rounds)",
+            "µs of CPU, all units, at the verdict rate (geometric mean over the rounds)",
             bars(&|a| (cpu(a), 0.0)),
         ),
     ];
@@ -437,7 +437,7 @@ fn front(front: &super::model::front::Front) -> Option<Chart> {
     }
     Some(Chart {
         title: format!("Cuts at {} req/s: p99 against CPU per request", front.rate),
-        caption: "One point per cut, labelled with its service units (u); bars: 95 % interval of the p99 over the rounds. The grey line joins the front: the cuts no other cut beats on p99, CPU per request and units at once (means over the rounds).".into(),
+        caption: "One point per cut, labelled with its service units (u); bars: 95 % interval of the p99 over the rounds. The grey line joins the front: the cuts no other cut beats on p99, CPU per request and units at once (geometric means over the rounds).".into(),
         svg,
     })
 }
@@ -484,7 +484,7 @@ fn ledger(ledger: &super::model::ledger::HopLedger) -> Option<Chart> {
             "What one hop adds at {} req/s ({})",
             ledger.rate, ledger.transport
         ),
-        caption: "Per cut, against the cut of its mode with the fewest hops: the p50 latency (dark) and the units' CPU per request (light) one more hop adds, means over the rounds with 95 % intervals; grey, this machine's floor from the same run: the bare hop's round trip p50 and the CPU one request costs the least client and the least server.".into(),
+        caption: "Per cut, against the cut of its mode with the fewest hops: the p50 latency (dark) and the units' CPU per request (light) one more hop adds, arithmetic means over the rounds (a difference can be near zero) with 95 % intervals; grey, this machine's floor from the same run: the bare hop's round trip p50 and the CPU one request costs the least client and the least server.".into(),
     })
 }
 

@@ -3,7 +3,7 @@
 //! beats on p99, CPU and units at once; and, with a p99 budget, the finest cut that meets
 //! it.
 //!
-//! The front is taken on the means over the rounds. A cut is dominated when another has
+//! The front is taken on the geometric means over the rounds. A cut is dominated when another has
 //! a p99 and a CPU per request no higher and at least as many service units, and is
 //! strictly better on one. A cut meets the budget when its whole p99 interval is within
 //! it; one whose mean is within and interval is not is "within noise of the budget", and

@@ -115,7 +115,7 @@ pub fn ledger(results: &RunResults, rate: u32) -> Option<HopLedger> {
         transport: TRANSPORT.into(),
         floor,
         rows,
-        method: format!("Each cut against the cut of its security mode with the fewest hops per request, round by round at {rate} req/s: (p50 − its p50) / (hops − its hops), and the same for the units' CPU per request; means over the rounds with 95 % intervals (Student's t). The driver spoke HTTP/1.1 to the entry unit; every unit-to-unit hop spoke {TRANSPORT}."),
+        method: format!("Each cut against the cut of its security mode with the fewest hops per request, round by round at {rate} req/s: (p50 − its p50) / (hops − its hops), and the same for the units' CPU per request; arithmetic means over the rounds (a difference can be near zero) with 95 % intervals (Student's t). The driver spoke HTTP/1.1 to the entry unit; every unit-to-unit hop spoke {TRANSPORT}."),
     })
 }
 
@@ -125,7 +125,7 @@ fn reference_of<'a>(
     arch: &ArchitectureResult,
     rate: u32,
 ) -> Option<&'a ArchitectureResult> {
-    let hops = |a: &ArchitectureResult| rounds::over_rounds(&hops_per_round(a, rate));
+    let hops = |a: &ArchitectureResult| rounds::mean_over_rounds(&hops_per_round(a, rate));
     results
         .architectures
         .iter()

@@ -412,7 +412,7 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
     let best = best_arch.label();
     let rounds_note = match best_p99.rounds {
         1 => " One round: no interval, so no difference below is certain; run with --repeat 3 or more.".to_string(),
-        n => format!(" Figures are means over {n} rounds with 95 % intervals."),
+        n => format!(" Figures are geometric means over {n} rounds with 95 % intervals."),
     };
     let mut sentences = vec![format!(
         "At {rate} req/s {best} has the lowest p99: {} (p50 {}) with {:.1} hops per request.{rounds_note}",

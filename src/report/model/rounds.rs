@@ -38,8 +38,14 @@ fn values(rounds: &[(usize, f64)]) -> Vec<f64> {
     rounds.iter().map(|(_, v)| *v).collect()
 }
 
-/// The figure over the rounds, with its interval.
+/// A positive figure (latency, CPU) over the rounds: its geometric mean and log-scale
+/// interval.
 pub fn over_rounds(rounds: &[(usize, f64)]) -> Option<Estimate> {
+    stats::geometric(&values(rounds))
+}
+
+/// A count (hops) over the rounds: its arithmetic mean and interval.
+pub fn mean_over_rounds(rounds: &[(usize, f64)]) -> Option<Estimate> {
     stats::estimate(&values(rounds))
 }
 

@@ -114,7 +114,7 @@ fn compare(
     let added_p50 = rounds::difference(&figure(secured, rate, p50), &figure(plain, rate, p50))?;
     let added_p99 = rounds::difference(&figure(secured, rate, p99), &figure(plain, rate, p99));
     let secured_p50 = rounds::over_rounds(&figure(secured, rate, p50))?;
-    let hops_mean = rounds::over_rounds(&figure(secured, rate, hops)).map_or(0.0, |e| e.point);
+    let hops_mean = rounds::mean_over_rounds(&figure(secured, rate, hops)).map_or(0.0, |e| e.point);
     let cpu_ratio = rounds::ratio(&figure(secured, rate, cpu), &figure(plain, rate, cpu));
     let cpu_added = rounds::difference(&figure(secured, rate, cpu), &figure(plain, rate, cpu));
     let mean = |a: &ArchitectureResult, f: &dyn Fn(&StepResult) -> Option<f64>| {

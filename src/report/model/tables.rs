@@ -77,7 +77,8 @@ fn entry_row(
     let arch = a.label();
     let figure = |f: fn(&EntryResult) -> f64| rounds::per_round_entry(a, rate, entry, f);
     let mean = |f: fn(&EntryResult) -> f64| {
-        (per_round.iter().map(|e| f(e)).sum::<f64>() / per_round.len().max(1) as f64).round() as u64
+        let values: Vec<f64> = per_round.iter().map(|e| f(e)).collect();
+        crate::stats::geometric(&values).map_or(0, |e| e.point.round() as u64)
     };
     let p99_ratio = match best {
         Some(b) if b.same_deployment(a) => "best".to_string(),
