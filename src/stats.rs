@@ -167,6 +167,57 @@ pub fn change_percent(before: &[f64], after: &[f64]) -> Option<Estimate> {
     })
 }
 
+/// The two-sided p-value of "no change" between two independent runs' figures (Welch's t
+/// on the logarithms, as [`change_percent`]); `None` with fewer than two rounds on a side.
+pub fn change_p_value(before: &[f64], after: &[f64]) -> Option<f64> {
+    let (lb, la) = (logs(before), logs(after));
+    if lb.len() < 2 || la.len() < 2 {
+        return None;
+    }
+    let (vb, va) = (
+        variance(&lb) / lb.len() as f64,
+        variance(&la) / la.len() as f64,
+    );
+    let se = (vb + va).sqrt();
+    let difference = mean(&la) - mean(&lb);
+    if se == 0.0 {
+        return Some(if difference == 0.0 { 1.0 } else { 0.0 });
+    }
+    let df = (vb + va).powi(2)
+        / (vb.powi(2) / (lb.len() as f64 - 1.0) + va.powi(2) / (la.len() as f64 - 1.0));
+    use statrs::distribution::{ContinuousCDF as _, StudentsT};
+    let t = StudentsT::new(0.0, 1.0, df).ok()?;
+    Some((2.0 * t.sf((difference / se).abs())).min(1.0))
+}
+
+/// The false discovery rate the comparisons of many figures are held to.
+pub const FALSE_DISCOVERY_RATE: f64 = 0.05;
+
+/// Benjamini–Hochberg at `q`: which of the tests are discoveries (a test without a
+/// p-value never is). Controls the expected share of false discoveries among them
+/// (Benjamini & Hochberg, JRSS B 1995).
+pub fn benjamini_hochberg(p_values: &[Option<f64>], q: f64) -> Vec<bool> {
+    let m = p_values.len();
+    let mut order: Vec<(usize, f64)> = p_values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.map(|p| (i, p)))
+        .collect();
+    order.sort_by(|a, b| a.1.total_cmp(&b.1));
+    // The largest rank k with p(k) <= k q / m; every test up to it is a discovery.
+    let cutoff = order
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(rank, (_, p))| *p <= (rank + 1) as f64 * q / m as f64)
+        .map_or(0, |(rank, _)| rank + 1);
+    let mut discovered = vec![false; m];
+    for &(index, _) in &order[..cutoff] {
+        discovered[index] = true;
+    }
+    discovered
+}
+
 /// Per open-loop rate of `arch`, every figure over the rounds whose step there was valid,
 /// with its interval; flags rates whose rounds disagree far more than the run's others or
 /// that ran while other load held the machine.
@@ -328,6 +379,36 @@ pub fn summarize_run(architectures: &mut [ArchitectureResult]) {
 
 #[cfg(test)]
 mod tests {
+    /// The worked example of Benjamini & Hochberg's paper (15 tests, q = 0.05): the four
+    /// smallest p-values are discoveries, though uncorrected the first nine are below 0.05.
+    #[test]
+    fn benjamini_hochberg_finds_the_paper_s_four_discoveries() {
+        let p = [
+            0.0001, 0.0004, 0.0019, 0.0095, 0.0201, 0.0278, 0.0298, 0.0344, 0.0459, 0.3240, 0.4262,
+            0.5719, 0.6528, 0.7590, 1.0,
+        ];
+        let tests: Vec<Option<f64>> = p.iter().map(|&p| Some(p)).collect();
+        let found = benjamini_hochberg(&tests, 0.05);
+        assert_eq!(found.iter().filter(|d| **d).count(), 4);
+        assert!(found[..4].iter().all(|d| *d));
+        assert!(!benjamini_hochberg(&[None, Some(0.001)], 0.05)[0]);
+    }
+
+    #[test]
+    fn a_change_s_p_value_agrees_with_its_interval() {
+        // Far apart: a tiny p-value, and the interval excludes no change.
+        let (before, after) = ([100.0, 102.0, 98.0], [150.0, 149.0, 152.0]);
+        let p = change_p_value(&before, &after).unwrap();
+        assert!(p < 0.001, "{p}");
+        assert!(!change_percent(&before, &after).unwrap().contains(0.0));
+        // Overlapping: a large one, and the interval holds no change.
+        let (before, after) = ([100.0, 120.0, 90.0], [105.0, 95.0, 115.0]);
+        let p = change_p_value(&before, &after).unwrap();
+        assert!(p > 0.5, "{p}");
+        assert!(change_percent(&before, &after).unwrap().contains(0.0));
+        assert_eq!(change_p_value(&[1.0], &[2.0, 3.0]), None);
+    }
+
     /// A skewed p99 over three rounds: the arithmetic interval reaches below zero, the
     /// log-scale one stays positive, holds its point and leans upwards.
     #[test]

@@ -323,32 +323,29 @@ fn generator_line(out: &mut String, m: &ReportModel, width: usize) {
     }
 }
 
-/// What changed since the baseline: how many figures, and the first few.
+/// What changed since the baseline: how many figures were compared and how many changed,
+/// then the changes (discoveries first), the first few.
 fn baseline_lines(out: &mut String, m: &ReportModel, width: usize) {
     let Some(b) = &m.baseline else {
         return;
     };
     out.push('\n');
     let head = format!(
-        "since the baseline ({}, commit {}): {} figure(s) changed",
-        b.started_at,
-        b.git_commit,
-        b.changes.len()
+        "since the baseline ({}, commit {}): {}",
+        b.started_at, b.git_commit, b.summary
     );
     para(out, &head, width);
-    for c in b.changes.iter().take(5) {
+    let mut shown: Vec<_> = b.changes.iter().filter(|c| c.significant).collect();
+    shown.extend(b.changes.iter().filter(|c| !c.significant));
+    for c in shown.iter().take(5) {
         para(
             out,
             &format!("  {} {}: {}", c.arch, c.figure, c.change),
             width,
         );
     }
-    if b.changes.len() > 5 {
-        para(
-            out,
-            &format!("  and {} more (-v)", b.changes.len() - 5),
-            width,
-        );
+    if shown.len() > 5 {
+        para(out, &format!("  and {} more (-v)", shown.len() - 5), width);
     }
 }
 

@@ -39,8 +39,8 @@ pub fn render(m: &ReportModel) -> String {
     if let Some(b) = &m.baseline {
         let _ = writeln!(
             out,
-            "\nchange since the baseline ({}, commit {}):",
-            b.started_at, b.git_commit
+            "\nchange since the baseline ({}, commit {}): {}",
+            b.started_at, b.git_commit, b.summary
         );
         for c in &b.changes {
             let _ = writeln!(out, "  {:<12} {:<36} {}", c.arch, c.figure, c.change);

@@ -472,3 +472,49 @@ fn every_output_shows_the_same_estimate_of_a_quantity() {
         );
     }
 }
+
+/// Against a baseline, every figure compared is one test: a planted 4× p50 on one cut is a
+/// discovery; a run compared with itself discovers nothing; and the comparison says how
+/// many figures it compared and how many changed at a 5 % false discovery rate.
+#[test]
+fn baseline_changes_are_discoveries_at_a_five_percent_false_discovery_rate() {
+    let baseline = rounds_results();
+    let same = model::baseline_comparison(&baseline, &baseline);
+    assert_eq!(same.discovered, 0);
+    assert!(same.compared > 10, "{}", same.compared);
+    assert!(same
+        .summary
+        .starts_with(&format!("{} figures compared; 0 changed", same.compared)));
+
+    let mut planted = baseline.clone();
+    let nano = planted
+        .architectures
+        .iter_mut()
+        .find(|a| a.label() == "nano")
+        .unwrap();
+    let rate = nano.steps[0].target_rps;
+    for step in nano.steps.iter_mut().filter(|s| s.target_rps == rate) {
+        step.latency_us.p50 *= 4;
+    }
+    let comparison = model::baseline_comparison(&planted, &baseline);
+    let found: Vec<_> = comparison
+        .changes
+        .iter()
+        .filter(|c| c.significant)
+        .map(|c| format!("{} {}", c.arch, c.figure))
+        .collect();
+    assert_eq!(
+        found,
+        [format!("nano p50 at {rate} req/s")],
+        "{:#?}",
+        comparison.changes
+    );
+    assert_eq!(comparison.discovered, 1);
+    // The gate counts the same discovery, and nothing else.
+    let gate = grainbench::report::gate::violations(
+        &planted,
+        Some(&baseline),
+        &["regression > 10%".parse().unwrap()],
+    );
+    assert_eq!(gate.len(), 1, "{gate:?}");
+}

@@ -4,6 +4,7 @@
 use super::{colour, rounds, valid_step_at, BaselineComparison, Change, Fact, NetworkPanel};
 use crate::report::format::{self, mib_f64};
 use crate::results::{DelayErrorSummary, EntryResult, RunResults, StepResult};
+use crate::stats;
 
 pub(super) fn network_panel(results: &RunResults, rate: Option<u32>) -> NetworkPanel {
     let network = &results.network;
@@ -155,6 +156,31 @@ fn network_method(model: &grain_runtime::network::NetworkModel, containers: bool
 type StepFigure = fn(&StepResult) -> Option<f64>;
 type EntryFigure = fn(&EntryResult) -> f64;
 
+/// Which changes are discoveries: Benjamini–Hochberg over every figure compared, and an
+/// interval that excludes no change; each change says so in words. Returns how many were
+/// compared and how many changed.
+fn decide(changes: &mut [Change]) -> (usize, usize) {
+    let p_values: Vec<Option<f64>> = changes.iter().map(|c| c.p_value).collect();
+    let found = stats::benjamini_hochberg(&p_values, stats::FALSE_DISCOVERY_RATE);
+    let compared = changes.len();
+    for (change, found) in changes.iter_mut().zip(found) {
+        let beyond = change
+            .estimate
+            .is_some_and(|e| e.interval().is_some() && !e.contains(0.0));
+        change.significant = found && beyond;
+        change.change = match change.estimate {
+            None => "–".into(),
+            Some(e) if beyond && !found => format!(
+                "no change beyond noise over {compared} figures ({}, not a discovery at a {:.0} % false discovery rate)",
+                format::change_estimate(&e),
+                stats::FALSE_DISCOVERY_RATE * 100.0
+            ),
+            Some(e) => format::change_estimate(&e),
+        };
+    }
+    (compared, changes.iter().filter(|c| c.significant).count())
+}
+
 pub(super) fn compare(results: &RunResults, baseline: &RunResults) -> BaselineComparison {
     let mut changes = Vec::new();
     for arch in &results.architectures {
@@ -179,10 +205,10 @@ pub(super) fn compare(results: &RunResults, baseline: &RunResults) -> BaselineCo
                     figure,
                     before: format::estimate_in(&b, 1, unit),
                     after: format::estimate_in(&a, 1, unit),
-                    change: estimate.map_or("–".into(), |e| format::change_estimate(&e)),
-                    significant: estimate
-                        .is_some_and(|e| e.interval().is_some() && !e.contains(0.0)),
+                    change: String::new(),
+                    significant: false,
                     estimate,
+                    p_value: rounds::change_p_value(before, after),
                 });
             };
         for rate in arch.open_rates(true) {
@@ -238,7 +264,14 @@ pub(super) fn compare(results: &RunResults, baseline: &RunResults) -> BaselineCo
             );
         }
     }
+    let (compared, discovered) = decide(&mut changes);
     BaselineComparison {
+        summary: format!(
+            "{compared} figures compared; {discovered} changed beyond noise at a {:.0} % false discovery rate (Benjamini–Hochberg over all of them, so that chance alone does not flag a few of many).",
+            stats::FALSE_DISCOVERY_RATE * 100.0
+        ),
+        compared,
+        discovered,
         started_at: baseline.meta.started_at.clone(),
         git_commit: baseline
             .meta

@@ -247,6 +247,10 @@ pub struct Fact {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BaselineComparison {
+    /// "N figures compared; K changed beyond noise at a 5 % false discovery rate".
+    pub summary: String,
+    pub compared: usize,
+    pub discovered: usize,
     pub started_at: String,
     pub git_commit: String,
     pub changes: Vec<Change>,
@@ -262,10 +266,14 @@ pub struct Change {
     pub after: String,
     /// `+12.3 % [+5.1, +19.9]`, or `no change beyond noise (…)` when the interval holds 0.
     pub change: String,
-    /// The interval excludes no change.
+    /// A discovery: Benjamini–Hochberg over every figure compared at a 5 % false
+    /// discovery rate, and an interval that excludes no change.
     pub significant: bool,
     /// The relative change in percent with its interval (Welch over the two runs' rounds).
     pub estimate: Option<Estimate>,
+    /// The two-sided p-value of no change (Welch on the logs).
+    #[serde(skip)]
+    pub p_value: Option<f64>,
 }
 
 /// The highest open-loop rate at which every architecture has a valid step.

@@ -73,6 +73,11 @@ fn paired(a: &[(usize, f64)], b: &[(usize, f64)]) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// The p-value of no change between two runs' rounds (independent of each other).
+pub fn change_p_value(before: &[(usize, f64)], after: &[(usize, f64)]) -> Option<f64> {
+    stats::change_p_value(&values(before), &values(after))
+}
+
 /// Every figure of every round, for comparing two runs (independent of each other).
 pub fn change(before: &[(usize, f64)], after: &[(usize, f64)]) -> Option<Estimate> {
     stats::change_percent(&values(before), &values(after))
