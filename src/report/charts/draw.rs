@@ -83,15 +83,19 @@ pub(super) fn line_chart_with(
             .x_label_area_size(36)
             .y_label_area_size(56);
         let x_pad = (x1 - x0) * 0.03;
+        let (bold, light) = log_key_points(y0, y1);
+        let y_axis = (y0..y1)
+            .log_scale()
+            .with_key_points(bold)
+            .with_light_points(light);
         let mut chart = builder
-            .build_cartesian_2d(x0 - x_pad..x1 + x_pad, (y0..y1).log_scale())
+            .build_cartesian_2d(x0 - x_pad..x1 + x_pad, y_axis)
             .ok()?;
         chart
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
             .x_label_formatter(&x_format)
-            .y_labels(LOG_KEY_POINTS)
             .y_label_formatter(&|v: &f64| log_tick(*v))
             .max_light_lines(LIGHT_LINES)
             .label_style((FONT, LABEL_PX))
@@ -107,10 +111,35 @@ pub(super) fn line_chart_with(
     Some(svg)
 }
 
-/// Key points asked of a log axis: enough that 1, 2 and 5 of every decade are among them.
-pub(super) const LOG_KEY_POINTS: usize = 40;
-/// Minor grid lines between two labelled ones (more read as a shaded band).
+/// Minor grid lines between two labelled ones on a linear axis (more read as a band).
 pub(super) const LIGHT_LINES: usize = 1;
+
+/// A log axis's ticks from `low` to `high`: 1, 2 and 5 of every decade (labelled), and 3,
+/// 4 and 6 to 9 (grid lines only), so a figure below 1 ms always has a labelled tick near.
+pub(super) fn log_key_points(low: f64, high: f64) -> (Vec<f64>, Vec<f64>) {
+    let (mut bold, mut light) = (Vec::new(), Vec::new());
+    let first = low.log10().floor() as i32;
+    let last = high.log10().ceil() as i32;
+    for decade in first..=last {
+        for m in 1..=9 {
+            // Divided below 1 so 0.3 is the 0.3 a reader types, not 0.30000000000000004.
+            let v = if decade < 0 {
+                f64::from(m) / 10f64.powi(-decade)
+            } else {
+                f64::from(m) * 10f64.powi(decade)
+            };
+            if v < low || v > high {
+                continue;
+            }
+            if matches!(m, 1 | 2 | 5) {
+                bold.push(v);
+            } else {
+                light.push(v);
+            }
+        }
+    }
+    (bold, light)
+}
 
 /// A log axis's label: 1, 2 and 5 of every decade (so 0.2 and 0.5 ms are readable below
 /// 1 ms), nothing at the other key points, which keep their tick.
@@ -401,6 +430,14 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_log_axis_below_one_ms_gets_labelled_ticks() {
+        let (bold, light) = log_key_points(0.24, 2.5);
+        assert_eq!(bold, [0.5, 1.0, 2.0]);
+        assert!(light.iter().all(|v| (0.24..=2.5).contains(v)));
+        assert!(light.contains(&0.3) && light.contains(&0.9));
+    }
+
     #[test]
     fn log_axes_label_one_two_and_five_of_every_decade() {
         let labelled: Vec<String> = [0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 2.0, 3.0, 5.0, 10.0]
