@@ -190,6 +190,29 @@ pub fn change_p_value(before: &[f64], after: &[f64]) -> Option<f64> {
     Some((2.0 * t.sf((difference / se).abs())).min(1.0))
 }
 
+/// The two-sided p-value of "no difference" between paired positive figures (round r of
+/// each shared its weather): Student's t on the per-round log ratios. `None` with fewer
+/// than two pairs.
+pub fn paired_ratio_p_value(a: &[f64], b: &[f64]) -> Option<f64> {
+    let diffs: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| **x > 0.0 && **y > 0.0)
+        .map(|(x, y)| x.ln() - y.ln())
+        .collect();
+    if diffs.len() < 2 {
+        return None;
+    }
+    let se = (variance(&diffs) / diffs.len() as f64).sqrt();
+    let m = mean(&diffs);
+    if se == 0.0 {
+        return Some(if m == 0.0 { 1.0 } else { 0.0 });
+    }
+    use statrs::distribution::{ContinuousCDF as _, StudentsT};
+    let t = StudentsT::new(0.0, 1.0, (diffs.len() - 1) as f64).ok()?;
+    Some((2.0 * t.sf((m / se).abs())).min(1.0))
+}
+
 /// The false discovery rate the comparisons of many figures are held to.
 pub const FALSE_DISCOVERY_RATE: f64 = 0.05;
 

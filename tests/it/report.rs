@@ -518,3 +518,50 @@ fn baseline_changes_are_discoveries_at_a_five_percent_false_discovery_rate() {
     );
     assert_eq!(gate.len(), 1, "{gate:?}");
 }
+
+/// With more than three cuts, each p99 comparison with the best is one of many: a cut
+/// whose ratio's interval just excludes 1 (p ≈ 0.035) is not a discovery at a 5 % false
+/// discovery rate among four comparisons, and the verdict says so; nano's 4.7× still is.
+#[test]
+fn with_more_than_three_cuts_the_verdict_corrects_for_its_comparisons() {
+    let mut results = rounds_results();
+    let rate = model::verdict_rate(&results).unwrap();
+    let monolith = results
+        .architectures
+        .iter()
+        .find(|a| a.label() == "monolith")
+        .unwrap()
+        .clone();
+    let micro = results
+        .architectures
+        .iter()
+        .find(|a| a.label() == "micro")
+        .unwrap()
+        .clone();
+    let mut close = monolith.clone();
+    close.architecture = grainbench::plan::Architecture::Named("close".into());
+    let log_ratios = [0.15, 0.3, 0.225];
+    for step in close.steps.iter_mut().filter(|s| s.is_valid_open_at(rate)) {
+        let base = step.latency_us.p99 as f64;
+        step.latency_us.p99 = (base * f64::exp(log_ratios[step.round])).round() as u64;
+    }
+    let mut twin = micro;
+    twin.architecture = grainbench::plan::Architecture::Named("twin".into());
+    results.architectures.push(close);
+    results.architectures.push(twin);
+    let verdict = model::build(&results, None).verdict;
+    let said = |name: &str| {
+        verdict
+            .sentences
+            .iter()
+            .find(|s| s.contains(&format!(" {name} ")) || s.contains(&format!(" {name}'s")))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(
+        said("close").contains("no clear difference in p99 once the 4 comparisons"),
+        "{:#?}",
+        verdict.sentences
+    );
+    assert!(said("nano").contains("4.7×"), "{:#?}", verdict.sentences);
+}

@@ -276,6 +276,10 @@ pub struct Change {
     pub p_value: Option<f64>,
 }
 
+/// With more cuts than this, the verdict's pairwise comparisons are corrected for their
+/// number (Benjamini–Hochberg at the false discovery rate).
+pub const MAX_UNCORRECTED_CUTS: usize = 3;
+
 /// The highest open-loop rate at which every architecture has a valid step.
 pub fn verdict_rate(results: &RunResults) -> Option<u32> {
     let rates = results.architectures.first()?.open_rates(true);
@@ -428,15 +432,38 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
         rounds::over_rounds(&p50(best_arch)).map_or("–".into(), |e| format::estimate_in(&e, 0, "µs")),
         hops(best_arch).first().map_or(0.0, |(_, h)| *h),
     )];
-    for (arch, arch_p99) in &measured {
-        if arch.same_deployment(best_arch) {
-            continue;
-        }
+    // With more than three cuts, each p99 comparison with the best is one of many: only
+    // Benjamini–Hochberg's discoveries are stated as differences.
+    let others: Vec<&(&ArchitectureResult, Estimate)> = measured
+        .iter()
+        .filter(|(a, _)| !a.same_deployment(best_arch))
+        .collect();
+    let corrected = measured.len() > MAX_UNCORRECTED_CUTS;
+    let discovered = crate::stats::benjamini_hochberg(
+        &others
+            .iter()
+            .map(|(a, _)| rounds::ratio_p_value(&p99(a), &p99(best_arch)))
+            .collect::<Vec<_>>(),
+        crate::stats::FALSE_DISCOVERY_RATE,
+    );
+    for ((arch, arch_p99), discovered) in others.into_iter().zip(discovered) {
         let name = arch.label();
         let Some(p99_ratio) = rounds::ratio(&p99(arch), &p99(best_arch)) else {
             continue;
         };
-        if p99_ratio.contains(1.0) && p99_ratio.interval().is_some() {
+        let has_interval = p99_ratio.interval().is_some();
+        if corrected && has_interval && !p99_ratio.contains(1.0) && !discovered {
+            sentences.push(format!(
+                "At {rate} req/s {name} and {best}: no clear difference in p99 once the {} comparisons with {best} are held to a {:.0} % false discovery rate ({} against {}; ratio {}).",
+                measured.len() - 1,
+                crate::stats::FALSE_DISCOVERY_RATE * 100.0,
+                format::estimate_in(arch_p99, 0, "µs"),
+                format::estimate_in(&best_p99, 0, "µs"),
+                format::ratio_estimate(&p99_ratio),
+            ));
+            continue;
+        }
+        if p99_ratio.contains(1.0) && has_interval {
             sentences.push(format!(
                 "At {rate} req/s {name} and {best}: no clear difference in p99 ({} against {}; the ratio's interval, {:.2}–{:.2}×, holds 1).",
                 format::estimate_in(arch_p99, 0, "µs"),

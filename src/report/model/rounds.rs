@@ -60,6 +60,17 @@ pub fn ratio(a: &[(usize, f64)], b: &[(usize, f64)]) -> Option<Estimate> {
     stats::ratio(&xs, &ys)
 }
 
+/// The p-value of "no difference" behind [`ratio`]: paired over the rounds both have,
+/// unpaired (Welch on the logs) if they share none.
+pub fn ratio_p_value(a: &[(usize, f64)], b: &[(usize, f64)]) -> Option<f64> {
+    let paired = paired(a, b);
+    if paired.is_empty() {
+        return stats::change_p_value(&values(b), &values(a));
+    }
+    let (xs, ys): (Vec<f64>, Vec<f64>) = paired.into_iter().unzip();
+    stats::paired_ratio_p_value(&xs, &ys)
+}
+
 /// `a − b` with its interval, paired over the rounds both have.
 pub fn difference(a: &[(usize, f64)], b: &[(usize, f64)]) -> Option<Estimate> {
     let diffs: Vec<f64> = paired(a, b).into_iter().map(|(x, y)| x - y).collect();
