@@ -11,19 +11,11 @@ use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 /// Progress bars and spinners on stderr.
+#[derive(Default)]
 pub(crate) struct Bars {
     spinner: RefCell<Option<ProgressBar>>,
     /// When the first step started: the run's pace, for its ETA.
     first_step: RefCell<Option<Instant>>,
-}
-
-impl Default for Bars {
-    fn default() -> Self {
-        Bars {
-            spinner: RefCell::new(None),
-            first_step: RefCell::new(None),
-        }
-    }
 }
 
 impl Bars {

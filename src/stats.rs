@@ -133,6 +133,19 @@ fn welch_difference(a: &[f64], b: &[f64]) -> Estimate {
             rounds,
         };
     }
+    let (se, df) = welch_se_df(a, b);
+    let half = t_975(df.floor().max(1.0) as usize) * se;
+    Estimate {
+        point,
+        low: Some(point - half),
+        high: Some(point + half),
+        rounds,
+    }
+}
+
+/// The standard error of `mean(a) − mean(b)` and its Welch–Satterthwaite degrees of
+/// freedom (both sides need two values or more).
+fn welch_se_df(a: &[f64], b: &[f64]) -> (f64, f64) {
     let (va, vb) = (variance(a) / a.len() as f64, variance(b) / b.len() as f64);
     let se = (va + vb).sqrt();
     let df = if se == 0.0 {
@@ -141,13 +154,7 @@ fn welch_difference(a: &[f64], b: &[f64]) -> Estimate {
         (va + vb).powi(2)
             / (va.powi(2) / (a.len() as f64 - 1.0) + vb.powi(2) / (b.len() as f64 - 1.0))
     };
-    let half = t_975(df.floor().max(1.0) as usize) * se;
-    Estimate {
-        point,
-        low: Some(point - half),
-        high: Some(point + half),
-        rounds,
-    }
+    (se, df)
 }
 
 /// The relative change from `before` to `after` in percent, with its interval (Welch on
@@ -174,17 +181,16 @@ pub fn change_p_value(before: &[f64], after: &[f64]) -> Option<f64> {
     if lb.len() < 2 || la.len() < 2 {
         return None;
     }
-    let (vb, va) = (
-        variance(&lb) / lb.len() as f64,
-        variance(&la) / la.len() as f64,
-    );
-    let se = (vb + va).sqrt();
-    let difference = mean(&la) - mean(&lb);
+    let (se, df) = welch_se_df(&la, &lb);
+    two_sided_p(mean(&la) - mean(&lb), se, df)
+}
+
+/// The two-sided p-value of `difference` being 0, given its standard error and Student's t
+/// degrees of freedom (a difference with no spread is certain either way).
+fn two_sided_p(difference: f64, se: f64, df: f64) -> Option<f64> {
     if se == 0.0 {
         return Some(if difference == 0.0 { 1.0 } else { 0.0 });
     }
-    let df = (vb + va).powi(2)
-        / (vb.powi(2) / (lb.len() as f64 - 1.0) + va.powi(2) / (la.len() as f64 - 1.0));
     use statrs::distribution::{ContinuousCDF as _, StudentsT};
     let t = StudentsT::new(0.0, 1.0, df).ok()?;
     Some((2.0 * t.sf((difference / se).abs())).min(1.0))
@@ -204,13 +210,7 @@ pub fn paired_ratio_p_value(a: &[f64], b: &[f64]) -> Option<f64> {
         return None;
     }
     let se = (variance(&diffs) / diffs.len() as f64).sqrt();
-    let m = mean(&diffs);
-    if se == 0.0 {
-        return Some(if m == 0.0 { 1.0 } else { 0.0 });
-    }
-    use statrs::distribution::{ContinuousCDF as _, StudentsT};
-    let t = StudentsT::new(0.0, 1.0, (diffs.len() - 1) as f64).ok()?;
-    Some((2.0 * t.sf((m / se).abs())).min(1.0))
+    two_sided_p(mean(&diffs), se, (diffs.len() - 1) as f64)
 }
 
 /// The false discovery rate the comparisons of many figures are held to.

@@ -21,7 +21,7 @@ use crate::plan::{self, Architecture, Deployment, PlanError, SecurityMode};
 use crate::scenario::Scenario;
 use grain_runtime::network::NetworkModel;
 use grain_runtime::resilience::Resilience;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// Where units run.
@@ -246,11 +246,6 @@ impl DeployEnv {
             Some(run) => run.target.image_bytes,
             None => crate::cost::artifact_bytes(&self.unit_binary),
         }
-    }
-
-    /// The binary units are served by.
-    pub fn binary(&self) -> &Path {
-        &self.unit_binary
     }
 }
 

@@ -12,7 +12,6 @@ use grainbench::results::RunResults;
 use grainbench::run::LoadMode;
 use grainbench::scenario;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 fn delay_250us() -> NetworkModel {
     NetworkModel::fixed("250us", Duration::from_micros(250))
@@ -68,14 +67,7 @@ async fn a_run_under_a_model_records_the_model_the_bare_hop_and_every_delay_erro
     options.duration = Some(Duration::from_secs(1));
     options.warmup = Some(Duration::from_millis(300));
     options.deploy.network = Some(delay_250us());
-    let outcome = grainbench::outputs::run(&source, &options, &CancellationToken::new())
-        .await
-        .expect("options fit the scenario");
-    assert!(
-        outcome.error.is_none(),
-        "{:?}",
-        outcome.error.map(|e| e.to_string())
-    );
+    run_ok(&source, &options).await;
     let results = RunResults::read(&out.path().join("results.json")).unwrap();
 
     assert_eq!(results.network.model, delay_250us());

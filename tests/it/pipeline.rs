@@ -18,15 +18,7 @@ async fn all_architectures_run_with_static_hops_and_equal_digests() {
     let out = tempfile::tempdir().unwrap();
     let mut options = test_run_options("pipeline-ok", out.path());
     options.repeat = 2;
-    let outcome = grainbench::outputs::run(&source, &options, &CancellationToken::new())
-        .await
-        .expect("options fit the scenario");
-    assert!(
-        outcome.error.is_none(),
-        "{:?}",
-        outcome.error.map(|e| e.to_string())
-    );
-    let results = outcome.results;
+    let results = run_ok(&source, &options).await;
     assert!(results.complete);
     assert_eq!(results.architectures.len(), 3);
 

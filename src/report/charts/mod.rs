@@ -59,7 +59,10 @@ pub fn draw(results: &RunResults, model: &ReportModel) -> Charts {
         deploy: deploy(results, rate),
         redeploy: redeploy(results),
         front: model.front.as_ref().and_then(front),
-        ledger: model.ledger.as_ref().and_then(ledger),
+        ledger: model
+            .ledger
+            .as_ref()
+            .and_then(|l| ledger(l, super::model::ledger::floors(results))),
         faults: faults::faults(results),
     }
 }
@@ -444,7 +447,10 @@ fn front(front: &super::model::front::Front) -> Option<Chart> {
 
 /// Per cut, the p50 latency and the units' CPU one hop adds (with their intervals), beside
 /// the bare hop's round trip and the least hop's CPU.
-fn ledger(ledger: &super::model::ledger::HopLedger) -> Option<Chart> {
+fn ledger(
+    ledger: &super::model::ledger::HopLedger,
+    (round_trip, cpu): (Option<f64>, Option<f64>),
+) -> Option<Chart> {
     let mut bars = Vec::new();
     for row in &ledger.rows {
         let colour = rgb(colour(&row.cut));
@@ -465,7 +471,6 @@ fn ledger(ledger: &super::model::ledger::HopLedger) -> Option<Chart> {
         }
     }
     let grey = rgb("#868e96");
-    let (round_trip, cpu) = ledger.floor_us;
     for (label, value) in [("bare hop", round_trip), ("least hop CPU", cpu)] {
         if let Some(value) = value {
             bars.push(Bar {

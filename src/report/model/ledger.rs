@@ -28,9 +28,6 @@ const MIN_EXTRA_HOPS: f64 = 0.5;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HopLedger {
     pub rate: u32,
-    /// The floors as numbers (µs): the bare hop's round trip p50, the least hop's CPU.
-    #[serde(skip)]
-    pub floor_us: (Option<f64>, Option<f64>),
     pub transport: String,
     /// The bare hop's round trip p50, µs, and the least hop's CPU per request (client and
     /// server), µs, as sentences.
@@ -111,7 +108,6 @@ pub fn ledger(results: &RunResults, rate: u32) -> Option<HopLedger> {
     }
     Some(HopLedger {
         rate,
-        floor_us: (round_trip, cpu_floor),
         transport: TRANSPORT.into(),
         floor,
         rows,
