@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use grain_runtime::network::NetworkModel;
 use grainbench::deploy::{DeployOverrides, DeployTarget, ResilienceOverrides};
 use grainbench::launch::container::ContainerOptions;
-use grainbench::plan::{Architecture, SecurityMode, Series};
+use grainbench::plan::{Architecture, SecurityMode, Series, Transport};
 use grainbench::report::gate::Threshold;
 use grainbench::run::{LoadMode, RedeployPolicy, RunOptions, SweepLimits, SweepMax, SweepRequest};
 use grainbench::scenario::fault::{Fault, FaultSyntaxError};
@@ -198,7 +198,7 @@ pub struct RunArgs {
     /// Drive a deployment grainbench did not start: a TOML file naming its cut and each
     /// entrypoint's URL (`cut = "micro"`, `[entrypoints] checkout = "http://host:port"`).
     /// Cold start, memory, the units' CPU and the redeploy are then not measured.
-    #[arg(long, conflicts_with_all = ["arch", "sweep", "security", "no_keepalive", "all", "replicas"])]
+    #[arg(long, conflicts_with_all = ["arch", "sweep", "security", "transport", "no_keepalive", "all", "replicas"])]
     pub endpoints: Option<PathBuf>,
     /// A fault injected in a fault step of every cut, after its load steps (repeatable):
     /// `kill:OP@2s[+1s]` (restarted after 1 s), `freeze:OP@2s+1s`, `slow:OP@2s+3s=50ms`,
@@ -273,6 +273,12 @@ pub struct DeployArgs {
     /// Each call attempt's timeout between units, ms (overrides `[resilience] timeout_ms`).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_MS))]
     pub call_timeout: Option<u64>,
+    /// What every unit-to-unit hop speaks, overriding the scenario's [transport]: a list
+    /// of `http1-json`, `grpc` (HTTP/2 + protobuf), `binary` (length-prefixed frames);
+    /// `run` deploys each cut once per transport, `up` and `export` take one. The driver
+    /// always speaks HTTP/1.1 + JSON to the entry unit.
+    #[arg(long, value_delimiter = ',', value_parser = transport_arg)]
+    pub transport: Vec<Transport>,
 }
 
 impl DeployArgs {
@@ -288,6 +294,7 @@ impl DeployArgs {
                 timeout_ms: self.call_timeout,
             },
             security,
+            transports: self.transport.clone(),
             keepalive: self.no_keepalive.then_some(false),
         }
     }
@@ -392,6 +399,10 @@ fn fault_arg(text: &str) -> Result<Fault, String> {
 }
 
 fn security_arg(text: &str) -> Result<SecurityMode, String> {
+    text.parse()
+}
+
+fn transport_arg(text: &str) -> Result<Transport, String> {
     text.parse()
 }
 

@@ -86,6 +86,7 @@ pub fn serve(spec_arg: &str, routes_file: Option<&std::path::Path>) -> Result<()
                     spec.security.clone(),
                     spec.keepalive,
                     spec.resilience.clone(),
+                    spec.transport,
                 )
                 .map_err(|source| HostError::Security {
                     unit: spec.name.clone(),
@@ -95,7 +96,8 @@ pub fn serve(spec_arg: &str, routes_file: Option<&std::path::Path>) -> Result<()
             }
             UnitRole::State { store } => {
                 let security = spec.security.as_ref();
-                grain_state_unit::run(&spec.name, store, security, &spec.listen).await
+                grain_state_unit::run(&spec.name, store, security, spec.transport, &spec.listen)
+                    .await
             }
         }
     });

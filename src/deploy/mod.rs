@@ -17,7 +17,7 @@ pub mod probe;
 use crate::launch::container::{ContainerError, ContainerOptions, ContainerRun, ContainerTarget};
 use crate::launch::pki::{PkiError, RunPki};
 use crate::launch::{self, LaunchError, LaunchOptions, LiveDeployment};
-use crate::plan::{self, Architecture, Deployment, PlanError, SecurityMode};
+use crate::plan::{self, Architecture, Deployment, PlanError, SecurityMode, Transport};
 use crate::scenario::Scenario;
 use grain_runtime::network::NetworkModel;
 use grain_runtime::resilience::Resilience;
@@ -70,6 +70,9 @@ pub struct DeployOverrides {
     /// What the hops speak, each cut deployed once per mode (`--security`); empty: the
     /// scenario's `[security] modes`.
     pub security: Vec<SecurityMode>,
+    /// What unit-to-unit hops speak, each cut deployed once per transport
+    /// (`--transport`); empty: the scenario's `[transport] modes`.
+    pub transports: Vec<Transport>,
     /// Whether units reuse connections for their calls (`--no-keepalive`).
     pub keepalive: Option<bool>,
 }
@@ -88,6 +91,9 @@ impl DeployOverrides {
         if !self.security.is_empty() {
             scenario.security.modes = self.security.clone();
         }
+        if !self.transports.is_empty() {
+            scenario.transports = self.transports.clone();
+        }
         if let Some(keepalive) = self.keepalive {
             scenario.security.keepalive = keepalive;
         }
@@ -103,13 +109,17 @@ pub struct DeploySpec {
 }
 
 impl DeploySpec {
-    /// The deployment of `cut` of `scenario` under `security`, or why it cannot be planned.
+    /// The deployment of `cut` of `scenario` under `security`, speaking the scenario's
+    /// first transport, or why it cannot be planned.
     pub fn new(
         scenario: Arc<Scenario>,
         cut: &Architecture,
         security: SecurityMode,
     ) -> Result<Self, PlanError> {
-        let plan = plan::plan(&scenario, cut)?.secured(security);
+        let transport = scenario.transports.first().copied().unwrap_or_default();
+        let plan = plan::plan(&scenario, cut)?
+            .secured(security)
+            .speaking(transport);
         Ok(DeploySpec { scenario, plan })
     }
 
@@ -118,8 +128,8 @@ impl DeploySpec {
         DeploySpec { scenario, plan }
     }
 
-    /// Every cut of `cuts` once per security mode of the scenario, a cut's modes together
-    /// (run back to back in each round).
+    /// Every cut of `cuts` once per security mode and transport of the scenario, a cut's
+    /// variants together (run back to back in each round).
     pub fn each_mode(
         scenario: &Arc<Scenario>,
         cuts: &[Architecture],
@@ -128,10 +138,10 @@ impl DeploySpec {
         for cut in cuts {
             let plan = plan::plan(scenario, cut)?;
             for &mode in &scenario.security.modes {
-                specs.push(DeploySpec::of_plan(
-                    scenario.clone(),
-                    plan.clone().secured(mode),
-                ));
+                for &transport in &scenario.transports {
+                    let variant = plan.clone().secured(mode).speaking(transport);
+                    specs.push(DeploySpec::of_plan(scenario.clone(), variant));
+                }
             }
         }
         Ok(specs)
@@ -159,6 +169,7 @@ impl DeploySpec {
         .with_network(self.scenario.network.clone())
         .with_resilience(self.scenario.resilience.clone())
         .with_security(env.pki(self.plan.security)?, security.keepalive)
+        .speaking(self.plan.transport)
         .in_containers(env.container_target());
         options.worker_threads = env.worker_threads;
         Ok(options)

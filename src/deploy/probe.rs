@@ -64,6 +64,7 @@ pub fn ping_scenario() -> Scenario {
         network: NetworkModel::loopback(),
         cuts: Vec::new(),
         security: Default::default(),
+        transports: vec![Default::default()],
         resilience: Default::default(),
         faults: Vec::new(),
     }
@@ -73,6 +74,7 @@ pub fn ping_deployment(scenario: &Scenario) -> Deployment {
     Deployment {
         architecture: Architecture::Monolith,
         security: Default::default(),
+        transport: Default::default(),
         units: vec![PlannedUnit {
             name: "calibrate-ping".into(),
             hosts: vec![PING.into()],

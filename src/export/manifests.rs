@@ -207,6 +207,7 @@ impl Export<'_> {
                     keepalive: self.scenario().security.keepalive,
                     worker_threads: None,
                     resilience: self.scenario().resilience.clone(),
+                    transport: self.plan().transport,
                     listen: Listen {
                         bind: Some(format!("0.0.0.0:{PORT}")),
                         advertise: None,

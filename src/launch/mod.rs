@@ -22,6 +22,7 @@ use grain_runtime::model::{Endpoint, ReplyFault, Routes, UnitSpec};
 use grain_runtime::network::NetworkModel;
 use grain_runtime::resilience::Resilience;
 use grain_runtime::security::SecurityMode;
+use grain_runtime::transport::Transport;
 use process::{describe_status, spawn_unit, wait_for_address, wait_until_healthy};
 pub use redeploy::Redeployed;
 use std::collections::BTreeMap;
@@ -57,6 +58,8 @@ pub struct LaunchOptions {
     pub worker_threads: Option<usize>,
     /// How units call each other (timeout, retries, breaker).
     pub resilience: Resilience,
+    /// What units' calls to each other speak.
+    pub transport: Transport,
     /// Units as containers on the run's network instead of local processes.
     pub container: Option<Arc<container::ContainerTarget>>,
 }
@@ -83,6 +86,7 @@ impl LaunchOptions {
             keepalive: true,
             worker_threads: None,
             resilience: Resilience::default(),
+            transport: Transport::default(),
             container: None,
         }
     }
@@ -104,6 +108,12 @@ impl LaunchOptions {
     pub fn with_security(mut self, pki: Option<Arc<pki::RunPki>>, keepalive: bool) -> Self {
         self.security = pki;
         self.keepalive = keepalive;
+        self
+    }
+
+    /// The same options with units calling each other in `transport`.
+    pub fn speaking(mut self, transport: Transport) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -489,6 +499,7 @@ pub async fn launch(
                 keepalive: options.keepalive,
                 worker_threads: options.worker_threads,
                 resilience: options.resilience.clone(),
+                transport: options.transport,
                 listen: Default::default(),
             };
             specs.push((spec, index, replica));

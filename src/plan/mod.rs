@@ -23,6 +23,7 @@ use crate::scenario::{Scenario, Service};
 use grain_runtime::model::{Endpoint, OperationDef, Routes, StoreDef, UnitRole};
 use grain_runtime::network::NetworkModel;
 pub use grain_runtime::security::SecurityMode;
+pub use grain_runtime::transport::Transport;
 use grain_runtime::wire::Hops;
 use hops::HopTable;
 use serde::{Deserialize, Serialize};
@@ -72,12 +73,21 @@ impl PlannedUnit {
 
 /// A complete deployment plan.
 /// How a deployed cut is named wherever results are shown: the cut, plus `+mode` when its
-/// hops are secured.
-pub fn variant_label(architecture: &Architecture, security: SecurityMode) -> String {
-    match security {
-        SecurityMode::None => architecture.name(),
-        mode => format!("{architecture}+{mode}"),
+/// hops are secured and `+transport` when they speak other than HTTP/1.1 + JSON
+/// (`micro+mtls+grpc`).
+pub fn variant_label(
+    architecture: &Architecture,
+    security: SecurityMode,
+    transport: Transport,
+) -> String {
+    let mut label = architecture.name();
+    if security != SecurityMode::None {
+        label = format!("{label}+{security}");
     }
+    if transport != Transport::Http1Json {
+        label = format!("{label}+{transport}");
+    }
+    label
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +97,10 @@ pub struct Deployment {
     /// modes deploys each cut once per mode.
     #[serde(default)]
     pub security: SecurityMode,
+    /// What every unit-to-unit hop speaks: a run with several transports deploys each cut
+    /// once per transport.
+    #[serde(default)]
+    pub transport: Transport,
     pub units: Vec<PlannedUnit>,
     /// Operation → index in `units` of the unit serving it.
     pub op_unit: BTreeMap<String, usize>,
@@ -100,14 +114,21 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// The cut and, when hops are secured, the mode: `micro`, `micro+mtls`.
+    /// The cut, the mode when hops are secured and the transport when not HTTP/1.1 +
+    /// JSON: `micro`, `micro+mtls`, `micro+grpc`.
     pub fn label(&self) -> String {
-        variant_label(&self.architecture, self.security)
+        variant_label(&self.architecture, self.security, self.transport)
     }
 
     /// The same plan with every hop speaking `security`.
     pub fn secured(mut self, security: SecurityMode) -> Self {
         self.security = security;
+        self
+    }
+
+    /// The same plan with every unit-to-unit hop speaking `transport`.
+    pub fn speaking(mut self, transport: Transport) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -364,6 +385,7 @@ fn plan_grouping(
     let mut deployment = Deployment {
         architecture,
         security: SecurityMode::None,
+        transport: Transport::default(),
         units,
         op_unit,
         store_unit,

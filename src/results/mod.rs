@@ -14,7 +14,7 @@ pub use grain_runtime::histogram::{decode as decode_histogram, encode as encode_
 pub use step::*;
 
 use crate::plan::Architecture;
-use crate::plan::SecurityMode;
+use crate::plan::{SecurityMode, Transport};
 use grain_runtime::network::NetworkModel;
 use grain_runtime::wire::Hops;
 use hdrhistogram::Histogram;
@@ -26,7 +26,8 @@ use std::path::PathBuf;
 /// another version is refused when read. Version 3: architectures may be any cut's name
 /// (`sweep-7`, a scenario's `[[cut]]`), and the run may carry a p99 budget. Version 4:
 /// security modes. Version 5: replicas, the callers' resilience policy and fault steps.
-pub const SCHEMA_VERSION: u32 = 5;
+/// Version 6: the transport between units.
+pub const SCHEMA_VERSION: u32 = 6;
 /// The oldest schema version still read: version 1 files (one round, no summaries) are read
 /// as a single round.
 pub const OLDEST_READ_VERSION: u32 = 1;
@@ -238,6 +239,10 @@ pub struct ArchitectureResult {
     /// What every hop spoke (schema 4; absent in older files: plaintext).
     #[serde(default)]
     pub security: SecurityMode,
+    /// What every unit-to-unit hop spoke (schema 6; absent in older files: HTTP/1.1 +
+    /// JSON). The driver spoke HTTP/1.1 + JSON to the entry unit whatever this is.
+    #[serde(default)]
+    pub transport: Transport,
     pub units: Vec<UnitInfo>,
     pub unit_count: usize,
     pub state_unit_count: usize,
@@ -366,12 +371,17 @@ impl ArchitectureResult {
     /// The cut and, when its hops were secured, the mode: `micro`, `micro+mtls`. Every
     /// report names a deployment by it.
     pub fn label(&self) -> String {
-        crate::plan::variant_label(&self.architecture, self.security)
+        crate::plan::variant_label(&self.architecture, self.security, self.transport)
     }
 
-    /// Whether both are the same cut under the same security.
+    /// Whether both are the same cut under the same security and transport.
     pub fn same_deployment(&self, other: &ArchitectureResult) -> bool {
-        self.architecture == other.architecture && self.security == other.security
+        self.architecture == other.architecture && self.same_mechanism(other)
+    }
+
+    /// Whether both hops spoke the same: the same security mode and transport.
+    pub fn same_mechanism(&self, other: &ArchitectureResult) -> bool {
+        self.security == other.security && self.transport == other.transport
     }
 
     /// The distinct rates of its open-loop steps, lowest first (`valid_only`: of the valid

@@ -464,6 +464,7 @@ pub(super) fn planned(plan: &Deployment) -> ArchitectureResult {
     ArchitectureResult {
         architecture: plan.architecture.clone(),
         security: plan.security,
+        transport: plan.transport,
         units: plan
             .units
             .iter()

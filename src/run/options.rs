@@ -149,6 +149,7 @@ impl RunOptions {
             applied.network = NetworkModel::loopback();
             applied.security.modes = vec![SecurityMode::None];
             applied.security.keepalive = true;
+            applied.transports = vec![Default::default()];
         }
         let applied = Arc::new(applied);
         let specs = match external {

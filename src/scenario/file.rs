@@ -36,6 +36,9 @@ pub struct RawScenario {
     /// What every hop speaks; absent means plaintext.
     #[serde(default)]
     pub security: Option<RawSecurity>,
+    /// What unit-to-unit hops speak; absent means HTTP/1.1 + JSON.
+    #[serde(default)]
+    pub transport: Option<RawTransport>,
     /// How units call each other: timeout, retries, backoff, circuit breaker.
     #[serde(default)]
     pub resilience: Option<RawResilience>,
@@ -118,6 +121,16 @@ pub struct RawSecurity {
     /// handshake, per call.
     #[serde(default)]
     pub keepalive: Option<bool>,
+}
+
+/// `[transport]`: the transports to compare between units (each cut is deployed once
+/// per transport); the driver always speaks HTTP/1.1 to the entry unit.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransport {
+    /// Any of `http1-json`, `grpc`, `binary`.
+    #[schemars(with = "Vec<String>", length(min = 1))]
+    pub modes: Spanned<Vec<Spanned<String>>>,
 }
 
 /// `[[cut]]`: a name and the units as groups of operations. Every operation is in at most

@@ -96,12 +96,20 @@ pub struct Scenario {
     pub cuts: Vec<CutDef>,
     /// The file's `[security]`: the modes to compare (plaintext alone by default).
     pub security: SecurityProfile,
+    /// The file's `[transport] modes`: what unit-to-unit hops speak, each cut deployed
+    /// once per transport, in this order (HTTP/1.1 + JSON alone by default).
+    #[serde(default = "default_transports")]
+    pub transports: Vec<grain_runtime::transport::Transport>,
     /// The file's `[resilience]`: how units call each other.
     #[serde(default)]
     pub resilience: grain_runtime::resilience::Resilience,
     /// The file's `[[fault]]`s, run in a fault step of every cut.
     #[serde(default)]
     pub faults: Vec<fault::Fault>,
+}
+
+fn default_transports() -> Vec<grain_runtime::transport::Transport> {
+    vec![grain_runtime::transport::Transport::default()]
 }
 
 /// What every hop speaks, and whether units reuse connections.

@@ -229,7 +229,7 @@ impl HttpClient {
 
 /// The TLS configuration of a plaintext client: never used (its URLs are `http`), so it
 /// trusts nothing.
-fn plaintext_only() -> Arc<rustls::ClientConfig> {
+pub(crate) fn plaintext_only() -> Arc<rustls::ClientConfig> {
     static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
     CONFIG
         .get_or_init(|| {

@@ -11,6 +11,7 @@ use crate::security::{
 };
 use crate::tls_listener::TlsListener;
 pub use crate::tls_listener::{TlsPeer, HANDSHAKES, HANDSHAKE_TIMEOUT};
+use crate::transport::Transport;
 use crate::wire::{DelayErrorsReply, DELAY_ERRORS_PATH, HEALTH_PATH, LISTENING_PREFIX};
 use axum::{
     extract::State,
@@ -126,12 +127,14 @@ fn bind_as(listen: &Listen) -> std::io::Result<tokio::net::TcpListener> {
 }
 
 /// Serves `app` (plus `/health`) until SIGTERM or stdin EOF, then drains and returns;
-/// under `security`, over TLS and with every call to `app` checked for its token.
+/// under `security`, over TLS and with every call to `app` checked for its token. Calls
+/// from other units may come in `transport` too (see [`crate::transport`]).
 pub async fn serve_unit(
     unit: &str,
     routes: Arc<RouteTable>,
     app: Router,
     security: Option<&Credentials>,
+    transport: Transport,
     listen: &Listen,
 ) -> Result<(), HostError> {
     let secured = |source| HostError::Security {
@@ -139,7 +142,11 @@ pub async fn serve_unit(
         source,
     };
     let tls = match security.filter(|c| c.mode.tls()) {
-        Some(c) => Some(server_config(c).map_err(secured)?),
+        Some(c) => {
+            let mut config = (*server_config(c).map_err(secured)?).clone();
+            config.alpn_protocols = alpn(transport);
+            Some(Arc::new(config))
+        }
         None => None,
     };
     // The harness's own control route sits behind the token check too: any local process
@@ -159,6 +166,10 @@ pub async fn serve_unit(
         None => app,
     };
     let app = with_reply_faults(app, unit, routes.clone());
+    let body_limit = axum::extract::DefaultBodyLimit::max(crate::wire::MAX_BODY_BYTES);
+    // What a call in another transport is handed to: the same handlers, token check
+    // and faults as an HTTP call.
+    let handlers = app.clone().layer(body_limit);
     let listener = bind_as(listen).map_err(|source| HostError::Bind {
         unit: unit.to_string(),
         source,
@@ -190,23 +201,43 @@ pub async fn serve_unit(
     let health_route = Router::new()
         .route(HEALTH_PATH, get(health))
         .with_state(routes);
-    let app = app
-        .merge(health_route)
-        .layer(axum::extract::DefaultBodyLimit::max(
-            crate::wire::MAX_BODY_BYTES,
-        ));
+    let mut app = app.merge(health_route).layer(body_limit);
+    if transport == Transport::Grpc {
+        app = app.route_service(
+            crate::transport::grpc::CALL_PATH,
+            crate::transport::grpc::GrpcEndpoint::new(handlers.clone()),
+        );
+    }
+    // Binary connections are served beside axum's, and drained after them.
+    let binary = (transport == Transport::Binary).then(tokio_util::task::TaskTracker::new);
     let served = match tls {
         Some(config) => {
-            let listener = TlsListener::new(listener, config);
+            let hook = binary.clone().map(|tracker| {
+                let (handlers, stop) = (handlers.clone(), stop_rx.clone());
+                let hook: crate::tls_listener::BinaryHook = Arc::new(move |stream, peer| {
+                    let serving = crate::transport::binary::serve_connection(
+                        stream,
+                        handlers.clone(),
+                        Some(peer),
+                        stop.clone(),
+                    );
+                    tracker.spawn(serving);
+                });
+                hook
+            });
+            let listener = TlsListener::new(listener, config, hook);
             let app = app.into_make_service_with_connect_info::<TlsPeer>();
             axum::serve(listener, app)
                 .with_graceful_shutdown(wait_for_stop(stop_rx))
                 .await
         }
         None => {
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
+            let listener = crate::transport::sniff::Sniffing::new(
+                listener,
+                binary
+                    .clone()
+                    .map(|tracker| (tracker, handlers, stop_rx.clone())),
+            );
             axum::serve(listener, app)
                 .with_graceful_shutdown(wait_for_stop(stop_rx))
                 .await
@@ -216,8 +247,24 @@ pub async fn serve_unit(
         unit: unit.to_string(),
         source,
     })?;
+    if let Some(tracker) = binary {
+        tracker.close();
+        tracker.wait().await;
+    }
     tracing::debug!(unit, "drained and stopped");
     Ok(())
+}
+
+/// The ALPN protocols a unit's TLS server offers: what its callers' transport asks for.
+fn alpn(transport: Transport) -> Vec<Vec<u8>> {
+    match transport {
+        Transport::Http1Json => Vec::new(),
+        Transport::Grpc => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        Transport::Binary => vec![
+            crate::transport::binary::ALPN.to_vec(),
+            b"http/1.1".to_vec(),
+        ],
+    }
 }
 
 /// `app` with the fault the harness injects into this unit's replies applied to every
@@ -449,6 +496,11 @@ async fn stop_on_sigterm(stop: watch::Sender<bool>) {
 }
 
 async fn wait_for_stop(mut stop: watch::Receiver<bool>) {
+    stopped(&mut stop).await
+}
+
+/// Returns once `stop` is true (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     while !*stop.borrow() {
         if stop.changed().await.is_err() {
             return;

@@ -14,6 +14,8 @@
 //! - `resilience`: how callers call: replicas round robin, timeout, retries within a
 //!   budget (`budget`), backoff with jitter, an optional circuit breaker per callee
 //!   process (`breaker`)
+//! - `transport`: what unit-to-unit hops speak (HTTP/1.1 + JSON, gRPC, binary frames),
+//!   each transport's client, codec and serving on the unit's one port
 //! - `security`: TLS, mutual TLS and signed tokens per hop (modes, configs, tokens)
 
 pub mod breaker;
@@ -30,5 +32,6 @@ pub mod resilience;
 pub mod security;
 pub mod store;
 mod tls_listener;
+pub mod transport;
 pub mod wire;
 pub mod work;

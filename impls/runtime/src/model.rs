@@ -150,6 +150,9 @@ pub struct UnitSpec {
     /// How the unit's calls to other units time out, retry and break.
     #[serde(default)]
     pub resilience: crate::policy::Resilience,
+    /// What its calls to other units speak (it answers calls in it too).
+    #[serde(default)]
+    pub transport: crate::transport::Transport,
     /// Where it listens and what address it announces (default: 127.0.0.1 on a port the
     /// OS picks, announced as bound).
     #[serde(default)]

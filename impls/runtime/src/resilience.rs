@@ -12,9 +12,10 @@
 
 use crate::breaker::{Breakers, Outcome, Permit};
 use crate::budget::Budget;
-use crate::client::{CallError, HttpClient, Reply};
+use crate::client::{CallError, Reply};
 use crate::model::Endpoint;
 use crate::network::NetworkModel;
+use crate::transport::UnitClient;
 use crate::wire::Hops;
 use bytes::Bytes;
 use rand::Rng;
@@ -50,7 +51,7 @@ pub struct Failed {
 
 /// A unit's way of calling: its client, its policy, and the state the policy keeps.
 pub struct Caller {
-    client: HttpClient,
+    client: UnitClient,
     policy: Resilience,
     budget: Budget,
     turns: Mutex<HashMap<String, usize>>,
@@ -58,7 +59,8 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn new(client: HttpClient, policy: Resilience) -> Self {
+    pub fn new(client: impl Into<UnitClient>, policy: Resilience) -> Self {
+        let client = client.into();
         Caller {
             budget: Budget::new(policy.retry_budget_percent),
             client,
@@ -240,6 +242,7 @@ impl Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::HttpClient;
     use std::sync::Arc;
 
     #[test]

@@ -35,6 +35,9 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
 /// a task of its own, so a slow or failed handshake never holds up the next accept; a
 /// failed one (a caller without a certificate, or with a foreign one) or one that takes
 /// over [`HANDSHAKE_TIMEOUT`] is dropped and logged.
+/// What serves a TLS connection that asked for the binary transport by ALPN.
+pub(crate) type BinaryHook = Arc<dyn Fn(TlsStream<tokio::net::TcpStream>, TlsPeer) + Send + Sync>;
+
 pub(crate) struct TlsListener {
     ready: mpsc::Receiver<(TlsStream<tokio::net::TcpStream>, TlsPeer)>,
     local: TlsPeer,
@@ -44,6 +47,7 @@ impl TlsListener {
     pub(crate) fn new(
         listener: tokio::net::TcpListener,
         config: Arc<rustls::ServerConfig>,
+        binary: Option<BinaryHook>,
     ) -> Self {
         let local = TlsPeer {
             addr: listener
@@ -64,7 +68,7 @@ impl TlsListener {
                     }
                 };
                 let _ = tcp.set_nodelay(true);
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                let (acceptor, tx, binary) = (acceptor.clone(), tx.clone(), binary.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => {
@@ -79,7 +83,15 @@ impl TlsListener {
                                 addr: peer,
                                 certificate,
                             };
-                            let _ = tx.send((stream, peer)).await;
+                            let alpn = stream.get_ref().1.alpn_protocol();
+                            match binary {
+                                Some(serve) if alpn == Some(crate::transport::binary::ALPN) => {
+                                    serve(stream, peer)
+                                }
+                                _ => {
+                                    let _ = tx.send((stream, peer)).await;
+                                }
+                            }
                         }
                         Ok(Err(error)) => tracing::info!(%peer, %error, "TLS handshake refused"),
                         Err(_) => tracing::info!(%peer, "TLS handshake timed out"),

@@ -22,10 +22,10 @@ use grain_runtime::model::{Endpoint, Listen, OperationDef, StoreDef};
 use grain_runtime::resilience::{Caller, Failed, Resilience};
 use grain_runtime::security::{Credentials, SecurityError};
 use grain_runtime::store::{filler_value, Store};
+use grain_runtime::transport::{Codec, Transport, UnitClient};
 use grain_runtime::wire::{
-    encode_request, encode_response, op_path, Hops, OpRequest, StateGet, StatePut, StateValues,
-    DIGEST_HEADER, FAILED_UNIT_HEADER, RETRIES_HEADER, SERVICE_HOPS_HEADER, STATE_GET_PATH,
-    STATE_HOPS_HEADER, STATE_PUT_PATH,
+    op_path, Hops, OpRequest, StateGet, StatePut, StateValues, DIGEST_HEADER, FAILED_UNIT_HEADER,
+    RETRIES_HEADER, SERVICE_HOPS_HEADER, STATE_GET_PATH, STATE_HOPS_HEADER, STATE_PUT_PATH,
 };
 use grain_runtime::work;
 use std::collections::{BTreeMap, HashMap};
@@ -57,6 +57,8 @@ pub struct ServiceUnit {
     caller: Caller,
     iterations_per_us: f64,
     security: Option<Credentials>,
+    /// What its calls to other units speak.
+    transport: Transport,
 }
 
 const SERVICE_HOP: Hops = Hops {
@@ -110,20 +112,23 @@ impl ServiceUnit {
             ),
             iterations_per_us,
             security: None,
+            transport: Transport::default(),
         }
     }
 
     /// The same unit serving and calling under `security` (plaintext without it), its
-    /// calls reusing connections or not and following `policy`.
+    /// calls speaking `transport`, reusing connections or not and following `policy`.
     pub fn with_calls(
         mut self,
         security: Option<Credentials>,
         keepalive: bool,
         policy: Resilience,
+        transport: Transport,
     ) -> Result<Self, SecurityError> {
-        let client = HttpClient::secured(policy.timeout(), security.as_ref(), keepalive)?;
+        let client = UnitClient::new(transport, policy.timeout(), security.as_ref(), keepalive)?;
         self.caller = Caller::new(client, policy);
         self.security = security;
+        self.transport = transport;
         Ok(self)
     }
 
@@ -132,8 +137,9 @@ impl ServiceUnit {
         let name = self.name.clone();
         let routes = self.routes.clone();
         let security = self.security.clone();
+        let transport = self.transport;
         let app = self.router();
-        serve_unit(&name, routes, app, security.as_ref(), listen).await
+        serve_unit(&name, routes, app, security.as_ref(), transport, listen).await
     }
 
     /// One `POST /op/{name}` route per hosted operation.
@@ -142,20 +148,26 @@ impl ServiceUnit {
         let mut router = Router::new();
         for op in unit.hosted.keys() {
             let op_name = op.clone();
-            router = router.route(
-                &op_path(op),
-                post(
-                    move |State(unit): State<Arc<ServiceUnit>>, body: Bytes| async move {
-                        unit.handle(&op_name, &body).await
-                    },
-                ),
-            );
+            router =
+                router.route(
+                    &op_path(op),
+                    post(
+                        move |State(unit): State<Arc<ServiceUnit>>,
+                              headers: HeaderMap,
+                              body: Bytes| async move {
+                            unit.handle(&op_name, Codec::of_headers(&headers), &body)
+                                .await
+                        },
+                    ),
+                );
         }
         router.with_state(unit)
     }
 
-    async fn handle(self: &Arc<Self>, op: &str, body: &[u8]) -> Response {
-        let request: OpRequest = match serde_json::from_slice(body) {
+    /// Serves one call to `op` whose body is in `codec` (JSON from the driver, the
+    /// transport's codec from another unit); answers in the same codec.
+    async fn handle(self: &Arc<Self>, op: &str, codec: Codec, body: &[u8]) -> Response {
+        let request: OpRequest = match codec.decode(body) {
             Ok(request) => request,
             Err(error) => {
                 let message = format!("unit {}: malformed request to {op}: {error}", self.name);
@@ -166,7 +178,7 @@ impl ServiceUnit {
         // what the failed attempt cost downstream.
         let mut spent = Spent::default();
         match self.execute(op, &request.params, &mut spent).await {
-            Ok(digest) => reply(op, &self.hosted[op], digest, spent),
+            Ok(digest) => reply(op, &self.hosted[op], codec, digest, spent),
             Err(error) => {
                 tracing::debug!(unit = %self.name, %error, "operation failed");
                 let blamed = match &error {
@@ -202,7 +214,7 @@ impl ServiceUnit {
                 target: op.to_string(),
             })?;
             let size = self.remote_request_bytes.get(op).copied().unwrap_or(0);
-            let body = Bytes::from(encode_request(params, size));
+            let body = Bytes::from(self.transport.codec().encode_request(params, size));
             let network = &routes.network;
             let answered = self
                 .caller
@@ -311,11 +323,14 @@ impl ServiceUnit {
             .state_call(def, STATE_GET_PATH, &request, spent)
             .await?;
         let values: StateValues =
-            serde_json::from_slice(&reply).map_err(|error| OpError::BadReply {
-                op: def.name.clone(),
-                target: format!("state of {}", def.service),
-                detail: error.to_string(),
-            })?;
+            self.transport
+                .codec()
+                .decode(&reply)
+                .map_err(|error| OpError::BadReply {
+                    op: def.name.clone(),
+                    target: format!("state of {}", def.service),
+                    detail: error.to_string(),
+                })?;
         Ok(values.values)
     }
 
@@ -341,7 +356,7 @@ impl ServiceUnit {
     }
 
     /// One request to the state unit of the operation's service (one state hop).
-    async fn state_call<T: serde::Serialize>(
+    async fn state_call<T: grain_runtime::transport::codec::Message>(
         &self,
         def: &OperationDef,
         path: &str,
@@ -361,11 +376,7 @@ impl ServiceUnit {
             unit: state.clone(),
             addr: addr.clone(),
         }];
-        let body = serde_json::to_vec(request).map_err(|error| OpError::BadReply {
-            op: def.name.clone(),
-            target: format!("state of {}", def.service),
-            detail: error.to_string(),
-        })?;
+        let body = self.transport.codec().encode(request);
         let network = &routes.network;
         let answered = self
             .caller
@@ -406,10 +417,14 @@ fn hop_headers(spent: Spent) -> HeaderMap {
 
 /// A successful reply: the business result's `digest` (identical whether the call was
 /// local or remote) and the hops made for it.
-fn reply(op: &str, def: &OperationDef, digest: u64, spent: Spent) -> Response {
+fn reply(op: &str, def: &OperationDef, codec: Codec, digest: u64, spent: Spent) -> Response {
     let hex = format!("{digest:016x}");
-    let body = encode_response(hex.clone(), def.response_bytes);
+    let body = codec.encode_response(hex.clone(), def.response_bytes);
     let mut headers = hop_headers(spent);
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static(codec.content_type()),
+    );
     if let Ok(value) = HeaderValue::from_str(&hex) {
         headers.insert(DIGEST_HEADER, value);
     }

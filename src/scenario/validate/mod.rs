@@ -10,6 +10,7 @@ use super::{
 };
 use grain_runtime::model::{CallStep, DataSeed, KeyTemplate, OperationDef};
 use grain_runtime::network::NetworkModel;
+use grain_runtime::transport::Transport;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::time::Duration;
@@ -130,6 +131,10 @@ pub(super) fn validate(raw: RawScenario, text: &str) -> Result<Scenario, Vec<Iss
         .security
         .as_ref()
         .map_or_else(SecurityProfile::default, |s| security(&mut checker, s));
+    let transports = raw
+        .transport
+        .as_ref()
+        .map_or_else(Vec::new, |t| transports(&mut checker, t));
     let resilience = raw.resilience.as_ref().map_or_else(Default::default, |r| {
         resilience::resilience(&mut checker, r)
     });
@@ -196,6 +201,11 @@ pub(super) fn validate(raw: RawScenario, text: &str) -> Result<Scenario, Vec<Iss
         network,
         cuts,
         security,
+        transports: if transports.is_empty() {
+            vec![Transport::default()]
+        } else {
+            transports
+        },
         resilience,
         faults,
     })
@@ -225,6 +235,29 @@ fn security(checker: &mut Checker, raw: &crate::scenario::file::RawSecurity) -> 
         modes,
         keepalive: raw.keepalive.unwrap_or(true),
     }
+}
+
+/// `[transport]`: known transports, each once, at least one.
+fn transports(checker: &mut Checker, raw: &crate::scenario::file::RawTransport) -> Vec<Transport> {
+    let mut modes = Vec::new();
+    for (i, text) in raw.modes.get_ref().iter().enumerate() {
+        let field = format!("transport.modes[{i}]");
+        match text.get_ref().parse() {
+            Ok(mode) if modes.contains(&mode) => {
+                checker.flag(text.span(), &field, format!("{mode} is listed twice"))
+            }
+            Ok(mode) => modes.push(mode),
+            Err(message) => checker.flag(text.span(), &field, message),
+        }
+    }
+    if raw.modes.get_ref().is_empty() {
+        checker.flag(
+            raw.modes.span(),
+            "transport.modes",
+            "at least one transport: http1-json, grpc or binary",
+        );
+    }
+    modes
 }
 
 fn param(checker: &mut Checker, raw: &RawParam) -> Option<Param> {

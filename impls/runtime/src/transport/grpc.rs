@@ -1,0 +1,278 @@
+//! The `grpc` transport: every unit-to-unit call is the unary gRPC method
+//! [`CALL_PATH`] over HTTP/2 (cleartext with prior knowledge, or TLS with ALPN `h2`),
+//! through tonic with prost's codec. Its request carries the operation or state path and
+//! the protobuf-encoded body; its reply the status, hops, retries, digest and blamed unit
+//! a failed or successful call reports (so a failed operation is an OK gRPC call whose
+//! reply says 502, as the HTTP/1.1 transport's is a 502 with headers). A token travels in
+//! the call's `authorization` metadata. Callers share one HTTP/2 connection per callee
+//! address (hyper's pool), multiplexing their calls over it.
+
+use super::{across, call_token, dispatch, Call, CallReply, Codec};
+use crate::client::{CallError, Reply};
+use crate::host::TlsPeer;
+use crate::model::Endpoint;
+use crate::network::NetworkModel;
+use crate::security::{client_config, Credentials, SecurityError, TokenKey};
+use crate::wire::Hops;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tonic_prost::ProstCodec;
+
+/// The one gRPC method units serve to each other.
+pub const CALL_PATH: &str = "/grain.v1.Unit/Call";
+
+/// `grain.v1.CallRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CallRequest {
+    #[prost(string, tag = "1")]
+    pub path: String,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub body: Bytes,
+}
+
+/// `grain.v1.CallReply`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CallReplyMessage {
+    #[prost(uint32, tag = "1")]
+    pub status: u32,
+    #[prost(uint32, tag = "2")]
+    pub service_hops: u32,
+    #[prost(uint32, tag = "3")]
+    pub state_hops: u32,
+    #[prost(uint32, tag = "4")]
+    pub retries: u32,
+    #[prost(string, optional, tag = "5")]
+    pub digest: Option<String>,
+    #[prost(string, optional, tag = "6")]
+    pub failed_unit: Option<String>,
+    #[prost(bytes = "bytes", tag = "7")]
+    pub body: Bytes,
+}
+
+impl From<CallReply> for CallReplyMessage {
+    fn from(reply: CallReply) -> Self {
+        CallReplyMessage {
+            status: u32::from(reply.status),
+            service_hops: reply.hops.service,
+            state_hops: reply.hops.state,
+            retries: reply.retries,
+            digest: reply.digest,
+            failed_unit: reply.failed_unit,
+            body: reply.body,
+        }
+    }
+}
+
+impl From<CallReplyMessage> for CallReply {
+    fn from(m: CallReplyMessage) -> Self {
+        CallReply {
+            status: u16::try_from(m.status).unwrap_or(500),
+            hops: Hops {
+                service: m.service_hops,
+                state: m.state_hops,
+            },
+            retries: m.retries,
+            digest: m.digest,
+            failed_unit: m.failed_unit,
+            body: m.body,
+        }
+    }
+}
+
+/// The unit's gRPC endpoint, mounted at [`CALL_PATH`] beside its HTTP routes: decodes a
+/// call with tonic and hands it to `app` (the unit's handlers, token check and faults).
+#[derive(Clone)]
+pub struct GrpcEndpoint {
+    app: axum::Router,
+}
+
+impl GrpcEndpoint {
+    pub fn new(app: axum::Router) -> Self {
+        GrpcEndpoint { app }
+    }
+}
+
+impl tower::Service<axum::extract::Request> for GrpcEndpoint {
+    type Response = axum::response::Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        let peer = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<TlsPeer>>()
+            .map(|info| info.0.clone());
+        let calls = UnitCalls {
+            app: self.app.clone(),
+            peer,
+        };
+        Box::pin(async move {
+            let codec = ProstCodec::<CallReplyMessage, CallRequest>::default();
+            let response = tonic::server::Grpc::new(codec).unary(calls, request).await;
+            Ok(response.map(axum::body::Body::new))
+        })
+    }
+}
+
+struct UnitCalls {
+    app: axum::Router,
+    peer: Option<TlsPeer>,
+}
+
+impl tonic::server::UnaryService<CallRequest> for UnitCalls {
+    type Response = CallReplyMessage;
+    type Future = BoxFuture<'static, Result<tonic::Response<CallReplyMessage>, tonic::Status>>;
+
+    fn call(&mut self, request: tonic::Request<CallRequest>) -> Self::Future {
+        let token = request
+            .metadata()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::to_string);
+        let message = request.into_inner();
+        let call = Call {
+            path: message.path,
+            token,
+            body: message.body,
+        };
+        let (app, peer) = (self.app.clone(), self.peer.clone());
+        Box::pin(async move {
+            let reply = dispatch(app, call, Codec::Protobuf, peer).await;
+            Ok(tonic::Response::new(CallReplyMessage::from(reply)))
+        })
+    }
+}
+
+/// The `grpc` transport's caller side; cheap to clone.
+#[derive(Clone)]
+pub struct GrpcClient {
+    http: Client<HttpsConnector<HttpConnector>, tonic::body::Body>,
+    scheme: &'static str,
+    timeout: Duration,
+    token: Option<Arc<(TokenKey, String)>>,
+}
+
+impl GrpcClient {
+    pub fn new(
+        timeout: Duration,
+        security: Option<&Credentials>,
+        keepalive: bool,
+    ) -> Result<Self, SecurityError> {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let tls = match security.filter(|c| c.mode.tls()) {
+            Some(c) => (*client_config(c)?).clone(),
+            None => (*crate::client::plaintext_only()).clone(),
+        };
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http2()
+            .wrap_connector(http);
+        let http = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(if keepalive { usize::MAX } else { 0 })
+            .build(connector);
+        let token = match security {
+            Some(c) => TokenKey::of(c)?.map(|key| Arc::new((key, c.identity.clone()))),
+            None => None,
+        };
+        Ok(GrpcClient {
+            http,
+            scheme: security
+                .map_or(crate::security::SecurityMode::None, |c| c.mode)
+                .scheme(),
+            timeout,
+            token,
+        })
+    }
+
+    /// Calls `path` on `to` across `network` (see [`super::UnitClient::post_across`]).
+    pub async fn post_across(
+        &self,
+        network: &NetworkModel,
+        to: &Endpoint,
+        path: &str,
+        body: Bytes,
+    ) -> Result<Reply, CallError> {
+        let token = call_token(self.token.as_deref(), to, path);
+        let request = CallRequest {
+            path: path.to_string(),
+            body,
+        };
+        across(
+            network,
+            self.timeout,
+            &to.addr,
+            self.exchange(&to.addr, request, token),
+        )
+        .await
+    }
+
+    async fn exchange(
+        &self,
+        addr: &str,
+        message: CallRequest,
+        token: Option<String>,
+    ) -> Result<Reply, CallError> {
+        let io_error = |detail: String| CallError::Io {
+            addr: addr.to_string(),
+            detail,
+        };
+        let origin = format!("{}://{addr}", self.scheme)
+            .parse()
+            .map_err(|e| io_error(format!("bad address: {e}")))?;
+        let mut grpc = tonic::client::Grpc::with_origin(self.http.clone(), origin);
+        grpc.ready()
+            .await
+            .map_err(|e| io_error(format!("not ready: {e}")))?;
+        let mut request = tonic::Request::new(message);
+        if let Some(token) = token {
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|e| io_error(format!("token is not metadata: {e}")))?;
+            request.metadata_mut().insert("authorization", value);
+        }
+        let path = http::uri::PathAndQuery::from_static(CALL_PATH);
+        let codec = ProstCodec::<CallRequest, CallReplyMessage>::default();
+        match grpc.unary(request, path, codec).await {
+            Ok(response) => CallReply::from(response.into_inner()).into_result(addr),
+            Err(status) => Err(classify(addr, &status)),
+        }
+    }
+}
+
+/// A failed gRPC call as the callers' policy sees it: refused when no connection could
+/// be made (nothing was sent), an I/O failure otherwise.
+fn classify(addr: &str, status: &tonic::Status) -> CallError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(error) = source {
+        if let Some(e) = error.downcast_ref::<hyper_util::client::legacy::Error>() {
+            if e.is_connect() {
+                return CallError::Connect {
+                    addr: addr.to_string(),
+                    detail: status.message().to_string(),
+                };
+            }
+        }
+        source = error.source();
+    }
+    CallError::Io {
+        addr: addr.to_string(),
+        detail: format!("gRPC {:?}: {}", status.code(), status.message()),
+    }
+}
