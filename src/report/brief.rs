@@ -274,9 +274,9 @@ fn deploy_table(out: &mut String, m: &ReportModel, width: usize) {
 
 /// Security and fault comparisons: what was compared, one line each; the tables are `-v`.
 fn sections(out: &mut String, m: &ReportModel, width: usize) {
-    if let Some(security) = &m.security {
+    for section in [&m.security, &m.transport].into_iter().flatten() {
         out.push('\n');
-        for sentence in &security.sentences {
+        for sentence in &section.sentences {
             para(out, sentence, width);
         }
     }

@@ -2,6 +2,7 @@
 //! as the page: the network, the verdict, deployments side by side, latency and hops per
 //! entrypoint, step and architecture, generator health with invalid steps called out.
 
+use super::model::variants::{Dimension, VariantSection};
 use super::model::{self, ReportModel};
 use crate::results::RunResults;
 use std::fmt::Write;
@@ -13,6 +14,7 @@ pub fn render_summary(results: &RunResults, baseline: Option<&RunResults>) -> St
 
 /// Lays out `m` as text.
 pub fn render(m: &ReportModel) -> String {
+    let w = arch_width(m);
     let mut out = String::new();
     let quick = if m.quick { ", quick run" } else { "" };
     let _ = writeln!(
@@ -43,7 +45,7 @@ pub fn render(m: &ReportModel) -> String {
             b.started_at, b.git_commit, b.summary
         );
         for c in &b.changes {
-            let _ = writeln!(out, "  {:<12} {:<36} {}", c.arch, c.figure, c.change);
+            let _ = writeln!(out, "  {:<w$} {:<36} {}", c.arch, c.figure, c.change);
         }
     }
     for note in m.missing.iter().filter(|n| n.contains("did not start")) {
@@ -58,19 +60,21 @@ pub fn render(m: &ReportModel) -> String {
 }
 
 fn render_units(out: &mut String, m: &ReportModel) {
+    let w = arch_width(m);
     let _ = writeln!(
         out,
-        "\n{:<12} {:>14} {:>15}",
+        "\n{:<w$} {:>14} {:>15}",
         "arch", "units (svc+st)", "cold start ms"
     );
     for a in &m.architectures {
         let units = format!("{}+{}", a.units - a.state_units, a.state_units);
-        let _ = writeln!(out, "{:<12} {:>14} {:>15}", a.name, units, a.cold_start_ms);
+        let _ = writeln!(out, "{:<w$} {:>14} {:>15}", a.name, units, a.cold_start_ms);
     }
 }
 
 /// The deploy-cost table: units, artifact, cold start, memory, CPU per request, redeploy.
 fn render_deploy_cost(out: &mut String, m: &ReportModel) {
+    let w = arch_width(m);
     let _ = writeln!(
         out,
         "\ndeploy cost      {:>8} {:>10} {:>13} {:>24} {:>13} {:>13} {:>16} {:>26}",
@@ -96,7 +100,7 @@ fn render_deploy_cost(out: &mut String, m: &ReportModel) {
                 });
         let _ = writeln!(
             out,
-            "  {:<14} {:>8} {:>10} {:>13} {:>24} {:>13} {:>13} {:>16} {:>26}",
+            "  {:<w$} {:>8} {:>10} {:>13} {:>24} {:>13} {:>13} {:>16} {:>26}",
             d.arch,
             format!("{}+{}", d.service_units, d.state_units),
             d.endpoints,
@@ -113,6 +117,7 @@ fn render_deploy_cost(out: &mut String, m: &ReportModel) {
 
 /// The cuts' front at the verdict rate, and the recommendation under the budget.
 fn render_front(out: &mut String, m: &ReportModel) {
+    let w = arch_width(m);
     let Some(front) = &m.front else {
         return;
     };
@@ -131,7 +136,7 @@ fn render_front(out: &mut String, m: &ReportModel) {
     let _ = writeln!(out, "{}", header.trim_end());
     for r in &front.rows {
         let line = format!(
-            "  {:<14} {:>8} {:>24} {:>22} {:>6} {:>9} {:>6} {:>6}",
+            "  {:<w$} {:>8} {:>24} {:>22} {:>6} {:>9} {:>6} {:>6}",
             r.arch,
             format!("{}+{}", r.service_units, r.state_units),
             r.p99_us,
@@ -160,6 +165,7 @@ fn render_front(out: &mut String, m: &ReportModel) {
 /// Each secured deployment against the same cut in plaintext.
 /// What one hop costs, cut by cut, against the floor.
 fn render_ledger(out: &mut String, m: &ReportModel) {
+    let w = arch_width(m);
     let Some(ledger) = &m.ledger else {
         return;
     };
@@ -172,7 +178,7 @@ fn render_ledger(out: &mut String, m: &ReportModel) {
         let [cut, against, extra, p50, p50x, cpu, cpux] = cells;
         let _ = writeln!(
             out,
-            "  {cut:<12} {against:<10} {extra:>6} {p50:>17} {p50x:>16} {cpu:>17} {cpux:>16}"
+            "  {cut:<w$} {against:<w$} {extra:>6} {p50:>17} {p50x:>16} {cpu:>17} {cpux:>16}"
         );
     };
     line(
@@ -207,41 +213,57 @@ fn render_ledger(out: &mut String, m: &ReportModel) {
 }
 
 fn render_security(out: &mut String, m: &ReportModel) {
-    let Some(security) = &m.security else {
-        return;
+    for section in [&m.security, &m.transport].into_iter().flatten() {
+        render_variants(out, section);
+    }
+}
+
+/// Each variant (a security mode, a transport) against the same cut on the base.
+fn render_variants(out: &mut String, section: &VariantSection) {
+    let w = section
+        .rows
+        .iter()
+        .map(|r| r.arch.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(12);
+    let (title, column) = match section.dimension {
+        Dimension::Security => ("security", "mode"),
+        Dimension::Transport => ("transport between units", "transport"),
     };
     let _ = writeln!(
         out,
-        "\nsecurity at {} req/s ({}):",
-        security.rate,
-        security.keepalive.to_lowercase()
+        "\n{title} at {} req/s, against {} ({}):",
+        section.rate,
+        section.base,
+        section.keepalive.to_lowercase()
     );
     let line = |out: &mut String, cells: [&str; 8]| {
         let [cut, mode, p50, p99, hops, per_hop, cpu, conns] = cells;
         let _ = writeln!(
             out,
-            "  {cut:<12} {mode:<10} {p50:>26} {p99:>26} {hops:>6} {per_hop:>8} {cpu:>24} {conns:>16}"
+            "  {cut:<w$} {mode:<10} {p50:>26} {p99:>26} {hops:>6} {per_hop:>8} {cpu:>24} {conns:>16}"
         );
     };
     line(
         out,
         [
             "cut",
-            "mode",
+            column,
             "added p50 [95 % CI]",
             "added p99 [95 % CI]",
             "hops",
             "µs/hop",
-            "units' CPU vs plaintext",
-            "conns/req (none)",
+            "units' CPU vs base",
+            "conns/req (base)",
         ],
     );
-    for r in &security.rows {
+    for r in &section.rows {
         line(
             out,
             [
                 &r.arch,
-                &r.mode,
+                &r.variant,
                 &r.added_p50_us,
                 &r.added_p99_us,
                 &r.hops,
@@ -251,13 +273,14 @@ fn render_security(out: &mut String, m: &ReportModel) {
             ],
         );
     }
-    for sentence in &security.sentences {
+    for sentence in &section.sentences {
         let _ = writeln!(out, "{sentence}");
     }
 }
 
 /// Each fault: one line per cut, then the verdict.
 fn render_faults(out: &mut String, m: &ReportModel) {
+    let w = arch_width(m);
     let Some(faults) = &m.faults else {
         return;
     };
@@ -268,7 +291,7 @@ fn render_faults(out: &mut String, m: &ReportModel) {
             let [cut, success, available, blamed, hops, recovery] = cells;
             let _ = writeln!(
                 out,
-                "    {cut:<12} {success:>22} {available:<40} {blamed:<32} {hops:>7} {recovery:>20}"
+                "    {cut:<w$} {success:>22} {available:<40} {blamed:<32} {hops:>7} {recovery:>20}"
             );
         };
         let header = [
@@ -297,9 +320,10 @@ fn render_faults(out: &mut String, m: &ReportModel) {
 }
 
 fn render_steps(out: &mut String, m: &ReportModel) {
+    let w = arch_width(m);
     let _ = writeln!(
         out,
-        "\n{:<16} {:<12} {:>6} {:>7} {:>22} {:>22} {:>14} {:>7}",
+        "\n{:<16} {:<w$} {:>6} {:>7} {:>22} {:>22} {:>14} {:>7}",
         "entrypoint",
         "arch",
         "req/s",
@@ -323,7 +347,7 @@ fn render_steps(out: &mut String, m: &ReportModel) {
         };
         let _ = writeln!(
             out,
-            "{:<16} {:<12} {:>6} {:>7} {:>22} {:>22} {:>14} {:>7}{noise}",
+            "{:<16} {:<w$} {:>6} {:>7} {:>22} {:>22} {:>14} {:>7}{noise}",
             r.entrypoint, r.arch, r.rate, r.rounds, r.p50_us, r.p99_us, hops, r.errors
         );
     }
@@ -334,9 +358,10 @@ fn render_steps(out: &mut String, m: &ReportModel) {
 }
 
 fn render_generator(out: &mut String, m: &ReportModel) {
+    let w = arch_width(m);
     let _ = writeln!(
         out,
-        "\nload generator: {:<12} {:>16} {:>9} {:>13} {:>11} {:>9} {:>26}",
+        "\nload generator: {:<w$} {:>16} {:>9} {:>13} {:>11} {:>9} {:>26}",
         "arch",
         "step",
         "achieved",
@@ -348,7 +373,7 @@ fn render_generator(out: &mut String, m: &ReportModel) {
     for g in &m.generator_rows {
         let _ = writeln!(
             out,
-            "                {:<12} {:>16} {:>9.1} {:>10} µs {:>11.1} {:>9} {:>26}{}",
+            "                {:<w$} {:>16} {:>9.1} {:>10} µs {:>11.1} {:>9} {:>26}{}",
             g.arch,
             g.step,
             g.achieved_rps,
@@ -381,4 +406,14 @@ fn render_generator(out: &mut String, m: &ReportModel) {
             let _ = writeln!(out, "  {} at {}: {}", g.arch, g.step, g.invalid_reason);
         }
     }
+}
+
+/// The width of the deployment column: the longest label (`monolith+binary`), at least 12.
+fn arch_width(m: &ReportModel) -> usize {
+    m.architectures
+        .iter()
+        .map(|entry| entry.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(12)
 }

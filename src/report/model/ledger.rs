@@ -1,6 +1,6 @@
 //! What one hop costs ("the hop ledger"). At the comparison rate, each cut is set against
-//! the cut of the same security mode that makes the fewest hops (the monolith, when the
-//! run has it), round by round: the extra p50 latency and the extra units' CPU per
+//! the cut of the same mechanism (security mode and transport) that makes the fewest hops
+//! (the monolith, when the run has it), round by round: the extra p50 latency and the extra units' CPU per
 //! request, each divided by the extra hops per request (all three measured in that round),
 //! give what one more hop costs; the mean over the rounds gets its 95 % interval.
 //!
@@ -18,9 +18,6 @@ use crate::results::{ArchitectureResult, Estimate, RunResults};
 use crate::stats;
 use serde::Serialize;
 
-/// The transport every unit-to-unit hop of this run spoke.
-pub const TRANSPORT: &str = "HTTP/1.1 + JSON";
-
 /// Fewer extra hops than this per request: too few to divide by.
 const MIN_EXTRA_HOPS: f64 = 0.5;
 
@@ -28,6 +25,7 @@ const MIN_EXTRA_HOPS: f64 = 0.5;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HopLedger {
     pub rate: u32,
+    /// The transports its rows' hops spoke (`HTTP/1.1 + JSON, gRPC`).
     pub transport: String,
     /// The bare hop's round trip p50, µs, and the least hop's CPU per request (client and
     /// server), µs, as sentences.
@@ -42,6 +40,8 @@ pub struct HopLedger {
 pub struct LedgerRow {
     pub cut: String,
     pub reference: String,
+    /// What its unit-to-unit hops spoke (`HTTP/1.1 + JSON`).
+    pub transport: String,
     /// Extra hops per request over the reference (mean over the rounds).
     pub extra_hops: String,
     /// Added p50 latency per extra hop, µs, with its interval.
@@ -106,16 +106,24 @@ pub fn ledger(results: &RunResults, rate: u32) -> Option<HopLedger> {
         )),
         None => floor.push("the least hop's CPU was not measured in this run".into()),
     }
+    let mut transports: Vec<String> = Vec::new();
+    for row in &rows {
+        if !transports.contains(&row.transport) {
+            transports.push(row.transport.clone());
+        }
+    }
+    let transport = transports.join(", ");
     Some(HopLedger {
         rate,
-        transport: TRANSPORT.into(),
         floor,
         rows,
-        method: format!("Each cut against the cut of its security mode with the fewest hops per request, round by round at {rate} req/s: (p50 − its p50) / (hops − its hops), and the same for the units' CPU per request; arithmetic means over the rounds (a difference can be near zero) with 95 % intervals (Student's t). The driver spoke HTTP/1.1 to the entry unit; every unit-to-unit hop spoke {TRANSPORT}."),
+        method: format!("Each cut against the cut of its security mode and transport with the fewest hops per request, round by round at {rate} req/s: (p50 − its p50) / (hops − its hops), and the same for the units' CPU per request; arithmetic means over the rounds (a difference can be near zero) with 95 % intervals (Student's t). The driver spoke HTTP/1.1 + JSON to the entry unit; unit-to-unit hops spoke {transport}, as each row's deployment says."),
+        transport,
     })
 }
 
-/// The cut of `arch`'s security mode with the fewest hops per request at `rate`.
+/// The cut of `arch`'s security mode and transport with the fewest hops per request at
+/// `rate`.
 fn reference_of<'a>(
     results: &'a RunResults,
     arch: &ArchitectureResult,
@@ -125,7 +133,7 @@ fn reference_of<'a>(
     results
         .architectures
         .iter()
-        .filter(|a| a.security == arch.security && !a.same_deployment(arch))
+        .filter(|a| a.same_mechanism(arch) && !a.same_deployment(arch))
         .filter_map(|a| hops(a).map(|h| (a, h.point)))
         .min_by(|x, y| x.1.total_cmp(&y.1))
         .map(|(a, _)| a)
@@ -182,6 +190,7 @@ fn row(
     Some(LedgerRow {
         cut: arch.label(),
         reference: reference.label(),
+        transport: arch.transport.title().into(),
         extra_hops: format!("{extra:.1}"),
         latency: latency_us.as_ref().map_or("–".into(), signed),
         cpu: cpu_us.as_ref().map_or("–".into(), signed),
@@ -218,12 +227,53 @@ fn times(e: Option<&Estimate>, floor: Option<f64>) -> String {
     }
 }
 
-/// The verdict's sentence: the row with the most extra hops (the tightest division).
+/// The verdict's sentence: per transport, the row with the most extra hops (the tightest
+/// division), the first transport's in full and the others' after it.
 pub fn sentence(ledger: &HopLedger) -> Option<String> {
-    let row = ledger
-        .rows
-        .iter()
-        .max_by(|a, b| a.extra.total_cmp(&b.extra))?;
+    let mut transports: Vec<&str> = Vec::new();
+    for row in &ledger.rows {
+        if !transports.contains(&row.transport.as_str()) {
+            transports.push(&row.transport);
+        }
+    }
+    let widest = |transport: &str| {
+        ledger
+            .rows
+            .iter()
+            .filter(|r| r.transport == transport && r.cpu_us.is_some() && r.latency_us.is_some())
+            .max_by(|a, b| a.extra.total_cmp(&b.extra))
+    };
+    let mut rows = transports.into_iter().filter_map(widest);
+    let first = sentence_of(ledger.rate, rows.next()?)?;
+    let others: Vec<String> = rows.filter_map(clause_of).collect();
+    if others.is_empty() {
+        return Some(first);
+    }
+    Some(format!(
+        "{first} Against their own monolith: {}.",
+        others.join("; ")
+    ))
+}
+
+/// `gRPC: 120 µs of CPU and 90 µs of p50 (2.1× the floor) per hop, nano+grpc against
+/// monolith+grpc`.
+fn clause_of(row: &LedgerRow) -> Option<String> {
+    let (cpu, latency) = (row.cpu_us.as_ref()?, row.latency_us.as_ref()?);
+    let floor = match &row.cpu_to_floor[..] {
+        "–" => String::new(),
+        x => format!(" (CPU {x} the floor)"),
+    };
+    Some(format!(
+        "over {} a hop costs {} µs of CPU and {} µs of p50{floor}, {} against {}",
+        row.transport,
+        signed(cpu),
+        signed(latency),
+        row.cut,
+        row.reference
+    ))
+}
+
+fn sentence_of(rate: u32, row: &LedgerRow) -> Option<String> {
     let (cpu, latency) = (row.cpu_us.as_ref()?, row.latency_us.as_ref()?);
     let floor = match (&row.cpu_to_floor[..], &row.latency_to_bare_hop[..]) {
         ("–", "–") => String::new(),
@@ -234,8 +284,8 @@ pub fn sentence(ledger: &HopLedger) -> Option<String> {
         ),
     };
     Some(format!(
-        "At {} req/s a hop costs {:.0} µs of the units' CPU and {:.0} µs of p50 latency over {}{floor}: {} against {}, {} more hops per request.",
-        ledger.rate, cpu.point, latency.point, ledger.transport, row.cut, row.reference, row.extra_hops
+        "At {rate} req/s a hop costs {} µs of the units' CPU and {} µs of p50 latency over {}{floor}: {} against {}, {} more hops per request.",
+        signed(cpu), signed(latency), row.transport, row.cut, row.reference, row.extra_hops
     ))
 }
 

@@ -13,8 +13,8 @@ pub mod faults;
 pub mod front;
 pub mod ledger;
 pub mod rounds;
-pub mod security;
 mod tables;
+pub mod variants;
 
 use context::{compare, equivalence, methodology, network_panel};
 use tables::{deploy_rows, entry_tables, generator_rows, knees, noise, rate_rows, redeploy_rows};
@@ -62,7 +62,10 @@ pub struct ReportModel {
     pub ledger: Option<ledger::HopLedger>,
     /// What each hop's security cost, against the same cut in plaintext (when a run
     /// compared security modes).
-    pub security: Option<security::SecuritySection>,
+    pub security: Option<variants::VariantSection>,
+    /// What each transport costs, against the same cut over HTTP/1.1 + JSON (when a run
+    /// compared transports).
+    pub transport: Option<variants::VariantSection>,
     /// Which cut stayed available under each injected fault (when the run injected any).
     pub faults: Option<faults::FaultsSection>,
     pub architectures: Vec<ArchLegend>,
@@ -358,7 +361,8 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
         verdict: with_ledger(verdict(results, rate), hop_ledger.as_ref()),
         front: rate.and_then(|rate| front::front(results, rate)),
         ledger: hop_ledger,
-        security: rate.and_then(|rate| security::security(results, rate, results.meta.keepalive)),
+        security: rate.and_then(|rate| variants::security(results, rate, results.meta.keepalive)),
+        transport: rate.and_then(|rate| variants::transport(results, rate, results.meta.keepalive)),
         faults: faults::faults(results),
         architectures: results
             .architectures

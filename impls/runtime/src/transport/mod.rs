@@ -67,6 +67,15 @@ impl Transport {
         }
     }
 
+    /// Its short name in sentences: `HTTP/1.1 + JSON`, `gRPC`, `binary frames`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Transport::Http1Json => "HTTP/1.1 + JSON",
+            Transport::Grpc => "gRPC",
+            Transport::Binary => "binary frames",
+        }
+    }
+
     /// The encoding of its bodies.
     pub fn codec(self) -> Codec {
         match self {

@@ -1,73 +1,156 @@
-//! What each hop's security cost, from the same run: every cut deployed under a secured
-//! mode is set against the same cut in plaintext at the verdict rate, round by round (a
-//! cut's modes run back to back in each round, so each pair shares its moment). Added
-//! latency, the share of the secured latency it is, the added cost per hop, the units' and
-//! the driver's CPU, connections (handshakes) per request and memory.
+//! What a hop's mechanism costs, from the same run: a cut deployed under another
+//! security mode or transport is set against the same cut over the base mechanism
+//! (plaintext; HTTP/1.1 + JSON) at the verdict rate, round by round (a cut's variants run
+//! back to back in each round, so each pair shares its moment). Added latency, the share
+//! of the variant's latency it is, the added cost per hop, the units' and the driver's
+//! CPU, connections (handshakes) per request and memory. Each dimension of the mechanism
+//! is one [`Dimension`]; its section is built the same way.
 
 use super::rounds;
-use crate::plan::SecurityMode;
+use crate::plan::{SecurityMode, Transport};
 use crate::report::format;
 use crate::results::{ArchitectureResult, Estimate, RunResults, StepResult};
 use serde::Serialize;
 
-/// The section: one row per secured deployment whose cut also ran in plaintext.
+/// A dimension of what hops speak, compared against its base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dimension {
+    /// Security modes against plaintext.
+    Security,
+    /// Transports against HTTP/1.1 + JSON.
+    Transport,
+}
+
+impl Dimension {
+    /// Whether `arch` is a variant of this dimension: off its base here, and on the other
+    /// dimension's base (so each comparison changes one thing).
+    fn is_variant(self, arch: &ArchitectureResult) -> bool {
+        match self {
+            Dimension::Security => arch.security != SecurityMode::None,
+            Dimension::Transport => arch.transport != Transport::Http1Json,
+        }
+    }
+
+    /// The deployment `variant` is set against: the same cut, this dimension at its base,
+    /// every other dimension as in `variant`.
+    fn is_base_of(self, base: &ArchitectureResult, variant: &ArchitectureResult) -> bool {
+        base.architecture == variant.architecture
+            && match self {
+                Dimension::Security => {
+                    base.security == SecurityMode::None && base.transport == variant.transport
+                }
+                Dimension::Transport => {
+                    base.transport == Transport::Http1Json && base.security == variant.security
+                }
+            }
+    }
+
+    /// The variant's value on this dimension (`mtls`, `grpc`).
+    fn value(self, arch: &ArchitectureResult) -> String {
+        match self {
+            Dimension::Security => arch.security.name().into(),
+            Dimension::Transport => arch.transport.name().into(),
+        }
+    }
+
+    /// `under mtls`, `over grpc`.
+    fn phrase(self, arch: &ArchitectureResult) -> String {
+        match self {
+            Dimension::Security => format!("under {}", arch.security),
+            Dimension::Transport => format!("over {}", arch.transport.title()),
+        }
+    }
+
+    /// What the variants are set against, in words.
+    pub fn base(self) -> &'static str {
+        match self {
+            Dimension::Security => "plaintext",
+            Dimension::Transport => "HTTP/1.1 + JSON",
+        }
+    }
+}
+
+/// The section: one row per variant whose cut also ran on the base mechanism.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SecuritySection {
+pub struct VariantSection {
+    pub dimension: Dimension,
     pub rate: u32,
+    /// What the variants are set against (`plaintext`).
+    pub base: String,
     /// Whether units reused connections (`[security] keepalive`, `--no-keepalive`).
     pub keepalive: String,
-    pub rows: Vec<SecurityRow>,
-    /// One sentence per row: how much of the cut's latency and CPU is security.
+    pub rows: Vec<VariantRow>,
+    /// One sentence per row: how much of the cut's latency and CPU the variant changes.
     pub sentences: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SecurityRow {
+pub struct VariantRow {
+    /// The variant's deployment label (`micro+grpc`).
     pub arch: String,
-    pub mode: String,
-    /// Added p50 and p99 against plaintext, µs, paired over the rounds.
+    /// Its value on the dimension (`mtls`, `grpc`).
+    pub variant: String,
+    /// Added p50 and p99 against the base, µs, paired over the rounds.
     pub added_p50_us: String,
     pub added_p99_us: String,
-    /// The added p50 over the secured p50.
+    /// The added p50 over the variant's p50.
     pub share_of_p50: String,
-    /// Hops per request (measured; security must not change them) and the added p50 per hop.
+    /// Hops per request (measured; the mechanism must not change them) and the added p50
+    /// per hop.
     pub hops: String,
     pub added_p50_per_hop_us: String,
-    /// Units' CPU per request, secured against plaintext, as a ratio.
+    /// Units' CPU per request, variant against base, as a ratio, and the difference.
     pub units_cpu_ratio: String,
     pub units_cpu_added_us: String,
     /// Driver's CPU per request spent in rustls, µs.
     pub driver_tls_us_per_request: String,
-    /// Connections opened on the machine per request, secured (plaintext): under TLS, each
-    /// is a handshake.
+    /// Connections opened on the machine per request, variant (base): under TLS, each is
+    /// a handshake.
     pub connections_per_request: String,
-    /// Idle RSS of all units, secured minus plaintext, MiB.
+    /// Idle RSS of all units, variant minus base, MiB.
     pub idle_rss_added_mib: String,
 }
 
-/// The section, when some cut ran both in plaintext and under a secured mode at `rate`.
-pub fn security(results: &RunResults, rate: u32, keepalive: bool) -> Option<SecuritySection> {
+/// What each security mode costs against plaintext at `rate`, when some cut ran both.
+pub fn security(results: &RunResults, rate: u32, keepalive: bool) -> Option<VariantSection> {
+    section(results, Dimension::Security, rate, keepalive)
+}
+
+/// What each transport costs against HTTP/1.1 + JSON at `rate`, when some cut ran both.
+pub fn transport(results: &RunResults, rate: u32, keepalive: bool) -> Option<VariantSection> {
+    section(results, Dimension::Transport, rate, keepalive)
+}
+
+fn section(
+    results: &RunResults,
+    dimension: Dimension,
+    rate: u32,
+    keepalive: bool,
+) -> Option<VariantSection> {
     let mut rows = Vec::new();
     let mut sentences = Vec::new();
-    for secured in results
+    for variant in results
         .architectures
         .iter()
-        .filter(|a| a.security != SecurityMode::None)
+        .filter(|a| dimension.is_variant(a))
     {
-        let Some(plain) = results
+        let Some(base) = results
             .architectures
             .iter()
-            .find(|a| a.architecture == secured.architecture && a.security == SecurityMode::None)
+            .find(|a| dimension.is_base_of(a, variant))
         else {
             continue;
         };
-        if let Some((row, sentence)) = compare(secured, plain, rate) {
+        if let Some((row, sentence)) = compare(dimension, variant, base, rate) {
             rows.push(row);
             sentences.push(sentence);
         }
     }
-    (!rows.is_empty()).then(|| SecuritySection {
+    (!rows.is_empty()).then(|| VariantSection {
+        dimension,
         rate,
+        base: dimension.base().into(),
         keepalive: if keepalive {
             "Units reused connections (keep-alive)".into()
         } else {
@@ -94,10 +177,11 @@ fn signed(e: &Estimate, unit: &str) -> String {
 }
 
 fn compare(
-    secured: &ArchitectureResult,
-    plain: &ArchitectureResult,
+    dimension: Dimension,
+    variant: &ArchitectureResult,
+    base: &ArchitectureResult,
     rate: u32,
-) -> Option<(SecurityRow, String)> {
+) -> Option<(VariantRow, String)> {
     let p50 = |s: &StepResult| Some(s.latency_us.p50 as f64);
     let p99 = |s: &StepResult| Some(s.latency_us.p99 as f64);
     let cpu = |s: &StepResult| s.units_cpu_us_per_request;
@@ -111,23 +195,22 @@ fn compare(
             .connections_opened_machine
             .and_then(|n| per_request(s, n as f64))
     };
-    let added_p50 = rounds::difference(&figure(secured, rate, p50), &figure(plain, rate, p50))?;
-    let added_p99 = rounds::difference(&figure(secured, rate, p99), &figure(plain, rate, p99));
-    let secured_p50 = rounds::over_rounds(&figure(secured, rate, p50))?;
-    let hops_mean = rounds::mean_over_rounds(&figure(secured, rate, hops)).map_or(0.0, |e| e.point);
-    let cpu_ratio = rounds::ratio(&figure(secured, rate, cpu), &figure(plain, rate, cpu));
-    let cpu_added = rounds::difference(&figure(secured, rate, cpu), &figure(plain, rate, cpu));
+    let added_p50 = rounds::difference(&figure(variant, rate, p50), &figure(base, rate, p50))?;
+    let added_p99 = rounds::difference(&figure(variant, rate, p99), &figure(base, rate, p99));
+    let variant_p50 = rounds::over_rounds(&figure(variant, rate, p50))?;
+    let hops_mean = rounds::mean_over_rounds(&figure(variant, rate, hops)).map_or(0.0, |e| e.point);
+    let cpu_ratio = rounds::ratio(&figure(variant, rate, cpu), &figure(base, rate, cpu));
+    let cpu_added = rounds::difference(&figure(variant, rate, cpu), &figure(base, rate, cpu));
     let mean = |a: &ArchitectureResult, f: &dyn Fn(&StepResult) -> Option<f64>| {
         rounds::over_rounds(&rounds::per_round(a, rate, f)).map(|e| e.point)
     };
-    let share = added_p50.point / secured_p50.point.max(1.0);
+    let share = added_p50.point / variant_p50.point.max(1.0);
     let per_hop = added_p50.point / hops_mean.max(1.0);
     let rss = |a: &ArchitectureResult| a.deploy.as_ref().map(|d| d.idle_rss_bytes_total as f64);
-    let mode = secured.security.name();
-    let arch = secured.architecture.name();
-    let row = SecurityRow {
+    let arch = variant.label();
+    let row = VariantRow {
         arch: arch.clone(),
-        mode: mode.to_string(),
+        variant: dimension.value(variant),
         added_p50_us: signed(&added_p50, "µs"),
         added_p99_us: added_p99.map_or("–".into(), |e| signed(&e, "µs")),
         share_of_p50: format!("{:.0} %", share * 100.0),
@@ -135,12 +218,12 @@ fn compare(
         added_p50_per_hop_us: format!("{per_hop:+.1}"),
         units_cpu_ratio: cpu_ratio.map_or("–".into(), |r| format::ratio_estimate(&r)),
         units_cpu_added_us: cpu_added.map_or("–".into(), |e| signed(&e, "µs")),
-        driver_tls_us_per_request: mean(secured, &tls).map_or("–".into(), |v| format!("{v:.1}")),
-        connections_per_request: match (mean(secured, &opened), mean(plain, &opened)) {
+        driver_tls_us_per_request: mean(variant, &tls).map_or("–".into(), |v| format!("{v:.1}")),
+        connections_per_request: match (mean(variant, &opened), mean(base, &opened)) {
             (Some(s), Some(p)) => format!("{s:.2} ({p:.2})"),
             _ => "–".into(),
         },
-        idle_rss_added_mib: match (rss(secured), rss(plain)) {
+        idle_rss_added_mib: match (rss(variant), rss(base)) {
             (Some(s), Some(p)) => format!("{:+.1}", (s - p) / (1024.0 * 1024.0)),
             _ => "–".into(),
         },
@@ -151,19 +234,22 @@ fn compare(
             format::ratio_estimate(&r)
         )
     });
+    let against = dimension.base();
     let latency = if added_p50.interval().is_some() && added_p50.contains(0.0) {
         format!(
-            "shows no clear change in p50 against plaintext ({})",
+            "shows no clear change in p50 against {against} ({})",
             signed(&added_p50, "µs")
         )
     } else {
         format!(
-            "changes p50 by {} against plaintext: {:.0} % of its secured p50, {per_hop:+.1} µs for each of its {hops_mean:.1} hops",
+            "changes p50 by {} against {against}: {:.0} % of its p50, {per_hop:+.1} µs for each of its {hops_mean:.1} hops",
             signed(&added_p50, "µs"),
             share * 100.0
         )
     };
-    let sentence = format!("At {rate} req/s, {arch} under {mode} {latency}{cpu_clause}.");
+    let cut = base.label();
+    let phrase = dimension.phrase(variant);
+    let sentence = format!("At {rate} req/s, {cut} {phrase} {latency}{cpu_clause}.");
     Some((row, sentence))
 }
 
@@ -212,7 +298,10 @@ mod tests {
         let section = security(&results, 100, false).expect("a secured cut beside plaintext");
         assert_eq!(section.rows.len(), 1);
         let row = &section.rows[0];
-        assert_eq!((row.arch.as_str(), row.mode.as_str()), ("micro", "mtls"));
+        assert_eq!(
+            (row.arch.as_str(), row.variant.as_str()),
+            ("micro+mtls", "mtls")
+        );
         assert!(
             row.added_p50_us.starts_with("+303 ["),
             "{}",
