@@ -281,6 +281,7 @@ mod tests {
                 timeout_ms: Some(900),
             },
             security: vec![SecurityMode::Mtls, SecurityMode::None],
+            transports: vec![Transport::Binary],
             keepalive: Some(false),
         };
         let applied = overrides.apply(&base);
@@ -294,6 +295,7 @@ mod tests {
             [SecurityMode::Mtls, SecurityMode::None]
         );
         assert!(!applied.security.keepalive);
+        assert_eq!(applied.transports, [Transport::Binary]);
         assert_eq!(applied.operations, base.operations);
     }
 
@@ -312,5 +314,36 @@ mod tests {
         let first = specs[1].launch_options(&env).unwrap().security.unwrap();
         let again = specs[3].launch_options(&env).unwrap().security.unwrap();
         assert!(Arc::ptr_eq(&first, &again), "one PKI per mode for the run");
+    }
+
+    #[test]
+    fn a_spec_per_cut_mode_and_transport_a_cut_s_variants_together() {
+        let mut base = scenario();
+        base.security.modes = vec![SecurityMode::None, SecurityMode::Tls];
+        base.transports = vec![Transport::Http1Json, Transport::Grpc];
+        let base = Arc::new(base);
+        let specs =
+            DeploySpec::each_mode(&base, &[Architecture::Nano, Architecture::Micro]).unwrap();
+        let labels: Vec<_> = specs.iter().map(|s| s.plan().label()).collect();
+        assert_eq!(
+            labels,
+            [
+                "nano",
+                "nano+grpc",
+                "nano+tls",
+                "nano+tls+grpc",
+                "micro",
+                "micro+grpc",
+                "micro+tls",
+                "micro+tls+grpc"
+            ]
+        );
+        let env = DeployEnv::with_work("grainbench".into(), "test".into(), 1.0);
+        let options = specs[3].launch_options(&env).unwrap();
+        assert_eq!(
+            options.transport,
+            Transport::Grpc,
+            "the units are told their transport"
+        );
     }
 }

@@ -18,3 +18,4 @@ mod pipeline;
 mod report;
 mod scenario_errors;
 mod security;
+mod transport;

@@ -267,6 +267,20 @@ fn malformed_scenarios_name_line_and_field() {
             "at least 1",
         ),
         (
+            "unknown transport",
+            format!("{VALID}[transport]\nmodes = [\"http1-json\", \"http3\"]\n"),
+            network_line(),
+            "transport.modes[1]",
+            "unknown transport 'http3': one of http1-json, grpc, binary",
+        ),
+        (
+            "a transport listed twice",
+            format!("{VALID}[transport]\nmodes = [\"grpc\", \"grpc\"]\n"),
+            network_line(),
+            "transport.modes[1]",
+            "grpc is listed twice",
+        ),
+        (
             "unknown network preset",
             with_network("preset = \"lan\""),
             network_line(),

@@ -253,6 +253,12 @@ impl BinaryClient {
         }
     }
 
+    /// Calls waiting for their reply, over every open connection.
+    pub fn pending_calls(&self) -> usize {
+        let open = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        open.values().map(|c| c.pending().len()).sum()
+    }
+
     /// The open connection to `addr`, opened now if there is none (or a fresh one per
     /// call without keep-alive).
     async fn connection(&self, addr: &str) -> Result<Arc<Connection>, CallError> {

@@ -346,3 +346,228 @@ mod tests {
         assert_eq!(Transport::default(), Transport::Http1Json);
     }
 }
+
+/// Transport tests on real loopback sockets: a unit's handlers served by [`crate::host`]'s
+/// listeners, called through each transport's client.
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+    use crate::wire::{FAILED_UNIT_HEADER, SERVICE_HOPS_HEADER, STATE_HOPS_HEADER};
+    use axum::routing::post;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// `/op/ok` echoes its body with a digest and hops; `/op/fail` is a 502 blaming `deep`
+    /// after 2 service hops; `/op/slow` answers after 300 ms.
+    fn handlers() -> axum::Router {
+        axum::Router::new()
+            .route(
+                "/op/ok",
+                post(|body: Bytes| async move {
+                    (
+                        [
+                            (DIGEST_HEADER, "00ab"),
+                            (SERVICE_HOPS_HEADER, "3"),
+                            (STATE_HOPS_HEADER, "1"),
+                        ],
+                        body,
+                    )
+                }),
+            )
+            .route(
+                "/op/fail",
+                post(|| async {
+                    (
+                        axum::http::StatusCode::BAD_GATEWAY,
+                        [(FAILED_UNIT_HEADER, "deep"), (SERVICE_HOPS_HEADER, "2")],
+                        "unit mid: deep failed",
+                    )
+                }),
+            )
+            .route(
+                "/op/slow",
+                post(|| async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    "late"
+                }),
+            )
+    }
+
+    /// Serves `handlers()` on loopback as a unit speaking `transport` does; the address
+    /// and the count of TCP connections accepted.
+    async fn serve(transport: Transport) -> (String, Arc<AtomicUsize>) {
+        let listener = crate::host::bind_loopback().unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counted = accepted.clone();
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let app = handlers();
+        tokio::spawn(async move {
+            let _keep = _stop_tx;
+            loop {
+                let (mut tcp, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, Ordering::SeqCst);
+                let (app, stop) = (app.clone(), stop.clone());
+                tokio::spawn(async move {
+                    match transport {
+                        Transport::Binary => {
+                            use tokio::io::AsyncReadExt as _;
+                            let mut magic = [0u8; 4];
+                            tcp.read_exact(&mut magic).await.unwrap();
+                            assert_eq!(&magic, binary::MAGIC);
+                            binary::serve_connection(tcp, app, None, stop).await;
+                        }
+                        _ => {
+                            let app = app.route_service(
+                                grpc::CALL_PATH,
+                                grpc::GrpcEndpoint::new(handlers()),
+                            );
+                            let service = hyper_util::service::TowerToHyperService::new(app);
+                            let _ = hyper_util::server::conn::auto::Builder::new(
+                                hyper_util::rt::TokioExecutor::new(),
+                            )
+                            .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                            .await;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn endpoint(addr: &str) -> Endpoint {
+        Endpoint {
+            unit: "callee".into(),
+            addr: addr.into(),
+        }
+    }
+
+    const NON_HTTP: [Transport; 2] = [Transport::Grpc, Transport::Binary];
+
+    #[tokio::test]
+    async fn a_reply_carries_body_digest_and_hops_and_a_failure_its_blame() {
+        for transport in NON_HTTP {
+            let (addr, _) = serve(transport).await;
+            let client = UnitClient::new(transport, Duration::from_secs(2), None, true).unwrap();
+            let net = NetworkModel::loopback();
+            let body = Bytes::from_static(b"payload");
+            let reply = client
+                .post_across(&net, &endpoint(&addr), "/op/ok", body.clone())
+                .await
+                .unwrap();
+            assert_eq!(reply.body, body, "{transport}");
+            assert_eq!(reply.digest.as_deref(), Some("00ab"));
+            assert_eq!(
+                reply.downstream_hops,
+                Hops {
+                    service: 3,
+                    state: 1
+                }
+            );
+            match client
+                .post_across(&net, &endpoint(&addr), "/op/fail", Bytes::new())
+                .await
+            {
+                Err(CallError::Status {
+                    status,
+                    failed_unit,
+                    hops,
+                    ..
+                }) => {
+                    assert_eq!(status, 502, "{transport}");
+                    assert_eq!(failed_unit.as_deref(), Some("deep"));
+                    assert_eq!(
+                        hops,
+                        Hops {
+                            service: 2,
+                            state: 0
+                        }
+                    );
+                }
+                other => panic!("{transport}: {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_calls_share_one_connection() {
+        for transport in NON_HTTP {
+            let (addr, accepted) = serve(transport).await;
+            let client = UnitClient::new(transport, Duration::from_secs(5), None, true).unwrap();
+            let net = NetworkModel::loopback();
+            let to = endpoint(&addr);
+            // One call first, so the connection exists before the burst.
+            client
+                .post_across(&net, &to, "/op/ok", Bytes::new())
+                .await
+                .unwrap();
+            let calls = (0..50u32).map(|i| {
+                let (client, net, to) = (client.clone(), net.clone(), to.clone());
+                async move {
+                    let body = Bytes::from(i.to_string());
+                    let reply = client.post_across(&net, &to, "/op/ok", body.clone()).await;
+                    (body, reply)
+                }
+            });
+            for (body, reply) in futures_util::future::join_all(calls).await {
+                assert_eq!(
+                    reply.unwrap().body,
+                    body,
+                    "{transport}: replies match their calls"
+                );
+            }
+            assert_eq!(accepted.load(Ordering::SeqCst), 1, "{transport}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_error_and_a_late_reply_a_timeout() {
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().to_string()
+        };
+        for transport in NON_HTTP {
+            let client =
+                UnitClient::new(transport, Duration::from_millis(100), None, true).unwrap();
+            let net = NetworkModel::loopback();
+            let refused = client
+                .post_across(&net, &endpoint(&closed), "/op/ok", Bytes::new())
+                .await;
+            assert!(
+                matches!(refused, Err(CallError::Connect { .. })),
+                "{transport}: {refused:?}"
+            );
+            let (addr, _) = serve(transport).await;
+            let late = client
+                .post_across(&net, &endpoint(&addr), "/op/slow", Bytes::new())
+                .await;
+            assert!(
+                matches!(late, Err(CallError::Timeout { .. })),
+                "{transport}: {late:?}"
+            );
+            // The connection outlives a timed-out call.
+            let reply = client
+                .post_across(&net, &endpoint(&addr), "/op/ok", Bytes::from_static(b"x"))
+                .await
+                .unwrap();
+            assert_eq!(reply.body, Bytes::from_static(b"x"));
+        }
+        let binary = binary::BinaryClient::new(Duration::from_millis(100), None, true).unwrap();
+        let (addr, _) = serve(Transport::Binary).await;
+        let late = binary
+            .post_across(
+                &NetworkModel::loopback(),
+                &endpoint(&addr),
+                "/op/slow",
+                Bytes::new(),
+            )
+            .await;
+        assert!(matches!(late, Err(CallError::Timeout { .. })));
+        assert_eq!(
+            binary.pending_calls(),
+            0,
+            "a timed-out call leaves no reply slot"
+        );
+    }
+}
