@@ -5,6 +5,7 @@ use crate::cli::{CalibrateArgs, ExportArgs, UpArgs};
 use crate::terminal::{self, note, say};
 use crate::{bad_input, Failure};
 use anyhow::Context as _;
+use grainbench::deploy::DeployOverrides;
 use grainbench::plan::{Architecture, Series};
 use grainbench::report::gate::Threshold;
 use grainbench::results::RunResults;
@@ -114,8 +115,21 @@ pub(crate) fn plan(
     Ok(())
 }
 
+/// `up` and `export` deploy one transport: several given is a usage error.
+fn one_transport(command: &str, overrides: &DeployOverrides) -> Result<(), Failure> {
+    if overrides.transports.len() > 1 {
+        let names: Vec<&str> = overrides.transports.iter().map(|t| t.name()).collect();
+        return Err(bad_input(anyhow::anyhow!(
+            "`{command}` deploys one transport; --transport gave {}: give one",
+            names.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) async fn up(args: &UpArgs) -> Result<(), Failure> {
     use grainbench::up::{Up, UpError};
+    one_transport("up", &args.request().overrides)?;
     let source = load(&args.scenario)?;
     let up = Up::start(&source, &args.request(), unit_binary()?)
         .await
@@ -131,8 +145,9 @@ pub(crate) async fn up(args: &UpArgs) -> Result<(), Failure> {
 }
 
 pub(crate) fn export(args: &ExportArgs) -> Result<(), Failure> {
-    let source = load(&args.scenario)?;
     let request = args.request();
+    one_transport("export", &request.overrides)?;
+    let source = load(&args.scenario)?;
     let exported = grainbench::export::export(&source.scenario, &request, &unit_binary()?)
         .map_err(|error| match error.is_bad_input() {
             true => bad_input(error.into()),

@@ -74,7 +74,7 @@ fn render_units(out: &mut String, m: &ReportModel) {
 
 /// The deploy-cost table: units, artifact, cold start, memory, CPU per request, redeploy.
 fn render_deploy_cost(out: &mut String, m: &ReportModel) {
-    let w = arch_width(m);
+    let w = arch_width(m).max(14);
     let _ = writeln!(
         out,
         "\ndeploy cost      {:>8} {:>10} {:>13} {:>24} {:>13} {:>13} {:>16} {:>26}",
@@ -117,7 +117,7 @@ fn render_deploy_cost(out: &mut String, m: &ReportModel) {
 
 /// The cuts' front at the verdict rate, and the recommendation under the budget.
 fn render_front(out: &mut String, m: &ReportModel) {
-    let w = arch_width(m);
+    let w = arch_width(m).max(14);
     let Some(front) = &m.front else {
         return;
     };

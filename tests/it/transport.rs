@@ -103,3 +103,28 @@ fn an_unknown_transport_is_a_clear_error() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn up_and_export_take_one_transport() {
+    for command in ["up", "export"] {
+        let mut args = vec![command.to_string()];
+        if command == "export" {
+            args.push("k8s".into());
+        }
+        args.push(fixture("tiny.toml").display().to_string());
+        if command == "export" {
+            args.extend(["nano".to_string(), "/nonexistent/never-written".to_string()]);
+        }
+        args.extend(["--transport".to_string(), "grpc,binary".to_string()]);
+        let output = std::process::Command::new(grainbench_binary())
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!("`{command}` deploys one transport")),
+            "{command}: {stderr}"
+        );
+    }
+}

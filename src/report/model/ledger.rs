@@ -211,6 +211,14 @@ fn signed(e: &Estimate) -> String {
     }
 }
 
+/// `146 [120–172] µs`, or `146 µs (one round)`.
+fn micros(e: &Estimate) -> String {
+    match e.interval() {
+        Some((low, high)) => format!("{:.0} [{low:.0}–{high:.0}] µs", e.point),
+        None => format!("{:.0} µs (one round)", e.point),
+    }
+}
+
 /// `e` over `floor`: `2.1× [1.8–2.4]`.
 fn times(e: Option<&Estimate>, floor: Option<f64>) -> String {
     let (Some(e), Some(floor)) = (e, floor.filter(|f| *f > 0.0)) else {
@@ -264,10 +272,10 @@ fn clause_of(row: &LedgerRow) -> Option<String> {
         x => format!(" (CPU {x} the floor)"),
     };
     Some(format!(
-        "over {} a hop costs {} µs of CPU and {} µs of p50{floor}, {} against {}",
+        "over {} a hop costs {} of CPU and {} of p50{floor}, {} against {}",
         row.transport,
-        signed(cpu),
-        signed(latency),
+        micros(cpu),
+        micros(latency),
         row.cut,
         row.reference
     ))
@@ -284,8 +292,8 @@ fn sentence_of(rate: u32, row: &LedgerRow) -> Option<String> {
         ),
     };
     Some(format!(
-        "At {rate} req/s a hop costs {} µs of the units' CPU and {} µs of p50 latency over {}{floor}: {} against {}, {} more hops per request.",
-        signed(cpu), signed(latency), row.transport, row.cut, row.reference, row.extra_hops
+        "At {rate} req/s a hop costs {} of the units' CPU and {} of p50 latency over {}{floor}: {} against {}, {} more hops per request.",
+        micros(cpu), micros(latency), row.transport, row.cut, row.reference, row.extra_hops
     ))
 }
 
