@@ -22,20 +22,25 @@ pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 /// CPU time and resident memory of one process, now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
+    /// User + system.
     pub cpu: Duration,
+    /// System (kernel) time alone.
+    pub system: Duration,
     pub rss_bytes: u64,
 }
 
-/// Reads `/proc/<pid>/stat`: user + system CPU of the whole process, and its RSS.
+/// Reads `/proc/<pid>/stat`: user + system CPU of the whole process, its system CPU and
+/// its RSS (the kernel counts CPU in clock ticks, 10 ms on most systems).
 pub fn usage(pid: u32) -> Option<Usage> {
     let stat = procfs::process::Process::new(pid as i32)
         .ok()?
         .stat()
         .ok()?;
     let ticks = procfs::ticks_per_second().max(1);
-    let cpu_ticks = stat.utime + stat.stime;
+    let time = |t: u64| Duration::from_nanos(t.saturating_mul(1_000_000_000) / ticks);
     Some(Usage {
-        cpu: Duration::from_nanos(cpu_ticks.saturating_mul(1_000_000_000) / ticks),
+        cpu: time(stat.utime + stat.stime),
+        system: time(stat.stime),
         rss_bytes: stat.rss_bytes().get(),
     })
 }
@@ -124,17 +129,57 @@ pub fn endpoints(role: &UnitRole) -> usize {
     }
 }
 
+/// Every unit's body codec time since it was last taken (which resets it), added up; or
+/// the unit that could not say.
+pub async fn take_codec_time(
+    live: &LiveDeployment,
+) -> Result<grain_runtime::transport::codec::CodecTime, String> {
+    use grain_runtime::transport::codec::CodecTime;
+    let client = live
+        .options
+        .client(Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    let mut total = CodecTime::default();
+    for unit in &live.units {
+        let path = grain_runtime::wire::CODEC_TIME_PATH;
+        let reply = client
+            .post(&unit.endpoint(), path, bytes::Bytes::new())
+            .await
+            .map_err(|e| format!("unit {}: {e}", unit.name))?;
+        let time: CodecTime = serde_json::from_slice(&reply.body)
+            .map_err(|e| format!("unit {}: malformed codec time: {e}", unit.name))?;
+        total.calls += time.calls;
+        total.timed += time.timed;
+        total.timed_ns += time.timed_ns;
+    }
+    Ok(total)
+}
+
 /// Size of the artifact every unit ships: the `grainbench` binary itself.
 pub fn artifact_bytes(binary: &Path) -> u64 {
     std::fs::metadata(binary).map_or(0, |m| m.len())
 }
 
 impl StepResult {
+    /// Attaches the units' body codec time during this step, per completed request.
+    pub fn with_codec_time(mut self, time: grain_runtime::transport::codec::CodecTime) -> Self {
+        let completed = self.ok + self.error_total;
+        self.units_codec_cpu_us_per_request = time
+            .estimated_ns()
+            .filter(|_| completed > 0)
+            .map(|ns| ((ns / 1e3 / completed as f64) * 100.0).round() / 100.0);
+        self
+    }
+
     /// Attaches the units' CPU and memory during this step.
     pub fn with_units(mut self, usage: UnitsUsage) -> Self {
         let completed = self.ok + self.error_total;
-        self.units_cpu_us_per_request = (completed > 0)
-            .then(|| ((usage.cpu_ms_total * 1e3 / completed as f64) * 100.0).round() / 100.0);
+        let per_request = |ms: f64| ((ms * 1e3 / completed as f64) * 100.0).round() / 100.0;
+        self.units_cpu_us_per_request = (completed > 0).then(|| per_request(usage.cpu_ms_total));
+        self.units_system_cpu_us_per_request = (completed > 0)
+            .then_some(usage.system_cpu_ms_total)
+            .flatten()
+            .map(per_request);
         self.units = Some(usage);
         self
     }

@@ -26,16 +26,46 @@ impl UnitPids {
     }
 }
 
+/// A process's CPU time: all of it, and the kernel's part.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cpu {
+    total: Duration,
+    system: Duration,
+}
+
+impl Cpu {
+    fn of(usage: &crate::cost::Usage) -> Self {
+        Cpu {
+            total: usage.cpu,
+            system: usage.system,
+        }
+    }
+
+    fn since(self, start: Cpu) -> Cpu {
+        Cpu {
+            total: self.total.saturating_sub(start.total),
+            system: self.system.saturating_sub(start.system),
+        }
+    }
+
+    fn plus(self, other: Cpu) -> Cpu {
+        Cpu {
+            total: self.total + other.total,
+            system: self.system + other.system,
+        }
+    }
+}
+
 /// One unit, sampled.
 #[derive(Debug, Clone, Copy)]
 struct Track {
     pid: u32,
     /// The process's CPU time when this track began following it.
-    start_cpu: Duration,
+    start_cpu: Cpu,
     /// Its CPU time at the last sample.
-    last_cpu: Duration,
+    last_cpu: Cpu,
     /// CPU of the unit's earlier processes during the step.
-    earlier_cpu: Duration,
+    earlier_cpu: Cpu,
     peak_rss: u64,
 }
 
@@ -44,17 +74,17 @@ impl Track {
         if pid != self.pid {
             // Replaced: the old process's share up to its last sample; the new one's whole
             // life is within the step.
-            self.earlier_cpu += self.last_cpu.saturating_sub(self.start_cpu);
-            (self.pid, self.start_cpu, self.last_cpu) = (pid, Duration::ZERO, Duration::ZERO);
+            self.earlier_cpu = self.earlier_cpu.plus(self.last_cpu.since(self.start_cpu));
+            (self.pid, self.start_cpu, self.last_cpu) = (pid, Cpu::default(), Cpu::default());
         }
         if let Some(now) = usage(pid) {
-            self.last_cpu = now.cpu;
+            self.last_cpu = Cpu::of(&now);
             self.peak_rss = self.peak_rss.max(now.rss_bytes);
         }
     }
 
-    fn cpu(&self) -> Duration {
-        self.earlier_cpu + self.last_cpu.saturating_sub(self.start_cpu)
+    fn cpu(&self) -> Cpu {
+        self.earlier_cpu.plus(self.last_cpu.since(self.start_cpu))
     }
 }
 
@@ -74,9 +104,9 @@ impl Sampler {
                 let now = usage(*pid).unwrap_or_default();
                 Track {
                     pid: *pid,
-                    start_cpu: now.cpu,
-                    last_cpu: now.cpu,
-                    earlier_cpu: Duration::ZERO,
+                    start_cpu: Cpu::of(&now),
+                    last_cpu: Cpu::of(&now),
+                    earlier_cpu: Cpu::default(),
                     peak_rss: now.rss_bytes,
                 }
             })
@@ -92,13 +122,17 @@ impl Sampler {
         tick(&self.pids, &self.tracks);
         let tracks = self.tracks.lock().map(|t| t.clone()).unwrap_or_default();
         let mut result = UnitsUsage::default();
+        let mut system = Duration::ZERO;
         for ((name, _), track) in self.pids.get().iter().zip(tracks) {
+            let cpu = track.cpu();
             result
                 .cpu_ms
-                .insert(name.clone(), track.cpu().as_secs_f64() * 1e3);
+                .insert(name.clone(), cpu.total.as_secs_f64() * 1e3);
+            system += cpu.system;
             result.peak_rss_bytes.insert(name.clone(), track.peak_rss);
         }
         result.cpu_ms_total = result.cpu_ms.values().sum();
+        result.system_cpu_ms_total = Some(system.as_secs_f64() * 1e3);
         result.peak_rss_bytes_total = result.peak_rss_bytes.values().sum();
         result
     }

@@ -174,11 +174,11 @@ fn render_ledger(out: &mut String, m: &ReportModel) {
         "\nwhat one hop costs at {} req/s ({}):",
         ledger.rate, ledger.transport
     );
-    let line = |out: &mut String, cells: [&str; 7]| {
-        let [cut, against, extra, p50, p50x, cpu, cpux] = cells;
+    let line = |out: &mut String, cells: [&str; 9]| {
+        let [cut, against, extra, p50, p50x, cpu, kernel, codec, cpux] = cells;
         let _ = writeln!(
             out,
-            "  {cut:<w$} {against:<w$} {extra:>6} {p50:>17} {p50x:>16} {cpu:>17} {cpux:>16}"
+            "  {cut:<w$} {against:<w$} {extra:>6} {p50:>17} {p50x:>16} {cpu:>17} {kernel:>15} {codec:>13} {cpux:>16}"
         );
     };
     line(
@@ -190,6 +190,8 @@ fn render_ledger(out: &mut String, m: &ReportModel) {
             "p50 µs/hop",
             "× bare hop",
             "CPU µs/hop",
+            "of it kernel",
+            "of it codec",
             "× least hop",
         ],
     );
@@ -203,6 +205,8 @@ fn render_ledger(out: &mut String, m: &ReportModel) {
                 &r.latency,
                 &r.latency_to_bare_hop,
                 &r.cpu,
+                &r.kernel_cpu,
+                &r.codec_cpu,
                 &r.cpu_to_floor,
             ],
         );

@@ -118,6 +118,9 @@ pub struct UnitsUsage {
     /// Unit → CPU time (ms) spent during the period.
     pub cpu_ms: BTreeMap<String, f64>,
     pub cpu_ms_total: f64,
+    /// Of `cpu_ms_total`, the time in the kernel (system time; absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_cpu_ms_total: Option<f64>,
     /// Unit → highest RSS sampled (bytes).
     pub peak_rss_bytes: BTreeMap<String, u64>,
     pub peak_rss_bytes_total: u64,
@@ -326,6 +329,14 @@ pub struct StepResult {
     pub units: Option<UnitsUsage>,
     /// Units' CPU time per completed request (µs).
     pub units_cpu_us_per_request: Option<f64>,
+    /// Of it, the units' time in the kernel (system time) per completed request (µs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units_system_cpu_us_per_request: Option<f64>,
+    /// Of it, the units' body codec (encoding and decoding operation and state bodies),
+    /// per completed request (µs): one call in 8 timed on the thread's CPU clock, scaled
+    /// to all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units_codec_cpu_us_per_request: Option<f64>,
     /// Retries the units made for the step's requests (warm-up included), as their replies
     /// reported them: each caller's retries and its callees', summed up the call tree.
     #[serde(default)]

@@ -347,6 +347,12 @@ impl ArchRun<'_> {
                 tracing::warn!(%error, "cannot reset the units' injected-delay errors");
             }
         }
+        if let Some(live) = deployed.live() {
+            // The step's count starts afresh, as the delays' does.
+            if let Err(error) = cost::take_codec_time(live).await {
+                tracing::warn!(%error, "cannot reset the units' codec time");
+            }
+        }
         let (measurement, usage, noise) = self
             .measured_step(
                 architecture.clone(),
@@ -357,9 +363,13 @@ impl ArchRun<'_> {
             )
             .await?;
         let mut step = self.step_result(deployed.plan(), &measurement);
-        if deployed.live().is_some() {
+        if let Some(live) = deployed.live() {
             // An outside deployment's processes are not visible: its CPU is not measured.
             step = step.with_units(usage);
+            match cost::take_codec_time(live).await {
+                Ok(time) => step = step.with_codec_time(time),
+                Err(error) => tracing::warn!(%error, "cannot take the units' codec time"),
+            }
         }
         step.noise = noise;
         if let Some(live) = delaying {

@@ -12,7 +12,9 @@ use crate::security::{
 use crate::tls_listener::TlsListener;
 pub use crate::tls_listener::{TlsPeer, HANDSHAKES, HANDSHAKE_TIMEOUT};
 use crate::transport::Transport;
-use crate::wire::{DelayErrorsReply, DELAY_ERRORS_PATH, HEALTH_PATH, LISTENING_PREFIX};
+use crate::wire::{
+    DelayErrorsReply, CODEC_TIME_PATH, DELAY_ERRORS_PATH, HEALTH_PATH, LISTENING_PREFIX,
+};
 use axum::{
     extract::State,
     http::StatusCode,
@@ -151,7 +153,11 @@ pub async fn serve_unit(
     };
     // The harness's own control route sits behind the token check too: any local process
     // could otherwise empty the delay-error counters a measurement reads.
-    let app = app.merge(Router::new().route(DELAY_ERRORS_PATH, post(take_delay_errors)));
+    let app = app.merge(
+        Router::new()
+            .route(DELAY_ERRORS_PATH, post(take_delay_errors))
+            .route(CODEC_TIME_PATH, post(take_codec_time)),
+    );
     let app = match security
         .map(|c| TokenKey::of(c).map(|key| key.map(|key| (key, c))))
         .transpose()
@@ -382,6 +388,10 @@ async fn health(State(routes): State<Arc<RouteTable>>) -> StatusCode {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     }
+}
+
+async fn take_codec_time() -> Json<crate::transport::codec::CodecTime> {
+    Json(crate::transport::codec::take_codec_time())
 }
 
 async fn take_delay_errors() -> Json<DelayErrorsReply> {

@@ -34,6 +34,9 @@ pub const STATE_PUT_PATH: &str = "/put";
 pub const HEALTH_PATH: &str = "/health";
 /// Every unit: returns the injected-delay errors recorded since the last call, and resets.
 pub const DELAY_ERRORS_PATH: &str = "/grain/delay-errors/take";
+/// Every unit: returns its body codec's CPU since the last call
+/// ([`crate::transport::codec::CodecTime`], JSON), and resets.
+pub const CODEC_TIME_PATH: &str = "/grain/codec-time/take";
 
 /// Reply of [`DELAY_ERRORS_PATH`].
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -10,8 +10,9 @@
 //!
 //! Measured: latency, hops and CPU per round, and the floors. Derived: the per-hop
 //! figures (differences over extra hops) and their ratios to the floors (the floor taken
-//! as exact; its own noise is not in the interval). Not split yet: codec time against
-//! transport time, and kernel against user time.
+//! as exact; its own noise is not in the interval). The units' CPU per hop is split into
+//! the kernel's part (system time, `/proc/PID/stat`) and the rest, user space, and the
+//! body codec's part (the units time one encode or decode in 8 on the thread's CPU clock).
 
 use super::rounds;
 use crate::results::{ArchitectureResult, Estimate, RunResults};
@@ -48,6 +49,12 @@ pub struct LedgerRow {
     pub latency: String,
     /// Added units' CPU per request per extra hop, µs, with its interval.
     pub cpu: String,
+    /// Of it, the units' time in the kernel (system time), µs per extra hop, with its
+    /// interval; the rest is user space.
+    pub kernel_cpu: String,
+    /// Of it, the units' body codec (encode and decode), µs per extra hop, with its
+    /// interval.
+    pub codec_cpu: String,
     /// `latency` over the bare hop's round trip, `cpu` over the least hop's CPU.
     pub latency_to_bare_hop: String,
     pub cpu_to_floor: String,
@@ -186,6 +193,8 @@ fn row(
         return None;
     }
     let (cpu, _) = per_hop(arch, reference, rate, |s| s.units_cpu_us_per_request);
+    let (kernel, _) = per_hop(arch, reference, rate, |s| s.units_system_cpu_us_per_request);
+    let (codec, _) = per_hop(arch, reference, rate, |s| s.units_codec_cpu_us_per_request);
     let (latency_us, cpu_us) = (stats::estimate(&latency), stats::estimate(&cpu));
     Some(LedgerRow {
         cut: arch.label(),
@@ -194,6 +203,8 @@ fn row(
         extra_hops: format!("{extra:.1}"),
         latency: latency_us.as_ref().map_or("–".into(), signed),
         cpu: cpu_us.as_ref().map_or("–".into(), signed),
+        kernel_cpu: stats::estimate(&kernel).as_ref().map_or("–".into(), signed),
+        codec_cpu: stats::estimate(&codec).as_ref().map_or("–".into(), signed),
         latency_to_bare_hop: times(latency_us.as_ref(), round_trip),
         cpu_to_floor: times(cpu_us.as_ref(), cpu_floor),
         latency_us,

@@ -6,6 +6,67 @@
 use crate::wire::{OpRequest, OpResponse, StateGet, StatePut, StateValues};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Every this many encodes and decodes, one is timed with the thread's CPU clock (a
+/// system call each side, too dear for every call).
+pub const TIMED_EVERY: u64 = 8;
+
+/// The body codec's CPU in this unit since the last [`take_codec_time`], sampled.
+static CODEC_CALLS: AtomicU64 = AtomicU64::new(0);
+static CODEC_TIMED: AtomicU64 = AtomicU64::new(0);
+static CODEC_TIMED_NS: AtomicU64 = AtomicU64::new(0);
+
+/// What a unit's body codec cost since the last take: every encode and decode counted,
+/// one in [`TIMED_EVERY`] timed on the thread's CPU clock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CodecTime {
+    pub calls: u64,
+    pub timed: u64,
+    pub timed_ns: u64,
+}
+
+impl CodecTime {
+    /// The codec's whole CPU estimated from the timed calls, ns.
+    pub fn estimated_ns(&self) -> Option<f64> {
+        (self.timed > 0).then(|| self.timed_ns as f64 * self.calls as f64 / self.timed as f64)
+    }
+}
+
+/// This unit's codec time since the last take; starts the next count.
+pub fn take_codec_time() -> CodecTime {
+    CodecTime {
+        calls: CODEC_CALLS.swap(0, Ordering::Relaxed),
+        timed: CODEC_TIMED.swap(0, Ordering::Relaxed),
+        timed_ns: CODEC_TIMED_NS.swap(0, Ordering::Relaxed),
+    }
+}
+
+fn thread_cpu_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec passed by pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+/// Runs `f`, counted, and timed when its turn comes.
+fn timed<T>(f: impl FnOnce() -> T) -> T {
+    if !CODEC_CALLS
+        .fetch_add(1, Ordering::Relaxed)
+        .is_multiple_of(TIMED_EVERY)
+    {
+        return f();
+    }
+    let start = thread_cpu_ns();
+    let out = f();
+    let spent = thread_cpu_ns().saturating_sub(start);
+    CODEC_TIMED.fetch_add(1, Ordering::Relaxed);
+    CODEC_TIMED_NS.fetch_add(spent, Ordering::Relaxed);
+    out
+}
 
 /// An encoding of call bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +122,10 @@ impl Codec {
 
     /// `message` in this codec.
     pub fn encode<M: Message>(self, message: &M) -> Vec<u8> {
+        timed(|| self.encode_untimed(message))
+    }
+
+    fn encode_untimed<M: Message>(self, message: &M) -> Vec<u8> {
         match self {
             // These plain structs (strings, integers, maps with string keys) always serialize.
             Codec::Json => serde_json::to_vec(message).expect("wire types always serialize"),
@@ -71,6 +136,10 @@ impl Codec {
 
     /// A message from `bytes` in this codec.
     pub fn decode<M: Message>(self, bytes: &[u8]) -> Result<M, DecodeError> {
+        timed(|| self.decode_untimed(bytes))
+    }
+
+    fn decode_untimed<M: Message>(self, bytes: &[u8]) -> Result<M, DecodeError> {
         let error = |detail: String| DecodeError {
             codec: self.name(),
             detail,
@@ -86,6 +155,10 @@ impl Codec {
 
     /// An operation request padded so its body is at least `size` bytes.
     pub fn encode_request(self, params: &BTreeMap<String, u64>, size: usize) -> Vec<u8> {
+        timed(|| self.encode_request_untimed(params, size))
+    }
+
+    fn encode_request_untimed(self, params: &BTreeMap<String, u64>, size: usize) -> Vec<u8> {
         if self == Codec::Json {
             return crate::wire::encode_request(params, size);
         }
@@ -98,6 +171,10 @@ impl Codec {
 
     /// An operation response padded so its body is at least `size` bytes.
     pub fn encode_response(self, digest: String, size: usize) -> Vec<u8> {
+        timed(|| self.encode_response_untimed(digest, size))
+    }
+
+    fn encode_response_untimed(self, digest: String, size: usize) -> Vec<u8> {
         if self == Codec::Json {
             return crate::wire::encode_response(digest, size);
         }
@@ -116,7 +193,7 @@ impl Codec {
         size: usize,
         pad: impl Fn(&mut M, String),
     ) -> Vec<u8> {
-        let mut body = self.encode(&message);
+        let mut body = self.encode_untimed(&message);
         let mut pad_len = 0usize;
         // The pad's own tag and length prefix take a few bytes: a few passes settle it.
         for _ in 0..4 {
@@ -125,7 +202,7 @@ impl Codec {
             }
             pad_len = (pad_len + size).saturating_sub(body.len());
             pad(&mut message, "x".repeat(pad_len));
-            body = self.encode(&message);
+            body = self.encode_untimed(&message);
         }
         body
     }

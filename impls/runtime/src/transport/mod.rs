@@ -396,10 +396,17 @@ mod wire_tests {
     /// Serves `handlers()` on loopback as a unit speaking `transport` does; the address
     /// and the count of TCP connections accepted.
     async fn serve(transport: Transport) -> (String, Arc<AtomicUsize>) {
+        let (addr, accepted, _) = serve_counting(transport).await;
+        (addr, accepted)
+    }
+
+    /// [`serve`], with the count of connections still open too.
+    async fn serve_counting(transport: Transport) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
         let listener = crate::host::bind_loopback().unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let accepted = Arc::new(AtomicUsize::new(0));
-        let counted = accepted.clone();
+        let open = Arc::new(AtomicUsize::new(0));
+        let (counted, still_open) = (accepted.clone(), open.clone());
         let (_stop_tx, stop) = tokio::sync::watch::channel(false);
         let app = handlers();
         tokio::spawn(async move {
@@ -407,7 +414,8 @@ mod wire_tests {
             loop {
                 let (mut tcp, _) = listener.accept().await.unwrap();
                 counted.fetch_add(1, Ordering::SeqCst);
-                let (app, stop) = (app.clone(), stop.clone());
+                still_open.fetch_add(1, Ordering::SeqCst);
+                let (app, stop, still_open) = (app.clone(), stop.clone(), still_open.clone());
                 tokio::spawn(async move {
                     match transport {
                         Transport::Binary => {
@@ -430,10 +438,11 @@ mod wire_tests {
                             .await;
                         }
                     }
+                    still_open.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
-        (addr, accepted)
+        (addr, accepted, open)
     }
 
     fn endpoint(addr: &str) -> Endpoint {
@@ -568,6 +577,29 @@ mod wire_tests {
             binary.pending_calls(),
             0,
             "a timed-out call leaves no reply slot"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_keepalive_each_call_opens_a_connection_and_closes_it() {
+        let (addr, accepted, open) = serve_counting(Transport::Binary).await;
+        let client = binary::BinaryClient::new(Duration::from_secs(2), None, false).unwrap();
+        let net = NetworkModel::loopback();
+        for _ in 0..20 {
+            client
+                .post_across(&net, &endpoint(&addr), "/op/ok", Bytes::new())
+                .await
+                .unwrap();
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 20, "a connection per call");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while open.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            open.load(Ordering::SeqCst),
+            0,
+            "every connection was closed"
         );
     }
 }
