@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::{oneshot, watch};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// First bytes of a plaintext binary connection.
 pub const MAGIC: &[u8; 4] = b"GRB1";
@@ -68,18 +68,32 @@ async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<Opt
     Ok(Some(payload))
 }
 
-/// A connection's write side, shared by every call or reply that writes on it: each frame
-/// is written whole, by the task that has it (no writer task to wake).
-type SharedWriter = Arc<tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>>;
-
-fn shared<W: AsyncWrite + Send + Unpin + 'static>(writer: W) -> SharedWriter {
-    Arc::new(tokio::sync::Mutex::new(Box::new(writer)))
+/// Writes queued frames, flushing whenever the queue is empty; shuts the stream's write
+/// side down once every sender is gone.
+async fn write_frames<W: AsyncWrite + Unpin>(
+    writer: W,
+    mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    let mut writer = BufWriter::new(writer);
+    while let Some(frame) = frames.recv().await {
+        if writer.write_all(&frame).await.is_err() {
+            return;
+        }
+        while let Ok(frame) = frames.try_recv() {
+            if writer.write_all(&frame).await.is_err() {
+                return;
+            }
+        }
+        if writer.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
 }
 
 /// Serves one binary connection (its magic already read): each request handed to `app`
-/// in a task of its own (so requests on one connection run in parallel, as HTTP/1.1's
-/// connections do), which writes its reply itself when it is ready. Stops reading when
-/// `stop` turns true, answers what it has read, and closes.
+/// in a task of its own, each reply written when it is ready. Stops reading when `stop`
+/// turns true, answers what it has read, and closes.
 pub async fn serve_connection<IO>(
     io: IO,
     app: axum::Router,
@@ -89,8 +103,8 @@ pub async fn serve_connection<IO>(
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (reader, writer) = tokio::io::split(io);
-    let writer = shared(writer);
-    let in_flight = tokio_util::task::TaskTracker::new();
+    let (replies, queue) = mpsc::unbounded_channel();
+    let writing = tokio::spawn(write_frames(writer, queue));
     let mut reader = BufReader::new(reader);
     loop {
         let payload = tokio::select! {
@@ -111,46 +125,26 @@ pub async fn serve_connection<IO>(
                 break;
             }
         };
-        let (app, peer, writer) = (app.clone(), peer.clone(), writer.clone());
-        in_flight.spawn(async move {
+        let (app, peer, replies) = (app.clone(), peer.clone(), replies.clone());
+        tokio::spawn(async move {
             let reply = dispatch(app, request.call, Codec::Postcard, peer).await;
-            let bytes = frame(&ReplyFrame {
+            let _ = replies.send(frame(&ReplyFrame {
                 id: request.id,
                 reply,
-            });
-            let _ = writer.lock().await.write_all(&bytes).await;
+            }));
         });
     }
-    // Every request read gets its reply before the connection closes.
-    in_flight.close();
-    in_flight.wait().await;
-    let _ = writer.lock().await.shutdown().await;
+    // The writer ends once every request in flight has sent its reply.
+    drop(replies);
+    let _ = writing.await;
 }
 
 /// One multiplexed connection to a callee.
 struct Connection {
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, oneshot::Sender<CallReply>>>,
-    writer: SharedWriter,
+    frames: mpsc::UnboundedSender<Vec<u8>>,
     closed: AtomicBool,
-    /// Dropped with the connection: tells its reader to stop, which closes the socket
-    /// (a split stream closes once both halves are gone).
-    _hangup: oneshot::Sender<()>,
-}
-
-/// Marks its connection closed unless disarmed: a call dropped (timed out) in the middle
-/// of writing its frame leaves the stream unusable, and the next call opens another.
-struct WriteGuard<'a> {
-    connection: &'a Connection,
-    armed: bool,
-}
-
-impl Drop for WriteGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.connection.closed.store(true, Ordering::Release);
-        }
-    }
 }
 
 impl Connection {
@@ -245,19 +239,13 @@ impl BinaryClient {
             connection: &connection,
             id,
         };
-        if connection.closed.load(Ordering::Acquire) {
+        if connection.closed.load(Ordering::Acquire)
+            || connection
+                .frames
+                .send(frame(&RequestFrame { id, call }))
+                .is_err()
+        {
             return Err(io_error("connection closed before the call was sent"));
-        }
-        let bytes = frame(&RequestFrame { id, call });
-        let mut guard = WriteGuard {
-            connection: &connection,
-            armed: true,
-        };
-        let written = connection.writer.lock().await.write_all(&bytes).await;
-        guard.armed = written.is_err();
-        drop(guard);
-        if let Err(error) = written {
-            return Err(io_error(&format!("cannot send the call: {error}")));
         }
         match answered.await {
             Ok(reply) => reply.into_result(addr),
@@ -341,26 +329,18 @@ where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (reader, writer) = tokio::io::split(io);
-    let (hangup, mut hung_up) = oneshot::channel();
+    let (frames, queue) = mpsc::unbounded_channel();
     let connection = Arc::new(Connection {
         next_id: AtomicU64::new(0),
         pending: Mutex::new(HashMap::new()),
-        writer: shared(writer),
+        frames,
         closed: AtomicBool::new(false),
-        _hangup: hangup,
     });
+    tokio::spawn(write_frames(writer, queue));
     let reading = Arc::downgrade(&connection);
     tokio::spawn(async move {
         let mut reader = BufReader::new(reader);
-        loop {
-            let payload = tokio::select! {
-                payload = read_frame(&mut reader) => payload,
-                // The connection is gone: nobody waits for a reply any more.
-                _ = &mut hung_up => return,
-            };
-            let Ok(Some(payload)) = payload else {
-                break;
-            };
+        while let Ok(Some(payload)) = read_frame(&mut reader).await {
             let Ok(frame) = postcard::from_bytes::<ReplyFrame>(&payload) else {
                 break;
             };
