@@ -213,6 +213,16 @@ pub fn paired_ratio_p_value(a: &[f64], b: &[f64]) -> Option<f64> {
     two_sided_p(mean(&diffs), se, (diffs.len() - 1) as f64)
 }
 
+/// The two-sided p-value of "no difference" from paired differences (round r of each
+/// shared its weather): Student's t on them. `None` with fewer than two.
+pub fn paired_difference_p_value(diffs: &[f64]) -> Option<f64> {
+    if diffs.len() < 2 {
+        return None;
+    }
+    let se = (variance(diffs) / diffs.len() as f64).sqrt();
+    two_sided_p(mean(diffs), se, (diffs.len() - 1) as f64)
+}
+
 /// The false discovery rate the comparisons of many figures are held to.
 pub const FALSE_DISCOVERY_RATE: f64 = 0.05;
 

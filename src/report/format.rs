@@ -60,13 +60,24 @@ pub fn ratio_estimate(e: &Estimate) -> String {
     }
 }
 
+/// The smallest relative change (%) a comparison with interval `e` would have flagged:
+/// its half-width on the log scale (where the change's interval is symmetric), taken
+/// back. `None` without an interval.
+pub fn detectable_change(e: &Estimate) -> Option<f64> {
+    let (low, high) = e.interval()?;
+    let (low, high) = (1.0 + low / 100.0, 1.0 + high / 100.0);
+    (low > 0.0 && high > 0.0).then(|| (((high.ln() - low.ln()) / 2.0).exp() - 1.0) * 100.0)
+}
+
 /// A relative change and its interval: `+12.3 % [+5.1, +19.9]`, or `no change beyond noise
-/// (+2.1 % [−4.0, +8.7])` when the interval holds 0.
+/// (+2.1 % [−4.0, +8.7]); this run could see ±6.4 %` when the interval holds 0.
 pub fn change_estimate(e: &Estimate) -> String {
     match e.interval() {
         Some((low, high)) if low <= 0.0 && 0.0 <= high => format!(
-            "no change beyond noise ({:+.1} % [{low:+.1}, {high:+.1}])",
-            e.point
+            "no change beyond noise ({:+.1} % [{low:+.1}, {high:+.1}]){}",
+            e.point,
+            detectable_change(e)
+                .map_or(String::new(), |d| format!("; this run could see ±{d:.0} %"))
         ),
         Some((low, high)) => format!("{:+.1} % [{low:+.1}, {high:+.1}]", e.point),
         None => format!("{:+.1} % (one round each: no interval)", e.point),
@@ -118,6 +129,21 @@ mod tests {
         assert_eq!(ratio_estimate(&e(3.2, 2.9, 3.6)), "3.2× [2.9–3.6]");
         assert!(ratio_estimate(&e(1.1, 0.8, 1.5)).starts_with("no clear difference"));
         assert!(change_estimate(&e(2.0, -4.0, 8.0)).starts_with("no change beyond noise"));
+        // [-10 %, +11.1 %] is ±0.105 on the log scale: the run could see ±11 %.
+        let wide = e(0.0, -10.0, 100.0 / 9.0);
+        assert!((detectable_change(&wide).unwrap() - 100.0 / 9.0).abs() < 1e-9);
+        assert!(
+            change_estimate(&wide).ends_with("; this run could see ±11 %"),
+            "{}",
+            change_estimate(&wide)
+        );
+        let one_round = Estimate {
+            point: 1.0,
+            low: None,
+            high: None,
+            rounds: 1,
+        };
+        assert_eq!(detectable_change(&one_round), None);
         assert_eq!(
             change_estimate(&e(12.34, 5.1, 19.9)),
             "+12.3 % [+5.1, +19.9]"

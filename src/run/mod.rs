@@ -157,13 +157,8 @@ async fn run_into(
     let orders = results.meta.round_orders.clone();
     let steps_taken = std::cell::Cell::new(0);
     for (round, order) in orders.iter().enumerate() {
-        // A cut's security modes run back to back, so their comparison shares the moment.
-        let order: Vec<usize> = order
-            .iter()
-            .flat_map(|architecture| {
-                (0..specs.len()).filter(move |&i| specs[i].plan().architecture == *architecture)
-            })
-            .collect();
+        let cuts: Vec<&Architecture> = specs.iter().map(|s| &s.plan().architecture).collect();
+        let order = variant_order(&cuts, order, round);
         for &index in &order {
             tracing::info!(round = round + 1, label = %specs[index].plan().label(), "round");
             let context = ArchRun {
@@ -339,3 +334,40 @@ async fn measure_hop_floor(rate: u32) -> Option<crate::results::HopFloor> {
 
 /// The bare-hop calibration is repeated once per round, up to this many times.
 const MAX_HOP_REPETITIONS: usize = 3;
+
+/// The deployments of one round, in the round's order of cuts (`order`): a cut's variants
+/// (security modes, transports) back to back, so their comparison shares the moment, in
+/// an order rotated each round, so that none always runs first (or last) and a drift
+/// within a round falls on each in turn. `cuts`: each deployment's cut, in spec order.
+fn variant_order(cuts: &[&Architecture], order: &[Architecture], round: usize) -> Vec<usize> {
+    order
+        .iter()
+        .flat_map(|architecture| {
+            let mut variants: Vec<usize> = (0..cuts.len())
+                .filter(|&i| cuts[i] == architecture)
+                .collect();
+            if !variants.is_empty() {
+                let turn = round % variants.len();
+                variants.rotate_left(turn);
+            }
+            variants
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_s_variants_run_together_each_first_in_turn() {
+        let (nano, mono) = (Architecture::Nano, Architecture::Monolith);
+        // nano, nano+grpc, nano+binary, monolith, monolith+grpc, monolith+binary.
+        let cuts = [&nano, &nano, &nano, &mono, &mono, &mono];
+        let order = [mono.clone(), nano.clone()];
+        assert_eq!(variant_order(&cuts, &order, 0), [3, 4, 5, 0, 1, 2]);
+        assert_eq!(variant_order(&cuts, &order, 1), [4, 5, 3, 1, 2, 0]);
+        assert_eq!(variant_order(&cuts, &order, 2), [5, 3, 4, 2, 0, 1]);
+        assert_eq!(variant_order(&cuts, &order, 3), [3, 4, 5, 0, 1, 2]);
+    }
+}

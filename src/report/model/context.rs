@@ -112,7 +112,7 @@ pub(super) fn methodology(results: &RunResults) -> Vec<Fact> {
         fact("Memory and CPU", "RSS and user+system CPU time of every unit process, read from /proc/<pid>/stat by the harness (RSS sampled 10 times a second during each step). The load driver's own CPU is reported separately and never mixed in."),
         fact("Cold start", "Spawn of the first unit to every unit answering /health with its routes, repeated deployments (median, min, max)."),
         fact("Redeploy", "The units running one operation are replaced while the driver holds a steady rate, as a rolling update with surge: replacements start beside the old processes, every caller is rerouted once they are ready, then the old ones get SIGTERM (stop accepting, finish in-flight requests, exit); requests due from the start until 1 s after the old processes have drained form the window."),
-        fact("Rounds and intervals", format!("{} round(s); each runs every architecture's steps, in an order shuffled per round with the seed, so drift over the run spreads over every architecture. A latency or CPU figure is its geometric mean over the rounds whose step was valid, with a 95 % confidence interval from Student's t on the logarithms of those rounds' figures, taken back: such figures are positive and right-skewed, so the interval never reaches below zero and is wider above the point than below (Limpert et al., BioScience 2001); each round's figure already carries its requests' sampling noise, so the spread between rounds holds both levels of variation (Georges et al., OOPSLA 2007; Kalibera & Jones, ISMM 2013). Counts (hops) and differences (what a hop or a security mode adds) use the arithmetic mean and Student's t. Ratios between architectures are taken round by round (round r of each shared its weather) and their interval is computed on the log scale; a ratio or change whose interval holds 1 (0 %) is stated as no clear difference. Changes against a baseline run use Welch's interval over the two runs' rounds. Per-round figures stay in results.json. Noise: each step records the hypervisor's steal and the cores other processes used (/proc/stat less grainbench's own processes); rates with noisy rounds or rounds that disagree far more than the run's others are flagged.", results.meta.rounds)),
+        fact("Rounds and intervals", format!("{} round(s); each runs every architecture's steps, in an order shuffled per round with the seed, so drift over the run spreads over every architecture; a cut's variants (security modes, transports) run back to back, their order rotated each round so that none always runs first. A latency or CPU figure is its geometric mean over the rounds whose step was valid, with a 95 % confidence interval from Student's t on the logarithms of those rounds' figures, taken back: such figures are positive and right-skewed, so the interval never reaches below zero and is wider above the point than below (Limpert et al., BioScience 2001); each round's figure already carries its requests' sampling noise, so the spread between rounds holds both levels of variation (Georges et al., OOPSLA 2007; Kalibera & Jones, ISMM 2013). Counts (hops) and differences (what a hop or a security mode adds) use the arithmetic mean and Student's t. Ratios between architectures are taken round by round (round r of each shared its weather) and their interval is computed on the log scale; a ratio or change whose interval holds 1 (0 %) is stated as no clear difference. Changes against a baseline run use Welch's interval over the two runs' rounds. Per-round figures stay in results.json. Noise: each step records the hypervisor's steal and the cores other processes used (/proc/stat less grainbench's own processes); rates with noisy rounds or rounds that disagree far more than the run's others are flagged.", results.meta.rounds)),
         fact("Generator health", "A step whose achieved rate is below 95 % of its target, or whose send lag p99 exceeds 1 ms, is invalid and excluded from the verdict."),
         fact("Network", network_method(&results.network.model, m.containers.is_some())),
         fact("Machine", format!("{} CPUs", m.host_cpus)),
@@ -179,6 +179,35 @@ fn decide(changes: &mut [Change]) -> (usize, usize) {
         };
     }
     (compared, changes.iter().filter(|c| c.significant).count())
+}
+
+/// ` Changes smaller than about ±12 % (nano), ±8 % (micro) could not be seen: the median
+/// over each deployment's figures of the smallest change its comparison would flag.`
+fn detectable_by_cut(changes: &[Change]) -> String {
+    let mut by_cut: Vec<(String, Vec<f64>)> = Vec::new();
+    for change in changes {
+        let Some(d) = change.estimate.as_ref().and_then(format::detectable_change) else {
+            continue;
+        };
+        match by_cut.iter_mut().find(|(arch, _)| *arch == change.arch) {
+            Some((_, values)) => values.push(d),
+            None => by_cut.push((change.arch.clone(), vec![d])),
+        }
+    }
+    if by_cut.is_empty() {
+        return String::new();
+    }
+    let typical: Vec<String> = by_cut
+        .into_iter()
+        .map(|(arch, mut values)| {
+            values.sort_by(f64::total_cmp);
+            format!("±{:.0} % ({arch})", values[values.len() / 2])
+        })
+        .collect();
+    format!(
+        " This run could see changes of about {}: the median over each deployment's figures of the smallest change its comparison would flag.",
+        format::join_clauses(&typical)
+    )
 }
 
 pub(super) fn compare(results: &RunResults, baseline: &RunResults) -> BaselineComparison {
@@ -267,8 +296,9 @@ pub(super) fn compare(results: &RunResults, baseline: &RunResults) -> BaselineCo
     let (compared, discovered) = decide(&mut changes);
     BaselineComparison {
         summary: format!(
-            "{compared} figures compared; {discovered} changed beyond noise at a {:.0} % false discovery rate (Benjamini–Hochberg over all of them, so that chance alone does not flag a few of many).",
-            stats::FALSE_DISCOVERY_RATE * 100.0
+            "{compared} figures compared; {discovered} changed beyond noise at a {:.0} % false discovery rate (Benjamini–Hochberg over all of them, so that chance alone does not flag a few of many).{}",
+            stats::FALSE_DISCOVERY_RATE * 100.0,
+            detectable_by_cut(&changes)
         ),
         compared,
         discovered,

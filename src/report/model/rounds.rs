@@ -77,6 +77,12 @@ pub fn difference(a: &[(usize, f64)], b: &[(usize, f64)]) -> Option<Estimate> {
     stats::estimate(&diffs)
 }
 
+/// The p-value of "no difference" behind [`difference`] (paired t).
+pub fn difference_p_value(a: &[(usize, f64)], b: &[(usize, f64)]) -> Option<f64> {
+    let diffs: Vec<f64> = paired(a, b).into_iter().map(|(x, y)| x - y).collect();
+    stats::paired_difference_p_value(&diffs)
+}
+
 /// The figures of the rounds both have, side by side.
 fn paired(a: &[(usize, f64)], b: &[(usize, f64)]) -> Vec<(f64, f64)> {
     a.iter()

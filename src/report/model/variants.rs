@@ -128,21 +128,38 @@ fn section(
     rate: u32,
     keepalive: bool,
 ) -> Option<VariantSection> {
-    let mut rows = Vec::new();
-    let mut sentences = Vec::new();
-    for variant in results
+    let pairs: Vec<(&ArchitectureResult, &ArchitectureResult)> = results
         .architectures
         .iter()
         .filter(|a| dimension.is_variant(a))
-    {
-        let Some(base) = results
-            .architectures
+        .filter_map(|variant| {
+            let base = results
+                .architectures
+                .iter()
+                .find(|a| dimension.is_base_of(a, variant))?;
+            Some((variant, base))
+        })
+        .collect();
+    // Many comparisons: each added p50 is a discovery only under Benjamini–Hochberg.
+    let p50 = |s: &StepResult| Some(s.latency_us.p50 as f64);
+    let decisions: Vec<Option<bool>> = if pairs.len() > super::MAX_UNCORRECTED_CUTS {
+        let p_values: Vec<Option<f64>> = pairs
             .iter()
-            .find(|a| dimension.is_base_of(a, variant))
-        else {
-            continue;
-        };
-        if let Some((row, sentence)) = compare(dimension, variant, base, rate) {
+            .map(|(v, b)| rounds::difference_p_value(&figure(v, rate, p50), &figure(b, rate, p50)))
+            .collect();
+        crate::stats::benjamini_hochberg(&p_values, crate::stats::FALSE_DISCOVERY_RATE)
+            .into_iter()
+            .map(Some)
+            .collect()
+    } else {
+        vec![None; pairs.len()]
+    };
+    let compared = pairs.len();
+    let mut rows = Vec::new();
+    let mut sentences = Vec::new();
+    for ((variant, base), discovery) in pairs.into_iter().zip(decisions) {
+        let corrected = discovery.map(|found| (found, compared));
+        if let Some((row, sentence)) = compare(dimension, variant, base, rate, corrected) {
             rows.push(row);
             sentences.push(sentence);
         }
@@ -176,11 +193,14 @@ fn signed(e: &Estimate, unit: &str) -> String {
     }
 }
 
+/// One variant against its base; `corrected`: whether its added p50 is a discovery under
+/// Benjamini–Hochberg over that many comparisons (`None`: few enough to take as they are).
 fn compare(
     dimension: Dimension,
     variant: &ArchitectureResult,
     base: &ArchitectureResult,
     rate: u32,
+    corrected: Option<(bool, usize)>,
 ) -> Option<(VariantRow, String)> {
     let p50 = |s: &StepResult| Some(s.latency_us.p50 as f64);
     let p99 = |s: &StepResult| Some(s.latency_us.p99 as f64);
@@ -239,6 +259,12 @@ fn compare(
         format!(
             "shows no clear change in p50 against {against} ({})",
             signed(&added_p50, "µs")
+        )
+    } else if let (Some((false, compared)), Some(_)) = (corrected, added_p50.interval()) {
+        format!(
+            "shows no clear change in p50 against {against} over {compared} comparisons ({}, not a discovery at a {:.0} % false discovery rate)",
+            signed(&added_p50, "µs"),
+            crate::stats::FALSE_DISCOVERY_RATE * 100.0
         )
     } else {
         format!(
@@ -323,6 +349,40 @@ mod tests {
         // Without the plaintext deployment there is nothing to compare.
         results.architectures.remove(0);
         assert!(security(&results, 100, true).is_none());
+    }
+
+    #[test]
+    fn with_more_than_three_rows_a_borderline_difference_is_not_a_discovery() {
+        let mut results: RunResults =
+            serde_json::from_str(include_str!("../../../tests/fixtures/results-tiny.json"))
+                .unwrap();
+        let base = deployment(SecurityMode::None, &[1_000, 1_010, 990], 100.0);
+        // +10, +20, +12 µs: an interval that just excludes 0 (paired t, p about 0.04).
+        let borderline = deployment(SecurityMode::Tls, &[1_010, 1_030, 1_002], 100.0);
+        results.architectures = vec![base.clone(), borderline.clone()];
+        let alone = security(&results, 100, true).unwrap();
+        assert!(
+            alone.sentences[0].contains("changes p50 by +14 ["),
+            "one comparison is taken as it is: {}",
+            alone.sentences[0]
+        );
+        let unchanged = |mode, p50s: &[u64]| deployment(mode, p50s, 100.0);
+        results.architectures = vec![
+            base,
+            borderline,
+            unchanged(SecurityMode::Mtls, &[1_005, 1_005, 991]),
+            unchanged(SecurityMode::Token, &[995, 1_016, 990]),
+            unchanged(SecurityMode::MtlsToken, &[1_002, 1_004, 996]),
+        ];
+        let many = security(&results, 100, true).unwrap();
+        assert_eq!(many.rows.len(), 4);
+        assert!(
+            many.sentences[0]
+                .contains("no clear change in p50 against plaintext over 4 comparisons")
+                && many.sentences[0].contains("not a discovery at a 5 % false discovery rate"),
+            "{}",
+            many.sentences[0]
+        );
     }
 
     #[test]
