@@ -282,6 +282,9 @@ impl Mark {
     }
 }
 
+/// Most bars whose labels fit side by side above them.
+const MAX_LEVEL_LABELS: usize = 8;
+
 pub(super) fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
     if bars.is_empty() {
         return None;
@@ -293,6 +296,10 @@ pub(super) fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
     if top <= 0.0 {
         return None;
     }
+    // Many bars: their labels stand upright above them (side by side they would overlap),
+    // and the axis leaves room for them.
+    let upright = bars.len() > MAX_LEVEL_LABELS;
+    let headroom = if upright { 1.7 } else { 1.15 };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
@@ -303,7 +310,7 @@ pub(super) fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
             .iter()
             .all(|b| b.value.fract() == 0.0 && b.stacked.fract() == 0.0);
         let ticks = if integer {
-            ((top * 1.15) as usize + 1).min(11)
+            ((top * headroom) as usize + 1).min(11)
         } else {
             10
         };
@@ -311,7 +318,7 @@ pub(super) fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
             .margin(12)
             .x_label_area_size(12)
             .y_label_area_size(56)
-            .build_cartesian_2d(0.0..n as f64, 0.0..top * 1.15)
+            .build_cartesian_2d(0.0..n as f64, 0.0..top * headroom)
             .ok()?;
         chart
             .configure_mesh()
@@ -339,16 +346,21 @@ pub(super) fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
                     bar.colour.filled(),
                 )))
                 .ok()?;
-            let label_style = (FONT, if n > 4 { LABEL_PX - 1 } else { LABEL_PX })
-                .into_font()
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Center, VPos::Bottom));
+            let font = (FONT, if n > 4 { LABEL_PX - 1 } else { LABEL_PX }).into_font();
+            let label_style = if upright {
+                font.transform(FontTransform::Rotate270)
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Left, VPos::Center))
+            } else {
+                font.color(&BLACK).pos(Pos::new(HPos::Center, VPos::Bottom))
+            };
             chart
                 .draw_series(std::iter::once(Text::new(
                     bar.label.clone(),
                     (
                         i as f64 + 0.5,
-                        (bar.value + bar.stacked).max(bar.interval.map_or(0.0, |i| i.1)),
+                        (bar.value + bar.stacked).max(bar.interval.map_or(0.0, |i| i.1))
+                            + if upright { top * headroom * 0.02 } else { 0.0 },
                     ),
                     label_style,
                 )))
