@@ -186,6 +186,12 @@ pub struct RunArgs {
     /// with its interval ("no change beyond noise" where the interval holds 0).
     #[arg(long)]
     pub baseline: Option<PathBuf>,
+    /// An A/A check: run each scenario twice, the same way, and compare the second run
+    /// with the first as with --baseline. Nothing changed, so a sound method on a quiet
+    /// machine flags no figure, or very few; run it before trusting a comparison. The
+    /// first run's outputs go to `aa-first/` under the output directory.
+    #[arg(long, conflicts_with_all = ["baseline", "endpoints"])]
+    pub aa: bool,
     /// Exit with code 3 if a threshold is broken: `p99 > 5ms`, `p50 > 800us`, or
     /// `regression > 10%` (against --baseline; only changes beyond noise count).
     #[arg(long = "fail-if", value_name = "THRESHOLD")]

@@ -69,10 +69,25 @@ pub(crate) async fn run_scenarios(args: RunArgs, verbose: bool) -> Result<(), Fa
                 grainbench::plan::outline_table(&source.scenario, &resolved.cut_plans())
             );
         }
+        let first = match args.aa {
+            true => match first_of_two(source, resolved, &cancel).await {
+                Ok(first) => Some(first),
+                Err(Failure::Interrupted) => return Err(Failure::Interrupted),
+                Err(failed) => {
+                    failure = Some(failed);
+                    continue;
+                }
+            },
+            false => None,
+        };
+        let against = first.as_ref().or(baseline.as_ref());
         let bars = crate::progress::Bars::default();
-        let outcome = run_resolved(source, resolved, baseline.as_ref(), &bars, &cancel).await;
+        let outcome = run_resolved(source, resolved, against, &bars, &cancel).await;
         drop(bars);
-        terminal::print_summary(&outcome.results, baseline.as_ref(), verbose);
+        terminal::print_summary(&outcome.results, against, verbose);
+        if let Some(first) = &first {
+            say!("{}", aa_verdict(&outcome.results, first));
+        }
         match said(outcome) {
             Ok(results) => finished.push((&source.scenario.name, results)),
             Err(Failure::Interrupted) => return Err(Failure::Interrupted),
@@ -88,6 +103,35 @@ pub(crate) async fn run_scenarios(args: RunArgs, verbose: bool) -> Result<(), Fa
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// The first run of an A/A check: the same run, its outputs under `aa-first/`.
+async fn first_of_two(
+    source: &ScenarioSource,
+    resolved: &Resolved,
+    cancel: &CancellationToken,
+) -> Result<RunResults, Failure> {
+    let mut first = resolved.clone();
+    first.options.out_dir = resolved.options.out_dir.join("aa-first");
+    note!(
+        "A/A check: the first of two identical runs → {}",
+        first.options.out_dir.display()
+    );
+    let bars = crate::progress::Bars::default();
+    let outcome = run_resolved(source, &first, None, &bars, cancel).await;
+    drop(bars);
+    let results = said(outcome)?;
+    note!("A/A check: the second run, compared with the first");
+    Ok(results)
+}
+
+/// What an A/A check found: how many of the figures compared changed beyond noise.
+fn aa_verdict(second: &RunResults, first: &RunResults) -> String {
+    let comparison = grainbench::report::model::baseline_comparison(second, first);
+    format!(
+        "A/A check: {} of {} figures changed beyond noise between two identical runs at a 5 % false discovery rate. Nothing changed, so each one flagged is the machine's noise or the method's error: none or very few is what a comparison on this machine can be trusted with.",
+        comparison.discovered, comparison.compared
+    )
 }
 
 /// Says where the outputs went and what went wrong; the results when nothing did.

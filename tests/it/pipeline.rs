@@ -493,3 +493,48 @@ async fn named_and_generated_cuts_run_like_the_built_ins() {
         Vec::<u32>::new()
     );
 }
+
+/// `run --aa` runs the scenario twice the same way, keeps both runs' outputs, and says how
+/// many of the figures compared changed between them.
+#[test]
+fn an_a_a_check_runs_twice_and_counts_the_figures_that_changed() {
+    let out = tempfile::tempdir().unwrap();
+    let run_id = format!("aa-{}", std::process::id());
+    let output = Command::new(grainbench_binary())
+        .args([
+            "run",
+            "--aa",
+            "--arch",
+            "nano,monolith",
+            "--cold-starts",
+            "2",
+        ])
+        .args([
+            "--no-redeploy",
+            "--rates",
+            "50",
+            "--duration",
+            "0.5",
+            "--warmup",
+            "0.2",
+        ])
+        .args(["--repeat", "3", "--run-id", &run_id, "--out"])
+        .arg(out.path())
+        .arg(fixture("tiny.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let verdict = stdout
+        .lines()
+        .find(|l| l.starts_with("A/A check: "))
+        .unwrap_or_else(|| panic!("no A/A verdict in:\n{stdout}"));
+    let words: Vec<&str> = verdict.split_whitespace().collect();
+    let (changed, compared): (usize, usize) =
+        (words[2].parse().unwrap(), words[4].parse().unwrap());
+    assert!(compared > 10 && changed <= compared, "{verdict}");
+    assert!(out.path().join("aa-first/results.json").is_file());
+    assert!(out.path().join("results.json").is_file());
+    assert!(wait_for_no_processes(&run_id, Duration::from_secs(10)).is_empty());
+}
