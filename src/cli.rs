@@ -142,6 +142,15 @@ pub struct RunArgs {
     /// the seed; every figure gets a 95 % interval over the rounds (at least 2 for one).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub repeat: u32,
+    /// Rounds until sure: after the --repeat pilot rounds (at least 3), as many more as every
+    /// verdict ratio's 95 % interval needs to be within this of its estimate, `10%`
+    /// (0.5 % to 100 %), decided once from the pilot (Stein's two-stage rule) and never by
+    /// peeking again; at least one round after the pilot, at most --max-rounds.
+    #[arg(long, value_parser = precision_arg, conflicts_with_all = ["connections", "endpoints"])]
+    pub precision: Option<f64>,
+    /// With --precision: the most rounds the run may take, pilot included.
+    #[arg(long, default_value_t = 10, requires = "precision", value_parser = clap::value_parser!(u32).range(4..=50))]
+    pub max_rounds: u32,
     /// Output directory (default: reports/<scenario>/; with several scenarios, DIR/<scenario>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -404,6 +413,15 @@ fn fault_arg(text: &str) -> Result<Fault, String> {
     text.parse().map_err(|e: FaultSyntaxError| e.to_string())
 }
 
+fn precision_arg(text: &str) -> Result<f64, String> {
+    let number = text.trim().strip_suffix('%').unwrap_or(text.trim());
+    match number.trim().parse::<f64>() {
+        Ok(percent) if (0.5..=100.0).contains(&percent) => Ok(percent / 100.0),
+        Ok(percent) => Err(format!("{percent} % is out of range: 0.5 % to 100 %")),
+        Err(_) => Err(format!("'{text}' is not a percentage such as 10%")),
+    }
+}
+
 fn security_arg(text: &str) -> Result<SecurityMode, String> {
     text.parse()
 }
@@ -425,6 +443,10 @@ impl RunArgs {
         options.p99_budget = self.p99_budget;
         options.quick = self.quick;
         options.repeat = self.repeat as usize;
+        options.precision = self.precision.map(|target| grainbench::run::Precision {
+            target,
+            max_rounds: self.max_rounds as usize,
+        });
         options.seed = self.seed;
         options.load = match (&self.rates, self.connections) {
             (_, Some(connections)) => LoadMode::Closed {

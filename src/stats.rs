@@ -251,6 +251,90 @@ pub fn benjamini_hochberg(p_values: &[Option<f64>], q: f64) -> Vec<bool> {
     discovered
 }
 
+/// The highest open-loop rate at which every architecture has a valid step: where the
+/// verdict compares them.
+pub fn verdict_rate(architectures: &[ArchitectureResult]) -> Option<u32> {
+    let rates = architectures.first()?.open_rates(true);
+    rates.into_iter().rev().find(|&rate| {
+        architectures
+            .iter()
+            .all(|a| a.steps.iter().any(|s| s.is_valid_open_at(rate)))
+    })
+}
+
+/// The rounds a run needs so that every verdict ratio's 95 % interval is within
+/// ±`precision` of its estimate (a ratio whose interval's ends are within a factor
+/// 1 + `precision` of it), decided once from the pilot rounds run so far, by Stein's
+/// two-stage rule: n = ⌈(t · s / d)²⌉ for each ratio, s the standard deviation of its
+/// per-round log ratios over the pilot, t Student's 97.5 % quantile with the pilot's
+/// degrees of freedom and d = ln(1 + precision); the most any ratio needs, at least the
+/// pilot's rounds and at most `max_rounds` (Stein, Annals of Mathematical Statistics 1945).
+/// The ratios are the verdict's: each deployment's p99 against the lowest p99, at the
+/// verdict rate. `None` when the pilot cannot say (under two rounds, no common rate).
+pub fn rounds_for_precision(
+    architectures: &[ArchitectureResult],
+    precision: f64,
+    max_rounds: usize,
+) -> Option<RoundsNeeded> {
+    let rate = verdict_rate(architectures)?;
+    let p99_rounds = |a: &ArchitectureResult| -> Vec<(usize, f64)> {
+        a.steps
+            .iter()
+            .filter(|s| s.is_valid_open_at(rate) && s.latency_us.p99 > 0)
+            .map(|s| (s.round, s.latency_us.p99 as f64))
+            .collect()
+    };
+    let per_arch: Vec<Vec<(usize, f64)>> = architectures.iter().map(p99_rounds).collect();
+    let pilot = per_arch.iter().map(Vec::len).min()?;
+    if pilot < 2 {
+        return None;
+    }
+    let gm = |xs: &[(usize, f64)]| mean(&xs.iter().map(|(_, x)| x.ln()).collect::<Vec<_>>());
+    let best =
+        (0..per_arch.len()).min_by(|&i, &j| gm(&per_arch[i]).total_cmp(&gm(&per_arch[j])))?;
+    let d = (1.0 + precision).ln();
+    let mut needed = pilot;
+    let mut widest = None;
+    for (i, rounds) in per_arch.iter().enumerate().filter(|(i, _)| *i != best) {
+        let logs: Vec<f64> = rounds
+            .iter()
+            .filter_map(|(round, x)| {
+                let (_, y) = per_arch[best].iter().find(|(r, _)| r == round)?;
+                Some(x.ln() - y.ln())
+            })
+            .collect();
+        if logs.len() < 2 {
+            continue;
+        }
+        let t = t_975(logs.len() - 1);
+        let n = ((t * variance(&logs).sqrt() / d).powi(2)).ceil() as usize;
+        if n > needed {
+            needed = n;
+            widest = Some(architectures[i].label());
+        }
+    }
+    Some(RoundsNeeded {
+        pilot,
+        needed: needed.min(max_rounds.max(pilot)),
+        asked: needed,
+        widest,
+    })
+}
+
+/// What the pilot decided (see [`rounds_for_precision`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundsNeeded {
+    /// Valid rounds every deployment had in the pilot.
+    pub pilot: usize,
+    /// Rounds to run in all: what the ratios asked for, capped by the most allowed.
+    pub needed: usize,
+    /// What the ratios asked for, uncapped.
+    pub asked: usize,
+    /// The deployment whose ratio asked for the most rounds, if any asked for more than
+    /// the pilot.
+    pub widest: Option<String>,
+}
+
 /// Per open-loop rate of `arch`, every figure over the rounds whose step there was valid,
 /// with its interval; flags rates whose rounds disagree far more than the run's others or
 /// that ran while other load held the machine.
@@ -630,5 +714,48 @@ mod tests {
         eprintln!("found {power:.3} of the true changes; false share of discoveries {fdp:.3}");
         assert!(power >= 0.80, "power {power}");
         assert!(fdp <= 0.05 + 0.01, "false discovery proportion {fdp}");
+    }
+
+    /// Stein's two-stage rule with a 3-round pilot, 1 000 seeded trials: the rounds it
+    /// decides reach the asked precision in most trials, and the final interval over every
+    /// round (pilot included, the usual t interval, which is what the report computes)
+    /// covers the true ratio about 92 % of the time at this noise (15 % per round), a little
+    /// under the nominal 95 %: the pilot's rounds decide how many follow and are reused in
+    /// the final interval, so a pilot that looked quiet by chance ends the run early with an
+    /// interval too narrow (simulated over 4 000 trials: 95 % at 2 % noise, 93.5 % at 5 %,
+    /// 93 % at 15 %, 94 % at 30 %). Stein's own final interval (the pilot's variance) would
+    /// be exact, but it is not what every figure of the report uses; the coverage is
+    /// stated, not hidden.
+    #[test]
+    fn rounds_decided_from_a_pilot_keep_the_final_interval_s_coverage() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1945);
+        let (trials, truth, sigma, precision) = (1000, 2.5f64, 0.15, 0.10);
+        let noise = Normal::new(0.0, sigma).unwrap();
+        let d = (1.0f64 + precision).ln();
+        let (mut covered, mut precise, mut total_rounds) = (0, 0, 0);
+        for _ in 0..trials {
+            let mut logs: Vec<f64> = (0..3)
+                .map(|_| truth.ln() + noise.sample(&mut rng))
+                .collect();
+            let t = t_975(2);
+            let n = ((t * variance(&logs).sqrt() / d).powi(2)).ceil() as usize;
+            let n = n.clamp(3, 40);
+            while logs.len() < n {
+                logs.push(truth.ln() + noise.sample(&mut rng));
+            }
+            total_rounds += n;
+            let e = estimate(&logs).unwrap();
+            covered += usize::from(e.contains(truth.ln()));
+            let (low, high) = e.interval().unwrap();
+            precise += usize::from((high - low) / 2.0 <= d);
+        }
+        let coverage = covered as f64 / trials as f64;
+        eprintln!(
+            "coverage {coverage:.3}, precise {:.3}, mean rounds {:.1}",
+            precise as f64 / trials as f64,
+            total_rounds as f64 / trials as f64
+        );
+        assert!((0.90..=0.97).contains(&coverage), "coverage {coverage}");
+        assert!(precise as f64 / trials as f64 >= 0.8, "{precise} precise");
     }
 }

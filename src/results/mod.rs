@@ -86,6 +86,25 @@ pub struct RunMeta {
     /// With `--target compose`: the units' image and the run's network (schema 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containers: Option<ContainerInfo>,
+    /// With `--precision`: how the rounds were decided (schema 6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<PrecisionRecord>,
+}
+
+/// How a run with `--precision` decided its rounds: from a pilot, once (Stein's
+/// two-stage rule), never by peeking again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrecisionRecord {
+    /// The half-width asked of every verdict ratio's interval, percent.
+    pub target_percent: f64,
+    pub pilot_rounds: usize,
+    pub max_rounds: usize,
+    /// What the pilot's ratios asked for, uncapped (absent: the pilot could not say).
+    pub asked_rounds: Option<usize>,
+    /// The rounds decided, pilot included.
+    pub rounds: usize,
+    /// Why the run took that many rounds, in words.
+    pub reason: String,
 }
 
 /// How a run's units ran as containers.

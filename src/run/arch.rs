@@ -102,6 +102,9 @@ pub(super) struct ArchRun<'a> {
     pub report: &'a dyn RunReport,
     /// Measured steps taken so far in the run (every deployment's).
     pub steps_taken: &'a std::cell::Cell<usize>,
+    /// Rounds the run takes as far as it knows (under `--precision`, the most it may take
+    /// until the pilot decides): the redeploy and fault steps run in the last.
+    pub rounds: usize,
     pub cancel: &'a CancellationToken,
 }
 
@@ -129,7 +132,7 @@ impl ArchRun<'_> {
         self.report.activity(Some(&format!(
             "round {}/{}: deploying {} ({} units) and timing its cold starts",
             round + 1,
-            self.options.repeat.max(1),
+            self.rounds,
             deployment.label(),
             deployment.units.len()
         )));
@@ -297,7 +300,7 @@ impl ArchRun<'_> {
         if round == 0 {
             arch_result.knee = sweep.knee();
         }
-        let last_round = round + 1 == self.options.repeat.max(1);
+        let last_round = round + 1 == self.rounds;
         let change = self.resolved.redeploy.as_ref().filter(|_| last_round);
         if let (Some(change), Deployed::Live(live)) = (change, &mut *deployed) {
             let index = index + 1;
@@ -388,7 +391,7 @@ impl ArchRun<'_> {
     ) -> Result<(driver::StepMeasurement, cost::UnitsUsage, Option<StepNoise>), RunError> {
         let scenario = &self.source.scenario;
         let generator = RequestGen::new(scenario, self.resolved.seed.wrapping_add(index));
-        let place = super::meta::StepPlace::of_index(index, self.options.repeat);
+        let place = super::meta::StepPlace::of_index(index, self.rounds);
         self.steps_taken.set(self.steps_taken.get() + 1);
         let progress = self.report.step_started(&StepStart {
             label: architecture.name().to_string(),

@@ -27,8 +27,8 @@ mod steps;
 
 pub use meta::new_run_id;
 pub use options::{
-    preflight, LoadMode, OptionsError, PreflightError, RedeployPolicy, Resolved, RunOptions,
-    SweepLimits, SweepMax, SweepRequest, DEFAULT_EQUIVALENCE_REQUESTS,
+    preflight, LoadMode, OptionsError, Precision, PreflightError, RedeployPolicy, Resolved,
+    RunOptions, SweepLimits, SweepMax, SweepRequest, DEFAULT_EQUIVALENCE_REQUESTS,
 };
 pub use report::{ResultsFile, RunReport, StepStart};
 
@@ -156,7 +156,13 @@ async fn run_into(
     results.architectures = specs.iter().map(|s| arch::planned(s.plan())).collect();
     let orders = results.meta.round_orders.clone();
     let steps_taken = std::cell::Cell::new(0);
+    let mut rounds = options
+        .precision
+        .map_or(orders.len(), |_| options.most_rounds());
     for (round, order) in orders.iter().enumerate() {
+        if round >= rounds {
+            break;
+        }
         let cuts: Vec<&Architecture> = specs.iter().map(|s| &s.plan().architecture).collect();
         let order = variant_order(&cuts, order, round);
         for &index in &order {
@@ -168,6 +174,7 @@ async fn run_into(
                 env: &env,
                 report,
                 steps_taken: &steps_taken,
+                rounds,
                 cancel,
             };
             let (error, live) = context.run(round, &specs[index], index, results).await;
@@ -187,8 +194,53 @@ async fn run_into(
                 return Err(error);
             }
         }
+        if let (Some(precision), true) = (options.precision, round + 1 == options.pilot_rounds()) {
+            let record = decide_rounds(&results.architectures, precision, options);
+            tracing::info!(rounds = record.rounds, reason = %record.reason, "rounds decided");
+            rounds = record.rounds;
+            results.meta.rounds = rounds;
+            results.meta.round_orders.truncate(rounds);
+            results.meta.precision = Some(record);
+        }
     }
     Ok(())
+}
+
+/// Under `--precision`, once the pilot has run: how many rounds the run takes, and why
+/// (Stein's two-stage rule, [`crate::stats::rounds_for_precision`]; at least one round
+/// after the pilot, at most `--max-rounds`).
+fn decide_rounds(
+    architectures: &[crate::results::ArchitectureResult],
+    precision: Precision,
+    options: &RunOptions,
+) -> crate::results::PrecisionRecord {
+    let (pilot, most) = (options.pilot_rounds(), options.most_rounds());
+    let target = precision.target * 100.0;
+    let decided = crate::stats::rounds_for_precision(architectures, precision.target, most);
+    let (rounds, asked, reason) = match decided {
+        None => (
+            pilot + 1,
+            None,
+            format!("{} rounds: the {pilot}-round pilot had no rate valid in every deployment, so it could not say how many rounds ±{target:.0} % needs; one more round ran, for the redeploy and fault steps", pilot + 1),
+        ),
+        Some(needed) => {
+            let rounds = needed.needed.max(pilot + 1).min(most);
+            let why = match (&needed.widest, needed.asked > most) {
+                (Some(widest), true) => format!("the {pilot}-round pilot asked for {} rounds ({widest}'s ratio is the noisiest), more than --max-rounds {most}: the intervals will be wider than ±{target:.0} %", needed.asked),
+                (Some(widest), false) => format!("the {pilot}-round pilot asked for {} so that every verdict ratio's interval is within ±{target:.0} % ({widest}'s ratio the noisiest)", needed.asked),
+                (None, _) => format!("the {pilot}-round pilot's ratios were already within ±{target:.0} %; one more round ran, for the redeploy and fault steps"),
+            };
+            (rounds, Some(needed.asked), format!("{rounds} rounds: {why} (rounds decided once from the pilot by Stein's two-stage rule, never by peeking again)"))
+        }
+    };
+    crate::results::PrecisionRecord {
+        target_percent: target,
+        pilot_rounds: pilot,
+        max_rounds: most,
+        asked_rounds: asked,
+        rounds,
+        reason,
+    }
 }
 
 /// What results.json says of a run's containers.
@@ -213,8 +265,12 @@ fn new_results(
     RunResults {
         schema_version: SCHEMA_VERSION,
         meta: RunMeta {
-            rounds: options.repeat.max(1),
-            round_orders: meta::round_orders(&resolved.cuts(), options.repeat, resolved.seed),
+            rounds: options.pilot_rounds(),
+            round_orders: meta::round_orders(
+                &resolved.cuts(),
+                options.most_rounds(),
+                resolved.seed,
+            ),
             grainbench_version: env!("CARGO_PKG_VERSION").to_string(),
             git_commit: meta::git_commit(),
             host_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -231,6 +287,7 @@ fn new_results(
             endpoints: options.endpoints.as_ref().map(|e| e.file.clone()),
             resilience: resolved.scenario.resilience.clone(),
             containers: None,
+            precision: None,
         },
         scenario: ScenarioInfo {
             name: scenario.name.clone(),

@@ -57,6 +57,9 @@ pub struct RunOptions {
     pub repeat: usize,
     /// Overrides the scenario's `[load] p99_budget_ms`.
     pub p99_budget: Option<Duration>,
+    /// Rounds until sure (`--precision`): after the `repeat` pilot rounds (at least 3),
+    /// as many more as every verdict ratio's interval needs to be within the target.
+    pub precision: Option<Precision>,
     /// Load threads per step (`--threads`); `None`: from the rate and the cores.
     pub threads: Option<usize>,
     /// Drive this deployment instead of launching any (`--endpoints FILE`).
@@ -91,6 +94,7 @@ impl RunOptions {
             run_id: super::meta::new_run_id(),
             repeat: DEFAULT_ROUNDS,
             p99_budget: None,
+            precision: None,
             threads: None,
             endpoints: None,
             faults: Vec::new(),
@@ -336,6 +340,9 @@ impl Resolved {
             LoadMode::Closed { .. } => 1,
             LoadMode::Sweep(_) => return None,
         };
+        if self.options.precision.is_some() {
+            return None; // the pilot decides how many rounds
+        }
         let per_deployment = rates * self.options.repeat.max(1)
             + usize::from(self.redeploy.is_some())
             + self.faults.len();
@@ -370,6 +377,35 @@ impl Resolved {
             }
         }
         modes
+    }
+}
+
+/// `--precision 10%` with `--max-rounds`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Precision {
+    /// The half-width every verdict ratio's interval should have, as a fraction (0.10).
+    pub target: f64,
+    /// The most rounds the run may take, pilot included.
+    pub max_rounds: usize,
+}
+
+impl RunOptions {
+    /// The pilot's rounds under `--precision` (at least 3), else the rounds asked.
+    pub fn pilot_rounds(&self) -> usize {
+        match self.precision {
+            Some(_) => self.repeat.max(3),
+            None => self.repeat.max(1),
+        }
+    }
+
+    /// The most rounds this run may take: under `--precision`, at least one after the
+    /// pilot (the last round runs the redeploy and fault steps, and the pilot cannot know
+    /// it is the last).
+    pub fn most_rounds(&self) -> usize {
+        match self.precision {
+            Some(p) => p.max_rounds.max(self.pilot_rounds() + 1),
+            None => self.repeat.max(1),
+        }
     }
 }
 

@@ -538,3 +538,70 @@ fn an_a_a_check_runs_twice_and_counts_the_figures_that_changed() {
     assert!(out.path().join("results.json").is_file());
     assert!(wait_for_no_processes(&run_id, Duration::from_secs(10)).is_empty());
 }
+
+/// `run --precision` decides the rounds once, after the pilot: at least one round more
+/// (where the redeploy runs), at most --max-rounds, and results.json says how many and why.
+#[test]
+fn rounds_until_sure_are_decided_from_the_pilot_and_recorded() {
+    let out = tempfile::tempdir().unwrap();
+    let run_id = format!("precision-{}", std::process::id());
+    let output = Command::new(grainbench_binary())
+        .args([
+            "run",
+            "--precision",
+            "50%",
+            "--max-rounds",
+            "5",
+            "--arch",
+            "nano,monolith",
+        ])
+        .args([
+            "--cold-starts",
+            "1",
+            "--rates",
+            "50",
+            "--duration",
+            "0.4",
+            "--warmup",
+            "0.2",
+        ])
+        .args(["--run-id", &run_id, "--out"])
+        .arg(out.path())
+        .arg(fixture("tiny.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results = grainbench::results::RunResults::read(&out.path().join("results.json")).unwrap();
+    let record = results
+        .meta
+        .precision
+        .as_ref()
+        .expect("the decision is recorded");
+    assert_eq!(record.pilot_rounds, 3);
+    assert!((4..=5).contains(&record.rounds), "{record:?}");
+    assert_eq!(results.meta.rounds, record.rounds);
+    assert_eq!(results.meta.round_orders.len(), record.rounds);
+    assert!(
+        record.reason.contains("Stein's two-stage rule"),
+        "{}",
+        record.reason
+    );
+    for arch in &results.architectures {
+        let mut rounds: Vec<usize> = arch.steps.iter().map(|s| s.round).collect();
+        rounds.dedup();
+        assert_eq!(rounds.len(), record.rounds, "{}", arch.label());
+        let redeployed = arch.deploy.as_ref().and_then(|d| d.redeploy.as_ref());
+        assert!(
+            redeployed.is_some(),
+            "{}: the last round redeployed",
+            arch.label()
+        );
+    }
+    assert!(stdout.contains("Rounds: "), "{stdout}");
+    assert!(wait_for_no_processes(&run_id, Duration::from_secs(10)).is_empty());
+}

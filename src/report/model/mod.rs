@@ -285,13 +285,7 @@ pub const MAX_UNCORRECTED_CUTS: usize = 3;
 
 /// The highest open-loop rate at which every architecture has a valid step.
 pub fn verdict_rate(results: &RunResults) -> Option<u32> {
-    let rates = results.architectures.first()?.open_rates(true);
-    rates.into_iter().rev().find(|&rate| {
-        results
-            .architectures
-            .iter()
-            .all(|a| valid_step_at(a, rate).is_some())
-    })
+    crate::stats::verdict_rate(&results.architectures)
 }
 
 /// The units' CPU per request of `arch` at `rate`: the mean over its valid rounds with its
@@ -358,7 +352,10 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
         network: network_panel(results, rate),
         complete: results.complete,
         errors: results.errors.clone(),
-        verdict: with_ledger(verdict(results, rate), hop_ledger.as_ref()),
+        verdict: with_rounds(
+            with_ledger(verdict(results, rate), hop_ledger.as_ref()),
+            results,
+        ),
         front: rate.and_then(|rate| front::front(results, rate)),
         ledger: hop_ledger,
         security: rate.and_then(|rate| variants::security(results, rate, results.meta.keepalive)),
@@ -388,6 +385,16 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
         baseline: baseline.map(|b| compare(results, b)),
         missing,
     }
+}
+
+/// The verdict with, under `--precision`, how many rounds the run took and why.
+fn with_rounds(mut verdict: Verdict, results: &RunResults) -> Verdict {
+    if let Some(precision) = &results.meta.precision {
+        verdict
+            .sentences
+            .push(format!("Rounds: {}.", precision.reason));
+    }
+    verdict
 }
 
 /// The verdict with what one hop costs said last.
