@@ -61,7 +61,7 @@ pub struct HttpClient {
     network: Arc<NetworkModel>,
     mode: SecurityMode,
     /// With tokens: the key and the identity every call's token names as its caller.
-    token: Option<Arc<(TokenKey, String)>>,
+    token: CallerToken,
 }
 
 impl HttpClient {
@@ -85,32 +85,14 @@ impl HttpClient {
         security: Option<&Credentials>,
         keepalive: bool,
     ) -> Result<Self, SecurityError> {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        let tls = match security.filter(|c| c.mode.tls()) {
-            Some(c) => client_config(c)?,
-            None => plaintext_only(),
-        };
-        let connector = HttpsConnectorBuilder::new()
-            .with_tls_config((*tls).clone())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let inner = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(if keepalive { usize::MAX } else { 0 })
-            .build(connector);
-        let token = match security {
-            Some(c) => TokenKey::of(c)?.map(|key| Arc::new((key, c.identity.clone()))),
-            None => None,
-        };
+        let inner = pooled(Client::builder(TokioExecutor::new()), keepalive)
+            .build(connector(security, Http::One)?);
         Ok(HttpClient {
             inner,
             timeout,
             network: Arc::new(NetworkModel::loopback()),
             mode: security.map_or(SecurityMode::None, |c| c.mode),
-            token,
+            token: caller_token(security)?,
         })
     }
 
@@ -144,10 +126,7 @@ impl HttpClient {
             .method(Method::POST)
             .uri(self.url(addr, path))
             .header(hyper::header::CONTENT_TYPE, "application/json");
-        if let Some(token) = &self.token {
-            let (key, caller) = token.as_ref();
-            let callee = crate::model::unit_of_process(&to.unit);
-            let signed = key.sign(caller, callee, path, unix_now() + TOKEN_LIFETIME_S);
+        if let Some(signed) = call_token(self.token.as_deref(), to, path) {
             request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {signed}"));
         }
         let request = request.body(Full::new(body)).map_err(|e| CallError::Io {
@@ -225,6 +204,69 @@ impl HttpClient {
             body,
         })
     }
+}
+
+/// Which HTTP a caller's connections speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Http {
+    One,
+    Two,
+}
+
+/// A caller's connector: TCP without Nagle, under `security`'s TLS (plaintext without
+/// it), offering `http` (by ALPN under TLS).
+pub(crate) fn connector(
+    security: Option<&Credentials>,
+    http: Http,
+) -> Result<HttpsConnector<HttpConnector>, SecurityError> {
+    let mut tcp = HttpConnector::new();
+    tcp.set_nodelay(true);
+    tcp.enforce_http(false);
+    let tls = match security.filter(|c| c.mode.tls()) {
+        Some(c) => client_config(c)?,
+        None => plaintext_only(),
+    };
+    let builder = HttpsConnectorBuilder::new()
+        .with_tls_config((*tls).clone())
+        .https_or_http();
+    Ok(match http {
+        Http::One => builder.enable_http1().wrap_connector(tcp),
+        Http::Two => builder.enable_http2().wrap_connector(tcp),
+    })
+}
+
+/// A client builder's pool: idle connections kept 30 s, or none without keep-alive.
+pub(crate) fn pooled(
+    mut builder: hyper_util::client::legacy::Builder,
+    keepalive: bool,
+) -> hyper_util::client::legacy::Builder {
+    builder
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(if keepalive { usize::MAX } else { 0 });
+    builder
+}
+
+/// What a caller signs its calls' tokens with, under a token mode: the key and the
+/// identity every token names as its caller.
+pub(crate) type CallerToken = Option<Arc<(TokenKey, String)>>;
+
+/// The caller's token signer under `security` (none without a token mode).
+pub(crate) fn caller_token(security: Option<&Credentials>) -> Result<CallerToken, SecurityError> {
+    Ok(match security {
+        Some(c) => TokenKey::of(c)?.map(|key| Arc::new((key, c.identity.clone()))),
+        None => None,
+    })
+}
+
+/// The token for a call to `to`'s unit at `path`, under a token mode (every transport's).
+pub(crate) fn call_token(
+    token: Option<&(TokenKey, String)>,
+    to: &Endpoint,
+    path: &str,
+) -> Option<String> {
+    let (key, caller) = token?;
+    let callee = crate::model::unit_of_process(&to.unit);
+    Some(key.sign(caller, callee, path, unix_now() + TOKEN_LIFETIME_S))
 }
 
 /// The TLS configuration of a plaintext client: never used (its URLs are `http`), so it

@@ -213,49 +213,43 @@ pub(super) fn validate(raw: RawScenario, text: &str) -> Result<Scenario, Vec<Iss
 
 /// `[security]`: known modes, each once, at least one.
 fn security(checker: &mut Checker, raw: &crate::scenario::file::RawSecurity) -> SecurityProfile {
-    let mut modes = Vec::new();
-    for (i, text) in raw.modes.get_ref().iter().enumerate() {
-        let field = format!("security.modes[{i}]");
-        match text.get_ref().parse() {
-            Ok(mode) if modes.contains(&mode) => {
-                checker.flag(text.span(), &field, format!("{mode} is listed twice"))
-            }
-            Ok(mode) => modes.push(mode),
-            Err(message) => checker.flag(text.span(), &field, message),
-        }
-    }
-    if raw.modes.get_ref().is_empty() {
-        checker.flag(
-            raw.modes.span(),
-            "security.modes",
-            "at least one mode: none, tls, mtls, token or mtls+token",
-        );
-    }
+    let choices = "none, tls, mtls, token or mtls+token";
     SecurityProfile {
-        modes,
+        modes: modes(checker, &raw.modes, "security.modes", choices),
         keepalive: raw.keepalive.unwrap_or(true),
     }
 }
 
 /// `[transport]`: known transports, each once, at least one.
 fn transports(checker: &mut Checker, raw: &crate::scenario::file::RawTransport) -> Vec<Transport> {
-    let mut modes = Vec::new();
-    for (i, text) in raw.modes.get_ref().iter().enumerate() {
-        let field = format!("transport.modes[{i}]");
-        match text.get_ref().parse() {
+    let choices = "http1-json, grpc or binary";
+    modes(checker, &raw.modes, "transport.modes", choices)
+}
+
+/// A section's `modes` list: each one known (`FromStr` says why not), each once, at least
+/// one (of `choices`).
+fn modes<T>(
+    checker: &mut Checker,
+    raw: &Spanned<Vec<Spanned<String>>>,
+    field: &str,
+    choices: &str,
+) -> Vec<T>
+where
+    T: std::str::FromStr<Err = String> + PartialEq + std::fmt::Display,
+{
+    let mut modes: Vec<T> = Vec::new();
+    for (i, text) in raw.get_ref().iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        match text.get_ref().parse::<T>() {
             Ok(mode) if modes.contains(&mode) => {
-                checker.flag(text.span(), &field, format!("{mode} is listed twice"))
+                checker.flag(text.span(), &at, format!("{mode} is listed twice"))
             }
             Ok(mode) => modes.push(mode),
-            Err(message) => checker.flag(text.span(), &field, message),
+            Err(message) => checker.flag(text.span(), &at, message),
         }
     }
-    if raw.modes.get_ref().is_empty() {
-        checker.flag(
-            raw.modes.span(),
-            "transport.modes",
-            "at least one transport: http1-json, grpc or binary",
-        );
+    if raw.get_ref().is_empty() {
+        checker.flag(raw.span(), field, format!("at least one: {choices}"));
     }
     modes
 }

@@ -7,12 +7,13 @@
 //! A plaintext connection opens with [`MAGIC`], so a unit tells it from HTTP on its one
 //! port; under TLS the caller asks for it by ALPN ([`ALPN`]) instead.
 
-use super::{across, call_token, dispatch, Call, CallReply, Codec};
+use super::{across, dispatch, Call, CallReply, Codec};
+use crate::client::{call_token, caller_token, CallerToken};
 use crate::client::{CallError, Reply};
 use crate::host::TlsPeer;
 use crate::model::Endpoint;
 use crate::network::NetworkModel;
-use crate::security::{client_config, Credentials, SecurityError, TokenKey};
+use crate::security::{client_config, Credentials, SecurityError};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -174,7 +175,7 @@ pub struct BinaryClient {
     tls: Option<tokio_rustls::TlsConnector>,
     timeout: Duration,
     keepalive: bool,
-    token: Option<Arc<(TokenKey, String)>>,
+    token: CallerToken,
 }
 
 impl BinaryClient {
@@ -191,10 +192,7 @@ impl BinaryClient {
             }
             None => None,
         };
-        let token = match security {
-            Some(c) => TokenKey::of(c)?.map(|key| Arc::new((key, c.identity.clone()))),
-            None => None,
-        };
+        let token = caller_token(security)?;
         Ok(BinaryClient {
             connections: Arc::new(Mutex::new(HashMap::new())),
             tls,

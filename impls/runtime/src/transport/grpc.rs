@@ -7,20 +7,20 @@
 //! the call's `authorization` metadata. Callers share one HTTP/2 connection per callee
 //! address (hyper's pool), multiplexing their calls over it.
 
-use super::{across, call_token, dispatch, Call, CallReply, Codec};
+use super::{across, dispatch, Call, CallReply, Codec};
+use crate::client::{call_token, caller_token, connector, pooled, CallerToken, Http};
 use crate::client::{CallError, Reply};
 use crate::host::TlsPeer;
 use crate::model::Endpoint;
 use crate::network::NetworkModel;
-use crate::security::{client_config, Credentials, SecurityError, TokenKey};
+use crate::security::{Credentials, SecurityError};
 use crate::wire::Hops;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tonic_prost::ProstCodec;
@@ -161,7 +161,7 @@ pub struct GrpcClient {
     http: Client<HttpsConnector<HttpConnector>, tonic::body::Body>,
     scheme: &'static str,
     timeout: Duration,
-    token: Option<Arc<(TokenKey, String)>>,
+    token: CallerToken,
 }
 
 impl GrpcClient {
@@ -170,27 +170,10 @@ impl GrpcClient {
         security: Option<&Credentials>,
         keepalive: bool,
     ) -> Result<Self, SecurityError> {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        let tls = match security.filter(|c| c.mode.tls()) {
-            Some(c) => (*client_config(c)?).clone(),
-            None => (*crate::client::plaintext_only()).clone(),
-        };
-        let connector = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http2()
-            .wrap_connector(http);
-        let http = Client::builder(TokioExecutor::new())
+        let http = pooled(Client::builder(TokioExecutor::new()), keepalive)
             .http2_only(true)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(if keepalive { usize::MAX } else { 0 })
-            .build(connector);
-        let token = match security {
-            Some(c) => TokenKey::of(c)?.map(|key| Arc::new((key, c.identity.clone()))),
-            None => None,
-        };
+            .build(connector(security, Http::Two)?);
+        let token = caller_token(security)?;
         Ok(GrpcClient {
             http,
             scheme: security

@@ -289,23 +289,6 @@ impl UnitClient {
     }
 }
 
-/// The token for a call to `to`'s unit at `path`, under a token mode (shared by every
-/// transport's client).
-pub(crate) fn call_token(
-    token: Option<&(crate::security::TokenKey, String)>,
-    to: &Endpoint,
-    path: &str,
-) -> Option<String> {
-    let (key, caller) = token?;
-    let callee = crate::model::unit_of_process(&to.unit);
-    Some(key.sign(
-        caller,
-        callee,
-        path,
-        crate::security::unix_now() + crate::security::TOKEN_LIFETIME_S,
-    ))
-}
-
 /// Runs `exchange` across `network` within `timeout`: one sampled one-way delay before
 /// it and one after (shared by every transport's client).
 pub(crate) async fn across<F>(
