@@ -223,6 +223,26 @@ pub fn paired_difference_p_value(diffs: &[f64]) -> Option<f64> {
     two_sided_p(mean(diffs), se, (diffs.len() - 1) as f64)
 }
 
+/// The two-sided p-value of "the same success rate" for `ok_a` of `n_a` against `ok_b` of
+/// `n_b` (the pooled two-proportion z test). It takes the requests as independent, which
+/// requests of one window sharing its timing are not: an optimistic test, for a step that
+/// runs once. `None` without requests on either side.
+pub fn two_proportion_p_value(ok_a: u64, n_a: u64, ok_b: u64, n_b: u64) -> Option<f64> {
+    if n_a == 0 || n_b == 0 {
+        return None;
+    }
+    let (n_a, n_b) = (n_a as f64, n_b as f64);
+    let (p_a, p_b) = (ok_a as f64 / n_a, ok_b as f64 / n_b);
+    let pooled = (ok_a + ok_b) as f64 / (n_a + n_b);
+    let se = (pooled * (1.0 - pooled) * (1.0 / n_a + 1.0 / n_b)).sqrt();
+    if se == 0.0 {
+        return Some(1.0); // all succeeded, or all failed, on both sides
+    }
+    use statrs::distribution::{ContinuousCDF as _, Normal};
+    let normal = Normal::new(0.0, 1.0).ok()?;
+    Some((2.0 * normal.sf(((p_a - p_b) / se).abs())).min(1.0))
+}
+
 /// The false discovery rate the comparisons of many figures are held to.
 pub const FALSE_DISCOVERY_RATE: f64 = 0.05;
 

@@ -394,6 +394,43 @@ fn the_faults_section_puts_every_cut_side_by_side_under_the_same_fault() {
     assert!(page.contains("p99 per second under kill:price@1s+500ms"));
 }
 
+/// "Most available" is held to the evidence: a cut whose success rate under the fault is
+/// not clearly below the best's (two-proportion test, Benjamini–Hochberg) is named.
+#[test]
+fn the_most_available_cut_is_only_claimed_where_the_counts_show_it() {
+    let mut results = fault_results();
+    let verdict = |results: &RunResults| {
+        model::build(results, None).faults.unwrap().groups[0]
+            .verdict
+            .clone()
+    };
+    assert!(verdict(&results).contains("Most available: nano."));
+    // micro now answers 9 of 26 during the kill, against nano's 10 of 26.
+    let micro = results
+        .architectures
+        .iter_mut()
+        .find(|a| a.label() == "micro")
+        .unwrap();
+    micro.faults[0].during.ok = 9;
+    let text = verdict(&results);
+    assert!(
+        text.contains("Most available: nano, though not clearly above micro ("),
+        "{text}"
+    );
+    // And with monolith as close too, no cut is clearly more available.
+    let monolith = results
+        .architectures
+        .iter_mut()
+        .find(|a| a.label() == "monolith")
+        .unwrap();
+    monolith.faults[0].during.ok = 9;
+    let text = verdict(&results);
+    assert!(
+        text.contains("No cut clearly more available than the others (nano highest;"),
+        "{text}"
+    );
+}
+
 /// The default terminal output of a three-round run: short, within the width, the verdict
 /// last (a quick run printed ~90 lines up to 180 columns, ending in a 27-row table).
 #[test]

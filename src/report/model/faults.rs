@@ -214,7 +214,7 @@ fn verdict(fault: &FaultResult, results: &[(&ArchitectureResult, &FaultResult)])
             .map(|(a, _)| a.label())
             .collect();
         if ties.len() == 1 {
-            sentence.push_str(&format!(" Most available: {arch}."));
+            sentence.push_str(&most_available(&arch, results));
         } else if ties.len() < results.len() {
             sentence.push_str(&format!(" Most available: {}.", ties.join(" and ")));
         }
@@ -244,6 +244,44 @@ fn verdict(fault: &FaultResult, results: &[(&ArchitectureResult, &FaultResult)])
         ));
     }
     sentence
+}
+
+/// ` Most available: nano.`, held to the evidence: each other cut's success rate set
+/// against `best`'s by a two-proportion test over the fault window's requests, with
+/// Benjamini–Hochberg at 5 % over those comparisons; the cuts not clearly below it are
+/// named (or none is clearly more available).
+fn most_available(best: &str, results: &[(&ArchitectureResult, &FaultResult)]) -> String {
+    let Some((_, top)) = results.iter().find(|(a, _)| a.label() == best) else {
+        return String::new();
+    };
+    let others: Vec<(String, Option<f64>)> = results
+        .iter()
+        .filter(|(a, f)| a.label() != best && f.during.success_ratio().is_some())
+        .map(|(a, f)| {
+            let (d, t) = (&f.during, &top.during);
+            let p = crate::stats::two_proportion_p_value(d.ok, d.requests, t.ok, t.requests);
+            (a.label(), p)
+        })
+        .collect();
+    let p_values: Vec<Option<f64>> = others.iter().map(|(_, p)| *p).collect();
+    let below = crate::stats::benjamini_hochberg(&p_values, crate::stats::FALSE_DISCOVERY_RATE);
+    let unclear: Vec<String> = others
+        .into_iter()
+        .zip(below)
+        .filter(|(_, below)| !below)
+        .map(|((name, _), _)| name)
+        .collect();
+    const HOW: &str = "two-proportion tests over the fault window's requests, Benjamini–Hochberg at 5 %; one window, so optimistic";
+    if unclear.is_empty() {
+        format!(" Most available: {best}.")
+    } else if unclear.len() + 1 == results.len() {
+        format!(" No cut clearly more available than the others ({best} highest; {HOW}).")
+    } else {
+        format!(
+            " Most available: {best}, though not clearly above {} ({HOW}).",
+            unclear.join(" and ")
+        )
+    }
 }
 
 fn policy(policy: &Resilience) -> String {
