@@ -584,10 +584,36 @@ mod tests {
             &["grainbench", "run", "x.toml", "--connections", "0"],
             &["grainbench", "run", "x.toml", "--cold-starts", "0"],
             &["grainbench", "run", "x.toml", "--warmup", "nan"],
+            &["grainbench", "run", "x.toml", "--precision", "0%"],
+            &["grainbench", "run", "x.toml", "--precision", "ten"],
+            &["grainbench", "run", "x.toml", "--max-rounds", "8"],
+            &[
+                "grainbench",
+                "run",
+                "x.toml",
+                "--precision",
+                "5%",
+                "--max-rounds",
+                "3",
+            ],
+            &[
+                "grainbench",
+                "run",
+                "x.toml",
+                "--aa",
+                "--baseline",
+                "old.json",
+            ],
+            &["grainbench", "run", "x.toml", "--transport", "http2"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }
         assert!(Cli::try_parse_from(["grainbench", "run", "x.toml", "--rates", "auto"]).is_ok());
+        assert_eq!(precision_arg("10%"), Ok(0.1));
+        assert_eq!(precision_arg(" 2.5 % "), Ok(0.025));
+        assert!(precision_arg("0.1%")
+            .unwrap_err()
+            .contains("out of range: 0.5 % to 100 %"));
     }
 
     /// The per-deployment knobs are one set of flags: `up` and `export` take every one
@@ -605,6 +631,8 @@ mod tests {
             "none",
             "--call-timeout",
             "900",
+            "--transport",
+            "grpc",
             "--no-keepalive",
         ];
         let parse = |head: &[&str]| {
@@ -632,6 +660,7 @@ mod tests {
             assert_eq!(o.resilience.retry_budget_percent, Some(None));
             assert_eq!(o.resilience.timeout_ms, Some(900));
             assert_eq!(o.keepalive, Some(false));
+            assert_eq!(o.transports, [Transport::Grpc]);
         }
     }
 }
