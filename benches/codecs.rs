@@ -14,23 +14,14 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
 
-fn quick() -> bool {
-    std::env::var("GRAINBENCH_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
-}
+#[path = "common/mod.rs"]
+mod common;
 
 fn config() -> Criterion {
-    let criterion = Criterion::default();
-    if quick() {
-        criterion
-            .sample_size(10)
-            .warm_up_time(Duration::from_millis(100))
-            .measurement_time(Duration::from_millis(200))
-    } else {
-        criterion
-            .sample_size(50)
-            .warm_up_time(Duration::from_millis(500))
-            .measurement_time(Duration::from_secs(1))
-    }
+    common::config(
+        [Duration::from_millis(100), Duration::from_millis(200)],
+        [Duration::from_millis(500), Duration::from_secs(1)],
+    )
 }
 
 /// Every request and response size an operation of a shipped scenario declares.

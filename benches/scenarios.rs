@@ -27,26 +27,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+#[path = "common/mod.rs"]
+mod common;
+
 /// Request bodies cycled through per entrypoint (pre-built so the loop only sends).
 const BODIES_PER_ENTRYPOINT: usize = 256;
 
-fn quick() -> bool {
-    std::env::var("GRAINBENCH_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
 fn config() -> Criterion {
-    let criterion = Criterion::default();
-    if quick() {
-        criterion
-            .sample_size(10)
-            .warm_up_time(Duration::from_millis(200))
-            .measurement_time(Duration::from_millis(500))
-    } else {
-        criterion
-            .sample_size(50)
-            .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(2))
-    }
+    common::config(
+        [Duration::from_millis(200), Duration::from_millis(500)],
+        [Duration::from_secs(1), Duration::from_secs(2)],
+    )
 }
 
 fn root() -> PathBuf {
@@ -156,7 +147,7 @@ fn compare(runtime: &tokio::runtime::Runtime, source: &ScenarioSource, out: &Pat
     options.quick = true;
     options.cold_starts = 3;
     options.out_dir = out.to_path_buf();
-    if quick() {
+    if common::quick() {
         options.load =
             run::LoadMode::Rates(source.scenario.load.rates.iter().take(1).copied().collect());
         options.repeat = 2; // the fewest rounds that still give an interval

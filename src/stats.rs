@@ -271,6 +271,26 @@ pub fn benjamini_hochberg(p_values: &[Option<f64>], q: f64) -> Vec<bool> {
     discovered
 }
 
+/// `(round, figure)` of every valid open-loop step of `arch` at `rate`.
+pub fn per_round(
+    arch: &ArchitectureResult,
+    rate: u32,
+    figure: impl Fn(&StepResult) -> Option<f64>,
+) -> Vec<(usize, f64)> {
+    arch.steps
+        .iter()
+        .filter(|s| s.is_valid_open_at(rate))
+        .filter_map(|s| figure(s).map(|v| (s.round, v)))
+        .collect()
+}
+
+/// The figures of the rounds both have, side by side.
+pub fn paired_rounds(a: &[(usize, f64)], b: &[(usize, f64)]) -> Vec<(f64, f64)> {
+    a.iter()
+        .filter_map(|(round, x)| b.iter().find(|(r, _)| r == round).map(|(_, y)| (*x, *y)))
+        .collect()
+}
+
 /// The highest open-loop rate at which every architecture has a valid step: where the
 /// verdict compares them.
 pub fn verdict_rate(architectures: &[ArchitectureResult]) -> Option<u32> {
@@ -288,23 +308,19 @@ pub fn verdict_rate(architectures: &[ArchitectureResult]) -> Option<u32> {
 /// two-stage rule: n = ⌈(t · s / d)²⌉ for each ratio, s the standard deviation of its
 /// per-round log ratios over the pilot, t Student's 97.5 % quantile with the pilot's
 /// degrees of freedom and d = ln(1 + precision); the most any ratio needs, at least the
-/// pilot's rounds and at most `max_rounds` (Stein, Annals of Mathematical Statistics 1945).
+/// pilot's rounds (Stein, Annals of Mathematical Statistics 1945).
 /// The ratios are the verdict's: each deployment's p99 against the lowest p99, at the
 /// verdict rate. `None` when the pilot cannot say (under two rounds, no common rate).
 pub fn rounds_for_precision(
     architectures: &[ArchitectureResult],
     precision: f64,
-    max_rounds: usize,
 ) -> Option<RoundsNeeded> {
     let rate = verdict_rate(architectures)?;
-    let p99_rounds = |a: &ArchitectureResult| -> Vec<(usize, f64)> {
-        a.steps
-            .iter()
-            .filter(|s| s.is_valid_open_at(rate) && s.latency_us.p99 > 0)
-            .map(|s| (s.round, s.latency_us.p99 as f64))
-            .collect()
-    };
-    let per_arch: Vec<Vec<(usize, f64)>> = architectures.iter().map(p99_rounds).collect();
+    let p99 = |s: &StepResult| (s.latency_us.p99 > 0).then_some(s.latency_us.p99 as f64);
+    let per_arch: Vec<Vec<(usize, f64)>> = architectures
+        .iter()
+        .map(|a| per_round(a, rate, p99))
+        .collect();
     let pilot = per_arch.iter().map(Vec::len).min()?;
     if pilot < 2 {
         return None;
@@ -316,12 +332,9 @@ pub fn rounds_for_precision(
     let mut needed = pilot;
     let mut widest = None;
     for (i, rounds) in per_arch.iter().enumerate().filter(|(i, _)| *i != best) {
-        let logs: Vec<f64> = rounds
-            .iter()
-            .filter_map(|(round, x)| {
-                let (_, y) = per_arch[best].iter().find(|(r, _)| r == round)?;
-                Some(x.ln() - y.ln())
-            })
+        let logs: Vec<f64> = paired_rounds(rounds, &per_arch[best])
+            .into_iter()
+            .map(|(x, y)| x.ln() - y.ln())
             .collect();
         if logs.len() < 2 {
             continue;
@@ -335,7 +348,6 @@ pub fn rounds_for_precision(
     }
     Some(RoundsNeeded {
         pilot,
-        needed: needed.min(max_rounds.max(pilot)),
         asked: needed,
         widest,
     })
@@ -346,9 +358,7 @@ pub fn rounds_for_precision(
 pub struct RoundsNeeded {
     /// Valid rounds every deployment had in the pilot.
     pub pilot: usize,
-    /// Rounds to run in all: what the ratios asked for, capped by the most allowed.
-    pub needed: usize,
-    /// What the ratios asked for, uncapped.
+    /// What the ratios asked for, pilot included (the run caps it).
     pub asked: usize,
     /// The deployment whose ratio asked for the most rounds, if any asked for more than
     /// the pilot.
@@ -447,11 +457,9 @@ fn noise_flag(round: usize, noise: &StepNoise) -> Option<String> {
 
 /// The spread of a rate's per-round p50s: (max − min) / mean.
 fn spread(arch: &ArchitectureResult, rate: u32) -> Option<f64> {
-    let p50s: Vec<f64> = arch
-        .steps
-        .iter()
-        .filter(|s| s.is_valid_open_at(rate))
-        .map(|s| s.latency_us.p50 as f64)
+    let p50s: Vec<f64> = per_round(arch, rate, |s| Some(s.latency_us.p50 as f64))
+        .into_iter()
+        .map(|(_, p50)| p50)
         .collect();
     if p50s.len() < 2 {
         return None;

@@ -216,7 +216,7 @@ fn decide_rounds(
 ) -> crate::results::PrecisionRecord {
     let (pilot, most) = (options.pilot_rounds(), options.most_rounds());
     let target = precision.target * 100.0;
-    let decided = crate::stats::rounds_for_precision(architectures, precision.target, most);
+    let decided = crate::stats::rounds_for_precision(architectures, precision.target);
     let (rounds, asked, reason) = match decided {
         None => (
             pilot + 1,
@@ -224,7 +224,7 @@ fn decide_rounds(
             format!("{} rounds: the {pilot}-round pilot had no rate valid in every deployment, so it could not say how many rounds ±{target:.0} % needs; one more round ran, for the redeploy and fault steps", pilot + 1),
         ),
         Some(needed) => {
-            let rounds = needed.needed.max(pilot + 1).min(most);
+            let rounds = needed.asked.max(pilot + 1).min(most);
             let why = match (&needed.widest, needed.asked > most) {
                 (Some(widest), true) => format!("the {pilot}-round pilot asked for {} rounds ({widest}'s ratio is the noisiest), more than --max-rounds {most}: the intervals will be wider than ±{target:.0} %", needed.asked),
                 (Some(widest), false) => format!("the {pilot}-round pilot asked for {} so that every verdict ratio's interval is within ±{target:.0} % ({widest}'s ratio the noisiest)", needed.asked),

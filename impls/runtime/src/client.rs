@@ -133,19 +133,7 @@ impl HttpClient {
             addr: addr.to_string(),
             detail: e.to_string(),
         })?;
-        let round_trip = async {
-            network.delay_message().await;
-            let reply = self.exchange(addr, request).await;
-            network.delay_message().await;
-            reply
-        };
-        match tokio::time::timeout(self.timeout, round_trip).await {
-            Ok(result) => result,
-            Err(_) => Err(CallError::Timeout {
-                addr: addr.to_string(),
-                timeout: self.timeout,
-            }),
-        }
+        across(network, self.timeout, addr, self.exchange(addr, request)).await
     }
 
     /// GETs `http://{addr}{path}` and returns its status (used for readiness checks).
@@ -203,6 +191,32 @@ impl HttpClient {
             digest: header_str(&parts.headers, DIGEST_HEADER).map(str::to_string),
             body,
         })
+    }
+}
+
+/// Runs `exchange` across `network` within `timeout`: one sampled one-way delay before
+/// it and one after (every transport's client).
+pub(crate) async fn across<F>(
+    network: &NetworkModel,
+    timeout: Duration,
+    addr: &str,
+    exchange: F,
+) -> Result<Reply, CallError>
+where
+    F: std::future::Future<Output = Result<Reply, CallError>>,
+{
+    let round_trip = async {
+        network.delay_message().await;
+        let reply = exchange.await;
+        network.delay_message().await;
+        reply
+    };
+    match tokio::time::timeout(timeout, round_trip).await {
+        Ok(result) => result,
+        Err(_) => Err(CallError::Timeout {
+            addr: addr.to_string(),
+            timeout,
+        }),
     }
 }
 

@@ -115,6 +115,25 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListen
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// The next connection on `listener`, without Nagle's delay; a failed accept (a peer gone
+/// before it was taken, no descriptor left) is logged and retried 5 ms later.
+pub(crate) async fn accept_nodelay(
+    listener: &tokio::net::TcpListener,
+) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                return (tcp, peer);
+            }
+            Err(error) => {
+                tracing::debug!(%error, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+    }
+}
+
 /// Binds where `listen` says (127.0.0.1 on a port the OS picks by default).
 fn bind_as(listen: &Listen) -> std::io::Result<tokio::net::TcpListener> {
     match &listen.bind {

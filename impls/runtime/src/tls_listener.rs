@@ -59,15 +59,7 @@ impl TlsListener {
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
         tokio::spawn(async move {
             loop {
-                let (tcp, peer) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::debug!(%error, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                        continue;
-                    }
-                };
-                let _ = tcp.set_nodelay(true);
+                let (tcp, peer) = crate::host::accept_nodelay(&listener).await;
                 let (acceptor, tx, binary) = (acceptor.clone(), tx.clone(), binary.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {

@@ -113,13 +113,7 @@ pub fn ledger(results: &RunResults, rate: u32) -> Option<HopLedger> {
         )),
         None => floor.push("the least hop's CPU was not measured in this run".into()),
     }
-    let mut transports: Vec<String> = Vec::new();
-    for row in &rows {
-        if !transports.contains(&row.transport) {
-            transports.push(row.transport.clone());
-        }
-    }
-    let transport = transports.join(", ");
+    let transport = transports(&rows).join(", ");
     Some(HopLedger {
         rate,
         floor,
@@ -246,15 +240,20 @@ fn times(e: Option<&Estimate>, floor: Option<f64>) -> String {
     }
 }
 
-/// The verdict's sentence: per transport, the row with the most extra hops (the tightest
-/// division), the first transport's in full and the others' after it.
-pub fn sentence(ledger: &HopLedger) -> Option<String> {
+/// The transports of `rows`, each once, in their order.
+fn transports(rows: &[LedgerRow]) -> Vec<&str> {
     let mut transports: Vec<&str> = Vec::new();
-    for row in &ledger.rows {
+    for row in rows {
         if !transports.contains(&row.transport.as_str()) {
             transports.push(&row.transport);
         }
     }
+    transports
+}
+
+/// The verdict's sentence: per transport, the row with the most extra hops (the tightest
+/// division), the first transport's in full and the others' after it.
+pub fn sentence(ledger: &HopLedger) -> Option<String> {
     let widest = |transport: &str| {
         ledger
             .rows
@@ -262,7 +261,7 @@ pub fn sentence(ledger: &HopLedger) -> Option<String> {
             .filter(|r| r.transport == transport && r.cpu_us.is_some() && r.latency_us.is_some())
             .max_by(|a, b| a.extra.total_cmp(&b.extra))
     };
-    let mut rows = transports.into_iter().filter_map(widest);
+    let mut rows = transports(&ledger.rows).into_iter().filter_map(widest);
     let first = sentence_of(ledger.rate, rows.next()?)?;
     let others: Vec<String> = rows.filter_map(clause_of).collect();
     if others.is_empty() {

@@ -3,21 +3,10 @@
 //! paired round by round (the rounds interleave the architectures, so round r of each
 //! shares its weather). The statistics themselves are in [`crate::stats`].
 
-use crate::results::{ArchitectureResult, EntryResult, Estimate, StepResult};
+use crate::results::{ArchitectureResult, EntryResult, Estimate};
 use crate::stats;
 
-/// `(round, figure)` of every valid open-loop step of `arch` at `rate`.
-pub fn per_round(
-    arch: &ArchitectureResult,
-    rate: u32,
-    figure: impl Fn(&StepResult) -> Option<f64>,
-) -> Vec<(usize, f64)> {
-    arch.steps
-        .iter()
-        .filter(|s| s.is_valid_open_at(rate))
-        .filter_map(|s| figure(s).map(|v| (s.round, v)))
-        .collect()
-}
+pub use crate::stats::per_round;
 
 /// `(round, figure)` of one entrypoint in every valid open-loop step of `arch` at `rate`.
 pub fn per_round_entry(
@@ -52,7 +41,7 @@ pub fn mean_over_rounds(rounds: &[(usize, f64)]) -> Option<Estimate> {
 /// `a / b` with its interval: paired over the rounds both have, unpaired if they share
 /// none.
 pub fn ratio(a: &[(usize, f64)], b: &[(usize, f64)]) -> Option<Estimate> {
-    let paired = paired(a, b);
+    let paired = stats::paired_rounds(a, b);
     if paired.is_empty() {
         return stats::ratio(&values(a), &values(b));
     }
@@ -63,7 +52,7 @@ pub fn ratio(a: &[(usize, f64)], b: &[(usize, f64)]) -> Option<Estimate> {
 /// The p-value of "no difference" behind [`ratio`]: paired over the rounds both have,
 /// unpaired (Welch on the logs) if they share none.
 pub fn ratio_p_value(a: &[(usize, f64)], b: &[(usize, f64)]) -> Option<f64> {
-    let paired = paired(a, b);
+    let paired = stats::paired_rounds(a, b);
     if paired.is_empty() {
         return stats::change_p_value(&values(b), &values(a));
     }
@@ -73,21 +62,20 @@ pub fn ratio_p_value(a: &[(usize, f64)], b: &[(usize, f64)]) -> Option<f64> {
 
 /// `a − b` with its interval, paired over the rounds both have.
 pub fn difference(a: &[(usize, f64)], b: &[(usize, f64)]) -> Option<Estimate> {
-    let diffs: Vec<f64> = paired(a, b).into_iter().map(|(x, y)| x - y).collect();
+    let diffs: Vec<f64> = stats::paired_rounds(a, b)
+        .into_iter()
+        .map(|(x, y)| x - y)
+        .collect();
     stats::estimate(&diffs)
 }
 
 /// The p-value of "no difference" behind [`difference`] (paired t).
 pub fn difference_p_value(a: &[(usize, f64)], b: &[(usize, f64)]) -> Option<f64> {
-    let diffs: Vec<f64> = paired(a, b).into_iter().map(|(x, y)| x - y).collect();
+    let diffs: Vec<f64> = stats::paired_rounds(a, b)
+        .into_iter()
+        .map(|(x, y)| x - y)
+        .collect();
     stats::paired_difference_p_value(&diffs)
-}
-
-/// The figures of the rounds both have, side by side.
-fn paired(a: &[(usize, f64)], b: &[(usize, f64)]) -> Vec<(f64, f64)> {
-    a.iter()
-        .filter_map(|(round, x)| b.iter().find(|(r, _)| r == round).map(|(_, y)| (*x, *y)))
-        .collect()
 }
 
 /// The p-value of no change between two runs' rounds (independent of each other).

@@ -7,8 +7,8 @@
 //! A plaintext connection opens with [`MAGIC`], so a unit tells it from HTTP on its one
 //! port; under TLS the caller asks for it by ALPN ([`ALPN`]) instead.
 
-use super::{across, dispatch, Call, CallReply, Codec};
-use crate::client::{call_token, caller_token, CallerToken};
+use super::{dispatch, Call, CallReply, Codec};
+use crate::client::{across, call_token, caller_token, CallerToken};
 use crate::client::{CallError, Reply};
 use crate::host::TlsPeer;
 use crate::model::Endpoint;
@@ -43,8 +43,7 @@ struct ReplyFrame {
 }
 
 fn frame<T: Serialize>(message: &T) -> Vec<u8> {
-    let body = postcard::to_extend(message, vec![0; 4]).expect("frames always serialize");
-    let mut body = body;
+    let mut body = postcard::to_extend(message, vec![0; 4]).expect("frames always serialize");
     let len = (body.len() - 4) as u32;
     body[..4].copy_from_slice(&len.to_be_bytes());
     body
@@ -252,7 +251,8 @@ impl BinaryClient {
     }
 
     /// Calls waiting for their reply, over every open connection.
-    pub fn pending_calls(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn pending_calls(&self) -> usize {
         let open = self.connections.lock().unwrap_or_else(|p| p.into_inner());
         open.values().map(|c| c.pending().len()).sum()
     }

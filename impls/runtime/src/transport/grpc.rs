@@ -7,8 +7,8 @@
 //! the call's `authorization` metadata. Callers share one HTTP/2 connection per callee
 //! address (hyper's pool), multiplexing their calls over it.
 
-use super::{across, dispatch, Call, CallReply, Codec};
-use crate::client::{call_token, caller_token, connector, pooled, CallerToken, Http};
+use super::{dispatch, Call, CallReply, Codec};
+use crate::client::{across, call_token, caller_token, connector, pooled, CallerToken, Http};
 use crate::client::{CallError, Reply};
 use crate::host::TlsPeer;
 use crate::model::Endpoint;

@@ -56,17 +56,6 @@ impl Transport {
         }
     }
 
-    /// How it is described in reports: `HTTP/1.1 + JSON`.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Transport::Http1Json => "HTTP/1.1 + JSON (hyper, axum)",
-            Transport::Grpc => "gRPC: HTTP/2 + protobuf (tonic, prost)",
-            Transport::Binary => {
-                "binary: length-prefixed postcard frames, one multiplexed TCP connection per pair"
-            }
-        }
-    }
-
     /// Its short name in sentences: `HTTP/1.1 + JSON`, `gRPC`, `binary frames`.
     pub fn title(self) -> &'static str {
         match self {
@@ -262,15 +251,6 @@ impl UnitClient {
         })
     }
 
-    /// What its calls speak.
-    pub fn transport(&self) -> Transport {
-        match self {
-            UnitClient::Http1(_) => Transport::Http1Json,
-            UnitClient::Grpc(_) => Transport::Grpc,
-            UnitClient::Binary(_) => Transport::Binary,
-        }
-    }
-
     /// Calls `path` on `to` with `body` (in this transport's codec) across `network`: the
     /// request waits one sampled one-way delay before it leaves and the reply another
     /// before it is returned; the timeout covers both.
@@ -286,32 +266,6 @@ impl UnitClient {
             UnitClient::Grpc(client) => client.post_across(network, to, path, body).await,
             UnitClient::Binary(client) => client.post_across(network, to, path, body).await,
         }
-    }
-}
-
-/// Runs `exchange` across `network` within `timeout`: one sampled one-way delay before
-/// it and one after (shared by every transport's client).
-pub(crate) async fn across<F>(
-    network: &NetworkModel,
-    timeout: Duration,
-    addr: &str,
-    exchange: F,
-) -> Result<Reply, CallError>
-where
-    F: std::future::Future<Output = Result<Reply, CallError>>,
-{
-    let round_trip = async {
-        network.delay_message().await;
-        let reply = exchange.await;
-        network.delay_message().await;
-        reply
-    };
-    match tokio::time::timeout(timeout, round_trip).await {
-        Ok(result) => result,
-        Err(_) => Err(CallError::Timeout {
-            addr: addr.to_string(),
-            timeout,
-        }),
     }
 }
 

@@ -46,15 +46,7 @@ fn sniff_each(
     let (tx, http) = mpsc::channel(1024);
     tokio::spawn(async move {
         loop {
-            let (tcp, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::debug!(%error, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
+            let (tcp, peer) = crate::host::accept_nodelay(&listener).await;
             let (tx, tracker2, handlers, stop) =
                 (tx.clone(), tracker.clone(), handlers.clone(), stop.clone());
             tokio::spawn(async move {
