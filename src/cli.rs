@@ -145,12 +145,16 @@ pub struct RunArgs {
     /// Rounds until sure: after the --repeat pilot rounds (at least 3), as many more as every
     /// verdict ratio's 95 % interval needs to be within this of its estimate, `10%`
     /// (0.5 % to 100 %), decided once from the pilot (Stein's two-stage rule) and never by
-    /// peeking again; at least one round after the pilot, at most --max-rounds.
+    /// peeking again; at least as many rounds after the pilot as in it, at most --max-rounds.
     #[arg(long, value_parser = precision_arg, conflicts_with_all = ["connections", "endpoints"])]
     pub precision: Option<f64>,
-    /// With --precision: the most rounds the run may take, pilot included.
-    #[arg(long, default_value_t = 10, requires = "precision", value_parser = clap::value_parser!(u32).range(4..=50))]
+    /// With --precision: the most rounds the run may take, pilot included (6 to 50).
+    #[arg(long, default_value_t = 10, requires = "precision", value_parser = clap::value_parser!(u32).range(6..=50))]
     pub max_rounds: u32,
+    /// With --precision: the most wall time the rounds may take, `45m`, `2h`, `600s` (1 min
+    /// to 24 h); the rounds that fit are decided with the rest, from the pilot's round time.
+    #[arg(long, requires = "precision", value_parser = time_budget_arg)]
+    pub time_budget: Option<Duration>,
     /// Output directory (default: reports/<scenario>/; with several scenarios, DIR/<scenario>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -422,6 +426,25 @@ fn precision_arg(text: &str) -> Result<f64, String> {
     }
 }
 
+fn time_budget_arg(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = match unit.trim() {
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("a time such as 45m, 2h or 600s, not {text:?}")),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(n) if (60.0..=86_400.0).contains(&(n * scale)) => Ok(Duration::from_secs_f64(n * scale)),
+        Ok(_) => Err(format!("{text} is out of range: 1 min to 24 h")),
+        Err(_) => Err(format!("a time such as 45m, 2h or 600s, not {text:?}")),
+    }
+}
+
 fn security_arg(text: &str) -> Result<SecurityMode, String> {
     text.parse()
 }
@@ -446,6 +469,7 @@ impl RunArgs {
         options.precision = self.precision.map(|target| grainbench::run::Precision {
             target,
             max_rounds: self.max_rounds as usize,
+            time_budget: self.time_budget,
         });
         options.seed = self.seed;
         options.load = match (&self.rates, self.connections) {
@@ -594,7 +618,17 @@ mod tests {
                 "--precision",
                 "5%",
                 "--max-rounds",
-                "3",
+                "5",
+            ],
+            &["grainbench", "run", "x.toml", "--time-budget", "30m"],
+            &[
+                "grainbench",
+                "run",
+                "x.toml",
+                "--precision",
+                "5%",
+                "--time-budget",
+                "30",
             ],
             &[
                 "grainbench",
@@ -614,6 +648,13 @@ mod tests {
         assert!(precision_arg("0.1%")
             .unwrap_err()
             .contains("out of range: 0.5 % to 100 %"));
+        assert_eq!(time_budget_arg("45m"), Ok(Duration::from_secs(2700)));
+        assert_eq!(time_budget_arg(" 2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(time_budget_arg("600s"), Ok(Duration::from_secs(600)));
+        assert!(time_budget_arg("30s")
+            .unwrap_err()
+            .contains("1 min to 24 h"));
+        assert!(time_budget_arg("2d").is_err());
     }
 
     /// The per-deployment knobs are one set of flags: `up` and `export` take every one

@@ -744,46 +744,61 @@ mod tests {
         assert!(fdp <= 0.05 + 0.01, "false discovery proportion {fdp}");
     }
 
-    /// Stein's two-stage rule with a 3-round pilot, 1 000 seeded trials: the rounds it
-    /// decides reach the asked precision in most trials, and the final interval over every
+    /// Stein's two-stage rule with a 3-round pilot, 4 000 seeded trials at each of five
+    /// per-round noises (2 % to 30 %), under the run's rule (at least as many rounds after
+    /// the pilot as in it, `run::Precision::least_rounds`, at most the default
+    /// `--max-rounds` 10): at low noise the rounds it decides reach the asked precision,
+    /// and at every noise the final interval over every
     /// round (pilot included, the usual t interval, which is what the report computes)
-    /// covers the true ratio about 92 % of the time at this noise (15 % per round), a little
-    /// under the nominal 95 %: the pilot's rounds decide how many follow and are reused in
-    /// the final interval, so a pilot that looked quiet by chance ends the run early with an
-    /// interval too narrow (simulated over 4 000 trials: 95 % at 2 % noise, 93.5 % at 5 %,
-    /// 93 % at 15 %, 94 % at 30 %). Stein's own final interval (the pilot's variance) would
-    /// be exact, but it is not what every figure of the report uses; the coverage is
-    /// stated, not hidden.
+    /// covers the true ratio 93–97 % of the time. The pilot's rounds decide how many follow
+    /// and are reused in the final interval, so a pilot that looked quiet by chance would
+    /// end the run early with an interval too narrow: with only one round after the pilot
+    /// the coverage fell to 92.7 % (at 10 % noise); the rounds after the pilot at least
+    /// as many as its own is what keeps it at 94–95 % (and 93.4–95 % with up to 40 rounds,
+    /// simulated over 40 000 trials).
     #[test]
     fn rounds_decided_from_a_pilot_keep_the_final_interval_s_coverage() {
         let mut rng = ChaCha8Rng::seed_from_u64(1945);
-        let (trials, truth, sigma, precision) = (1000, 2.5f64, 0.15, 0.10);
-        let noise = Normal::new(0.0, sigma).unwrap();
+        let (trials, truth, precision, pilot) = (4000, 2.5f64, 0.10, 3);
+        let least = crate::run::Precision::least_rounds(pilot);
         let d = (1.0f64 + precision).ln();
-        let (mut covered, mut precise, mut total_rounds) = (0, 0, 0);
-        for _ in 0..trials {
-            let mut logs: Vec<f64> = (0..3)
-                .map(|_| truth.ln() + noise.sample(&mut rng))
-                .collect();
-            let t = t_975(2);
-            let n = ((t * variance(&logs).sqrt() / d).powi(2)).ceil() as usize;
-            let n = n.clamp(3, 40);
-            while logs.len() < n {
-                logs.push(truth.ln() + noise.sample(&mut rng));
+        for sigma in [0.02, 0.05, 0.10, 0.15, 0.30] {
+            let noise = Normal::new(0.0, sigma).unwrap();
+            let (mut covered, mut precise, mut uncapped, mut total_rounds) = (0, 0, 0, 0);
+            for _ in 0..trials {
+                let mut logs: Vec<f64> = (0..pilot)
+                    .map(|_| truth.ln() + noise.sample(&mut rng))
+                    .collect();
+                let t = t_975(pilot - 1);
+                let asked = ((t * variance(&logs).sqrt() / d).powi(2)).ceil() as usize;
+                let n = asked.clamp(least, 10);
+                while logs.len() < n {
+                    logs.push(truth.ln() + noise.sample(&mut rng));
+                }
+                total_rounds += n;
+                let e = estimate(&logs).unwrap();
+                covered += usize::from(e.contains(truth.ln()));
+                if asked <= 10 {
+                    let (low, high) = e.interval().unwrap();
+                    uncapped += 1;
+                    precise += usize::from((high - low) / 2.0 <= d);
+                }
             }
-            total_rounds += n;
-            let e = estimate(&logs).unwrap();
-            covered += usize::from(e.contains(truth.ln()));
-            let (low, high) = e.interval().unwrap();
-            precise += usize::from((high - low) / 2.0 <= d);
+            let coverage = covered as f64 / trials as f64;
+            let precise = precise as f64 / uncapped.max(1) as f64;
+            eprintln!(
+                "noise {sigma}: coverage {coverage:.3}, precise {precise:.3} of {uncapped} under the cap, mean rounds {:.1}",
+                total_rounds as f64 / trials as f64
+            );
+            assert!(
+                (0.93..=0.97).contains(&coverage),
+                "noise {sigma}: coverage {coverage}"
+            );
+            // Where the cap seldom binds, the asked precision is reached; above it, the
+            // intervals are as wide as 10 rounds leave them (and the run says so).
+            if sigma <= 0.05 {
+                assert!(precise >= 0.95, "noise {sigma}: {precise} precise");
+            }
         }
-        let coverage = covered as f64 / trials as f64;
-        eprintln!(
-            "coverage {coverage:.3}, precise {:.3}, mean rounds {:.1}",
-            precise as f64 / trials as f64,
-            total_rounds as f64 / trials as f64
-        );
-        assert!((0.90..=0.97).contains(&coverage), "coverage {coverage}");
-        assert!(precise as f64 / trials as f64 >= 0.8, "{precise} precise");
     }
 }

@@ -224,6 +224,9 @@ fn cuts_table(out: &mut String, m: &ReportModel, width: usize) {
         ),
     ];
     table(out, columns, width);
+    if rows.len() > crate::report::model::MAX_UNCORRECTED_CUTS {
+        para(out, &front.rule, width);
+    }
 }
 
 /// Deploy cost per cut: cold start, idle memory, and what the redeploy under load failed.

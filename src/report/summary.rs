@@ -148,7 +148,11 @@ fn render_front(out: &mut String, m: &ReportModel) {
         );
         let _ = writeln!(out, "{}", line.trim_end());
     }
-    let _ = writeln!(out, "  (front: no other cut has a lower p99, lower CPU per request and more service units at once; blast: operations restarted per changed operation)");
+    let _ = writeln!(
+        out,
+        "  ({} Blast: operations restarted per changed operation.)",
+        front.rule
+    );
     match &front.recommendation {
         Some(sentence) => {
             let _ = writeln!(out, "{sentence}");

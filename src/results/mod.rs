@@ -103,6 +103,9 @@ pub struct PrecisionRecord {
     pub asked_rounds: Option<usize>,
     /// The rounds decided, pilot included.
     pub rounds: usize,
+    /// `--time-budget`, seconds, if the run had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_budget_s: Option<f64>,
     /// Why the run took that many rounds, in words.
     pub reason: String,
 }

@@ -43,6 +43,7 @@ use crate::results::{
 use crate::scenario::ScenarioSource;
 use arch::ArchRun;
 use sha2::{Digest as _, Sha256};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Why a run stopped early.
@@ -159,6 +160,7 @@ async fn run_into(
     let mut rounds = options
         .precision
         .map_or(orders.len(), |_| options.most_rounds());
+    let rounds_started = std::time::Instant::now();
     for (round, order) in orders.iter().enumerate() {
         if round >= rounds {
             break;
@@ -195,7 +197,10 @@ async fn run_into(
             }
         }
         if let (Some(precision), true) = (options.precision, round + 1 == options.pilot_rounds()) {
-            let record = decide_rounds(&results.architectures, precision, options);
+            let affordable = precision
+                .time_budget
+                .map(|budget| affordable_rounds(budget, rounds_started.elapsed(), round + 1));
+            let record = decide_rounds(&results.architectures, precision, options, affordable);
             tracing::info!(rounds = record.rounds, reason = %record.reason, "rounds decided");
             rounds = record.rounds;
             results.meta.rounds = rounds;
@@ -206,32 +211,61 @@ async fn run_into(
     Ok(())
 }
 
+/// How many rounds fit in `budget` when the first `done` took `elapsed`: the rounds so
+/// far and as many more as their mean time fits in what is left (at least one more, for
+/// the redeploy and fault steps of the last round).
+fn affordable_rounds(budget: Duration, elapsed: Duration, done: usize) -> usize {
+    let per_round = elapsed.as_secs_f64() / done.max(1) as f64;
+    let left = budget.saturating_sub(elapsed).as_secs_f64();
+    let more = if per_round > 0.0 {
+        (left / per_round).floor() as usize
+    } else {
+        usize::MAX - done
+    };
+    done + more.max(1)
+}
+
 /// Under `--precision`, once the pilot has run: how many rounds the run takes, and why
-/// (Stein's two-stage rule, [`crate::stats::rounds_for_precision`]; at least one round
-/// after the pilot, at most `--max-rounds`).
+/// (Stein's two-stage rule, [`crate::stats::rounds_for_precision`]; at least
+/// [`Precision::least_rounds`], at most `--max-rounds` and what `--time-budget` leaves
+/// room for, `affordable`).
 fn decide_rounds(
     architectures: &[crate::results::ArchitectureResult],
     precision: Precision,
     options: &RunOptions,
+    affordable: Option<usize>,
 ) -> crate::results::PrecisionRecord {
     let (pilot, most) = (options.pilot_rounds(), options.most_rounds());
+    let least = Precision::least_rounds(pilot);
     let target = precision.target * 100.0;
     let decided = crate::stats::rounds_for_precision(architectures, precision.target);
-    let (rounds, asked, reason) = match decided {
+    let (wanted, asked, why) = match decided {
         None => (
-            pilot + 1,
+            least,
             None,
-            format!("{} rounds: the {pilot}-round pilot had no rate valid in every deployment, so it could not say how many rounds ±{target:.0} % needs; one more round ran, for the redeploy and fault steps", pilot + 1),
+            format!("the {pilot}-round pilot had no rate valid in every deployment, so it could not say how many rounds ±{target:.0} % needs; the run took the fewest a pilot allows"),
         ),
         Some(needed) => {
-            let rounds = needed.asked.max(pilot + 1).min(most);
+            let wanted = needed.asked.max(least).min(most);
             let why = match (&needed.widest, needed.asked > most) {
                 (Some(widest), true) => format!("the {pilot}-round pilot asked for {} rounds ({widest}'s ratio is the noisiest), more than --max-rounds {most}: the intervals will be wider than ±{target:.0} %", needed.asked),
                 (Some(widest), false) => format!("the {pilot}-round pilot asked for {} so that every verdict ratio's interval is within ±{target:.0} % ({widest}'s ratio the noisiest)", needed.asked),
-                (None, _) => format!("the {pilot}-round pilot's ratios were already within ±{target:.0} %; one more round ran, for the redeploy and fault steps"),
+                (None, _) => format!("the {pilot}-round pilot's ratios were already within ±{target:.0} %"),
             };
-            (rounds, Some(needed.asked), format!("{rounds} rounds: {why} (rounds decided once from the pilot by Stein's two-stage rule, never by peeking again)"))
+            let why = if wanted > needed.asked {
+                format!("{why}; as many rounds again as the pilot's are the fewest it allows, so that a pilot quiet by chance does not narrow the intervals")
+            } else {
+                why
+            };
+            (wanted, Some(needed.asked), why)
         }
+    };
+    let (rounds, why) = match affordable {
+        Some(fit) if fit < wanted => (
+            fit,
+            format!("{why}; --time-budget left room for {fit} rounds at the pilot's pace, so the run stopped there and its intervals are wider than asked (the stop depends on time, not on the figures)"),
+        ),
+        _ => (wanted, why),
     };
     crate::results::PrecisionRecord {
         target_percent: target,
@@ -239,7 +273,8 @@ fn decide_rounds(
         max_rounds: most,
         asked_rounds: asked,
         rounds,
-        reason,
+        time_budget_s: precision.time_budget.map(|b| b.as_secs_f64()),
+        reason: format!("{rounds} rounds: {why} (rounds decided once from the pilot by Stein's two-stage rule, never by peeking again)"),
     }
 }
 
@@ -426,5 +461,45 @@ mod order_tests {
         assert_eq!(variant_order(&cuts, &order, 1), [4, 5, 3, 1, 2, 0]);
         assert_eq!(variant_order(&cuts, &order, 2), [5, 3, 4, 2, 0, 1]);
         assert_eq!(variant_order(&cuts, &order, 3), [3, 4, 5, 0, 1, 2]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_budget_fits_the_rounds_its_pilot_s_pace_allows_and_always_one_more() {
+        let minute = Duration::from_secs(60);
+        // 3 rounds in 3 minutes, 10 allowed: 7 more fit.
+        assert_eq!(affordable_rounds(10 * minute, 3 * minute, 3), 10);
+        // 2.5 rounds' time left: 2 more, never a part round.
+        assert_eq!(affordable_rounds(11 * minute / 2, 3 * minute, 3), 5);
+        // The pilot alone overran the budget: still the one more round that runs the
+        // redeploy and fault steps.
+        assert_eq!(affordable_rounds(2 * minute, 3 * minute, 3), 4);
+    }
+
+    #[test]
+    fn the_time_budget_caps_the_rounds_decided_and_says_so() {
+        let mut options = RunOptions::new("x", "unit".into());
+        let precision = Precision {
+            target: 0.1,
+            max_rounds: 10,
+            time_budget: Some(Duration::from_secs(600)),
+        };
+        options.precision = Some(precision);
+        let free = decide_rounds(&[], precision, &options, None);
+        assert_eq!(free.rounds, 6, "{}", free.reason);
+        let capped = decide_rounds(&[], precision, &options, Some(4));
+        assert_eq!(capped.rounds, 4);
+        assert!(
+            capped
+                .reason
+                .contains("--time-budget left room for 4 rounds"),
+            "{}",
+            capped.reason
+        );
+        assert_eq!(capped.time_budget_s, Some(600.0));
     }
 }

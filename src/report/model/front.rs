@@ -5,7 +5,9 @@
 //!
 //! The front is taken on the geometric means over the rounds. A cut is dominated when another has
 //! a p99 and a CPU per request no higher and at least as many service units, and is
-//! strictly better on one. A cut meets the budget when its whole p99 interval is within
+//! strictly better on one. With more than [`super::MAX_UNCORRECTED_CUTS`] cuts, "better"
+//! on p99 and CPU is a discovery: Benjamini–Hochberg over every pairwise comparison of the
+//! two, at the false discovery rate, so a many-cut front is not thinned by chance. A cut meets the budget when its whole p99 interval is within
 //! it; one whose mean is within and interval is not is "within noise of the budget", and
 //! is never recommended.
 
@@ -27,6 +29,8 @@ pub struct Front {
     pub recommendation: Option<String>,
     /// The cut recommended.
     pub recommended: Option<String>,
+    /// How "on the front" was decided, in a sentence.
+    pub rule: String,
 }
 
 /// One cut on the front's table and chart.
@@ -40,10 +44,15 @@ pub struct FrontRow {
     pub p99_us: String,
     #[serde(skip)]
     pub p99: Estimate,
+    /// The p99 per round, for the comparisons.
+    #[serde(skip)]
+    pub p99_rounds: Vec<(usize, f64)>,
     /// The units' CPU per request, µs, with its interval ("not measured" without).
     pub cpu_us_per_request: String,
     #[serde(skip)]
     pub cpu: Option<Estimate>,
+    #[serde(skip)]
+    pub cpu_rounds: Vec<(usize, f64)>,
     /// Operations restarted per changed operation, on average.
     pub blast_radius: String,
     /// Idle RSS over every unit, MiB ("–" when not measured).
@@ -108,9 +117,13 @@ pub fn front(results: &RunResults, rate: u32) -> Option<Front> {
             .cmp(&a.service_units)
             .then(a.p99.point.total_cmp(&b.p99.point))
     });
-    let dominated: Vec<bool> = rows
-        .iter()
-        .map(|r| rows.iter().any(|other| dominates(other, r)))
+    let (better, rule) = if rows.len() > super::MAX_UNCORRECTED_CUTS {
+        discoveries(&rows)
+    } else {
+        (by_points(&rows), POINTS_RULE.to_string())
+    };
+    let dominated: Vec<bool> = (0..rows.len())
+        .map(|j| (0..rows.len()).any(|i| dominates(&rows, &better, i, j)))
         .collect();
     for (row, dominated) in rows.iter_mut().zip(dominated) {
         row.on_front = !dominated;
@@ -132,14 +145,15 @@ pub fn front(results: &RunResults, rate: u32) -> Option<Front> {
         budget: budget_us.map(budget_words),
         recommendation,
         recommended,
+        rule,
     })
 }
 
 fn row(a: &ArchitectureResult, rate: u32) -> Option<FrontRow> {
-    let p99 = rounds::over_rounds(&rounds::per_round(a, rate, |s| {
-        Some(s.latency_us.p99 as f64)
-    }))?;
-    let cpu = rounds::over_rounds(&rounds::per_round(a, rate, |s| s.units_cpu_us_per_request));
+    let p99_rounds = rounds::per_round(a, rate, |s| Some(s.latency_us.p99 as f64));
+    let p99 = rounds::over_rounds(&p99_rounds)?;
+    let cpu_rounds = rounds::per_round(a, rate, |s| s.units_cpu_us_per_request);
+    let cpu = rounds::over_rounds(&cpu_rounds);
     let name = a.label();
     let service_sizes = a
         .units
@@ -153,10 +167,12 @@ fn row(a: &ArchitectureResult, rate: u32) -> Option<FrontRow> {
         state_units: a.state_unit_count,
         p99_us: format::estimate(&p99, 0),
         p99,
+        p99_rounds,
         cpu_us_per_request: cpu
             .as_ref()
             .map_or("not measured".into(), |c| format::estimate(c, 0)),
         cpu,
+        cpu_rounds,
         blast_radius: format!("{:.1}", mean_blast_radius(service_sizes)),
         idle_rss_mib: a
             .deploy
@@ -172,20 +188,87 @@ fn row(a: &ArchitectureResult, rate: u32) -> Option<FrontRow> {
     })
 }
 
-/// Whether `a` is at least as good as `b` on p99, CPU per request (where both have it)
-/// and service units, and better on one.
-fn dominates(a: &FrontRow, b: &FrontRow) -> bool {
-    let cpu = match (&a.cpu, &b.cpu) {
-        (Some(x), Some(y)) => Some((x.point, y.point)),
-        _ => None,
+/// `p99[i][j]`: cut `i` is better than cut `j` on p99; `cpu[i][j]` the same on CPU per
+/// request (false both ways where either lacks it).
+struct Better {
+    p99: Vec<Vec<bool>>,
+    cpu: Vec<Vec<bool>>,
+}
+
+const POINTS_RULE: &str = "On the front: no other cut has a p99 and a CPU per request no higher and at least as many service units, and is better on one (geometric means over the rounds; with three cuts or fewer, no correction, so two cuts whose intervals overlap may swap places).";
+
+/// Better on the geometric means (three cuts or fewer).
+fn by_points(rows: &[FrontRow]) -> Better {
+    let grid = |lower: &dyn Fn(&FrontRow, &FrontRow) -> bool| {
+        rows.iter()
+            .map(|a| rows.iter().map(|b| lower(a, b)).collect())
+            .collect()
     };
-    let no_worse = a.p99.point <= b.p99.point
-        && cpu.is_none_or(|(x, y)| x <= y)
-        && a.service_units >= b.service_units;
-    let better = a.p99.point < b.p99.point
-        || cpu.is_some_and(|(x, y)| x < y)
-        || a.service_units > b.service_units;
-    no_worse && better
+    Better {
+        p99: grid(&|a, b| a.p99.point < b.p99.point),
+        cpu: grid(&|a, b| match (&a.cpu, &b.cpu) {
+            (Some(x), Some(y)) => x.point < y.point,
+            _ => false,
+        }),
+    }
+}
+
+/// Better beyond noise: every pair's p99 and CPU ratios (paired over the rounds) tested
+/// together, Benjamini–Hochberg at the false discovery rate; the discoveries, in the
+/// direction of their estimates.
+fn discoveries(rows: &[FrontRow]) -> (Better, String) {
+    let n = rows.len();
+    let mut tests: Vec<(usize, usize, bool, Option<f64>)> = Vec::new();
+    for i in 0..n {
+        for j in i + 1..n {
+            let (a, b) = (&rows[i], &rows[j]);
+            tests.push((
+                i,
+                j,
+                true,
+                rounds::ratio_p_value(&a.p99_rounds, &b.p99_rounds),
+            ));
+            if a.cpu.is_some() && b.cpu.is_some() {
+                tests.push((
+                    i,
+                    j,
+                    false,
+                    rounds::ratio_p_value(&a.cpu_rounds, &b.cpu_rounds),
+                ));
+            }
+        }
+    }
+    let p_values: Vec<Option<f64>> = tests.iter().map(|t| t.3).collect();
+    let found = crate::stats::benjamini_hochberg(&p_values, crate::stats::FALSE_DISCOVERY_RATE);
+    let points = by_points(rows);
+    let mut better = Better {
+        p99: vec![vec![false; n]; n],
+        cpu: vec![vec![false; n]; n],
+    };
+    for (&(i, j, p99, _), found) in tests.iter().zip(found) {
+        let (grid, lower) = if p99 {
+            (&mut better.p99, &points.p99)
+        } else {
+            (&mut better.cpu, &points.cpu)
+        };
+        grid[i][j] = found && lower[i][j];
+        grid[j][i] = found && lower[j][i];
+    }
+    let rule = format!(
+        "On the front: no other cut is at least as good on p99, CPU per request and service units and better on one. With {n} cuts, better or worse on p99 and CPU means beyond noise: Benjamini–Hochberg over the {} pairwise comparisons at a {:.0} % false discovery rate (ratios paired over the rounds), so a cut within noise of another stays on the front.",
+        tests.len(),
+        crate::stats::FALSE_DISCOVERY_RATE * 100.0
+    );
+    (better, rule)
+}
+
+/// Whether cut `i` dominates cut `j`: no worse on p99, CPU per request and service units,
+/// and better on one of them.
+fn dominates(rows: &[FrontRow], better: &Better, i: usize, j: usize) -> bool {
+    let (a, b) = (&rows[i], &rows[j]);
+    let no_worse = !better.p99[j][i] && !better.cpu[j][i] && a.service_units >= b.service_units;
+    let improves = better.p99[i][j] || better.cpu[i][j] || a.service_units > b.service_units;
+    i != j && no_worse && improves
 }
 
 /// `1 service unit`, `9 service units`.
@@ -271,25 +354,33 @@ mod tests {
     use super::*;
 
     fn row(arch: &str, units: usize, p99: (f64, f64, f64), cpu: f64) -> FrontRow {
+        rounds_row(arch, units, &[p99.0], &[cpu], Some((p99.1, p99.2)))
+    }
+
+    fn rounds_row(
+        arch: &str,
+        units: usize,
+        p99: &[f64],
+        cpu: &[f64],
+        interval: Option<(f64, f64)>,
+    ) -> FrontRow {
+        let rounds = |xs: &[f64]| xs.iter().copied().enumerate().collect::<Vec<_>>();
+        let p99_estimate = rounds::over_rounds(&rounds(p99)).unwrap();
         FrontRow {
             arch: arch.into(),
             colour: String::new(),
             service_units: units,
             state_units: 0,
-            p99_us: format!("{}", p99.0),
+            p99_us: String::new(),
             p99: Estimate {
-                point: p99.0,
-                low: Some(p99.1),
-                high: Some(p99.2),
-                rounds: 3,
+                low: interval.map(|i| i.0).or(p99_estimate.low),
+                high: interval.map(|i| i.1).or(p99_estimate.high),
+                ..p99_estimate
             },
+            p99_rounds: rounds(p99),
             cpu_us_per_request: String::new(),
-            cpu: Some(Estimate {
-                point: cpu,
-                low: None,
-                high: None,
-                rounds: 3,
-            }),
+            cpu: rounds::over_rounds(&rounds(cpu)),
+            cpu_rounds: rounds(cpu),
             blast_radius: "1.0".into(),
             idle_rss_mib: String::new(),
             knee_rps: String::new(),
@@ -300,12 +391,64 @@ mod tests {
 
     #[test]
     fn a_cut_worse_on_every_axis_is_off_the_front() {
-        let fine = row("fine", 10, (900.0, 800.0, 1000.0), 50.0);
-        let worse = row("worse", 8, (1200.0, 1100.0, 1300.0), 60.0);
-        let coarse = row("coarse", 1, (300.0, 250.0, 350.0), 10.0);
-        assert!(dominates(&fine, &worse));
-        assert!(!dominates(&fine, &coarse) && !dominates(&coarse, &fine));
-        assert!(!dominates(&fine, &fine), "nothing dominates itself");
+        let rows = vec![
+            row("fine", 10, (900.0, 800.0, 1000.0), 50.0),
+            row("worse", 8, (1200.0, 1100.0, 1300.0), 60.0),
+            row("coarse", 1, (300.0, 250.0, 350.0), 10.0),
+        ];
+        let better = by_points(&rows);
+        assert!(dominates(&rows, &better, 0, 1));
+        assert!(!dominates(&rows, &better, 0, 2) && !dominates(&rows, &better, 2, 0));
+        assert!(!dominates(&rows, &better, 0, 0), "nothing dominates itself");
+    }
+
+    /// With more than three cuts, a cut a little worse on the means but within noise stays
+    /// on the front; one clearly worse (every round, by far) is still taken off it.
+    #[test]
+    fn with_many_cuts_only_a_difference_beyond_noise_takes_a_cut_off_the_front() {
+        let noisy = [1000.0, 1300.0, 800.0, 1150.0, 900.0];
+        let rows = vec![
+            rounds_row("a", 9, &noisy, &[50.0, 60.0, 45.0, 55.0, 52.0], None),
+            rounds_row(
+                "b",
+                9,
+                &[1150.0, 900.0, 1300.0, 1000.0, 1250.0],
+                &[58.0, 50.0, 57.0, 48.0, 60.0],
+                None,
+            ),
+            rounds_row(
+                "c",
+                9,
+                &noisy.map(|x| x * 3.0),
+                &[150.0, 180.0, 135.0, 165.0, 156.0],
+                None,
+            ),
+            rounds_row(
+                "d",
+                1,
+                &[300.0, 320.0, 290.0, 310.0, 305.0],
+                &[10.0, 11.0, 9.0, 10.5, 10.2],
+                None,
+            ),
+        ];
+        let by_means = by_points(&rows);
+        assert!(
+            dominates(&rows, &by_means, 0, 1),
+            "a's means are lower than b's"
+        );
+        let (better, rule) = discoveries(&rows);
+        assert!(!dominates(&rows, &better, 0, 1), "but not beyond noise");
+        assert!(dominates(&rows, &better, 0, 2), "c is clearly worse");
+        assert!(rule.contains("12 pairwise comparisons"), "{rule}");
+        let front = rows_on_front(&rows, &better);
+        assert_eq!(front, ["a", "b", "d"]);
+    }
+
+    fn rows_on_front<'a>(rows: &'a [FrontRow], better: &Better) -> Vec<&'a str> {
+        (0..rows.len())
+            .filter(|&j| !(0..rows.len()).any(|i| dominates(rows, better, i, j)))
+            .map(|j| rows[j].arch.as_str())
+            .collect()
     }
 
     #[test]
