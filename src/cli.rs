@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use grain_runtime::network::NetworkModel;
 use grainbench::deploy::{DeployOverrides, DeployTarget, ResilienceOverrides};
 use grainbench::launch::container::ContainerOptions;
-use grainbench::plan::{Architecture, SecurityMode, Series, Transport};
+use grainbench::plan::{Architecture, Mesh, SecurityMode, Series, Transport};
 use grainbench::report::gate::Threshold;
 use grainbench::run::{LoadMode, RedeployPolicy, RunOptions, SweepLimits, SweepMax, SweepRequest};
 use grainbench::scenario::fault::{Fault, FaultSyntaxError};
@@ -298,6 +298,11 @@ pub struct DeployArgs {
     /// always speaks HTTP/1.1 + JSON to the entry unit.
     #[arg(long, value_delimiter = ',', value_parser = transport_arg)]
     pub transport: Vec<Transport>,
+    /// Whether units run behind sidecar proxies, overriding the scenario's [mesh]: a list
+    /// of `none`, `sidecar` (an HAProxy beside every unit process; with --security tls or
+    /// mtls the sidecars terminate it); `run` deploys each cut once per mode.
+    #[arg(long, value_delimiter = ',', value_parser = mesh_arg)]
+    pub mesh: Vec<Mesh>,
 }
 
 impl DeployArgs {
@@ -314,6 +319,7 @@ impl DeployArgs {
             },
             security,
             transports: self.transport.clone(),
+            meshes: self.mesh.clone(),
             keepalive: self.no_keepalive.then_some(false),
         }
     }
@@ -450,6 +456,10 @@ fn security_arg(text: &str) -> Result<SecurityMode, String> {
 }
 
 fn transport_arg(text: &str) -> Result<Transport, String> {
+    text.parse()
+}
+
+fn mesh_arg(text: &str) -> Result<Mesh, String> {
     text.parse()
 }
 

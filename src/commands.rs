@@ -115,13 +115,26 @@ pub(crate) fn plan(
     Ok(())
 }
 
-/// `up` and `export` deploy one transport: several given is a usage error.
+/// `up` and `export` deploy one transport and one mesh mode: several given is a usage
+/// error; `export` writes no sidecars.
 fn one_transport(command: &str, overrides: &DeployOverrides) -> Result<(), Failure> {
     if overrides.transports.len() > 1 {
         let names: Vec<&str> = overrides.transports.iter().map(|t| t.name()).collect();
         return Err(bad_input(anyhow::anyhow!(
             "`{command}` deploys one transport; --transport gave {}: give one",
             names.join(", ")
+        )));
+    }
+    if overrides.meshes.len() > 1 {
+        let names: Vec<&str> = overrides.meshes.iter().map(|m| m.name()).collect();
+        return Err(bad_input(anyhow::anyhow!(
+            "`{command}` deploys one mesh mode; --mesh gave {}: give one",
+            names.join(", ")
+        )));
+    }
+    if command == "export" && overrides.meshes.contains(&grainbench::plan::Mesh::Sidecar) {
+        return Err(bad_input(anyhow::anyhow!(
+            "`export` writes no sidecar proxies: --mesh sidecar is for `run` and `up` (a mesh in Kubernetes injects its own)"
         )));
     }
     Ok(())

@@ -22,14 +22,14 @@
 //! - [`delays`]: what the network model did in a run (a bare hop measured with and without
 //!   it, the injected delays' errors)
 //! - [`deploy`]: one deployment built once for every command: the scenario with its
-//!   overrides, the cut and the security mode ([`deploy::DeploySpec`]), and what a command's
+//!   overrides, the cut, the security mode, transport and mesh ([`deploy::DeploySpec`]), and what a command's
 //!   deployments share (binary, work calibration, PKIs, containers); the calibrations' probe
 //! - [`cost`]: deploy cost from /proc (cold start, RSS, CPU per request, blast radius)
 //! - [`driver`]: open-loop load, HdrHistogram latencies, hop counts, equivalence check
 //! - [`unit`]: the hidden `grainbench unit` entry that serves one unit
 //! - [`launch`]: start units as OS processes (or containers on a network made for the run),
 //!   wait for readiness, tear down, never orphan; the run's throw-away PKI (in memory only)
-//!   when hops are secured
+//!   when hops are secured; an HAProxy sidecar beside every unit under `--mesh sidecar`
 //! - [`report`]: one view model of the results, rendered as the terminal's brief summary (the
 //!   default), its full tables (`-v`) and the HTML page
 //! - [`stats`]: confidence intervals over repeated rounds (figures, ratios, changes)

@@ -155,6 +155,39 @@ pub async fn take_codec_time(
     Ok(total)
 }
 
+/// `usage` parted into the units' and, if any were sampled, their sidecars'.
+pub fn split_sidecars(usage: UnitsUsage) -> (UnitsUsage, Option<UnitsUsage>) {
+    use crate::launch::sidecar::SIDECAR_PREFIX;
+    let is_sidecar = |name: &String| name.starts_with(SIDECAR_PREFIX);
+    if !usage.cpu_ms.keys().any(is_sidecar) && !usage.peak_rss_bytes.keys().any(is_sidecar) {
+        return (usage, None);
+    }
+    let pick = |want: bool| {
+        let of = |map: &BTreeMap<String, f64>| -> BTreeMap<String, f64> {
+            map.iter()
+                .filter(|(k, _)| is_sidecar(k) == want)
+                .map(|(k, v)| (k.clone(), *v))
+                .collect()
+        };
+        let peak_rss_bytes: BTreeMap<String, u64> = usage
+            .peak_rss_bytes
+            .iter()
+            .filter(|(k, _)| is_sidecar(k) == want)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        let (cpu_ms, system_cpu_ms) = (of(&usage.cpu_ms), of(&usage.system_cpu_ms));
+        UnitsUsage {
+            cpu_ms_total: cpu_ms.values().sum(),
+            system_cpu_ms_total: (!system_cpu_ms.is_empty()).then(|| system_cpu_ms.values().sum()),
+            peak_rss_bytes_total: peak_rss_bytes.values().sum(),
+            cpu_ms,
+            system_cpu_ms,
+            peak_rss_bytes,
+        }
+    };
+    (pick(false), Some(pick(true)))
+}
+
 /// Size of the artifact every unit ships: the `grainbench` binary itself.
 pub fn artifact_bytes(binary: &Path) -> u64 {
     std::fs::metadata(binary).map_or(0, |m| m.len())
@@ -171,10 +204,17 @@ impl StepResult {
         self
     }
 
-    /// Attaches the units' CPU and memory during this step.
+    /// Attaches the units' CPU and memory during this step, and their sidecars' apart
+    /// (sampled together, named `sidecar:<process>`).
     pub fn with_units(mut self, usage: UnitsUsage) -> Self {
+        let (usage, sidecars) = split_sidecars(usage);
         let completed = self.ok + self.error_total;
         let per_request = |ms: f64| ((ms * 1e3 / completed as f64) * 100.0).round() / 100.0;
+        if let Some(sidecars) = sidecars {
+            self.sidecars_cpu_us_per_request =
+                (completed > 0).then(|| per_request(sidecars.cpu_ms_total));
+            self.sidecars = Some(sidecars);
+        }
         self.units_cpu_us_per_request = (completed > 0).then(|| per_request(usage.cpu_ms_total));
         self.units_system_cpu_us_per_request = (completed > 0)
             .then_some(usage.system_cpu_ms_total)

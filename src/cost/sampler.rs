@@ -122,17 +122,18 @@ impl Sampler {
         tick(&self.pids, &self.tracks);
         let tracks = self.tracks.lock().map(|t| t.clone()).unwrap_or_default();
         let mut result = UnitsUsage::default();
-        let mut system = Duration::ZERO;
         for ((name, _), track) in self.pids.get().iter().zip(tracks) {
             let cpu = track.cpu();
             result
                 .cpu_ms
                 .insert(name.clone(), cpu.total.as_secs_f64() * 1e3);
-            system += cpu.system;
+            result
+                .system_cpu_ms
+                .insert(name.clone(), cpu.system.as_secs_f64() * 1e3);
             result.peak_rss_bytes.insert(name.clone(), track.peak_rss);
         }
         result.cpu_ms_total = result.cpu_ms.values().sum();
-        result.system_cpu_ms_total = Some(system.as_secs_f64() * 1e3);
+        result.system_cpu_ms_total = Some(result.system_cpu_ms.values().sum());
         result.peak_rss_bytes_total = result.peak_rss_bytes.values().sum();
         result
     }

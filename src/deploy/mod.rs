@@ -17,7 +17,7 @@ pub mod probe;
 use crate::launch::container::{ContainerError, ContainerOptions, ContainerRun, ContainerTarget};
 use crate::launch::pki::{PkiError, RunPki};
 use crate::launch::{self, LaunchError, LaunchOptions, LiveDeployment};
-use crate::plan::{self, Architecture, Deployment, PlanError, SecurityMode, Transport};
+use crate::plan::{self, Architecture, Deployment, Mesh, PlanError, SecurityMode, Transport};
 use crate::scenario::Scenario;
 use grain_runtime::network::NetworkModel;
 use grain_runtime::resilience::Resilience;
@@ -73,6 +73,9 @@ pub struct DeployOverrides {
     /// What unit-to-unit hops speak, each cut deployed once per transport
     /// (`--transport`); empty: the scenario's `[transport] modes`.
     pub transports: Vec<Transport>,
+    /// Whether units run behind sidecar proxies, each cut deployed once per mode
+    /// (`--mesh`); empty: the scenario's `[mesh] modes`.
+    pub meshes: Vec<Mesh>,
     /// Whether units reuse connections for their calls (`--no-keepalive`).
     pub keepalive: Option<bool>,
 }
@@ -94,6 +97,9 @@ impl DeployOverrides {
         if !self.transports.is_empty() {
             scenario.transports = self.transports.clone();
         }
+        if !self.meshes.is_empty() {
+            scenario.meshes = self.meshes.clone();
+        }
         if let Some(keepalive) = self.keepalive {
             scenario.security.keepalive = keepalive;
         }
@@ -110,16 +116,18 @@ pub struct DeploySpec {
 
 impl DeploySpec {
     /// The deployment of `cut` of `scenario` under `security`, speaking the scenario's
-    /// first transport, or why it cannot be planned.
+    /// first transport behind its first mesh mode, or why it cannot be planned.
     pub fn new(
         scenario: Arc<Scenario>,
         cut: &Architecture,
         security: SecurityMode,
     ) -> Result<Self, PlanError> {
         let transport = scenario.transports.first().copied().unwrap_or_default();
+        let mesh = scenario.meshes.first().copied().unwrap_or_default();
         let plan = plan::plan(&scenario, cut)?
             .secured(security)
-            .speaking(transport);
+            .speaking(transport)
+            .meshed(mesh)?;
         Ok(DeploySpec { scenario, plan })
     }
 
@@ -128,8 +136,9 @@ impl DeploySpec {
         DeploySpec { scenario, plan }
     }
 
-    /// Every cut of `cuts` once per security mode and transport of the scenario, a cut's
-    /// variants together (run back to back in each round).
+    /// Every cut of `cuts` once per security mode, transport and mesh mode of the
+    /// scenario, a cut's variants together (run back to back in each round); an
+    /// unsupported combination is an error that names it.
     pub fn each_mode(
         scenario: &Arc<Scenario>,
         cuts: &[Architecture],
@@ -139,8 +148,14 @@ impl DeploySpec {
             let plan = plan::plan(scenario, cut)?;
             for &mode in &scenario.security.modes {
                 for &transport in &scenario.transports {
-                    let variant = plan.clone().secured(mode).speaking(transport);
-                    specs.push(DeploySpec::of_plan(scenario.clone(), variant));
+                    for &mesh in &scenario.meshes {
+                        let variant = plan
+                            .clone()
+                            .secured(mode)
+                            .speaking(transport)
+                            .meshed(mesh)?;
+                        specs.push(DeploySpec::of_plan(scenario.clone(), variant));
+                    }
                 }
             }
         }
@@ -170,6 +185,7 @@ impl DeploySpec {
         .with_resilience(self.scenario.resilience.clone())
         .with_security(env.pki(self.plan.security)?, security.keepalive)
         .speaking(self.plan.transport)
+        .meshed(self.plan.mesh)
         .in_containers(env.container_target());
         options.worker_threads = env.worker_threads;
         Ok(options)
@@ -282,6 +298,7 @@ mod tests {
             },
             security: vec![SecurityMode::Mtls, SecurityMode::None],
             transports: vec![Transport::Binary],
+            meshes: vec![Mesh::Sidecar],
             keepalive: Some(false),
         };
         let applied = overrides.apply(&base);
@@ -296,6 +313,7 @@ mod tests {
         );
         assert!(!applied.security.keepalive);
         assert_eq!(applied.transports, [Transport::Binary]);
+        assert_eq!(applied.meshes, [Mesh::Sidecar]);
         assert_eq!(applied.operations, base.operations);
     }
 
@@ -344,6 +362,27 @@ mod tests {
             options.transport,
             Transport::Grpc,
             "the units are told their transport"
+        );
+    }
+
+    #[test]
+    fn mesh_modes_multiply_the_variants_and_an_unsupported_pairing_is_named() {
+        let mut base = scenario();
+        base.security.modes = vec![SecurityMode::None, SecurityMode::Mtls];
+        base.meshes = vec![Mesh::None, Mesh::Sidecar];
+        let specs = DeploySpec::each_mode(&Arc::new(base.clone()), &[Architecture::Nano]).unwrap();
+        let labels: Vec<_> = specs.iter().map(|s| s.plan().label()).collect();
+        assert_eq!(
+            labels,
+            ["nano", "nano+sidecar", "nano+mtls", "nano+mtls+sidecar"]
+        );
+        let env = DeployEnv::with_work("grainbench".into(), "test".into(), 1.0);
+        assert_eq!(specs[3].launch_options(&env).unwrap().mesh, Mesh::Sidecar);
+        base.transports = vec![Transport::Grpc];
+        let error = DeploySpec::each_mode(&Arc::new(base), &[Architecture::Nano]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "nano+grpc+sidecar cannot be deployed: the sidecars proxy HTTP/1.1 only, not gRPC"
         );
     }
 }

@@ -65,6 +65,7 @@ pub fn ping_scenario() -> Scenario {
         cuts: Vec::new(),
         security: Default::default(),
         transports: vec![Default::default()],
+        meshes: vec![Default::default()],
         resilience: Default::default(),
         faults: Vec::new(),
     }
@@ -75,6 +76,7 @@ pub fn ping_deployment(scenario: &Scenario) -> Deployment {
         architecture: Architecture::Monolith,
         security: Default::default(),
         transport: Default::default(),
+        mesh: Default::default(),
         units: vec![PlannedUnit {
             name: "calibrate-ping".into(),
             hosts: vec![PING.into()],

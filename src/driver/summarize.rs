@@ -97,6 +97,8 @@ impl StepResult {
             units_cpu_us_per_request: None,
             units_system_cpu_us_per_request: None,
             units_codec_cpu_us_per_request: None,
+            sidecars: None,
+            sidecars_cpu_us_per_request: None,
             injected_delay_error: DelayErrorSummary::of(&m.delay_error).map(|driver| {
                 InjectedDelayError {
                     driver: Some(driver),

@@ -15,8 +15,9 @@ pub mod container;
 pub mod pki;
 mod process;
 mod redeploy;
+pub mod sidecar;
 
-use crate::plan::Deployment;
+use crate::plan::{Deployment, Mesh};
 use grain_runtime::client::HttpClient;
 use grain_runtime::model::{Endpoint, ReplyFault, Routes, UnitSpec};
 use grain_runtime::network::NetworkModel;
@@ -60,6 +61,8 @@ pub struct LaunchOptions {
     pub resilience: Resilience,
     /// What units' calls to each other speak.
     pub transport: Transport,
+    /// Whether every unit runs behind a sidecar proxy ([`sidecar`]).
+    pub mesh: Mesh,
     /// Units as containers on the run's network instead of local processes.
     pub container: Option<Arc<container::ContainerTarget>>,
 }
@@ -87,7 +90,24 @@ impl LaunchOptions {
             worker_threads: None,
             resilience: Resilience::default(),
             transport: Transport::default(),
+            mesh: Mesh::None,
             container: None,
+        }
+    }
+
+    /// The same options with every unit behind `mesh`.
+    pub fn meshed(mut self, mesh: Mesh) -> Self {
+        self.mesh = mesh;
+        self
+    }
+
+    /// The client for a unit process's own (private) address: plaintext under a mesh,
+    /// whose sidecars hold the hops' security, else the same as [`Self::client`].
+    fn private_client(&self, timeout: Duration) -> Result<HttpClient, LaunchError> {
+        match self.mesh {
+            Mesh::Sidecar => HttpClient::secured(timeout, None, true)
+                .map_err(|e| LaunchError::Security(e.to_string())),
+            Mesh::None => self.client(timeout),
         }
     }
 
@@ -188,6 +208,10 @@ pub enum LaunchError {
         unit: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Sidecar(#[from] sidecar::SidecarError),
+    #[error("--mesh sidecar runs units as processes only: under --target compose each sidecar would need its own container in its unit's network namespace, which is not built")]
+    MeshInContainers,
 }
 
 fn stderr_suffix(stderr: &str) -> String {
@@ -221,9 +245,34 @@ pub struct RunningUnit {
     child: Child,
     stdin: Option<ChildStdin>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    /// Its sidecar proxy, under a mesh: `addr` and `route_addr` are then the sidecar's.
+    pub sidecar: Option<sidecar::Sidecar>,
 }
 
 impl RunningUnit {
+    /// The routes this process is sent: `routes` as they are, or, behind a sidecar, with
+    /// every process it calls reached through its own sidecar's outbound listener.
+    fn own_routes(&self, routes: &Routes) -> Routes {
+        let Some(sidecar) = &self.sidecar else {
+            return routes.clone();
+        };
+        let through = |addr: &String| {
+            sidecar
+                .outbound_to(addr)
+                .map_or(addr.clone(), str::to_string)
+        };
+        let mut own = routes.clone();
+        for endpoints in own.operations.values_mut() {
+            for endpoint in endpoints {
+                endpoint.addr = through(&endpoint.addr);
+            }
+        }
+        for addr in own.stores.values_mut() {
+            *addr = through(addr);
+        }
+        own
+    }
+
     /// This process as the harness calls it (its name and the address the host reaches).
     pub fn endpoint(&self) -> grain_runtime::model::Endpoint {
         grain_runtime::model::Endpoint {
@@ -278,6 +327,9 @@ impl RunningUnit {
     }
 
     fn crashed(&mut self, when: &'static str) -> Option<LaunchError> {
+        if let Some(error) = self.sidecar.as_mut().and_then(|s| s.exited(when)) {
+            return Some(error.into());
+        }
         match self.child.try_wait() {
             Ok(Some(status)) => Some(LaunchError::Crashed {
                 unit: self.name.clone(),
@@ -418,16 +470,24 @@ impl LiveDeployment {
             };
             let (mut unit, stdout) = spawn_unit(&spec, &self.options).await?;
             (unit.planned, unit.replica) = (planned, replica);
-            let fresh =
+            let mut fresh =
                 wait_for_address(unit, stdout, deadline, self.options.ready_timeout).await?;
+            // The sidecar stays: it moves to the replacement, still pointing at the old
+            // process until the replacement is ready.
+            fresh.sidecar = self.units[index].sidecar.take();
             replaced.push(std::mem::replace(&mut self.units[index], fresh));
         }
         // Like an orchestrator's readiness gate: the replacements get their routes and
-        // must answer /health before any other unit is routed to them.
+        // must answer /health (on their own address) before any other unit is routed to
+        // them.
         let routes = self.routes();
         for &index in indices {
             send_routes(std::slice::from_mut(&mut self.units[index]), &routes).await?;
         }
+        let health = match self.options.mesh {
+            Mesh::Sidecar => self.options.private_client(Duration::from_millis(500))?,
+            Mesh::None => health,
+        };
         let replacements = self
             .units
             .iter_mut()
@@ -435,6 +495,14 @@ impl LiveDeployment {
             .filter(|(i, _)| indices.contains(i))
             .map(|(_, unit)| unit);
         wait_until_healthy(&health, replacements, deadline, self.options.ready_timeout).await?;
+        for &index in indices {
+            let unit = &mut self.units[index];
+            if let Some(sidecar) = &unit.sidecar {
+                sidecar.point_at(&unit.addr).await?;
+                unit.addr = sidecar.inbound.clone();
+                unit.route_addr = sidecar.inbound.clone();
+            }
+        }
         self.resend_routes().await?;
         Ok(replaced)
     }
@@ -470,7 +538,67 @@ impl LiveDeployment {
                 (unit.name.clone(), ending)
             }
         });
-        futures_util::future::join_all(waits).await
+        let mut endings = futures_util::future::join_all(waits).await;
+        // The sidecars once their units are gone (nothing is left for them to carry).
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        for sidecar in self.units.iter_mut().filter_map(|u| u.sidecar.as_mut()) {
+            let ending = sidecar.stop(deadline).await;
+            endings.push((sidecar.name(), ending));
+        }
+        endings
+    }
+
+    /// Every unit's sidecar process, by name (`sidecar:<process>`), under a mesh.
+    pub fn sidecar_pids(&self) -> Vec<(String, u32)> {
+        self.units
+            .iter()
+            .filter_map(|u| u.sidecar.as_ref())
+            .map(|s| (s.name(), s.pid))
+            .collect()
+    }
+
+    /// Puts a sidecar beside every unit process: binds them all (every address known
+    /// before any proxy starts), starts each, waits until each answers, and makes its
+    /// inbound listener the unit's address.
+    async fn attach_sidecars(&mut self) -> Result<(), LaunchError> {
+        if self.options.container.is_some() {
+            return Err(LaunchError::MeshInContainers);
+        }
+        let processes = self.processes();
+        let mut bound = Vec::with_capacity(self.units.len());
+        let mut inbound_of = BTreeMap::new();
+        for unit in &self.units {
+            let callees = self
+                .plan
+                .callees(unit.planned)
+                .into_iter()
+                .flat_map(|callee| processes[callee].iter().map(|e| e.unit.clone()))
+                .collect();
+            let sidecar = sidecar::BoundSidecar::bind(&unit.name, callees)?;
+            inbound_of.insert(unit.name.clone(), sidecar.inbound_addr()?);
+            bound.push(sidecar);
+        }
+        for (unit, sidecar) in self.units.iter_mut().zip(bound) {
+            let tls = match &self.options.security {
+                Some(pki) => Some(sidecar::SidecarTls {
+                    mode: pki.mode(),
+                    credentials: Arc::new(
+                        pki.issue(&self.plan.units[unit.planned].name)
+                            .map_err(|e| LaunchError::Security(e.to_string()))?,
+                    ),
+                }),
+                None => None,
+            };
+            let started =
+                sidecar.start(&unit.addr, &inbound_of, tls.as_ref(), &self.options.run_id)?;
+            unit.addr = started.inbound.clone();
+            unit.route_addr = started.inbound.clone();
+            unit.sidecar = Some(started);
+        }
+        for sidecar in self.units.iter_mut().filter_map(|u| u.sidecar.as_mut()) {
+            sidecar.wait_ready().await?;
+        }
+        Ok(())
     }
 }
 
@@ -484,7 +612,10 @@ pub async fn launch(
     for (index, planned) in plan.units.iter().enumerate() {
         for replica in 0..planned.replicas.max(1) {
             // Replicas share their unit's certificate name (a `#` has no place in one).
+            // Under a mesh the sidecars hold the hops' security; the units speak
+            // plaintext to them on loopback.
             let security = match &options.security {
+                Some(_) if options.mesh == Mesh::Sidecar => None,
                 Some(pki) => Some(
                     pki.issue(&planned.name)
                         .map_err(|e| LaunchError::Security(e.to_string()))?,
@@ -526,6 +657,9 @@ pub async fn launch(
         options: options.clone(),
         faults: BTreeMap::new(),
     };
+    if options.mesh == Mesh::Sidecar {
+        live.attach_sidecars().await?;
+    }
     live.resend_routes().await?;
     wait_until_healthy(&health, &mut live.units, deadline, options.ready_timeout).await?;
     live.cold_start = started.elapsed();
@@ -540,10 +674,10 @@ pub async fn launch(
 
 /// Sends `routes` to every unit (also used when a unit moves).
 pub async fn send_routes(units: &mut [RunningUnit], routes: &Routes) -> Result<(), LaunchError> {
-    // Routes are plain maps of strings; serializing them cannot fail.
-    let mut line = serde_json::to_vec(routes).expect("routes serialize");
-    line.push(b'\n');
     for unit in units {
+        // Routes are plain maps of strings; serializing them cannot fail.
+        let mut line = serde_json::to_vec(&unit.own_routes(routes)).expect("routes serialize");
+        line.push(b'\n');
         let Some(stdin) = unit.stdin.as_mut() else {
             continue;
         };

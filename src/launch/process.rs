@@ -145,6 +145,7 @@ pub(super) async fn spawn_unit(
         child,
         stdin: Some(stdin),
         stderr_tail,
+        sidecar: None,
     };
     Ok((unit, stdout))
 }

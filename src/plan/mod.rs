@@ -19,6 +19,7 @@ pub use outline::{
     describe, describe_sweep, mean_blast_radius, outline, outline_table, CutOutline, OUTLINE_NOTE,
 };
 
+pub use crate::scenario::mesh::Mesh;
 use crate::scenario::{Scenario, Service};
 use grain_runtime::model::{Endpoint, OperationDef, Routes, StoreDef, UnitRole};
 use grain_runtime::network::NetworkModel;
@@ -73,12 +74,13 @@ impl PlannedUnit {
 
 /// A complete deployment plan.
 /// How a deployed cut is named wherever results are shown: the cut, plus `+mode` when its
-/// hops are secured and `+transport` when they speak other than HTTP/1.1 + JSON
-/// (`micro+mtls+grpc`).
+/// hops are secured, `+transport` when they speak other than HTTP/1.1 + JSON and
+/// `+sidecar` behind a mesh (`micro+mtls+grpc`, `nano+mtls+sidecar`).
 pub fn variant_label(
     architecture: &Architecture,
     security: SecurityMode,
     transport: Transport,
+    mesh: Mesh,
 ) -> String {
     let mut label = architecture.name();
     if security != SecurityMode::None {
@@ -86,6 +88,9 @@ pub fn variant_label(
     }
     if transport != Transport::Http1Json {
         label = format!("{label}+{transport}");
+    }
+    if mesh != Mesh::None {
+        label = format!("{label}+{mesh}");
     }
     label
 }
@@ -101,6 +106,10 @@ pub struct Deployment {
     /// once per transport.
     #[serde(default)]
     pub transport: Transport,
+    /// Whether every unit runs behind a sidecar proxy: a run with several mesh modes
+    /// deploys each cut once per mode.
+    #[serde(default)]
+    pub mesh: Mesh,
     pub units: Vec<PlannedUnit>,
     /// Operation → index in `units` of the unit serving it.
     pub op_unit: BTreeMap<String, usize>,
@@ -117,7 +126,55 @@ impl Deployment {
     /// The cut, the mode when hops are secured and the transport when not HTTP/1.1 +
     /// JSON: `micro`, `micro+mtls`, `micro+grpc`.
     pub fn label(&self) -> String {
-        variant_label(&self.architecture, self.security, self.transport)
+        variant_label(&self.architecture, self.security, self.transport, self.mesh)
+    }
+
+    /// The same plan with every unit behind `mesh`, or why that combination is not
+    /// supported: sidecars proxy HTTP/1.1 and terminate TLS and mutual TLS themselves;
+    /// tokens (checked by the units) and the gRPC and binary transports are not proxied.
+    pub fn meshed(mut self, mesh: Mesh) -> Result<Self, PlanError> {
+        if mesh == Mesh::Sidecar {
+            let unsupported = |what: String| PlanError::Unsupported {
+                label: variant_label(&self.architecture, self.security, self.transport, mesh),
+                what,
+            };
+            if self.transport != Transport::Http1Json {
+                return Err(unsupported(format!(
+                    "the sidecars proxy HTTP/1.1 only, not {}",
+                    self.transport.title()
+                )));
+            }
+            if matches!(self.security, SecurityMode::Token | SecurityMode::MtlsToken) {
+                return Err(unsupported(format!(
+                    "under a mesh the sidecars terminate TLS and mutual TLS; {} needs the units to check tokens, which is not built",
+                    self.security
+                )));
+            }
+        }
+        self.mesh = mesh;
+        Ok(self)
+    }
+
+    /// The units that unit `unit` calls over the network: the units serving the
+    /// operations it calls and do not host, and the state units of the stores its
+    /// operations read or write.
+    pub fn callees(&self, unit: usize) -> BTreeSet<usize> {
+        let UnitRole::Service {
+            operations,
+            remote_request_bytes,
+            ..
+        } = &self.units[unit].role
+        else {
+            return BTreeSet::new();
+        };
+        let remote = remote_request_bytes
+            .keys()
+            .filter_map(|op| self.op_unit.get(op).copied());
+        let stores = operations
+            .iter()
+            .filter(|op| !op.reads.is_empty() || !op.writes.is_empty())
+            .filter_map(|op| self.store_unit.get(&op.service).copied());
+        remote.chain(stores).filter(|&u| u != unit).collect()
     }
 
     /// The same plan with every hop speaking `security`.
@@ -176,6 +233,8 @@ pub enum PlanError {
         scenario: String,
         available: Vec<String>,
     },
+    #[error("{label} cannot be deployed: {what}")]
+    Unsupported { label: String, what: String },
     #[error("scenario {scenario}: {source}")]
     Sweep {
         scenario: String,
@@ -386,6 +445,7 @@ fn plan_grouping(
         architecture,
         security: SecurityMode::None,
         transport: Transport::default(),
+        mesh: Mesh::default(),
         units,
         op_unit,
         store_unit,

@@ -277,7 +277,7 @@ fn deploy_table(out: &mut String, m: &ReportModel, width: usize) {
 
 /// Security and fault comparisons: what was compared, one line each; the tables are `-v`.
 fn sections(out: &mut String, m: &ReportModel, width: usize) {
-    for section in [&m.security, &m.transport].into_iter().flatten() {
+    for section in [&m.security, &m.transport, &m.mesh].into_iter().flatten() {
         out.push('\n');
         for sentence in &section.sentences {
             para(out, sentence, width);

@@ -221,7 +221,7 @@ fn render_ledger(out: &mut String, m: &ReportModel) {
 }
 
 fn render_security(out: &mut String, m: &ReportModel) {
-    for section in [&m.security, &m.transport].into_iter().flatten() {
+    for section in [&m.security, &m.transport, &m.mesh].into_iter().flatten() {
         render_variants(out, section);
     }
 }
@@ -238,6 +238,7 @@ fn render_variants(out: &mut String, section: &VariantSection) {
     let (title, column) = match section.dimension {
         Dimension::Security => ("security", "mode"),
         Dimension::Transport => ("transport between units", "transport"),
+        Dimension::Mesh => ("sidecar mesh", "mesh"),
     };
     let _ = writeln!(
         out,
@@ -280,6 +281,28 @@ fn render_variants(out: &mut String, section: &VariantSection) {
                 &r.connections_per_request,
             ],
         );
+    }
+    for r in &section.rows {
+        if let Some(s) = &r.sidecars {
+            let _ = writeln!(
+                out,
+                "  {}: {} sidecars, CPU {} µs/req ({} µs per crossing, {} crossings), idle RSS {} MiB ({} each), cold start {} ms",
+                r.arch,
+                s.count,
+                s.cpu_us_per_request,
+                s.cpu_us_per_crossing,
+                s.crossings_per_request,
+                s.idle_rss_mib,
+                s.idle_rss_each_mib,
+                s.cold_start_added_ms
+            );
+        }
+    }
+    if let Some(proxy) = &section.proxy {
+        let _ = writeln!(out, "  (sidecars: {proxy}, one thread each)");
+    }
+    for published in &section.published {
+        let _ = writeln!(out, "  {published}");
     }
     for sentence in &section.sentences {
         let _ = writeln!(out, "{sentence}");

@@ -14,7 +14,7 @@ pub use grain_runtime::histogram::{decode as decode_histogram, encode as encode_
 pub use step::*;
 
 use crate::plan::Architecture;
-use crate::plan::{SecurityMode, Transport};
+use crate::plan::{Mesh, SecurityMode, Transport};
 use grain_runtime::network::NetworkModel;
 use grain_runtime::wire::Hops;
 use hdrhistogram::Histogram;
@@ -26,8 +26,8 @@ use std::path::PathBuf;
 /// another version is refused when read. Version 3: architectures may be any cut's name
 /// (`sweep-7`, a scenario's `[[cut]]`), and the run may carry a p99 budget. Version 4:
 /// security modes. Version 5: replicas, the callers' resilience policy and fault steps.
-/// Version 6: the transport between units.
-pub const SCHEMA_VERSION: u32 = 6;
+/// Version 6: the transport between units. Version 7: sidecar proxies (the mesh).
+pub const SCHEMA_VERSION: u32 = 7;
 /// The oldest schema version still read: version 1 files (one round, no summaries) are read
 /// as a single round.
 pub const OLDEST_READ_VERSION: u32 = 1;
@@ -89,6 +89,9 @@ pub struct RunMeta {
     /// With `--precision`: how the rounds were decided (schema 6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<PrecisionRecord>,
+    /// Under a mesh: the sidecars' proxy and version, as it states them (schema 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar_proxy: Option<String>,
 }
 
 /// How a run with `--precision` decided its rounds: from a pilot, once (Stein's
@@ -265,6 +268,9 @@ pub struct ArchitectureResult {
     /// JSON). The driver spoke HTTP/1.1 + JSON to the entry unit whatever this is.
     #[serde(default)]
     pub transport: Transport,
+    /// Whether every unit ran behind a sidecar proxy (schema 7; absent: no mesh).
+    #[serde(default)]
+    pub mesh: Mesh,
     pub units: Vec<UnitInfo>,
     pub unit_count: usize,
     pub state_unit_count: usize,
@@ -312,6 +318,12 @@ pub struct DeployCost {
     /// Unit → RSS right after readiness, before any request (bytes).
     pub idle_rss_bytes: BTreeMap<String, u64>,
     pub idle_rss_bytes_total: u64,
+    /// Under a mesh: every sidecar's RSS once deployed and idle, added up (bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar_idle_rss_bytes_total: Option<u64>,
+    /// Under a mesh: the sidecar processes (one per unit process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecars: Option<usize>,
     /// Operation → units that must restart when its code changes.
     pub blast_radius: BTreeMap<String, Vec<String>>,
     pub redeploy: Option<RedeployResult>,
@@ -393,7 +405,7 @@ impl ArchitectureResult {
     /// The cut and, when its hops were secured, the mode: `micro`, `micro+mtls`. Every
     /// report names a deployment by it.
     pub fn label(&self) -> String {
-        crate::plan::variant_label(&self.architecture, self.security, self.transport)
+        crate::plan::variant_label(&self.architecture, self.security, self.transport, self.mesh)
     }
 
     /// Whether both are the same cut under the same security and transport.
@@ -401,9 +413,11 @@ impl ArchitectureResult {
         self.architecture == other.architecture && self.same_mechanism(other)
     }
 
-    /// Whether both hops spoke the same: the same security mode and transport.
+    /// Whether both hops spoke the same: the same security mode, transport and mesh.
     pub fn same_mechanism(&self, other: &ArchitectureResult) -> bool {
-        self.security == other.security && self.transport == other.transport
+        self.security == other.security
+            && self.transport == other.transport
+            && self.mesh == other.mesh
     }
 
     /// The distinct rates of its open-loop steps, lowest first (`valid_only`: of the valid

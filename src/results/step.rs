@@ -121,6 +121,9 @@ pub struct UnitsUsage {
     /// Of `cpu_ms_total`, the time in the kernel (system time; absent in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_cpu_ms_total: Option<f64>,
+    /// Unit → its time in the kernel (ms; schema 7).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub system_cpu_ms: BTreeMap<String, f64>,
     /// Unit → highest RSS sampled (bytes).
     pub peak_rss_bytes: BTreeMap<String, u64>,
     pub peak_rss_bytes_total: u64,
@@ -337,6 +340,13 @@ pub struct StepResult {
     /// to all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub units_codec_cpu_us_per_request: Option<f64>,
+    /// Under a mesh: the sidecar proxies' CPU time and peak RSS during the step, apart from
+    /// the units' (from /proc, like theirs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecars: Option<UnitsUsage>,
+    /// The sidecars' CPU time per completed request, all of them (µs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecars_cpu_us_per_request: Option<f64>,
     /// Retries the units made for the step's requests (warm-up included), as their replies
     /// reported them: each caller's retries and its callees', summed up the call tree.
     #[serde(default)]
@@ -352,7 +362,29 @@ pub struct StepResult {
     pub invalid_reason: Option<String>,
 }
 
+/// What /proc counts CPU time in: whole ticks of USER_HZ, 100 per second on Linux.
+pub const CPU_TICK_MS: f64 = 10.0;
+
+/// The largest share of a step's units' CPU its tick rounding may be (RMS) for the figure
+/// to be compared with another run's.
+pub const MAX_CPU_ROUNDING: f64 = 0.05;
+
 impl StepResult {
+    /// The units' CPU per request, when /proc's tick rounding is small beside it. Each
+    /// process's CPU over the step is the difference of two tick counts, off by up to a
+    /// tick (triangular, RMS tick/√6); over n processes, √(n/6) ticks. Where that is more
+    /// than [`MAX_CPU_ROUNDING`] of the units' CPU (a short step of a light cut), rounds
+    /// can agree to the tick by chance and a change test would see no spread at all: such
+    /// a figure is withheld from comparisons (`None`).
+    pub fn resolved_units_cpu_us_per_request(&self) -> Option<f64> {
+        let units = self.units.as_ref()?;
+        let processes = units.cpu_ms.len().max(1) as f64;
+        let rounding_ms = (processes / 6.0).sqrt() * CPU_TICK_MS;
+        (rounding_ms <= MAX_CPU_ROUNDING * units.cpu_ms_total)
+            .then_some(self.units_cpu_us_per_request)
+            .flatten()
+    }
+
     /// True for a valid open-loop step at `rate`.
     pub fn is_valid_open_at(&self, rate: u32) -> bool {
         self.is_valid_open() && self.target_rps == rate
@@ -367,6 +399,33 @@ impl StepResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An A/A check of checkout --quick flagged "monolith unit CPU per request at 100
+    /// req/s: -20.0 % [-20.0, -20.0]": 300 requests of a light unit are 1 or 2 ticks of
+    /// /proc's 10 ms, so every round of each run read the same value and the change test
+    /// saw no spread. Such a step's figure is withheld; a step with enough CPU keeps it.
+    #[test]
+    fn units_cpu_within_a_few_ticks_is_withheld_from_comparisons() {
+        let mut step: StepResult =
+            serde_json::from_str(include_str!("../../tests/fixtures/step.json")).unwrap();
+        let usage = |ms: f64, processes: usize| UnitsUsage {
+            cpu_ms: (0..processes)
+                .map(|i| (format!("u{i}"), ms / processes as f64))
+                .collect(),
+            cpu_ms_total: ms,
+            ..UnitsUsage::default()
+        };
+        step.units_cpu_us_per_request = Some(50.0);
+        step.units = Some(usage(15.0, 1));
+        assert_eq!(step.resolved_units_cpu_us_per_request(), None);
+        step.units = Some(usage(600.0, 1));
+        assert_eq!(step.resolved_units_cpu_us_per_request(), Some(50.0));
+        // Many processes round independently: 25 of them need more CPU than one.
+        step.units = Some(usage(300.0, 25));
+        assert_eq!(step.resolved_units_cpu_us_per_request(), None);
+        step.units = Some(usage(1_500.0, 25));
+        assert_eq!(step.resolved_units_cpu_us_per_request(), Some(50.0));
+    }
 
     #[test]
     fn percentiles_of_a_histogram() {

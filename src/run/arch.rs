@@ -192,8 +192,13 @@ impl ArchRun<'_> {
         let plan = &live.plan;
         // As containers, what each unit ships is the image; as processes, the binary.
         let artifact = self.env.artifact_bytes();
-        let idle_rss_bytes = cost::rss_now(&unit_pids(live));
+        let mut idle_rss_bytes = cost::rss_now(&unit_pids(live));
+        let sidecar_rss = cost::rss_now(&live.sidecar_pids());
+        idle_rss_bytes.retain(|name, _| !sidecar_rss.contains_key(name));
         DeployCost {
+            sidecar_idle_rss_bytes_total: (!sidecar_rss.is_empty())
+                .then(|| sidecar_rss.values().sum()),
+            sidecars: (!sidecar_rss.is_empty()).then_some(sidecar_rss.len()),
             service_units: plan.units.iter().filter(|u| !u.is_state()).count(),
             state_units: plan.units.iter().filter(|u| u.is_state()).count(),
             processes: live.units.len(),
@@ -468,8 +473,11 @@ pub(super) fn retarget(live: &LiveDeployment, targets: &[Target]) {
     }
 }
 
+/// Every unit process, then (under a mesh) every sidecar, as the sampler follows them:
+/// the same names in the same order when a unit is replaced (its sidecar stays).
 pub(super) fn unit_pids(live: &LiveDeployment) -> Vec<(String, u32)> {
-    live.units.iter().map(|u| (u.name.clone(), u.pid)).collect()
+    let units = live.units.iter().map(|u| (u.name.clone(), u.pid));
+    units.chain(live.sidecar_pids()).collect()
 }
 
 /// The result of a deployment before anything ran.
@@ -478,6 +486,7 @@ pub(super) fn planned(plan: &Deployment) -> ArchitectureResult {
         architecture: plan.architecture.clone(),
         security: plan.security,
         transport: plan.transport,
+        mesh: plan.mesh,
         units: plan
             .units
             .iter()

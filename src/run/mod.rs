@@ -81,6 +81,8 @@ pub enum RunError {
         architecture: Architecture,
         source: driver::DriverError,
     },
+    #[error(transparent)]
+    Sidecar(#[from] crate::launch::sidecar::SidecarError),
     #[error("interrupted")]
     Interrupted,
 }
@@ -154,6 +156,17 @@ async fn run_into(
         })?;
     }
     let specs = &resolved.specs;
+    // The proxy before anything is deployed, so a mesh run without HAProxy stops at once.
+    if specs
+        .iter()
+        .any(|s| s.plan().mesh == crate::plan::Mesh::Sidecar)
+    {
+        let version = crate::launch::sidecar::proxy_version().map_err(|error| {
+            results.errors.push(error.to_string());
+            RunError::Sidecar(error)
+        })?;
+        results.meta.sidecar_proxy = Some(version);
+    }
     results.architectures = specs.iter().map(|s| arch::planned(s.plan())).collect();
     let orders = results.meta.round_orders.clone();
     let steps_taken = std::cell::Cell::new(0);
@@ -323,6 +336,7 @@ fn new_results(
             resilience: resolved.scenario.resilience.clone(),
             containers: None,
             precision: None,
+            sidecar_proxy: None,
         },
         scenario: ScenarioInfo {
             name: scenario.name.clone(),

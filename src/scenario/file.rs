@@ -39,6 +39,7 @@ pub struct RawScenario {
     /// What unit-to-unit hops speak; absent means HTTP/1.1 + JSON.
     #[serde(default)]
     pub transport: Option<RawTransport>,
+    pub mesh: Option<RawMesh>,
     /// How units call each other: timeout, retries, backoff, circuit breaker.
     #[serde(default)]
     pub resilience: Option<RawResilience>,
@@ -129,6 +130,16 @@ pub struct RawSecurity {
 #[serde(deny_unknown_fields)]
 pub struct RawTransport {
     /// Any of `http1-json`, `grpc`, `binary`.
+    #[schemars(with = "Vec<String>", length(min = 1))]
+    pub modes: Spanned<Vec<Spanned<String>>>,
+}
+
+/// `[mesh]`: whether units run behind sidecar proxies (each cut is deployed once per
+/// mode).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMesh {
+    /// Any of `none`, `sidecar`.
     #[schemars(with = "Vec<String>", length(min = 1))]
     pub modes: Spanned<Vec<Spanned<String>>>,
 }

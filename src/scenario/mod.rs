@@ -6,6 +6,7 @@ pub mod fault;
 mod file;
 pub mod graph;
 pub mod limits;
+pub mod mesh;
 pub mod presets;
 mod validate;
 pub mod words;
@@ -100,6 +101,10 @@ pub struct Scenario {
     /// once per transport, in this order (HTTP/1.1 + JSON alone by default).
     #[serde(default = "default_transports")]
     pub transports: Vec<grain_runtime::transport::Transport>,
+    /// The file's `[mesh] modes`: whether units run behind sidecar proxies, each cut
+    /// deployed once per mode, in this order (no mesh by default).
+    #[serde(default = "default_meshes")]
+    pub meshes: Vec<mesh::Mesh>,
     /// The file's `[resilience]`: how units call each other.
     #[serde(default)]
     pub resilience: grain_runtime::resilience::Resilience,
@@ -110,6 +115,10 @@ pub struct Scenario {
 
 fn default_transports() -> Vec<grain_runtime::transport::Transport> {
     vec![grain_runtime::transport::Transport::default()]
+}
+
+fn default_meshes() -> Vec<mesh::Mesh> {
+    vec![mesh::Mesh::default()]
 }
 
 /// What every hop speaks, and whether units reuse connections.

@@ -39,7 +39,8 @@ fn rand_suffix() -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
-/// Pids of live (non-zombie) processes whose command line carries `--run-id <run_id>`.
+/// Pids of live (non-zombie) processes whose command line carries `--run-id <run_id>`,
+/// and the run's sidecar proxies.
 pub fn processes_of_run(run_id: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -57,11 +58,19 @@ pub fn processes_of_run(run_id: &str) -> Vec<u32> {
             .windows(2)
             .any(|w| w[0] == b"--run-id" && w[1] == run_id.as_bytes())
             && args.iter().any(|a| *a == b"unit");
-        if is_unit_of_run && !is_zombie(pid) {
+        if (is_unit_of_run || is_sidecar_of_run(pid, run_id)) && !is_zombie(pid) {
             pids.push(pid);
         }
     }
     pids
+}
+
+/// Whether `pid` is a sidecar proxy of `run_id` (it carries `GRAINBENCH_RUN=<run_id>`).
+fn is_sidecar_of_run(pid: u32, run_id: &str) -> bool {
+    let marker = format!("{}={run_id}", grainbench::launch::sidecar::RUN_ENV);
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .map(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
+        .unwrap_or(false)
 }
 
 fn is_zombie(pid: u32) -> bool {
@@ -246,6 +255,38 @@ pub fn docker_or_skip() -> Option<std::sync::MutexGuard<'static, ()>> {
         Err(error) => {
             eprintln!("skipped: no Docker ({error})");
             None
+        }
+    }
+}
+
+/// Every deployment of `results` agreed with the reference, answered every request, and
+/// made the plan's hops per request at every step.
+pub fn assert_same_business_and_hops(results: &grainbench::results::RunResults) {
+    assert!(results.complete);
+    let labels: Vec<String> = results.architectures.iter().map(|a| a.label()).collect();
+    let mut agreed = results.equivalence.as_ref().unwrap().agreed.clone();
+    agreed.sort();
+    let mut expected = labels.clone();
+    expected.sort();
+    assert_eq!(agreed, expected, "every transport gave the same digests");
+    for arch in &results.architectures {
+        assert!(!arch.steps.is_empty(), "{}", arch.label());
+        for step in &arch.steps {
+            assert!(
+                step.ok > 0 && step.error_total == 0,
+                "{}: {step:?}",
+                arch.label()
+            );
+            for entry in &step.entrypoints {
+                assert!(
+                    entry.hops_match_static,
+                    "{} {}: {:?} against the plan's {:?}",
+                    arch.label(),
+                    entry.entrypoint,
+                    entry.hops,
+                    arch.static_hops.get(&entry.entrypoint)
+                );
+            }
         }
     }
 }

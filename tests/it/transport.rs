@@ -6,41 +6,8 @@
 use crate::common::*;
 use grain_runtime::security::SecurityMode;
 use grainbench::plan::{Architecture, Transport};
-use grainbench::results::RunResults;
 use grainbench::scenario;
 use std::time::Duration;
-
-/// Every deployment of `results` agreed with the reference, answered every request, and
-/// made the plan's hops per request at every step.
-fn assert_same_business_and_hops(results: &RunResults) {
-    assert!(results.complete);
-    let labels: Vec<String> = results.architectures.iter().map(|a| a.label()).collect();
-    let mut agreed = results.equivalence.as_ref().unwrap().agreed.clone();
-    agreed.sort();
-    let mut expected = labels.clone();
-    expected.sort();
-    assert_eq!(agreed, expected, "every transport gave the same digests");
-    for arch in &results.architectures {
-        assert!(!arch.steps.is_empty(), "{}", arch.label());
-        for step in &arch.steps {
-            assert!(
-                step.ok > 0 && step.error_total == 0,
-                "{}: {step:?}",
-                arch.label()
-            );
-            for entry in &step.entrypoints {
-                assert!(
-                    entry.hops_match_static,
-                    "{} {}: {:?} against the plan's {:?}",
-                    arch.label(),
-                    entry.entrypoint,
-                    entry.hops,
-                    arch.static_hops.get(&entry.entrypoint)
-                );
-            }
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nano_and_micro_agree_over_every_transport() {

@@ -193,7 +193,10 @@ fn row(
     Some(LedgerRow {
         cut: arch.label(),
         reference: reference.label(),
-        transport: arch.transport.title().into(),
+        transport: match arch.mesh {
+            crate::plan::Mesh::None => arch.transport.title().into(),
+            crate::plan::Mesh::Sidecar => format!("{} through sidecars", arch.transport.title()),
+        },
         extra_hops: format!("{extra:.1}"),
         latency: latency_us.as_ref().map_or("–".into(), signed),
         cpu: cpu_us.as_ref().map_or("–".into(), signed),

@@ -66,6 +66,9 @@ pub struct ReportModel {
     /// What each transport costs, against the same cut over HTTP/1.1 + JSON (when a run
     /// compared transports).
     pub transport: Option<variants::VariantSection>,
+    /// What sidecar proxies cost, against the same cut without a mesh (when a run
+    /// compared mesh modes).
+    pub mesh: Option<variants::VariantSection>,
     /// Which cut stayed available under each injected fault (when the run injected any).
     pub faults: Option<faults::FaultsSection>,
     pub architectures: Vec<ArchLegend>,
@@ -360,6 +363,7 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
         ledger: hop_ledger,
         security: rate.and_then(|rate| variants::security(results, rate, results.meta.keepalive)),
         transport: rate.and_then(|rate| variants::transport(results, rate, results.meta.keepalive)),
+        mesh: rate.and_then(|rate| variants::mesh(results, rate, results.meta.keepalive)),
         faults: faults::faults(results),
         architectures: results
             .architectures

@@ -4,10 +4,12 @@
 //! back to back in each round, so each pair shares its moment). Added latency, the share
 //! of the variant's latency it is, the added cost per hop, the units' and the driver's
 //! CPU, connections (handshakes) per request and memory. Each dimension of the mechanism
-//! is one [`Dimension`]; its section is built the same way.
+//! is one [`Dimension`]; its section is built the same way. The mesh's rows add what the
+//! sidecars themselves cost (their CPU, apart from the units', their memory, the cold
+//! start), beside the figures their makers publish.
 
 use super::rounds;
-use crate::plan::{SecurityMode, Transport};
+use crate::plan::{Mesh, SecurityMode, Transport};
 use crate::report::format;
 use crate::results::{ArchitectureResult, Estimate, RunResults, StepResult};
 use serde::Serialize;
@@ -20,6 +22,8 @@ pub enum Dimension {
     Security,
     /// Transports against HTTP/1.1 + JSON.
     Transport,
+    /// Sidecar proxies against none.
+    Mesh,
 }
 
 impl Dimension {
@@ -29,20 +33,27 @@ impl Dimension {
         match self {
             Dimension::Security => arch.security != SecurityMode::None,
             Dimension::Transport => arch.transport != Transport::Http1Json,
+            Dimension::Mesh => arch.mesh != Mesh::None,
         }
     }
 
     /// The deployment `variant` is set against: the same cut, this dimension at its base,
     /// every other dimension as in `variant`.
     fn is_base_of(self, base: &ArchitectureResult, variant: &ArchitectureResult) -> bool {
+        let same = |security: bool, transport: bool, mesh: bool| {
+            (!security || base.security == variant.security)
+                && (!transport || base.transport == variant.transport)
+                && (!mesh || base.mesh == variant.mesh)
+        };
         base.architecture == variant.architecture
             && match self {
                 Dimension::Security => {
-                    base.security == SecurityMode::None && base.transport == variant.transport
+                    base.security == SecurityMode::None && same(false, true, true)
                 }
                 Dimension::Transport => {
-                    base.transport == Transport::Http1Json && base.security == variant.security
+                    base.transport == Transport::Http1Json && same(true, false, true)
                 }
+                Dimension::Mesh => base.mesh == Mesh::None && same(true, true, false),
             }
     }
 
@@ -51,6 +62,7 @@ impl Dimension {
         match self {
             Dimension::Security => arch.security.name().into(),
             Dimension::Transport => arch.transport.name().into(),
+            Dimension::Mesh => arch.mesh.name().into(),
         }
     }
 
@@ -59,6 +71,7 @@ impl Dimension {
         match self {
             Dimension::Security => format!("under {}", arch.security),
             Dimension::Transport => format!("over {}", arch.transport.title()),
+            Dimension::Mesh => "behind sidecars".into(),
         }
     }
 
@@ -67,9 +80,18 @@ impl Dimension {
         match self {
             Dimension::Security => "plaintext",
             Dimension::Transport => "HTTP/1.1 + JSON",
+            Dimension::Mesh => "no mesh",
         }
     }
 }
+
+/// What the meshes' makers publish per sidecar (cited, not measured here), shown beside
+/// the sidecars measured.
+pub const PUBLISHED_SIDECARS: [&str; 3] = [
+    "Istio 1.16 (Envoy), as published: 0.35 vCPU and 40 MB per sidecar per 1 000 req/s (350 µs of CPU per request through a sidecar), +2.65 ms p90 per client–server pair.",
+    "Dapr, as published: 0.48 vCPU and 23 MB per sidecar at 1 000 req/s (480 µs per request), +1.40 ms p90 and +2.10 ms p99 per pair (mTLS and tracing on).",
+    "Linkerd's benchmark, as published: +6 ms median at 2 000 req/s.",
+];
 
 /// The section: one row per variant whose cut also ran on the base mechanism.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -83,6 +105,10 @@ pub struct VariantSection {
     pub rows: Vec<VariantRow>,
     /// One sentence per row: how much of the cut's latency and CPU the variant changes.
     pub sentences: Vec<String>,
+    /// Mesh only: the proxy the sidecars ran (`HAProxy version 2.6.12`) and what the
+    /// meshes' makers publish.
+    pub proxy: Option<String>,
+    pub published: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -110,6 +136,25 @@ pub struct VariantRow {
     pub connections_per_request: String,
     /// Idle RSS of all units, variant minus base, MiB.
     pub idle_rss_added_mib: String,
+    /// Mesh only: what the sidecars themselves cost.
+    pub sidecars: Option<SidecarFigures>,
+}
+
+/// The sidecars of a mesh row, from /proc like the units' figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SidecarFigures {
+    /// All sidecars' CPU per request, µs, geometric mean over the rounds with its interval.
+    pub cpu_us_per_request: String,
+    /// Proxies a request crosses: two per unit-to-unit hop, one for the driver's request.
+    pub crossings_per_request: String,
+    /// The sidecars' CPU per request over the crossings: one proxy's share of a request.
+    pub cpu_us_per_crossing: String,
+    /// How many sidecars, and their idle RSS in all and each, MiB.
+    pub count: String,
+    pub idle_rss_mib: String,
+    pub idle_rss_each_mib: String,
+    /// Cold start (median of the deployments) with sidecars minus without, ms.
+    pub cold_start_added_ms: String,
 }
 
 /// What each security mode costs against plaintext at `rate`, when some cut ran both.
@@ -120,6 +165,14 @@ pub fn security(results: &RunResults, rate: u32, keepalive: bool) -> Option<Vari
 /// What each transport costs against HTTP/1.1 + JSON at `rate`, when some cut ran both.
 pub fn transport(results: &RunResults, rate: u32, keepalive: bool) -> Option<VariantSection> {
     section(results, Dimension::Transport, rate, keepalive)
+}
+
+/// What sidecars cost against no mesh at `rate`, when some cut ran both.
+pub fn mesh(results: &RunResults, rate: u32, keepalive: bool) -> Option<VariantSection> {
+    let mut section = section(results, Dimension::Mesh, rate, keepalive)?;
+    section.proxy = results.meta.sidecar_proxy.clone();
+    section.published = PUBLISHED_SIDECARS.iter().map(|s| s.to_string()).collect();
+    Some(section)
 }
 
 fn section(
@@ -175,6 +228,8 @@ fn section(
         },
         rows,
         sentences,
+        proxy: None,
+        published: Vec::new(),
     })
 }
 
@@ -247,13 +302,21 @@ fn compare(
             (Some(s), Some(p)) => format!("{:+.1}", (s - p) / (1024.0 * 1024.0)),
             _ => "–".into(),
         },
+        sidecars: (dimension == Dimension::Mesh)
+            .then(|| sidecar_figures(variant, base, rate, hops_mean)),
     };
-    let cpu_clause = cpu_ratio.map_or(String::new(), |r| {
+    let mut cpu_clause = cpu_ratio.map_or(String::new(), |r| {
         format!(
             "; its units' CPU per request: {}",
             format::ratio_estimate(&r)
         )
     });
+    if let Some(s) = &row.sidecars {
+        cpu_clause.push_str(&format!(
+            "; the sidecars burn {} µs of CPU per request besides, {} µs for each of the {} proxies a request crosses",
+            s.cpu_us_per_request, s.cpu_us_per_crossing, s.crossings_per_request
+        ));
+    }
     let against = dimension.base();
     let latency = if added_p50.interval().is_some() && added_p50.contains(0.0) {
         format!(
@@ -277,6 +340,45 @@ fn compare(
     let phrase = dimension.phrase(variant);
     let sentence = format!("At {rate} req/s, {cut} {phrase} {latency}{cpu_clause}.");
     Some((row, sentence))
+}
+
+/// What the sidecars of `variant` cost at `rate`: their CPU per request in all and per
+/// proxy crossed (`hops` per request, the driver's included: 2·hops − 1 crossings), their
+/// idle memory, and the cold start against `base`.
+fn sidecar_figures(
+    variant: &ArchitectureResult,
+    base: &ArchitectureResult,
+    rate: u32,
+    hops: f64,
+) -> SidecarFigures {
+    let crossings = (2.0 * hops - 1.0).max(1.0);
+    let cpu = rounds::over_rounds(&figure(variant, rate, |s| s.sidecars_cpu_us_per_request));
+    let per_crossing = cpu.as_ref().map(|e| Estimate {
+        point: e.point / crossings,
+        low: e.low.map(|v| v / crossings),
+        high: e.high.map(|v| v / crossings),
+        rounds: e.rounds,
+    });
+    let deploy = variant.deploy.as_ref();
+    let count = deploy.and_then(|d| d.sidecars).unwrap_or(0);
+    let rss = deploy.and_then(|d| d.sidecar_idle_rss_bytes_total);
+    let mib = |bytes: f64| bytes / (1024.0 * 1024.0);
+    let cold = |a: &ArchitectureResult| a.deploy.as_ref().map(|d| d.cold_start.median_ms);
+    SidecarFigures {
+        cpu_us_per_request: cpu.map_or("–".into(), |e| format::estimate(&e, 0)),
+        crossings_per_request: format!("{crossings:.1}"),
+        cpu_us_per_crossing: per_crossing.map_or("–".into(), |e| format::estimate(&e, 0)),
+        count: count.to_string(),
+        idle_rss_mib: rss.map_or("–".into(), |b| format!("{:.1}", mib(b as f64))),
+        idle_rss_each_mib: match (rss, count) {
+            (Some(b), n) if n > 0 => format!("{:.1}", mib(b as f64) / n as f64),
+            _ => "–".into(),
+        },
+        cold_start_added_ms: match (cold(variant), cold(base)) {
+            (Some(v), Some(b)) => format!("{:+.1}", v - b),
+            _ => "–".into(),
+        },
+    }
 }
 
 #[cfg(test)]

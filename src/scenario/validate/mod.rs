@@ -8,6 +8,7 @@ use super::{
     line_column, Distribution, Entrypoint, Issue, LoadProfile, Param, Scenario, SecurityProfile,
     Service,
 };
+use crate::scenario::mesh::Mesh;
 use grain_runtime::model::{CallStep, DataSeed, KeyTemplate, OperationDef};
 use grain_runtime::network::NetworkModel;
 use grain_runtime::transport::Transport;
@@ -135,6 +136,9 @@ pub(super) fn validate(raw: RawScenario, text: &str) -> Result<Scenario, Vec<Iss
         .transport
         .as_ref()
         .map_or_else(Vec::new, |t| transports(&mut checker, t));
+    let meshes = raw.mesh.as_ref().map_or_else(Vec::new, |m| {
+        modes(&mut checker, &m.modes, "mesh.modes", "none or sidecar")
+    });
     let resilience = raw.resilience.as_ref().map_or_else(Default::default, |r| {
         resilience::resilience(&mut checker, r)
     });
@@ -205,6 +209,11 @@ pub(super) fn validate(raw: RawScenario, text: &str) -> Result<Scenario, Vec<Iss
             vec![Transport::default()]
         } else {
             transports
+        },
+        meshes: if meshes.is_empty() {
+            vec![Mesh::default()]
+        } else {
+            meshes
         },
         resilience,
         faults,
