@@ -487,6 +487,79 @@ mod tests {
         );
     }
 
+    /// A cut behind sidecars is set against the same cut without a mesh (and its secured
+    /// variant against its secured base, never across), with the sidecars' own figures.
+    #[test]
+    fn a_meshed_cut_is_set_against_the_same_cut_without_and_its_sidecars_are_counted() {
+        let mut results: RunResults =
+            serde_json::from_str(include_str!("../../../tests/fixtures/results-tiny.json"))
+                .unwrap();
+        results.meta.sidecar_proxy = Some("HAProxy version 2.6.12".into());
+        let meshed = |mode, p50s: &[u64]| {
+            let mut arch = deployment(mode, p50s, 104.0);
+            arch.mesh = Mesh::Sidecar;
+            for step in &mut arch.steps {
+                step.sidecars_cpu_us_per_request = Some(490.0);
+            }
+            let deploy = arch.deploy.as_mut().expect("the fixture has a deploy cost");
+            deploy.sidecars = Some(3);
+            deploy.sidecar_idle_rss_bytes_total = Some(3 * 14 * 1024 * 1024);
+            deploy.cold_start.median_ms += 90.0;
+            arch
+        };
+        results.architectures = vec![
+            deployment(SecurityMode::None, &[1_000, 1_010, 990], 100.0),
+            meshed(SecurityMode::None, &[1_400, 1_420, 1_390]),
+            deployment(SecurityMode::Mtls, &[1_100, 1_110, 1_090], 100.0),
+            meshed(SecurityMode::Mtls, &[1_600, 1_630, 1_580]),
+        ];
+        let section = mesh(&results, 100, true).expect("meshed cuts beside their bases");
+        let arches: Vec<&str> = section.rows.iter().map(|r| r.arch.as_str()).collect();
+        assert_eq!(arches, ["micro+sidecar", "micro+mtls+sidecar"]);
+        assert!(
+            section.rows[0].added_p50_us.starts_with("+403 ["),
+            "{:?}",
+            section.rows[0]
+        );
+        assert!(
+            section.rows[1].added_p50_us.starts_with("+503 ["),
+            "{:?}",
+            section.rows[1]
+        );
+        let sidecars = section.rows[0].sidecars.as_ref().unwrap();
+        // 4 hops, the driver's included: 2 proxies for each of 3 unit-to-unit hops, 1 for
+        // the driver's request.
+        assert_eq!(sidecars.crossings_per_request, "7.0");
+        assert!(
+            sidecars.cpu_us_per_crossing.starts_with("70"),
+            "{sidecars:?}"
+        );
+        assert_eq!(
+            (sidecars.count.as_str(), sidecars.idle_rss_each_mib.as_str()),
+            ("3", "14.0")
+        );
+        assert_eq!(sidecars.cold_start_added_ms, "+90.0");
+        assert!(
+            section.sentences[0].contains("the sidecars burn 490"),
+            "{}",
+            section.sentences[0]
+        );
+        assert_eq!(section.proxy.as_deref(), Some("HAProxy version 2.6.12"));
+        assert_eq!(section.published.len(), PUBLISHED_SIDECARS.len());
+        // Security rows compare within a mesh mode: micro+mtls+sidecar against
+        // micro+sidecar (+200), never against micro.
+        let security = security(&results, 100, true).unwrap();
+        let secured: Vec<(&str, &str)> = security
+            .rows
+            .iter()
+            .map(|r| (r.arch.as_str(), r.added_p50_us.split(' ').next().unwrap()))
+            .collect();
+        assert_eq!(
+            secured,
+            [("micro+mtls", "+100"), ("micro+mtls+sidecar", "+200")]
+        );
+    }
+
     #[test]
     fn differences_pair_rounds_and_keep_their_sign() {
         let secured = [(0, 1_300.0), (1, 1_350.0), (2, 1_280.0)];
