@@ -290,3 +290,19 @@ pub fn assert_same_business_and_hops(results: &grainbench::results::RunResults) 
         }
     }
 }
+
+/// `tiny.toml` with 60-second steps, written into `dir` (a run that is still loading when a
+/// test interrupts or kills it), and how many units its nano cut has.
+pub fn long_tiny(dir: &std::path::Path) -> (std::path::PathBuf, usize) {
+    let long = dir.join("long.toml");
+    let text = std::fs::read_to_string(fixture("tiny.toml"))
+        .unwrap()
+        .replace("duration_s = 1", "duration_s = 60");
+    std::fs::write(&long, text).unwrap();
+    let source = grainbench::scenario::load(&long).unwrap();
+    let units = grainbench::plan::plan(&source.scenario, &grainbench::plan::Architecture::Nano)
+        .unwrap()
+        .units
+        .len();
+    (long, units)
+}

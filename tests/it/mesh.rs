@@ -164,11 +164,7 @@ fn sigkill_of_the_harness_leaves_no_sidecar_behind() {
     }
     let dir = tempfile::tempdir().unwrap();
     let run_id = unique_run_id("mesh-sigkill");
-    let long = dir.path().join("long.toml");
-    let text = std::fs::read_to_string(fixture("tiny.toml"))
-        .unwrap()
-        .replace("duration_s = 1", "duration_s = 60");
-    std::fs::write(&long, text).unwrap();
+    let (long, units) = long_tiny(dir.path());
     let mut child = Command::new(grainbench_binary())
         .args([
             "run",
@@ -186,11 +182,6 @@ fn sigkill_of_the_harness_leaves_no_sidecar_behind() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let source = scenario::load(&long).unwrap();
-    let units = plan::plan(&source.scenario, &Architecture::Nano)
-        .unwrap()
-        .units
-        .len();
     // Every unit and its sidecar up.
     assert!(
         wait_for_processes(&run_id, 2 * units, Duration::from_secs(30)),

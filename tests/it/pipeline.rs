@@ -228,17 +228,8 @@ fn spawn_cli_run(
 
 /// Starts the CLI on a long run, waits until the nano deployment is up and returns it.
 fn start_long_cli_run(run_id: &str, out: &std::path::Path) -> std::process::Child {
-    let long = out.join("long.toml");
-    let text = std::fs::read_to_string(fixture("tiny.toml"))
-        .unwrap()
-        .replace("duration_s = 1", "duration_s = 60");
-    std::fs::write(&long, text).unwrap();
+    let (long, units) = long_tiny(out);
     let child = spawn_cli_run("nano", run_id, &out.join("results"), &[], &long);
-    let source = scenario::load(&long).unwrap();
-    let units = plan::plan(&source.scenario, &Architecture::Nano)
-        .unwrap()
-        .units
-        .len();
     assert!(
         wait_for_processes(run_id, units, Duration::from_secs(20)),
         "units never came up"
