@@ -78,6 +78,41 @@ async fn nano_and_micro_behind_sidecars_agree_with_no_mesh_and_measure_the_proxi
     assert!(wait_for_no_processes(&run_id, Duration::from_secs(10)).is_empty());
 }
 
+/// A unit killed under load behind its sidecar is restarted and the sidecar, which stays,
+/// carries every request to the new process; the redeploy replaces units the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_unit_s_sidecar_stays_and_reaches_its_replacement() {
+    if !haproxy() {
+        return;
+    }
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut options = short_run_options("mesh-fault", out.path());
+    options.architectures = vec![Architecture::Nano];
+    options.deploy.meshes = vec![Mesh::Sidecar];
+    options.faults = vec!["kill:price@1s+500ms".parse().unwrap()];
+    options.redeploy = grainbench::run::RedeployPolicy::FirstEntrypoint;
+    let run_id = options.run_id.clone();
+    let results = run_ok(&source, &options).await;
+    let nano = &results.architectures[0];
+    assert_eq!(nano.label(), "nano+sidecar");
+    let fault = &nano.faults[0];
+    assert_eq!(fault.killed_ending.as_deref(), Some("killed by signal 9"));
+    assert!(fault.restart_ms.is_some(), "the killed unit was restarted");
+    assert!(
+        fault.after.requests > 0 && fault.after.ok == fault.after.requests,
+        "after the restart every request got through the same sidecar: {:?}",
+        fault.after
+    );
+    let redeploy = nano.deploy.as_ref().and_then(|d| d.redeploy.as_ref());
+    let redeploy = redeploy.expect("the redeploy ran behind the sidecars");
+    assert!(
+        !redeploy.units.is_empty() && redeploy.window_requests > 0,
+        "{redeploy:?}"
+    );
+    assert!(wait_for_no_processes(&run_id, Duration::from_secs(10)).is_empty());
+}
+
 /// One request on a fresh connection to `addr`, plaintext; what came back (empty when the
 /// connection was closed on it).
 fn plaintext_request(addr: &str) -> String {
