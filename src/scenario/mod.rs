@@ -308,13 +308,92 @@ pub fn load(path: &Path) -> Result<ScenarioSource, ScenarioError> {
 
 /// Parses and validates scenario text; on failure returns every issue found.
 pub fn parse(text: &str) -> Result<Scenario, Vec<Issue>> {
-    let raw = parse_raw(text)?;
-    validate::validate(raw, text)
+    let (raw, mut patched) = parse_raw_all(text);
+    let Some(raw) = raw else {
+        patched.sort_by_key(|i| (i.line, i.column));
+        return Err(patched);
+    };
+    let validated = validate::validate(raw, text);
+    if patched.is_empty() {
+        return validated;
+    }
+    // A value stood in for each ill-typed one; what validation says of it is not news.
+    let mut issues = patched.clone();
+    if let Err(more) = validated {
+        issues.extend(more.into_iter().filter(|i| {
+            !patched
+                .iter()
+                .any(|p| (p.line, p.column) == (i.line, i.column))
+        }));
+    }
+    issues.sort_by_key(|i| (i.line, i.column));
+    Err(issues)
 }
 
-fn parse_raw(text: &str) -> Result<file::RawScenario, Vec<Issue>> {
-    let deserializer = toml::Deserializer::parse(text)
-        .map_err(|error| vec![issue_from_toml(text, &error, String::from("(document)"))])?;
+/// At most this many ill-typed values are reported from one file.
+const MAX_TYPE_ISSUES: usize = 50;
+
+/// Stand-ins tried, in order, for an ill-typed value so that parsing can go on to the
+/// next one: each no longer than the value it replaces (padded with spaces), so every
+/// later issue's line and column are the file's own.
+const STAND_INS: [&str; 5] = ["1", "1.0", "\"x\"", "[]", "{}"];
+
+/// The raw scenario, and every value of the wrong type or range in the file, not just the
+/// first: each issue is recorded, its value replaced by a stand-in of the same length at
+/// most, and the text parsed again. `None` when a stand-in could not get past an issue
+/// (the issues so far are all reported).
+fn parse_raw_all(text: &str) -> (Option<file::RawScenario>, Vec<Issue>) {
+    let mut text = text.to_string();
+    let mut issues: Vec<Issue> = Vec::new();
+    loop {
+        let (issue, span) = match parse_raw(&text) {
+            Ok(raw) => return (Some(raw), issues),
+            Err(failure) => failure,
+        };
+        let stuck = issues.len() >= MAX_TYPE_ISSUES
+            || issues
+                .iter()
+                .any(|i| (i.line, i.column) == (issue.line, issue.column));
+        issues.push(issue);
+        let Some(span) = span.filter(|_| !stuck) else {
+            issues.dedup_by_key(|i| (i.line, i.column));
+            return (None, issues);
+        };
+        match stand_in(&text, span) {
+            Some(patched) => text = patched,
+            None => return (None, issues),
+        }
+    }
+}
+
+/// `text` with the value at `span` replaced by the first stand-in that parses past it.
+fn stand_in(text: &str, span: std::ops::Range<usize>) -> Option<String> {
+    let width = span.len();
+    STAND_INS
+        .iter()
+        .filter(|s| s.len() <= width)
+        .map(|s| {
+            format!(
+                "{}{}{}",
+                &text[..span.start],
+                format!("{s:<width$}"),
+                &text[span.end..]
+            )
+        })
+        .find(|patched| match parse_raw(patched) {
+            Ok(_) => true,
+            Err((_, next)) => next.is_none_or(|n| n.start != span.start),
+        })
+}
+
+/// The raw scenario, or the first issue and the span of the value it is about.
+fn parse_raw(text: &str) -> Result<file::RawScenario, (Issue, Option<std::ops::Range<usize>>)> {
+    let deserializer = toml::Deserializer::parse(text).map_err(|error| {
+        (
+            issue_from_toml(text, &error, String::from("(document)")),
+            None,
+        )
+    })?;
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         // `Spanned` fields add a private segment to the path; users never wrote it.
         let field = error
@@ -329,7 +408,7 @@ fn parse_raw(text: &str) -> Result<file::RawScenario, Vec<Issue>> {
         if let Some(range) = words::allowed(leaf) {
             issue.message = format!("{}; allowed: {range}", issue.message);
         }
-        vec![issue]
+        (issue, error.inner().span())
     })
 }
 
@@ -371,6 +450,37 @@ pub(crate) fn checkout_for_tests() -> Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every ill-typed value is reported, not only the first, each at its own line and
+    /// column, with what validation finds beside them (the stand-ins add nothing).
+    #[test]
+    fn every_ill_typed_value_is_reported_at_once() {
+        let text = include_str!("../../scenarios/checkout.toml")
+            .replacen("cpu_us = 30", "cpu_us = -60", 1)
+            .replacen("cpu_us = 60 ", "cpu_us = \"x\"", 1)
+            .replacen("rates = [100, 200, 400]", "rates = [100, 0.5, 400]", 1)
+            .replacen("{ op = \"get_cart\" }", "{ op = \"get_crt\" }", 1);
+        let issues = parse(&text).unwrap_err();
+        let fields: Vec<&str> = issues.iter().map(|i| i.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "operation[checkout].cpu_us",
+                "operation[checkout].calls[1].op",
+                "operation[authorize_payment].cpu_us",
+                "load.rates[1]",
+            ],
+            "{issues:#?}"
+        );
+        assert!(issues[0].message.contains("`-60`") && issues[0].message.contains("0 to 1000000"));
+        assert!(
+            issues[1].message.contains("did you mean \"get_cart\""),
+            "{}",
+            issues[1].message
+        );
+        let (line, _) = line_column(&text, text.find("cpu_us = \"x\"").unwrap());
+        assert_eq!(issues[2].line, line, "lines are the file's own");
+    }
 
     #[test]
     fn the_template_is_a_valid_scenario() {
