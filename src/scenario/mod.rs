@@ -372,14 +372,7 @@ fn stand_in(text: &str, span: std::ops::Range<usize>) -> Option<String> {
     STAND_INS
         .iter()
         .filter(|s| s.len() <= width)
-        .map(|s| {
-            format!(
-                "{}{}{}",
-                &text[..span.start],
-                format!("{s:<width$}"),
-                &text[span.end..]
-            )
-        })
+        .map(|s| format!("{}{s:<width$}{}", &text[..span.start], &text[span.end..]))
         .find(|patched| match parse_raw(patched) {
             Ok(_) => true,
             Err((_, next)) => next.is_none_or(|n| n.start != span.start),
