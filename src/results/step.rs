@@ -362,6 +362,14 @@ pub struct StepResult {
     pub invalid_reason: Option<String>,
 }
 
+/// `figure`, when the tick rounding of `usage`'s processes is under [`MAX_CPU_ROUNDING`]
+/// of their CPU (see [`StepResult::resolved_units_cpu_us_per_request`]).
+fn resolved(usage: &UnitsUsage, figure: f64) -> Option<f64> {
+    let processes = usage.cpu_ms.len().max(1) as f64;
+    let rounding_ms = (processes / 6.0).sqrt() * CPU_TICK_MS;
+    (rounding_ms <= MAX_CPU_ROUNDING * usage.cpu_ms_total).then_some(figure)
+}
+
 /// What /proc counts CPU time in: whole ticks of USER_HZ, 100 per second on Linux.
 pub const CPU_TICK_MS: f64 = 10.0;
 
@@ -377,12 +385,12 @@ impl StepResult {
     /// can agree to the tick by chance and a change test would see no spread at all: such
     /// a figure is withheld from comparisons (`None`).
     pub fn resolved_units_cpu_us_per_request(&self) -> Option<f64> {
-        let units = self.units.as_ref()?;
-        let processes = units.cpu_ms.len().max(1) as f64;
-        let rounding_ms = (processes / 6.0).sqrt() * CPU_TICK_MS;
-        (rounding_ms <= MAX_CPU_ROUNDING * units.cpu_ms_total)
-            .then_some(self.units_cpu_us_per_request)
-            .flatten()
+        resolved(self.units.as_ref()?, self.units_cpu_us_per_request?)
+    }
+
+    /// The sidecars' CPU per request under the same rule.
+    pub fn resolved_sidecars_cpu_us_per_request(&self) -> Option<f64> {
+        resolved(self.sidecars.as_ref()?, self.sidecars_cpu_us_per_request?)
     }
 
     /// True for a valid open-loop step at `rate`.

@@ -241,6 +241,25 @@ fn figure(
     rounds::per_round(arch, rate, f)
 }
 
+/// What a CPU figure shows when /proc's 10 ms ticks do not resolve it in every round.
+const UNRESOLVED_CPU: &str = "under /proc's tick resolution (longer steps)";
+
+/// A CPU figure's rounds, when /proc's ticks resolve it in every valid round of `arch`
+/// at `rate` (`resolved`); else none, so that no interval claims a certainty the
+/// ticks cannot give.
+fn resolved_cpu(
+    arch: &ArchitectureResult,
+    rate: u32,
+    resolved: impl Fn(&StepResult) -> Option<f64>,
+) -> Option<Vec<(usize, f64)>> {
+    let all = arch
+        .steps
+        .iter()
+        .filter(|s| s.is_valid_open_at(rate))
+        .all(|s| resolved(s).is_some());
+    all.then(|| figure(arch, rate, resolved))
+}
+
 fn signed(e: &Estimate, unit: &str) -> String {
     match e.interval() {
         Some((low, high)) => format!("{:+.0} [{low:+.0}, {high:+.0}] {unit}", e.point),
@@ -259,7 +278,6 @@ fn compare(
 ) -> Option<(VariantRow, String)> {
     let p50 = |s: &StepResult| Some(s.latency_us.p50 as f64);
     let p99 = |s: &StepResult| Some(s.latency_us.p99 as f64);
-    let cpu = |s: &StepResult| s.units_cpu_us_per_request;
     let hops = |s: &StepResult| Some(s.hops.mean_total);
     let per_request = |s: &StepResult, x: f64| {
         (s.generator.requests_sent > 0).then(|| x / s.generator.requests_sent as f64)
@@ -274,8 +292,18 @@ fn compare(
     let added_p99 = rounds::difference(&figure(variant, rate, p99), &figure(base, rate, p99));
     let variant_p50 = rounds::over_rounds(&figure(variant, rate, p50))?;
     let hops_mean = rounds::mean_over_rounds(&figure(variant, rate, hops)).map_or(0.0, |e| e.point);
-    let cpu_ratio = rounds::ratio(&figure(variant, rate, cpu), &figure(base, rate, cpu));
-    let cpu_added = rounds::difference(&figure(variant, rate, cpu), &figure(base, rate, cpu));
+    let units_cpu = |a| resolved_cpu(a, rate, StepResult::resolved_units_cpu_us_per_request);
+    let (cpu_ratio, cpu_added, cpu_resolved) = match (units_cpu(variant), units_cpu(base)) {
+        (Some(v), Some(b)) => (rounds::ratio(&v, &b), rounds::difference(&v, &b), true),
+        _ => (None, None, false),
+    };
+    let unresolved = |text: String| {
+        if cpu_resolved {
+            text
+        } else {
+            UNRESOLVED_CPU.into()
+        }
+    };
     let mean = |a: &ArchitectureResult, f: &dyn Fn(&StepResult) -> Option<f64>| {
         rounds::over_rounds(&rounds::per_round(a, rate, f)).map(|e| e.point)
     };
@@ -291,8 +319,8 @@ fn compare(
         share_of_p50: format!("{:.0} %", share * 100.0),
         hops: format!("{hops_mean:.1}"),
         added_p50_per_hop_us: format!("{per_hop:+.1}"),
-        units_cpu_ratio: cpu_ratio.map_or("–".into(), |r| format::ratio_estimate(&r)),
-        units_cpu_added_us: cpu_added.map_or("–".into(), |e| signed(&e, "µs")),
+        units_cpu_ratio: unresolved(cpu_ratio.map_or("–".into(), |r| format::ratio_estimate(&r))),
+        units_cpu_added_us: unresolved(cpu_added.map_or("–".into(), |e| signed(&e, "µs"))),
         driver_tls_us_per_request: mean(variant, &tls).map_or("–".into(), |v| format!("{v:.1}")),
         connections_per_request: match (mean(variant, &opened), mean(base, &opened)) {
             (Some(s), Some(p)) => format!("{s:.2} ({p:.2})"),
@@ -311,7 +339,11 @@ fn compare(
             format::ratio_estimate(&r)
         )
     });
-    if let Some(s) = &row.sidecars {
+    if let Some(s) = row
+        .sidecars
+        .as_ref()
+        .filter(|s| s.cpu_us_per_request != UNRESOLVED_CPU)
+    {
         cpu_clause.push_str(&format!(
             "; the sidecars burn {} µs of CPU per request besides, {} µs for each of the {} proxies a request crosses",
             s.cpu_us_per_request, s.cpu_us_per_crossing, s.crossings_per_request
@@ -352,7 +384,12 @@ fn sidecar_figures(
     hops: f64,
 ) -> SidecarFigures {
     let crossings = (2.0 * hops - 1.0).max(1.0);
-    let cpu = rounds::over_rounds(&figure(variant, rate, |s| s.sidecars_cpu_us_per_request));
+    let cpu = resolved_cpu(
+        variant,
+        rate,
+        StepResult::resolved_sidecars_cpu_us_per_request,
+    )
+    .and_then(|rounds| rounds::over_rounds(&rounds));
     let per_crossing = cpu.as_ref().map(|e| Estimate {
         point: e.point / crossings,
         low: e.low.map(|v| v / crossings),
@@ -365,9 +402,10 @@ fn sidecar_figures(
     let mib = |bytes: f64| bytes / (1024.0 * 1024.0);
     let cold = |a: &ArchitectureResult| a.deploy.as_ref().map(|d| d.cold_start.median_ms);
     SidecarFigures {
-        cpu_us_per_request: cpu.map_or("–".into(), |e| format::estimate(&e, 0)),
+        cpu_us_per_request: cpu.map_or(UNRESOLVED_CPU.into(), |e| format::estimate(&e, 0)),
         crossings_per_request: format!("{crossings:.1}"),
-        cpu_us_per_crossing: per_crossing.map_or("–".into(), |e| format::estimate(&e, 0)),
+        cpu_us_per_crossing: per_crossing
+            .map_or(UNRESOLVED_CPU.into(), |e| format::estimate(&e, 0)),
         count: count.to_string(),
         idle_rss_mib: rss.map_or("–".into(), |b| format!("{:.1}", mib(b as f64))),
         idle_rss_each_mib: match (rss, count) {
@@ -385,6 +423,15 @@ fn sidecar_figures(
 mod tests {
     use super::*;
     use crate::plan::Architecture;
+
+    /// Three processes' usage over a step: `ms` of CPU in all.
+    fn busy(ms: f64) -> crate::results::UnitsUsage {
+        crate::results::UnitsUsage {
+            cpu_ms: (0..3).map(|i| (format!("u{i}"), ms / 3.0)).collect(),
+            cpu_ms_total: ms,
+            ..Default::default()
+        }
+    }
 
     /// `micro` in `mode` with one valid step per round at 100 req/s: p50s and units' CPU.
     fn deployment(mode: SecurityMode, p50s: &[u64], cpu: f64) -> ArchitectureResult {
@@ -408,6 +455,7 @@ mod tests {
                 step.latency_us.p99 = p50 * 2;
                 step.hops.mean_total = 4.0;
                 step.units_cpu_us_per_request = Some(cpu + round as f64);
+                step.units = Some(busy(1_000.0));
                 step
             })
             .collect();
@@ -500,6 +548,7 @@ mod tests {
             arch.mesh = Mesh::Sidecar;
             for step in &mut arch.steps {
                 step.sidecars_cpu_us_per_request = Some(490.0);
+                step.sidecars = Some(busy(600.0));
             }
             let deploy = arch.deploy.as_mut().expect("the fixture has a deploy cost");
             deploy.sidecars = Some(3);
@@ -546,6 +595,13 @@ mod tests {
         );
         assert_eq!(section.proxy.as_deref(), Some("HAProxy version 2.6.12"));
         assert_eq!(section.published.len(), PUBLISHED_SIDECARS.len());
+        // Sidecars that used a few ticks of CPU in a round: no figure, and no interval
+        // that claims a certainty the ticks cannot give.
+        results.architectures[1].steps[0].sidecars = Some(busy(20.0));
+        let section = mesh(&results, 100, true).unwrap();
+        let sidecars = section.rows[0].sidecars.as_ref().unwrap();
+        assert_eq!(sidecars.cpu_us_per_request, UNRESOLVED_CPU);
+        assert!(!section.sentences[0].contains("the sidecars burn"), "{}", section.sentences[0]);
         // Security rows compare within a mesh mode: micro+mtls+sidecar against
         // micro+sidecar (+200), never against micro.
         let security = security(&results, 100, true).unwrap();
