@@ -41,7 +41,8 @@ pub struct HopLedger {
 pub struct LedgerRow {
     pub cut: String,
     pub reference: String,
-    /// What its unit-to-unit hops spoke (`HTTP/1.1 + JSON`).
+    /// What its unit-to-unit hops went through (`HTTP/1.1 + JSON`, `gRPC under mtls`,
+    /// `HTTP/1.1 + JSON through sidecars`): each cut is set against one of the same.
     pub transport: String,
     /// Extra hops per request over the reference (mean over the rounds).
     pub extra_hops: String,
@@ -193,10 +194,7 @@ fn row(
     Some(LedgerRow {
         cut: arch.label(),
         reference: reference.label(),
-        transport: match arch.mesh {
-            crate::plan::Mesh::None => arch.transport.title().into(),
-            crate::plan::Mesh::Sidecar => format!("{} through sidecars", arch.transport.title()),
-        },
+        transport: mechanism(arch),
         extra_hops: format!("{extra:.1}"),
         latency: latency_us.as_ref().map_or("–".into(), signed),
         cpu: cpu_us.as_ref().map_or("–".into(), signed),
@@ -243,6 +241,19 @@ fn times(e: Option<&Estimate>, floor: Option<f64>) -> String {
     }
 }
 
+/// What a deployment's unit-to-unit hops went through, in words: the transport, `under
+/// mtls` when secured, `through sidecars` behind a mesh. The ledger compares within one.
+fn mechanism(arch: &ArchitectureResult) -> String {
+    let mut words = arch.transport.title().to_string();
+    if arch.security != crate::plan::SecurityMode::None {
+        words.push_str(&format!(" under {}", arch.security));
+    }
+    if arch.mesh == crate::plan::Mesh::Sidecar {
+        words.push_str(" through sidecars");
+    }
+    words
+}
+
 /// The transports of `rows`, each once, in their order.
 fn transports(rows: &[LedgerRow]) -> Vec<&str> {
     let mut transports: Vec<&str> = Vec::new();
@@ -271,7 +282,7 @@ pub fn sentence(ledger: &HopLedger) -> Option<String> {
         return Some(first);
     }
     Some(format!(
-        "{first} Against their own monolith: {}.",
+        "{first} Against the fewest-hop cut of the same mechanism: {}.",
         others.join("; ")
     ))
 }
@@ -313,6 +324,47 @@ fn sentence_of(rate: u32, row: &LedgerRow) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run of plaintext and mtls, with and without sidecars: four ledgers' worth of rows,
+    /// each cut against the fewest-hop cut of its own mechanism, and the headline names
+    /// each mechanism apart (plaintext and mtls used to share one, "HTTP/1.1 + JSON").
+    #[test]
+    fn each_cut_is_set_against_the_fewest_hop_cut_of_its_own_mechanism() {
+        use crate::plan::{Mesh, SecurityMode};
+        let mut results: RunResults =
+            serde_json::from_str(include_str!("../../../tests/fixtures/results-rounds.json"))
+                .unwrap();
+        let rate = super::super::verdict_rate(&results).unwrap();
+        let plain = results.architectures.clone();
+        for (security, mesh) in [
+            (SecurityMode::Mtls, Mesh::None),
+            (SecurityMode::None, Mesh::Sidecar),
+        ] {
+            results
+                .architectures
+                .extend(plain.iter().cloned().map(|mut a| {
+                    a.security = security;
+                    a.mesh = mesh;
+                    a
+                }));
+        }
+        let ledger = ledger(&results, rate).unwrap();
+        let row = |cut: &str| ledger.rows.iter().find(|r| r.cut == cut).unwrap();
+        assert_eq!(row("nano+mtls").reference, "monolith+mtls");
+        assert_eq!(row("nano+mtls").transport, "HTTP/1.1 + JSON under mtls");
+        assert_eq!(row("nano+sidecar").reference, "monolith+sidecar");
+        assert_eq!(
+            row("nano+sidecar").transport,
+            "HTTP/1.1 + JSON through sidecars"
+        );
+        let headline = sentence(&ledger).unwrap();
+        assert!(
+            headline.contains(
+                "Against the fewest-hop cut of the same mechanism: over HTTP/1.1 + JSON under mtls"
+            ) && headline.contains("over HTTP/1.1 + JSON through sidecars"),
+            "{headline}"
+        );
+    }
 
     #[test]
     fn per_hop_figures_divide_each_round_s_difference_by_its_extra_hops() {

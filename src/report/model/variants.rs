@@ -601,7 +601,11 @@ mod tests {
         let section = mesh(&results, 100, true).unwrap();
         let sidecars = section.rows[0].sidecars.as_ref().unwrap();
         assert_eq!(sidecars.cpu_us_per_request, UNRESOLVED_CPU);
-        assert!(!section.sentences[0].contains("the sidecars burn"), "{}", section.sentences[0]);
+        assert!(
+            !section.sentences[0].contains("the sidecars burn"),
+            "{}",
+            section.sentences[0]
+        );
         // Security rows compare within a mesh mode: micro+mtls+sidecar against
         // micro+sidecar (+200), never against micro.
         let security = security(&results, 100, true).unwrap();
