@@ -121,10 +121,18 @@ pub fn describe(source: &ScenarioSource, live: &LiveDeployment) -> String {
     let mut out = format!(
         "{} as {}: {} units ready in {:.1} ms\n",
         scenario.name,
-        live.plan.architecture,
+        live.plan.label(),
         live.units.len(),
         live.cold_start.as_secs_f64() * 1e3
     );
+    let sidecars = live.sidecar_pids();
+    if !sidecars.is_empty() {
+        let _ = writeln!(
+            out,
+            "behind {} HAProxy sidecars: the addresses below are the entry units' sidecars, and every call between units crosses two",
+            sidecars.len()
+        );
+    }
     let network = live.network();
     let bridge = match &live.options.container {
         Some(target) => format!(
