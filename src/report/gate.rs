@@ -103,6 +103,7 @@ pub fn violations(
                     ));
                     continue;
                 };
+                broken.extend(lost_rates(results, baseline));
                 let comparison = model::baseline_comparison(results, baseline);
                 for change in &comparison.changes {
                     let low = change.estimate.and_then(|e| e.low);
@@ -119,9 +120,60 @@ pub fn violations(
     broken
 }
 
+/// Rates a deployment held in the baseline and no longer holds: no valid step there now
+/// (the load generator fell behind, or the step failed), so nothing there can show that it
+/// did not regress; a regression gate is broken by it, never passed.
+fn lost_rates(results: &RunResults, baseline: &RunResults) -> Vec<String> {
+    let mut lost = Vec::new();
+    for arch in &results.architectures {
+        let Some(old) = baseline
+            .architectures
+            .iter()
+            .find(|b| b.same_deployment(arch))
+        else {
+            continue;
+        };
+        let now = arch.open_rates(true);
+        for rate in old
+            .open_rates(true)
+            .into_iter()
+            .filter(|r| !now.contains(r))
+        {
+            lost.push(format!(
+                "{} at {rate} req/s: valid in the baseline, no valid step now (the load generator fell behind or the step failed), so no regression can be ruled out",
+                arch.label()
+            ));
+        }
+    }
+    lost
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The planted-slowdown comparison once exited 0: a rate whose every step is invalid
+    /// after the change is compared with nothing, and the gate passed.
+    #[test]
+    fn a_rate_valid_in_the_baseline_and_invalid_now_breaks_the_regression_gate() {
+        let baseline: RunResults =
+            serde_json::from_str(include_str!("../../tests/fixtures/results-rounds.json")).unwrap();
+        let gate = [Threshold::Regression { percent: 10.0 }];
+        assert!(violations(&baseline, Some(&baseline), &gate).is_empty());
+        let mut worse = baseline.clone();
+        let nano = &mut worse.architectures[0];
+        let (label, rate) = (nano.label(), nano.open_rates(true)[0]);
+        for step in nano.steps.iter_mut().filter(|s| s.target_rps == rate) {
+            step.valid = false;
+        }
+        let broken = violations(&worse, Some(&baseline), &gate);
+        assert_eq!(broken.len(), 1, "{broken:?}");
+        assert!(
+            broken[0].contains(&format!("{label} at {rate} req/s: valid in the baseline")),
+            "{}",
+            broken[0]
+        );
+    }
 
     #[test]
     fn thresholds_parse_and_bad_ones_say_why() {
