@@ -126,11 +126,7 @@ pub fn violations(
 fn lost_rates(results: &RunResults, baseline: &RunResults) -> Vec<String> {
     let mut lost = Vec::new();
     for arch in &results.architectures {
-        let Some(old) = baseline
-            .architectures
-            .iter()
-            .find(|b| b.same_deployment(arch))
-        else {
+        let Some(old) = baseline.same_deployment_as(arch) else {
             continue;
         };
         let now = arch.open_rates(true);

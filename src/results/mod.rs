@@ -401,11 +401,27 @@ pub struct EquivalenceSummary {
     pub digests: Vec<DigestRecord>,
 }
 
+impl RunResults {
+    /// This run's deployment of the same cut and mechanism as `arch` (of another run).
+    pub fn same_deployment_as(&self, arch: &ArchitectureResult) -> Option<&ArchitectureResult> {
+        self.architectures.iter().find(|b| b.same_deployment(arch))
+    }
+}
+
 impl ArchitectureResult {
     /// The cut and, when its hops were secured, the mode: `micro`, `micro+mtls`. Every
     /// report names a deployment by it.
     pub fn label(&self) -> String {
         crate::plan::variant_label(&self.architecture, self.security, self.transport, self.mesh)
+    }
+
+    /// Whether `figure` has a value in every valid open-loop step at `rate` (a CPU figure
+    /// that /proc's ticks resolve in every round: `StepResult::resolved_*`).
+    pub fn all_rounds_have(&self, rate: u32, figure: impl Fn(&StepResult) -> Option<f64>) -> bool {
+        self.steps
+            .iter()
+            .filter(|s| s.is_valid_open_at(rate))
+            .all(|s| figure(s).is_some())
     }
 
     /// Whether both are the same cut under the same security and transport.

@@ -213,11 +213,7 @@ fn detectable_by_cut(changes: &[Change]) -> String {
 pub(super) fn compare(results: &RunResults, baseline: &RunResults) -> BaselineComparison {
     let mut changes = Vec::new();
     for arch in &results.architectures {
-        let Some(old) = baseline
-            .architectures
-            .iter()
-            .find(|b| b.same_deployment(arch))
-        else {
+        let Some(old) = baseline.same_deployment_as(arch) else {
             continue;
         };
         let name = arch.label();
@@ -248,13 +244,9 @@ pub(super) fn compare(results: &RunResults, baseline: &RunResults) -> BaselineCo
             ];
             // The units' CPU only where /proc's ticks resolve it in every round of both
             // runs (withheld as a whole, so that no round is kept for using more CPU).
-            let resolved = |a: &crate::results::ArchitectureResult| {
-                a.steps
-                    .iter()
-                    .filter(|s| s.is_valid_open_at(rate))
-                    .all(|s| s.resolved_units_cpu_us_per_request().is_some())
-            };
-            let cpu_resolved = resolved(old) && resolved(arch);
+            let resolved = StepResult::resolved_units_cpu_us_per_request;
+            let cpu_resolved =
+                old.all_rounds_have(rate, resolved) && arch.all_rounds_have(rate, resolved);
             for (label, figure, unit) in figures {
                 if label == "unit CPU per request" && !cpu_resolved {
                     continue;

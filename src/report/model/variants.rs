@@ -252,12 +252,8 @@ fn resolved_cpu(
     rate: u32,
     resolved: impl Fn(&StepResult) -> Option<f64>,
 ) -> Option<Vec<(usize, f64)>> {
-    let all = arch
-        .steps
-        .iter()
-        .filter(|s| s.is_valid_open_at(rate))
-        .all(|s| resolved(s).is_some());
-    all.then(|| figure(arch, rate, resolved))
+    arch.all_rounds_have(rate, &resolved)
+        .then(|| figure(arch, rate, resolved))
 }
 
 fn signed(e: &Estimate, unit: &str) -> String {
