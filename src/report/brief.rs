@@ -33,11 +33,14 @@ pub fn render(m: &ReportModel, width: usize) -> String {
         .max()
         .unwrap_or(1);
     let quick = if m.quick { ", quick run" } else { "" };
+    let deployed = match m.architectures.len() {
+        n if m.verdict.mechanism.is_some() => format!("{n} deployments"),
+        1 => "1 cut".to_string(),
+        n => format!("{n} cuts"),
+    };
     let title = format!(
-        "{} — {} cut(s), {rounds} round(s){quick}; network: {}",
-        m.scenario,
-        m.architectures.len(),
-        m.network.model
+        "{} — {deployed}, {rounds} round(s){quick}; network: {}",
+        m.scenario, m.network.model
     );
     para(&mut out, &title, width);
     if let Some(hop) = &m.network.hop {
@@ -93,6 +96,12 @@ fn para(out: &mut String, text: &str, width: usize) {
         let lead = if i == 0 { "" } else { more };
         let _ = writeln!(out, "{indent}{lead}{line}");
     }
+}
+
+/// A table's title after a blank line, wrapped to `width`.
+fn heading(out: &mut String, title: &str, width: usize) {
+    out.push('\n');
+    para(out, title, width);
 }
 
 /// A column of a table: its header, cells, whether right-aligned, and how much it is
@@ -175,56 +184,83 @@ fn table(out: &mut String, mut columns: Vec<Column>, width: usize) {
     }
 }
 
+/// Whether `label` is among the deployments the verdict compares (every one, unless
+/// several mechanisms ran: then those of the verdict's mechanism; the others are set
+/// against the same cut in their dimension's table).
+fn in_verdict(m: &ReportModel, label: &str) -> bool {
+    m.verdict.mechanism.is_none() || m.verdict.compared.iter().any(|c| c == label)
+}
+
+/// ` over HTTP/1.1 + JSON` when several mechanisms ran, else nothing.
+fn over_mechanism(m: &ReportModel) -> String {
+    m.verdict
+        .mechanism
+        .as_ref()
+        .map_or(String::new(), |mechanism| format!(" over {mechanism}"))
+}
+
 /// The cuts at the comparison rate: units, p99 and units' CPU per request, means over the
-/// rounds with their 95 % intervals, and whether each is on the front.
+/// rounds with their 95 % intervals, and whether each is on the front. With several
+/// mechanisms, the verdict's cuts, and the front's members over every deployment.
 fn cuts_table(out: &mut String, m: &ReportModel, width: usize) {
     let Some(front) = &m.front else {
         return;
     };
-    let rows = &front.rows;
-    let _ = writeln!(
-        out,
-        "\ncuts at {} req/s (geometric mean over the rounds [95 % CI]):",
+    let rows: Vec<&model::front::FrontRow> = front
+        .rows
+        .iter()
+        .filter(|r| in_verdict(m, &r.arch))
+        .collect();
+    let title = format!(
+        "cuts{} at {} req/s (geometric mean over rounds, 95 % CI):",
+        over_mechanism(m),
         front.rate
     );
+    heading(out, &title, width);
+    let cells = |f: &dyn Fn(&model::front::FrontRow) -> String| rows.iter().map(|r| f(r)).collect();
     let columns = vec![
-        Column::new(
-            "cut",
-            rows.iter().map(|r| r.arch.clone()).collect(),
-            false,
-            9,
-        ),
+        Column::new("cut", cells(&|r| r.arch.clone()), false, 9),
         Column::new(
             "units",
-            rows.iter()
-                .map(|r| format!("{}+{}", r.service_units, r.state_units))
-                .collect(),
+            cells(&|r| format!("{}+{}", r.service_units, r.state_units)),
             true,
             6,
         ),
-        Column::new(
-            "p99 µs",
-            rows.iter().map(|r| r.p99_us.clone()).collect(),
-            true,
-            8,
-        ),
+        Column::new("p99 µs", cells(&|r| r.p99_us.clone()), true, 8),
         Column::new(
             "units' CPU µs/req",
-            rows.iter().map(|r| r.cpu_us_per_request.clone()).collect(),
+            cells(&|r| r.cpu_us_per_request.clone()),
             true,
             7,
         ),
         Column::new(
             "front",
-            rows.iter()
-                .map(|r| if r.on_front { "yes" } else { "no" }.to_string())
-                .collect(),
+            cells(&|r| if r.on_front { "yes" } else { "no" }.into()),
             false,
             3,
         ),
     ];
     table(out, columns, width);
-    if rows.len() > crate::report::model::MAX_UNCORRECTED_CUTS {
+    let corrected = front.rows.len() > crate::report::model::MAX_UNCORRECTED_CUTS;
+    if rows.len() < front.rows.len() {
+        let members: Vec<&str> = front
+            .rows
+            .iter()
+            .filter(|r| r.on_front)
+            .map(|r| r.arch.as_str())
+            .collect();
+        let text = format!(
+            "front of all {} deployments{}: {}.",
+            front.rows.len(),
+            if corrected {
+                " (beyond noise; the rule: -v)"
+            } else {
+                ""
+            },
+            members.join(", ")
+        );
+        para(out, &text, width);
+    } else if corrected {
         para(out, &front.rule, width);
     }
 }
@@ -234,7 +270,14 @@ fn deploy_table(out: &mut String, m: &ReportModel, width: usize) {
     if m.deploy_rows.is_empty() {
         return;
     }
-    let rows = &m.deploy_rows;
+    // With several mechanisms, the deploy cost of the cuts the verdict compares; the
+    // others' is `-v` and the page (a mesh's sidecars are in its own table).
+    let rows: Vec<&model::DeployRow> = m
+        .deploy_rows
+        .iter()
+        .filter(|d| in_verdict(m, &d.arch))
+        .collect();
+    let left_out = m.deploy_rows.len() - rows.len();
     let redeploy: Vec<String> = rows
         .iter()
         .map(|d| {
@@ -244,7 +287,16 @@ fn deploy_table(out: &mut String, m: &ReportModel, width: usize) {
                 .map_or("-".to_string(), |r| format!("{} failed", r.window_failed))
         })
         .collect();
-    let _ = writeln!(out, "\ndeploy cost:");
+    let others = if left_out > 0 {
+        " (the others: -v)"
+    } else {
+        ""
+    };
+    heading(
+        out,
+        &format!("deploy cost{}{others}:", over_mechanism(m)),
+        width,
+    );
     let columns = vec![
         Column::new(
             "cut",
@@ -275,13 +327,12 @@ fn deploy_table(out: &mut String, m: &ReportModel, width: usize) {
     table(out, columns, width);
 }
 
-/// Security and fault comparisons: what was compared, one line each; the tables are `-v`.
+/// Each mechanism set against its base (security modes, transports, the mesh): one
+/// compact table per dimension, a row per variant; the sentences and the full tables are
+/// `-v` and the page. Then the faults, in one line.
 fn sections(out: &mut String, m: &ReportModel, width: usize) {
     for section in [&m.security, &m.transport, &m.mesh].into_iter().flatten() {
-        out.push('\n');
-        for sentence in &section.sentences {
-            para(out, sentence, width);
-        }
+        variant_table(out, section, width);
     }
     if let Some(faults) = &m.faults {
         let text = format!(
@@ -291,6 +342,58 @@ fn sections(out: &mut String, m: &ReportModel, width: usize) {
         );
         para(out, &text, width);
     }
+}
+
+/// One dimension's variants against the same cut on its base: the added p50 (paired over
+/// the rounds), whether it is beyond noise, the units' CPU ratio and, behind sidecars,
+/// the sidecars' own CPU and memory.
+fn variant_table(out: &mut String, section: &model::variants::VariantSection, width: usize) {
+    use model::variants::Dimension;
+    let rows = &section.rows;
+    let title = format!(
+        "vs the same cut on {} at {} req/s (paired by round, 95 % CI):",
+        section.base, section.rate
+    );
+    heading(out, &title, width);
+    let cells = |f: &dyn Fn(&model::variants::VariantRow) -> String| rows.iter().map(f).collect();
+    let mut columns = vec![
+        Column::new("deployment", cells(&|r| r.arch.clone()), false, 9),
+        Column::new("p50 added", cells(&|r| r.added_p50_us.clone()), true, 8),
+        Column::new(
+            "beyond noise",
+            cells(&|r| if r.p50_changed { "yes" } else { "no" }.into()),
+            false,
+            7,
+        ),
+        Column::new(
+            "units' CPU",
+            cells(&|r| {
+                r.units_cpu_ratio_estimate
+                    .as_ref()
+                    .map_or("–".into(), crate::report::format::ratio_compact)
+            }),
+            true,
+            6,
+        ),
+    ];
+    if section.dimension == Dimension::Mesh {
+        let sidecar = |f: fn(&model::variants::SidecarFigures) -> &String| {
+            cells(&|r| r.sidecars.as_ref().map_or("–".into(), |s| f(s).clone()))
+        };
+        columns.push(Column::new(
+            "sidecars µs/req",
+            sidecar(|s| &s.cpu_us_per_request),
+            true,
+            5,
+        ));
+        columns.push(Column::new(
+            "sidecars MiB",
+            sidecar(|s| &s.idle_rss_mib),
+            true,
+            4,
+        ));
+    }
+    table(out, columns, width);
 }
 
 /// The load generator in one line when every step is valid; else the invalid steps.

@@ -60,6 +60,18 @@ pub fn ratio_estimate(e: &Estimate) -> String {
     }
 }
 
+/// A ratio and its interval in few columns, for a table that says elsewhere what an
+/// interval holding 1 means: `1.03× [0.52–2.02]`, `3.2× [2.9–3.6]`, `1.2× (1 round)`.
+pub fn ratio_compact(e: &Estimate) -> String {
+    match e.interval() {
+        Some((low, high)) if low <= 1.0 && 1.0 <= high => {
+            format!("{:.2}× [{low:.2}–{high:.2}]", e.point)
+        }
+        Some((low, high)) => format!("{:.1}× [{low:.1}–{high:.1}]", e.point),
+        None => format!("{:.1}× (1 round)", e.point),
+    }
+}
+
 /// The smallest relative change (%) a comparison with interval `e` would have flagged:
 /// its half-width on the log scale (where the change's interval is symmetric), taken
 /// back. `None` without an interval.

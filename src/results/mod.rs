@@ -429,6 +429,26 @@ impl ArchitectureResult {
         self.architecture == other.architecture && self.same_mechanism(other)
     }
 
+    /// What its hops spoke, in words: `HTTP/1.1 + JSON under mtls through sidecars`.
+    pub fn mechanism(&self) -> String {
+        let mut words = self.transport.title().to_string();
+        if self.security != crate::plan::SecurityMode::None {
+            words.push_str(&format!(" under {}", self.security));
+        }
+        if self.mesh == crate::plan::Mesh::Sidecar {
+            words.push_str(" through sidecars");
+        }
+        words
+    }
+
+    /// How far its mechanism is from the base one (plaintext HTTP/1.1 + JSON, no mesh):
+    /// the number of dimensions off their base.
+    pub fn mechanism_distance(&self) -> usize {
+        usize::from(self.security != crate::plan::SecurityMode::None)
+            + usize::from(self.transport != crate::plan::Transport::Http1Json)
+            + usize::from(self.mesh != crate::plan::Mesh::None)
+    }
+
     /// Whether both hops spoke the same: the same security mode, transport and mesh.
     pub fn same_mechanism(&self, other: &ArchitectureResult) -> bool {
         self.security == other.security

@@ -147,15 +147,44 @@ pub struct CutDef {
 }
 
 impl Scenario {
-    /// `3 services, 4 operations, 1 entrypoints, 3 load steps`.
+    /// `3 services, 4 operations, 1 entrypoint, 3 load steps`.
     pub fn outline(&self) -> String {
-        format!(
-            "{} services, {} operations, {} entrypoints, {} load steps",
-            self.services.len(),
-            self.operations.len(),
-            self.entrypoints.len(),
-            self.load.rates.len()
-        )
+        let count =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        [
+            count(self.services.len(), "service", "services"),
+            count(self.operations.len(), "operation", "operations"),
+            count(self.entrypoints.len(), "entrypoint", "entrypoints"),
+            count(self.load.rates.len(), "load step", "load steps"),
+        ]
+        .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod outline_tests {
+    #[test]
+    fn the_outline_counts_in_words_that_agree_with_the_number() {
+        let scenario =
+            crate::scenario::parse(include_str!("../../tests/fixtures/tiny.toml")).unwrap();
+        let mut one = scenario.clone();
+        one.entrypoints.truncate(1);
+        one.services.truncate(1);
+        assert!(
+            scenario.outline().contains("2 entrypoints"),
+            "{}",
+            scenario.outline()
+        );
+        assert!(
+            one.outline().starts_with("1 service, "),
+            "{}",
+            one.outline()
+        );
+        assert!(
+            one.outline().contains(", 1 entrypoint, 1 load step"),
+            "{}",
+            one.outline()
+        );
     }
 }
 

@@ -431,20 +431,15 @@ fn the_most_available_cut_is_only_claimed_where_the_counts_show_it() {
     );
 }
 
-/// The default terminal output of a three-round run: short, within the width, the verdict
-/// last (a quick run printed ~90 lines up to 180 columns, ending in a 27-row table).
-#[test]
-fn the_brief_summary_fits_a_screen_and_ends_with_the_verdict() {
-    let results = rounds_results();
-    let model = model::build(&results, None);
-    for width in [100, 80] {
-        let text = grainbench::report::render_brief(&results, None, width);
-        if width == 100 {
-            assert_golden("brief-rounds.txt", &text);
-        }
+/// The brief summary of `results` at each (width, most lines), checked: no more lines, no
+/// line over the width, the verdict's last sentence ending the output.
+fn brief_fits(results: &RunResults, fits: [(usize, usize); 2]) -> String {
+    let model = model::build(results, None);
+    for (width, max_lines) in fits {
+        let text = grainbench::report::render_brief(results, None, width);
         let lines: Vec<&str> = text.lines().collect();
         assert!(
-            lines.len() <= 40,
+            lines.len() <= max_lines,
             "{} lines at {width}:\n{text}",
             lines.len()
         );
@@ -454,20 +449,62 @@ fn the_brief_summary_fits_a_screen_and_ends_with_the_verdict() {
         // The last lines are the verdict: its last sentence ends the output.
         let last = model.verdict.sentences.last().unwrap();
         let tail = lines[lines.len().saturating_sub(5)..].join(" ");
-        let last_words: String = last
-            .split_whitespace()
-            .rev()
-            .take(4)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let tail_words: String = tail
-            .split_whitespace()
-            .rev()
-            .take(4)
-            .collect::<Vec<_>>()
-            .join(" ");
-        assert_eq!(last_words, tail_words, "verdict last at {width}:\n{text}");
+        let last_words = |text: &str| {
+            let words: Vec<&str> = text.split_whitespace().rev().take(4).collect();
+            words.join(" ")
+        };
+        assert_eq!(
+            last_words(last),
+            last_words(&tail),
+            "verdict last at {width}:\n{text}"
+        );
     }
+    grainbench::report::render_brief(results, None, 100)
+}
+
+/// The default terminal output of a three-round run: short, within the width, the verdict
+/// last (a quick run printed ~90 lines up to 180 columns, ending in a 27-row table).
+#[test]
+fn the_brief_summary_fits_a_screen_and_ends_with_the_verdict() {
+    let text = brief_fits(&rounds_results(), [(100, 40), (80, 40)]);
+    assert_golden("brief-rounds.txt", &text);
+}
+
+/// Three cuts over three transports: the brief compares the cuts once, over the base
+/// transport, and sets each other transport against the same cut in one compact table
+/// (it printed a sentence per variant and a verdict against every deployment, 78 lines).
+#[test]
+fn with_many_mechanisms_the_brief_compares_the_cuts_once() {
+    use grainbench::plan::Transport;
+    let mut results = rounds_results();
+    let plain = results.architectures.clone();
+    for transport in [Transport::Grpc, Transport::Binary] {
+        results
+            .architectures
+            .extend(plain.iter().cloned().map(|mut a| {
+                a.transport = transport;
+                a
+            }));
+    }
+    // Nine deployments take a few more lines than three; wrapped at 80, a few more again.
+    let text = brief_fits(&results, [(100, 45), (80, 50)]);
+    let model = model::build(&results, None);
+    assert_eq!(
+        model.verdict.mechanism.as_deref(),
+        Some("HTTP/1.1 + JSON"),
+        "{text}"
+    );
+    assert_eq!(model.verdict.compared.len(), plain.len());
+    // Each variant once, in the transport table; none in the verdict.
+    for variant in ["nano+grpc", "micro+binary"] {
+        let rows = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with(&format!("{variant} ")))
+            .count();
+        assert_eq!(rows, 1, "{variant}:\n{text}");
+        assert!(!text.contains(&format!("{variant}'s p99")), "{text}");
+    }
+    assert!(text.contains("front of all 9 deployments"), "{text}");
 }
 
 /// One estimate per quantity: the p99 and the units' CPU per request of a cut at the

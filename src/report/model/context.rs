@@ -87,12 +87,18 @@ pub(super) fn network_panel(results: &RunResults, rate: Option<u32>) -> NetworkP
 
 pub(super) fn equivalence(results: &RunResults) -> String {
     match &results.equivalence {
-        Some(eq) => format!(
-            "{} requests sent one at a time to every architecture before load; digests of the business result identical for {} (reference: {}).",
-            eq.requests,
-            eq.agreed.join(", "),
-            eq.reference
-        ),
+        Some(eq) => {
+            let every = eq.agreed.len() == results.architectures.len();
+            let agreed = if every && eq.agreed.len() > 4 {
+                format!("all {} deployments", eq.agreed.len())
+            } else {
+                eq.agreed.join(", ")
+            };
+            format!(
+                "{} requests sent one at a time to every architecture before load; digests of the business result identical for {agreed} (reference: {}).",
+                eq.requests, eq.reference
+            )
+        }
         None => "The equivalence check did not run.".into(),
     }
 }

@@ -194,7 +194,7 @@ fn row(
     Some(LedgerRow {
         cut: arch.label(),
         reference: reference.label(),
-        transport: mechanism(arch),
+        transport: arch.mechanism(),
         extra_hops: format!("{extra:.1}"),
         latency: latency_us.as_ref().map_or("–".into(), signed),
         cpu: cpu_us.as_ref().map_or("–".into(), signed),
@@ -243,17 +243,6 @@ fn times(e: Option<&Estimate>, floor: Option<f64>) -> String {
 
 /// What a deployment's unit-to-unit hops went through, in words: the transport, `under
 /// mtls` when secured, `through sidecars` behind a mesh. The ledger compares within one.
-fn mechanism(arch: &ArchitectureResult) -> String {
-    let mut words = arch.transport.title().to_string();
-    if arch.security != crate::plan::SecurityMode::None {
-        words.push_str(&format!(" under {}", arch.security));
-    }
-    if arch.mesh == crate::plan::Mesh::Sidecar {
-        words.push_str(" through sidecars");
-    }
-    words
-}
-
 /// The transports of `rows`, each once, in their order.
 fn transports(rows: &[LedgerRow]) -> Vec<&str> {
     let mut transports: Vec<&str> = Vec::new();
@@ -282,21 +271,21 @@ pub fn sentence(ledger: &HopLedger) -> Option<String> {
         return Some(first);
     }
     Some(format!(
-        "{first} Against the fewest-hop cut of the same mechanism: {}.",
+        "{first} Per hop, each against the fewest-hop cut of its own mechanism: {}.",
         others.join("; ")
     ))
 }
 
-/// `gRPC: 120 µs of CPU and 90 µs of p50 (2.1× the floor) per hop, nano+grpc against
-/// monolith+grpc`.
+/// `gRPC: 120 µs of CPU and 90 µs of p50 (nano+grpc against monolith+grpc, 2.1× the
+/// floor)`.
 fn clause_of(row: &LedgerRow) -> Option<String> {
     let (cpu, latency) = (row.cpu_us.as_ref()?, row.latency_us.as_ref()?);
     let floor = match &row.cpu_to_floor[..] {
         "–" => String::new(),
-        x => format!(" (CPU {x} the floor)"),
+        x => format!(", {x} the floor"),
     };
     Some(format!(
-        "over {} a hop costs {} of CPU and {} of p50{floor}, {} against {}",
+        "{}: {} of CPU and {} of p50 ({} against {}{floor})",
         row.transport,
         micros(cpu),
         micros(latency),
@@ -360,8 +349,8 @@ mod tests {
         let headline = sentence(&ledger).unwrap();
         assert!(
             headline.contains(
-                "Against the fewest-hop cut of the same mechanism: over HTTP/1.1 + JSON under mtls"
-            ) && headline.contains("over HTTP/1.1 + JSON through sidecars"),
+                "each against the fewest-hop cut of its own mechanism: HTTP/1.1 + JSON under mtls:"
+            ) && headline.contains("; HTTP/1.1 + JSON through sidecars:"),
             "{headline}"
         );
     }

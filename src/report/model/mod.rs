@@ -139,6 +139,11 @@ pub struct Verdict {
     /// The rate the verdict compares at: the highest rate every architecture held validly.
     pub rate: Option<u32>,
     pub best: Option<String>,
+    /// With several mechanisms, the one whose cuts the verdict compares, in words (the
+    /// others are set against the same cut in their sections); `None`: every deployment.
+    pub mechanism: Option<String>,
+    /// The deployments it compares (labels).
+    pub compared: Vec<String>,
     pub sentences: Vec<String>,
 }
 
@@ -412,6 +417,8 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
         return Verdict {
             rate: None,
             best: None,
+            mechanism: None,
+            compared: Vec::new(),
             sentences: vec!["No verdict: no rate was held validly by every architecture.".into()],
         };
     };
@@ -421,9 +428,10 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
         |a: &ArchitectureResult| rounds::per_round(a, rate, |s| Some(s.latency_us.p50 as f64));
     let hops = |a: &ArchitectureResult| rounds::per_round(a, rate, |s| Some(s.hops.mean_total));
     let cpu = |a: &ArchitectureResult| rounds::per_round(a, rate, |s| s.units_cpu_us_per_request);
-    let measured: Vec<(&ArchitectureResult, Estimate)> = results
-        .architectures
-        .iter()
+    let (compared, mechanism) = verdict_deployments(results);
+    let labels: Vec<String> = compared.iter().map(|a| a.label()).collect();
+    let measured: Vec<(&ArchitectureResult, Estimate)> = compared
+        .into_iter()
         .filter_map(|a| rounds::over_rounds(&p99(a)).map(|e| (a, e)))
         .collect();
     let Some(&(best_arch, best_p99)) = measured
@@ -433,6 +441,8 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
         return Verdict {
             rate: Some(rate),
             best: None,
+            mechanism,
+            compared: labels,
             sentences: Vec::new(),
         };
     };
@@ -441,8 +451,11 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
         1 => " One round: no interval, so no difference below is certain; run with --repeat 3 or more.".to_string(),
         n => format!(" Figures are geometric means over {n} rounds with 95 % intervals."),
     };
+    let among = mechanism
+        .as_ref()
+        .map_or(String::new(), |m| format!(", of the cuts over {m},"));
     let mut sentences = vec![format!(
-        "At {rate} req/s {best} has the lowest p99: {} (p50 {}) with {:.1} hops per request.{rounds_note}",
+        "At {rate} req/s{among} {best} has the lowest p99: {} (p50 {}) with {:.1} hops per request.{rounds_note}",
         format::estimate_in(&best_p99, 0, "µs"),
         rounds::over_rounds(&p50(best_arch)).map_or("–".into(), |e| format::estimate_in(&e, 0, "µs")),
         hops(best_arch).first().map_or(0.0, |(_, h)| *h),
@@ -521,8 +534,27 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
     Verdict {
         rate: Some(rate),
         best: Some(best),
+        mechanism,
+        compared: labels,
         sentences,
     }
+}
+
+/// The deployments the verdict sets against each other. With one mechanism (what hops
+/// speak: transport, security mode, mesh), every one. With several, the cuts of the
+/// mechanism nearest the base (plaintext HTTP/1.1 + JSON, no mesh; the first listed on a
+/// tie), named in words: each other mechanism is set against the same cut in its own
+/// section, so the verdict compares cuts, once.
+pub fn verdict_deployments(results: &RunResults) -> (Vec<&ArchitectureResult>, Option<String>) {
+    let all = &results.architectures;
+    let Some(reference) = all.iter().min_by_key(|a| a.mechanism_distance()) else {
+        return (Vec::new(), None);
+    };
+    if all.iter().all(|a| a.same_mechanism(reference)) {
+        return (all.iter().collect(), None);
+    }
+    let compared = all.iter().filter(|a| a.same_mechanism(reference)).collect();
+    (compared, Some(reference.mechanism()))
 }
 
 /// p50 … p99.99 and max of a latency view, for the percentile spectrum chart.

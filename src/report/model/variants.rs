@@ -120,6 +120,9 @@ pub struct VariantRow {
     /// Added p50 and p99 against the base, µs, paired over the rounds.
     pub added_p50_us: String,
     pub added_p99_us: String,
+    /// Whether the added p50 is a change beyond noise: its interval excludes 0 and, among
+    /// more than three comparisons, it is a Benjamini–Hochberg discovery.
+    pub p50_changed: bool,
     /// The added p50 over the variant's p50.
     pub share_of_p50: String,
     /// Hops per request (measured; the mechanism must not change them) and the added p50
@@ -129,6 +132,9 @@ pub struct VariantRow {
     /// Units' CPU per request, variant against base, as a ratio, and the difference.
     pub units_cpu_ratio: String,
     pub units_cpu_added_us: String,
+    /// The ratio as a number, for the brief's compact table (`None`: unresolved).
+    #[serde(skip)]
+    pub units_cpu_ratio_estimate: Option<Estimate>,
     /// Driver's CPU per request spent in rustls, µs.
     pub driver_tls_us_per_request: String,
     /// Connections opened on the machine per request, variant (base): under TLS, each is
@@ -307,15 +313,20 @@ fn compare(
     let per_hop = added_p50.point / hops_mean.max(1.0);
     let rss = |a: &ArchitectureResult| a.deploy.as_ref().map(|d| d.idle_rss_bytes_total as f64);
     let arch = variant.label();
+    let p50_changed = added_p50.interval().is_some()
+        && !added_p50.contains(0.0)
+        && corrected.is_none_or(|(found, _)| found);
     let row = VariantRow {
         arch: arch.clone(),
         variant: dimension.value(variant),
         added_p50_us: signed(&added_p50, "µs"),
         added_p99_us: added_p99.map_or("–".into(), |e| signed(&e, "µs")),
+        p50_changed,
         share_of_p50: format!("{:.0} %", share * 100.0),
         hops: format!("{hops_mean:.1}"),
         added_p50_per_hop_us: format!("{per_hop:+.1}"),
         units_cpu_ratio: unresolved(cpu_ratio.map_or("–".into(), |r| format::ratio_estimate(&r))),
+        units_cpu_ratio_estimate: cpu_ratio.filter(|_| cpu_resolved),
         units_cpu_added_us: unresolved(cpu_added.map_or("–".into(), |e| signed(&e, "µs"))),
         driver_tls_us_per_request: mean(variant, &tls).map_or("–".into(), |v| format!("{v:.1}")),
         connections_per_request: match (mean(variant, &opened), mean(base, &opened)) {
