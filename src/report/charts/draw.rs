@@ -72,16 +72,17 @@ pub(super) fn line_chart_with(
     }
     let y0 = (y0 * 0.8).max(0.001);
     let y1 = (y1 * 1.25).max(y0 * 2.0);
-    let y1 = with_legend_headroom(y0, y1, series.len());
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).ok()?;
-        let mut builder = ChartBuilder::on(&root);
+        // The legend has its own panel on the right, off the data however many series.
+        let (plot, legend) = root.split_horizontally(WIDTH - legend_width(series));
+        let mut builder = ChartBuilder::on(&plot);
         builder
             .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56);
+            .x_label_area_size(44)
+            .y_label_area_size(64);
         let x_pad = (x1 - x0) * 0.03;
         let (bold, light) = log_key_points(y0, y1);
         let y_axis = (y0..y1)
@@ -106,9 +107,65 @@ pub(super) fn line_chart_with(
             shade(&mut chart, window, (y0, y1))?;
         }
         draw_lines(&mut chart, series)?;
+        legend_panel(&legend, series)?;
         root.present().ok()?;
     }
     Some(svg)
+}
+
+/// Text width in SVG pixels of `chars` characters at the label size (an average glyph).
+pub(super) fn text_px(chars: usize) -> u32 {
+    (chars as f64 * f64::from(LABEL_PX) * 0.5).ceil() as u32
+}
+
+/// The width of the legend panel of `series`: a 26 px line sample, a gap and the longest
+/// name, within a third of the chart.
+fn legend_width(series: &[Series]) -> u32 {
+    let longest = series
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    (text_px(longest) + 40).clamp(80, WIDTH / 3)
+}
+
+/// The cuts' colours of `series` in order of first appearance: a cut's p50 and p99 share
+/// one colour, width and mark.
+fn cut_colours(series: &[Series]) -> Vec<RGBColor> {
+    let mut cuts: Vec<RGBColor> = Vec::new();
+    for s in series {
+        if !cuts.contains(&s.colour) {
+            cuts.push(s.colour);
+        }
+    }
+    cuts
+}
+
+/// One row per series in `area`: its line sample with its mark, then its name.
+fn legend_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    series: &[Series],
+) -> Option<()> {
+    let cuts = cut_colours(series);
+    let row = (LABEL_PX + 6) as i32;
+    let style = (FONT, LABEL_PX)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    for (i, s) in series.iter().enumerate() {
+        let cut = cuts.iter().position(|c| *c == s.colour).unwrap_or(0);
+        let width = stroke_width(cut, cuts.len(), s.thin);
+        let y = 18 + row * i as i32;
+        area.draw(
+            &(EmptyElement::at((6, y))
+                + PathElement::new(vec![(0, 0), (26, 0)], s.colour.stroke_width(width))
+                + Mark::of(cut).element((13, 0), s.colour)),
+        )
+        .ok()?;
+        area.draw(&Text::new(s.name.clone(), (38, y), style.clone()))
+            .ok()?;
+    }
+    Some(())
 }
 
 /// Minor grid lines between two labelled ones on a linear axis (more read as a band).
@@ -159,16 +216,6 @@ pub(super) fn log_tick(v: f64) -> String {
     }
 }
 
-/// The top of a log y axis from `y0` to `y1` raised so the legend of `series` lines (in a
-/// top corner) sits above every point instead of over the data.
-pub(super) fn with_legend_headroom(y0: f64, y1: f64, series: usize) -> f64 {
-    // The legend's share of the plot's height: a row per series plus its border.
-    let plot_px = f64::from(HEIGHT) - 60.0;
-    let legend = ((series as f64 * 20.0 + 12.0) / plot_px).min(0.6);
-    let span = (y1 / y0).ln();
-    y1 * (legend / (1.0 - legend) * span).exp()
-}
-
 pub(super) fn draw_lines<'a, DB, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     series: &[Series],
@@ -178,14 +225,14 @@ where
     X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
     Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
 {
-    draw_lines_legend_at(chart, series, SeriesLabelPosition::UpperLeft)
+    draw_lines_legend_at(chart, series, None)
 }
 
-/// [`draw_lines`] with the legend at `legend`.
+/// [`draw_lines`] with the legend inside the plot at `legend` (`None`: drawn apart).
 pub(super) fn draw_lines_legend_at<'a, DB, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     series: &[Series],
-    legend: SeriesLabelPosition,
+    legend: Option<SeriesLabelPosition>,
 ) -> Option<()>
 where
     DB: DrawingBackend + 'a,
@@ -193,12 +240,7 @@ where
     Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
 {
     // A cut's series (p50 and p99 of one colour) share its width and its mark.
-    let mut cuts: Vec<RGBColor> = Vec::new();
-    for s in series {
-        if !cuts.contains(&s.colour) {
-            cuts.push(s.colour);
-        }
-    }
+    let cuts = cut_colours(series);
     for s in series {
         let cut = cuts.iter().position(|c| *c == s.colour).unwrap_or(0);
         let width = stroke_width(cut, cuts.len(), s.thin);
@@ -227,6 +269,9 @@ where
             }))
             .ok()?;
     }
+    let Some(legend) = legend else {
+        return Some(());
+    };
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
@@ -282,6 +327,22 @@ impl Mark {
     }
 }
 
+/// The plot's height in a bar chart, pixels: the chart less its margins and x label area.
+const BAR_PLOT_PX: f64 = HEIGHT as f64 - 2.0 * 12.0 - 12.0;
+
+/// How far above the tallest of `bars` (`top`) the axis reaches so that every upright
+/// label fits above its bar (a label is as tall as it is long); at most 4× (very long
+/// labels over tall bars then reach the frame rather than flatten every bar).
+fn upright_headroom(bars: &[Bar], top: f64) -> f64 {
+    bars.iter()
+        .map(|b| {
+            let end = (b.value + b.stacked).max(b.interval.map_or(0.0, |i| i.1));
+            let room = BAR_PLOT_PX - 8.0 - f64::from(text_px(b.label.chars().count()));
+            end * BAR_PLOT_PX / room.max(BAR_PLOT_PX / 4.0) / top
+        })
+        .fold(1.15, f64::max)
+}
+
 /// Most bars whose labels fit side by side above them.
 const MAX_LEVEL_LABELS: usize = 8;
 
@@ -299,7 +360,11 @@ pub(super) fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
     // Many bars: their labels stand upright above them (side by side they would overlap),
     // and the axis leaves room for them.
     let upright = bars.len() > MAX_LEVEL_LABELS;
-    let headroom = if upright { 1.7 } else { 1.15 };
+    let headroom = if upright {
+        upright_headroom(bars, top)
+    } else {
+        1.15
+    };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
@@ -317,7 +382,7 @@ pub(super) fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
             .x_label_area_size(12)
-            .y_label_area_size(56)
+            .y_label_area_size(64)
             .build_cartesian_2d(0.0..n as f64, 0.0..top * headroom)
             .ok()?;
         chart
@@ -329,7 +394,7 @@ pub(super) fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
                 if integer {
                     format!("{v:.0}")
                 } else {
-                    format!("{v:.1}")
+                    short_number(*v)
                 }
             })
             .y_desc(y_label)
@@ -346,7 +411,7 @@ pub(super) fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
                     bar.colour.filled(),
                 )))
                 .ok()?;
-            let font = (FONT, if n > 4 { LABEL_PX - 1 } else { LABEL_PX }).into_font();
+            let font = (FONT, LABEL_PX).into_font();
             let label_style = if upright {
                 font.transform(FontTransform::Rotate270)
                     .color(&BLACK)
@@ -460,18 +525,38 @@ mod tests {
         assert_eq!(labelled, ["0.1", "0.2", "0.5", "1", "2", "5", "10"]);
     }
 
+    /// Nine series (three cuts over three transports): every name is written in the
+    /// legend's own panel, right of the plot, so none covers a line (in the plot, nine
+    /// rows took 60 % of its height).
     #[test]
-    fn the_legend_gets_the_top_of_the_axis_to_itself() {
-        let (y0, y1) = (0.1, 10.0);
-        let top = with_legend_headroom(y0, y1, 6);
-        // The data's top sits below the legend's share of the (log) height.
-        let data_share = (y1 / y0).ln() / (top / y0).ln();
-        let legend = (6.0 * 20.0 + 12.0) / (f64::from(HEIGHT) - 60.0);
-        assert!((data_share - (1.0 - legend)).abs() < 1e-9, "{data_share}");
-        assert!(
-            with_legend_headroom(y0, y1, 1) < top,
-            "fewer lines, less room"
-        );
+    fn the_legend_stands_beside_the_plot() {
+        let series: Vec<Series> = (0..9)
+            .map(|i| Series {
+                name: format!("cut{i}+transport"),
+                colour: RGBColor(20 * i as u8, 0, 0),
+                points: vec![(0.0, 1.0 + i as f64), (1.0, 2.0 + i as f64)],
+                thin: false,
+                bars: Vec::new(),
+            })
+            .collect();
+        let svg = line_chart(&series, "x", "y", |x| format!("{x}")).unwrap();
+        let split = f64::from(WIDTH - legend_width(&series));
+        for s in &series {
+            let at = svg
+                .find(&format!(">\n{}\n<", s.name))
+                .unwrap_or_else(|| panic!("{}", s.name));
+            let tag = &svg[svg[..at].rfind("<text").unwrap()..at];
+            let x: f64 = tag
+                .split("x=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(x >= split, "{} at x={x}, plot ends at {split}", s.name);
+        }
     }
 
     use super::*;

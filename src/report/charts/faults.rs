@@ -91,8 +91,8 @@ fn success_chart(series: &[Series], window: (f64, f64)) -> Option<String> {
         root.fill(&WHITE).ok()?;
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
             .build_cartesian_2d(0.0..x1, 0.0..105.0)
             .ok()?;
         chart
@@ -106,7 +106,7 @@ fn success_chart(series: &[Series], window: (f64, f64)) -> Option<String> {
             .ok()?;
         shade(&mut chart, window, (0.0, 105.0))?;
         // Success sits near 100 % most of the time: the legend goes below it.
-        draw_lines_legend_at(&mut chart, series, SeriesLabelPosition::LowerLeft)?;
+        draw_lines_legend_at(&mut chart, series, Some(SeriesLabelPosition::LowerLeft))?;
         root.present().ok()?;
     }
     Some(svg)

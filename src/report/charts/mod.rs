@@ -7,7 +7,10 @@ mod faults;
 
 pub use faults::FaultCharts;
 
-use draw::{bar_chart, line_chart, rgb, short_number, Bar, IntoRgb, Series};
+use draw::{
+    bar_chart, line_chart, log_key_points, log_tick, rgb, short_number, Bar, IntoRgb, Series,
+    LIGHT_LINES,
+};
 
 use super::model::{colour, valid_step_at, ReportModel};
 use crate::results::{decode_histogram, ArchitectureResult, RunResults, StepMode};
@@ -18,9 +21,10 @@ use serde::Serialize;
 const WIDTH: u32 = 640;
 const HEIGHT: u32 = 340;
 const FONT: &str = "sans-serif";
-/// Chart text size in SVG pixels: a chart is drawn 640 wide and shown about 500 wide in a
-/// 1200 px window (two per row), so 15 here is about 11.7 px on screen.
-const LABEL_PX: u32 = 15;
+/// Chart text size asked of plotters, which writes 0.8 of it as the SVG's font size: a
+/// chart is drawn 640 wide and shown about 530 wide in a 1200 px window (two per row), so
+/// 17 here is 13.6 in the SVG and about 11.3 px on screen.
+const LABEL_PX: u32 = 17;
 
 /// One titled chart, as inline SVG. Latency axes are logarithmic.
 #[derive(Debug, Clone, Serialize)]
@@ -271,10 +275,12 @@ fn deploy(results: &RunResults, rate: Option<u32>) -> Vec<Chart> {
         rate.and_then(|r| super::model::units_cpu(a, r))
             .map_or(0.0, |c| c.point)
     };
-    let charts: [(&str, &str, Vec<Bar>); 4] = [
+    // Title, axis, caption (the axis's words unless they need more), bars.
+    let charts: [(&str, &str, &str, Vec<Bar>); 4] = [
         (
             "Deployable units",
             "units (light = state units)",
+            "",
             bars(&|a| {
                 let d = a
                     .deploy
@@ -286,6 +292,7 @@ fn deploy(results: &RunResults, rate: Option<u32>) -> Vec<Chart> {
         (
             "Idle memory",
             "RSS after readiness (MiB)",
+            "",
             bars(&|a| {
                 (
                     a.deploy
@@ -298,6 +305,7 @@ fn deploy(results: &RunResults, rate: Option<u32>) -> Vec<Chart> {
         (
             "Cold start",
             "spawn → all ready, median (ms)",
+            "",
             bars(&|a| {
                 (
                     a.deploy.as_ref().map_or(0.0, |d| d.cold_start.median_ms),
@@ -307,16 +315,17 @@ fn deploy(results: &RunResults, rate: Option<u32>) -> Vec<Chart> {
         ),
         (
             "Unit CPU per request",
+            "units' CPU µs per request",
             "µs of CPU, all units, at the verdict rate (geometric mean over the rounds)",
             bars(&|a| (cpu(a), 0.0)),
         ),
     ];
     charts
         .into_iter()
-        .filter_map(|(title, y, bars)| {
+        .filter_map(|(title, y, caption, bars)| {
             Some(Chart {
                 title: title.into(),
-                caption: y.into(),
+                caption: if caption.is_empty() { y } else { caption }.into(),
                 svg: bar_chart(&bars, y)?,
             })
         })
@@ -380,18 +389,24 @@ fn front(front: &super::model::front::Front) -> Option<Chart> {
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).ok()?;
+        let (bold, light) = log_key_points(y0, y1);
+        let y_axis = (y0..y1)
+            .log_scale()
+            .with_key_points(bold)
+            .with_light_points(light);
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d((x0 - x_pad).max(0.0)..x1 + x_pad, (y0..y1).log_scale())
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d((x0 - x_pad).max(0.0)..x1 + x_pad, y_axis)
             .ok()?;
         chart
             .configure_mesh()
             .x_desc("units' CPU µs per request")
             .y_desc(format!("p99 ms at {} req/s", front.rate))
             .x_label_formatter(&|v: &f64| short_number(*v))
-            .y_label_formatter(&|v: &f64| short_number(*v))
+            .y_label_formatter(&|v: &f64| log_tick(*v))
+            .max_light_lines(LIGHT_LINES)
             .label_style((FONT, LABEL_PX))
             .axis_desc_style((FONT, LABEL_PX))
             .draw()
@@ -424,17 +439,17 @@ fn front(front: &super::model::front::Front) -> Option<Chart> {
             chart
                 .draw_series(std::iter::once(Circle::new((*cpu, y), marker, c.filled())))
                 .ok()?;
-            let style = (FONT, LABEL_PX - 1)
-                .into_font()
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Left, VPos::Center));
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    format!(" {} ({}u)", r.arch, r.service_units),
-                    (*cpu, y),
-                    style,
-                )))
-                .ok()?;
+        }
+        let labels = points.iter().map(|(r, cpu)| {
+            let at = chart.backend_coord(&(*cpu, ms(r.p99.point)));
+            (at, format!("{} ({}u)", r.arch, r.service_units))
+        });
+        let style = (FONT, LABEL_PX)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        for ((x, y), text) in place_labels(labels.collect()) {
+            root.draw(&Text::new(text, (x, y), style.clone())).ok()?;
         }
         root.present().ok()?;
     }
@@ -443,6 +458,34 @@ fn front(front: &super::model::front::Front) -> Option<Chart> {
         caption: "One point per cut, labelled with its service units (u); bars: 95 % interval of the p99 over the rounds. The grey line joins the front: the cuts no other cut beats on p99, CPU per request and units at once (geometric means over the rounds).".into(),
         svg,
     })
+}
+
+/// Where each point's label goes, in pixels: right of its point (left where it would leave
+/// the chart), moved down just enough that no two labels whose spans meet overlap.
+fn place_labels(mut labels: Vec<((i32, i32), String)>) -> Vec<((i32, i32), String)> {
+    labels.sort_by_key(|((_, y), _)| *y);
+    let line = (f64::from(LABEL_PX) * 0.8).ceil() as i32 + 3;
+    let mut placed: Vec<(i32, i32, i32)> = Vec::new();
+    let mut out = Vec::new();
+    for ((px, py), text) in labels {
+        let w = draw::text_px(text.chars().count()) as i32;
+        let x0 = if px + 10 + w < WIDTH as i32 - 4 {
+            px + 10
+        } else {
+            px - 10 - w
+        };
+        let mut y = py;
+        // Each step moves the label below one it meets, so y only grows and this ends.
+        while let Some(&(_, _, above)) = placed
+            .iter()
+            .find(|(a0, a1, ay)| *a0 < x0 + w && x0 < *a1 && (ay - y).abs() < line)
+        {
+            y = above + line;
+        }
+        placed.push((x0, x0 + w, y));
+        out.push(((x0, y), text));
+    }
+    out
 }
 
 /// Per cut, the p50 latency and the units' CPU one hop adds (with their intervals), beside
@@ -496,6 +539,29 @@ fn ledger(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Three cuts at one point (monolith over three transports) and one at the right
+    /// edge: no two labels overlap, and the edge's stays inside the chart.
+    #[test]
+    fn labels_of_points_that_meet_do_not_overlap() {
+        let labels = vec![
+            ((100, 200), "monolith (1u)".to_string()),
+            ((101, 201), "monolith+grpc (1u)".to_string()),
+            ((100, 199), "monolith+binary (1u)".to_string()),
+            ((WIDTH as i32 - 20, 50), "nano+grpc (17u)".to_string()),
+        ];
+        let placed = place_labels(labels);
+        let line = (f64::from(LABEL_PX) * 0.8).ceil() as i32;
+        for (i, ((x, y), text)) in placed.iter().enumerate() {
+            let w = draw::text_px(text.chars().count()) as i32;
+            assert!(*x >= 0 && x + w <= WIDTH as i32, "{text} at {x}");
+            for ((x2, y2), text2) in &placed[i + 1..] {
+                let w2 = draw::text_px(text2.chars().count()) as i32;
+                let apart = x + w <= *x2 || x2 + w2 <= *x || (y - y2).abs() >= line;
+                assert!(apart, "{text} and {text2} overlap");
+            }
+        }
+    }
 
     #[test]
     fn nines_map_percentiles_to_a_log_axis() {
