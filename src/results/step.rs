@@ -365,9 +365,19 @@ pub struct StepResult {
 /// `figure`, when the tick rounding of `usage`'s processes is under [`MAX_CPU_ROUNDING`]
 /// of their CPU (see [`StepResult::resolved_units_cpu_us_per_request`]).
 fn resolved(usage: &UnitsUsage, figure: f64) -> Option<f64> {
+    (rounding_share(usage) <= MAX_CPU_ROUNDING).then_some(figure)
+}
+
+/// The RMS tick rounding of `usage`'s CPU over its processes (√(n/6) ticks), as a share of
+/// that CPU (infinite for none).
+fn rounding_share(usage: &UnitsUsage) -> f64 {
     let processes = usage.cpu_ms.len().max(1) as f64;
     let rounding_ms = (processes / 6.0).sqrt() * CPU_TICK_MS;
-    (rounding_ms <= MAX_CPU_ROUNDING * usage.cpu_ms_total).then_some(figure)
+    if usage.cpu_ms_total > 0.0 {
+        rounding_ms / usage.cpu_ms_total
+    } else {
+        f64::INFINITY
+    }
 }
 
 /// What /proc counts CPU time in: whole ticks of USER_HZ, 100 per second on Linux.
@@ -386,6 +396,12 @@ impl StepResult {
     /// a figure is withheld from comparisons (`None`).
     pub fn resolved_units_cpu_us_per_request(&self) -> Option<f64> {
         resolved(self.units.as_ref()?, self.units_cpu_us_per_request?)
+    }
+
+    /// How much /proc's 10 ms ticks round the units' CPU of this step (RMS, as a share of
+    /// it); `None` without a reading.
+    pub fn units_cpu_rounding(&self) -> Option<f64> {
+        self.units.as_ref().map(rounding_share)
     }
 
     /// The sidecars' CPU per request under the same rule.

@@ -639,3 +639,44 @@ fn with_more_than_three_cuts_the_verdict_corrects_for_its_comparisons() {
     );
     assert!(said("nano").contains("4.7×"), "{:#?}", verdict.sentences);
 }
+
+/// Rounds that agree to /proc's tick (a light monolith over a short step: 15 ticks each)
+/// gave "187 [187–187]", an interval claiming a certainty the ticks cannot give; the
+/// figure now says how much the ticks round it, in every table that shows it.
+#[test]
+fn cpu_rounds_that_agree_to_the_tick_show_the_ticks_rounding_not_a_zero_interval() {
+    let mut results = rounds_results();
+    let rate = model::verdict_rate(&results).unwrap();
+    let monolith = results
+        .architectures
+        .iter_mut()
+        .find(|a| a.label() == "monolith")
+        .unwrap();
+    for step in monolith
+        .steps
+        .iter_mut()
+        .filter(|s| s.is_valid_open_at(rate))
+    {
+        step.units_cpu_us_per_request = Some(187.0);
+        let units = step.units.get_or_insert_with(Default::default);
+        units.cpu_ms = [("monolith".to_string(), 150.0)].into_iter().collect();
+        units.cpu_ms_total = 150.0;
+    }
+    let model = model::build(&results, None);
+    let front = model.front.as_ref().unwrap();
+    let row = front.rows.iter().find(|r| r.arch == "monolith").unwrap();
+    assert_eq!(row.cpu_us_per_request, "187 (±3 %, 10 ms ticks)");
+    let deploy = model
+        .deploy_rows
+        .iter()
+        .find(|d| d.arch == "monolith")
+        .unwrap();
+    assert_eq!(deploy.cpu_us_per_request, row.cpu_us_per_request);
+    // A cut whose rounds differ beyond the ticks keeps its interval.
+    let nano = front.rows.iter().find(|r| r.arch == "nano").unwrap();
+    assert!(
+        nano.cpu_us_per_request.contains('['),
+        "{}",
+        nano.cpu_us_per_request
+    );
+}

@@ -168,9 +168,7 @@ fn row(a: &ArchitectureResult, rate: u32) -> Option<FrontRow> {
         p99_us: format::estimate(&p99, 0),
         p99,
         p99_rounds,
-        cpu_us_per_request: cpu
-            .as_ref()
-            .map_or("not measured".into(), |c| format::estimate(c, 0)),
+        cpu_us_per_request: super::units_cpu_text(a, rate),
         cpu,
         cpu_rounds,
         blast_radius: format!("{:.1}", mean_blast_radius(service_sizes)),

@@ -304,6 +304,30 @@ pub fn units_cpu(arch: &ArchitectureResult, rate: u32) -> Option<Estimate> {
     }))
 }
 
+/// The units' CPU per request of `arch` at `rate` as every table shows it: the estimate
+/// with its interval; or, where the interval is narrower than /proc's 10 ms ticks can
+/// tell (a light cut's short step: its rounds agree to the tick, and the interval shrinks
+/// to nothing), the mean with the ticks' rounding instead (`187 (±3 %, 10 ms ticks)`).
+pub fn units_cpu_text(arch: &ArchitectureResult, rate: u32) -> String {
+    let Some(e) = units_cpu(arch, rate) else {
+        return "not measured".into();
+    };
+    let rounding = arch
+        .steps
+        .iter()
+        .filter(|s| s.is_valid_open_at(rate))
+        .filter_map(StepResult::units_cpu_rounding)
+        .fold(0.0, f64::max);
+    let half_width = e
+        .high
+        .map_or(0.0, |high| high / e.point.max(f64::MIN_POSITIVE) - 1.0);
+    if e.interval().is_some() && half_width < rounding {
+        format!("{:.0} (±{:.0} %, 10 ms ticks)", e.point, rounding * 100.0)
+    } else {
+        format::estimate(&e, 0)
+    }
+}
+
 /// The cold start of `arch`: the deploy measurement's median over its repeats where there
 /// is one (the figure the deploy table shows), else the single launch's.
 pub fn cold_start_ms(arch: &ArchitectureResult) -> Option<f64> {

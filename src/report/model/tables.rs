@@ -167,9 +167,8 @@ pub(super) fn deploy_rows(results: &RunResults, rate: Option<u32>) -> Vec<Deploy
                 cold_start_ratio: ratio(d.cold_start.median_ms, best_cold),
                 idle_rss_mib: mib(d.idle_rss_bytes_total),
                 peak_rss_mib: peak.map_or("not measured".into(), mib),
-                cpu_us_per_request: cpu
-                    .as_ref()
-                    .map_or("not measured".into(), |c| format::estimate(c, 0)),
+                cpu_us_per_request: rate
+                    .map_or("not measured".into(), |r| super::units_cpu_text(a, r)),
                 cpu_ratio: cpu.map_or("–".into(), |c| ratio(c.point, best_cpu)),
             })
         })
