@@ -107,6 +107,15 @@ pub enum Command {
         #[arg(long)]
         unit: Option<String>,
     },
+    /// Supervise a sidecar's proxy inside its container (how a pod's sidecar runs under
+    /// `--mesh sidecar --target compose`): its configuration on stdin, stopped when stdin
+    /// closes.
+    #[command(hide = true)]
+    SidecarProxy {
+        /// The run this sidecar belongs to (identifies its processes).
+        #[arg(long)]
+        run_id: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -350,6 +359,8 @@ impl PlacementArgs {
                 cpus: self.cpus,
                 memory: self.memory.clone(),
                 remove_image,
+                // Set where the deployments are known (`DeployEnv::place`).
+                sidecars: false,
             }),
         }
     }

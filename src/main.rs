@@ -65,6 +65,15 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Command::SidecarProxy { .. } = &cli.command {
+        return match grainbench::launch::sidecar::pod::supervise() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                note!("grainbench sidecar-proxy: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     terminal::init_tracing("GRAINBENCH_LOG", cli.verbose);
     grainbench::launch::raise_open_files_limit();
     let outcome = tokio::runtime::Builder::new_multi_thread()
@@ -114,6 +123,8 @@ async fn dispatch(command: Command, verbose: bool) -> Result<(), Failure> {
         Command::Up(args) => commands::up(&args).await,
         Command::Export(args) => commands::export(&args),
         Command::Calibrate(args) => commands::calibrate(&args).await,
-        Command::Unit { .. } => unreachable!("handled before the runtime starts"),
+        Command::Unit { .. } | Command::SidecarProxy { .. } => {
+            unreachable!("handled before the runtime starts")
+        }
     }
 }

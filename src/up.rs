@@ -55,7 +55,7 @@ impl Up {
     ) -> Result<Up, UpError> {
         let scenario = Arc::new(request.overrides.apply(&source.scenario));
         let spec = DeploySpec::new(scenario, &request.cut, request.security)?;
-        let env = DeployEnv::new(unit_binary, run_id()).place(&request.target)?;
+        let env = DeployEnv::new(unit_binary, run_id()).place(&request.target, &[&spec])?;
         let live = spec.start(&env).await.map_err(|source| UpError::Launch {
             cut: request.cut.clone(),
             source,

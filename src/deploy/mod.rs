@@ -235,14 +235,23 @@ impl DeployEnv {
         }
     }
 
-    /// Places units on `target`: for containers, checks Docker, builds the run's image and
-    /// creates its network (held until this is dropped).
-    pub fn place(mut self, target: &DeployTarget) -> Result<Self, ContainerError> {
+    /// Places units on `target`: for containers, checks Docker, builds the run's image
+    /// (and, when any of `specs` runs behind sidecars, the sidecar image) and creates its
+    /// network (held until this is dropped).
+    pub fn place(
+        mut self,
+        target: &DeployTarget,
+        specs: &[&DeploySpec],
+    ) -> Result<Self, ContainerError> {
         if let DeployTarget::Compose(options) = target {
+            let options = ContainerOptions {
+                sidecars: specs.iter().any(|s| s.plan.mesh == Mesh::Sidecar),
+                ..options.clone()
+            };
             self.containers = Some(ContainerRun::prepare(
                 &self.unit_binary,
                 &self.run_id,
-                options,
+                &options,
             )?);
         }
         Ok(self)

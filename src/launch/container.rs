@@ -8,6 +8,8 @@
 //!   travel on stdin and its address on stdout: it binds `0.0.0.0:8080`, announces its
 //!   container name, and the others reach it by that name. Its port is published on
 //!   127.0.0.1 only, for the driver and the harness.
+//! - Behind a mesh, a second image holds HAProxy and the same binary (its supervisor):
+//!   each unit's sidecar container owns the unit's network namespace (`sidecar::pod`).
 //! - No orphans: every container and the network carry the run's label; the docker client
 //!   dies with the harness (stdin closes, the unit exits, `--rm` removes it), and the
 //!   network's guard removes whatever is left, containers first, when dropped.
@@ -51,6 +53,9 @@ pub struct ContainerTarget {
     /// `--cpus` and `--memory` of every unit container (a pod's size), if given.
     pub cpus: Option<f64>,
     pub memory: Option<String>,
+    /// This run's tag of the sidecar image (HAProxy and its supervisor), when a
+    /// deployment runs behind sidecars.
+    pub sidecar_image: Option<String>,
 }
 
 /// Runs `docker args…` and returns its stdout.
@@ -103,6 +108,31 @@ pub fn build_image(
     run_id: &str,
     also: Option<&str>,
 ) -> Result<(String, u64), ContainerError> {
+    build_image_with(binary, &[], &format!("grainbench-unit:{tag}"), run_id, also)
+}
+
+/// Builds the sidecar image: the unit's (`binary`, its supervisor) with `proxy` (HAProxy)
+/// and its libraries beside it, as `/haproxy`; tagged `tag` only.
+pub fn build_sidecar_image(
+    binary: &Path,
+    proxy: &Path,
+    tag: &str,
+    run_id: &str,
+) -> Result<u64, ContainerError> {
+    let image = format!("grainbench-sidecar:{tag}");
+    build_image_with(binary, &[(proxy, "haproxy")], &image, run_id, None).map(|(_, bytes)| bytes)
+}
+
+/// A `FROM scratch` image of `binary` (its entry point) and `extra` files (each copied to
+/// the root under its name), with every shared library they load, tagged `image` (and
+/// `also`).
+fn build_image_with(
+    binary: &Path,
+    extra: &[(&Path, &str)],
+    image: &str,
+    run_id: &str,
+    also: Option<&str>,
+) -> Result<(String, u64), ContainerError> {
     let context = tempfile::tempdir().map_err(ContainerError::Context)?;
     let root = context.path().join("root");
     let copy = |from: &Path| -> Result<(), ContainerError> {
@@ -117,6 +147,14 @@ pub fn build_image(
     std::fs::create_dir_all(root.join("etc")).map_err(ContainerError::Context)?;
     std::fs::copy(binary, root.join("grainbench")).map_err(ContainerError::Context)?;
     let mut libs = libraries(binary)?;
+    for (path, name) in extra {
+        std::fs::copy(path, root.join(name)).map_err(ContainerError::Context)?;
+        for lib in libraries(path)? {
+            if !libs.contains(&lib) {
+                libs.push(lib);
+            }
+        }
+    }
     if !libs.is_empty() {
         // Name resolution by files, then DNS (Docker's, which knows the containers' names).
         for module in ["libnss_files.so.2", "libnss_dns.so.2"] {
@@ -140,21 +178,20 @@ pub fn build_image(
     );
     std::fs::write(context.path().join("Dockerfile"), dockerfile)
         .map_err(ContainerError::Context)?;
-    let image = format!("grainbench-unit:{tag}");
     let label = format!("{RUN_LABEL}={run_id}");
     let dir = context.path().to_string_lossy().to_string();
-    let mut args = vec!["build", "-q", "--label", &label, "-t", &image];
+    let mut args = vec!["build", "-q", "--label", &label, "-t", image];
     if let Some(also) = also {
         args.extend(["-t", also]);
     }
     args.push(&dir);
     docker(&args)?;
     // This build's own tag, if any: the shared one may already name another run's build.
-    let built = also.unwrap_or(&image);
+    let built = also.unwrap_or(image);
     let bytes = docker(&["image", "inspect", "--format", "{{.Size}}", built])?
         .parse()
         .unwrap_or(0);
-    Ok((image, bytes))
+    Ok((image.to_string(), bytes))
 }
 
 /// The run's bridge network; dropping it removes every container of the run, then it.
@@ -170,6 +207,7 @@ struct LiveRun {
     network: String,
     run_image: String,
     shared: Option<String>,
+    sidecar_image: Option<String>,
 }
 
 static LIVE_RUNS: std::sync::Mutex<Vec<LiveRun>> = std::sync::Mutex::new(Vec::new());
@@ -187,6 +225,7 @@ pub fn remove_live_runs() {
     for run in std::mem::take(&mut *live_runs()) {
         remove_run(&run.run_id, Some(&run.network));
         remove_images(&run.run_image, run.shared.as_deref());
+        remove_sidecar_image(run.sidecar_image.as_deref());
     }
 }
 
@@ -201,6 +240,15 @@ fn remove_images(run_image: &str, shared: Option<&str>) {
     if let Some(shared) = shared {
         if let Err(error) = docker(&["rmi", shared]) {
             tracing::info!(%error, "the image stays: another run uses it");
+        }
+    }
+}
+
+/// Removes a run's own sidecar image, if it built one.
+fn remove_sidecar_image(image: Option<&str>) {
+    if let Some(image) = image {
+        if let Err(error) = docker(&["rmi", image]) {
+            tracing::warn!(%error, "cannot remove the run's sidecar image");
         }
     }
 }
@@ -262,6 +310,8 @@ pub struct ContainerOptions {
     pub cpus: Option<f64>,
     pub memory: Option<String>,
     pub remove_image: bool,
+    /// Whether a deployment runs behind sidecars (a sidecar image is built, with HAProxy).
+    pub sidecars: bool,
 }
 
 /// What a run (or `up`) whose units are containers holds until it ends: dropping it
@@ -289,12 +339,26 @@ impl ContainerRun {
         let tag = image_tag(binary);
         let run_image = format!("grainbench-unit:{tag}-r{}", short_hash(run_id));
         let (image, image_bytes) = build_image(binary, &tag, run_id, Some(&run_image))?;
+        let sidecar_image = match options.sidecars {
+            true => {
+                let proxy = which(crate::launch::sidecar::HAPROXY).ok_or_else(|| {
+                    ContainerError::NoDocker(
+                        "--mesh sidecar needs HAProxy on this machine to build the sidecar image (apt-get install haproxy)".into(),
+                    )
+                })?;
+                let tag = format!("{tag}-r{}", short_hash(run_id));
+                build_sidecar_image(binary, &proxy, &tag, run_id)?;
+                Some(format!("grainbench-sidecar:{tag}"))
+            }
+            false => None,
+        };
         let network = RunNetwork::create(run_id)?;
         live_runs().push(LiveRun {
             run_id: run_id.to_string(),
             network: network.name.clone(),
             run_image: run_image.clone(),
             shared: options.remove_image.then(|| image.clone()),
+            sidecar_image: sidecar_image.clone(),
         });
         tracing::info!(%image, image_bytes, network = %network.name, "units run as containers");
         Ok(ContainerRun {
@@ -306,6 +370,7 @@ impl ContainerRun {
                 run_id: run_id.to_string(),
                 cpus: options.cpus,
                 memory: options.memory.clone(),
+                sidecar_image,
             }),
             remove_image: options.remove_image,
             _network: network,
@@ -319,7 +384,17 @@ impl Drop for ContainerRun {
         live_runs().retain(|run| run.run_id != self.target.run_id);
         let shared = self.remove_image.then_some(self.target.image.as_str());
         remove_images(&self.target.run_image, shared);
+        remove_sidecar_image(self.target.sidecar_image.as_deref());
     }
+}
+
+/// Where `program` is on the PATH.
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|path| path.is_file())
 }
 
 /// Label on a run's network naming the harness that owns it: `<pid>-<start time>`, so a
@@ -392,38 +467,44 @@ fn short_hash(text: &str) -> String {
 }
 
 impl ContainerTarget {
-    /// `docker run` arguments for one unit process (the unit's own arguments follow).
-    pub fn run_args(&self, name: &str, unit: &str) -> Vec<String> {
-        let mut args: Vec<String> = [
-            "run",
-            "-i",
-            "--rm",
-            "--pull",
-            "never",
-            "--name",
-            name,
-            "--hostname",
-            name,
-            "--network",
-            &self.network,
-            "--label",
-            &format!("{RUN_LABEL}={}", self.run_id),
-            "--label",
-            &format!("grainbench.unit={unit}"),
-            "--publish",
-            &format!("127.0.0.1::{CONTAINER_PORT}"),
-            // What a restricted cluster enforces: not root, nothing written, no privileges.
-            "--user",
-            &format!("{UNIT_USER}:{UNIT_USER}"),
-            "--read-only",
-            "--cap-drop",
-            "ALL",
-            "--security-opt",
-            "no-new-privileges",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    /// `docker run` arguments for one unit process (the unit's own arguments follow). In
+    /// a `pod` (the sidecar container's name), it joins that container's network
+    /// namespace, which holds its name and published ports.
+    pub fn run_args(&self, name: &str, unit: &str, pod: Option<&str>) -> Vec<String> {
+        let network = match pod {
+            Some(sidecar) => vec!["--network".to_string(), format!("container:{sidecar}")],
+            None => vec![
+                "--hostname".to_string(),
+                name.to_string(),
+                "--network".to_string(),
+                self.network.clone(),
+                "--publish".to_string(),
+                format!("127.0.0.1::{CONTAINER_PORT}"),
+            ],
+        };
+        let mut args: Vec<String> = ["run", "-i", "--rm", "--pull", "never", "--name", name]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(network)
+            .collect();
+        args.extend(
+            [
+                "--label",
+                &format!("{RUN_LABEL}={}", self.run_id),
+                "--label",
+                &format!("grainbench.unit={unit}"),
+                // What a restricted cluster enforces: not root, nothing written, no privileges.
+                "--user",
+                &format!("{UNIT_USER}:{UNIT_USER}"),
+                "--read-only",
+                "--cap-drop",
+                "ALL",
+                "--security-opt",
+                "no-new-privileges",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
         if let Some(cpus) = self.cpus {
             args.extend(["--cpus".into(), cpus.to_string()]);
         }
@@ -436,7 +517,12 @@ impl ContainerTarget {
 
     /// Where the host reaches container `name`'s unit: its published port on 127.0.0.1.
     pub fn published(&self, name: &str) -> Result<String, ContainerError> {
-        let port = format!("{CONTAINER_PORT}/tcp");
+        self.published_port(name, CONTAINER_PORT)
+    }
+
+    /// Where the host reaches container `name`'s `port`, published on 127.0.0.1.
+    pub fn published_port(&self, name: &str, port: u16) -> Result<String, ContainerError> {
+        let port = format!("{port}/tcp");
         let out = docker(&["port", name, &port])?;
         out.lines()
             .find(|l| l.starts_with("127.0.0.1:"))
@@ -444,6 +530,22 @@ impl ContainerTarget {
             .ok_or_else(|| ContainerError::Docker {
                 command: format!("port {name} {port}"),
                 detail: format!("no port published on 127.0.0.1: {out:?}"),
+            })
+    }
+
+    /// The host pid of the process running `command` in container `name` (a sidecar's
+    /// proxy, beside its supervisor).
+    pub fn pid_of_command(&self, name: &str, command: &str) -> Result<u32, ContainerError> {
+        let out = docker(&["top", name, "-eo", "pid,comm"])?;
+        out.lines()
+            .filter_map(|line| {
+                let (pid, comm) = line.trim().split_once(char::is_whitespace)?;
+                (comm.trim() == command).then(|| pid.parse().ok())?
+            })
+            .next()
+            .ok_or_else(|| ContainerError::Docker {
+                command: format!("top {name}"),
+                detail: format!("no {command} process: {out:?}"),
             })
     }
 

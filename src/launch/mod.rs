@@ -24,8 +24,9 @@ use grain_runtime::network::NetworkModel;
 use grain_runtime::resilience::Resilience;
 use grain_runtime::security::SecurityMode;
 use grain_runtime::transport::Transport;
-use process::{describe_status, spawn_unit, wait_for_address, wait_until_healthy};
+use process::{describe_status, spawn_unit, wait_for_address, wait_until_healthy, PodSlot};
 pub use redeploy::Redeployed;
+use sidecar::pod::PendingPod;
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -210,8 +211,6 @@ pub enum LaunchError {
     },
     #[error(transparent)]
     Sidecar(#[from] sidecar::SidecarError),
-    #[error("--mesh sidecar runs units as processes only: under --target compose each sidecar would need its own container in its unit's network namespace, which is not built")]
-    MeshInContainers,
 }
 
 fn stderr_suffix(stderr: &str) -> String {
@@ -238,6 +237,9 @@ pub struct RunningUnit {
     /// Its container's name, when it runs in one, and how it was run.
     pub container: Option<String>,
     container_target: Option<Arc<container::ContainerTarget>>,
+    /// Its pod's sidecar container, when it joined one (`--mesh sidecar` as containers):
+    /// the host reaches the unit through that container's published port.
+    pod: Option<String>,
     /// From this unit's spawn to its announcing a listening address.
     pub listening_after: Duration,
     spawned_at: Instant,
@@ -300,8 +302,9 @@ impl RunningUnit {
         else {
             return Ok(());
         };
+        let reached_by = self.pod.clone().unwrap_or_else(|| name.clone());
         let located = tokio::task::spawn_blocking(move || {
-            Ok::<_, container::ContainerError>((target.published(&name)?, target.pid(&name)?))
+            Ok::<_, container::ContainerError>((target.published(&reached_by)?, target.pid(&name)?))
         })
         .await
         .unwrap_or_else(|e| {
@@ -468,13 +471,26 @@ impl LiveDeployment {
                 let old = &self.units[index];
                 (old.spec.clone(), old.planned, old.replica)
             };
-            let (mut unit, stdout) = spawn_unit(&spec, &self.options).await?;
+            // In a pod, the replacement joins its sidecar's namespace on the other port.
+            let slot = self.units[index]
+                .sidecar
+                .as_ref()
+                .and_then(|s| s.pod())
+                .map(|pod| PodSlot {
+                    sidecar: pod.container.clone(),
+                    port: pod.next_port(),
+                });
+            let (mut unit, stdout) = spawn_unit(&spec, &self.options, slot.as_ref()).await?;
             (unit.planned, unit.replica) = (planned, replica);
             let mut fresh =
                 wait_for_address(unit, stdout, deadline, self.options.ready_timeout).await?;
             // The sidecar stays: it moves to the replacement, still pointing at the old
-            // process until the replacement is ready.
+            // process until the replacement is ready (a pod's is reached through its
+            // staging listener meanwhile).
             fresh.sidecar = self.units[index].sidecar.take();
+            if let Some(sidecar) = fresh.sidecar.as_ref().filter(|s| s.pod().is_some()) {
+                fresh.addr = sidecar.stage_next().await?;
+            }
             replaced.push(std::mem::replace(&mut self.units[index], fresh));
         }
         // Like an orchestrator's readiness gate: the replacements get their routes and
@@ -497,10 +513,15 @@ impl LiveDeployment {
         wait_until_healthy(&health, replacements, deadline, self.options.ready_timeout).await?;
         for &index in indices {
             let unit = &mut self.units[index];
-            if let Some(sidecar) = &unit.sidecar {
-                sidecar.point_at(&unit.addr).await?;
+            if let Some(sidecar) = &mut unit.sidecar {
+                if sidecar.pod().is_some() {
+                    // Callers already reach the pod by its sidecar's name.
+                    sidecar.switch_to_next().await?;
+                } else {
+                    sidecar.point_at(&unit.addr).await?;
+                    unit.route_addr = sidecar.inbound.clone();
+                }
                 unit.addr = sidecar.inbound.clone();
-                unit.route_addr = sidecar.inbound.clone();
             }
         }
         self.resend_routes().await?;
@@ -561,9 +582,6 @@ impl LiveDeployment {
     /// before any proxy starts), starts each, waits until each answers, and makes its
     /// inbound listener the unit's address.
     async fn attach_sidecars(&mut self) -> Result<(), LaunchError> {
-        if self.options.container.is_some() {
-            return Err(LaunchError::MeshInContainers);
-        }
         let processes = self.processes();
         let mut bound = Vec::with_capacity(self.units.len());
         let mut inbound_of = BTreeMap::new();
@@ -579,16 +597,7 @@ impl LiveDeployment {
             bound.push(sidecar);
         }
         for (unit, sidecar) in self.units.iter_mut().zip(bound) {
-            let tls = match &self.options.security {
-                Some(pki) => Some(sidecar::SidecarTls {
-                    mode: pki.mode(),
-                    credentials: Arc::new(
-                        pki.issue(&self.plan.units[unit.planned].name)
-                            .map_err(|e| LaunchError::Security(e.to_string()))?,
-                    ),
-                }),
-                None => None,
-            };
+            let tls = sidecar_tls(&self.options, &self.plan.units[unit.planned].name)?;
             let started =
                 sidecar.start(&unit.addr, &inbound_of, tls.as_ref(), &self.options.run_id)?;
             unit.addr = started.inbound.clone();
@@ -600,6 +609,81 @@ impl LiveDeployment {
         }
         Ok(())
     }
+}
+
+/// How the sidecar of a process of `unit` secures its hops (`None`: plaintext).
+fn sidecar_tls(
+    options: &LaunchOptions,
+    unit: &str,
+) -> Result<Option<sidecar::SidecarTls>, LaunchError> {
+    let Some(pki) = &options.security else {
+        return Ok(None);
+    };
+    let credentials = pki
+        .issue(unit)
+        .map_err(|e| LaunchError::Security(e.to_string()))?;
+    Ok(Some(sidecar::SidecarTls {
+        mode: pki.mode(),
+        credentials: Arc::new(credentials),
+    }))
+}
+
+impl LiveDeployment {
+    /// Configures the sidecar container of every unit's pod (started before the units,
+    /// which joined them): inbound to its unit, outbound to the sidecars of the
+    /// processes it calls, by name on the run's network; waits until each listens.
+    async fn configure_pods(&mut self, pending: Vec<PendingPod>) -> Result<(), LaunchError> {
+        let Some(target) = self.options.container.clone() else {
+            return Ok(());
+        };
+        let processes = self.processes();
+        let mut configures = Vec::with_capacity(pending.len());
+        for (unit, pod) in self.units.iter().zip(pending) {
+            let callees: Vec<(String, String)> = self
+                .plan
+                .callees(unit.planned)
+                .into_iter()
+                .flat_map(|callee| {
+                    processes[callee]
+                        .iter()
+                        .map(|e| (e.unit.clone(), e.addr.clone()))
+                })
+                .collect();
+            let tls = sidecar_tls(&self.options, &self.plan.units[unit.planned].name)?;
+            let timeout = self.options.ready_timeout;
+            let target = target.clone();
+            configures.push(async move {
+                pod.configure(&target, &callees, tls.as_ref(), timeout)
+                    .await
+            });
+        }
+        let configured = futures_util::future::try_join_all(configures).await?;
+        for (unit, sidecar) in self.units.iter_mut().zip(configured) {
+            unit.addr = sidecar.inbound.clone();
+            unit.sidecar = Some(sidecar);
+        }
+        Ok(())
+    }
+}
+
+/// Starts the sidecar container of every process of `specs` (in containers behind a
+/// mesh: each owns its unit's pod, so it starts first); none otherwise.
+async fn start_pods(
+    specs: &[(UnitSpec, usize, u32)],
+    options: &LaunchOptions,
+) -> Result<Vec<PendingPod>, LaunchError> {
+    let Some(target) = options
+        .container
+        .as_ref()
+        .filter(|_| options.mesh == Mesh::Sidecar)
+    else {
+        return Ok(Vec::new());
+    };
+    let starts = specs.iter().map(|(spec, _, _)| {
+        let name = sidecar::pod::container_name(target, &spec.name);
+        async move { PendingPod::start(target, &name, &spec.name, options.ready_timeout).await }
+    });
+    Ok(futures_util::future::try_join_all(starts).await?)
 }
 
 /// Starts every unit of `plan` and waits until all are ready.
@@ -639,9 +723,14 @@ pub async fn launch(
     let health = options.client(Duration::from_millis(500))?;
     let started = Instant::now();
     let deadline = started + options.ready_timeout;
+    let pods = start_pods(&specs, options).await?;
     let mut units = Vec::with_capacity(specs.len());
-    for (spec, planned, replica) in &specs {
-        let (mut unit, stdout) = spawn_unit(spec, options).await?;
+    for (i, (spec, planned, replica)) in specs.iter().enumerate() {
+        let slot = pods.get(i).map(|pod| PodSlot {
+            sidecar: pod.container().to_string(),
+            port: sidecar::pod::UNIT_PORTS[0],
+        });
+        let (mut unit, stdout) = spawn_unit(spec, options, slot.as_ref()).await?;
         (unit.planned, unit.replica) = (*planned, *replica);
         units.push((unit, stdout));
     }
@@ -657,7 +746,9 @@ pub async fn launch(
         options: options.clone(),
         faults: BTreeMap::new(),
     };
-    if options.mesh == Mesh::Sidecar {
+    if !pods.is_empty() {
+        live.configure_pods(pods).await?;
+    } else if options.mesh == Mesh::Sidecar {
         live.attach_sidecars().await?;
     }
     live.resend_routes().await?;

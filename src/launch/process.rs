@@ -50,9 +50,17 @@ pub(super) fn next_container() -> usize {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Where a unit container joins a pod: its sidecar container (whose network namespace,
+/// name and published ports it shares) and the port it listens on in that namespace.
+pub(super) struct PodSlot {
+    pub sidecar: String,
+    pub port: u16,
+}
+
 pub(super) async fn spawn_unit(
     spec: &UnitSpec,
     options: &LaunchOptions,
+    pod: Option<&PodSlot>,
 ) -> Result<(RunningUnit, tokio::process::ChildStdout), LaunchError> {
     let spawn_error = |source| LaunchError::Spawn {
         unit: spec.name.clone(),
@@ -62,9 +70,17 @@ pub(super) async fn spawn_unit(
     let mut spec = spec.clone();
     let container = options.container.as_ref().map(|target| {
         let name = container::container_name(&target.run_id, next_container(), &spec.name);
+        // In a pod, callers reach the unit by its sidecar's name, through the sidecar.
+        let (bind, reached_as) = match pod {
+            Some(pod) => (format!("127.0.0.1:{}", pod.port), pod.sidecar.clone()),
+            None => (
+                format!("0.0.0.0:{}", container::CONTAINER_PORT),
+                name.clone(),
+            ),
+        };
         spec.listen = grain_runtime::model::Listen {
-            bind: Some(format!("0.0.0.0:{}", container::CONTAINER_PORT)),
-            advertise: Some(format!("{name}:{}", container::CONTAINER_PORT)),
+            bind: Some(bind),
+            advertise: Some(format!("{reached_as}:{}", container::CONTAINER_PORT)),
             routes: None,
         };
         (target.clone(), name)
@@ -83,7 +99,7 @@ pub(super) async fn spawn_unit(
     let mut command = match &container {
         Some((target, name)) => {
             let mut command = Command::new("docker");
-            command.args(target.run_args(name, &spec.name));
+            command.args(target.run_args(name, &spec.name, pod.map(|p| p.sidecar.as_str())));
             command
         }
         None => Command::new(&options.unit_binary),
@@ -139,6 +155,7 @@ pub(super) async fn spawn_unit(
         route_addr: String::new(),
         container_target: container.as_ref().map(|(target, _)| target.clone()),
         container: container.map(|(_, name)| name),
+        pod: pod.map(|p| p.sidecar.clone()),
         listening_after: Duration::ZERO,
         spawned_at: Instant::now(),
         spec: spec.clone(),

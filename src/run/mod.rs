@@ -130,7 +130,8 @@ async fn run_into(
     // Held to the end: dropping it removes the run's containers and network.
     let env = DeployEnv::new(options.unit_binary.clone(), options.run_id.clone());
     results.meta.work_iterations_per_us = env.work_iterations_per_us;
-    let env = env.place(&options.target).map_err(|error| {
+    let specs: Vec<&crate::deploy::DeploySpec> = resolved.specs.iter().collect();
+    let env = env.place(&options.target, &specs).map_err(|error| {
         results.errors.push(error.to_string());
         RunError::Containers(error)
     })?;

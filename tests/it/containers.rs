@@ -35,6 +35,7 @@ async fn micro_and_monolith_run_as_containers_and_leave_nothing_behind() {
         cpus: None,
         memory: Some("256m".into()),
         remove_image: true,
+        sidecars: false,
     });
     let run_id = options.run_id.clone();
     let results = run_ok(&source, &options).await;
@@ -223,5 +224,125 @@ fn a_second_ctrl_c_still_removes_the_runs_containers_and_network() {
     assert!(
         docker_lines(&["images", "-q", "--filter", &filter]).is_empty(),
         "image left (--remove-image was asked)"
+    );
+}
+
+/// Behind sidecars as containers (the pod pattern: each unit joins its sidecar
+/// container's network namespace), under mutual TLS held by the sidecars, nano and micro
+/// agree on every digest and make the plan's hops with no error; each unit process has
+/// its sidecar, measured apart from it; the live redeploy through a pod (the replacement
+/// on the pod's other port, the sidecar repointed) fails nothing; and nothing is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecar_containers_share_their_units_pods_and_leave_nothing_behind() {
+    let Some(_docker) = docker_or_skip() else {
+        return;
+    };
+    if let Err(error) = grainbench::launch::sidecar::proxy_version() {
+        eprintln!("skipped: no HAProxy ({error})");
+        return;
+    }
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = short_run_options("pods", &dir.path().join("out"));
+    options.architectures = vec![Architecture::Nano, Architecture::Micro];
+    options.deploy.meshes = vec![grainbench::plan::Mesh::Sidecar];
+    options.deploy.security = vec![grain_runtime::security::SecurityMode::Mtls];
+    options.redeploy = grainbench::run::RedeployPolicy::FirstEntrypoint;
+    options.target = DeployTarget::Compose(ContainerOptions {
+        remove_image: true,
+        ..ContainerOptions::default()
+    });
+    let run_id = options.run_id.clone();
+    let results = run_ok(&source, &options).await;
+    let labels: Vec<String> = results.architectures.iter().map(|a| a.label()).collect();
+    assert_eq!(labels, ["nano+mtls+sidecar", "micro+mtls+sidecar"]);
+    assert_same_business_and_hops(&results);
+    for arch in &results.architectures {
+        let deploy = arch.deploy.as_ref().unwrap();
+        assert_eq!(deploy.sidecars, Some(deploy.processes), "{}", arch.label());
+        assert!(deploy.sidecar_idle_rss_bytes_total.unwrap() > 0);
+        let redeploy = deploy.redeploy.as_ref().expect("a redeploy ran");
+        assert_eq!(redeploy.window_failed, 0, "{}: {redeploy:?}", arch.label());
+        for step in &arch.steps {
+            let sidecars = step.sidecars.as_ref().expect("sidecars sampled");
+            assert_eq!(sidecars.peak_rss_bytes.len(), deploy.processes);
+            assert!(sidecars.peak_rss_bytes.values().all(|&rss| rss > 0));
+        }
+    }
+    let label = format!("label={RUN_LABEL}={run_id}");
+    for what in [
+        &["ps", "-aq"][..],
+        &["network", "ls", "-q"],
+        &["images", "-q"],
+    ] {
+        let mut args = what.to_vec();
+        args.extend(["--filter", &label]);
+        assert_eq!(docker_lines(&args), Vec::<String>::new(), "{what:?} left");
+    }
+}
+
+/// A harness killed with SIGKILL behind sidecar containers: every container goes (the
+/// `docker run` clients die with the harness, the supervisors' stdin closes, they stop
+/// their proxies and exit, and `--rm` removes them), HAProxy never watching stdin itself.
+#[test]
+fn sigkill_of_the_harness_leaves_no_sidecar_container_behind() {
+    let Some(_docker) = docker_or_skip() else {
+        return;
+    };
+    if let Err(error) = grainbench::launch::sidecar::proxy_version() {
+        eprintln!("skipped: no HAProxy ({error})");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run_id = unique_run_id("pods-sigkill");
+    let (long, _) = long_tiny(dir.path());
+    let mut child = std::process::Command::new(grainbench_binary())
+        .args([
+            "run",
+            "--arch",
+            "micro",
+            "--mesh",
+            "sidecar",
+            "--cold-starts",
+            "1",
+        ])
+        .args(["--no-redeploy", "--target", "compose", "--remove-image"])
+        .args(["--run-id", &run_id, "--out"])
+        .arg(dir.path().join("results"))
+        .arg(&long)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let filter = format!("label={RUN_LABEL}={run_id}");
+    // Micro's two units and their two sidecars, running.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while docker_lines(&["ps", "-q", "--filter", &filter]).len() < 4 {
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            container::remove_run(&run_id, None);
+            panic!("the run's pods never came up");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut left = docker_lines(&["ps", "-aq", "--filter", &filter]);
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        left = docker_lines(&["ps", "-aq", "--filter", &filter]);
+    }
+    // What a killed harness cannot remove itself: its network (swept by the next run)
+    // and its images; removed here so the test leaves nothing.
+    let network = docker_lines(&["network", "ls", "-q", "--filter", &filter]);
+    container::remove_run(&run_id, network.first().map(String::as_str));
+    for image in docker_lines(&["images", "-q", "--filter", &filter]) {
+        let _ = container::docker(&["rmi", "-f", &image]);
+    }
+    assert_eq!(
+        left,
+        Vec::<String>::new(),
+        "containers outlived the harness"
     );
 }
