@@ -317,6 +317,12 @@ fn deploy_table(out: &mut String, m: &ReportModel, width: usize) {
             6,
         ),
         Column::new(
+            "private MiB",
+            rows.iter().map(|d| d.idle_private_mib.clone()).collect(),
+            true,
+            4,
+        ),
+        Column::new(
             "artifact MiB",
             rows.iter().map(|d| d.artifact_mib.clone()).collect(),
             true,

@@ -77,12 +77,13 @@ fn render_deploy_cost(out: &mut String, m: &ReportModel) {
     let w = arch_width(m).max(14);
     let _ = writeln!(
         out,
-        "\ndeploy cost      {:>8} {:>10} {:>13} {:>24} {:>13} {:>13} {:>16} {:>26}",
+        "\ndeploy cost      {:>8} {:>10} {:>13} {:>24} {:>13} {:>13} {:>13} {:>16} {:>26}",
         "units",
         "endpoints",
         "artifact MiB",
         "cold start ms med [range]",
         "idle RSS MiB",
+        "PSS/private",
         "peak RSS MiB",
         "CPU µs/req [CI]",
         "redeploy"
@@ -100,19 +101,20 @@ fn render_deploy_cost(out: &mut String, m: &ReportModel) {
                 });
         let _ = writeln!(
             out,
-            "  {:<w$} {:>8} {:>10} {:>13} {:>24} {:>13} {:>13} {:>16} {:>26}",
+            "  {:<w$} {:>8} {:>10} {:>13} {:>24} {:>13} {:>13} {:>13} {:>16} {:>26}",
             d.arch,
             format!("{}+{}", d.service_units, d.state_units),
             d.endpoints,
             d.artifact_mib,
             d.cold_start_ms,
             d.idle_rss_mib,
+            format!("{}/{}", d.idle_pss_mib, d.idle_private_mib),
             d.peak_rss_mib,
             d.cpu_us_per_request,
             redeploy
         );
     }
-    let _ = writeln!(out, "  (units: service+state; peak RSS over all steps; CPU per request at the verdict rate, units only, from /proc, geometric mean over the rounds)");
+    let _ = writeln!(out, "  (units: service+state; idle PSS/private: RSS less the code the units share, see the page; peak RSS over all steps; CPU per request at the verdict rate, units only, from /proc, geometric mean over the rounds)");
 }
 
 /// The cuts' front at the verdict rate, and the recommendation under the budget.

@@ -318,6 +318,15 @@ pub struct DeployCost {
     /// Unit → RSS right after readiness, before any request (bytes).
     pub idle_rss_bytes: BTreeMap<String, u64>,
     pub idle_rss_bytes_total: u64,
+    /// The same moment's proportional set size over every unit (each shared page divided
+    /// among the processes mapping it: the units share the binary's code, which RSS counts
+    /// once per unit), bytes; absent where /proc has no `smaps_rollup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_pss_bytes_total: Option<u64>,
+    /// The same moment's private memory over every unit (pages no other process maps),
+    /// bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_private_bytes_total: Option<u64>,
     /// Under a mesh: every sidecar's RSS once deployed and idle, added up (bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sidecar_idle_rss_bytes_total: Option<u64>,

@@ -195,6 +195,11 @@ impl ArchRun<'_> {
         let mut idle_rss_bytes = cost::rss_now(&unit_pids(live));
         let sidecar_rss = cost::rss_now(&live.sidecar_pids());
         idle_rss_bytes.retain(|name, _| !sidecar_rss.contains_key(name));
+        let mut memory = cost::memory_now(&unit_pids(live));
+        memory.retain(|name, _| idle_rss_bytes.contains_key(name));
+        // Only when every unit's could be read: a part of the units is no total.
+        let split = (memory.len() == idle_rss_bytes.len()).then_some(&memory);
+        let total = |f: fn(&cost::Memory) -> u64| split.map(|m| m.values().map(f).sum());
         DeployCost {
             sidecar_idle_rss_bytes_total: (!sidecar_rss.is_empty())
                 .then(|| sidecar_rss.values().sum()),
@@ -207,6 +212,8 @@ impl ArchRun<'_> {
             artifact_bytes_total: artifact * live.units.len() as u64,
             cold_start,
             idle_rss_bytes_total: idle_rss_bytes.values().sum(),
+            idle_pss_bytes_total: total(|m| m.pss),
+            idle_private_bytes_total: total(|m| m.private),
             idle_rss_bytes,
             blast_radius: self
                 .source

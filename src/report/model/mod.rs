@@ -200,6 +200,10 @@ pub struct DeployRow {
     pub cold_start_ms: String,
     pub cold_start_ratio: String,
     pub idle_rss_mib: String,
+    /// The same moment's PSS and private memory over the units ("–" where not read):
+    /// RSS counts the code the units share once per unit.
+    pub idle_pss_mib: String,
+    pub idle_private_mib: String,
     pub peak_rss_mib: String,
     pub cpu_us_per_request: String,
     pub cpu_ratio: String,

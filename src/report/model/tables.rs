@@ -166,6 +166,8 @@ pub(super) fn deploy_rows(results: &RunResults, rate: Option<u32>) -> Vec<Deploy
                 ),
                 cold_start_ratio: ratio(d.cold_start.median_ms, best_cold),
                 idle_rss_mib: mib(d.idle_rss_bytes_total),
+                idle_pss_mib: d.idle_pss_bytes_total.map_or("–".into(), mib),
+                idle_private_mib: d.idle_private_bytes_total.map_or("–".into(), mib),
                 peak_rss_mib: peak.map_or("not measured".into(), mib),
                 cpu_us_per_request: rate
                     .map_or("not measured".into(), |r| super::units_cpu_text(a, r)),
