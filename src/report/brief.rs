@@ -137,6 +137,8 @@ impl Column {
 /// not fit; a line in parentheses below names what was left out.
 fn table(out: &mut String, mut columns: Vec<Column>, width: usize) {
     let total = |cols: &[Column]| cols.iter().map(|c| c.width() + 2).sum::<usize>();
+    // A column of need 0 has nothing to show.
+    columns.retain(|c| c.need > 0);
     let mut dropped = Vec::new();
     while total(&columns) > width && columns.len() > 1 {
         let Some((i, _)) = columns
@@ -320,7 +322,12 @@ fn deploy_table(out: &mut String, m: &ReportModel, width: usize) {
             "private MiB",
             rows.iter().map(|d| d.idle_private_mib.clone()).collect(),
             true,
-            4,
+            // Files from before it was read have none: no column of dashes.
+            if rows.iter().all(|d| d.idle_private_mib == "–") {
+                0
+            } else {
+                4
+            },
         ),
         Column::new(
             "artifact MiB",
