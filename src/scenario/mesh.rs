@@ -2,10 +2,6 @@
 //! deployment (`--mesh`, `[mesh] modes`). The proxies themselves are
 //! [`crate::launch::sidecar`]'s.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
-
 /// What stands between a unit and the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Mesh {
@@ -28,36 +24,7 @@ impl Mesh {
     }
 }
 
-impl fmt::Display for Mesh {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Mesh {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Mesh::ALL
-            .into_iter()
-            .find(|m| m.name() == text.trim())
-            .ok_or_else(|| format!("unknown mesh mode '{text}': one of none, sidecar"))
-    }
-}
-
-impl Serialize for Mesh {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
-
-impl<'de> Deserialize<'de> for Mesh {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
+grain_runtime::named_modes!(Mesh, "mesh mode");
 
 #[cfg(test)]
 mod tests {

@@ -17,6 +17,7 @@
 //! - `transport`: what unit-to-unit hops speak (HTTP/1.1 + JSON, gRPC, binary frames),
 //!   each transport's client, codec and serving on the unit's one port
 //! - `security`: TLS, mutual TLS and signed tokens per hop (modes, configs, tokens)
+//! - [`named_modes!`]: a mode enum's name in text, JSON and errors, written once
 
 pub mod breaker;
 mod budget;
@@ -35,3 +36,46 @@ mod tls_listener;
 pub mod transport;
 pub mod wire;
 pub mod work;
+
+/// Gives a mode enum with `ALL` (every mode) and `name()` (its word) the rest of its
+/// text form, once: `Display` and `serde` write the name, `FromStr` and `serde` read it,
+/// and an unknown word is an error naming every mode (`unknown transport 'x': one of
+/// http1-json, grpc, binary`). `$what` is what a mode is called in that error.
+#[macro_export]
+macro_rules! named_modes {
+    ($mode:ty, $what:literal) => {
+        impl ::std::fmt::Display for $mode {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl ::std::str::FromStr for $mode {
+            type Err = String;
+
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                <$mode>::ALL
+                    .into_iter()
+                    .find(|mode| mode.name() == text.trim())
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = <$mode>::ALL.iter().map(|m| m.name()).collect();
+                        format!("unknown {} '{text}': one of {}", $what, names.join(", "))
+                    })
+            }
+        }
+
+        impl ::serde::Serialize for $mode {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.name())
+            }
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $mode {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <String as ::serde::Deserialize>::deserialize(d)?;
+                text.parse()
+                    .map_err(<D::Error as ::serde::de::Error>::custom)
+            }
+        }
+    };
+}

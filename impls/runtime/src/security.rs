@@ -27,7 +27,6 @@ use rustls::{DistinguishedName, RootCertStore, SignatureScheme};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 /// The security every hop of a deployment speaks.
@@ -93,41 +92,7 @@ impl SecurityMode {
     }
 }
 
-impl fmt::Display for SecurityMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for SecurityMode {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        SecurityMode::ALL
-            .into_iter()
-            .find(|mode| mode.name() == text.trim())
-            .ok_or_else(|| {
-                let names: Vec<&str> = SecurityMode::ALL.iter().map(|m| m.name()).collect();
-                format!(
-                    "unknown security mode '{text}': one of {}",
-                    names.join(", ")
-                )
-            })
-    }
-}
-
-impl Serialize for SecurityMode {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
-
-impl<'de> Deserialize<'de> for SecurityMode {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::named_modes!(SecurityMode, "security mode");
 
 /// One party's credentials for a run: PEM text and the token key, held in memory only.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,8 +27,6 @@ use crate::security::{Credentials, SecurityError};
 use crate::wire::{Hops, DIGEST_HEADER, FAILED_UNIT_HEADER};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 pub use codec::Codec;
@@ -75,38 +73,7 @@ impl Transport {
     }
 }
 
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Transport {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Transport::ALL
-            .into_iter()
-            .find(|t| t.name() == text.trim())
-            .ok_or_else(|| {
-                let names: Vec<&str> = Transport::ALL.iter().map(|t| t.name()).collect();
-                format!("unknown transport '{text}': one of {}", names.join(", "))
-            })
-    }
-}
-
-impl Serialize for Transport {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
-
-impl<'de> Deserialize<'de> for Transport {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::named_modes!(Transport, "transport");
 
 /// A call as the non-HTTP/1.1 transports carry it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
