@@ -243,18 +243,24 @@ pub(super) fn compare(results: &RunResults, baseline: &RunResults) -> BaselineCo
                 });
             };
         for rate in arch.open_rates(true) {
-            let figures: [(&str, StepFigure, &str); 3] = [
-                ("p50", |s| Some(s.latency_us.p50 as f64), "µs"),
-                ("p99", |s| Some(s.latency_us.p99 as f64), "µs"),
-                ("unit CPU per request", |s| s.units_cpu_us_per_request, "µs"),
-            ];
             // The units' CPU only where /proc's ticks resolve it in every round of both
             // runs (withheld as a whole, so that no round is kept for using more CPU).
             let resolved = StepResult::resolved_units_cpu_us_per_request;
             let cpu_resolved =
                 old.all_rounds_have(rate, resolved) && arch.all_rounds_have(rate, resolved);
-            for (label, figure, unit) in figures {
-                if label == "unit CPU per request" && !cpu_resolved {
+            // Each figure, and whether this rate has it to compare.
+            let figures: [(&str, StepFigure, &str, bool); 3] = [
+                ("p50", |s| Some(s.latency_us.p50 as f64), "µs", true),
+                ("p99", |s| Some(s.latency_us.p99 as f64), "µs", true),
+                (
+                    "unit CPU per request",
+                    |s| s.units_cpu_us_per_request,
+                    "µs",
+                    cpu_resolved,
+                ),
+            ];
+            for (label, figure, unit, comparable) in figures {
+                if !comparable {
                     continue;
                 }
                 push(
