@@ -171,43 +171,7 @@ fn a_second_ctrl_c_still_removes_the_runs_containers_and_network() {
     };
     let dir = tempfile::tempdir().unwrap();
     let run_id = unique_run_id("double-sigint-compose");
-    let long = dir.path().join("long.toml");
-    let text = std::fs::read_to_string(fixture("tiny.toml"))
-        .unwrap()
-        .replace("duration_s = 1", "duration_s = 60");
-    std::fs::write(&long, text).unwrap();
-    let mut child = std::process::Command::new(grainbench_binary())
-        .args([
-            "run",
-            "--arch",
-            "micro",
-            "--cold-starts",
-            "1",
-            "--no-redeploy",
-        ])
-        .args([
-            "--target",
-            "compose",
-            "--remove-image",
-            "--run-id",
-            &run_id,
-            "--out",
-        ])
-        .arg(dir.path().join("results"))
-        .arg(&long)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let filter = format!("label={RUN_LABEL}={run_id}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-    while docker_lines(&["ps", "-q", "--filter", &filter]).len() < 2 {
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("the run's containers never came up");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let (mut child, filter) = start_compose_run(dir.path(), &run_id, &[], 2);
     // SAFETY: signals our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -295,36 +259,8 @@ fn sigkill_of_the_harness_leaves_no_sidecar_container_behind() {
     }
     let dir = tempfile::tempdir().unwrap();
     let run_id = unique_run_id("pods-sigkill");
-    let (long, _) = long_tiny(dir.path());
-    let mut child = std::process::Command::new(grainbench_binary())
-        .args([
-            "run",
-            "--arch",
-            "micro",
-            "--mesh",
-            "sidecar",
-            "--cold-starts",
-            "1",
-        ])
-        .args(["--no-redeploy", "--target", "compose", "--remove-image"])
-        .args(["--run-id", &run_id, "--out"])
-        .arg(dir.path().join("results"))
-        .arg(&long)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let filter = format!("label={RUN_LABEL}={run_id}");
     // Micro's two units and their two sidecars, running.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while docker_lines(&["ps", "-q", "--filter", &filter]).len() < 4 {
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            container::remove_run(&run_id, None);
-            panic!("the run's pods never came up");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let (mut child, filter) = start_compose_run(dir.path(), &run_id, &["--mesh", "sidecar"], 4);
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -345,4 +281,45 @@ fn sigkill_of_the_harness_leaves_no_sidecar_container_behind() {
         Vec::<String>::new(),
         "containers outlived the harness"
     );
+}
+
+/// Starts a CLI run of micro as containers (`extra` arguments added) with 60-second steps,
+/// and waits until `containers` of its containers run; the run's label filter with it.
+fn start_compose_run(
+    dir: &std::path::Path,
+    run_id: &str,
+    extra: &[&str],
+    containers: usize,
+) -> (std::process::Child, String) {
+    let (long, _) = long_tiny(dir);
+    let mut child = std::process::Command::new(grainbench_binary())
+        .args([
+            "run",
+            "--arch",
+            "micro",
+            "--cold-starts",
+            "1",
+            "--no-redeploy",
+        ])
+        .args(["--target", "compose", "--remove-image"])
+        .args(extra)
+        .args(["--run-id", run_id, "--out"])
+        .arg(dir.join("results"))
+        .arg(&long)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let filter = format!("label={RUN_LABEL}={run_id}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while docker_lines(&["ps", "-q", "--filter", &filter]).len() < containers {
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            container::remove_run(run_id, None);
+            panic!("the run's containers never came up");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    (child, filter)
 }

@@ -323,9 +323,14 @@ fn highest_open_fd() -> RawFd {
 
 /// A memory-only file holding `text` (closed on exec; the proxy gets a copy by `dup2`).
 fn memfd(name: &str, text: &str) -> std::io::Result<OwnedFd> {
+    memfd_with(name, text, libc::MFD_CLOEXEC)
+}
+
+/// A memory-only file holding `text`, created with `flags` (`0`: a child inherits it).
+fn memfd_with(name: &str, text: &str, flags: libc::c_uint) -> std::io::Result<OwnedFd> {
     let name = std::ffi::CString::new(name).map_err(std::io::Error::other)?;
     // SAFETY: memfd_create with a valid C string; the descriptor is owned at once.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }

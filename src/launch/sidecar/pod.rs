@@ -468,17 +468,7 @@ fn raw(fd: &std::os::fd::OwnedFd) -> i32 {
 
 /// A memory-only file holding `text` that a child inherits (no close-on-exec).
 fn memfd_inherited(name: &str, text: &str) -> std::io::Result<std::os::fd::OwnedFd> {
-    let name = std::ffi::CString::new(name).map_err(std::io::Error::other)?;
-    // SAFETY: memfd_create with a valid C string; the descriptor is owned at once.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just created and is owned by nothing else.
-    let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let mut file = std::fs::File::from(owned);
-    file.write_all(text.as_bytes())?;
-    Ok(std::os::fd::OwnedFd::from(file))
+    super::memfd_with(name, text, 0)
 }
 
 /// Why the supervisor stopped.
