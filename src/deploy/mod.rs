@@ -283,6 +283,16 @@ impl DeployEnv {
             None => crate::cost::artifact_bytes(&self.unit_binary),
         }
     }
+
+    /// What each unit's sidecar ships, behind a mesh: the sidecar image as containers,
+    /// HAProxy's binary as processes (0 where it cannot be found).
+    pub fn sidecar_artifact_bytes(&self) -> u64 {
+        match &self.containers {
+            Some(run) => run.target.sidecar_image_bytes,
+            None => crate::launch::container::which(crate::launch::sidecar::HAPROXY)
+                .map_or(0, |path| crate::cost::artifact_bytes(&path)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -56,6 +56,8 @@ pub struct ContainerTarget {
     /// This run's tag of the sidecar image (HAProxy and its supervisor), when a
     /// deployment runs behind sidecars.
     pub sidecar_image: Option<String>,
+    /// Its size as Docker reports it (0 without one).
+    pub sidecar_image_bytes: u64,
 }
 
 /// Runs `docker args…` and returns its stdout.
@@ -339,6 +341,7 @@ impl ContainerRun {
         let tag = image_tag(binary);
         let run_image = format!("grainbench-unit:{tag}-r{}", short_hash(run_id));
         let (image, image_bytes) = build_image(binary, &tag, run_id, Some(&run_image))?;
+        let mut sidecar_image_bytes = 0;
         let sidecar_image = match options.sidecars {
             true => {
                 let proxy = which(crate::launch::sidecar::HAPROXY).ok_or_else(|| {
@@ -347,7 +350,7 @@ impl ContainerRun {
                     )
                 })?;
                 let tag = format!("{tag}-r{}", short_hash(run_id));
-                build_sidecar_image(binary, &proxy, &tag, run_id)?;
+                sidecar_image_bytes = build_sidecar_image(binary, &proxy, &tag, run_id)?;
                 Some(format!("grainbench-sidecar:{tag}"))
             }
             false => None,
@@ -371,6 +374,7 @@ impl ContainerRun {
                 cpus: options.cpus,
                 memory: options.memory.clone(),
                 sidecar_image,
+                sidecar_image_bytes,
             }),
             remove_image: options.remove_image,
             _network: network,
@@ -389,7 +393,7 @@ impl Drop for ContainerRun {
 }
 
 /// Where `program` is on the PATH.
-fn which(program: &str) -> Option<PathBuf> {
+pub fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_str()?
         .split(':')

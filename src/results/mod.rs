@@ -120,6 +120,9 @@ pub struct ContainerInfo {
     pub image: String,
     /// Its size as Docker reports it: what each unit ships in this mode.
     pub image_bytes: u64,
+    /// Behind sidecars: the sidecar image's size, what each unit's sidecar ships.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar_image_bytes: Option<u64>,
     pub network: String,
     pub cpus: Option<f64>,
     pub memory: Option<String>,
@@ -310,7 +313,8 @@ pub struct DeployCost {
     pub processes: usize,
     /// Business endpoints over all units (operations; get and put of state units).
     pub endpoints: usize,
-    /// What each unit ships: the `grainbench` binary.
+    /// What each unit ships: the `grainbench` binary (as containers, its image), and
+    /// behind sidecars its sidecar's too (HAProxy's binary, or the sidecar image).
     pub artifact_bytes_per_unit: u64,
     /// What the deployment ships if every process is packaged on its own.
     pub artifact_bytes_total: u64,

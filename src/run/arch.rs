@@ -190,8 +190,13 @@ impl ArchRun<'_> {
 
     fn deploy_cost(&self, live: &LiveDeployment, cold_start: ColdStart) -> DeployCost {
         let plan = &live.plan;
-        // As containers, what each unit ships is the image; as processes, the binary.
-        let artifact = self.env.artifact_bytes();
+        // As containers, what each unit ships is the image; as processes, the binary; and
+        // behind sidecars, its sidecar's too.
+        let sidecar = match plan.mesh {
+            crate::plan::Mesh::Sidecar => self.env.sidecar_artifact_bytes(),
+            crate::plan::Mesh::None => 0,
+        };
+        let artifact = self.env.artifact_bytes() + sidecar;
         let mut idle_rss_bytes = cost::rss_now(&unit_pids(live));
         let sidecar_rss = cost::rss_now(&live.sidecar_pids());
         idle_rss_bytes.retain(|name, _| !sidecar_rss.contains_key(name));

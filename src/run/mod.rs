@@ -297,6 +297,10 @@ fn container_info(target: &crate::launch::container::ContainerTarget) -> Contain
     ContainerInfo {
         image: target.image.clone(),
         image_bytes: target.image_bytes,
+        sidecar_image_bytes: target
+            .sidecar_image
+            .as_ref()
+            .map(|_| target.sidecar_image_bytes),
         network: target.network.clone(),
         cpus: target.cpus,
         memory: target.memory.clone(),

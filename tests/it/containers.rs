@@ -221,9 +221,16 @@ async fn sidecar_containers_share_their_units_pods_and_leave_nothing_behind() {
     let labels: Vec<String> = results.architectures.iter().map(|a| a.label()).collect();
     assert_eq!(labels, ["nano+mtls+sidecar", "micro+mtls+sidecar"]);
     assert_same_business_and_hops(&results);
+    let info = results.meta.containers.as_ref().unwrap();
+    let sidecar_image = info.sidecar_image_bytes.expect("a sidecar image was built");
     for arch in &results.architectures {
         let deploy = arch.deploy.as_ref().unwrap();
         assert_eq!(deploy.sidecars, Some(deploy.processes), "{}", arch.label());
+        // Each unit ships its image and its sidecar's.
+        assert_eq!(
+            deploy.artifact_bytes_per_unit,
+            info.image_bytes + sidecar_image
+        );
         assert!(deploy.sidecar_idle_rss_bytes_total.unwrap() > 0);
         let redeploy = deploy.redeploy.as_ref().expect("a redeploy ran");
         assert_eq!(redeploy.window_failed, 0, "{}: {redeploy:?}", arch.label());

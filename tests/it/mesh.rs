@@ -50,8 +50,20 @@ async fn nano_and_micro_behind_sidecars_agree_with_no_mesh_and_measure_the_proxi
         let meshed = arch.mesh == Mesh::Sidecar;
         assert_eq!(deploy.sidecars.is_some(), meshed, "{}", arch.label());
         if meshed {
-            // One sidecar per unit process, each with memory of its own.
+            // One sidecar per unit process, each with memory of its own, and HAProxy's
+            // binary shipped beside the unit's.
             assert_eq!(deploy.sidecars, Some(deploy.processes));
+            let base = results
+                .architectures
+                .iter()
+                .find(|a| a.architecture == arch.architecture && a.mesh == Mesh::None)
+                .unwrap();
+            let unit_only = base.deploy.as_ref().unwrap().artifact_bytes_per_unit;
+            assert!(
+                deploy.artifact_bytes_per_unit > unit_only,
+                "{}",
+                arch.label()
+            );
             assert!(deploy.sidecar_idle_rss_bytes_total.unwrap() > 0);
             assert!(
                 !deploy
