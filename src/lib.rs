@@ -30,6 +30,8 @@
 //! - [`launch`]: start units as OS processes (or containers on a network made for the run),
 //!   wait for readiness, tear down, never orphan; the run's throw-away PKI (in memory only)
 //!   when hops are secured; an HAProxy sidecar beside every unit under `--mesh sidecar`
+//!   (as containers, a pod: the sidecar container owns the unit's network namespace, and
+//!   `grainbench sidecar-proxy` supervises HAProxy inside it)
 //! - [`report`]: one view model of the results, rendered as the terminal's brief summary (the
 //!   default), its full tables (`-v`) and the HTML page
 //! - [`stats`]: confidence intervals over repeated rounds (figures, ratios, changes)
