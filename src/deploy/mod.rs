@@ -288,8 +288,8 @@ impl DeployEnv {
     /// HAProxy's binary as processes (0 where it cannot be found).
     pub fn sidecar_artifact_bytes(&self) -> u64 {
         match &self.containers {
-            Some(run) => run.target.sidecar_image_bytes,
-            None => crate::launch::container::which(crate::launch::sidecar::HAPROXY)
+            Some(run) => run.target.sidecar_image.as_ref().map_or(0, |i| i.bytes),
+            None => crate::launch::sidecar::proxy_binary()
                 .map_or(0, |path| crate::cost::artifact_bytes(&path)),
         }
     }

@@ -53,11 +53,27 @@ pub struct ContainerTarget {
     /// `--cpus` and `--memory` of every unit container (a pod's size), if given.
     pub cpus: Option<f64>,
     pub memory: Option<String>,
-    /// This run's tag of the sidecar image (HAProxy and its supervisor), when a
-    /// deployment runs behind sidecars.
-    pub sidecar_image: Option<String>,
-    /// Its size as Docker reports it (0 without one).
-    pub sidecar_image_bytes: u64,
+    /// This run's sidecar image (HAProxy and its supervisor), when a deployment runs
+    /// behind sidecars.
+    pub sidecar_image: Option<BuiltImage>,
+}
+
+/// Where a container of the run sits on the network.
+#[derive(Debug, Clone, Copy)]
+pub enum Placement<'a> {
+    /// On the run's network under its own name, these ports published on the host's
+    /// 127.0.0.1 only.
+    OnNetwork(&'a [u16]),
+    /// In a pod: the named (sidecar) container's network namespace, which holds the pod's
+    /// name and published ports.
+    InPod(&'a str),
+}
+
+/// An image this run built: its tag, and its size as Docker reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuiltImage {
+    pub tag: String,
+    pub bytes: u64,
 }
 
 /// Runs `docker args…` and returns its stdout.
@@ -114,15 +130,16 @@ pub fn build_image(
 }
 
 /// Builds the sidecar image: the unit's (`binary`, its supervisor) with `proxy` (HAProxy)
-/// and its libraries beside it, as `/haproxy`; tagged `tag` only.
+/// and its libraries beside it, as `/haproxy`; tagged `grainbench-sidecar:<tag>` only.
 pub fn build_sidecar_image(
     binary: &Path,
     proxy: &Path,
     tag: &str,
     run_id: &str,
-) -> Result<u64, ContainerError> {
+) -> Result<BuiltImage, ContainerError> {
     let image = format!("grainbench-sidecar:{tag}");
-    build_image_with(binary, &[(proxy, "haproxy")], &image, run_id, None).map(|(_, bytes)| bytes)
+    let (tag, bytes) = build_image_with(binary, &[(proxy, "haproxy")], &image, run_id, None)?;
+    Ok(BuiltImage { tag, bytes })
 }
 
 /// A `FROM scratch` image of `binary` (its entry point) and `extra` files (each copied to
@@ -341,17 +358,15 @@ impl ContainerRun {
         let tag = image_tag(binary);
         let run_image = format!("grainbench-unit:{tag}-r{}", short_hash(run_id));
         let (image, image_bytes) = build_image(binary, &tag, run_id, Some(&run_image))?;
-        let mut sidecar_image_bytes = 0;
         let sidecar_image = match options.sidecars {
             true => {
-                let proxy = which(crate::launch::sidecar::HAPROXY).ok_or_else(|| {
+                let proxy = crate::launch::sidecar::proxy_binary().ok_or_else(|| {
                     ContainerError::NoDocker(
                         "--mesh sidecar needs HAProxy on this machine to build the sidecar image (apt-get install haproxy)".into(),
                     )
                 })?;
                 let tag = format!("{tag}-r{}", short_hash(run_id));
-                sidecar_image_bytes = build_sidecar_image(binary, &proxy, &tag, run_id)?;
-                Some(format!("grainbench-sidecar:{tag}"))
+                Some(build_sidecar_image(binary, &proxy, &tag, run_id)?)
             }
             false => None,
         };
@@ -361,7 +376,7 @@ impl ContainerRun {
             network: network.name.clone(),
             run_image: run_image.clone(),
             shared: options.remove_image.then(|| image.clone()),
-            sidecar_image: sidecar_image.clone(),
+            sidecar_image: sidecar_image.as_ref().map(|i| i.tag.clone()),
         });
         tracing::info!(%image, image_bytes, network = %network.name, "units run as containers");
         Ok(ContainerRun {
@@ -374,7 +389,6 @@ impl ContainerRun {
                 cpus: options.cpus,
                 memory: options.memory.clone(),
                 sidecar_image,
-                sidecar_image_bytes,
             }),
             remove_image: options.remove_image,
             _network: network,
@@ -388,17 +402,8 @@ impl Drop for ContainerRun {
         live_runs().retain(|run| run.run_id != self.target.run_id);
         let shared = self.remove_image.then_some(self.target.image.as_str());
         remove_images(&self.target.run_image, shared);
-        remove_sidecar_image(self.target.sidecar_image.as_deref());
+        remove_sidecar_image(self.target.sidecar_image.as_ref().map(|i| i.tag.as_str()));
     }
-}
-
-/// Where `program` is on the PATH.
-pub fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| Path::new(dir).join(program))
-        .find(|path| path.is_file())
 }
 
 /// Label on a run's network naming the harness that owns it: `<pid>-<start time>`, so a
@@ -471,20 +476,31 @@ fn short_hash(text: &str) -> String {
 }
 
 impl ContainerTarget {
-    /// `docker run` arguments for one unit process (the unit's own arguments follow). In
-    /// a `pod` (the sidecar container's name), it joins that container's network
-    /// namespace, which holds its name and published ports.
-    pub fn run_args(&self, name: &str, unit: &str, pod: Option<&str>) -> Vec<String> {
-        let network = match pod {
-            Some(sidecar) => vec!["--network".to_string(), format!("container:{sidecar}")],
-            None => vec![
-                "--hostname".to_string(),
-                name.to_string(),
-                "--network".to_string(),
-                self.network.clone(),
-                "--publish".to_string(),
-                format!("127.0.0.1::{CONTAINER_PORT}"),
-            ],
+    /// `docker run` arguments for one container of the run, `name`, of `unit`, running
+    /// `image` (its own arguments follow), placed as `placement` says.
+    pub fn run_args(
+        &self,
+        name: &str,
+        unit: &str,
+        placement: Placement<'_>,
+        image: &str,
+    ) -> Vec<String> {
+        let network = match placement {
+            Placement::InPod(sidecar) => {
+                vec!["--network".to_string(), format!("container:{sidecar}")]
+            }
+            Placement::OnNetwork(ports) => {
+                let mut args = vec![
+                    "--hostname".to_string(),
+                    name.to_string(),
+                    "--network".to_string(),
+                    self.network.clone(),
+                ];
+                for port in ports {
+                    args.extend(["--publish".to_string(), format!("127.0.0.1::{port}")]);
+                }
+                args
+            }
         };
         let mut args: Vec<String> = ["run", "-i", "--rm", "--pull", "never", "--name", name]
             .iter()
@@ -515,7 +531,7 @@ impl ContainerTarget {
         if let Some(memory) = &self.memory {
             args.extend(["--memory".into(), memory.clone()]);
         }
-        args.push(self.run_image.clone());
+        args.push(image.to_string());
         args
     }
 

@@ -9,9 +9,11 @@
 //!
 //! This file holds the deployment as a whole (start, reroute, respawn, faults, shutdown);
 //! `process.rs` one unit from spawn to ready; `redeploy.rs` replacing units under load;
-//! `container.rs` the same units as containers; `pki.rs` the run's certificates.
+//! `container.rs` the same units as containers; `pki.rs` the run's certificates;
+//! `sidecar/` the proxies of a mesh and `mesh.rs` putting them beside the units.
 
 pub mod container;
+mod mesh;
 pub mod pki;
 mod process;
 mod redeploy;
@@ -24,9 +26,9 @@ use grain_runtime::network::NetworkModel;
 use grain_runtime::resilience::Resilience;
 use grain_runtime::security::SecurityMode;
 use grain_runtime::transport::Transport;
+use mesh::start_pods;
 use process::{describe_status, spawn_unit, wait_for_address, wait_until_healthy, PodSlot};
 pub use redeploy::Redeployed;
-use sidecar::pod::PendingPod;
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -323,10 +325,7 @@ impl RunningUnit {
     }
 
     fn stderr_tail(&self) -> String {
-        self.stderr_tail
-            .lock()
-            .map(|tail| tail.iter().cloned().collect::<Vec<_>>().join("\n"))
-            .unwrap_or_default()
+        process::joined(&self.stderr_tail)
     }
 
     fn crashed(&mut self, when: &'static str) -> Option<LaunchError> {
@@ -577,113 +576,6 @@ impl LiveDeployment {
             .map(|s| (s.name(), s.pid))
             .collect()
     }
-
-    /// Puts a sidecar beside every unit process: binds them all (every address known
-    /// before any proxy starts), starts each, waits until each answers, and makes its
-    /// inbound listener the unit's address.
-    async fn attach_sidecars(&mut self) -> Result<(), LaunchError> {
-        let processes = self.processes();
-        let mut bound = Vec::with_capacity(self.units.len());
-        let mut inbound_of = BTreeMap::new();
-        for unit in &self.units {
-            let callees = self
-                .plan
-                .callees(unit.planned)
-                .into_iter()
-                .flat_map(|callee| processes[callee].iter().map(|e| e.unit.clone()))
-                .collect();
-            let sidecar = sidecar::BoundSidecar::bind(&unit.name, callees)?;
-            inbound_of.insert(unit.name.clone(), sidecar.inbound_addr()?);
-            bound.push(sidecar);
-        }
-        for (unit, sidecar) in self.units.iter_mut().zip(bound) {
-            let tls = sidecar_tls(&self.options, &self.plan.units[unit.planned].name)?;
-            let started =
-                sidecar.start(&unit.addr, &inbound_of, tls.as_ref(), &self.options.run_id)?;
-            unit.addr = started.inbound.clone();
-            unit.route_addr = started.inbound.clone();
-            unit.sidecar = Some(started);
-        }
-        for sidecar in self.units.iter_mut().filter_map(|u| u.sidecar.as_mut()) {
-            sidecar.wait_ready().await?;
-        }
-        Ok(())
-    }
-}
-
-/// How the sidecar of a process of `unit` secures its hops (`None`: plaintext).
-fn sidecar_tls(
-    options: &LaunchOptions,
-    unit: &str,
-) -> Result<Option<sidecar::SidecarTls>, LaunchError> {
-    let Some(pki) = &options.security else {
-        return Ok(None);
-    };
-    let credentials = pki
-        .issue(unit)
-        .map_err(|e| LaunchError::Security(e.to_string()))?;
-    Ok(Some(sidecar::SidecarTls {
-        mode: pki.mode(),
-        credentials: Arc::new(credentials),
-    }))
-}
-
-impl LiveDeployment {
-    /// Configures the sidecar container of every unit's pod (started before the units,
-    /// which joined them): inbound to its unit, outbound to the sidecars of the
-    /// processes it calls, by name on the run's network; waits until each listens.
-    async fn configure_pods(&mut self, pending: Vec<PendingPod>) -> Result<(), LaunchError> {
-        let Some(target) = self.options.container.clone() else {
-            return Ok(());
-        };
-        let processes = self.processes();
-        let mut configures = Vec::with_capacity(pending.len());
-        for (unit, pod) in self.units.iter().zip(pending) {
-            let callees: Vec<(String, String)> = self
-                .plan
-                .callees(unit.planned)
-                .into_iter()
-                .flat_map(|callee| {
-                    processes[callee]
-                        .iter()
-                        .map(|e| (e.unit.clone(), e.addr.clone()))
-                })
-                .collect();
-            let tls = sidecar_tls(&self.options, &self.plan.units[unit.planned].name)?;
-            let timeout = self.options.ready_timeout;
-            let target = target.clone();
-            configures.push(async move {
-                pod.configure(&target, &callees, tls.as_ref(), timeout)
-                    .await
-            });
-        }
-        let configured = futures_util::future::try_join_all(configures).await?;
-        for (unit, sidecar) in self.units.iter_mut().zip(configured) {
-            unit.addr = sidecar.inbound.clone();
-            unit.sidecar = Some(sidecar);
-        }
-        Ok(())
-    }
-}
-
-/// Starts the sidecar container of every process of `specs` (in containers behind a
-/// mesh: each owns its unit's pod, so it starts first); none otherwise.
-async fn start_pods(
-    specs: &[(UnitSpec, usize, u32)],
-    options: &LaunchOptions,
-) -> Result<Vec<PendingPod>, LaunchError> {
-    let Some(target) = options
-        .container
-        .as_ref()
-        .filter(|_| options.mesh == Mesh::Sidecar)
-    else {
-        return Ok(Vec::new());
-    };
-    let starts = specs.iter().map(|(spec, _, _)| {
-        let name = sidecar::pod::container_name(target, &spec.name);
-        async move { PendingPod::start(target, &name, &spec.name, options.ready_timeout).await }
-    });
-    Ok(futures_util::future::try_join_all(starts).await?)
 }
 
 /// Starts every unit of `plan` and waits until all are ready.

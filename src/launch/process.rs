@@ -99,7 +99,11 @@ pub(super) async fn spawn_unit(
     let mut command = match &container {
         Some((target, name)) => {
             let mut command = Command::new("docker");
-            command.args(target.run_args(name, &spec.name, pod.map(|p| p.sidecar.as_str())));
+            let placement = match pod {
+                Some(pod) => container::Placement::InPod(&pod.sidecar),
+                None => container::Placement::OnNetwork(&[container::CONTAINER_PORT]),
+            };
+            command.args(target.run_args(name, &spec.name, placement, &target.run_image));
             command
         }
         None => Command::new(&options.unit_binary),
@@ -165,6 +169,13 @@ pub(super) async fn spawn_unit(
         sidecar: None,
     };
     Ok((unit, stdout))
+}
+
+/// The lines a process last wrote to stderr (kept by [`keep_stderr_tail`]), joined.
+pub(super) fn joined(tail: &Mutex<VecDeque<String>>) -> String {
+    tail.lock()
+        .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default()
 }
 
 pub(super) async fn keep_stderr_tail(

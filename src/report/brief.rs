@@ -137,8 +137,6 @@ impl Column {
 /// not fit; a line in parentheses below names what was left out.
 fn table(out: &mut String, mut columns: Vec<Column>, width: usize) {
     let total = |cols: &[Column]| cols.iter().map(|c| c.width() + 2).sum::<usize>();
-    // A column of need 0 has nothing to show.
-    columns.retain(|c| c.need > 0);
     let mut dropped = Vec::new();
     while total(&columns) > width && columns.len() > 1 {
         let Some((i, _)) = columns
@@ -299,7 +297,7 @@ fn deploy_table(out: &mut String, m: &ReportModel, width: usize) {
         &format!("deploy cost{}{others}:", over_mechanism(m)),
         width,
     );
-    let columns = vec![
+    let mut columns = vec![
         Column::new(
             "cut",
             rows.iter().map(|d| d.arch.clone()).collect(),
@@ -319,17 +317,6 @@ fn deploy_table(out: &mut String, m: &ReportModel, width: usize) {
             6,
         ),
         Column::new(
-            "private MiB",
-            rows.iter().map(|d| d.idle_private_mib.clone()).collect(),
-            true,
-            // Files from before it was read have none: no column of dashes.
-            if rows.iter().all(|d| d.idle_private_mib == "–") {
-                0
-            } else {
-                4
-            },
-        ),
-        Column::new(
             "artifact MiB",
             rows.iter().map(|d| d.artifact_mib.clone()).collect(),
             true,
@@ -337,6 +324,11 @@ fn deploy_table(out: &mut String, m: &ReportModel, width: usize) {
         ),
         Column::new("redeploy", redeploy, true, 5),
     ];
+    // Files from before private memory was read have none: no column of dashes.
+    if rows.iter().any(|d| d.idle_private_mib != "–") {
+        let private = rows.iter().map(|d| d.idle_private_mib.clone()).collect();
+        columns.insert(3, Column::new("private MiB", private, true, 4));
+    }
     table(out, columns, width);
 }
 

@@ -53,9 +53,9 @@ pub fn estimate_in(e: &Estimate, decimals: usize, unit: &str) -> String {
 pub fn ratio_estimate(e: &Estimate) -> String {
     match e.interval() {
         Some((low, high)) if low <= 1.0 && 1.0 <= high => {
-            format!("no clear difference ({:.2}× [{low:.2}–{high:.2}])", e.point)
+            format!("no clear difference ({})", ratio_compact(e))
         }
-        Some((low, high)) => format!("{:.1}× [{low:.1}–{high:.1}]", e.point),
+        Some(_) => ratio_compact(e),
         None => format!("{:.1}× (one round: no interval)", e.point),
     }
 }

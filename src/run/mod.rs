@@ -297,10 +297,7 @@ fn container_info(target: &crate::launch::container::ContainerTarget) -> Contain
     ContainerInfo {
         image: target.image.clone(),
         image_bytes: target.image_bytes,
-        sidecar_image_bytes: target
-            .sidecar_image
-            .as_ref()
-            .map(|_| target.sidecar_image_bytes),
+        sidecar_image_bytes: target.sidecar_image.as_ref().map(|i| i.bytes),
         network: target.network.clone(),
         cpus: target.cpus,
         memory: target.memory.clone(),

@@ -306,3 +306,14 @@ pub fn long_tiny(dir: &std::path::Path) -> (std::path::PathBuf, usize) {
         .len();
     (long, units)
 }
+
+/// Whether HAProxy is here; the tests say they were skipped without it.
+pub fn haproxy_or_skip() -> bool {
+    match grainbench::launch::sidecar::proxy_version() {
+        Ok(_) => true,
+        Err(error) => {
+            eprintln!("skipped: no HAProxy ({error})");
+            false
+        }
+    }
+}

@@ -201,8 +201,7 @@ async fn sidecar_containers_share_their_units_pods_and_leave_nothing_behind() {
     let Some(_docker) = docker_or_skip() else {
         return;
     };
-    if let Err(error) = grainbench::launch::sidecar::proxy_version() {
-        eprintln!("skipped: no HAProxy ({error})");
+    if !haproxy_or_skip() {
         return;
     }
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
@@ -260,8 +259,7 @@ fn sigkill_of_the_harness_leaves_no_sidecar_container_behind() {
     let Some(_docker) = docker_or_skip() else {
         return;
     };
-    if let Err(error) = grainbench::launch::sidecar::proxy_version() {
-        eprintln!("skipped: no HAProxy ({error})");
+    if !haproxy_or_skip() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -14,20 +14,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Whether HAProxy is here; the tests say they were skipped without it.
-fn haproxy() -> bool {
-    match grainbench::launch::sidecar::proxy_version() {
-        Ok(_) => true,
-        Err(error) => {
-            eprintln!("skipped: no HAProxy ({error})");
-            false
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nano_and_micro_behind_sidecars_agree_with_no_mesh_and_measure_the_proxies() {
-    if !haproxy() {
+    if !haproxy_or_skip() {
         return;
     }
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
@@ -99,7 +88,7 @@ async fn nano_and_micro_behind_sidecars_agree_with_no_mesh_and_measure_the_proxi
 /// carries every request to the new process; the redeploy replaces units the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_unit_s_sidecar_stays_and_reaches_its_replacement() {
-    if !haproxy() {
+    if !haproxy_or_skip() {
         return;
     }
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
@@ -172,7 +161,7 @@ fn tls_request_without_certificate(addr: &str, ca_pem: &str, run_id: &str) -> St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_mutual_tls_a_caller_that_skips_its_sidecar_is_refused() {
-    if !haproxy() {
+    if !haproxy_or_skip() {
         return;
     }
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
@@ -211,7 +200,7 @@ async fn under_mutual_tls_a_caller_that_skips_its_sidecar_is_refused() {
 
 #[test]
 fn sigkill_of_the_harness_leaves_no_sidecar_behind() {
-    if !haproxy() {
+    if !haproxy_or_skip() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -79,12 +79,31 @@ pub enum SidecarError {
     },
 }
 
+/// What a failed I/O step of the sidecar of `process` reports: `what` and its cause.
+fn io_error(process: &str, what: &'static str) -> impl FnOnce(std::io::Error) -> SidecarError {
+    let process = process.to_string();
+    move |source| SidecarError::Io {
+        process,
+        what,
+        source,
+    }
+}
+
 fn tail(stderr: &str) -> String {
     if stderr.trim().is_empty() {
         String::new()
     } else {
         format!("; its last output:\n{}", stderr.trim_end())
     }
+}
+
+/// Where the proxy's binary is (on the PATH), for what a sidecar ships.
+pub fn proxy_binary() -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| std::path::Path::new(dir).join(HAPROXY))
+        .find(|path| path.is_file())
 }
 
 /// The proxy's name and version as it states them (`HAProxy version 2.6.12-1+deb12u3`).
@@ -114,6 +133,11 @@ pub struct SidecarTls {
 }
 
 impl SidecarTls {
+    /// The certificate and its key, in one PEM file, as HAProxy's `crt` reads them.
+    fn cert_with_key(&self) -> String {
+        format!("{}{}", self.credentials.cert_pem, self.credentials.key_pem)
+    }
+
     /// The host name every peer's certificate carries (what a sidecar checks).
     fn member_name(&self) -> String {
         format!("member.{}.grainbench.invalid", self.credentials.run)
@@ -141,13 +165,7 @@ impl BoundSidecar {
     /// Binds the sidecar of `process`: its public (inbound) listener, one outbound
     /// listener per process in `callees`, and its admin socket.
     pub fn bind(process: &str, callees: Vec<String>) -> Result<Self, SidecarError> {
-        let io = |what| {
-            move |source| SidecarError::Io {
-                process: process.to_string(),
-                what,
-                source,
-            }
-        };
+        let io = |what| io_error(process, what);
         let inbound = loopback_listener().map_err(io("cannot bind its inbound listener"))?;
         let admin = loopback_listener().map_err(io("cannot bind its admin socket"))?;
         let outbound = callees
@@ -167,11 +185,7 @@ impl BoundSidecar {
     pub fn inbound_addr(&self) -> Result<String, SidecarError> {
         addr_of(&self.inbound)
             .map(|a| a.to_string())
-            .map_err(|source| SidecarError::Io {
-                process: self.process.clone(),
-                what: "cannot read its inbound address",
-                source,
-            })
+            .map_err(io_error(&self.process, "cannot read its inbound address"))
     }
 
     /// Starts the proxy: inbound to the unit at `unit_addr`; each outbound listener to
@@ -184,14 +198,7 @@ impl BoundSidecar {
         run_id: &str,
     ) -> Result<Sidecar, SidecarError> {
         let process = self.process.clone();
-        let io = |what| {
-            let process = process.clone();
-            move |source| SidecarError::Io {
-                process,
-                what,
-                source,
-            }
-        };
+        let io = |what| io_error(&process, what);
         let inbound = self.inbound_addr()?;
         let admin = addr_of(&self.admin).map_err(io("cannot read its admin address"))?;
         let mut routes = Vec::new();
@@ -204,12 +211,7 @@ impl BoundSidecar {
             outbound.insert(target.clone(), local.to_string());
             routes.push((callee.clone(), target.clone(), listener.as_raw_fd()));
         }
-        let pem = tls.map(|t| {
-            (
-                format!("{}{}", t.credentials.cert_pem, t.credentials.key_pem),
-                t.credentials.ca_pem.clone(),
-            )
-        });
+        let pem = tls.map(|t| (t.cert_with_key(), t.credentials.ca_pem.clone()));
         let (cert_fd, ca_fd) = match &pem {
             Some((cert, ca)) => (
                 Some(memfd("grainbench-cert", cert).map_err(io("cannot hold its certificate"))?),
@@ -428,13 +430,7 @@ impl Sidecar {
 
     /// One command on the admin socket, and its answer.
     async fn admin(&self, command: &str) -> Result<String, SidecarError> {
-        let io = |what| {
-            move |source| SidecarError::Io {
-                process: self.process.clone(),
-                what,
-                source,
-            }
-        };
+        let io = |what| io_error(&self.process, what);
         let exchange = async {
             let mut stream = tokio::net::TcpStream::connect(self.admin).await?;
             stream.write_all(format!("{command}\n").as_bytes()).await?;
@@ -498,11 +494,7 @@ impl Sidecar {
                 process: self.process.clone(),
                 status: super::process::describe_status(status),
                 when,
-                stderr: self
-                    .stderr_tail
-                    .lock()
-                    .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
-                    .unwrap_or_default(),
+                stderr: super::process::joined(&self.stderr_tail),
             }),
             _ => None,
         }

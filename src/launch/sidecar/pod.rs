@@ -19,8 +19,8 @@
 //!   `docker run -i`, so a harness that dies (even by SIGKILL) takes the proxy, and with
 //!   `--rm` the container, with it: HAProxy itself does not watch stdin.
 
-use super::{ProxyFiles, Sidecar, SidecarError, SidecarTls, SIDECAR_PREFIX};
-use crate::launch::container::{self, ContainerTarget, CONTAINER_PORT};
+use super::{io_error, ProxyFiles, Sidecar, SidecarError, SidecarTls, HAPROXY, SIDECAR_PREFIX};
+use crate::launch::container::{self, ContainerTarget, Placement, CONTAINER_PORT};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, Write};
@@ -64,14 +64,14 @@ pub struct Pod {
 }
 
 impl Pod {
-    /// Where the unit listens now, in the pod's namespace.
-    pub fn unit_addr(&self) -> String {
-        format!("127.0.0.1:{}", UNIT_PORTS[self.port])
-    }
-
     /// The port a replacement takes: the other one.
     pub fn next_port(&self) -> u16 {
         UNIT_PORTS[1 - self.port]
+    }
+
+    /// Where a replacement listens, in the pod's namespace.
+    fn next_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.next_port())
     }
 }
 
@@ -83,15 +83,6 @@ pub struct PendingPod {
     stdin: ChildStdin,
     stdout: tokio::io::Lines<BufReader<ChildStdout>>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
-}
-
-fn io_error(process: &str, what: &'static str) -> impl FnOnce(std::io::Error) -> SidecarError {
-    let process = process.to_string();
-    move |source| SidecarError::Io {
-        process,
-        what,
-        source,
-    }
 }
 
 fn docker_error(
@@ -137,12 +128,13 @@ impl PendingPod {
                 source: std::io::ErrorKind::NotFound.into(),
             });
         };
-        let mut args = target.run_args(name, &format!("{SIDECAR_PREFIX}{process}"), None);
-        for port in [ADMIN_PORT, STAGING_PORT] {
-            args.insert(args.len() - 1, "--publish".into());
-            args.insert(args.len() - 1, format!("127.0.0.1::{port}"));
-        }
-        *args.last_mut().expect("the image is last") = image.clone();
+        let ports = [CONTAINER_PORT, ADMIN_PORT, STAGING_PORT];
+        let args = target.run_args(
+            name,
+            &format!("{SIDECAR_PREFIX}{process}"),
+            Placement::OnNetwork(&ports),
+            &image.tag,
+        );
         let harness = std::process::id();
         let mut command = Command::new("docker");
         command
@@ -211,7 +203,7 @@ impl PendingPod {
             process: self.process.clone(),
             status,
             when,
-            stderr: tail_of(&self.stderr_tail),
+            stderr: crate::launch::process::joined(&self.stderr_tail),
         })
     }
 
@@ -248,10 +240,7 @@ impl PendingPod {
             files: tls
                 .map(|t| {
                     vec![
-                        (
-                            "cert".to_string(),
-                            format!("{}{}", t.credentials.cert_pem, t.credentials.key_pem),
-                        ),
+                        ("cert".to_string(), t.cert_with_key()),
                         ("ca".to_string(), t.credentials.ca_pem.clone()),
                     ]
                 })
@@ -304,7 +293,7 @@ async fn located(
         let inbound = target.published_port(&name, CONTAINER_PORT)?;
         let admin = target.published_port(&name, ADMIN_PORT)?;
         let staging = target.published_port(&name, STAGING_PORT)?;
-        let pid = target.pid_of_command(&name, "haproxy")?;
+        let pid = target.pid_of_command(&name, HAPROXY)?;
         Ok((inbound, admin, staging, pid))
     })
     .await
@@ -314,12 +303,6 @@ async fn located(
             detail: e.to_string(),
         })
     })
-}
-
-fn tail_of(tail: &Mutex<VecDeque<String>>) -> String {
-    tail.lock()
-        .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
-        .unwrap_or_default()
 }
 
 impl Sidecar {
@@ -338,18 +321,13 @@ impl Sidecar {
                 source: std::io::ErrorKind::Unsupported.into(),
             });
         };
-        self.set_server("next/next", &format!("127.0.0.1:{}", pod.next_port()))
-            .await?;
+        self.set_server("next/next", &pod.next_addr()).await?;
         Ok(pod.staging.clone())
     }
 
     /// Points the proxy at the replacement staged on the pod's other port.
     pub async fn switch_to_next(&mut self) -> Result<(), SidecarError> {
-        let Some(next) = self
-            .pod
-            .as_ref()
-            .map(|p| format!("127.0.0.1:{}", p.next_port()))
-        else {
+        let Some(next) = self.pod.as_ref().map(Pod::next_addr) else {
             return Ok(());
         };
         self.point_at(&next).await?;

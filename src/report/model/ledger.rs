@@ -241,8 +241,6 @@ fn times(e: Option<&Estimate>, floor: Option<f64>) -> String {
     }
 }
 
-/// What a deployment's unit-to-unit hops went through, in words: the transport, `under
-/// mtls` when secured, `through sidecars` behind a mesh. The ledger compares within one.
 /// The transports of `rows`, each once, in their order.
 fn transports(rows: &[LedgerRow]) -> Vec<&str> {
     let mut transports: Vec<&str> = Vec::new();
