@@ -233,6 +233,18 @@ pub struct RunArgs {
     /// `fail:OP@2s+3s=0.2`; it hits the first replica of the unit serving OP.
     #[arg(long = "fault", value_name = "FAULT", value_parser = fault_arg)]
     pub faults: Vec<Fault>,
+    /// Trace a share of the load's requests (default 1%; `--trace 100%` traces every
+    /// one): W3C trace context on every hop, every unit's spans written to traces.jsonl
+    /// (OTLP JSON) beside results.json, each traced request checked (one tree, hops equal
+    /// to the measured hops), and the page shows where the time goes and waterfalls.
+    #[arg(long, num_args = 0..=1, default_missing_value = "1%", value_name = "SHARE",
+          value_parser = trace_sample_arg, conflicts_with = "endpoints")]
+    pub trace: Option<f64>,
+    /// Also send every span to this OTLP/HTTP collector (`http://127.0.0.1:4318`: Jaeger,
+    /// Tempo, an OpenTelemetry Collector); one that is down costs counted export
+    /// failures, never the run.
+    #[arg(long, value_name = "URL", requires = "trace")]
+    pub otlp: Option<String>,
     #[command(flatten)]
     pub deploy: DeployArgs,
     #[command(flatten)]
@@ -443,6 +455,22 @@ fn precision_arg(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses the share of requests `--trace` traces: `1%`, `100%`, or a fraction `0.05`.
+fn trace_sample_arg(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let share = match text.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.parse::<f64>(),
+    };
+    match share {
+        Ok(share) if share > 0.0 && share <= 1.0 => Ok(share),
+        Ok(_) => Err(format!(
+            "{text} is out of range: more than 0 %, at most 100 %"
+        )),
+        Err(_) => Err(format!("'{text}' is not a share such as 1% or 0.01")),
+    }
+}
+
 fn time_budget_arg(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -521,6 +549,10 @@ impl RunArgs {
         options.faults = self.faults.clone();
         options.deploy = self.deploy.overrides(self.security.clone());
         options.target = self.placement.target(self.remove_image);
+        options.trace = self.trace.map(|sample| grainbench::traces::TraceOptions {
+            sample,
+            otlp: self.otlp.clone(),
+        });
         if let Some(id) = &self.run_id {
             options.run_id = id.clone();
         }

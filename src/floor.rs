@@ -283,7 +283,7 @@ fn ping_request(addr: &str) -> Result<Vec<u8>, String> {
     let target = Target::new(probe::PING, addr, probe::BODY_BYTES).map_err(|e| e.to_string())?;
     Ok(
         EngineTarget::new(target.addr, &op_path(probe::PING), target.request_bytes)
-            .request(&ping_body()),
+            .request(&ping_body(), None),
     )
 }
 

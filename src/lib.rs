@@ -16,6 +16,10 @@
 //!   and this machine's floor: a bare wake-up and the least client at the same rate)
 //! - [`run`]: the whole pipeline for one scenario, deployment by deployment; options resolved
 //!   once; it reports its events ([`run::RunReport`]) and writes nothing itself
+//! - [`traces`]: under `--trace`, the run's loopback OTLP receiver (`traces.jsonl`, and
+//!   `--otlp` forwarding), the driver's span of each traced request, and what the spans
+//!   say: one tree per request, hops that match the measured hops, the latency's split
+//!   along the critical path, waterfalls
 //! - [`capacity`]: the driver's own capacity, the highest open-loop rate it holds (a ramp)
 //! - [`floor`]: this machine's floor: a bare wake-up, the least client, the least hop
 //!   (least client against least server), the denominators of the driver's and a hop's cost
@@ -61,5 +65,6 @@ pub mod results;
 pub mod run;
 pub mod scenario;
 pub mod stats;
+pub mod traces;
 pub mod unit;
 pub mod up;

@@ -21,6 +21,8 @@ pub enum UnitError {
     },
     #[error(transparent)]
     Host(#[from] HostError),
+    #[error(transparent)]
+    Trace(#[from] grain_runtime::trace::TraceError),
 }
 
 /// Worker threads per unit: units share the machine's cores, so each gets few.
@@ -59,6 +61,9 @@ pub fn serve(spec_arg: &str, routes_file: Option<&std::path::Path>) -> Result<()
     let mut spec: UnitSpec = serde_json::from_str(spec_json)?;
     spec.listen.routes = standalone;
     grain_runtime::host::raise_open_files_limit();
+    if let Some(export) = &spec.trace {
+        grain_runtime::trace::install(&spec.name, export)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(
             spec.worker_threads
@@ -104,6 +109,8 @@ pub fn serve(spec_arg: &str, routes_file: Option<&std::path::Path>) -> Result<()
     // The stdin watcher is a blocking read that only ends at EOF; after a SIGTERM drain
     // it would keep the runtime's drop (and so the process) waiting for it.
     runtime.shutdown_background();
+    // The last batch of spans goes out before the process does.
+    grain_runtime::trace::shutdown();
     served?;
     Ok(())
 }

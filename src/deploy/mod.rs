@@ -21,6 +21,8 @@ use crate::plan::{self, Architecture, Deployment, Mesh, PlanError, SecurityMode,
 use crate::scenario::Scenario;
 use grain_runtime::network::NetworkModel;
 use grain_runtime::resilience::Resilience;
+use grain_runtime::trace::TraceExport;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -188,7 +190,27 @@ impl DeploySpec {
         .meshed(self.plan.mesh)
         .in_containers(env.container_target());
         options.worker_threads = env.worker_threads;
+        options.trace = env.trace_endpoint.as_ref().map(|endpoint| TraceExport {
+            endpoint: endpoint.clone(),
+            attributes: self.trace_attributes(&env.run_id),
+        });
         Ok(options)
+    }
+
+    /// What every span of this deployment says about it (OTLP resource attributes).
+    pub fn trace_attributes(&self, run_id: &str) -> BTreeMap<String, String> {
+        let plan = &self.plan;
+        [
+            ("grain.run", run_id.to_string()),
+            ("grain.deployment", plan.label()),
+            ("grain.cut", plan.architecture.to_string()),
+            ("grain.transport", plan.transport.to_string()),
+            ("grain.security", plan.security.to_string()),
+            ("grain.mesh", plan.mesh.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
     }
 
     /// Starts it in `env`; the caller stops it with [`LiveDeployment::shutdown`].
@@ -211,6 +233,8 @@ pub struct DeployEnv {
     pub work_iterations_per_us: f64,
     /// Threads of each unit's async runtime (`None`: the units' default).
     pub worker_threads: Option<usize>,
+    /// The OTLP/HTTP traces endpoint units send spans to (none: untraced).
+    pub trace_endpoint: Option<String>,
     pkis: Mutex<Vec<(SecurityMode, Arc<RunPki>)>>,
     containers: Option<ContainerRun>,
 }
@@ -230,6 +254,7 @@ impl DeployEnv {
             run_id,
             work_iterations_per_us,
             worker_threads: None,
+            trace_endpoint: None,
             pkis: Mutex::new(Vec::new()),
             containers: None,
         }

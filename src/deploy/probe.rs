@@ -139,6 +139,7 @@ pub fn ping_step_config(
         spin,
         network,
         keep_samples: false,
+        trace_sample: 0.0,
         threads: crate::driver::auto_threads(schedule),
     }
 }

@@ -60,6 +60,8 @@ pub struct StepMeasurement {
     /// Every request of the step, for looking at a window of it (empty unless the step's
     /// config kept them).
     pub samples: Vec<Sample>,
+    /// The measured window's traced requests that got a reply.
+    pub traced: Vec<record::TracedRequest>,
     /// When the step's schedule started.
     pub started: Instant,
     /// How the load thread was scheduled.
@@ -234,6 +236,8 @@ pub struct StepConfig {
     /// Keep every request's sample (24 bytes each) for looking at a window of the step
     /// afterwards; off, a step's memory is bounded whatever its length.
     pub keep_samples: bool,
+    /// The share of requests traced (0: none carries a `traceparent`).
+    pub trace_sample: f64,
     /// Load threads, each with its slice of the schedule, its own connections and its own
     /// histograms, merged at the end (at least 1; see [`auto_threads`]).
     pub threads: usize,
@@ -408,6 +412,7 @@ fn run_engine(
         overall,
         timeline: recorder.timeline,
         samples: recorder.samples.unwrap_or_default(),
+        traced: recorder.traced,
         scheduling,
         started: start,
         engine: stats,

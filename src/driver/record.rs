@@ -125,6 +125,76 @@ pub struct Second {
 /// How one request ended.
 pub type Outcome = Result<Hops, ErrorClass>;
 
+/// The ids a traced request carries: its trace, and the driver's own span in it (the
+/// entry unit's parent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceIds {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+}
+
+impl TraceIds {
+    /// Its `traceparent` header value, sampled.
+    pub fn traceparent(&self) -> String {
+        grain_runtime::trace::TraceParent {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            sampled: true,
+        }
+        .header()
+    }
+}
+
+/// Decides which requests are traced: each with probability `sample`, on a random
+/// stream of its own (so the choice is independent of the request's position), with
+/// random ids. Off (`sample` 0) it draws nothing.
+pub struct TraceSampler {
+    sample: f64,
+    rng: rand::rngs::SmallRng,
+}
+
+impl TraceSampler {
+    pub fn new(sample: f64) -> Self {
+        TraceSampler {
+            sample: sample.clamp(0.0, 1.0),
+            rng: rand::SeedableRng::from_os_rng(),
+        }
+    }
+
+    /// The next request's trace, if it is traced.
+    pub fn draw(&mut self) -> Option<TraceIds> {
+        use rand::Rng as _;
+        if self.sample <= 0.0 || !self.rng.random_bool(self.sample) {
+            return None;
+        }
+        // All-zero ids are invalid: draw again in that (2^-64) case.
+        loop {
+            let ids = TraceIds {
+                trace_id: self.rng.random(),
+                span_id: self.rng.random(),
+            };
+            if ids.trace_id != [0; 16] && ids.span_id != [0; 8] {
+                return Some(ids);
+            }
+        }
+    }
+}
+
+/// A traced request that got a reply, as the driver saw it.
+#[derive(Debug, Clone)]
+pub struct TracedRequest {
+    pub ids: TraceIds,
+    pub entry: usize,
+    pub intended: Instant,
+    /// `intended` plus the network model's one-way delay out.
+    pub leave_at: Instant,
+    pub sent: Option<Instant>,
+    /// When its reply arrived, and when it was handed back (after the model's delay back).
+    pub arrived: Instant,
+    pub done: Instant,
+    pub outcome: Outcome,
+}
+
 /// One request of the step, kept so any window of it can be looked at afterwards
 /// (e.g. a redeploy): when it was due, its corrected latency, and whether it succeeded.
 #[derive(Debug, Clone)]
@@ -156,6 +226,8 @@ pub struct Recorder {
     /// asked for (a redeploy step looks at a window of it); otherwise a step's memory does
     /// not grow with its request count.
     pub samples: Option<Vec<Sample>>,
+    /// The measured window's traced requests that got a reply.
+    pub traced: Vec<TracedRequest>,
 }
 
 impl Recorder {
@@ -169,6 +241,7 @@ impl Recorder {
             timeline: Vec::new(),
             last_sent: start + warmup,
             samples: keep_samples.then(Vec::new),
+            traced: Vec::new(),
         }
     }
 
@@ -184,6 +257,13 @@ impl Recorder {
         if intended >= self.measure_from {
             record(&mut self.send_lag, sent.saturating_duration_since(intended));
             self.last_sent = self.last_sent.max(sent);
+        }
+    }
+
+    /// A traced request got its reply (kept when it was due in the measured window).
+    pub fn traced(&mut self, request: TracedRequest) {
+        if request.intended >= self.measure_from {
+            self.traced.push(request);
         }
     }
 
@@ -277,6 +357,7 @@ impl Recorder {
         if let (Some(mine), Some(theirs)) = (self.samples.as_mut(), other.samples) {
             mine.extend(theirs);
         }
+        self.traced.extend(other.traced);
     }
 
     fn second(&mut self, intended: Instant) -> &mut Second {

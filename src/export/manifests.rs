@@ -208,6 +208,7 @@ impl Export<'_> {
                     worker_threads: None,
                     resilience: self.scenario().resilience.clone(),
                     transport: self.plan().transport,
+                    trace: None,
                     listen: Listen {
                         bind: Some(format!("0.0.0.0:{PORT}")),
                         advertise: None,

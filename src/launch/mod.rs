@@ -68,6 +68,8 @@ pub struct LaunchOptions {
     pub mesh: Mesh,
     /// Units as containers on the run's network instead of local processes.
     pub container: Option<Arc<container::ContainerTarget>>,
+    /// Where units send the spans of traced requests (none: they build no span).
+    pub trace: Option<grain_runtime::trace::TraceExport>,
 }
 
 pub use grain_runtime::host::raise_open_files_limit;
@@ -95,6 +97,7 @@ impl LaunchOptions {
             transport: Transport::default(),
             mesh: Mesh::None,
             container: None,
+            trace: None,
         }
     }
 
@@ -607,6 +610,7 @@ pub async fn launch(
                 worker_threads: options.worker_threads,
                 resilience: options.resilience.clone(),
                 transport: options.transport,
+                trace: options.trace.clone(),
                 listen: Default::default(),
             };
             specs.push((spec, index, replica));

@@ -7,11 +7,13 @@
 mod fault;
 mod file;
 mod step;
+mod trace;
 
 pub use fault::*;
 pub use file::{check_out_dir, write_atomic, ResultsError};
 pub use grain_runtime::histogram::{decode as decode_histogram, encode as encode_histogram};
 pub use step::*;
+pub use trace::*;
 
 use crate::plan::Architecture;
 use crate::plan::{Mesh, SecurityMode, Transport};
@@ -45,6 +47,9 @@ pub struct RunResults {
     /// False when the run stopped early (error or interrupt); `errors` says why.
     pub complete: bool,
     pub errors: Vec<String>,
+    /// How requests were traced, under `--trace` (absent: none was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces: Option<TraceRunInfo>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -301,6 +306,9 @@ pub struct ArchitectureResult {
     /// One fault step per fault the run injects (schema 5).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultResult>,
+    /// What its traced requests' spans say, under `--trace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces: Option<TraceSummary>,
 }
 
 /// Deploy cost of one architecture, from the kernel's own accounting.

@@ -106,6 +106,8 @@ pub(super) struct ArchRun<'a> {
     /// until the pilot decides): the redeploy and fault steps run in the last.
     pub rounds: usize,
     pub cancel: &'a CancellationToken,
+    /// The run's tracing, under `--trace`: each step's traced requests go to it.
+    pub traces: Option<&'a crate::traces::TraceSession>,
 }
 
 impl ArchRun<'_> {
@@ -247,6 +249,7 @@ impl ArchRun<'_> {
             spin: driver::DEFAULT_SPIN,
             network: self.resolved.network().clone(),
             keep_samples: false,
+            trace_sample: self.options.trace.as_ref().map_or(0.0, |t| t.sample),
             threads: self
                 .options
                 .threads
@@ -383,6 +386,10 @@ impl ArchRun<'_> {
             )
             .await?;
         let mut step = self.step_result(deployed.plan(), &measurement);
+        if let Some(traces) = self.traces {
+            let rate = f64::from(step.target_rps);
+            traces.record_step(&self.entry_names(), rate, &measurement.traced, true);
+        }
         if let Some(live) = deployed.live() {
             // An outside deployment's processes are not visible: its CPU is not measured.
             step = step.with_units(usage);
@@ -529,5 +536,6 @@ pub(super) fn planned(plan: &Deployment) -> ArchitectureResult {
             .map(|u| (u.name.clone(), u.replicas))
             .collect(),
         faults: Vec::new(),
+        traces: None,
     }
 }

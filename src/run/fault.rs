@@ -85,6 +85,11 @@ impl ArchRun<'_> {
         let mut step = self.step_result(&live.plan, &measurement).with_units(usage);
         step.noise = noise;
         let entries = self.entry_names();
+        if let Some(traces) = self.traces {
+            // Checked like any other (a retry's attempts are hops too), but kept out of the
+            // steady state's time split and waterfalls.
+            traces.record_step(&entries, f64::from(rate), &measurement.traced, false);
+        }
         let measure_from = measurement.started + measurement.warmup;
         let end = measure_from + measurement.duration;
         let window = Windows {

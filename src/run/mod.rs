@@ -83,6 +83,8 @@ pub enum RunError {
     },
     #[error(transparent)]
     Sidecar(#[from] crate::launch::sidecar::SidecarError),
+    #[error("--trace: {0}")]
+    Traces(crate::traces::CollectorError),
     #[error("interrupted")]
     Interrupted,
 }
@@ -128,7 +130,21 @@ async fn run_into(
 ) -> Result<(), RunError> {
     let options = &resolved.options;
     // Held to the end: dropping it removes the run's containers and network.
-    let env = DeployEnv::new(options.unit_binary.clone(), options.run_id.clone());
+    let mut env = DeployEnv::new(options.unit_binary.clone(), options.run_id.clone());
+    let traces = match &options.trace {
+        Some(trace) => {
+            let session = crate::traces::TraceSession::start(trace, &options.out_dir)
+                .await
+                .map_err(|error| {
+                    results.errors.push(error.to_string());
+                    RunError::Traces(error)
+                })?;
+            env.trace_endpoint = Some(session.endpoint().to_string());
+            results.traces = Some(session.info());
+            Some(session)
+        }
+        None => None,
+    };
     results.meta.work_iterations_per_us = env.work_iterations_per_us;
     let specs: Vec<&crate::deploy::DeploySpec> = resolved.specs.iter().collect();
     let env = env.place(&options.target, &specs).map_err(|error| {
@@ -192,6 +208,7 @@ async fn run_into(
                 steps_taken: &steps_taken,
                 rounds,
                 cancel,
+                traces: traces.as_ref(),
             };
             let (error, live) = context.run(round, &specs[index], index, results).await;
             if let Some(error) = &error {
@@ -205,6 +222,15 @@ async fn run_into(
             if let Some(live) = live {
                 let endings = live.shutdown().await;
                 tracing::debug!(?endings, "units stopped");
+            }
+            if let Some(traces) = &traces {
+                // Its units have sent their last spans as they stopped.
+                let resource: Vec<(String, String)> = specs[index]
+                    .trace_attributes(&options.run_id)
+                    .into_iter()
+                    .collect();
+                results.architectures[index].traces = Some(traces.settle(index, &resource).await);
+                results.traces = Some(traces.info());
             }
             if let Some(error) = error {
                 return Err(error);
@@ -355,6 +381,7 @@ fn new_results(
         },
         complete: false,
         errors: Vec::new(),
+        traces: None,
     }
 }
 

@@ -72,6 +72,8 @@ pub struct RunOptions {
     pub deploy: DeployOverrides,
     /// Where units run (`--target`): local processes, or containers on a bridge network.
     pub target: DeployTarget,
+    /// Trace a share of the load's requests (`--trace`), and where spans also go.
+    pub trace: Option<crate::traces::TraceOptions>,
 }
 
 impl RunOptions {
@@ -100,6 +102,7 @@ impl RunOptions {
             faults: Vec::new(),
             deploy: DeployOverrides::default(),
             target: DeployTarget::Processes,
+            trace: None,
         }
     }
 
@@ -165,6 +168,14 @@ impl RunOptions {
         let faults = self.faults(scenario)?;
         if external.is_some() && !faults.is_empty() {
             return Err(OptionsError::FaultsNeedUnits);
+        }
+        if self.trace.is_some() {
+            if external.is_some() {
+                return Err(OptionsError::TraceNeedsUnits);
+            }
+            if !matches!(self.target, DeployTarget::Processes) {
+                return Err(OptionsError::TraceInContainers);
+            }
         }
         Ok(Resolved {
             options: self.clone(),
@@ -285,6 +296,13 @@ pub enum OptionsError {
     UnknownFaultOperation { fault: String, scenario: String },
     #[error("--fault with --endpoints: grainbench can only inject faults into units it started")]
     FaultsNeedUnits,
+    #[error("--trace with --endpoints: grainbench traces only units it started")]
+    TraceNeedsUnits,
+    #[error(
+        "--trace with --target compose is not supported: containers would have to reach \
+         the run's span receiver on this host's loopback; trace with local processes"
+    )]
+    TraceInContainers,
 }
 
 /// [`RunOptions`] applied to one scenario, once.

@@ -170,6 +170,7 @@ pub fn open_loop(rate: u32, warmup_ms: u64, duration_ms: u64, in_flight_cap: usi
         spin: DEFAULT_SPIN,
         network: grain_runtime::network::NetworkModel::loopback(),
         keep_samples: false,
+        trace_sample: 0.0,
         threads: 1,
     }
 }

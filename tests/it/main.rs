@@ -19,4 +19,5 @@ mod pipeline;
 mod report;
 mod scenario_errors;
 mod security;
+mod traces;
 mod transport;

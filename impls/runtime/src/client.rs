@@ -42,6 +42,19 @@ pub enum CallError {
     Io { addr: String, detail: String },
 }
 
+impl CallError {
+    /// Its class in a word (a failed span's `error.type`): `connect`, `timeout`,
+    /// `status-503`, `io`.
+    pub fn class(&self) -> String {
+        match self {
+            CallError::Connect { .. } => "connect".into(),
+            CallError::Timeout { .. } => "timeout".into(),
+            CallError::Status { status, .. } => format!("status-{status}"),
+            CallError::Io { .. } => "io".into(),
+        }
+    }
+}
+
 /// A successful reply.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -129,6 +142,9 @@ impl HttpClient {
         if let Some(signed) = call_token(self.token.as_deref(), to, path) {
             request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {signed}"));
         }
+        if let Some(traceparent) = crate::trace::outgoing() {
+            request = request.header(crate::trace::TRACEPARENT, traceparent);
+        }
         let request = request.body(Full::new(body)).map_err(|e| CallError::Io {
             addr: addr.to_string(),
             detail: e.to_string(),
@@ -206,9 +222,9 @@ where
     F: std::future::Future<Output = Result<Reply, CallError>>,
 {
     let round_trip = async {
-        network.delay_message().await;
+        crate::trace::held(network.adds_delay(), network.delay_message()).await;
         let reply = exchange.await;
-        network.delay_message().await;
+        crate::trace::held(network.adds_delay(), network.delay_message()).await;
         reply
     };
     match tokio::time::timeout(timeout, round_trip).await {

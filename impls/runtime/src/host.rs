@@ -191,6 +191,7 @@ pub async fn serve_unit(
         None => app,
     };
     let app = with_reply_faults(app, unit, routes.clone());
+    let app = with_tracing(app);
     let body_limit = axum::extract::DefaultBodyLimit::max(crate::wire::MAX_BODY_BYTES);
     // What a call in another transport is handed to: the same handlers, token check
     // and faults as an HTTP call.
@@ -290,6 +291,26 @@ fn alpn(transport: Transport) -> Vec<Vec<u8>> {
             b"http/1.1".to_vec(),
         ],
     }
+}
+
+/// `app` with every call that carries a sampled `traceparent` served inside a server
+/// span (see [`crate::trace`]); the outermost layer, so the span covers the token check
+/// and an injected fault too.
+pub fn with_tracing(app: Router) -> Router {
+    app.layer(axum::middleware::from_fn(traced))
+}
+
+async fn traced(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let parent = request
+        .headers()
+        .get(crate::trace::TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let name = request.uri().path().to_string();
+    crate::trace::serve_traced(parent.as_deref(), name, next.run(request)).await
 }
 
 /// `app` with the fault the harness injects into this unit's replies applied to every

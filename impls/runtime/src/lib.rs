@@ -16,6 +16,8 @@
 //!   process (`breaker`)
 //! - `transport`: what unit-to-unit hops speak (HTTP/1.1 + JSON, gRPC, binary frames),
 //!   each transport's client, codec and serving on the unit's one port
+//! - `trace`: W3C trace context on every hop and OpenTelemetry spans of sampled requests,
+//!   exported over OTLP/HTTP
 //! - `security`: TLS, mutual TLS and signed tokens per hop (modes, configs, tokens)
 //! - [`named_modes!`]: a mode enum's name in text, JSON and errors, written once
 
@@ -33,6 +35,7 @@ pub mod resilience;
 pub mod security;
 pub mod store;
 mod tls_listener;
+pub mod trace;
 pub mod transport;
 pub mod wire;
 pub mod work;

@@ -153,6 +153,9 @@ pub struct UnitSpec {
     /// What its calls to other units speak (it answers calls in it too).
     #[serde(default)]
     pub transport: crate::transport::Transport,
+    /// Where it sends the spans of traced requests (none: it builds no span).
+    #[serde(default)]
+    pub trace: Option<crate::trace::TraceExport>,
     /// Where it listens and what address it announces (default: 127.0.0.1 on a port the
     /// OS picks, announced as bound).
     #[serde(default)]

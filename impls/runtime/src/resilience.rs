@@ -15,6 +15,7 @@ use crate::budget::Budget;
 use crate::client::{CallError, Reply};
 use crate::model::Endpoint;
 use crate::network::NetworkModel;
+use crate::trace::{Attempt, HopKind};
 use crate::transport::UnitClient;
 use crate::wire::Hops;
 use bytes::Bytes;
@@ -156,12 +157,24 @@ impl Caller {
         let Some((mut endpoint, mut permit)) = self.pick(replicas, &mut next) else {
             return Err(breaker_open(wasted, 0));
         };
+        let kind = if hop.state > 0 {
+            HopKind::State
+        } else {
+            HopKind::Service
+        };
+        let mut attempt = 0u32;
         loop {
-            let error = match self
+            attempt += 1;
+            let call = self
                 .client
-                .post_across(network, endpoint, path, body.clone())
-                .await
-            {
+                .post_across(network, endpoint, path, body.clone());
+            let traced = Attempt::start(&endpoint.unit, path, kind, attempt);
+            // A refused connection sent nothing: it is no hop.
+            let failure = |result: &Result<_, CallError>| {
+                let error = result.as_ref().err()?;
+                Some((error.class(), !matches!(error, CallError::Connect { .. })))
+            };
+            let error = match traced.run(call, failure).await {
                 Ok(reply) => {
                     self.breakers
                         .record(&endpoint.unit, permit, Outcome::Answered);

@@ -27,7 +27,7 @@ use grain_runtime::wire::{
     op_path, Hops, OpRequest, StateGet, StatePut, StateValues, DIGEST_HEADER, FAILED_UNIT_HEADER,
     RETRIES_HEADER, SERVICE_HOPS_HEADER, STATE_GET_PATH, STATE_HOPS_HEADER, STATE_PUT_PATH,
 };
-use grain_runtime::work;
+use grain_runtime::{trace, work};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -174,11 +174,16 @@ impl ServiceUnit {
                 return (StatusCode::BAD_REQUEST, message).into_response();
             }
         };
+        trace::event("decoded");
         // Hops made before a failure are still reported, so callers that retry count
         // what the failed attempt cost downstream.
         let mut spent = Spent::default();
         match self.execute(op, &request.params, &mut spent).await {
-            Ok(digest) => reply(op, &self.hosted[op], codec, digest, spent),
+            Ok(digest) => {
+                let reply = reply(op, &self.hosted[op], codec, digest, spent);
+                trace::event("encoded");
+                reply
+            }
             Err(error) => {
                 tracing::debug!(unit = %self.name, %error, "operation failed");
                 let blamed = match &error {
@@ -265,9 +270,12 @@ impl ServiceUnit {
             digest.add(value.as_deref().unwrap_or("\u{2205}").as_bytes());
         }
 
+        trace::event("work.start");
         std::hint::black_box(work::burn(def.cpu_us, self.iterations_per_us));
+        trace::event("work.end");
 
         for step in &def.calls {
+            trace::event("calls.start");
             let callees = step.callees();
             let mut made = vec![Spent::default(); callees.len()];
             let calls = callees
@@ -276,6 +284,7 @@ impl ServiceUnit {
                 .map(|(callee, made)| self.invoke(op, callee, params, made));
             let results = join_all(calls).await;
             // Parallel calls all ran: their hops count even when one of them failed.
+            trace::event("calls.end");
             for made in made {
                 *spent += made;
             }

@@ -2,7 +2,7 @@
 //! they leave, and replies waiting theirs before they are handed back, in one deadline
 //! heap (earliest first, ties in arrival order) served by the engine's timerfd.
 
-use crate::driver::record::Outcome;
+use crate::driver::record::{Outcome, TraceIds};
 use grain_runtime::network::NetworkModel;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -20,6 +20,8 @@ pub(super) struct Queued {
     pub(super) leave_at: Instant,
     /// Replicas already refused it (each refusal sends it to the next one).
     pub(super) refused: usize,
+    /// Its trace, when it is traced.
+    pub(super) trace: Option<TraceIds>,
 }
 
 /// A reply that arrived and waits out the modelled one-way delay back.
@@ -30,6 +32,11 @@ pub(super) struct HeldReply {
     pub(super) outcome: Outcome,
     /// A failure's culprit, as the reply named it.
     pub(super) blame: Option<std::sync::Arc<str>>,
+    pub(super) trace: Option<TraceIds>,
+    /// When the request was to leave, and when its reply arrived (a traced request's
+    /// network-model stretches).
+    pub(super) leave_at: Instant,
+    pub(super) arrived: Instant,
 }
 
 /// Something the modelled network holds until its deadline.
@@ -121,6 +128,9 @@ mod tests {
                 sent: None,
                 outcome: Err(ErrorClass::Other),
                 blame: None,
+                trace: None,
+                leave_at: now,
+                arrived: now,
             })
         };
         for (entry, after_us) in [(0, 300), (1, 100), (2, 200), (3, 100)] {

@@ -88,11 +88,15 @@ impl EngineTarget {
         Ok(target)
     }
 
-    /// The whole request carrying `body`.
-    pub(crate) fn request(&self, body: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.head.len() + 8 + body.len());
+    /// The whole request carrying `body` (and a `traceparent` when it is traced).
+    pub(crate) fn request(&self, body: &[u8], traceparent: Option<&str>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.head.len() + 80 + body.len());
         out.extend_from_slice(&self.head);
         out.extend_from_slice(body.len().to_string().as_bytes());
+        if let Some(traceparent) = traceparent {
+            out.extend_from_slice(b"\r\ntraceparent: ");
+            out.extend_from_slice(traceparent.as_bytes());
+        }
         out.extend_from_slice(b"\r\n\r\n");
         out.extend_from_slice(body);
         out
@@ -195,10 +199,23 @@ mod tests {
             "/op/x",
             10,
         );
-        let bytes = target.request(b"{\"a\":1}");
+        let bytes = target.request(b"{\"a\":1}", None);
         let text = String::from_utf8(bytes).unwrap();
         assert!(text.starts_with("POST /op/x HTTP/1.1\r\n"));
         assert!(text.ends_with("Content-Length: 7\r\n\r\n{\"a\":1}"));
+        let traced = String::from_utf8(target.request(b"{}", Some("00-ab-cd-01"))).unwrap();
+        assert!(
+            traced.ends_with("Content-Length: 2\r\ntraceparent: 00-ab-cd-01\r\n\r\n{}"),
+            "{traced}"
+        );
+        let (head, _) = traced.split_once("\r\n\r\n").unwrap();
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut parsed = httparse::Request::new(&mut headers);
+        assert!(
+            parsed.parse(traced.as_bytes()).unwrap().is_complete(),
+            "{head}"
+        );
+        assert!(parsed.headers.iter().any(|h| h.name == "traceparent"));
     }
 
     #[test]
@@ -206,10 +223,11 @@ mod tests {
         let addr = crate::driver::Target::new("x", "127.0.0.1:9", 10)
             .unwrap()
             .addr;
-        let own =
-            String::from_utf8(EngineTarget::new(addr.clone(), "/op/x", 1).request(b"")).unwrap();
+        let own = String::from_utf8(EngineTarget::new(addr.clone(), "/op/x", 1).request(b"", None))
+            .unwrap();
         assert!(own.contains("\r\nHost: 127.0.0.1\r\n"), "{own}");
-        let outside = EngineTarget::to_host(addr, "/op/x", 1, "shop.example:8080").request(b"");
+        let outside =
+            EngineTarget::to_host(addr, "/op/x", 1, "shop.example:8080").request(b"", None);
         let outside = String::from_utf8(outside).unwrap();
         assert!(
             outside.contains("\r\nHost: shop.example:8080\r\n"),

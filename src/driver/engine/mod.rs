@@ -33,7 +33,7 @@ mod tls;
 
 pub use super::pacer::thread_cpu_time;
 use super::pacer::SpinWindow;
-use super::record::{ErrorClass, Outcome, Recorder};
+use super::record::{ErrorClass, Outcome, Recorder, TraceIds, TraceSampler, TracedRequest};
 use super::requests::RequestGen;
 use super::StepConfig;
 use connect::ConnectBudget;
@@ -73,6 +73,7 @@ struct InFlight {
     refused: usize,
     sent: Option<Instant>,
     deadline: Instant,
+    trace: Option<TraceIds>,
 }
 
 struct Conn {
@@ -110,6 +111,8 @@ pub struct Engine<'a> {
     owed: usize,
     connect: ConnectBudget,
     stats: EngineStats,
+    /// Which requests carry a sampled `traceparent`.
+    trace_sampler: TraceSampler,
 }
 
 impl<'a> Engine<'a> {
@@ -137,6 +140,7 @@ impl<'a> Engine<'a> {
             owed: 0,
             connect: ConnectBudget::new(Instant::now(), slice.of),
             stats: EngineStats::default(),
+            trace_sampler: TraceSampler::new(config.trace_sample),
         })
     }
 
@@ -290,12 +294,15 @@ impl<'a> Engine<'a> {
         let target = &self.targets[request.entry];
         let body = encode_request(&request.params, target.request_bytes);
         let delay = self.network.one_way();
+        let trace = self.trace_sampler.draw();
+        let traceparent = trace.map(|ids| ids.traceparent());
         let queued = Queued {
             entry: request.entry,
-            bytes: target.request(&body),
+            bytes: target.request(&body, traceparent.as_deref()),
             intended,
             leave_at: intended + delay,
             refused: 0,
+            trace,
         };
         if delay.is_zero() {
             self.send_or_queue(queued, recorder);
@@ -353,7 +360,22 @@ impl<'a> Engine<'a> {
             sent,
             outcome,
             blame,
+            trace,
+            leave_at,
+            arrived,
         } = reply;
+        if let Some(ids) = trace {
+            recorder.traced(TracedRequest {
+                ids,
+                entry,
+                intended,
+                leave_at,
+                sent,
+                arrived,
+                done,
+                outcome,
+            });
+        }
         self.finish(recorder, entry, intended, sent, done, outcome, blame);
     }
 
@@ -422,6 +444,7 @@ impl<'a> Engine<'a> {
             intended,
             leave_at,
             refused,
+            trace,
         } = request;
         let conn = &mut self.conns[key];
         conn.out = bytes;
@@ -434,6 +457,7 @@ impl<'a> Engine<'a> {
             refused,
             sent: None,
             deadline: intended + self.config.timeout,
+            trace,
         });
         self.in_flight += 1;
         self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight);
@@ -480,6 +504,9 @@ impl<'a> Engine<'a> {
             sent: request.sent,
             outcome,
             blame,
+            trace: request.trace,
+            leave_at: request.leave_at,
+            arrived,
         };
         let delay = self.network.one_way();
         if delay.is_zero() {
@@ -513,6 +540,7 @@ impl<'a> Engine<'a> {
                         intended: request.intended,
                         leave_at: request.leave_at,
                         refused: request.refused + 1,
+                        trace: request.trace,
                     };
                     self.close(key);
                     self.queued.push_front(retry);

@@ -212,6 +212,7 @@ impl BinaryClient {
         let call = Call {
             path: path.to_string(),
             token: call_token(self.token.as_deref(), to, path),
+            traceparent: crate::trace::outgoing(),
             body,
         };
         across(

@@ -141,10 +141,16 @@ impl tonic::server::UnaryService<CallRequest> for UnitCalls {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::to_string);
+        let traceparent = request
+            .metadata()
+            .get(crate::trace::TRACEPARENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
         let message = request.into_inner();
         let call = Call {
             path: message.path,
             token,
+            traceparent,
             body: message.body,
         };
         let (app, peer) = (self.app.clone(), self.peer.clone());
@@ -229,6 +235,14 @@ impl GrpcClient {
                 .parse()
                 .map_err(|e| io_error(format!("token is not metadata: {e}")))?;
             request.metadata_mut().insert("authorization", value);
+        }
+        if let Some(traceparent) = crate::trace::outgoing() {
+            let value = traceparent
+                .parse()
+                .map_err(|e| io_error(format!("traceparent is not metadata: {e}")))?;
+            request
+                .metadata_mut()
+                .insert(crate::trace::TRACEPARENT, value);
         }
         let path = http::uri::PathAndQuery::from_static(CALL_PATH);
         let codec = ProstCodec::<CallRequest, CallReplyMessage>::default();

@@ -82,6 +82,8 @@ pub struct Call {
     pub path: String,
     /// The bearer token for this call, under a token mode.
     pub token: Option<String>,
+    /// The W3C `traceparent` of a traced call.
+    pub traceparent: Option<String>,
     /// The request body in the transport's codec.
     pub body: Bytes,
 }
@@ -149,6 +151,9 @@ pub async fn dispatch(
         .header(axum::http::header::CONTENT_TYPE, codec.content_type());
     if let Some(token) = &call.token {
         request = request.header(axum::http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    if let Some(traceparent) = &call.traceparent {
+        request = request.header(crate::trace::TRACEPARENT, traceparent.as_str());
     }
     if let Some(peer) = peer {
         request = request.extension(axum::extract::ConnectInfo(peer));
