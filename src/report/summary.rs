@@ -34,6 +34,7 @@ pub fn render(m: &ReportModel) -> String {
     render_deploy_cost(&mut out, m);
     render_front(&mut out, m);
     render_ledger(&mut out, m);
+    render_traces(&mut out, m);
     render_security(&mut out, m);
     render_faults(&mut out, m);
     render_steps(&mut out, m);
@@ -220,6 +221,42 @@ fn render_ledger(out: &mut String, m: &ReportModel) {
     for floor in &ledger.floor {
         let _ = writeln!(out, "  floor: {floor}");
     }
+}
+
+/// Under `--trace`: how the traces added up, and each cut's latency split along the
+/// critical path.
+fn render_traces(out: &mut String, m: &ReportModel) {
+    let Some(traces) = &m.traces else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "\nwhere the time goes at {} req/s ({} of requests traced):",
+        traces.rate, traces.sample
+    );
+    for check in &traces.checks {
+        let _ = writeln!(out, "  {check}");
+    }
+    // Shares only, so the table fits 80 columns; the page gives the µs too.
+    let w = arch_width(m);
+    let _ = writeln!(
+        out,
+        "  {:<w$} {:<14} {:>7} {:>5} {:>8} {:>7} {:>9} {:>6}",
+        "cut", "entrypoint", "mean µs", "work", "handling", "network", "transport", "driver"
+    );
+    for r in &traces.rows {
+        let [work, handling, network, wire, driver] = r.shares.map(|s| format!("{s:.0} %"));
+        let _ = writeln!(
+            out,
+            "  {:<w$} {:<14} {:>7} {work:>5} {handling:>8} {network:>7} {wire:>9} {driver:>6}",
+            r.deployment, r.entrypoint, r.latency_us
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  (shares of the mean latency along the critical path; transport: the transport,\n   kernel and queues between units)"
+    );
+    let _ = writeln!(out, "  {}", traces.file);
 }
 
 fn render_security(out: &mut String, m: &ReportModel) {

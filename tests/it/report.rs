@@ -12,24 +12,45 @@ fn fixture_results() -> RunResults {
     RunResults::read(&fixture("results-tiny.json")).expect("fixture parses")
 }
 
-fn golden_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report-model.json")
-}
-
 #[test]
 fn report_model_matches_the_golden_file() {
     let model = model::build(&fixture_results(), None);
     let actual = serde_json::to_string_pretty(&model).unwrap() + "\n";
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(golden_path(), &actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(golden_path())
-        .expect("golden file exists (UPDATE_GOLDEN=1 writes it)");
-    assert!(
-        actual == expected,
-        "report model changed; diff {} against the new model, then UPDATE_GOLDEN=1 if intended",
-        golden_path().display()
+    assert_golden("report-model.json", &actual);
+}
+
+/// A traced run (tiny, nano and monolith, 20 % traced, 2 rounds): its model, with the
+/// traces' checks and where the time goes, is pinned too, and the page draws a waterfall
+/// per cut, entrypoint and pick.
+#[test]
+fn a_traced_runs_model_matches_its_golden_file_and_the_page_draws_waterfalls() {
+    let results = RunResults::read(&fixture("results-traces.json")).expect("fixture parses");
+    let model = model::build(&results, None);
+    let traces = model
+        .traces
+        .as_ref()
+        .expect("a traced run has a traces section");
+    assert!(traces.all_add_up, "{:?}", traces.checks);
+    let actual = serde_json::to_string_pretty(&model).unwrap() + "\n";
+    assert_golden("report-model-traces.json", &actual);
+    let page = render_html(&results, None).unwrap();
+    let waterfalls: usize = results
+        .architectures
+        .iter()
+        .filter_map(|a| a.traces.as_ref())
+        .map(|t| {
+            t.waterfalls
+                .iter()
+                .filter(|w| w.rate_rps == f64::from(traces.rate))
+                .count()
+        })
+        .sum();
+    assert!(waterfalls >= 4, "a median and a p99 per cut");
+    assert_eq!(
+        page.matches("µs from the intended send time").count(),
+        waterfalls
     );
+    assert!(page.contains("Where the time goes: traces"));
 }
 
 #[test]

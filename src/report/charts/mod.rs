@@ -4,6 +4,7 @@
 
 mod draw;
 mod faults;
+pub mod waterfall;
 
 pub use faults::FaultCharts;
 
@@ -49,6 +50,8 @@ pub struct Charts {
     pub ledger: Option<Chart>,
     /// Per fault: success ratio and p99 per second of every cut, the fault shaded.
     pub faults: Vec<FaultCharts>,
+    /// Under `--trace`: each cut's median and p99 traced request of each entrypoint.
+    pub waterfalls: Vec<waterfall::WaterfallChart>,
 }
 
 /// Draws every chart for `results`, at the comparison rate and with the front `model`
@@ -68,6 +71,10 @@ pub fn draw(results: &RunResults, model: &ReportModel) -> Charts {
             .as_ref()
             .and_then(|l| ledger(l, super::model::ledger::floors(results))),
         faults: faults::faults(results),
+        waterfalls: model
+            .traces
+            .as_ref()
+            .map_or_else(Vec::new, |t| waterfall::waterfalls(results, t.rate)),
     }
 }
 

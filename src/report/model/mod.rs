@@ -7,6 +7,7 @@
 //! - [`faults`]: which cut stays available under each injected fault
 //! - [`front`]: the Pareto front of the cuts and the recommendation under a p99 budget
 //! - [`ledger`]: what one hop costs, against this machine's floor
+//! - [`traces`]: under `--trace`, whether the spans added up and where the time goes
 
 mod context;
 pub mod faults;
@@ -14,6 +15,7 @@ pub mod front;
 pub mod ledger;
 pub mod rounds;
 mod tables;
+pub mod traces;
 pub mod variants;
 
 use context::{compare, equivalence, methodology, network_panel};
@@ -71,6 +73,8 @@ pub struct ReportModel {
     pub mesh: Option<variants::VariantSection>,
     /// Which cut stayed available under each injected fault (when the run injected any).
     pub faults: Option<faults::FaultsSection>,
+    /// Under `--trace`: the traces' checks and where the time goes.
+    pub traces: Option<traces::TraceSection>,
     pub architectures: Vec<ArchLegend>,
     pub entry_tables: Vec<EntryTable>,
     /// Every rate of every architecture over the rounds, per entrypoint.
@@ -356,6 +360,7 @@ pub fn baseline_comparison(results: &RunResults, baseline: &RunResults) -> Basel
 pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel {
     let rate = verdict_rate(results);
     let hop_ledger = rate.and_then(|rate| ledger::ledger(results, rate));
+    let trace_section = traces::traces(results, rate);
     let mut missing = Vec::new();
     if rate.is_none() {
         missing.push("No rate at which every architecture's step was valid: no verdict, summary tables or percentile chart (see Load generator health).".into());
@@ -389,7 +394,10 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
         complete: results.complete,
         errors: results.errors.clone(),
         verdict: with_rounds(
-            with_ledger(verdict(results, rate), hop_ledger.as_ref()),
+            with_traces(
+                with_ledger(verdict(results, rate), hop_ledger.as_ref()),
+                trace_section.as_ref(),
+            ),
             results,
         ),
         front: rate.and_then(|rate| front::front(results, rate)),
@@ -398,6 +406,7 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
         transport: rate.and_then(|rate| variants::transport(results, rate, results.meta.keepalive)),
         mesh: rate.and_then(|rate| variants::mesh(results, rate, results.meta.keepalive)),
         faults: faults::faults(results),
+        traces: trace_section,
         architectures: results
             .architectures
             .iter()
@@ -431,6 +440,12 @@ fn with_rounds(mut verdict: Verdict, results: &RunResults) -> Verdict {
             .sentences
             .push(format!("Rounds: {}.", precision.reason));
     }
+    verdict
+}
+
+/// The verdict with where the traced requests' time goes.
+fn with_traces(mut verdict: Verdict, section: Option<&traces::TraceSection>) -> Verdict {
+    verdict.sentences.extend(section.and_then(traces::sentence));
     verdict
 }
 
