@@ -119,6 +119,7 @@ pub enum Command {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("tracing").multiple(true)))]
 pub struct RunArgs {
     /// Scenario files (TOML).
     #[arg(required_unless_present = "all")]
@@ -238,12 +239,17 @@ pub struct RunArgs {
     /// (OTLP JSON) beside results.json, each traced request checked (one tree, hops equal
     /// to the measured hops), and the page shows where the time goes and waterfalls.
     #[arg(long, num_args = 0..=1, default_missing_value = "1%", value_name = "SHARE",
-          value_parser = trace_sample_arg, conflicts_with = "endpoints")]
+          value_parser = trace_sample_arg, conflicts_with = "endpoints", group = "tracing")]
     pub trace: Option<f64>,
+    /// Measure what tracing costs: deploy each cut untraced and traced (`+traced`, at
+    /// --trace's share, default 1%), back to back in every round; the report sets each
+    /// traced cut against the same cut untraced (added p50, p99, units' CPU, paired by round).
+    #[arg(long, conflicts_with = "endpoints", group = "tracing")]
+    pub trace_overhead: bool,
     /// Also send every span to this OTLP/HTTP collector (`http://127.0.0.1:4318`: Jaeger,
     /// Tempo, an OpenTelemetry Collector); one that is down costs counted export
     /// failures, never the run.
-    #[arg(long, value_name = "URL", requires = "trace")]
+    #[arg(long, value_name = "URL", requires = "tracing")]
     pub otlp: Option<String>,
     #[command(flatten)]
     pub deploy: DeployArgs,
@@ -549,9 +555,12 @@ impl RunArgs {
         options.faults = self.faults.clone();
         options.deploy = self.deploy.overrides(self.security.clone());
         options.target = self.placement.target(self.remove_image);
-        options.trace = self.trace.map(|sample| grainbench::traces::TraceOptions {
-            sample,
-            otlp: self.otlp.clone(),
+        options.trace = (self.trace.is_some() || self.trace_overhead).then(|| {
+            grainbench::traces::TraceOptions {
+                sample: self.trace.unwrap_or(grainbench::traces::DEFAULT_SAMPLE),
+                otlp: self.otlp.clone(),
+                overhead: self.trace_overhead,
+            }
         });
         if let Some(id) = &self.run_id {
             options.run_id = id.clone();

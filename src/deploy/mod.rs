@@ -17,7 +17,9 @@ pub mod probe;
 use crate::launch::container::{ContainerError, ContainerOptions, ContainerRun, ContainerTarget};
 use crate::launch::pki::{PkiError, RunPki};
 use crate::launch::{self, LaunchError, LaunchOptions, LiveDeployment};
-use crate::plan::{self, Architecture, Deployment, Mesh, PlanError, SecurityMode, Transport};
+use crate::plan::{
+    self, Architecture, Deployment, Mesh, PlanError, SecurityMode, Tracing, Transport,
+};
 use crate::scenario::Scenario;
 use grain_runtime::network::NetworkModel;
 use grain_runtime::resilience::Resilience;
@@ -139,11 +141,12 @@ impl DeploySpec {
     }
 
     /// Every cut of `cuts` once per security mode, transport and mesh mode of the
-    /// scenario, a cut's variants together (run back to back in each round); an
-    /// unsupported combination is an error that names it.
+    /// scenario and per tracing mode of `tracings`, a cut's variants together (run back to
+    /// back in each round); an unsupported combination is an error that names it.
     pub fn each_mode(
         scenario: &Arc<Scenario>,
         cuts: &[Architecture],
+        tracings: &[Tracing],
     ) -> Result<Vec<DeploySpec>, PlanError> {
         let mut specs = Vec::new();
         for cut in cuts {
@@ -151,12 +154,15 @@ impl DeploySpec {
             for &mode in &scenario.security.modes {
                 for &transport in &scenario.transports {
                     for &mesh in &scenario.meshes {
-                        let variant = plan
-                            .clone()
-                            .secured(mode)
-                            .speaking(transport)
-                            .meshed(mesh)?;
-                        specs.push(DeploySpec::of_plan(scenario.clone(), variant));
+                        for &tracing in tracings {
+                            let variant = plan
+                                .clone()
+                                .secured(mode)
+                                .speaking(transport)
+                                .meshed(mesh)?
+                                .traced(tracing);
+                            specs.push(DeploySpec::of_plan(scenario.clone(), variant));
+                        }
                     }
                 }
             }
@@ -190,10 +196,14 @@ impl DeploySpec {
         .meshed(self.plan.mesh)
         .in_containers(env.container_target());
         options.worker_threads = env.worker_threads;
-        options.trace = env.trace_endpoint.as_ref().map(|endpoint| TraceExport {
-            endpoint: endpoint.clone(),
-            attributes: self.trace_attributes(&env.run_id),
-        });
+        options.trace = env
+            .trace_endpoint
+            .as_ref()
+            .filter(|_| self.plan.tracing == Tracing::Traced)
+            .map(|endpoint| TraceExport {
+                endpoint: endpoint.clone(),
+                attributes: self.trace_attributes(&env.run_id),
+            });
         Ok(options)
     }
 
@@ -367,7 +377,7 @@ mod tests {
         base.security.modes = vec![SecurityMode::None, SecurityMode::Tls];
         let base = Arc::new(base);
         let cuts = [Architecture::Nano, Architecture::Monolith];
-        let specs = DeploySpec::each_mode(&base, &cuts).unwrap();
+        let specs = DeploySpec::each_mode(&base, &cuts, &[Tracing::Off]).unwrap();
         let labels: Vec<_> = specs.iter().map(|s| s.plan().label()).collect();
         assert_eq!(labels, ["nano", "nano+tls", "monolith", "monolith+tls"]);
         let env = DeployEnv::with_work("grainbench".into(), "test".into(), 1.0);
@@ -384,8 +394,12 @@ mod tests {
         base.security.modes = vec![SecurityMode::None, SecurityMode::Tls];
         base.transports = vec![Transport::Http1Json, Transport::Grpc];
         let base = Arc::new(base);
-        let specs =
-            DeploySpec::each_mode(&base, &[Architecture::Nano, Architecture::Micro]).unwrap();
+        let specs = DeploySpec::each_mode(
+            &base,
+            &[Architecture::Nano, Architecture::Micro],
+            &[Tracing::Off],
+        )
+        .unwrap();
         let labels: Vec<_> = specs.iter().map(|s| s.plan().label()).collect();
         assert_eq!(
             labels,
@@ -414,7 +428,12 @@ mod tests {
         let mut base = scenario();
         base.security.modes = vec![SecurityMode::None, SecurityMode::Mtls];
         base.meshes = vec![Mesh::None, Mesh::Sidecar];
-        let specs = DeploySpec::each_mode(&Arc::new(base.clone()), &[Architecture::Nano]).unwrap();
+        let specs = DeploySpec::each_mode(
+            &Arc::new(base.clone()),
+            &[Architecture::Nano],
+            &[Tracing::Off],
+        )
+        .unwrap();
         let labels: Vec<_> = specs.iter().map(|s| s.plan().label()).collect();
         assert_eq!(
             labels,
@@ -423,7 +442,8 @@ mod tests {
         let env = DeployEnv::with_work("grainbench".into(), "test".into(), 1.0);
         assert_eq!(specs[3].launch_options(&env).unwrap().mesh, Mesh::Sidecar);
         base.transports = vec![Transport::Grpc];
-        let error = DeploySpec::each_mode(&Arc::new(base), &[Architecture::Nano]).unwrap_err();
+        let error = DeploySpec::each_mode(&Arc::new(base), &[Architecture::Nano], &[Tracing::Off])
+            .unwrap_err();
         assert_eq!(
             error.to_string(),
             "nano+grpc+sidecar cannot be deployed: the sidecars proxy HTTP/1.1 only, not gRPC"

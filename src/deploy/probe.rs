@@ -77,6 +77,7 @@ pub fn ping_deployment(scenario: &Scenario) -> Deployment {
         security: Default::default(),
         transport: Default::default(),
         mesh: Default::default(),
+        tracing: Default::default(),
         units: vec![PlannedUnit {
             name: "calibrate-ping".into(),
             hosts: vec![PING.into()],

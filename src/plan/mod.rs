@@ -72,6 +72,35 @@ impl PlannedUnit {
     }
 }
 
+/// Whether a deployment's requests are traced (`run --trace`): under `--trace-overhead`
+/// each cut is deployed both ways, back to back in every round, so tracing's own cost is
+/// measured like any other mechanism's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Tracing {
+    /// No `traceparent` is sent, no unit exports spans.
+    #[default]
+    Off,
+    /// A share of the load's requests is traced and every unit exports spans.
+    Traced,
+}
+
+impl Tracing {
+    pub const ALL: [Tracing; 2] = [Tracing::Off, Tracing::Traced];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tracing::Off => "off",
+            Tracing::Traced => "traced",
+        }
+    }
+
+    pub fn is_off(&self) -> bool {
+        *self == Tracing::Off
+    }
+}
+
+grain_runtime::named_modes!(Tracing, "tracing mode");
+
 /// A complete deployment plan.
 /// How a deployed cut is named wherever results are shown: the cut, plus `+mode` when its
 /// hops are secured, `+transport` when they speak other than HTTP/1.1 + JSON and
@@ -81,6 +110,7 @@ pub fn variant_label(
     security: SecurityMode,
     transport: Transport,
     mesh: Mesh,
+    tracing: Tracing,
 ) -> String {
     let mut label = architecture.name();
     if security != SecurityMode::None {
@@ -91,6 +121,9 @@ pub fn variant_label(
     }
     if mesh != Mesh::None {
         label = format!("{label}+{mesh}");
+    }
+    if tracing != Tracing::Off {
+        label = format!("{label}+{tracing}");
     }
     label
 }
@@ -110,6 +143,9 @@ pub struct Deployment {
     /// deploys each cut once per mode.
     #[serde(default)]
     pub mesh: Mesh,
+    /// Whether its requests are traced (`--trace`; both ways under `--trace-overhead`).
+    #[serde(default)]
+    pub tracing: Tracing,
     pub units: Vec<PlannedUnit>,
     /// Operation → index in `units` of the unit serving it.
     pub op_unit: BTreeMap<String, usize>,
@@ -126,7 +162,13 @@ impl Deployment {
     /// The cut, the mode when hops are secured and the transport when not HTTP/1.1 +
     /// JSON: `micro`, `micro+mtls`, `micro+grpc`.
     pub fn label(&self) -> String {
-        variant_label(&self.architecture, self.security, self.transport, self.mesh)
+        variant_label(
+            &self.architecture,
+            self.security,
+            self.transport,
+            self.mesh,
+            self.tracing,
+        )
     }
 
     /// The same plan with every unit behind `mesh`, or why that combination is not
@@ -135,7 +177,13 @@ impl Deployment {
     pub fn meshed(mut self, mesh: Mesh) -> Result<Self, PlanError> {
         if mesh == Mesh::Sidecar {
             let unsupported = |what: String| PlanError::Unsupported {
-                label: variant_label(&self.architecture, self.security, self.transport, mesh),
+                label: variant_label(
+                    &self.architecture,
+                    self.security,
+                    self.transport,
+                    mesh,
+                    self.tracing,
+                ),
                 what,
             };
             if self.transport != Transport::Http1Json {
@@ -180,6 +228,12 @@ impl Deployment {
     /// The same plan with every hop speaking `security`.
     pub fn secured(mut self, security: SecurityMode) -> Self {
         self.security = security;
+        self
+    }
+
+    /// The same plan with its requests traced or not.
+    pub fn traced(mut self, tracing: Tracing) -> Self {
+        self.tracing = tracing;
         self
     }
 
@@ -446,6 +500,7 @@ fn plan_grouping(
         security: SecurityMode::None,
         transport: Transport::default(),
         mesh: Mesh::default(),
+        tracing: Tracing::Off,
         units,
         op_unit,
         store_unit,

@@ -336,7 +336,10 @@ fn deploy_table(out: &mut String, m: &ReportModel, width: usize) {
 /// compact table per dimension, a row per variant; the sentences and the full tables are
 /// `-v` and the page. Then the faults, in one line.
 fn sections(out: &mut String, m: &ReportModel, width: usize) {
-    for section in [&m.security, &m.transport, &m.mesh].into_iter().flatten() {
+    for section in [&m.security, &m.transport, &m.mesh, &m.tracing]
+        .into_iter()
+        .flatten()
+    {
         variant_table(out, section, width);
     }
     if let Some(faults) = &m.faults {

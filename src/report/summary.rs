@@ -260,7 +260,10 @@ fn render_traces(out: &mut String, m: &ReportModel) {
 }
 
 fn render_security(out: &mut String, m: &ReportModel) {
-    for section in [&m.security, &m.transport, &m.mesh].into_iter().flatten() {
+    for section in [&m.security, &m.transport, &m.mesh, &m.tracing]
+        .into_iter()
+        .flatten()
+    {
         render_variants(out, section);
     }
 }
@@ -278,6 +281,7 @@ fn render_variants(out: &mut String, section: &VariantSection) {
         Dimension::Security => ("security", "mode"),
         Dimension::Transport => ("transport between units", "transport"),
         Dimension::Mesh => ("sidecar mesh", "mesh"),
+        Dimension::Tracing => ("tracing", "tracing"),
     };
     let _ = writeln!(
         out,

@@ -16,7 +16,7 @@ pub use step::*;
 pub use trace::*;
 
 use crate::plan::Architecture;
-use crate::plan::{Mesh, SecurityMode, Transport};
+use crate::plan::{Mesh, SecurityMode, Tracing, Transport};
 use grain_runtime::network::NetworkModel;
 use grain_runtime::wire::Hops;
 use hdrhistogram::Histogram;
@@ -276,6 +276,9 @@ pub struct ArchitectureResult {
     /// JSON). The driver spoke HTTP/1.1 + JSON to the entry unit whatever this is.
     #[serde(default)]
     pub transport: Transport,
+    /// Whether its requests were traced (`traced` under `--trace`; absent: not).
+    #[serde(default, skip_serializing_if = "Tracing::is_off")]
+    pub tracing: Tracing,
     /// Whether every unit ran behind a sidecar proxy (schema 7; absent: no mesh).
     #[serde(default)]
     pub mesh: Mesh,
@@ -433,7 +436,13 @@ impl ArchitectureResult {
     /// The cut and, when its hops were secured, the mode: `micro`, `micro+mtls`. Every
     /// report names a deployment by it.
     pub fn label(&self) -> String {
-        crate::plan::variant_label(&self.architecture, self.security, self.transport, self.mesh)
+        crate::plan::variant_label(
+            &self.architecture,
+            self.security,
+            self.transport,
+            self.mesh,
+            self.tracing,
+        )
     }
 
     /// Whether `figure` has a value in every valid open-loop step at `rate` (a CPU figure
@@ -459,6 +468,9 @@ impl ArchitectureResult {
         if self.mesh == crate::plan::Mesh::Sidecar {
             words.push_str(" through sidecars");
         }
+        if self.tracing == Tracing::Traced {
+            words.push_str(", traced");
+        }
         words
     }
 
@@ -468,6 +480,7 @@ impl ArchitectureResult {
         usize::from(self.security != crate::plan::SecurityMode::None)
             + usize::from(self.transport != crate::plan::Transport::Http1Json)
             + usize::from(self.mesh != crate::plan::Mesh::None)
+            + usize::from(self.tracing != Tracing::Off)
     }
 
     /// Whether both hops spoke the same: the same security mode, transport and mesh.
@@ -475,6 +488,7 @@ impl ArchitectureResult {
         self.security == other.security
             && self.transport == other.transport
             && self.mesh == other.mesh
+            && self.tracing == other.tracing
     }
 
     /// The distinct rates of its open-loop steps, lowest first (`valid_only`: of the valid

@@ -239,6 +239,14 @@ impl ArchRun<'_> {
         }
     }
 
+    /// The share of `plan`'s requests traced: the run's sample when it is traced, else none.
+    pub(super) fn trace_sample(&self, plan: &plan::Deployment) -> f64 {
+        match (plan.tracing, &self.options.trace) {
+            (plan::Tracing::Traced, Some(trace)) => trace.sample,
+            _ => 0.0,
+        }
+    }
+
     pub(super) fn step_config(&self, schedule: Schedule) -> StepConfig {
         StepConfig {
             schedule,
@@ -249,7 +257,8 @@ impl ArchRun<'_> {
             spin: driver::DEFAULT_SPIN,
             network: self.resolved.network().clone(),
             keep_samples: false,
-            trace_sample: self.options.trace.as_ref().map_or(0.0, |t| t.sample),
+            // Set per deployment: only a traced one's requests carry a traceparent.
+            trace_sample: 0.0,
             threads: self
                 .options
                 .threads
@@ -296,7 +305,8 @@ impl ArchRun<'_> {
         let mut last: Option<StepResult> = None;
         while let Some(schedule) = sweep.next_schedule(last.as_ref()) {
             index += 1;
-            let config = self.step_config(schedule);
+            let mut config = self.step_config(schedule);
+            config.trace_sample = self.trace_sample(deployed.plan());
             let mut step = match self.step(deployed, &targets, &config, index).await {
                 Ok(step) => step,
                 Err(error) => return Some(error),
@@ -506,6 +516,7 @@ pub(super) fn planned(plan: &Deployment) -> ArchitectureResult {
         security: plan.security,
         transport: plan.transport,
         mesh: plan.mesh,
+        tracing: plan.tracing,
         units: plan
             .units
             .iter()

@@ -56,6 +56,7 @@ impl ArchRun<'_> {
         let process = live.processes_of(&[planned])[0];
         let rate = self.resolved.redeploy_rate;
         let mut config = self.step_config(Schedule::OpenLoop { rate });
+        config.trace_sample = self.trace_sample(&live.plan);
         config.keep_samples = true;
         // Room for the fault, a restart's start-up, and the recovery after it.
         config.duration = config

@@ -223,7 +223,8 @@ async fn run_into(
                 let endings = live.shutdown().await;
                 tracing::debug!(?endings, "units stopped");
             }
-            if let Some(traces) = &traces {
+            let traced = specs[index].plan().tracing == crate::plan::Tracing::Traced;
+            if let Some(traces) = traces.as_ref().filter(|_| traced) {
                 // Its units have sent their last spans as they stopped.
                 let resource: Vec<(String, String)> = specs[index]
                     .trace_attributes(&options.run_id)

@@ -5,7 +5,7 @@
 
 use crate::deploy::{DeployOverrides, DeploySpec, DeployTarget};
 use crate::plan::SecurityMode;
-use crate::plan::{self, sweep, Architecture, Deployment, PlanError, Series};
+use crate::plan::{self, sweep, Architecture, Deployment, PlanError, Series, Tracing};
 use crate::scenario::fault::Fault;
 use crate::scenario::{LoadProfile, Scenario, ScenarioSource};
 use grain_runtime::network::NetworkModel;
@@ -161,9 +161,8 @@ impl RunOptions {
         let applied = Arc::new(applied);
         let specs = match external {
             Some(endpoints) => external_specs(&applied, endpoints),
-            None => {
-                DeploySpec::each_mode(&applied, &self.cuts(&applied)?).map_err(OptionsError::Cut)?
-            }
+            None => DeploySpec::each_mode(&applied, &self.cuts(&applied)?, &self.tracings())
+                .map_err(OptionsError::Cut)?,
         };
         let faults = self.faults(scenario)?;
         if external.is_some() && !faults.is_empty() {
@@ -207,6 +206,16 @@ fn external_specs(
 }
 
 impl RunOptions {
+    /// How each cut is traced: not at all, traced (`--trace`), or both ways
+    /// (`--trace-overhead`).
+    pub fn tracings(&self) -> Vec<Tracing> {
+        match &self.trace {
+            None => vec![Tracing::Off],
+            Some(trace) if trace.overhead => vec![Tracing::Off, Tracing::Traced],
+            Some(_) => vec![Tracing::Traced],
+        }
+    }
+
     /// Every cut to run, in order and without repeats: the named ones, then the sweep's
     /// picks.
     fn cuts(&self, scenario: &Scenario) -> Result<Vec<Architecture>, OptionsError> {

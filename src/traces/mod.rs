@@ -39,6 +39,9 @@ pub struct TraceOptions {
     pub sample: f64,
     /// The user's OTLP/HTTP collector, which gets every batch too.
     pub otlp: Option<String>,
+    /// Deploy each cut untraced and traced, back to back in every round, to measure what
+    /// tracing costs (`--trace-overhead`).
+    pub overhead: bool,
 }
 
 /// A traced request as the analysis sees it: the driver's record with wall-clock times.

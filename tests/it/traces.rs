@@ -16,7 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn every_request(otlp: Option<String>) -> Option<TraceOptions> {
-    Some(TraceOptions { sample: 1.0, otlp })
+    Some(TraceOptions {
+        sample: 1.0,
+        otlp,
+        overhead: false,
+    })
 }
 
 /// Every deployment traced requests, and each one's spans added up.
@@ -209,6 +213,39 @@ async fn a_collector_that_is_down_costs_counted_failures_and_no_error() {
         );
     }
     assert_every_trace_adds_up(&results);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_overhead_deploys_each_cut_untraced_and_traced_and_compares_them() {
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut options = short_run_options("traces-overhead", out.path());
+    options.architectures = vec![Architecture::Nano, Architecture::Monolith];
+    options.repeat = 2;
+    options.trace = Some(TraceOptions {
+        sample: 0.5,
+        otlp: None,
+        overhead: true,
+    });
+    let run_id = options.run_id.clone();
+    let results = run_ok(&source, &options).await;
+    let labels: Vec<String> = results.architectures.iter().map(|a| a.label()).collect();
+    assert_eq!(
+        labels,
+        ["nano", "nano+traced", "monolith", "monolith+traced"]
+    );
+    for arch in &results.architectures {
+        let traced = arch.label().ends_with("+traced");
+        assert_eq!(arch.traces.is_some(), traced, "{}", arch.label());
+    }
+    assert_same_business_and_hops(&results);
+    let model = grainbench::report::model::build(&results, None);
+    let section = model.tracing.expect("a section on what tracing costs");
+    let compared: Vec<&str> = section.rows.iter().map(|r| r.arch.as_str()).collect();
+    assert_eq!(compared, ["nano+traced", "monolith+traced"]);
+    // The verdict compares the cuts untraced; tracing is a mechanism set against them.
+    assert!(model.verdict.sentences[0].contains("of the cuts over HTTP/1.1 + JSON,"));
+    assert!(wait_for_no_processes(&run_id, Duration::from_secs(10)).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

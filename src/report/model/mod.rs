@@ -71,6 +71,8 @@ pub struct ReportModel {
     /// What sidecar proxies cost, against the same cut without a mesh (when a run
     /// compared mesh modes).
     pub mesh: Option<variants::VariantSection>,
+    /// What tracing costs, against the same cut untraced (under `--trace-overhead`).
+    pub tracing: Option<variants::VariantSection>,
     /// Which cut stayed available under each injected fault (when the run injected any).
     pub faults: Option<faults::FaultsSection>,
     /// Under `--trace`: the traces' checks and where the time goes.
@@ -405,6 +407,7 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
         security: rate.and_then(|rate| variants::security(results, rate, results.meta.keepalive)),
         transport: rate.and_then(|rate| variants::transport(results, rate, results.meta.keepalive)),
         mesh: rate.and_then(|rate| variants::mesh(results, rate, results.meta.keepalive)),
+        tracing: rate.and_then(|rate| variants::tracing(results, rate, results.meta.keepalive)),
         faults: faults::faults(results),
         traces: trace_section,
         architectures: results

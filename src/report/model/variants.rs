@@ -9,7 +9,7 @@
 //! start), beside the figures their makers publish.
 
 use super::rounds;
-use crate::plan::{Mesh, SecurityMode, Transport};
+use crate::plan::{Mesh, SecurityMode, Tracing, Transport};
 use crate::report::format;
 use crate::results::{ArchitectureResult, Estimate, RunResults, StepResult};
 use serde::Serialize;
@@ -24,9 +24,18 @@ pub enum Dimension {
     Transport,
     /// Sidecar proxies against none.
     Mesh,
+    /// Traced requests against untraced (`--trace-overhead`).
+    Tracing,
 }
 
 impl Dimension {
+    pub const ALL: [Dimension; 4] = [
+        Dimension::Security,
+        Dimension::Transport,
+        Dimension::Mesh,
+        Dimension::Tracing,
+    ];
+
     /// Whether `arch` is a variant of this dimension: off its base here, and on the other
     /// dimension's base (so each comparison changes one thing).
     fn is_variant(self, arch: &ArchitectureResult) -> bool {
@@ -34,27 +43,26 @@ impl Dimension {
             Dimension::Security => arch.security != SecurityMode::None,
             Dimension::Transport => arch.transport != Transport::Http1Json,
             Dimension::Mesh => arch.mesh != Mesh::None,
+            Dimension::Tracing => arch.tracing != Tracing::Off,
         }
     }
 
     /// The deployment `variant` is set against: the same cut, this dimension at its base,
     /// every other dimension as in `variant`.
     fn is_base_of(self, base: &ArchitectureResult, variant: &ArchitectureResult) -> bool {
-        let same = |security: bool, transport: bool, mesh: bool| {
-            (!security || base.security == variant.security)
-                && (!transport || base.transport == variant.transport)
-                && (!mesh || base.mesh == variant.mesh)
+        // Every dimension but this one as in the variant.
+        let same = |d: Dimension| {
+            d == self
+                || match d {
+                    Dimension::Security => base.security == variant.security,
+                    Dimension::Transport => base.transport == variant.transport,
+                    Dimension::Mesh => base.mesh == variant.mesh,
+                    Dimension::Tracing => base.tracing == variant.tracing,
+                }
         };
         base.architecture == variant.architecture
-            && match self {
-                Dimension::Security => {
-                    base.security == SecurityMode::None && same(false, true, true)
-                }
-                Dimension::Transport => {
-                    base.transport == Transport::Http1Json && same(true, false, true)
-                }
-                Dimension::Mesh => base.mesh == Mesh::None && same(true, true, false),
-            }
+            && !self.is_variant(base)
+            && Dimension::ALL.into_iter().all(same)
     }
 
     /// The variant's value on this dimension (`mtls`, `grpc`).
@@ -63,6 +71,7 @@ impl Dimension {
             Dimension::Security => arch.security.name().into(),
             Dimension::Transport => arch.transport.name().into(),
             Dimension::Mesh => arch.mesh.name().into(),
+            Dimension::Tracing => arch.tracing.name().into(),
         }
     }
 
@@ -72,6 +81,7 @@ impl Dimension {
             Dimension::Security => format!("under {}", arch.security),
             Dimension::Transport => format!("over {}", arch.transport.title()),
             Dimension::Mesh => "behind sidecars".into(),
+            Dimension::Tracing => "traced".into(),
         }
     }
 
@@ -81,6 +91,7 @@ impl Dimension {
             Dimension::Security => "plaintext",
             Dimension::Transport => "HTTP/1.1 + JSON",
             Dimension::Mesh => "no mesh",
+            Dimension::Tracing => "no tracing",
         }
     }
 }
@@ -171,6 +182,12 @@ pub fn security(results: &RunResults, rate: u32, keepalive: bool) -> Option<Vari
 /// What each transport costs against HTTP/1.1 + JSON at `rate`, when some cut ran both.
 pub fn transport(results: &RunResults, rate: u32, keepalive: bool) -> Option<VariantSection> {
     section(results, Dimension::Transport, rate, keepalive)
+}
+
+/// What tracing costs against none at `rate`, when some cut ran both
+/// (`--trace-overhead`).
+pub fn tracing(results: &RunResults, rate: u32, keepalive: bool) -> Option<VariantSection> {
+    section(results, Dimension::Tracing, rate, keepalive)
 }
 
 /// What sidecars cost against no mesh at `rate`, when some cut ran both.
