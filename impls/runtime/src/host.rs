@@ -304,13 +304,12 @@ async fn traced(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let parent = request
-        .headers()
-        .get(crate::trace::TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    // Untraced (no exporter, or no sampled traceparent): nothing is allocated or built.
+    let Some(parent) = crate::trace::sampled_parent(request.headers()) else {
+        return next.run(request).await;
+    };
     let name = request.uri().path().to_string();
-    crate::trace::serve_traced(parent.as_deref(), name, next.run(request)).await
+    crate::trace::serve_traced(parent, name, next.run(request)).await
 }
 
 /// `app` with the fault the harness injects into this unit's replies applied to every

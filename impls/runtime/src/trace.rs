@@ -245,21 +245,25 @@ tokio::task_local! {
     static CALL: CallScope;
 }
 
-/// Serves `request` through `next` inside a server span when it carries a sampled
-/// `traceparent` and spans are exported; as it is otherwise. `name`: the span's name
-/// (the path served).
+/// The parent of a request to trace: its sampled `traceparent`, when spans are exported
+/// here at all (checked first, so an untraced unit reads no header).
+pub fn sampled_parent(headers: &axum::http::HeaderMap) -> Option<TraceParent> {
+    tracer()?;
+    let value = headers.get(TRACEPARENT)?.to_str().ok()?;
+    TraceParent::parse(value).filter(|p| p.sampled)
+}
+
+/// Serves a request (`serve`) inside a server span under `parent` (see
+/// [`sampled_parent`]). `name`: the span's name (the path served).
 pub async fn serve_traced<F>(
-    parent: Option<&str>,
+    parent: TraceParent,
     name: String,
     serve: F,
 ) -> axum::response::Response
 where
     F: std::future::Future<Output = axum::response::Response>,
 {
-    let (Some(tracer), Some(parent)) = (
-        tracer(),
-        parent.and_then(TraceParent::parse).filter(|p| p.sampled),
-    ) else {
+    let Some(tracer) = tracer() else {
         return serve.await;
     };
     let span = tracer
@@ -437,7 +441,15 @@ mod tests {
     #[tokio::test]
     async fn without_an_exporter_nothing_is_traced() {
         let header = "00-abababababababababababababababab-0101010101010101-01";
-        let response = serve_traced(Some(header), "/op/x".into(), async {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(TRACEPARENT, header.parse().unwrap());
+        assert_eq!(
+            sampled_parent(&headers),
+            None,
+            "no exporter: no parent is read"
+        );
+        let parent = TraceParent::parse(header).unwrap();
+        let response = serve_traced(parent, "/op/x".into(), async {
             assert!(SERVER.try_with(|_| ()).is_err(), "no server span is built");
             let attempt = Attempt::start("b", "/op/y", HopKind::Service, 1);
             assert!(attempt.span.is_none());
