@@ -437,7 +437,9 @@ pub async fn equivalence_digests(
     mut generator: RequestGen,
     count: usize,
     timeout: Duration,
+    mut traced: Option<&mut Vec<record::TracedRequest>>,
 ) -> Result<Vec<DigestRecord>, EquivalenceError> {
+    let mut sampler = record::TraceSampler::new(1.0);
     let security = targets.first().and_then(|t| t.security.as_deref());
     let client = HttpClient::secured(timeout, security, true).map_err(|e| EquivalenceError {
         index: 0,
@@ -453,15 +455,36 @@ pub async fn equivalence_digests(
         let request = generator.next_request();
         let target = &targets[request.entry];
         let body = Bytes::from(encode_request(&request.params, target.request_bytes));
-        let reply = client
-            .post(&target.addr.endpoint(), &op_path(&target.op), body)
-            .await
-            .map_err(|source| EquivalenceError {
-                index,
-                entrypoint: target.op.clone(),
-                params: request.params.clone(),
-                source,
-            })?;
+        let (to, path) = (target.addr.endpoint(), op_path(&target.op));
+        let call = client.post(&to, &path, body);
+        // Traced, every request of the check carries a traceparent of its own.
+        let ids = traced.is_some().then(|| sampler.draw()).flatten();
+        let sent = Instant::now();
+        let reply = match ids {
+            Some(ids) => grain_runtime::trace::sending(ids.traceparent(), call).await,
+            None => call.await,
+        };
+        let done = Instant::now();
+        if let (Some(traced), Some(ids), Ok(reply)) = (traced.as_deref_mut(), ids, &reply) {
+            let mut hops = reply.downstream_hops;
+            hops.service += 1; // the driver's own request, as a step counts it
+            traced.push(record::TracedRequest {
+                ids,
+                entry: request.entry,
+                intended: sent,
+                leave_at: sent,
+                sent: Some(sent),
+                arrived: done,
+                done,
+                outcome: Ok(hops),
+            });
+        }
+        let reply = reply.map_err(|source| EquivalenceError {
+            index,
+            entrypoint: target.op.clone(),
+            params: request.params.clone(),
+            source,
+        })?;
         records.push(DigestRecord {
             entrypoint: target.op.clone(),
             params: request.params,

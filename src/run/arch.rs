@@ -291,7 +291,7 @@ impl ArchRun<'_> {
                 self.options.equivalence_requests
             )));
             let check = tokio::select! {
-                check = check_equivalence(&targets, scenario, self.resolved.seed, self.options.equivalence_requests, self.resolved.load.timeout, deployed.plan(), results) => check,
+                check = check_equivalence(&targets, scenario, self.resolved.seed, self.options.equivalence_requests, self.resolved.load.timeout, deployed.plan(), results, self.traces) => check,
                 _ = self.cancel.cancelled() => Err(RunError::Interrupted),
             };
             self.report.activity(None);

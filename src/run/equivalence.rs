@@ -17,16 +17,26 @@ pub(super) async fn check_equivalence(
     timeout: Duration,
     deployment: &Deployment,
     results: &mut RunResults,
+    traces: Option<&crate::traces::TraceSession>,
 ) -> Result<(), RunError> {
     let architecture = deployment.architecture.clone();
     let label = deployment.label();
     let generator = RequestGen::new(scenario, seed);
-    let digests = driver::equivalence_digests(targets, generator, requests, timeout)
-        .await
-        .map_err(|source| RunError::Equivalence {
-            architecture: architecture.clone(),
-            source,
-        })?;
+    // A traced deployment's check traces every one of its requests.
+    let traces = traces.filter(|_| deployment.tracing == crate::plan::Tracing::Traced);
+    let mut traced = traces.map(|_| Vec::new());
+    let digests =
+        driver::equivalence_digests(targets, generator, requests, timeout, traced.as_mut())
+            .await
+            .map_err(|source| RunError::Equivalence {
+                architecture: architecture.clone(),
+                source,
+            })?;
+    if let (Some(traces), Some(traced)) = (traces, &traced) {
+        let entrypoints: Vec<String> = targets.iter().map(|t| t.op.clone()).collect();
+        // Checked like the load's, kept out of its time split (one request at a time).
+        traces.record_step(&entrypoints, 0.0, traced, false);
+    }
     let Some(summary) = results.equivalence.as_mut() else {
         results.equivalence = Some(EquivalenceSummary {
             requests: digests.len(),

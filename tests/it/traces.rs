@@ -249,6 +249,30 @@ async fn trace_overhead_deploys_each_cut_untraced_and_traced_and_compares_them()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_of_the_equivalence_check_is_traced_whatever_the_sample() {
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut options = short_run_options("traces-equivalence", out.path());
+    options.architectures = vec![Architecture::Nano, Architecture::Micro];
+    // One load request in a million: the load's requests go untraced.
+    options.trace = Some(TraceOptions {
+        sample: 1e-6,
+        otlp: None,
+        overhead: false,
+    });
+    let results = run_ok(&source, &options).await;
+    for arch in &results.architectures {
+        let traces = arch.traces.as_ref().unwrap();
+        let expected = options.equivalence_requests as u64;
+        assert_eq!(traces.requests, expected, "{}", arch.label());
+        assert_eq!(traces.complete, expected);
+        assert_eq!(traces.hops_matched, expected, "{:?}", traces.problems);
+        // Not load: no time split, no waterfall.
+        assert!(traces.breakdown.is_empty() && traces.waterfalls.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_trace_nothing_is_traced_or_written() {
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
     let out = tempfile::tempdir().unwrap();

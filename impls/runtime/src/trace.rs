@@ -304,6 +304,17 @@ pub fn event(name: &'static str) {
     });
 }
 
+/// Runs `call` (a request made through one of this crate's clients) sending
+/// `traceparent`: how a caller outside any unit (the driver's equivalence check) traces a
+/// request of its own.
+pub async fn sending<F: std::future::Future>(traceparent: String, call: F) -> F::Output {
+    let scope = CallScope {
+        traceparent,
+        held: RefCell::new(Vec::new()),
+    };
+    CALL.scope(scope, call).await
+}
+
 /// The `traceparent` the call attempt being made sends, if it is traced.
 pub fn outgoing() -> Option<String> {
     CALL.try_with(|call| call.traceparent.clone()).ok()
