@@ -3,7 +3,6 @@
 //! alongside, then the live redeploy.
 
 use super::endpoints::Endpoints;
-use super::equivalence::check_equivalence;
 use super::options::{Resolved, RunOptions};
 use super::report::{RunReport, StepStart};
 use super::steps::StepPlanner;
@@ -291,7 +290,7 @@ impl ArchRun<'_> {
                 self.options.equivalence_requests
             )));
             let check = tokio::select! {
-                check = check_equivalence(&targets, scenario, self.resolved.seed, self.options.equivalence_requests, self.resolved.load.timeout, deployed.plan(), results, self.traces) => check,
+                check = self.check_equivalence(&targets, deployed.plan(), results) => check,
                 _ = self.cancel.cancelled() => Err(RunError::Interrupted),
             };
             self.report.activity(None);
