@@ -51,6 +51,11 @@ fn a_traced_runs_model_matches_its_golden_file_and_the_page_draws_waterfalls() {
         waterfalls
     );
     assert!(page.contains("Where the time goes: traces"));
+    // One group per entrypoint, every cut's waterfalls in it.
+    for entry in ["buy", "browse"] {
+        let groups = page.matches(&format!("Waterfalls of {entry}:")).count();
+        assert_eq!(groups, 1, "{entry}");
+    }
 }
 
 #[test]

@@ -25,7 +25,8 @@ pub struct WaterfallChart {
     pub chart: Chart,
 }
 
-/// Every deployment's median and p99 waterfall of each entrypoint at `rate`.
+/// Every deployment's median and p99 waterfall of each entrypoint at `rate`, an
+/// entrypoint's together (the page shows each entrypoint's cuts side by side).
 pub fn waterfalls(results: &RunResults, rate: u32) -> Vec<WaterfallChart> {
     let rate = f64::from(rate);
     let mut out = Vec::new();
@@ -52,6 +53,14 @@ pub fn waterfalls(results: &RunResults, rate: u32) -> Vec<WaterfallChart> {
             });
         }
     }
+    let mut entrypoints: Vec<String> = Vec::new();
+    for w in &out {
+        if !entrypoints.contains(&w.entrypoint) {
+            entrypoints.push(w.entrypoint.clone());
+        }
+    }
+    // Stable: within an entrypoint, the deployments keep the run's order.
+    out.sort_by_key(|w| entrypoints.iter().position(|e| *e == w.entrypoint));
     out
 }
 
