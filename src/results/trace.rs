@@ -12,6 +12,9 @@ pub struct TraceRunInfo {
     pub sample: f64,
     /// The OTLP JSON file beside results.json (one `TracesData` per line).
     pub file: String,
+    /// Why the file is incomplete, when writing it failed (the analysis still ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_error: Option<String>,
     /// Spans the run's receiver got from the units, and the driver's own.
     pub spans_received: u64,
     /// Batches the receiver could not read (malformed OTLP).

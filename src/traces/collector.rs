@@ -177,6 +177,7 @@ impl Collector {
                 .path
                 .file_name()
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            file_error: lock(&self.shared.file_error).clone(),
             spans_received: self.shared.spans.load(Ordering::Relaxed),
             batches_refused: self.shared.refused.load(Ordering::Relaxed),
             relay: self.shared.relay.as_ref().map(|relay| TraceRelay {
@@ -186,11 +187,6 @@ impl Collector {
                 batches_dropped: relay.counts.dropped.load(Ordering::Relaxed),
             }),
         }
-    }
-
-    /// The first error writing the file, if any.
-    pub fn file_error(&self) -> Option<String> {
-        lock(&self.shared.file_error).clone()
     }
 }
 

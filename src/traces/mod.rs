@@ -181,11 +181,6 @@ impl TraceSession {
     pub fn info(&self) -> TraceRunInfo {
         self.collector.info(self.sample)
     }
-
-    /// The first error writing `traces.jsonl`, if any.
-    pub fn file_error(&self) -> Option<String> {
-        self.collector.file_error()
-    }
 }
 
 /// Converts the driver's monotonic instants to wall-clock ns (the units' spans use the

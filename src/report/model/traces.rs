@@ -65,10 +65,13 @@ pub fn traces(results: &RunResults, comparison_rate: Option<u32>) -> Option<Trac
                 .map(move |b| time_row(&arch.label(), b))
         })
         .collect();
-    let mut file = format!(
-        "every span is in {} (OTLP JSON, one TracesData per line)",
-        info.file
-    );
+    let mut file = match &info.file_error {
+        None => format!(
+            "every span is in {} (OTLP JSON, one TracesData per line)",
+            info.file
+        ),
+        Some(error) => format!("{} is incomplete: writing it failed ({error})", info.file),
+    };
     if let Some(relay) = &info.relay {
         file.push_str(&format!(
             "; forwarded to {}: {} batches sent, {} failed, {} dropped",
@@ -263,5 +266,12 @@ mod tests {
             section.checks
         );
         assert!(traces(&RunResults::default(), Some(200)).is_none());
+        let mut unwritten = results(Vec::new());
+        unwritten.traces.as_mut().unwrap().file_error = Some("No space left on device".into());
+        let file = traces(&unwritten, Some(200)).unwrap().file;
+        assert!(
+            file.contains("incomplete: writing it failed (No space"),
+            "{file}"
+        );
     }
 }
