@@ -41,10 +41,6 @@ pub fn new_run_id() -> String {
     )
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The order of the architectures in each of `rounds` rounds, shuffled per round with the
 /// run's seed, so drift over the run (another tenant, a noisy phase) spreads over every
 /// architecture instead of landing on the one that ran then.

@@ -371,7 +371,7 @@ fn new_results(
             name: scenario.name.clone(),
             description: scenario.description.clone(),
             file: source.path.clone(),
-            sha256: meta::hex(&Sha256::digest(source.text.as_bytes())),
+            sha256: grain_runtime::digest::hex(&Sha256::digest(source.text.as_bytes())),
             text: source.text.clone(),
         },
         architectures: Vec::new(),

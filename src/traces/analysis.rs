@@ -95,7 +95,7 @@ pub fn analyse(request: &DriverRecord, unit_spans: Vec<SpanRecord>) -> Analysed 
         entrypoint: request.entrypoint.clone(),
         rate_rps: request.rate_rps,
         steady: request.steady,
-        trace_id: grain_runtime::trace::hex(&request.ids.trace_id),
+        trace_id: grain_runtime::digest::hex(&request.ids.trace_id),
         latency_us: request.done_ns.saturating_sub(request.intended_ns) as f64 / 1e3,
         complete,
         hops_match,
@@ -114,7 +114,7 @@ fn tree_problem(spans: &[SpanRecord]) -> Option<String> {
     if let Some(dup) = spans.iter().find(|s| !ids.insert(s.span_id)) {
         return Some(format!(
             "span id {} appears twice",
-            grain_runtime::trace::hex(&dup.span_id)
+            grain_runtime::digest::hex(&dup.span_id)
         ));
     }
     let orphans: Vec<&SpanRecord> = spans[1..]

@@ -133,10 +133,11 @@ impl Collector {
         &self.endpoint
     }
 
-    /// Adds spans made here (the driver's), as if they had been received.
+    /// Writes and forwards spans made here (the driver's) as received ones are; they are
+    /// not kept for the analysis, which has them as the driver's records already.
     pub fn add(&self, batch: ExportTraceServiceRequest) {
         let bytes = Bytes::from(batch.encode_to_vec());
-        self.shared.accept(batch.resource_spans, bytes);
+        self.shared.accept(batch.resource_spans, bytes, false);
     }
 
     /// Waits until no batch has arrived for `quiet`, at most `most` (units send theirs
@@ -195,7 +196,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Shared {
-    fn accept(&self, resource_spans: Vec<ResourceSpans>, raw: Bytes) {
+    /// Writes and forwards a batch; `keep`: indexes its spans for the analysis too.
+    fn accept(&self, resource_spans: Vec<ResourceSpans>, raw: Bytes, keep: bool) {
         *lock(&self.last_batch) = Instant::now();
         if let Some(relay) = &self.relay {
             relay.forward(raw);
@@ -212,9 +214,13 @@ impl Shared {
                 self.file_failed(error);
             }
         }
+        let spans = data.resource_spans.iter().flat_map(|r| &r.scope_spans);
+        let spans: usize = spans.map(|s| s.spans.len()).sum();
+        self.spans.fetch_add(spans as u64, Ordering::Relaxed);
+        if !keep {
+            return;
+        }
         let records = super::spans::records(&data.resource_spans);
-        self.spans
-            .fetch_add(records.len() as u64, Ordering::Relaxed);
         let mut by_trace = lock(&self.by_trace);
         for record in records {
             by_trace.entry(record.trace_id).or_default().push(record);
@@ -247,7 +253,7 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
             } else {
                 body
             };
-            shared.accept(request.resource_spans, raw);
+            shared.accept(request.resource_spans, raw, true);
             let reply = ExportTraceServiceResponse::default().encode_to_vec();
             ([(header::CONTENT_TYPE, PROTOBUF)], reply).into_response()
         }

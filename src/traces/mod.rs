@@ -164,13 +164,7 @@ impl TraceSession {
         let mut analysed = self.analysed.lock().unwrap_or_else(|p| p.into_inner());
         let mine = analysed.entry(index).or_default();
         for request in &pending {
-            // The driver's own span was just added: only the units' are analysed beside it.
-            let unit_spans = self
-                .collector
-                .take(&request.ids.trace_id)
-                .into_iter()
-                .filter(|s| s.span_id != request.ids.span_id)
-                .collect();
+            let unit_spans = self.collector.take(&request.ids.trace_id);
             mine.push(analysis::analyse(request, unit_spans));
         }
         self.collector.forget();

@@ -38,6 +38,11 @@ impl Digest {
     }
 }
 
+/// Lower-case hex of `bytes` (a trace id, a file's SHA-256).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

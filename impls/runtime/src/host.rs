@@ -191,7 +191,12 @@ pub async fn serve_unit(
         None => app,
     };
     let app = with_reply_faults(app, unit, routes.clone());
-    let app = with_tracing(app);
+    // Untraced units (no `--trace`) get no tracing layer at all: nothing per request.
+    let app = if crate::trace::exporting() {
+        with_tracing(app)
+    } else {
+        app
+    };
     let body_limit = axum::extract::DefaultBodyLimit::max(crate::wire::MAX_BODY_BYTES);
     // What a call in another transport is handed to: the same handlers, token check
     // and faults as an HTTP call.

@@ -17,6 +17,7 @@
 //!   failed, and, under a network model that adds delay, events `delay.start` and
 //!   `delay.end` around each stretch the model held the request or its reply.
 
+use crate::digest::hex;
 use opentelemetry::trace::{
     Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceId,
     TraceState, Tracer as _, TracerProvider as _,
@@ -130,11 +131,6 @@ impl TraceParent {
     }
 }
 
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn hex_bytes<const N: usize>(text: &str) -> Option<[u8; N]> {
     if text.len() != 2 * N || !text.is_ascii() {
         return None;
@@ -173,6 +169,11 @@ static TRACING: OnceLock<Tracing> = OnceLock::new();
 
 fn tracer() -> Option<&'static SdkTracer> {
     TRACING.get().map(|t| &t.tracer)
+}
+
+/// Whether this process exports spans ([`install`] was called).
+pub fn exporting() -> bool {
+    TRACING.get().is_some()
 }
 
 /// Starts exporting this process's spans as `service` (`service.name`) to `export`: a

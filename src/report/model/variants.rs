@@ -51,15 +51,7 @@ impl Dimension {
     /// every other dimension as in `variant`.
     fn is_base_of(self, base: &ArchitectureResult, variant: &ArchitectureResult) -> bool {
         // Every dimension but this one as in the variant.
-        let same = |d: Dimension| {
-            d == self
-                || match d {
-                    Dimension::Security => base.security == variant.security,
-                    Dimension::Transport => base.transport == variant.transport,
-                    Dimension::Mesh => base.mesh == variant.mesh,
-                    Dimension::Tracing => base.tracing == variant.tracing,
-                }
-        };
+        let same = |d: Dimension| d == self || d.value(base) == d.value(variant);
         base.architecture == variant.architecture
             && !self.is_variant(base)
             && Dimension::ALL.into_iter().all(same)
