@@ -23,7 +23,8 @@ pub(crate) fn gate(
     baseline: Option<&RunResults>,
     thresholds: &[Threshold],
 ) -> Result<(), Failure> {
-    let broken = grainbench::report::gate::violations(results, baseline, thresholds);
+    let analysis = grainbench::analysis::Analysis::of(results, baseline);
+    let broken = grainbench::report::gate::violations(&analysis, thresholds);
     for violation in &broken {
         note!("threshold broken: {violation}");
     }

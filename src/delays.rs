@@ -99,7 +99,7 @@ fn hop_calibration(
     HopCalibration {
         rate_rps: HOP_CALIBRATION_RATE,
         duration_s: HOP_CALIBRATION_DURATION.as_secs_f64(),
-        expected_added_us: 2.0 * model.mean_one_way_us(),
+        expected_added_us: 2.0 * crate::results::NetworkModel::from(model).mean_one_way_us(),
         measured_added_p50_us: modelled_us
             .as_ref()
             .map(|m| m.p50 as f64 - loopback_us.p50 as f64),

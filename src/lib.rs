@@ -6,7 +6,8 @@
 //! # Layout
 //!
 //! Listed top to bottom in import order: each module uses only those below it (no import
-//! cycles; `run` never imports `report`, and `report` never the measuring modules).
+//! cycles; `run` never imports `report`, and `report`, in its own crate, cannot import
+//! the measuring modules).
 //!
 //! - [`outputs`]: where a run's events go: results.json after every step, the HTML page at
 //!   the end (the one place `run` meets `report`)
@@ -36,10 +37,13 @@
 //!   when hops are secured; an HAProxy sidecar beside every unit under `--mesh sidecar`
 //!   (as containers, a pod: the sidecar container owns the unit's network namespace, and
 //!   `grainbench sidecar-proxy` supervises HAProxy inside it)
-//! - [`report`]: one view model of the results, rendered as the terminal's brief summary (the
-//!   default), its full tables (`-v`) and the HTML page
-//! - [`stats`]: confidence intervals over repeated rounds (figures, ratios, changes)
-//! - [`results`]: the results.json contract (plain, versioned data; read by `report`)
+//! - [`report`], [`analysis`], [`stats`], [`results`]: re-exported from the `grain-report`
+//!   crate (`crates/report`), which cannot see any module of this one: one view model of
+//!   the results rendered as the brief, the tables and the page; the run in numbers, built
+//!   once (the comparison rate, summaries, variants, baseline changes); the intervals over
+//!   rounds; the results.json contract (plain, versioned data, with its own types for the run's
+//!   settings). The names of cuts and modes are that crate's `modes`, which [`scenario`]
+//!   and [`plan`] re-export
 //! - [`plan`]: cut × scenario → deployment (units, routes, state placement, static hops);
 //!   the generated sweep between nano and monolith, static outlines
 //! - [`scenario`]: the scenario file model, parsing, validation (errors point at file:line),
@@ -60,11 +64,9 @@ pub mod floor;
 pub mod launch;
 pub mod outputs;
 pub mod plan;
-pub mod report;
-pub mod results;
+pub use grain_report::{analysis, report, results, stats};
 pub mod run;
 pub mod scenario;
-pub mod stats;
 pub mod traces;
 pub mod unit;
 pub mod up;

@@ -127,10 +127,11 @@ async fn first_of_two(
 
 /// What an A/A check found: how many of the figures compared changed beyond noise.
 fn aa_verdict(second: &RunResults, first: &RunResults) -> String {
-    let comparison = grainbench::report::model::baseline_comparison(second, first);
+    let comparison = grainbench::analysis::baseline::changes(second, first);
     format!(
         "A/A check: {} of {} figures changed beyond noise between two identical runs at a 5 % false discovery rate. Nothing changed, so each one flagged is the machine's noise or the method's error: none or very few is what a comparison on this machine can be trusted with.",
-        comparison.discovered, comparison.compared
+        comparison.discovered(),
+        comparison.changes.len()
     )
 }
 

@@ -145,7 +145,7 @@ pub fn describe(source: &ScenarioSource, live: &LiveDeployment) -> String {
         out,
         "network between units: {bridge}{}: {} (your own requests to the entry unit are not delayed)",
         network.name,
-        network.describe()
+        crate::results::NetworkModel::from(network).describe()
     );
     let params = RequestGen::new(scenario, scenario.seed)
         .next_request()

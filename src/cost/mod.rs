@@ -95,18 +95,17 @@ pub fn rss_now(units: &[(String, u32)]) -> BTreeMap<String, u64> {
         .collect()
 }
 
-impl ColdStart {
-    pub fn from_samples(samples_ms: Vec<f64>, per_unit: BTreeMap<String, Vec<f64>>) -> Self {
-        ColdStart {
-            median_ms: median(&samples_ms),
-            min_ms: samples_ms.iter().copied().fold(f64::INFINITY, f64::min),
-            max_ms: samples_ms.iter().copied().fold(0.0, f64::max),
-            per_unit_median_ms: per_unit
-                .into_iter()
-                .map(|(unit, s)| (unit, median(&s)))
-                .collect(),
-            samples_ms,
-        }
+/// A deployment's cold start from its samples (ms), overall and per unit.
+pub fn cold_start(samples_ms: Vec<f64>, per_unit: BTreeMap<String, Vec<f64>>) -> ColdStart {
+    ColdStart {
+        median_ms: median(&samples_ms),
+        min_ms: samples_ms.iter().copied().fold(f64::INFINITY, f64::min),
+        max_ms: samples_ms.iter().copied().fold(0.0, f64::max),
+        per_unit_median_ms: per_unit
+            .into_iter()
+            .map(|(unit, s)| (unit, median(&s)))
+            .collect(),
+        samples_ms,
     }
 }
 
@@ -143,7 +142,7 @@ pub async fn deploy_timed(
         }
         remaining -= 1;
         if remaining == 0 {
-            return Ok((live, ColdStart::from_samples(samples, per_unit)));
+            return Ok((live, cold_start(samples, per_unit)));
         }
         live.shutdown().await;
     }
@@ -235,36 +234,37 @@ pub fn artifact_bytes(binary: &Path) -> u64 {
     std::fs::metadata(binary).map_or(0, |m| m.len())
 }
 
-impl StepResult {
-    /// Attaches the units' body codec time during this step, per completed request.
-    pub fn with_codec_time(mut self, time: grain_runtime::transport::codec::CodecTime) -> Self {
-        let completed = self.ok + self.error_total;
-        self.units_codec_cpu_us_per_request = time
-            .estimated_ns()
-            .filter(|_| completed > 0)
-            .map(|ns| ((ns / 1e3 / completed as f64) * 100.0).round() / 100.0);
-        self
-    }
+/// Attaches the units' body codec time during this step, per completed request.
+pub fn with_codec_time(
+    mut step: StepResult,
+    time: grain_runtime::transport::codec::CodecTime,
+) -> StepResult {
+    let completed = step.ok + step.error_total;
+    step.units_codec_cpu_us_per_request = time
+        .estimated_ns()
+        .filter(|_| completed > 0)
+        .map(|ns| ((ns / 1e3 / completed as f64) * 100.0).round() / 100.0);
+    step
+}
 
-    /// Attaches the units' CPU and memory during this step, and their sidecars' apart
-    /// (sampled together, named `sidecar:<process>`).
-    pub fn with_units(mut self, usage: UnitsUsage) -> Self {
-        let (usage, sidecars) = split_sidecars(usage);
-        let completed = self.ok + self.error_total;
-        let per_request = |ms: f64| ((ms * 1e3 / completed as f64) * 100.0).round() / 100.0;
-        if let Some(sidecars) = sidecars {
-            self.sidecars_cpu_us_per_request =
-                (completed > 0).then(|| per_request(sidecars.cpu_ms_total));
-            self.sidecars = Some(sidecars);
-        }
-        self.units_cpu_us_per_request = (completed > 0).then(|| per_request(usage.cpu_ms_total));
-        self.units_system_cpu_us_per_request = (completed > 0)
-            .then_some(usage.system_cpu_ms_total)
-            .flatten()
-            .map(per_request);
-        self.units = Some(usage);
-        self
+/// Attaches the units' CPU and memory during this step, and their sidecars' apart
+/// (sampled together, named `sidecar:<process>`).
+pub fn with_units(mut step: StepResult, usage: UnitsUsage) -> StepResult {
+    let (usage, sidecars) = split_sidecars(usage);
+    let completed = step.ok + step.error_total;
+    let per_request = |ms: f64| ((ms * 1e3 / completed as f64) * 100.0).round() / 100.0;
+    if let Some(sidecars) = sidecars {
+        step.sidecars_cpu_us_per_request =
+            (completed > 0).then(|| per_request(sidecars.cpu_ms_total));
+        step.sidecars = Some(sidecars);
     }
+    step.units_cpu_us_per_request = (completed > 0).then(|| per_request(usage.cpu_ms_total));
+    step.units_system_cpu_us_per_request = (completed > 0)
+        .then_some(usage.system_cpu_ms_total)
+        .flatten()
+        .map(per_request);
+    step.units = Some(usage);
+    step
 }
 
 /// The machine's CPU time (all cores, from `/proc/stat`) and this process's own, at one

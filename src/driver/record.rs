@@ -59,15 +59,14 @@ impl ErrorClass {
     }
 }
 
-impl ErrorCounts {
-    pub fn count(&mut self, class: ErrorClass) {
-        match class {
-            ErrorClass::Connect => self.connect += 1,
-            ErrorClass::Generator => self.generator += 1,
-            ErrorClass::Timeout => self.timeout += 1,
-            ErrorClass::Status(status) => *self.status.entry(status).or_default() += 1,
-            ErrorClass::Other => self.other += 1,
-        }
+/// Counts one failed request in `counts` by its class.
+pub fn count_error(counts: &mut ErrorCounts, class: ErrorClass) {
+    match class {
+        ErrorClass::Connect => counts.connect += 1,
+        ErrorClass::Generator => counts.generator += 1,
+        ErrorClass::Timeout => counts.timeout += 1,
+        ErrorClass::Status(status) => *counts.status.entry(status).or_default() += 1,
+        ErrorClass::Other => counts.other += 1,
     }
 }
 
@@ -333,7 +332,7 @@ impl Recorder {
                 );
                 *entry.hops.entry(hops).or_default() += 1;
             }
-            Err(class) => entry.errors.count(class),
+            Err(class) => count_error(&mut entry.errors, class),
         }
     }
 

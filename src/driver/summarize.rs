@@ -15,99 +15,97 @@ pub const MIN_ACHIEVED_SHARE: f64 = 0.95;
 /// A step is invalid when the generator's send lag p99 exceeds this (µs).
 pub const MAX_SEND_LAG_P99_US: u64 = 1_000;
 
-impl StepResult {
-    pub fn from_measurement(
-        m: &StepMeasurement,
-        entrypoints: &[String],
-        static_hops: &BTreeMap<String, Hops>,
-    ) -> Self {
-        let entries = entrypoints
-            .iter()
-            .zip(&m.per_entry)
-            .map(|(op, e)| entry_result(op, e, static_hops.get(op).copied().unwrap_or_default()))
-            .collect();
-        let send_lag = Percentiles::of(&m.send_lag);
-        let (mode, target_rps, connections) = match m.schedule {
-            Schedule::OpenLoop { rate } => (StepMode::Open, rate, None),
-            Schedule::ClosedLoop { connections } => (StepMode::Closed, 0, Some(connections)),
-        };
-        let mut invalid_reason =
-            invalid_reason(m.schedule, m.achieved_rps, &send_lag, &m.overall.errors);
-        if let Some(stalls) = connect_stalls(m) {
-            invalid_reason =
-                Some(invalid_reason.map_or(stalls.clone(), |r| format!("{stalls}; {r}")));
-        }
-        let cpu_ms = m.engine.cpu.as_secs_f64() * 1e3;
-        StepResult {
-            round: 0,
-            noise: None,
-            mode,
-            target_rps,
-            connections,
-            achieved_rps: (m.achieved_rps * 10.0).round() / 10.0,
-            warmup_s: m.warmup.as_secs_f64(),
-            duration_s: m.duration.as_secs_f64(),
-            scheduled: m.scheduled,
-            ok: m.overall.ok,
-            unit_retries: m.engine.unit_retries,
-            error_total: m.overall.errors.total(),
-            errors: m.overall.errors.clone(),
-            latency_us: Percentiles::of(&m.overall.corrected),
-            latency_uncorrected_us: Percentiles::of(&m.overall.uncorrected),
-            histograms: HistogramPair::of_entry(&m.overall),
-            generator: GeneratorHealth {
-                send_lag_us: send_lag,
-                send_lag_histogram: encode_histogram(&m.send_lag),
-                driver_cpu_ms: (cpu_ms * 100.0).round() / 100.0,
-                driver_cpu_us_per_request: if m.engine.sent == 0 {
-                    0.0
-                } else {
-                    ((cpu_ms * 1e3 / m.engine.sent as f64) * 100.0).round() / 100.0
-                },
-                requests_sent: m.engine.sent,
-                in_flight_cap_hits: m.engine.in_flight_cap_hits,
-                max_in_flight: m.engine.max_in_flight,
-                connections_opened: m.engine.connections_opened,
-                scheduling: m.scheduling.name().to_string(),
-                spin_share: if m.engine.cpu.is_zero() {
-                    0.0
-                } else {
-                    let share = m.engine.spinning.as_secs_f64() / m.engine.cpu.as_secs_f64();
-                    (share.min(1.0) * 1000.0).round() / 1000.0
-                },
-                spin_window_us: (m.engine.spin_window.as_secs_f64() * 1e7).round() / 10.0,
-                connection_waits: m.engine.connection_waits,
-                connect_stalls: m.engine.connect_stalls,
-                listen_overflows: m.kernel.map(|k| k.listen_overflows),
-                syn_retransmits: m.kernel.map(|k| k.syn_retransmits),
-                threads: m.threads,
-                driver_tls_ms: (m.engine.tls.as_secs_f64() * 1e5).round() / 100.0,
-                driver_handshakes: m.engine.handshakes,
-                connections_opened_machine: m.kernel.map(|k| k.active_opens),
+/// A step's measurement as its entry in results.json.
+pub fn step_result(
+    m: &StepMeasurement,
+    entrypoints: &[String],
+    static_hops: &BTreeMap<String, Hops>,
+) -> StepResult {
+    let entries = entrypoints
+        .iter()
+        .zip(&m.per_entry)
+        .map(|(op, e)| entry_result(op, e, static_hops.get(op).copied().unwrap_or_default()))
+        .collect();
+    let send_lag = Percentiles::of(&m.send_lag);
+    let (mode, target_rps, connections) = match m.schedule {
+        Schedule::OpenLoop { rate } => (StepMode::Open, rate, None),
+        Schedule::ClosedLoop { connections } => (StepMode::Closed, 0, Some(connections)),
+    };
+    let mut invalid_reason =
+        invalid_reason(m.schedule, m.achieved_rps, &send_lag, &m.overall.errors);
+    if let Some(stalls) = connect_stalls(m) {
+        invalid_reason = Some(invalid_reason.map_or(stalls.clone(), |r| format!("{stalls}; {r}")));
+    }
+    let cpu_ms = m.engine.cpu.as_secs_f64() * 1e3;
+    StepResult {
+        round: 0,
+        noise: None,
+        mode,
+        target_rps,
+        connections,
+        achieved_rps: (m.achieved_rps * 10.0).round() / 10.0,
+        warmup_s: m.warmup.as_secs_f64(),
+        duration_s: m.duration.as_secs_f64(),
+        scheduled: m.scheduled,
+        ok: m.overall.ok,
+        unit_retries: m.engine.unit_retries,
+        error_total: m.overall.errors.total(),
+        errors: m.overall.errors.clone(),
+        latency_us: Percentiles::of(&m.overall.corrected),
+        latency_uncorrected_us: Percentiles::of(&m.overall.uncorrected),
+        histograms: histogram_pair(&m.overall),
+        generator: GeneratorHealth {
+            send_lag_us: send_lag,
+            send_lag_histogram: encode_histogram(&m.send_lag),
+            driver_cpu_ms: (cpu_ms * 100.0).round() / 100.0,
+            driver_cpu_us_per_request: if m.engine.sent == 0 {
+                0.0
+            } else {
+                ((cpu_ms * 1e3 / m.engine.sent as f64) * 100.0).round() / 100.0
             },
-            hops: HopSummary::of(&m.overall.hops),
-            entrypoints: entries,
-            timeline: m
-                .timeline
-                .iter()
-                .enumerate()
-                .map(|(i, s)| SecondResult::of_second(i, s))
-                .collect(),
-            units: None,
-            units_cpu_us_per_request: None,
-            units_system_cpu_us_per_request: None,
-            units_codec_cpu_us_per_request: None,
-            sidecars: None,
-            sidecars_cpu_us_per_request: None,
-            injected_delay_error: DelayErrorSummary::of(&m.delay_error).map(|driver| {
-                InjectedDelayError {
-                    driver: Some(driver),
-                    ..InjectedDelayError::default()
-                }
-            }),
-            valid: invalid_reason.is_none(),
-            invalid_reason,
-        }
+            requests_sent: m.engine.sent,
+            in_flight_cap_hits: m.engine.in_flight_cap_hits,
+            max_in_flight: m.engine.max_in_flight,
+            connections_opened: m.engine.connections_opened,
+            scheduling: m.scheduling.name().to_string(),
+            spin_share: if m.engine.cpu.is_zero() {
+                0.0
+            } else {
+                let share = m.engine.spinning.as_secs_f64() / m.engine.cpu.as_secs_f64();
+                (share.min(1.0) * 1000.0).round() / 1000.0
+            },
+            spin_window_us: (m.engine.spin_window.as_secs_f64() * 1e7).round() / 10.0,
+            connection_waits: m.engine.connection_waits,
+            connect_stalls: m.engine.connect_stalls,
+            listen_overflows: m.kernel.map(|k| k.listen_overflows),
+            syn_retransmits: m.kernel.map(|k| k.syn_retransmits),
+            threads: m.threads,
+            driver_tls_ms: (m.engine.tls.as_secs_f64() * 1e5).round() / 100.0,
+            driver_handshakes: m.engine.handshakes,
+            connections_opened_machine: m.kernel.map(|k| k.active_opens),
+        },
+        hops: HopSummary::of(&m.overall.hops),
+        entrypoints: entries,
+        timeline: m
+            .timeline
+            .iter()
+            .enumerate()
+            .map(|(i, s)| second_result(i, s))
+            .collect(),
+        units: None,
+        units_cpu_us_per_request: None,
+        units_system_cpu_us_per_request: None,
+        units_codec_cpu_us_per_request: None,
+        sidecars: None,
+        sidecars_cpu_us_per_request: None,
+        injected_delay_error: DelayErrorSummary::of(&m.delay_error).map(|driver| {
+            InjectedDelayError {
+                driver: Some(driver),
+                ..InjectedDelayError::default()
+            }
+        }),
+        valid: invalid_reason.is_none(),
+        invalid_reason,
     }
 }
 
@@ -119,34 +117,30 @@ fn entry_result(op: &str, e: &EntryMeasurement, static_hops: Hops) -> EntryResul
         errors: e.errors.clone(),
         latency_us: Percentiles::of(&e.corrected),
         latency_uncorrected_us: Percentiles::of(&e.uncorrected),
-        histograms: HistogramPair::of_entry(e),
+        histograms: histogram_pair(e),
         hops_match_static: hops.all_equal(static_hops),
         hops,
         static_hops,
     }
 }
 
-impl HistogramPair {
-    fn of_entry(m: &EntryMeasurement) -> Self {
-        HistogramPair {
-            corrected: encode_histogram(&m.corrected),
-            uncorrected: encode_histogram(&m.uncorrected),
-        }
+fn histogram_pair(m: &EntryMeasurement) -> HistogramPair {
+    HistogramPair {
+        corrected: encode_histogram(&m.corrected),
+        uncorrected: encode_histogram(&m.uncorrected),
     }
 }
 
-impl SecondResult {
-    fn of_second(second: usize, s: &Second) -> Self {
-        let p = Percentiles::of(&s.corrected);
-        SecondResult {
-            second,
-            warmup: s.warmup,
-            ok: s.ok,
-            errors: s.errors,
-            p50_us: p.p50,
-            p99_us: p.p99,
-            max_us: p.max,
-        }
+fn second_result(second: usize, s: &Second) -> SecondResult {
+    let p = Percentiles::of(&s.corrected);
+    SecondResult {
+        second,
+        warmup: s.warmup,
+        ok: s.ok,
+        errors: s.errors,
+        p50_us: p.p50,
+        p99_us: p.p99,
+        max_us: p.max,
     }
 }
 

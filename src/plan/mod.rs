@@ -9,7 +9,7 @@
 //! - `hops`: the static hops and critical path of every operation under a plan
 //! - `outline`: what a cut costs statically (units, hops, critical path, blast radius)
 
-pub use crate::scenario::cut;
+pub use grain_report::modes::cut;
 mod hops;
 mod outline;
 pub mod sweep;
@@ -19,8 +19,8 @@ pub use outline::{
     describe, describe_sweep, mean_blast_radius, outline, outline_table, CutOutline, OUTLINE_NOTE,
 };
 
-pub use crate::scenario::mesh::Mesh;
 use crate::scenario::{Scenario, Service};
+pub use grain_report::modes::{variant_label, Mesh, Tracing};
 use grain_runtime::model::{Endpoint, OperationDef, Routes, StoreDef, UnitRole};
 use grain_runtime::network::NetworkModel;
 pub use grain_runtime::security::SecurityMode;
@@ -72,62 +72,7 @@ impl PlannedUnit {
     }
 }
 
-/// Whether a deployment's requests are traced (`run --trace`): under `--trace-overhead`
-/// each cut is deployed both ways, back to back in every round, so tracing's own cost is
-/// measured like any other mechanism's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub enum Tracing {
-    /// No `traceparent` is sent, no unit exports spans.
-    #[default]
-    Off,
-    /// A share of the load's requests is traced and every unit exports spans.
-    Traced,
-}
-
-impl Tracing {
-    pub const ALL: [Tracing; 2] = [Tracing::Off, Tracing::Traced];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Tracing::Off => "off",
-            Tracing::Traced => "traced",
-        }
-    }
-
-    pub fn is_off(&self) -> bool {
-        *self == Tracing::Off
-    }
-}
-
-grain_runtime::named_modes!(Tracing, "tracing mode");
-
 /// A complete deployment plan.
-/// How a deployed cut is named wherever results are shown: the cut, plus `+mode` when its
-/// hops are secured, `+transport` when they speak other than HTTP/1.1 + JSON and
-/// `+sidecar` behind a mesh (`micro+mtls+grpc`, `nano+mtls+sidecar`).
-pub fn variant_label(
-    architecture: &Architecture,
-    security: SecurityMode,
-    transport: Transport,
-    mesh: Mesh,
-    tracing: Tracing,
-) -> String {
-    let mut label = architecture.name();
-    if security != SecurityMode::None {
-        label = format!("{label}+{security}");
-    }
-    if transport != Transport::Http1Json {
-        label = format!("{label}+{transport}");
-    }
-    if mesh != Mesh::None {
-        label = format!("{label}+{mesh}");
-    }
-    if tracing != Tracing::Off {
-        label = format!("{label}+{tracing}");
-    }
-    label
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
     pub architecture: Architecture,

@@ -5,6 +5,7 @@
 
 use super::sweep::{self, SweepSeries};
 use super::{plan, Architecture, Deployment, PlanError, Series};
+pub use crate::scenario::cut::mean_blast_radius;
 use crate::scenario::Scenario;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -21,20 +22,6 @@ pub struct CutOutline {
     pub critical_path: f64,
     /// Operations restarted, on average, when one operation changes.
     pub blast_radius: f64,
-}
-
-/// Operations restarted per changed operation, on average over the operations, for units
-/// hosting `sizes` operations each: changing any operation restarts its whole unit.
-pub fn mean_blast_radius(sizes: impl IntoIterator<Item = usize>) -> f64 {
-    let (squares, operations) = sizes.into_iter().fold((0u64, 0u64), |(sq, n), size| {
-        let size = size as u64;
-        (sq.saturating_add(size * size), n + size)
-    });
-    if operations == 0 {
-        0.0
-    } else {
-        squares as f64 / operations as f64
-    }
 }
 
 /// The static figures of `deployment`, a plan of `scenario`.

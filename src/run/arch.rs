@@ -162,7 +162,7 @@ impl ArchRun<'_> {
                 let mut samples = std::mem::take(&mut deploy.cold_start.samples_ms);
                 samples.extend(&cold_start.samples_ms);
                 let per_unit = std::mem::take(&mut deploy.cold_start.per_unit_median_ms);
-                deploy.cold_start = ColdStart::from_samples(samples, Default::default());
+                deploy.cold_start = cost::cold_start(samples, Default::default());
                 deploy.cold_start.per_unit_median_ms = per_unit;
             }
             None => {
@@ -401,9 +401,9 @@ impl ArchRun<'_> {
         }
         if let Some(live) = deployed.live() {
             // An outside deployment's processes are not visible: its CPU is not measured.
-            step = step.with_units(usage);
+            step = cost::with_units(step, usage);
             match cost::take_codec_time(live).await {
-                Ok(time) => step = step.with_codec_time(time),
+                Ok(time) => step = cost::with_codec_time(step, time),
                 Err(error) => tracing::warn!(%error, "cannot take the units' codec time"),
             }
         }
@@ -459,7 +459,8 @@ impl ArchRun<'_> {
         measurement: &driver::StepMeasurement,
     ) -> StepResult {
         let entry_names = self.entry_names();
-        let mut step = StepResult::from_measurement(measurement, &entry_names, &plan.static_hops);
+        let mut step =
+            crate::driver::summarize::step_result(measurement, &entry_names, &plan.static_hops);
         if self.cancel.is_cancelled() {
             step.valid = false;
             step.invalid_reason = Some("interrupted before the step finished".into());

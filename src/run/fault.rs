@@ -83,7 +83,7 @@ impl ArchRun<'_> {
         let Some(injected) = injected.filter(|_| !cancel.is_cancelled()) else {
             return Err(RunError::Interrupted);
         };
-        let mut step = self.step_result(&live.plan, &measurement).with_units(usage);
+        let mut step = crate::cost::with_units(self.step_result(&live.plan, &measurement), usage);
         step.noise = noise;
         let entries = self.entry_names();
         if let Some(traces) = self.traces {
@@ -281,7 +281,7 @@ impl Windows {
         }
         let during = during.figures();
         FaultResult {
-            fault: fault.clone(),
+            fault: crate::results::Fault::from(fault),
             process: injected.process,
             replicas: injected.replicas,
             rate_rps: rate,

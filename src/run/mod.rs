@@ -362,7 +362,7 @@ fn new_results(
             driver_capacity_rps: None,
             keepalive: resolved.scenario.security.keepalive,
             endpoints: options.endpoints.as_ref().map(|e| e.file.clone()),
-            resilience: resolved.scenario.resilience.clone(),
+            resilience: (&resolved.scenario.resilience).into(),
             containers: None,
             precision: None,
             sidecar_proxy: None,
@@ -377,7 +377,7 @@ fn new_results(
         architectures: Vec::new(),
         equivalence: None,
         network: NetworkInfo {
-            model: resolved.network().clone(),
+            model: resolved.network().into(),
             ..NetworkInfo::default()
         },
         complete: false,

@@ -419,13 +419,10 @@ pub struct Precision {
 }
 
 impl Precision {
-    /// The fewest rounds a run with a pilot of `pilot` rounds takes: as many again after
-    /// it. The final intervals reuse the pilot's rounds, and a pilot quiet by chance would
-    /// otherwise end the run with an interval too narrow: with one round after a 3-round
-    /// pilot they cover 92.7 % in the seeded simulation, with three 94.5–95 %
-    /// (`stats::tests::rounds_decided_from_a_pilot_keep_the_final_interval_s_coverage`).
+    /// The fewest rounds a run with a pilot of `pilot` rounds takes
+    /// ([`crate::stats::least_rounds`]: as many again after it).
     pub fn least_rounds(pilot: usize) -> usize {
-        2 * pilot
+        crate::stats::least_rounds(pilot)
     }
 }
 

@@ -54,7 +54,7 @@ impl ArchRun<'_> {
             architecture,
             source,
         })?;
-        let mut step = self.step_result(&live.plan, &measurement).with_units(usage);
+        let mut step = cost::with_units(self.step_result(&live.plan, &measurement), usage);
         step.noise = noise;
         Ok(redeploy_result(change, rate, &measurement, &redeploy, step))
     }

@@ -9,6 +9,7 @@
 //! `fail:get_item@2s+3s=0.2` (FOR long the unit answers 503 with probability AMOUNT).
 //! Also the retry budget's text form, which `[resilience]` and `--retry-budget` share.
 
+use grain_report::results;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
@@ -66,29 +67,28 @@ impl Fault {
     }
 }
 
-impl fmt::Display for Fault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}@{}+{}",
-            self.kind.name(),
-            self.operation,
-            seconds(self.at_s),
-            seconds(self.for_s)
-        )?;
-        match self.kind {
-            FaultKind::Slow { delay_ms } => write!(f, "={delay_ms}ms"),
-            FaultKind::Fail { probability } => write!(f, "={probability}"),
-            FaultKind::Kill | FaultKind::Freeze => Ok(()),
+/// The fault as results.json records it (its own plain type: the contract changes only
+/// where it is defined).
+impl From<&Fault> for results::Fault {
+    fn from(fault: &Fault) -> Self {
+        results::Fault {
+            kind: match fault.kind {
+                FaultKind::Kill => results::FaultKind::Kill,
+                FaultKind::Freeze => results::FaultKind::Freeze,
+                FaultKind::Slow { delay_ms } => results::FaultKind::Slow { delay_ms },
+                FaultKind::Fail { probability } => results::FaultKind::Fail { probability },
+            },
+            operation: fault.operation.clone(),
+            at_s: fault.at_s,
+            for_s: fault.for_s,
         }
     }
 }
 
-fn seconds(s: f64) -> String {
-    if s < 1.0 && s > 0.0 {
-        format!("{}ms", (s * 1e3).round())
-    } else {
-        format!("{s}s")
+impl fmt::Display for Fault {
+    /// As `--fault` takes it (written once, by the results' fault).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&results::Fault::from(self), f)
     }
 }
 

@@ -1,12 +1,12 @@
 //! Scenario files: the model of one business scenario, parsed from TOML and validated.
 //! Every error names the file, the line and column, the field, and what is allowed.
 
-pub mod cut;
+pub use grain_report::modes::cut;
 pub mod fault;
 mod file;
 pub mod graph;
 pub mod limits;
-pub mod mesh;
+pub use grain_report::modes::mesh;
 pub mod presets;
 mod validate;
 pub mod words;

@@ -17,7 +17,11 @@ async fn a_step_the_units_cannot_keep_up_with_is_invalid() {
     config.timeout = Duration::from_secs(1);
     let m = step_on(&live, &source.scenario, &config, 1).await;
     live.shutdown().await;
-    let step = StepResult::from_measurement(&m, &["crunch".to_string()], &Default::default());
+    let step = grainbench::driver::summarize::step_result(
+        &m,
+        &["crunch".to_string()],
+        &Default::default(),
+    );
     assert!(!step.valid);
     let reason = step.invalid_reason.unwrap();
     assert!(
@@ -40,7 +44,7 @@ async fn histograms_round_trip_through_results_json() {
         .collect();
     let m = step_on(&live, &source.scenario, &config, 3).await;
     live.shutdown().await;
-    let step = StepResult::from_measurement(&m, &names, &Default::default());
+    let step = grainbench::driver::summarize::step_result(&m, &names, &Default::default());
 
     let json = serde_json::to_string(&step).unwrap();
     let parsed: StepResult = serde_json::from_str(&json).unwrap();
@@ -95,7 +99,7 @@ fn closed_loop(
 }
 
 fn step_result(m: &grainbench::driver::StepMeasurement, op: &str) -> StepResult {
-    StepResult::from_measurement(m, &[op.to_string()], &Default::default())
+    grainbench::driver::summarize::step_result(m, &[op.to_string()], &Default::default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

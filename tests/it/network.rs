@@ -70,7 +70,7 @@ async fn a_run_under_a_model_records_the_model_the_bare_hop_and_every_delay_erro
     run_ok(&source, &options).await;
     let results = RunResults::read(&out.path().join("results.json")).unwrap();
 
-    assert_eq!(results.network.model, delay_250us());
+    assert_eq!(results.network.model, (&delay_250us()).into());
     let hop = results
         .network
         .hop_calibration

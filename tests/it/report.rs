@@ -4,6 +4,7 @@
 //! Set UPDATE_GOLDEN=1 to rewrite the golden file after an intended change.
 
 use crate::common::*;
+use grainbench::analysis::Analysis;
 use grainbench::report::{model, render_html};
 use grainbench::results::RunResults;
 use std::path::PathBuf;
@@ -579,7 +580,12 @@ fn every_output_shows_the_same_estimate_of_a_quantity() {
 #[test]
 fn baseline_changes_are_discoveries_at_a_five_percent_false_discovery_rate() {
     let baseline = rounds_results();
-    let same = model::baseline_comparison(&baseline, &baseline);
+    let comparison_of = |results, baseline| {
+        model::of(&Analysis::of(results, Some(baseline)))
+            .baseline
+            .unwrap()
+    };
+    let same = comparison_of(&baseline, &baseline);
     assert_eq!(same.discovered, 0);
     assert!(same.compared > 10, "{}", same.compared);
     assert!(same
@@ -596,7 +602,7 @@ fn baseline_changes_are_discoveries_at_a_five_percent_false_discovery_rate() {
     for step in nano.steps.iter_mut().filter(|s| s.target_rps == rate) {
         step.latency_us.p50 *= 4;
     }
-    let comparison = model::baseline_comparison(&planted, &baseline);
+    let comparison = comparison_of(&planted, &baseline);
     let found: Vec<_> = comparison
         .changes
         .iter()
@@ -612,8 +618,7 @@ fn baseline_changes_are_discoveries_at_a_five_percent_false_discovery_rate() {
     assert_eq!(comparison.discovered, 1);
     // The gate counts the same discovery, and nothing else.
     let gate = grainbench::report::gate::violations(
-        &planted,
-        Some(&baseline),
+        &Analysis::of(&planted, Some(&baseline)),
         &["regression > 10%".parse().unwrap()],
     );
     assert_eq!(gate.len(), 1, "{gate:?}");

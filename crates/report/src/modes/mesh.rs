@@ -1,6 +1,6 @@
 //! Whether every unit runs behind a sidecar proxy: the service-mesh dimension of a
-//! deployment (`--mesh`, `[mesh] modes`). The proxies themselves are
-//! [`crate::launch::sidecar`]'s.
+//! deployment (`--mesh`, `[mesh] modes`). The proxies themselves are grainbench's
+//! `launch::sidecar`.
 
 /// What stands between a unit and the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]

@@ -1,9 +1,10 @@
 //! The model's context: the network panel, the equivalence sentence, the methodology and
 //! the comparison with a baseline run.
 
-use super::{colour, rounds, valid_step_at, BaselineComparison, Change, Fact, NetworkPanel};
-use crate::report::format::{self, mib_f64};
-use crate::results::{DelayErrorSummary, EntryResult, RunResults, StepResult};
+use super::{colour, valid_step_at, BaselineComparison, Change, Fact, NetworkPanel};
+use crate::analysis::baseline::BaselineChanges;
+use crate::report::format;
+use crate::results::{DelayErrorSummary, RunResults};
 use crate::stats;
 
 pub(super) fn network_panel(results: &RunResults, rate: Option<u32>) -> NetworkPanel {
@@ -142,7 +143,7 @@ pub(super) fn methodology(results: &RunResults) -> Vec<Fact> {
     facts
 }
 
-fn network_method(model: &grain_runtime::network::NetworkModel, containers: bool) -> String {
+fn network_method(model: &crate::results::NetworkModel, containers: bool) -> String {
     let shared = if containers {
         "Every unit runs in a container on this one machine, over a Docker bridge network, and shares its cores."
     } else {
@@ -156,35 +157,6 @@ fn network_method(model: &grain_runtime::network::NetworkModel, containers: bool
         model.name,
         model.describe()
     )
-}
-
-/// A figure read from a step, and from one entrypoint of a step.
-type StepFigure = fn(&StepResult) -> Option<f64>;
-type EntryFigure = fn(&EntryResult) -> f64;
-
-/// Which changes are discoveries: Benjamini–Hochberg over every figure compared, and an
-/// interval that excludes no change; each change says so in words. Returns how many were
-/// compared and how many changed.
-fn decide(changes: &mut [Change]) -> (usize, usize) {
-    let p_values: Vec<Option<f64>> = changes.iter().map(|c| c.p_value).collect();
-    let found = stats::benjamini_hochberg(&p_values, stats::FALSE_DISCOVERY_RATE);
-    let compared = changes.len();
-    for (change, found) in changes.iter_mut().zip(found) {
-        let beyond = change
-            .estimate
-            .is_some_and(|e| e.interval().is_some() && !e.contains(0.0));
-        change.significant = found && beyond;
-        change.change = match change.estimate {
-            None => "–".into(),
-            Some(e) if beyond && !found => format!(
-                "no change beyond noise over {compared} figures ({}, not a discovery at a {:.0} % false discovery rate)",
-                format::change_estimate(&e),
-                stats::FALSE_DISCOVERY_RATE * 100.0
-            ),
-            Some(e) => format::change_estimate(&e),
-        };
-    }
-    (compared, changes.iter().filter(|c| c.significant).count())
 }
 
 /// ` Changes smaller than about ±12 % (nano), ±8 % (micro) could not be seen: the median
@@ -216,100 +188,40 @@ fn detectable_by_cut(changes: &[Change]) -> String {
     )
 }
 
-pub(super) fn compare(results: &RunResults, baseline: &RunResults) -> BaselineComparison {
-    let mut changes = Vec::new();
-    for arch in &results.architectures {
-        let Some(old) = baseline.same_deployment_as(arch) else {
-            continue;
-        };
-        let name = arch.label();
-        let mut push =
-            |figure: String, before: &[(usize, f64)], after: &[(usize, f64)], unit: &str| {
-                let (Some(b), Some(a)) = (rounds::over_rounds(before), rounds::over_rounds(after))
-                else {
-                    return;
-                };
-                let estimate = rounds::change(before, after);
-                changes.push(Change {
-                    arch: name.clone(),
-                    colour: colour(&name).into(),
-                    figure,
-                    before: format::estimate_in(&b, 1, unit),
-                    after: format::estimate_in(&a, 1, unit),
-                    change: String::new(),
-                    significant: false,
-                    estimate,
-                    p_value: rounds::change_p_value(before, after),
-                });
-            };
-        for rate in arch.open_rates(true) {
-            // The units' CPU only where /proc's ticks resolve it in every round of both
-            // runs (withheld as a whole, so that no round is kept for using more CPU).
-            let resolved = StepResult::resolved_units_cpu_us_per_request;
-            let cpu_resolved =
-                old.all_rounds_have(rate, resolved) && arch.all_rounds_have(rate, resolved);
-            // Each figure, and whether this rate has it to compare.
-            let figures: [(&str, StepFigure, &str, bool); 3] = [
-                ("p50", |s| Some(s.latency_us.p50 as f64), "µs", true),
-                ("p99", |s| Some(s.latency_us.p99 as f64), "µs", true),
-                (
-                    "unit CPU per request",
-                    |s| s.units_cpu_us_per_request,
-                    "µs",
-                    cpu_resolved,
-                ),
-            ];
-            for (label, figure, unit, comparable) in figures {
-                if !comparable {
-                    continue;
-                }
-                push(
-                    format!("{label} at {rate} req/s"),
-                    &rounds::per_round(old, rate, figure),
-                    &rounds::per_round(arch, rate, figure),
-                    unit,
-                );
+/// The baseline comparison in words: each change, and which are discoveries
+/// (Benjamini–Hochberg over every figure compared, and an interval that excludes no
+/// change).
+pub(super) fn compare(analysis: &BaselineChanges) -> BaselineComparison {
+    let compared = analysis.changes.len();
+    let changes: Vec<Change> = analysis
+        .changes
+        .iter()
+        .map(|c| {
+            let name = c.deployment.label();
+            let unit = c.figure.unit();
+            Change {
+                colour: colour(&name).into(),
+                arch: name,
+                figure: c.figure.to_string(),
+                before: format::estimate_in(&c.before, 1, unit),
+                after: format::estimate_in(&c.after, 1, unit),
+                change: match c.change {
+                    None => "–".into(),
+                    Some(e) if c.beyond_interval() && !c.discovery => format!(
+                        "no change beyond noise over {compared} figures ({}, not a discovery at a {:.0} % false discovery rate)",
+                        format::change_estimate(&e),
+                        stats::FALSE_DISCOVERY_RATE * 100.0
+                    ),
+                    Some(e) => format::change_estimate(&e),
+                },
+                significant: c.significant(),
+                estimate: c.change,
+                p_value: c.p_value,
             }
-            let entries: Vec<String> = arch
-                .steps
-                .iter()
-                .find(|s| s.is_valid_open_at(rate))
-                .map(|s| s.entrypoints.iter().map(|e| e.entrypoint.clone()).collect())
-                .unwrap_or_default();
-            for entry in entries {
-                let entry_figures: [(&str, EntryFigure); 2] = [
-                    ("p50", |e| e.latency_us.p50 as f64),
-                    ("p99", |e| e.latency_us.p99 as f64),
-                ];
-                for (label, figure) in entry_figures {
-                    push(
-                        format!("{entry} {label} at {rate} req/s"),
-                        &rounds::per_round_entry(old, rate, &entry, figure),
-                        &rounds::per_round_entry(arch, rate, &entry, figure),
-                        "µs",
-                    );
-                }
-            }
-        }
-        if let (Some(b), Some(a)) = (&old.deploy, &arch.deploy) {
-            let samples = |d: &crate::results::DeployCost| -> Vec<(usize, f64)> {
-                d.cold_start
-                    .samples_ms
-                    .iter()
-                    .copied()
-                    .enumerate()
-                    .collect()
-            };
-            push("cold start".into(), &samples(b), &samples(a), "ms");
-            push(
-                "idle RSS".into(),
-                &[(0, mib_f64(b.idle_rss_bytes_total))],
-                &[(0, mib_f64(a.idle_rss_bytes_total))],
-                "MiB",
-            );
-        }
-    }
-    let (compared, discovered) = decide(&mut changes);
+        })
+        .collect();
+    let discovered = analysis.discovered();
+    let baseline = analysis.baseline;
     BaselineComparison {
         summary: format!(
             "{compared} figures compared; {discovered} changed beyond noise at a {:.0} % false discovery rate (Benjamini–Hochberg over all of them, so that chance alone does not flag a few of many). Units' CPU is compared only where /proc's 10 ms ticks round it by under {:.0} %.{}",

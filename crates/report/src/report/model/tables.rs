@@ -250,7 +250,7 @@ pub(super) fn generator_rows(results: &RunResults) -> Vec<GeneratorRow> {
 }
 
 /// What `model` adds over `round_trips` sequential round trips, µs, or "–" if nothing.
-fn modelled_network(model: &grain_runtime::network::NetworkModel, round_trips: u32) -> String {
+fn modelled_network(model: &crate::results::NetworkModel, round_trips: u32) -> String {
     if !model.adds_delay() || round_trips == 0 {
         return "–".into();
     }

@@ -1,6 +1,7 @@
-//! The report model: every number and sentence the reports show, computed once from
-//! results.json (and a baseline run, if given). The HTML page and the terminal summary
-//! only lay it out, so this model is what the golden test pins down.
+//! The report model: every number and sentence the reports show, put in words once from
+//! the run's analysis ([`crate::analysis`]: results.json and a baseline run, if given, in
+//! numbers). The HTML page and the terminal summary only lay it out, so this model is what
+//! the golden test pins down.
 //!
 //! - `tables`: the per-entrypoint, per-step, deploy, redeploy and generator rows
 //! - `context`: the network panel, equivalence, methodology and baseline comparison
@@ -13,7 +14,6 @@ mod context;
 pub mod faults;
 pub mod front;
 pub mod ledger;
-pub mod rounds;
 mod tables;
 pub mod traces;
 pub mod variants;
@@ -22,6 +22,8 @@ use context::{compare, equivalence, methodology, network_panel};
 use tables::{deploy_rows, entry_tables, generator_rows, knees, noise, rate_rows, redeploy_rows};
 
 use super::format::{self, join_clauses, one_decimal, ratio};
+pub use crate::analysis::{rounds, MAX_UNCORRECTED_CUTS};
+use crate::analysis::{Analysis, Dimension};
 use crate::results::{ArchitectureResult, Estimate, Percentiles, RunResults, StepResult};
 use serde::Serialize;
 
@@ -297,10 +299,6 @@ pub struct Change {
     pub p_value: Option<f64>,
 }
 
-/// With more cuts than this, the verdict's pairwise comparisons are corrected for their
-/// number (Benjamini–Hochberg at the false discovery rate).
-pub const MAX_UNCORRECTED_CUTS: usize = 3;
-
 /// The highest open-loop rate at which every architecture has a valid step.
 pub fn verdict_rate(results: &RunResults) -> Option<u32> {
     crate::stats::verdict_rate(&results.architectures)
@@ -352,15 +350,15 @@ pub fn valid_step_at(arch: &ArchitectureResult, rate: u32) -> Option<&StepResult
     arch.steps.iter().find(|s| s.is_valid_open_at(rate))
 }
 
-/// Every figure of `results` set against `baseline`'s (what the gate reads, without the
-/// rest of the page).
-pub fn baseline_comparison(results: &RunResults, baseline: &RunResults) -> BaselineComparison {
-    compare(results, baseline)
-}
-
 /// Builds the report model from results (and an optional baseline).
 pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel {
-    let rate = verdict_rate(results);
+    of(&Analysis::of(results, baseline))
+}
+
+/// The report model of a run's analysis: its figures in words.
+pub fn of(analysis: &Analysis) -> ReportModel {
+    let results = analysis.results;
+    let rate = analysis.rate;
     let hop_ledger = rate.and_then(|rate| ledger::ledger(results, rate));
     let trace_section = traces::traces(results, rate);
     let mut missing = Vec::new();
@@ -404,10 +402,10 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
         ),
         front: rate.and_then(|rate| front::front(results, rate)),
         ledger: hop_ledger,
-        security: rate.and_then(|rate| variants::security(results, rate, results.meta.keepalive)),
-        transport: rate.and_then(|rate| variants::transport(results, rate, results.meta.keepalive)),
-        mesh: rate.and_then(|rate| variants::mesh(results, rate, results.meta.keepalive)),
-        tracing: rate.and_then(|rate| variants::tracing(results, rate, results.meta.keepalive)),
+        security: variant_section(analysis, Dimension::Security),
+        transport: variant_section(analysis, Dimension::Transport),
+        mesh: variant_section(analysis, Dimension::Mesh),
+        tracing: variant_section(analysis, Dimension::Tracing),
         faults: faults::faults(results),
         traces: trace_section,
         architectures: results
@@ -431,9 +429,20 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
         equivalence: equivalence(results),
         methodology: methodology(results),
         scenario_file: results.scenario.text.clone(),
-        baseline: baseline.map(|b| compare(results, b)),
+        baseline: analysis.baseline.as_ref().map(compare),
         missing,
     }
+}
+
+/// The section of `dimension`'s variants, when the run has some at the comparison rate.
+fn variant_section(analysis: &Analysis, dimension: Dimension) -> Option<variants::VariantSection> {
+    let rate = analysis.rate?;
+    variants::section(
+        analysis.results,
+        dimension,
+        rate,
+        analysis.variants(dimension),
+    )
 }
 
 /// The verdict with, under `--precision`, how many rounds the run took and why.

@@ -317,10 +317,11 @@ mod tests {
     /// each mechanism apart (plaintext and mtls used to share one, "HTTP/1.1 + JSON").
     #[test]
     fn each_cut_is_set_against_the_fewest_hop_cut_of_its_own_mechanism() {
-        use crate::plan::{Mesh, SecurityMode};
-        let mut results: RunResults =
-            serde_json::from_str(include_str!("../../../tests/fixtures/results-rounds.json"))
-                .unwrap();
+        use crate::modes::{Mesh, SecurityMode};
+        let mut results: RunResults = serde_json::from_str(include_str!(
+            "../../../../../tests/fixtures/results-rounds.json"
+        ))
+        .unwrap();
         let rate = super::super::verdict_rate(&results).unwrap();
         let plain = results.architectures.clone();
         for (security, mesh) in [
@@ -355,9 +356,10 @@ mod tests {
 
     #[test]
     fn per_hop_figures_divide_each_round_s_difference_by_its_extra_hops() {
-        let results: RunResults =
-            serde_json::from_str(include_str!("../../../tests/fixtures/results-rounds.json"))
-                .unwrap();
+        let results: RunResults = serde_json::from_str(include_str!(
+            "../../../../../tests/fixtures/results-rounds.json"
+        ))
+        .unwrap();
         let rate = super::super::verdict_rate(&results).unwrap();
         let ledger = ledger(&results, rate).expect("nano makes more hops than the monolith");
         let nano = ledger.rows.iter().find(|r| r.cut == "nano").unwrap();

@@ -4,7 +4,7 @@
 //! figure rose by more than 10 % with its whole 95 % interval above 10 % (a change within
 //! noise never fails a build).
 
-use super::model;
+use crate::analysis::Analysis;
 use crate::results::RunResults;
 
 /// One threshold of `--fail-if`.
@@ -67,13 +67,10 @@ pub fn duration_us(text: &str) -> Option<f64> {
     (value.is_finite() && value > 0.0).then_some(value * scale)
 }
 
-/// Every threshold `results` breaks, in words (empty when all hold). A regression
+/// Every threshold the analysed run breaks, in words (empty when all hold). A regression
 /// threshold without a baseline is itself reported, never silently passed.
-pub fn violations(
-    results: &RunResults,
-    baseline: Option<&RunResults>,
-    thresholds: &[Threshold],
-) -> Vec<String> {
+pub fn violations(analysis: &Analysis, thresholds: &[Threshold]) -> Vec<String> {
+    let results = analysis.results;
     let mut broken = Vec::new();
     for threshold in thresholds {
         match *threshold {
@@ -81,9 +78,8 @@ pub fn violations(
                 percentile,
                 limit_us,
             } => {
-                for arch in &results.architectures {
-                    let summary = crate::stats::summary_of(arch);
-                    for s in &summary {
+                for (arch, summary) in results.architectures.iter().zip(&analysis.summaries) {
+                    for s in summary {
                         let e = if percentile == 50 { s.p50_us } else { s.p99_us };
                         if e.point > limit_us {
                             broken.push(format!(
@@ -97,20 +93,23 @@ pub fn violations(
                 }
             }
             Threshold::Regression { percent } => {
-                let Some(baseline) = baseline else {
+                let Some(comparison) = &analysis.baseline else {
                     broken.push(format!(
                         "regression > {percent}% needs a baseline (--baseline OLD.json)"
                     ));
                     continue;
                 };
-                broken.extend(lost_rates(results, baseline));
-                let comparison = model::baseline_comparison(results, baseline);
+                broken.extend(lost_rates(results, comparison.baseline));
                 for change in &comparison.changes {
-                    let low = change.estimate.and_then(|e| e.low);
-                    if change.significant && low.is_some_and(|low| low > percent) {
+                    let Some(estimate) = change.change.filter(|_| change.significant()) else {
+                        continue;
+                    };
+                    if estimate.low.is_some_and(|low| low > percent) {
                         broken.push(format!(
                             "{} {}: {} (more than {percent} %)",
-                            change.arch, change.figure, change.change
+                            change.deployment.label(),
+                            change.figure,
+                            super::format::change_estimate(&estimate)
                         ));
                     }
                 }
@@ -152,17 +151,22 @@ mod tests {
     /// after the change is compared with nothing, and the gate passed.
     #[test]
     fn a_rate_valid_in_the_baseline_and_invalid_now_breaks_the_regression_gate() {
-        let baseline: RunResults =
-            serde_json::from_str(include_str!("../../tests/fixtures/results-rounds.json")).unwrap();
+        let baseline: RunResults = serde_json::from_str(include_str!(
+            "../../../../tests/fixtures/results-rounds.json"
+        ))
+        .unwrap();
         let gate = [Threshold::Regression { percent: 10.0 }];
-        assert!(violations(&baseline, Some(&baseline), &gate).is_empty());
+        let violations = |results: &RunResults, baseline: Option<&RunResults>| {
+            violations(&Analysis::of(results, baseline), &gate)
+        };
+        assert!(violations(&baseline, Some(&baseline)).is_empty());
         let mut worse = baseline.clone();
         let nano = &mut worse.architectures[0];
         let (label, rate) = (nano.label(), nano.open_rates(true)[0]);
         for step in nano.steps.iter_mut().filter(|s| s.target_rps == rate) {
             step.valid = false;
         }
-        let broken = violations(&worse, Some(&baseline), &gate);
+        let broken = violations(&worse, Some(&baseline));
         assert_eq!(broken.len(), 1, "{broken:?}");
         assert!(
             broken[0].contains(&format!("{label} at {rate} req/s: valid in the baseline")),
@@ -200,7 +204,10 @@ mod tests {
     #[test]
     fn a_regression_gate_without_a_baseline_is_broken_not_passed() {
         let results = RunResults::default();
-        let broken = violations(&results, None, &[Threshold::Regression { percent: 5.0 }]);
+        let broken = violations(
+            &Analysis::of(&results, None),
+            &[Threshold::Regression { percent: 5.0 }],
+        );
         assert_eq!(broken.len(), 1);
         assert!(broken[0].contains("needs a baseline"));
     }

@@ -1,8 +1,7 @@
 //! The fault step's results (schema 5): one fault injected into one process of a cut
 //! under steady open-loop load, and what every request due around it saw.
 
-use super::StepResult;
-use crate::scenario::fault::Fault;
+use super::{Fault, StepResult};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

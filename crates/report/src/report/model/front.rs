@@ -12,7 +12,7 @@
 //! is never recommended.
 
 use super::rounds;
-use crate::plan::mean_blast_radius;
+use crate::modes::cut::mean_blast_radius;
 use crate::report::format::{self, mib};
 use crate::results::{ArchitectureResult, Estimate, RunResults, UnitKind};
 use serde::Serialize;

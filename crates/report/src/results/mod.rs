@@ -1,23 +1,24 @@
 //! The results contract: the types of `results.json` (versioned by [`SCHEMA_VERSION`]),
 //! written by `run` and only read by `report`. Plain data: this module depends on nothing
-//! but serde, the shared wire and histogram types and the plan's [`Architecture`] name.
+//! but serde, the shared wire and histogram types and the deployments' names
+//! ([`crate::modes`]); the run's settings have plain types of their own ([`setup`]).
 //! How measurements become these figures lives beside the code that measures (`driver`,
 //! `cost`, `network`); reading and writing the file is in [`file`].
 
 mod fault;
 mod file;
+pub mod setup;
 mod step;
 mod trace;
 
 pub use fault::*;
 pub use file::{check_out_dir, write_atomic, ResultsError};
 pub use grain_runtime::histogram::{decode as decode_histogram, encode as encode_histogram};
+pub use setup::{Fault, FaultKind, Jitter, NetworkModel, Resilience};
 pub use step::*;
 pub use trace::*;
 
-use crate::plan::Architecture;
-use crate::plan::{Mesh, SecurityMode, Tracing, Transport};
-use grain_runtime::network::NetworkModel;
+use crate::modes::{Architecture, Mesh, SecurityMode, Tracing, Transport};
 use grain_runtime::wire::Hops;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -87,7 +88,7 @@ pub struct RunMeta {
     /// How units called each other: timeout, retries, budget, backoff, breaker (schema 5;
     /// older files: the defaults of then, which are today's).
     #[serde(default)]
-    pub resilience: grain_runtime::resilience::Resilience,
+    pub resilience: Resilience,
     /// With `--target compose`: the units' image and the run's network (schema 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containers: Option<ContainerInfo>,
@@ -436,7 +437,7 @@ impl ArchitectureResult {
     /// The cut and, when its hops were secured, the mode: `micro`, `micro+mtls`. Every
     /// report names a deployment by it.
     pub fn label(&self) -> String {
-        crate::plan::variant_label(
+        crate::modes::variant_label(
             &self.architecture,
             self.security,
             self.transport,
@@ -462,10 +463,10 @@ impl ArchitectureResult {
     /// What its hops spoke, in words: `HTTP/1.1 + JSON under mtls through sidecars`.
     pub fn mechanism(&self) -> String {
         let mut words = self.transport.title().to_string();
-        if self.security != crate::plan::SecurityMode::None {
+        if self.security != crate::modes::SecurityMode::None {
             words.push_str(&format!(" under {}", self.security));
         }
-        if self.mesh == crate::plan::Mesh::Sidecar {
+        if self.mesh == crate::modes::Mesh::Sidecar {
             words.push_str(" through sidecars");
         }
         if self.tracing == Tracing::Traced {
@@ -477,9 +478,9 @@ impl ArchitectureResult {
     /// How far its mechanism is from the base one (plaintext HTTP/1.1 + JSON, no mesh):
     /// the number of dimensions off their base.
     pub fn mechanism_distance(&self) -> usize {
-        usize::from(self.security != crate::plan::SecurityMode::None)
-            + usize::from(self.transport != crate::plan::Transport::Http1Json)
-            + usize::from(self.mesh != crate::plan::Mesh::None)
+        usize::from(self.security != crate::modes::SecurityMode::None)
+            + usize::from(self.transport != crate::modes::Transport::Http1Json)
+            + usize::from(self.mesh != crate::modes::Mesh::None)
             + usize::from(self.tracing != Tracing::Off)
     }
 

@@ -4,8 +4,8 @@
 //! round), so each is shown with its counts rather than an interval.
 
 use crate::report::format::one_decimal;
+use crate::results::Resilience;
 use crate::results::{ArchitectureResult, FaultResult, RunResults, UnitKind};
-use grain_runtime::resilience::Resilience;
 use serde::Serialize;
 
 /// The section: present when the run injected faults.
@@ -94,7 +94,7 @@ fn group(fault: &FaultResult, results: &[(&ArchitectureResult, &FaultResult)]) -
 }
 
 fn action(fault: &FaultResult) -> String {
-    use crate::scenario::fault::FaultKind;
+    use crate::results::FaultKind;
     let (at, length) = (fault.fault.at_s, fault.fault.for_s);
     let op = &fault.fault.operation;
     let what = match fault.fault.kind {

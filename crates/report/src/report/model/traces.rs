@@ -220,9 +220,10 @@ mod tests {
     }
 
     fn results(problems: Vec<TraceProblem>) -> RunResults {
-        let mut results: RunResults =
-            serde_json::from_str(include_str!("../../../tests/fixtures/results-tiny.json"))
-                .unwrap();
+        let mut results: RunResults = serde_json::from_str(include_str!(
+            "../../../../../tests/fixtures/results-tiny.json"
+        ))
+        .unwrap();
         results.traces = Some(TraceRunInfo {
             sample: 0.01,
             file: "traces.jsonl".into(),

@@ -431,7 +431,7 @@ mod tests {
     #[test]
     fn units_cpu_within_a_few_ticks_is_withheld_from_comparisons() {
         let mut step: StepResult =
-            serde_json::from_str(include_str!("../../tests/fixtures/step.json")).unwrap();
+            serde_json::from_str(include_str!("../../../../tests/fixtures/step.json")).unwrap();
         let usage = |ms: f64, processes: usize| UnitsUsage {
             cpu_ms: (0..processes)
                 .map(|i| (format!("u{i}"), ms / processes as f64))

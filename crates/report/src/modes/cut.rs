@@ -24,20 +24,7 @@ pub enum Architecture {
 }
 
 /// How a generated series merges units, one merge per cut, from nano to monolith.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Series {
     /// Always the merge that removes the most traffic-weighted hops per request.
     Hops,
@@ -48,6 +35,13 @@ pub enum Series {
 impl Series {
     pub const ALL: [Series; 2] = [Series::Hops, Series::Services];
 
+    pub fn name(self) -> &'static str {
+        match self {
+            Series::Hops => "hops",
+            Series::Services => "services",
+        }
+    }
+
     /// The prefix of this series' cut names.
     pub fn prefix(self) -> &'static str {
         match self {
@@ -56,6 +50,8 @@ impl Series {
         }
     }
 }
+
+grain_runtime::named_modes!(Series, "series");
 
 /// Names a scenario's `[[cut]]` may not take: the built-ins, and the generated series'.
 pub const RESERVED_NAMES: [&str; 3] = ["nano", "micro", "monolith"];
@@ -133,6 +129,20 @@ impl<'de> Deserialize<'de> for Architecture {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let name = String::deserialize(deserializer)?;
         name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Operations restarted per changed operation, on average over the operations, for units
+/// hosting `sizes` operations each: changing any operation restarts its whole unit.
+pub fn mean_blast_radius(sizes: impl IntoIterator<Item = usize>) -> f64 {
+    let (squares, operations) = sizes.into_iter().fold((0u64, 0u64), |(sq, n), size| {
+        let size = size as u64;
+        (sq.saturating_add(size * size), n + size)
+    });
+    if operations == 0 {
+        0.0
+    } else {
+        squares as f64 / operations as f64
     }
 }
 
