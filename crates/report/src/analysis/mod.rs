@@ -5,13 +5,19 @@
 //! the terminal's tables, the charts and the `--fail-if` gate put these in words and
 //! pictures themselves.
 //!
+//! - [`verdict`]: the cut with the lowest p99 and every other cut against it
 //! - [`rounds`]: per-round figures of a deployment and the intervals over them
 //! - [`variants`]: each [`Dimension`] of the mechanism, its variants against their bases
+//! - [`faults`]: per injected fault, every cut it hit and which stayed most available
+//! - [`front`]: the cuts' Pareto front, their standing against a p99 budget
 //! - [`baseline`]: every figure against a baseline run's, and which changed beyond noise
 
 pub mod baseline;
+pub mod faults;
+pub mod front;
 pub mod rounds;
 pub mod variants;
+pub mod verdict;
 
 use crate::results::{RateSummary, RunResults};
 pub use variants::Dimension;
@@ -29,9 +35,15 @@ pub struct Analysis<'a> {
     /// The highest open-loop rate at which every deployment has a valid step: where the
     /// cuts are compared (`None`: no such rate).
     pub rate: Option<u32>,
+    /// The verdict's cuts compared at the rate.
+    pub verdict: Option<verdict::CutComparison<'a>>,
     /// Each deployment's per-rate summaries, in the run's order, computed from its rounds
     /// with this grainbench's estimators ([`crate::stats::summary_of`]).
     pub summaries: Vec<Vec<RateSummary>>,
+    /// The cuts' Pareto front at the rate (with two or more cuts measured there).
+    pub front: Option<front::FrontAnalysis>,
+    /// Per fault the run injected, every cut it was injected into.
+    pub faults: Vec<faults::FaultComparison<'a>>,
     /// Per dimension of the mechanism (in [`Dimension::ALL`]'s order), its variants
     /// against their bases at the rate (empty without a rate or variants).
     pub variants: Vec<(Dimension, Vec<VariantComparison<'a>>)>,
@@ -60,6 +72,9 @@ impl<'a> Analysis<'a> {
                 .iter()
                 .map(crate::stats::summary_of)
                 .collect(),
+            verdict: rate.map(|rate| verdict::compare(results, rate)),
+            front: rate.and_then(|rate| front::front(results, rate)),
+            faults: faults::faults(results),
             variants,
             baseline: baseline.map(|b| baseline::changes(results, b)),
         }

@@ -3,6 +3,7 @@
 //! count over the requests due while the fault lasted in one fault step (the run's last
 //! round), so each is shown with its counts rather than an interval.
 
+use crate::analysis::faults::{FaultComparison, MostAvailable};
 use crate::report::format::one_decimal;
 use crate::results::Resilience;
 use crate::results::{ArchitectureResult, FaultResult, RunResults, UnitKind};
@@ -56,40 +57,25 @@ pub struct FaultRow {
 }
 
 /// The section, when some cut ran a fault step.
-pub fn faults(results: &RunResults) -> Option<FaultsSection> {
-    let with_faults: Vec<&ArchitectureResult> = results
-        .architectures
-        .iter()
-        .filter(|a| !a.faults.is_empty())
-        .collect();
-    let first = with_faults.first()?;
-    let groups = first
-        .faults
-        .iter()
-        .enumerate()
-        .map(|(i, fault)| {
-            let results: Vec<(&ArchitectureResult, &FaultResult)> = with_faults
-                .iter()
-                .filter_map(|a| a.faults.get(i).map(|f| (*a, f)))
-                .collect();
-            group(fault, &results)
-        })
-        .collect();
+pub fn faults(results: &RunResults, comparisons: &[FaultComparison]) -> Option<FaultsSection> {
+    if comparisons.is_empty() {
+        return None;
+    }
     Some(FaultsSection {
-        groups,
+        groups: comparisons.iter().map(group).collect(),
         policy: policy(&results.meta.resilience),
         replicas: replicas(results),
     })
 }
 
-fn group(fault: &FaultResult, results: &[(&ArchitectureResult, &FaultResult)]) -> FaultGroup {
-    let rows = results.iter().map(|(a, f)| row(a, f)).collect();
+fn group(comparison: &FaultComparison) -> FaultGroup {
+    let fault = comparison.fault;
     FaultGroup {
         fault: fault.fault.to_string(),
         action: action(fault),
         rate: fault.rate_rps,
-        rows,
-        verdict: verdict(fault, results),
+        rows: comparison.cuts.iter().map(|(a, f)| row(a, f)).collect(),
+        verdict: verdict(comparison),
     }
 }
 
@@ -176,7 +162,8 @@ fn recovery(f: &FaultResult) -> String {
 }
 
 /// Who stayed most available, who lost everything, and how fast each came back.
-fn verdict(fault: &FaultResult, results: &[(&ArchitectureResult, &FaultResult)]) -> String {
+fn verdict(comparison: &FaultComparison) -> String {
+    let (fault, results) = (comparison.fault, &comparison.cuts);
     let clauses: Vec<String> = results
         .iter()
         .map(|(a, f)| {
@@ -203,21 +190,14 @@ fn verdict(fault: &FaultResult, results: &[(&ArchitectureResult, &FaultResult)])
         })
         .collect();
     let mut sentence = format!("Under {}: {}.", fault.fault, clauses.join("; "));
-    let best = results
-        .iter()
-        .filter_map(|(a, f)| Some((a.label(), f.during.success_ratio()?)))
-        .max_by(|x, y| x.1.total_cmp(&y.1));
-    if let Some((arch, ratio)) = best {
-        let ties: Vec<String> = results
-            .iter()
-            .filter(|(_, f)| f.during.success_ratio() == Some(ratio))
-            .map(|(a, _)| a.label())
-            .collect();
-        if ties.len() == 1 {
-            sentence.push_str(&most_available(&arch, results));
-        } else if ties.len() < results.len() {
+    match &comparison.most_available {
+        Some(MostAvailable::Tied(ties)) => {
             sentence.push_str(&format!(" Most available: {}.", ties.join(" and ")));
         }
+        Some(MostAvailable::Best { best, unclear }) => {
+            sentence.push_str(&most_available(best, unclear, results.len()));
+        }
+        None => {}
     }
     let amplified: Vec<String> = results
         .iter()
@@ -246,35 +226,13 @@ fn verdict(fault: &FaultResult, results: &[(&ArchitectureResult, &FaultResult)])
     sentence
 }
 
-/// ` Most available: nano.`, held to the evidence: each other cut's success rate set
-/// against `best`'s by a two-proportion test over the fault window's requests, with
-/// Benjamini–Hochberg at 5 % over those comparisons; the cuts not clearly below it are
-/// named (or none is clearly more available).
-fn most_available(best: &str, results: &[(&ArchitectureResult, &FaultResult)]) -> String {
-    let Some((_, top)) = results.iter().find(|(a, _)| a.label() == best) else {
-        return String::new();
-    };
-    let others: Vec<(String, Option<f64>)> = results
-        .iter()
-        .filter(|(a, f)| a.label() != best && f.during.success_ratio().is_some())
-        .map(|(a, f)| {
-            let (d, t) = (&f.during, &top.during);
-            let p = crate::stats::two_proportion_p_value(d.ok, d.requests, t.ok, t.requests);
-            (a.label(), p)
-        })
-        .collect();
-    let p_values: Vec<Option<f64>> = others.iter().map(|(_, p)| *p).collect();
-    let below = crate::stats::benjamini_hochberg(&p_values, crate::stats::FALSE_DISCOVERY_RATE);
-    let unclear: Vec<String> = others
-        .into_iter()
-        .zip(below)
-        .filter(|(_, below)| !below)
-        .map(|((name, _), _)| name)
-        .collect();
+/// ` Most available: nano.`, held to the evidence: the cuts not clearly below `best`
+/// (`unclear`, of `cuts` in all) are named, or none is clearly more available.
+fn most_available(best: &str, unclear: &[String], cuts: usize) -> String {
     const HOW: &str = "two-proportion tests over the fault window's requests, Benjamini–Hochberg at 5 %; one window, so optimistic";
     if unclear.is_empty() {
         format!(" Most available: {best}.")
-    } else if unclear.len() + 1 == results.len() {
+    } else if unclear.len() + 1 == cuts {
         format!(" No cut clearly more available than the others ({best} highest; {HOW}).")
     } else {
         format!(

@@ -22,6 +22,7 @@ use context::{compare, equivalence, methodology, network_panel};
 use tables::{deploy_rows, entry_tables, generator_rows, knees, noise, rate_rows, redeploy_rows};
 
 use super::format::{self, join_clauses, one_decimal, ratio};
+use crate::analysis::verdict::{AgainstBest, Best, CutComparison};
 pub use crate::analysis::{rounds, MAX_UNCORRECTED_CUTS};
 use crate::analysis::{Analysis, Dimension};
 use crate::results::{ArchitectureResult, Estimate, Percentiles, RunResults, StepResult};
@@ -395,18 +396,18 @@ pub fn of(analysis: &Analysis) -> ReportModel {
         errors: results.errors.clone(),
         verdict: with_rounds(
             with_traces(
-                with_ledger(verdict(results, rate), hop_ledger.as_ref()),
+                with_ledger(verdict(analysis.verdict.as_ref()), hop_ledger.as_ref()),
                 trace_section.as_ref(),
             ),
             results,
         ),
-        front: rate.and_then(|rate| front::front(results, rate)),
+        front: analysis.front.as_ref().map(|f| front::front(f, results)),
         ledger: hop_ledger,
         security: variant_section(analysis, Dimension::Security),
         transport: variant_section(analysis, Dimension::Transport),
         mesh: variant_section(analysis, Dimension::Mesh),
         tracing: variant_section(analysis, Dimension::Tracing),
-        faults: faults::faults(results),
+        faults: faults::faults(results, &analysis.faults),
         traces: trace_section,
         architectures: results
             .architectures
@@ -467,8 +468,9 @@ fn with_ledger(mut verdict: Verdict, ledger: Option<&ledger::HopLedger>) -> Verd
     verdict
 }
 
-fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
-    let Some(rate) = rate else {
+/// The verdict in words: the cut with the lowest p99, then every other cut against it.
+fn verdict(comparison: Option<&CutComparison>) -> Verdict {
+    let Some(comparison) = comparison else {
         return Verdict {
             rate: None,
             best: None,
@@ -477,22 +479,10 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
             sentences: vec!["No verdict: no rate was held validly by every architecture.".into()],
         };
     };
-    let p99 =
-        |a: &ArchitectureResult| rounds::per_round(a, rate, |s| Some(s.latency_us.p99 as f64));
-    let p50 =
-        |a: &ArchitectureResult| rounds::per_round(a, rate, |s| Some(s.latency_us.p50 as f64));
-    let hops = |a: &ArchitectureResult| rounds::per_round(a, rate, |s| Some(s.hops.mean_total));
-    let cpu = |a: &ArchitectureResult| rounds::per_round(a, rate, |s| s.units_cpu_us_per_request);
-    let (compared, mechanism) = verdict_deployments(results);
-    let labels: Vec<String> = compared.iter().map(|a| a.label()).collect();
-    let measured: Vec<(&ArchitectureResult, Estimate)> = compared
-        .into_iter()
-        .filter_map(|a| rounds::over_rounds(&p99(a)).map(|e| (a, e)))
-        .collect();
-    let Some(&(best_arch, best_p99)) = measured
-        .iter()
-        .min_by(|(_, x), (_, y)| x.point.total_cmp(&y.point))
-    else {
+    let rate = comparison.rate;
+    let mechanism = comparison.mechanism.clone();
+    let labels: Vec<String> = comparison.compared.iter().map(|a| a.label()).collect();
+    let Some(best_cut) = &comparison.best else {
         return Verdict {
             rate: Some(rate),
             best: None,
@@ -501,7 +491,8 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
             sentences: Vec::new(),
         };
     };
-    let best = best_arch.label();
+    let best = best_cut.arch.label();
+    let best_p99 = &best_cut.p99_us;
     let rounds_note = match best_p99.rounds {
         1 => " One round: no interval, so no difference below is certain; run with --repeat 3 or more.".to_string(),
         n => format!(" Figures are geometric means over {n} rounds with 95 % intervals."),
@@ -511,80 +502,12 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
         .map_or(String::new(), |m| format!(", of the cuts over {m},"));
     let mut sentences = vec![format!(
         "At {rate} req/s{among} {best} has the lowest p99: {} (p50 {}) with {:.1} hops per request.{rounds_note}",
-        format::estimate_in(&best_p99, 0, "µs"),
-        rounds::over_rounds(&p50(best_arch)).map_or("–".into(), |e| format::estimate_in(&e, 0, "µs")),
-        hops(best_arch).first().map_or(0.0, |(_, h)| *h),
+        format::estimate_in(best_p99, 0, "µs"),
+        best_cut.p50_us.map_or("–".into(), |e| format::estimate_in(&e, 0, "µs")),
+        best_cut.hops,
     )];
-    // With more than three cuts, each p99 comparison with the best is one of many: only
-    // Benjamini–Hochberg's discoveries are stated as differences.
-    let others: Vec<&(&ArchitectureResult, Estimate)> = measured
-        .iter()
-        .filter(|(a, _)| !a.same_deployment(best_arch))
-        .collect();
-    let corrected = measured.len() > MAX_UNCORRECTED_CUTS;
-    let discovered = crate::stats::benjamini_hochberg(
-        &others
-            .iter()
-            .map(|(a, _)| rounds::ratio_p_value(&p99(a), &p99(best_arch)))
-            .collect::<Vec<_>>(),
-        crate::stats::FALSE_DISCOVERY_RATE,
-    );
-    for ((arch, arch_p99), discovered) in others.into_iter().zip(discovered) {
-        let name = arch.label();
-        let Some(p99_ratio) = rounds::ratio(&p99(arch), &p99(best_arch)) else {
-            continue;
-        };
-        let has_interval = p99_ratio.interval().is_some();
-        if corrected && has_interval && !p99_ratio.contains(1.0) && !discovered {
-            sentences.push(format!(
-                "At {rate} req/s {name} and {best}: no clear difference in p99 once the {} comparisons with {best} are held to a {:.0} % false discovery rate ({} against {}; ratio {}).",
-                measured.len() - 1,
-                crate::stats::FALSE_DISCOVERY_RATE * 100.0,
-                format::estimate_in(arch_p99, 0, "µs"),
-                format::estimate_in(&best_p99, 0, "µs"),
-                format::ratio_estimate(&p99_ratio),
-            ));
-            continue;
-        }
-        if p99_ratio.contains(1.0) && has_interval {
-            sentences.push(format!(
-                "At {rate} req/s {name} and {best}: no clear difference in p99 ({} against {}; the ratio's interval, {:.2}–{:.2}×, holds 1).",
-                format::estimate_in(arch_p99, 0, "µs"),
-                format::estimate_in(&best_p99, 0, "µs"),
-                p99_ratio.low.unwrap_or(0.0),
-                p99_ratio.high.unwrap_or(0.0),
-            ));
-            continue;
-        }
-        let mut clauses = vec![format!(
-            "it makes {} the hops",
-            rounds::ratio(&hops(arch), &hops(best_arch))
-                .map_or("–".into(), |r| format!("{:.1}×", r.point))
-        )];
-        if let Some(cpu_ratio) = rounds::ratio(&cpu(arch), &cpu(best_arch)) {
-            let unclear = cpu_ratio.interval().is_some() && cpu_ratio.contains(1.0);
-            clauses.push(if unclear {
-                format!(
-                    "shows {} in CPU per request",
-                    format::ratio_estimate(&cpu_ratio)
-                )
-            } else {
-                format!(
-                    "burns {} the CPU per request",
-                    format::ratio_estimate(&cpu_ratio)
-                )
-            });
-        }
-        clauses.push(format!(
-            "deploys {} the units",
-            ratio(arch.unit_count as f64, best_arch.unit_count as f64)
-        ));
-        sentences.push(format!(
-            "At {rate} req/s {name}'s p99 is {} {best}'s ({}); {}.",
-            format::ratio_estimate(&p99_ratio),
-            format::estimate_in(arch_p99, 0, "µs"),
-            join_clauses(&clauses)
-        ));
+    for other in &best_cut.others {
+        sentences.push(against_best(other, best_cut, rate));
     }
     Verdict {
         rate: Some(rate),
@@ -595,21 +518,63 @@ fn verdict(results: &RunResults, rate: Option<u32>) -> Verdict {
     }
 }
 
-/// The deployments the verdict sets against each other. With one mechanism (what hops
-/// speak: transport, security mode, mesh), every one. With several, the cuts of the
-/// mechanism nearest the base (plaintext HTTP/1.1 + JSON, no mesh; the first listed on a
-/// tie), named in words: each other mechanism is set against the same cut in its own
-/// section, so the verdict compares cuts, once.
-pub fn verdict_deployments(results: &RunResults) -> (Vec<&ArchitectureResult>, Option<String>) {
-    let all = &results.architectures;
-    let Some(reference) = all.iter().min_by_key(|a| a.mechanism_distance()) else {
-        return (Vec::new(), None);
-    };
-    if all.iter().all(|a| a.same_mechanism(reference)) {
-        return (all.iter().collect(), None);
+/// One cut against the verdict's best, in a sentence.
+fn against_best(other: &AgainstBest, best_cut: &Best, rate: u32) -> String {
+    let (name, best) = (other.arch.label(), best_cut.arch.label());
+    let (arch_p99, best_p99, p99_ratio) = (&other.p99_us, &best_cut.p99_us, &other.p99_ratio);
+    let has_interval = p99_ratio.interval().is_some();
+    if other.discovered == Some(false) && has_interval && !p99_ratio.contains(1.0) {
+        return format!(
+            "At {rate} req/s {name} and {best}: no clear difference in p99 once the {} comparisons with {best} are held to a {:.0} % false discovery rate ({} against {}; ratio {}).",
+            best_cut.measured - 1,
+            crate::stats::FALSE_DISCOVERY_RATE * 100.0,
+            format::estimate_in(arch_p99, 0, "µs"),
+            format::estimate_in(best_p99, 0, "µs"),
+            format::ratio_estimate(p99_ratio),
+        );
     }
-    let compared = all.iter().filter(|a| a.same_mechanism(reference)).collect();
-    (compared, Some(reference.mechanism()))
+    if p99_ratio.contains(1.0) && has_interval {
+        return format!(
+            "At {rate} req/s {name} and {best}: no clear difference in p99 ({} against {}; the ratio's interval, {:.2}–{:.2}×, holds 1).",
+            format::estimate_in(arch_p99, 0, "µs"),
+            format::estimate_in(best_p99, 0, "µs"),
+            p99_ratio.low.unwrap_or(0.0),
+            p99_ratio.high.unwrap_or(0.0),
+        );
+    }
+    let mut clauses = vec![format!(
+        "it makes {} the hops",
+        other
+            .hops_ratio
+            .map_or("–".into(), |r| format!("{:.1}×", r.point))
+    )];
+    if let Some(cpu_ratio) = &other.cpu_ratio {
+        let unclear = cpu_ratio.interval().is_some() && cpu_ratio.contains(1.0);
+        clauses.push(if unclear {
+            format!(
+                "shows {} in CPU per request",
+                format::ratio_estimate(cpu_ratio)
+            )
+        } else {
+            format!(
+                "burns {} the CPU per request",
+                format::ratio_estimate(cpu_ratio)
+            )
+        });
+    }
+    clauses.push(format!(
+        "deploys {} the units",
+        ratio(
+            other.arch.unit_count as f64,
+            best_cut.arch.unit_count as f64
+        )
+    ));
+    format!(
+        "At {rate} req/s {name}'s p99 is {} {best}'s ({}); {}.",
+        format::ratio_estimate(p99_ratio),
+        format::estimate_in(arch_p99, 0, "µs"),
+        join_clauses(&clauses)
+    )
 }
 
 /// p50 … p99.99 and max of a latency view, for the percentile spectrum chart.
