@@ -69,7 +69,7 @@ pub fn draw(results: &RunResults, model: &ReportModel) -> Charts {
         ledger: model
             .ledger
             .as_ref()
-            .and_then(|l| ledger(l, super::model::ledger::floors(results))),
+            .and_then(|l| ledger(l, crate::analysis::ledger::floors(results))),
         faults: faults::faults(results),
         waterfalls: model
             .traces

@@ -1,12 +1,6 @@
-//! What one hop costs ("the hop ledger"). At the comparison rate, each cut is set against
-//! the cut of the same mechanism (security mode and transport) that makes the fewest hops
-//! (the monolith, when the run has it), round by round: the extra p50 latency and the extra units' CPU per
-//! request, each divided by the extra hops per request (all three measured in that round),
-//! give what one more hop costs; the mean over the rounds gets its 95 % interval.
-//!
-//! The denominators are this machine's, from the same run: the bare hop's round trip (the
-//! driver against a unit that does nothing) and the least hop's CPU (the least client
-//! against the least server, `results.network.hop_calibration.floor`).
+//! What one hop costs ("the hop ledger"), in words: each cut's per-hop latency and CPU
+//! against the fewest-hop cut of its mechanism, and their ratios to this machine's floors
+//! ([`crate::analysis::ledger`] has the figures and how they are taken).
 //!
 //! Measured: latency, hops and CPU per round, and the floors. Derived: the per-hop
 //! figures (differences over extra hops) and their ratios to the floors (the floor taken
@@ -14,13 +8,9 @@
 //! the kernel's part (system time, `/proc/PID/stat`) and the rest, user space, and the
 //! body codec's part (the units time one encode or decode in 8 on the thread's CPU clock).
 
-use super::rounds;
-use crate::results::{ArchitectureResult, Estimate, RunResults};
-use crate::stats;
+use crate::analysis::ledger::{HopCost, HopCosts};
+use crate::results::{Estimate, RunResults};
 use serde::Serialize;
-
-/// Fewer extra hops than this per request: too few to divide by.
-const MIN_EXTRA_HOPS: f64 = 0.5;
 
 /// The ledger at the comparison rate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -67,36 +57,15 @@ pub struct LedgerRow {
     pub extra: f64,
 }
 
-/// The floors of `results`: the bare hop's round trip p50 and the least hop's CPU, µs.
-pub fn floors(results: &RunResults) -> (Option<f64>, Option<f64>) {
-    let calibration = results.network.hop_calibration.as_ref();
-    let round_trip = calibration.map(|c| {
-        c.loopback_p50_over_rounds
-            .as_ref()
-            .map_or(c.loopback_us.p50 as f64, |e| e.point)
-    });
-    let cpu = calibration
-        .and_then(|c| c.floor.as_ref())
-        .filter(|f| f.held())
-        .map(|f| f.cpu_us());
-    (round_trip, cpu)
-}
-
-/// The ledger of `results` at `rate`; `None` when no cut makes enough more hops than
-/// another of its mode.
-pub fn ledger(results: &RunResults, rate: u32) -> Option<HopLedger> {
-    let (round_trip, cpu_floor) = floors(results);
-    let rows: Vec<LedgerRow> = results
-        .architectures
+/// The ledger in words.
+pub fn ledger(costs: &HopCosts, results: &RunResults) -> HopLedger {
+    let rate = costs.rate;
+    let (round_trip, cpu_floor) = (costs.round_trip_floor_us, costs.cpu_floor_us);
+    let rows: Vec<LedgerRow> = costs
+        .hops
         .iter()
-        .filter_map(|arch| {
-            let reference = reference_of(results, arch, rate)?;
-            row(arch, reference, rate, round_trip, cpu_floor)
-        })
+        .map(|hop| row(hop, round_trip, cpu_floor))
         .collect();
-    if rows.is_empty() {
-        return None;
-    }
     let mut floor = Vec::new();
     if let Some(us) = round_trip {
         floor.push(format!("the bare hop's round trip (the driver against a unit that does nothing): p50 {us:.0} µs"));
@@ -115,97 +84,32 @@ pub fn ledger(results: &RunResults, rate: u32) -> Option<HopLedger> {
         None => floor.push("the least hop's CPU was not measured in this run".into()),
     }
     let transport = transports(&rows).join(", ");
-    Some(HopLedger {
+    HopLedger {
         rate,
         floor,
         rows,
         method: format!("Each cut against the cut of its security mode and transport with the fewest hops per request, round by round at {rate} req/s: (p50 − its p50) / (hops − its hops), and the same for the units' CPU per request; arithmetic means over the rounds (a difference can be near zero) with 95 % intervals (Student's t). The driver spoke HTTP/1.1 + JSON to the entry unit; unit-to-unit hops spoke {transport}, as each row's deployment says."),
         transport,
-    })
-}
-
-/// The cut of `arch`'s security mode and transport with the fewest hops per request at
-/// `rate`.
-fn reference_of<'a>(
-    results: &'a RunResults,
-    arch: &ArchitectureResult,
-    rate: u32,
-) -> Option<&'a ArchitectureResult> {
-    let hops = |a: &ArchitectureResult| rounds::mean_over_rounds(&hops_per_round(a, rate));
-    results
-        .architectures
-        .iter()
-        .filter(|a| a.same_mechanism(arch) && !a.same_deployment(arch))
-        .filter_map(|a| hops(a).map(|h| (a, h.point)))
-        .min_by(|x, y| x.1.total_cmp(&y.1))
-        .map(|(a, _)| a)
-}
-
-fn hops_per_round(arch: &ArchitectureResult, rate: u32) -> Vec<(usize, f64)> {
-    rounds::per_round(arch, rate, |s| Some(s.hops.mean_total))
-}
-
-/// Per round both ran: (figure difference) / (extra hops); the extra hops' mean.
-fn per_hop(
-    arch: &ArchitectureResult,
-    reference: &ArchitectureResult,
-    rate: u32,
-    figure: impl Fn(&crate::results::StepResult) -> Option<f64> + Copy,
-) -> (Vec<f64>, f64) {
-    let (a_hops, r_hops) = (hops_per_round(arch, rate), hops_per_round(reference, rate));
-    let (a_fig, r_fig) = (
-        rounds::per_round(arch, rate, figure),
-        rounds::per_round(reference, rate, figure),
-    );
-    let at =
-        |xs: &[(usize, f64)], round: usize| xs.iter().find(|(r, _)| *r == round).map(|(_, v)| *v);
-    let mut per = Vec::new();
-    let mut extras = Vec::new();
-    for &(round, hops) in &a_hops {
-        let Some(extra) = at(&r_hops, round).map(|h| hops - h) else {
-            continue;
-        };
-        extras.push(extra);
-        if let (Some(x), Some(y)) = (at(&a_fig, round), at(&r_fig, round)) {
-            if extra >= MIN_EXTRA_HOPS {
-                per.push((x - y) / extra);
-            }
-        }
     }
-    let mean = extras.iter().sum::<f64>() / extras.len().max(1) as f64;
-    (per, mean)
 }
 
-fn row(
-    arch: &ArchitectureResult,
-    reference: &ArchitectureResult,
-    rate: u32,
-    round_trip: Option<f64>,
-    cpu_floor: Option<f64>,
-) -> Option<LedgerRow> {
-    let (latency, extra) = per_hop(arch, reference, rate, |s| Some(s.latency_us.p50 as f64));
-    if extra < MIN_EXTRA_HOPS {
-        return None;
+fn row(hop: &HopCost, round_trip: Option<f64>, cpu_floor: Option<f64>) -> LedgerRow {
+    let text = |e: &Option<Estimate>| e.as_ref().map_or("–".into(), signed);
+    LedgerRow {
+        cut: hop.cut.label(),
+        reference: hop.reference.label(),
+        transport: hop.cut.mechanism(),
+        extra_hops: format!("{:.1}", hop.extra_hops),
+        latency: text(&hop.latency_us),
+        cpu: text(&hop.cpu_us),
+        kernel_cpu: text(&hop.kernel_cpu_us),
+        codec_cpu: text(&hop.codec_cpu_us),
+        latency_to_bare_hop: times(hop.latency_us.as_ref(), round_trip),
+        cpu_to_floor: times(hop.cpu_us.as_ref(), cpu_floor),
+        latency_us: hop.latency_us,
+        cpu_us: hop.cpu_us,
+        extra: hop.extra_hops,
     }
-    let (cpu, _) = per_hop(arch, reference, rate, |s| s.units_cpu_us_per_request);
-    let (kernel, _) = per_hop(arch, reference, rate, |s| s.units_system_cpu_us_per_request);
-    let (codec, _) = per_hop(arch, reference, rate, |s| s.units_codec_cpu_us_per_request);
-    let (latency_us, cpu_us) = (stats::estimate(&latency), stats::estimate(&cpu));
-    Some(LedgerRow {
-        cut: arch.label(),
-        reference: reference.label(),
-        transport: arch.mechanism(),
-        extra_hops: format!("{extra:.1}"),
-        latency: latency_us.as_ref().map_or("–".into(), signed),
-        cpu: cpu_us.as_ref().map_or("–".into(), signed),
-        kernel_cpu: stats::estimate(&kernel).as_ref().map_or("–".into(), signed),
-        codec_cpu: stats::estimate(&codec).as_ref().map_or("–".into(), signed),
-        latency_to_bare_hop: times(latency_us.as_ref(), round_trip),
-        cpu_to_floor: times(cpu_us.as_ref(), cpu_floor),
-        latency_us,
-        cpu_us,
-        extra,
-    })
 }
 
 /// `146 [120–172]`, the interval's ends as they are (a hop can cost nothing: a low end
@@ -312,6 +216,11 @@ fn sentence_of(rate: u32, row: &LedgerRow) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// The ledger of `results` at `rate`, as the model builds it.
+    fn of(results: &RunResults, rate: u32) -> Option<HopLedger> {
+        crate::analysis::ledger::hop_costs(results, rate).map(|costs| ledger(&costs, results))
+    }
+
     /// A run of plaintext and mtls, with and without sidecars: four ledgers' worth of rows,
     /// each cut against the fewest-hop cut of its own mechanism, and the headline names
     /// each mechanism apart (plaintext and mtls used to share one, "HTTP/1.1 + JSON").
@@ -336,7 +245,7 @@ mod tests {
                     a
                 }));
         }
-        let ledger = ledger(&results, rate).unwrap();
+        let ledger = of(&results, rate).unwrap();
         let row = |cut: &str| ledger.rows.iter().find(|r| r.cut == cut).unwrap();
         assert_eq!(row("nano+mtls").reference, "monolith+mtls");
         assert_eq!(row("nano+mtls").transport, "HTTP/1.1 + JSON under mtls");
@@ -361,7 +270,7 @@ mod tests {
         ))
         .unwrap();
         let rate = super::super::verdict_rate(&results).unwrap();
-        let ledger = ledger(&results, rate).expect("nano makes more hops than the monolith");
+        let ledger = of(&results, rate).expect("nano makes more hops than the monolith");
         let nano = ledger.rows.iter().find(|r| r.cut == "nano").unwrap();
         assert_eq!(nano.reference, "monolith");
         // Recomputed by hand from the fixture's rounds.

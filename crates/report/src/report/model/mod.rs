@@ -360,7 +360,10 @@ pub fn build(results: &RunResults, baseline: Option<&RunResults>) -> ReportModel
 pub fn of(analysis: &Analysis) -> ReportModel {
     let results = analysis.results;
     let rate = analysis.rate;
-    let hop_ledger = rate.and_then(|rate| ledger::ledger(results, rate));
+    let hop_ledger = analysis
+        .hop_costs
+        .as_ref()
+        .map(|costs| ledger::ledger(costs, results));
     let trace_section = traces::traces(results, rate);
     let mut missing = Vec::new();
     if rate.is_none() {
