@@ -237,7 +237,7 @@ impl PlacementArgs {
                 memory: self.memory.clone(),
                 remove_image,
                 // Set where the deployments are known (`DeployEnv::place`).
-                sidecars: false,
+                sidecar_proxy: None,
             }),
         }
     }

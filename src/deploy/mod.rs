@@ -279,8 +279,17 @@ impl DeployEnv {
         specs: &[&DeploySpec],
     ) -> Result<Self, ContainerError> {
         if let DeployTarget::Compose(options) = target {
+            let meshed = specs.iter().any(|s| s.plan.mesh == Mesh::Sidecar);
+            let sidecar_proxy = match meshed {
+                true => Some(crate::launch::sidecar::proxy_binary().ok_or_else(|| {
+                    ContainerError::NoDocker(
+                        "--mesh sidecar needs HAProxy on this machine to build the sidecar image (apt-get install haproxy)".into(),
+                    )
+                })?),
+                false => None,
+            };
             let options = ContainerOptions {
-                sidecars: specs.iter().any(|s| s.plan.mesh == Mesh::Sidecar),
+                sidecar_proxy,
                 ..options.clone()
             };
             self.containers = Some(ContainerRun::prepare(

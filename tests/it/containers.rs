@@ -35,7 +35,7 @@ async fn micro_and_monolith_run_as_containers_and_leave_nothing_behind() {
         cpus: None,
         memory: Some("256m".into()),
         remove_image: true,
-        sidecars: false,
+        sidecar_proxy: None,
     });
     let run_id = options.run_id.clone();
     let results = run_ok(&source, &options).await;

@@ -12,6 +12,7 @@ mod endpoints;
 mod export;
 mod faults;
 mod hostile_scenarios;
+mod layout;
 mod mesh;
 mod network;
 mod new_scenario;

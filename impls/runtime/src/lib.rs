@@ -9,6 +9,8 @@
 //! - `precise`: µs-precise waiting, blocking and async (pooled timerfds in tokio's reactor)
 //! - `network`: the network model, the per-hop delay it injects and its measured error
 //! - `histogram`: HdrHistograms as base64 text
+//! - `modes`: the [`modes::Transport`] a unit spec names
+//! - `listen`: the sockets servers listen on (deep accept queue, no Nagle, the stop signal)
 //! - `host`: serving one unit process (bind, announce, routes on stdin, graceful stop);
 //!   `tls_listener`: its TLS accept loop (handshake timeout, the peer's certificate)
 //! - `resilience`: how callers call: replicas round robin, timeout, retries within a
@@ -27,7 +29,9 @@ pub mod client;
 pub mod digest;
 pub mod histogram;
 pub mod host;
+mod listen;
 pub mod model;
+pub mod modes;
 pub mod network;
 pub mod policy;
 pub mod precise;

@@ -152,7 +152,7 @@ pub struct UnitSpec {
     pub resilience: crate::policy::Resilience,
     /// What its calls to other units speak (it answers calls in it too).
     #[serde(default)]
-    pub transport: crate::transport::Transport,
+    pub transport: crate::modes::Transport,
     /// Where it sends the spans of traced requests (none: it builds no span).
     #[serde(default)]
     pub trace: Option<crate::trace::TraceExport>,

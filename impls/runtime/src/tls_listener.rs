@@ -35,8 +35,13 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
 /// a task of its own, so a slow or failed handshake never holds up the next accept; a
 /// failed one (a caller without a certificate, or with a foreign one) or one that takes
 /// over [`HANDSHAKE_TIMEOUT`] is dropped and logged.
-/// What serves a TLS connection that asked for the binary transport by ALPN.
-pub(crate) type BinaryHook = Arc<dyn Fn(TlsStream<tokio::net::TcpStream>, TlsPeer) + Send + Sync>;
+/// What serves a TLS connection that asked for `alpn` (the binary transport's), apart from
+/// the HTTP server.
+#[derive(Clone)]
+pub(crate) struct BinaryHook {
+    pub alpn: &'static [u8],
+    pub serve: Arc<dyn Fn(TlsStream<tokio::net::TcpStream>, TlsPeer) + Send + Sync>,
+}
 
 pub(crate) struct TlsListener {
     ready: mpsc::Receiver<(TlsStream<tokio::net::TcpStream>, TlsPeer)>,
@@ -59,7 +64,7 @@ impl TlsListener {
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
         tokio::spawn(async move {
             loop {
-                let (tcp, peer) = crate::host::accept_nodelay(&listener).await;
+                let (tcp, peer) = crate::listen::accept_nodelay(&listener).await;
                 let (acceptor, tx, binary) = (acceptor.clone(), tx.clone(), binary.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -77,9 +82,7 @@ impl TlsListener {
                             };
                             let alpn = stream.get_ref().1.alpn_protocol();
                             match binary {
-                                Some(serve) if alpn == Some(crate::transport::binary::ALPN) => {
-                                    serve(stream, peer)
-                                }
+                                Some(hook) if alpn == Some(hook.alpn) => (hook.serve)(stream, peer),
                                 _ => {
                                     let _ = tx.send((stream, peer)).await;
                                 }

@@ -18,7 +18,7 @@ mod image;
 
 pub use image::{build_image, build_sidecar_image, image_tag};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -217,8 +217,8 @@ pub struct ContainerOptions {
     pub cpus: Option<f64>,
     pub memory: Option<String>,
     pub remove_image: bool,
-    /// Whether a deployment runs behind sidecars (a sidecar image is built, with HAProxy).
-    pub sidecars: bool,
+    /// When a deployment runs behind sidecars: the proxy's binary, for the sidecar image.
+    pub sidecar_proxy: Option<PathBuf>,
 }
 
 /// What a run (or `up`) whose units are containers holds until it ends: dropping it
@@ -246,17 +246,12 @@ impl ContainerRun {
         let tag = image_tag(binary);
         let run_image = format!("grainbench-unit:{tag}-r{}", short_hash(run_id));
         let (image, image_bytes) = build_image(binary, &tag, run_id, Some(&run_image))?;
-        let sidecar_image = match options.sidecars {
-            true => {
-                let proxy = crate::launch::sidecar::proxy_binary().ok_or_else(|| {
-                    ContainerError::NoDocker(
-                        "--mesh sidecar needs HAProxy on this machine to build the sidecar image (apt-get install haproxy)".into(),
-                    )
-                })?;
+        let sidecar_image = match &options.sidecar_proxy {
+            Some(proxy) => {
                 let tag = format!("{tag}-r{}", short_hash(run_id));
-                Some(build_sidecar_image(binary, &proxy, &tag, run_id)?)
+                Some(build_sidecar_image(binary, proxy, &tag, run_id)?)
             }
-            false => None,
+            None => None,
         };
         let network = RunNetwork::create(run_id)?;
         live_runs().push(LiveRun {

@@ -94,7 +94,7 @@ async fn require_token(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let callee = crate::resilience::unit_of_process(&check.process);
+    let callee = crate::model::unit_of_process(&check.process);
     let token = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)

@@ -8,6 +8,9 @@
 
 mod layers;
 
+use crate::listen::stopped;
+pub use crate::listen::{bind, bind_loopback, LISTEN_BACKLOG};
+
 pub use layers::{with_reply_faults, with_token_check, with_tracing};
 
 use crate::model::{Listen, Routes};
@@ -92,49 +95,6 @@ impl RouteTable {
     /// Whether a fault is injected into some unit's replies now.
     pub fn is_faulted(&self) -> bool {
         self.faulted.load(Ordering::Acquire)
-    }
-}
-
-/// Accept queue of every unit's listening socket. tokio's default is 1 024; a load step
-/// that opens connections faster than a unit accepts them overflows it, and each dropped
-/// SYN is retried only after TCP's 1 s initial retransmission timeout (measured on a
-/// 16-core machine: 1 394 listen overflows, send lag p99 1.03 s). The kernel caps it at
-/// `net.core.somaxconn` (4 096 on current kernels).
-pub const LISTEN_BACKLOG: u32 = 65_535;
-
-/// Binds 127.0.0.1 on a port the OS picks, with a [`LISTEN_BACKLOG`]-deep accept queue.
-pub fn bind_loopback() -> std::io::Result<tokio::net::TcpListener> {
-    bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-}
-
-/// Binds `addr` with a [`LISTEN_BACKLOG`]-deep accept queue.
-pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
-}
-
-/// The next connection on `listener`, without Nagle's delay; a failed accept (a peer gone
-/// before it was taken, no descriptor left) is logged and retried 5 ms later.
-pub(crate) async fn accept_nodelay(
-    listener: &tokio::net::TcpListener,
-) -> (tokio::net::TcpStream, std::net::SocketAddr) {
-    loop {
-        match listener.accept().await {
-            Ok((tcp, peer)) => {
-                let _ = tcp.set_nodelay(true);
-                return (tcp, peer);
-            }
-            Err(error) => {
-                tracing::debug!(%error, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-        }
     }
 }
 
@@ -249,16 +209,18 @@ pub async fn serve_unit(
         Some(config) => {
             let hook = binary.clone().map(|tracker| {
                 let (handlers, stop) = (handlers.clone(), stop_rx.clone());
-                let hook: crate::tls_listener::BinaryHook = Arc::new(move |stream, peer| {
-                    let serving = crate::transport::binary::serve_connection(
-                        stream,
-                        handlers.clone(),
-                        Some(peer),
-                        stop.clone(),
-                    );
-                    tracker.spawn(serving);
-                });
-                hook
+                crate::tls_listener::BinaryHook {
+                    alpn: crate::transport::binary::ALPN,
+                    serve: Arc::new(move |stream, peer| {
+                        let serving = crate::transport::binary::serve_connection(
+                            stream,
+                            handlers.clone(),
+                            Some(peer),
+                            stop.clone(),
+                        );
+                        tracker.spawn(serving);
+                    }),
+                }
             });
             let listener = TlsListener::new(listener, config, hook);
             let app = app.into_make_service_with_connect_info::<TlsPeer>();
@@ -433,15 +395,6 @@ async fn stop_on_sigterm(stop: watch::Sender<bool>) {
 
 async fn wait_for_stop(mut stop: watch::Receiver<bool>) {
     stopped(&mut stop).await
-}
-
-/// Returns once `stop` is true (or its sender is gone).
-pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    while !*stop.borrow() {
-        if stop.changed().await.is_err() {
-            return;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -10,10 +10,10 @@
 use super::{dispatch, Call, CallReply, Codec};
 use crate::client::{across, call_token, caller_token, CallerToken};
 use crate::client::{CallError, Reply};
-use crate::host::TlsPeer;
 use crate::model::Endpoint;
 use crate::network::NetworkModel;
 use crate::security::{client_config, Credentials, SecurityError};
+use crate::tls_listener::TlsPeer;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -109,7 +109,7 @@ pub async fn serve_connection<IO>(
     loop {
         let payload = tokio::select! {
             payload = read_frame(&mut reader) => payload,
-            _ = crate::host::stopped(&mut stop) => break,
+            _ = crate::listen::stopped(&mut stop) => break,
         };
         let request: RequestFrame = match payload {
             Ok(Some(payload)) => match postcard::from_bytes(&payload) {

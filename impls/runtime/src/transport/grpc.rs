@@ -10,10 +10,10 @@
 use super::{dispatch, Call, CallReply, Codec};
 use crate::client::{across, call_token, caller_token, connector, pooled, CallerToken, Http};
 use crate::client::{CallError, Reply};
-use crate::host::TlsPeer;
 use crate::model::Endpoint;
 use crate::network::NetworkModel;
 use crate::security::{Credentials, SecurityError};
+use crate::tls_listener::TlsPeer;
 use crate::wire::Hops;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;

@@ -29,40 +29,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+pub use crate::modes::Transport;
 pub use codec::Codec;
 
-/// What every unit-to-unit hop of a deployment speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub enum Transport {
-    /// HTTP/1.1 with JSON bodies (the default).
-    #[default]
-    Http1Json,
-    /// gRPC: HTTP/2 with protobuf messages (tonic, prost).
-    Grpc,
-    /// Length-prefixed postcard frames over one multiplexed connection per pair.
-    Binary,
-}
-
 impl Transport {
-    pub const ALL: [Transport; 3] = [Transport::Http1Json, Transport::Grpc, Transport::Binary];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Transport::Http1Json => "http1-json",
-            Transport::Grpc => "grpc",
-            Transport::Binary => "binary",
-        }
-    }
-
-    /// Its short name in sentences: `HTTP/1.1 + JSON`, `gRPC`, `binary frames`.
-    pub fn title(self) -> &'static str {
-        match self {
-            Transport::Http1Json => "HTTP/1.1 + JSON",
-            Transport::Grpc => "gRPC",
-            Transport::Binary => "binary frames",
-        }
-    }
-
     /// The encoding of its bodies.
     pub fn codec(self) -> Codec {
         match self {
@@ -72,8 +42,6 @@ impl Transport {
         }
     }
 }
-
-crate::named_modes!(Transport, "transport");
 
 /// A call as the non-HTTP/1.1 transports carry it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,7 +112,7 @@ pub async fn dispatch(
     app: axum::Router,
     call: Call,
     codec: Codec,
-    peer: Option<crate::host::TlsPeer>,
+    peer: Option<crate::tls_listener::TlsPeer>,
 ) -> CallReply {
     use tower::ServiceExt as _;
     let mut request = axum::http::Request::post(call.path.as_str())
@@ -311,7 +279,7 @@ mod wire_tests {
 
     /// [`serve`], with the count of connections still open too.
     async fn serve_counting(transport: Transport) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
-        let listener = crate::host::bind_loopback().unwrap();
+        let listener = crate::listen::bind_loopback().unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let accepted = Arc::new(AtomicUsize::new(0));
         let open = Arc::new(AtomicUsize::new(0));

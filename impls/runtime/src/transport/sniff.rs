@@ -46,13 +46,13 @@ fn sniff_each(
     let (tx, http) = mpsc::channel(1024);
     tokio::spawn(async move {
         loop {
-            let (tcp, peer) = crate::host::accept_nodelay(&listener).await;
+            let (tcp, peer) = crate::listen::accept_nodelay(&listener).await;
             let (tx, tracker2, handlers, stop) =
                 (tx.clone(), tracker.clone(), handlers.clone(), stop.clone());
             tokio::spawn(async move {
                 let mut first = [0u8; 4];
                 let peeked = tokio::time::timeout(
-                    crate::host::HANDSHAKE_TIMEOUT,
+                    crate::tls_listener::HANDSHAKE_TIMEOUT,
                     peek_exact(&tcp, &mut first),
                 )
                 .await;
