@@ -124,11 +124,7 @@ pub fn changes<'a>(results: &'a RunResults, baseline: &'a RunResults) -> Baselin
         };
         for rate in arch.open_rates(true) {
             for (figure, of) in step_figures(old, arch, rate) {
-                push(
-                    figure,
-                    &rounds::per_round(old, rate, of),
-                    &rounds::per_round(arch, rate, of),
-                );
+                push(figure, &old.per_round(rate, of), &arch.per_round(rate, of));
             }
             for entrypoint in entrypoints_at(arch, rate) {
                 let entry_figures: [(u8, EntryFigure); 2] = [

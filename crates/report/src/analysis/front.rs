@@ -90,9 +90,9 @@ pub fn front(results: &RunResults, rate: u32) -> Option<FrontAnalysis> {
         .iter()
         .enumerate()
         .filter_map(|(index, a)| {
-            let p99_rounds = rounds::per_round(a, rate, |s| Some(s.latency_us.p99 as f64));
+            let p99_rounds = a.per_round(rate, |s| Some(s.latency_us.p99 as f64));
             let p99 = rounds::over_rounds(&p99_rounds)?;
-            let cpu_rounds = rounds::per_round(a, rate, |s| s.units_cpu_us_per_request);
+            let cpu_rounds = a.per_round(rate, |s| s.units_cpu_us_per_request);
             let service_sizes = a
                 .units
                 .iter()

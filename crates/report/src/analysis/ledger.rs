@@ -44,7 +44,7 @@ pub struct HopCost<'a> {
 }
 
 /// The floors of `results`: the bare hop's round trip p50 and the least hop's CPU, µs.
-pub fn floors(results: &RunResults) -> (Option<f64>, Option<f64>) {
+fn floors(results: &RunResults) -> (Option<f64>, Option<f64>) {
     let calibration = results.network.hop_calibration.as_ref();
     let round_trip = calibration.map(|c| {
         c.loopback_p50_over_rounds
@@ -92,7 +92,7 @@ fn reference_of<'a>(
 }
 
 fn hops_per_round(arch: &ArchitectureResult, rate: u32) -> Vec<(usize, f64)> {
-    rounds::per_round(arch, rate, |s| Some(s.hops.mean_total))
+    arch.per_round(rate, |s| Some(s.hops.mean_total))
 }
 
 /// Per round both ran: (figure difference) / (extra hops); the extra hops' mean.
@@ -104,8 +104,8 @@ fn per_hop(
 ) -> (Vec<f64>, f64) {
     let (a_hops, r_hops) = (hops_per_round(arch, rate), hops_per_round(reference, rate));
     let (a_fig, r_fig) = (
-        rounds::per_round(arch, rate, figure),
-        rounds::per_round(reference, rate, figure),
+        arch.per_round(rate, figure),
+        reference.per_round(rate, figure),
     );
     let at =
         |xs: &[(usize, f64)], round: usize| xs.iter().find(|(r, _)| *r == round).map(|(_, v)| *v);

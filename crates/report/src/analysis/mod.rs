@@ -21,7 +21,7 @@ pub mod rounds;
 pub mod variants;
 pub mod verdict;
 
-use crate::results::{RateSummary, RunResults};
+use crate::results::{ArchitectureResult, RateSummary, RunResults};
 pub use variants::Dimension;
 use variants::VariantComparison;
 
@@ -40,7 +40,7 @@ pub struct Analysis<'a> {
     /// The verdict's cuts compared at the rate.
     pub verdict: Option<verdict::CutComparison<'a>>,
     /// Each deployment's per-rate summaries, in the run's order, computed from its rounds
-    /// with this grainbench's estimators ([`crate::stats::summary_of`]).
+    /// with this grainbench's estimators ([`ArchitectureResult::rate_summaries`]).
     pub summaries: Vec<Vec<RateSummary>>,
     /// The cuts' Pareto front at the rate (with two or more cuts measured there).
     pub front: Option<front::FrontAnalysis>,
@@ -75,7 +75,7 @@ impl<'a> Analysis<'a> {
             summaries: results
                 .architectures
                 .iter()
-                .map(crate::stats::summary_of)
+                .map(ArchitectureResult::rate_summaries)
                 .collect(),
             verdict: rate.map(|rate| verdict::compare(results, rate)),
             front: rate.and_then(|rate| front::front(results, rate)),

@@ -6,8 +6,6 @@
 use crate::results::{ArchitectureResult, EntryResult, Estimate};
 use crate::stats;
 
-pub use crate::stats::per_round;
-
 /// `(round, figure)` of one entrypoint in every valid open-loop step of `arch` at `rate`.
 pub fn per_round_entry(
     arch: &ArchitectureResult,
@@ -15,7 +13,7 @@ pub fn per_round_entry(
     entrypoint: &str,
     figure: impl Fn(&EntryResult) -> f64,
 ) -> Vec<(usize, f64)> {
-    per_round(arch, rate, |s| {
+    arch.per_round(rate, |s| {
         s.entrypoints
             .iter()
             .find(|e| e.entrypoint == entrypoint)

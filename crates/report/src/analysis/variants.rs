@@ -207,7 +207,7 @@ fn figure(
     rate: u32,
     f: impl Fn(&StepResult) -> Option<f64>,
 ) -> Vec<(usize, f64)> {
-    rounds::per_round(arch, rate, f)
+    arch.per_round(rate, f)
 }
 
 /// A CPU figure's rounds, when /proc's ticks resolve it in every valid round of `arch`
@@ -242,7 +242,7 @@ fn compare<'a>(
             .and_then(|n| per_request(s, n as f64))
     };
     let mean = |a: &ArchitectureResult, f: &dyn Fn(&StepResult) -> Option<f64>| {
-        rounds::over_rounds(&rounds::per_round(a, rate, f)).map(|e| e.point)
+        rounds::over_rounds(&a.per_round(rate, f)).map(|e| e.point)
     };
     let added_p50_us = rounds::difference(&figure(variant, rate, p50), &figure(base, rate, p50))?;
     let variant_p50_us = rounds::over_rounds(&figure(variant, rate, p50))?;

@@ -74,12 +74,10 @@ pub fn compare(results: &RunResults, rate: u32) -> CutComparison<'_> {
 }
 
 fn best<'a>(compared: &[&'a ArchitectureResult], rate: u32) -> Option<Best<'a>> {
-    let p99 =
-        |a: &ArchitectureResult| rounds::per_round(a, rate, |s| Some(s.latency_us.p99 as f64));
-    let p50 =
-        |a: &ArchitectureResult| rounds::per_round(a, rate, |s| Some(s.latency_us.p50 as f64));
-    let hops = |a: &ArchitectureResult| rounds::per_round(a, rate, |s| Some(s.hops.mean_total));
-    let cpu = |a: &ArchitectureResult| rounds::per_round(a, rate, |s| s.units_cpu_us_per_request);
+    let p99 = |a: &ArchitectureResult| a.per_round(rate, |s| Some(s.latency_us.p99 as f64));
+    let p50 = |a: &ArchitectureResult| a.per_round(rate, |s| Some(s.latency_us.p50 as f64));
+    let hops = |a: &ArchitectureResult| a.per_round(rate, |s| Some(s.hops.mean_total));
+    let cpu = |a: &ArchitectureResult| a.per_round(rate, |s| s.units_cpu_us_per_request);
     let measured: Vec<(&ArchitectureResult, Estimate)> = compared
         .iter()
         .filter_map(|a| rounds::over_rounds(&p99(a)).map(|e| (*a, e)))

@@ -25,8 +25,9 @@ pub enum ReportError {
 
 /// Renders the page for `results`, with changes since `baseline` if given.
 pub fn render(results: &RunResults, baseline: Option<&RunResults>) -> Result<String, ReportError> {
-    let model: ReportModel = model::build(results, baseline);
-    let charts: Charts = charts::draw(results, &model);
+    let analysis = crate::analysis::Analysis::of(results, baseline);
+    let model: ReportModel = model::of(&analysis);
+    let charts: Charts = charts::draw(&analysis, &model);
     let mut env = minijinja::Environment::new();
     // `.html` templates get HTML auto-escaping of every interpolated value.
     env.add_template("page.html", TEMPLATE)?;

@@ -275,17 +275,20 @@ pub fn benjamini_hochberg(p_values: &[Option<f64>], q: f64) -> Vec<bool> {
     discovered
 }
 
-/// `(round, figure)` of every valid open-loop step of `arch` at `rate`.
-pub fn per_round(
-    arch: &ArchitectureResult,
-    rate: u32,
-    figure: impl Fn(&StepResult) -> Option<f64>,
-) -> Vec<(usize, f64)> {
-    arch.steps
-        .iter()
-        .filter(|s| s.is_valid_open_at(rate))
-        .filter_map(|s| figure(s).map(|v| (s.round, v)))
-        .collect()
+impl ArchitectureResult {
+    /// `(round, figure)` of every valid open-loop step at `rate`: what every interval over
+    /// a deployment's rounds is taken from.
+    pub fn per_round(
+        &self,
+        rate: u32,
+        figure: impl Fn(&StepResult) -> Option<f64>,
+    ) -> Vec<(usize, f64)> {
+        self.steps
+            .iter()
+            .filter(|s| s.is_valid_open_at(rate))
+            .filter_map(|s| figure(s).map(|v| (s.round, v)))
+            .collect()
+    }
 }
 
 /// The figures of the rounds both have, side by side.

@@ -1,7 +1,7 @@
 //! A run's figures over its rounds: each rate's summary with its intervals and noise
 //! flags, the rate the verdict compares the cuts at, and the rounds `--precision` needs.
 
-use super::{estimate, geometric, mean, paired_rounds, per_round, t_975, variance};
+use super::{estimate, geometric, mean, paired_rounds, t_975, variance};
 use crate::results::{
     ArchitectureResult, EntryResult, EntrySummary, RateSummary, StepMode, StepNoise, StepResult,
 };
@@ -44,7 +44,7 @@ pub fn rounds_for_precision(
     let p99 = |s: &StepResult| (s.latency_us.p99 > 0).then_some(s.latency_us.p99 as f64);
     let per_arch: Vec<Vec<(usize, f64)>> = architectures
         .iter()
-        .map(|a| per_round(a, rate, p99))
+        .map(|a| a.per_round(rate, p99))
         .collect();
     let pilot = per_arch.iter().map(Vec::len).min()?;
     if pilot < 2 {
@@ -182,7 +182,8 @@ fn noise_flag(round: usize, noise: &StepNoise) -> Option<String> {
 
 /// The spread of a rate's per-round p50s: (max − min) / mean.
 fn spread(arch: &ArchitectureResult, rate: u32) -> Option<f64> {
-    let p50s: Vec<f64> = per_round(arch, rate, |s| Some(s.latency_us.p50 as f64))
+    let p50s: Vec<f64> = arch
+        .per_round(rate, |s| Some(s.latency_us.p50 as f64))
         .into_iter()
         .map(|(_, p50)| p50)
         .collect();
@@ -195,24 +196,26 @@ fn spread(arch: &ArchitectureResult, rate: u32) -> Option<f64> {
     Some((max - min) / mean(&p50s))
 }
 
-/// `arch`'s per-rate summary, computed from its rounds with this grainbench's estimators
-/// (so a file written by an older one, whose stored summary used the arithmetic mean, reads
-/// the same as a new one), with the noise flags the run stored (the flags set against the
-/// run's other architectures need them all).
-pub fn summary_of(arch: &ArchitectureResult) -> Vec<RateSummary> {
-    let mut fresh = summarize(arch);
-    for summary in &mut fresh {
-        let stored = arch
-            .summary
-            .iter()
-            .find(|s| s.target_rps == summary.target_rps);
-        for flag in stored.into_iter().flat_map(|s| &s.noise_flags) {
-            if !summary.noise_flags.contains(flag) {
-                summary.noise_flags.push(flag.clone());
+impl ArchitectureResult {
+    /// The per-rate summary, computed from the rounds with this grainbench's estimators
+    /// (so a file written by an older one, whose stored summary used the arithmetic mean,
+    /// reads the same as a new one), with the noise flags the run stored (the flags set
+    /// against the run's other architectures need them all).
+    pub fn rate_summaries(&self) -> Vec<RateSummary> {
+        let mut fresh = summarize(self);
+        for summary in &mut fresh {
+            let stored = self
+                .summary
+                .iter()
+                .find(|s| s.target_rps == summary.target_rps);
+            for flag in stored.into_iter().flat_map(|s| &s.noise_flags) {
+                if !summary.noise_flags.contains(flag) {
+                    summary.noise_flags.push(flag.clone());
+                }
             }
         }
+        fresh
     }
-    fresh
 }
 
 /// Summaries of every architecture of a run, with the rates whose rounds disagree far more

@@ -14,6 +14,7 @@ use draw::{
 };
 
 use super::model::{colour, valid_step_at, ReportModel};
+use crate::analysis::Analysis;
 use crate::results::{decode_histogram, ArchitectureResult, RunResults, StepMode};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -54,13 +55,13 @@ pub struct Charts {
     pub waterfalls: Vec<waterfall::WaterfallChart>,
 }
 
-/// Draws every chart for `results`, at the comparison rate and with the front `model`
-/// computed (never recomputed here).
-pub fn draw(results: &RunResults, model: &ReportModel) -> Charts {
-    let rate = model.verdict.rate;
+/// Draws every chart of the analysed run, at the comparison rate and with the summaries,
+/// front and ledger the analysis computed (never recomputed here).
+pub fn draw(analysis: &Analysis, model: &ReportModel) -> Charts {
+    let (results, rate) = (analysis.results, analysis.rate);
     Charts {
         spectrum: rate.and_then(|rate| spectrum(results, rate)),
-        rate_curve: rate_curve(results),
+        rate_curve: rate_curve(analysis),
         timelines: timelines(results),
         hops: hops(results, rate),
         deploy: deploy(results, rate),
@@ -69,7 +70,8 @@ pub fn draw(results: &RunResults, model: &ReportModel) -> Charts {
         ledger: model
             .ledger
             .as_ref()
-            .and_then(|l| ledger(l, crate::analysis::ledger::floors(results))),
+            .zip(analysis.hop_costs.as_ref())
+            .and_then(|(l, c)| ledger(l, (c.round_trip_floor_us, c.cpu_floor_us))),
         faults: faults::faults(results),
         waterfalls: model
             .traces
@@ -123,10 +125,14 @@ fn spectrum(results: &RunResults, rate: u32) -> Option<Chart> {
     })
 }
 
-fn rate_curve(results: &RunResults) -> Option<Chart> {
+fn rate_curve(analysis: &Analysis) -> Option<Chart> {
     let mut series = Vec::new();
-    for a in &results.architectures {
-        let summary = crate::stats::summary_of(a);
+    for (a, summary) in analysis
+        .results
+        .architectures
+        .iter()
+        .zip(&analysis.summaries)
+    {
         if summary.len() < 2 {
             continue;
         }

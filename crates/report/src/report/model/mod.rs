@@ -308,9 +308,7 @@ pub fn verdict_rate(results: &RunResults) -> Option<u32> {
 /// The units' CPU per request of `arch` at `rate`: the mean over its valid rounds with its
 /// interval, the one estimate every table and chart shows (they took one round each).
 pub fn units_cpu(arch: &ArchitectureResult, rate: u32) -> Option<Estimate> {
-    rounds::over_rounds(&rounds::per_round(arch, rate, |s| {
-        s.units_cpu_us_per_request
-    }))
+    rounds::over_rounds(&arch.per_round(rate, |s| s.units_cpu_us_per_request))
 }
 
 /// The units' CPU per request of `arch` at `rate` as every table shows it: the estimate
@@ -426,7 +424,7 @@ pub fn of(analysis: &Analysis) -> ReportModel {
         entry_tables: rate.map_or_else(Vec::new, |rate| entry_tables(results, rate)),
         rate_rows: rate_rows(results),
         knees: knees(results),
-        noise: noise(results),
+        noise: noise(analysis),
         deploy_rows: deploy_rows(results, rate),
         redeploy_rows: redeploy_rows(results),
         generator_rows: generator_rows(results),

@@ -5,6 +5,7 @@ use super::{
     colour, rounds, valid_step_at, DeployRow, EntryRow, EntryTable, GeneratorRow, RateRow,
     RedeployRow,
 };
+use crate::analysis::Analysis;
 use crate::report::format::{self, mib, ratio, step_label};
 use crate::results::{
     ArchitectureResult, DelayErrorSummary, EntryResult, InjectedDelayError, KneeCause, RunResults,
@@ -373,15 +374,16 @@ pub(super) fn knees(results: &RunResults) -> Vec<String> {
 }
 
 /// Every rate flagged as noisy, in words: `nano at 400 req/s: round 2: …`.
-pub(super) fn noise(results: &RunResults) -> Vec<String> {
-    results
+pub(super) fn noise(analysis: &Analysis) -> Vec<String> {
+    analysis
+        .results
         .architectures
         .iter()
-        .flat_map(|a| {
-            let summary = crate::stats::summary_of(a);
-            summary.into_iter().flat_map(move |s| {
+        .zip(&analysis.summaries)
+        .flat_map(|(a, summary)| {
+            summary.iter().flat_map(move |s| {
                 s.noise_flags
-                    .into_iter()
+                    .iter()
                     .map(move |flag| format!("{} at {} req/s: {flag}", a.label(), s.target_rps))
             })
         })
