@@ -1,9 +1,10 @@
 //! The analysis of a run, in numbers: built once from results.json (and a baseline run),
 //! read by every renderer. It holds the figures and their estimates, never words: the
-//! rate the cuts are compared at, each deployment's per-rate summaries, each mechanism's
-//! variants against their bases, and the changes against a baseline. The report model,
-//! the terminal's tables, the charts and the `--fail-if` gate put these in words and
-//! pictures themselves.
+//! rate the cuts are compared at, each deployment's per-rate summaries, the verdict's
+//! comparisons, the front, what one hop costs, the faults, each mechanism's variants
+//! against their bases, and the changes against a baseline. The report model (and through
+//! it the terminal and the page), the charts and the `--fail-if` gate put these in words
+//! and pictures themselves.
 //!
 //! - [`verdict`]: the cut with the lowest p99 and every other cut against it
 //! - [`rounds`]: per-round figures of a deployment and the intervals over them
