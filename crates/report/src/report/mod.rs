@@ -1,7 +1,9 @@
-//! Reporting: reads a run's results (the [`crate::results`] contract, never the driver's
-//! measurements) and renders them. [`model`] computes every figure and sentence once, as
-//! one view model; [`summary`] renders it as the terminal summary and [`html`] (with
-//! [`charts`]) as the self-contained page. Shared number formatting is in [`format`].
+//! Reporting: renders a run's analysis ([`crate::analysis`], read from the
+//! [`crate::results`] contract, never the driver's measurements). [`model`] puts every
+//! figure in words once, as one view model; `summary` and `brief` lay it out in the
+//! terminal and [`html`] (with [`charts`], which draw from the analysis) as the
+//! self-contained page; [`gate`] checks `--fail-if` on the analysis. Shared number
+//! formatting is in [`format`].
 
 mod brief;
 pub mod charts;
