@@ -711,3 +711,31 @@ fn cpu_rounds_that_agree_to_the_tick_show_the_ticks_rounding_not_a_zero_interval
         nano.cpu_us_per_request
     );
 }
+
+/// A round whose units used no whole /proc tick has no CPU figure; the estimate is the
+/// other rounds', and the text says how many rounds read nothing instead of an infinite
+/// tick rounding ("±inf %").
+#[test]
+fn rounds_under_one_cpu_tick_are_counted_not_an_infinite_rounding() {
+    let mut results = rounds_results();
+    let rate = model::verdict_rate(&results).unwrap();
+    let arch = &mut results.architectures[0];
+    let valid: Vec<usize> = (0..arch.steps.len())
+        .filter(|&i| arch.steps[i].is_valid_open_at(rate) && arch.steps[i].units.is_some())
+        .collect();
+    assert!(valid.len() >= 2, "the fixture has rounds with units' CPU");
+    let step = &mut arch.steps[valid[0]];
+    let units = step.units.as_mut().unwrap();
+    units.cpu_ms_total = 0.0;
+    units.cpu_ms.values_mut().for_each(|ms| *ms = 0.0);
+    step.units_cpu_us_per_request = Some(0.0);
+    let text = model::units_cpu_text(&results.architectures[0], rate);
+    assert!(
+        text.ends_with(&format!(
+            "(1 of {} rounds under one 10 ms tick)",
+            valid.len()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("inf"), "{text}");
+}

@@ -319,12 +319,22 @@ pub fn units_cpu_text(arch: &ArchitectureResult, rate: u32) -> String {
     let Some(e) = units_cpu(arch, rate) else {
         return "not measured".into();
     };
-    let rounding = arch
+    let roundings: Vec<f64> = arch
         .steps
         .iter()
         .filter(|s| s.is_valid_open_at(rate))
         .filter_map(StepResult::units_cpu_rounding)
-        .fold(0.0, f64::max);
+        .collect();
+    // A round whose units used no whole tick has no figure: the estimate is the others'.
+    let unticked = roundings.iter().filter(|r| r.is_infinite()).count();
+    if unticked > 0 {
+        return format!(
+            "{:.0} ({unticked} of {} rounds under one 10 ms tick)",
+            e.point,
+            roundings.len()
+        );
+    }
+    let rounding = roundings.into_iter().fold(0.0, f64::max);
     let half_width = e
         .high
         .map_or(0.0, |high| high / e.point.max(f64::MIN_POSITIVE) - 1.0);
