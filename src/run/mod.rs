@@ -268,7 +268,7 @@ fn affordable_rounds(budget: Duration, elapsed: Duration, done: usize) -> usize 
 
 /// Under `--precision`, once the pilot has run: how many rounds the run takes, and why
 /// (Stein's two-stage rule, [`crate::stats::rounds_for_precision`]; at least
-/// [`Precision::least_rounds`], at most `--max-rounds` and what `--time-budget` leaves
+/// [`crate::stats::least_rounds`], at most `--max-rounds` and what `--time-budget` leaves
 /// room for, `affordable`).
 fn decide_rounds(
     architectures: &[crate::results::ArchitectureResult],
@@ -277,7 +277,7 @@ fn decide_rounds(
     affordable: Option<usize>,
 ) -> crate::results::PrecisionRecord {
     let (pilot, most) = (options.pilot_rounds(), options.most_rounds());
-    let least = Precision::least_rounds(pilot);
+    let least = crate::stats::least_rounds(pilot);
     let target = precision.target * 100.0;
     let decided = crate::stats::rounds_for_precision(architectures, precision.target);
     let (wanted, asked, why) = match decided {

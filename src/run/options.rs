@@ -418,14 +418,6 @@ pub struct Precision {
     pub time_budget: Option<std::time::Duration>,
 }
 
-impl Precision {
-    /// The fewest rounds a run with a pilot of `pilot` rounds takes
-    /// ([`crate::stats::least_rounds`]: as many again after it).
-    pub fn least_rounds(pilot: usize) -> usize {
-        crate::stats::least_rounds(pilot)
-    }
-}
-
 impl RunOptions {
     /// The pilot's rounds under `--precision` (at least 3), else the rounds asked.
     pub fn pilot_rounds(&self) -> usize {
@@ -436,12 +428,12 @@ impl RunOptions {
     }
 
     /// The most rounds this run may take: under `--precision`, at least as many after the
-    /// pilot as in it ([`Precision::least_rounds`]).
+    /// pilot as in it ([`crate::stats::least_rounds`]).
     pub fn most_rounds(&self) -> usize {
         match self.precision {
             Some(p) => p
                 .max_rounds
-                .max(Precision::least_rounds(self.pilot_rounds())),
+                .max(crate::stats::least_rounds(self.pilot_rounds())),
             None => self.repeat.max(1),
         }
     }

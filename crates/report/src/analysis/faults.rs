@@ -58,7 +58,7 @@ pub fn faults(results: &RunResults) -> Vec<FaultComparison<'_>> {
 fn most_available(cuts: &[(&ArchitectureResult, &FaultResult)]) -> Option<MostAvailable> {
     let (best, ratio) = cuts
         .iter()
-        .filter_map(|(a, f)| Some((a, f.during.success_ratio()?)))
+        .filter_map(|pair| Some((pair, pair.1.during.success_ratio()?)))
         .max_by(|x, y| x.1.total_cmp(&y.1))?;
     let ties: Vec<String> = cuts
         .iter()
@@ -67,7 +67,7 @@ fn most_available(cuts: &[(&ArchitectureResult, &FaultResult)]) -> Option<MostAv
         .collect();
     match ties.len() {
         1 => Some(MostAvailable::Best {
-            best: best.label(),
+            best: best.0.label(),
             unclear: not_clearly_below(best, cuts),
         }),
         n if n < cuts.len() => Some(MostAvailable::Tied(ties)),
@@ -77,15 +77,12 @@ fn most_available(cuts: &[(&ArchitectureResult, &FaultResult)]) -> Option<MostAv
 
 /// The cuts whose success rate is not clearly below `best`'s.
 fn not_clearly_below(
-    best: &ArchitectureResult,
+    (best, top): &(&ArchitectureResult, &FaultResult),
     cuts: &[(&ArchitectureResult, &FaultResult)],
 ) -> Vec<String> {
-    let Some((_, top)) = cuts.iter().find(|(a, _)| a.label() == best.label()) else {
-        return Vec::new();
-    };
     let others: Vec<(String, Option<f64>)> = cuts
         .iter()
-        .filter(|(a, f)| a.label() != best.label() && f.during.success_ratio().is_some())
+        .filter(|(a, f)| !a.same_deployment(best) && f.during.success_ratio().is_some())
         .map(|(a, f)| {
             let (d, t) = (&f.during, &top.during);
             let p = crate::stats::two_proportion_p_value(d.ok, d.requests, t.ok, t.requests);

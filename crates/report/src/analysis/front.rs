@@ -133,15 +133,7 @@ pub fn front(results: &RunResults, rate: u32) -> Option<FrontAnalysis> {
         cut.on_front = !dominated;
     }
     let budget_us = results.meta.p99_budget_us.filter(|b| *b > 0.0);
-    let mut recommended = None;
-    if let Some(budget) = budget_us {
-        for cut in &mut cuts {
-            cut.standing = Some(Standing::of(&cut.p99, budget));
-        }
-        recommended = cuts
-            .iter()
-            .position(|c| c.standing == Some(Standing::Meets));
-    }
+    let recommended = budget_us.and_then(|budget| stand(&mut cuts, budget));
     Some(FrontAnalysis {
         rate,
         cuts,
@@ -149,6 +141,16 @@ pub fn front(results: &RunResults, rate: u32) -> Option<FrontAnalysis> {
         budget_us,
         recommended,
     })
+}
+
+/// Sets each cut's standing against `budget_us`; the index of the finest that surely meets
+/// it (`cuts` finest first).
+pub fn stand(cuts: &mut [FrontCut], budget_us: f64) -> Option<usize> {
+    for cut in cuts.iter_mut() {
+        cut.standing = Some(Standing::of(&cut.p99, budget_us));
+    }
+    cuts.iter()
+        .position(|c| c.standing == Some(Standing::Meets))
 }
 
 /// `p99[i][j]`: cut `i` is better than cut `j` on p99; `cpu[i][j]` the same on CPU per

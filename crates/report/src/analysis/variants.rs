@@ -182,7 +182,9 @@ pub fn comparisons(
     let decisions: Vec<Option<bool>> = if pairs.len() > uncorrected {
         let p_values: Vec<Option<f64>> = pairs
             .iter()
-            .map(|(v, b)| rounds::difference_p_value(&figure(v, rate, p50), &figure(b, rate, p50)))
+            .map(|(v, b)| {
+                rounds::difference_p_value(&v.per_round(rate, p50), &b.per_round(rate, p50))
+            })
             .collect();
         crate::stats::benjamini_hochberg(&p_values, crate::stats::FALSE_DISCOVERY_RATE)
             .into_iter()
@@ -202,14 +204,6 @@ pub fn comparisons(
         .collect()
 }
 
-fn figure(
-    arch: &ArchitectureResult,
-    rate: u32,
-    f: impl Fn(&StepResult) -> Option<f64>,
-) -> Vec<(usize, f64)> {
-    arch.per_round(rate, f)
-}
-
 /// A CPU figure's rounds, when /proc's ticks resolve it in every valid round of `arch`
 /// at `rate` (`resolved`); else none, so that no interval claims a certainty the
 /// ticks cannot give.
@@ -219,7 +213,7 @@ fn resolved_cpu(
     resolved: impl Fn(&StepResult) -> Option<f64>,
 ) -> Option<Vec<(usize, f64)>> {
     arch.all_rounds_have(rate, &resolved)
-        .then(|| figure(arch, rate, resolved))
+        .then(|| arch.per_round(rate, resolved))
 }
 
 fn compare<'a>(
@@ -244,16 +238,17 @@ fn compare<'a>(
     let mean = |a: &ArchitectureResult, f: &dyn Fn(&StepResult) -> Option<f64>| {
         rounds::over_rounds(&a.per_round(rate, f)).map(|e| e.point)
     };
-    let added_p50_us = rounds::difference(&figure(variant, rate, p50), &figure(base, rate, p50))?;
-    let variant_p50_us = rounds::over_rounds(&figure(variant, rate, p50))?;
-    let hops = rounds::mean_over_rounds(&figure(variant, rate, hops)).map_or(0.0, |e| e.point);
+    let added_p50_us =
+        rounds::difference(&variant.per_round(rate, p50), &base.per_round(rate, p50))?;
+    let variant_p50_us = rounds::over_rounds(&variant.per_round(rate, p50))?;
+    let hops = rounds::mean_over_rounds(&variant.per_round(rate, hops)).map_or(0.0, |e| e.point);
     let units_cpu = |a| resolved_cpu(a, rate, StepResult::resolved_units_cpu_us_per_request);
     let rss = |a: &ArchitectureResult| a.deploy.as_ref().map(|d| d.idle_rss_bytes_total as f64);
     Some(VariantComparison {
         variant,
         base,
         added_p50_us,
-        added_p99_us: rounds::difference(&figure(variant, rate, p99), &figure(base, rate, p99)),
+        added_p99_us: rounds::difference(&variant.per_round(rate, p99), &base.per_round(rate, p99)),
         variant_p50_us,
         discovery,
         hops,

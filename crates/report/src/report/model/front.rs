@@ -179,7 +179,7 @@ fn recommend(cuts: &[FrontCut], recommended: Option<usize>, budget_us: f64, rate
                 "{} ({}) {}: {}",
                 c.label,
                 units(c.service_units, "service unit"),
-                phrase(Standing::of(&c.p99, budget_us)),
+                c.standing.map(phrase).unwrap_or_default(),
                 format::estimate_in(&c.p99, 0, "µs")
             )
         })
@@ -206,27 +206,21 @@ fn recommend(cuts: &[FrontCut], recommended: Option<usize>, budget_us: f64, rate
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::front::test_cut;
+    use crate::analysis::front::{stand, test_cut};
 
     fn cut(label: &str, units: usize, p99: (f64, f64, f64)) -> FrontCut {
         test_cut(label, units, &[p99.0], &[50.0], Some((p99.1, p99.2)))
     }
 
-    /// The finest cut whose whole interval meets the budget, as `front` picks it.
-    fn recommended(cuts: &[FrontCut], budget: f64) -> Option<usize> {
-        cuts.iter()
-            .position(|c| Standing::of(&c.p99, budget) == Standing::Meets)
-    }
-
     #[test]
     fn the_recommendation_is_the_finest_cut_whose_whole_interval_meets_the_budget() {
-        let cuts = vec![
+        let mut cuts = vec![
             cut("nano", 17, (2500.0, 2300.0, 2700.0)),
             cut("sweep-9", 9, (1900.0, 1700.0, 2100.0)),
             cut("micro", 9, (1500.0, 1400.0, 1600.0)),
             cut("monolith", 1, (400.0, 350.0, 450.0)),
         ];
-        let at = recommended(&cuts, 2000.0);
+        let at = stand(&mut cuts, 2000.0);
         assert_eq!(at.map(|i| cuts[i].label.as_str()), Some("micro"));
         let sentence = recommend(&cuts, at, 2000.0, 200);
         assert!(
@@ -241,13 +235,14 @@ mod tests {
             sentence.contains("is micro (9 service units + 0 state"),
             "{sentence}"
         );
-        let single = vec![cuts[3].clone(), cuts[3].clone()];
-        let sentence = recommend(&single, recommended(&single, 2000.0), 2000.0, 200);
+        let mut single = vec![cuts[3].clone(), cuts[3].clone()];
+        let at = stand(&mut single, 2000.0);
+        let sentence = recommend(&single, at, 2000.0, 200);
         assert!(
             sentence.contains("monolith (1 service unit + 0 state"),
             "{sentence}"
         );
-        assert_eq!(recommended(&cuts, 100.0), None);
+        assert_eq!(stand(&mut cuts, 100.0), None);
         let sentence = recommend(&cuts, None, 100.0, 200);
         assert!(sentence.contains("No cut surely meets"), "{sentence}");
         assert!(sentence.contains("monolith's"), "{sentence}");

@@ -101,7 +101,11 @@ pub fn section(
     }
     let (rows, sentences) = comparisons
         .iter()
-        .map(|c| (row(dimension, c), sentence(dimension, c, rate)))
+        .map(|c| {
+            let row = row(dimension, c);
+            let sentence = sentence(dimension, c, row.sidecars.as_ref(), rate);
+            (row, sentence)
+        })
         .unzip();
     let mesh = dimension == Dimension::Mesh;
     Some(VariantSection {
@@ -169,8 +173,14 @@ fn row(dimension: Dimension, c: &VariantComparison) -> VariantRow {
     }
 }
 
-/// One sentence: how much of the cut's latency and CPU the variant changes.
-fn sentence(dimension: Dimension, c: &VariantComparison, rate: u32) -> String {
+/// One sentence: how much of the cut's latency and CPU the variant changes (`sidecars`: its
+/// row's sidecar figures, under a mesh).
+fn sentence(
+    dimension: Dimension,
+    c: &VariantComparison,
+    sidecars: Option<&SidecarFigures>,
+    rate: u32,
+) -> String {
     let mut cpu_clause = c
         .units_cpu
         .and_then(|cpu| cpu.ratio)
@@ -180,12 +190,8 @@ fn sentence(dimension: Dimension, c: &VariantComparison, rate: u32) -> String {
                 format::ratio_estimate(&r)
             )
         });
-    if let Some(s) = c
-        .sidecars
-        .as_ref()
-        .filter(|s| s.cpu_us_per_request.is_some())
-    {
-        let figures = sidecar_figures(s);
+    let measured = c.sidecars.is_some_and(|s| s.cpu_us_per_request.is_some());
+    if let Some(figures) = sidecars.filter(|_| measured) {
         cpu_clause.push_str(&format!(
             "; the sidecars burn {} µs of CPU per request besides, {} µs for each of the {} proxies a request crosses",
             figures.cpu_us_per_request, figures.cpu_us_per_crossing, figures.crossings_per_request
