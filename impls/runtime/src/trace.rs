@@ -251,19 +251,26 @@ tokio::task_local! {
 /// here at all (checked first, so an untraced unit reads no header).
 pub fn sampled_parent(headers: &axum::http::HeaderMap) -> Option<TraceParent> {
     tracer()?;
-    let value = headers.get(TRACEPARENT)?.to_str().ok()?;
-    TraceParent::parse(value).filter(|p| p.sampled)
+    sampled_parent_of(headers.get(TRACEPARENT)?.to_str().ok())
+}
+
+/// [`sampled_parent`] of a call that carries its `traceparent` outside HTTP headers.
+pub fn sampled_parent_of(traceparent: Option<&str>) -> Option<TraceParent> {
+    tracer()?;
+    TraceParent::parse(traceparent?).filter(|p| p.sampled)
 }
 
 /// Serves a request (`serve`) inside a server span under `parent` (see
-/// [`sampled_parent`]). `name`: the span's name (the path served).
-pub async fn serve_traced<F>(
+/// [`sampled_parent`]). `name`: the span's name (the path served); `status`: the status
+/// of what `serve` answered.
+pub async fn serve_traced<F, R>(
     parent: TraceParent,
     name: String,
     serve: F,
-) -> axum::response::Response
+    status: impl FnOnce(&R) -> u16,
+) -> R
 where
-    F: std::future::Future<Output = axum::response::Response>,
+    F: std::future::Future<Output = R>,
 {
     let Some(tracer) = tracer() else {
         return serve.await;
@@ -284,7 +291,7 @@ where
             let response = serve.await;
             SERVER.with(|scope| {
                 let mut span = scope.span.borrow_mut();
-                let status = response.status().as_u16();
+                let status = status(&response);
                 span.set_attribute(KeyValue::new(key::STATUS, i64::from(status)));
                 if status != 200 {
                     span.set_status(Status::error(format!("status {status}")));
@@ -462,14 +469,19 @@ mod tests {
             "no exporter: no parent is read"
         );
         let parent = TraceParent::parse(header).unwrap();
-        let response = serve_traced(parent, "/op/x".into(), async {
-            assert!(SERVER.try_with(|_| ()).is_err(), "no server span is built");
-            let attempt = Attempt::start("b", "/op/y", HopKind::Service, 1);
-            assert!(attempt.span.is_none());
-            let sent = attempt.run(async { outgoing() }, |_| None).await;
-            assert_eq!(sent, None, "no traceparent is sent");
-            axum::response::IntoResponse::into_response("ok")
-        })
+        let response = serve_traced(
+            parent,
+            "/op/x".into(),
+            async {
+                assert!(SERVER.try_with(|_| ()).is_err(), "no server span is built");
+                let attempt = Attempt::start("b", "/op/y", HopKind::Service, 1);
+                assert!(attempt.span.is_none());
+                let sent = attempt.run(async { outgoing() }, |_| None).await;
+                assert_eq!(sent, None, "no traceparent is sent");
+                axum::response::IntoResponse::into_response("ok")
+            },
+            |response| response.status().as_u16(),
+        )
         .await;
         assert_eq!(response.status(), 200);
     }

@@ -26,8 +26,11 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// Path of an operation's endpoint.
 pub fn op_path(op: &str) -> String {
-    format!("/op/{op}")
+    format!("{OP_PATH_PREFIX}{op}")
 }
+
+/// What every operation's path starts with.
+pub const OP_PATH_PREFIX: &str = "/op/";
 
 pub const STATE_GET_PATH: &str = "/get";
 pub const STATE_PUT_PATH: &str = "/put";

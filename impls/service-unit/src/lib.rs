@@ -22,10 +22,11 @@ use grain_runtime::model::{Endpoint, Listen, OperationDef, StoreDef};
 use grain_runtime::resilience::{Caller, Failed, Resilience};
 use grain_runtime::security::{Credentials, SecurityError};
 use grain_runtime::store::{filler_value, Store};
-use grain_runtime::transport::{Codec, Transport, UnitClient};
+use grain_runtime::transport::{CallReply, Codec, DirectCalls, Transport, UnitClient};
 use grain_runtime::wire::{
     op_path, Hops, OpRequest, StateGet, StatePut, StateValues, DIGEST_HEADER, FAILED_UNIT_HEADER,
-    RETRIES_HEADER, SERVICE_HOPS_HEADER, STATE_GET_PATH, STATE_HOPS_HEADER, STATE_PUT_PATH,
+    OP_PATH_PREFIX, RETRIES_HEADER, SERVICE_HOPS_HEADER, STATE_GET_PATH, STATE_HOPS_HEADER,
+    STATE_PUT_PATH,
 };
 use grain_runtime::{trace, work};
 use std::collections::{BTreeMap, HashMap};
@@ -132,46 +133,36 @@ impl ServiceUnit {
         Ok(self)
     }
 
-    /// Serves this unit, listening where `listen` says, until told to stop.
+    /// Serves this unit, listening where `listen` says, until told to stop. Calls from
+    /// other units in a non-HTTP transport reach [`Self::handle`] directly.
     pub async fn run(self, listen: &Listen) -> Result<(), HostError> {
         let name = self.name.clone();
         let routes = self.routes.clone();
         let security = self.security.clone();
         let transport = self.transport;
-        let app = self.router();
-        serve_unit(&name, routes, app, security.as_ref(), transport, listen).await
-    }
-
-    /// One `POST /op/{name}` route per hosted operation.
-    pub fn router(self) -> Router {
         let unit = Arc::new(self);
-        let mut router = Router::new();
-        for op in unit.hosted.keys() {
-            let op_name = op.clone();
-            router =
-                router.route(
-                    &op_path(op),
-                    post(
-                        move |State(unit): State<Arc<ServiceUnit>>,
-                              headers: HeaderMap,
-                              body: Bytes| async move {
-                            unit.handle(&op_name, Codec::of_headers(&headers), &body)
-                                .await
-                        },
-                    ),
-                );
-        }
-        router.with_state(unit)
+        let app = router(&unit);
+        let direct: Arc<dyn DirectCalls> = unit;
+        serve_unit(
+            &name,
+            routes,
+            app,
+            Some(direct),
+            security.as_ref(),
+            transport,
+            listen,
+        )
+        .await
     }
 
     /// Serves one call to `op` whose body is in `codec` (JSON from the driver, the
     /// transport's codec from another unit); answers in the same codec.
-    async fn handle(self: &Arc<Self>, op: &str, codec: Codec, body: &[u8]) -> Response {
+    async fn handle(&self, op: &str, codec: Codec, body: &[u8]) -> CallReply {
         let request: OpRequest = match codec.decode(body) {
             Ok(request) => request,
             Err(error) => {
                 let message = format!("unit {}: malformed request to {op}: {error}", self.name);
-                return (StatusCode::BAD_REQUEST, message).into_response();
+                return CallReply::failure(StatusCode::BAD_REQUEST.as_u16(), message);
             }
         };
         trace::event("decoded");
@@ -180,9 +171,18 @@ impl ServiceUnit {
         let mut spent = Spent::default();
         match self.execute(op, &request.params, &mut spent).await {
             Ok(digest) => {
-                let reply = reply(op, &self.hosted[op], codec, digest, spent);
+                let hex = format!("{digest:016x}");
+                let body = codec.encode_response(hex.clone(), self.hosted[op].response_bytes);
+                tracing::trace!(op, hops = spent.hops.total(), "served");
                 trace::event("encoded");
-                reply
+                CallReply {
+                    status: StatusCode::OK.as_u16(),
+                    hops: spent.hops,
+                    retries: spent.retries,
+                    digest: Some(hex),
+                    failed_unit: None,
+                    body: Bytes::from(body),
+                }
             }
             Err(error) => {
                 tracing::debug!(unit = %self.name, %error, "operation failed");
@@ -190,12 +190,14 @@ impl ServiceUnit {
                     OpError::Downstream { failed, .. } => failed.failed_unit.clone(),
                     _ => self.name.clone(),
                 };
-                let message = format!("unit {}: {error}", self.name);
-                let mut headers = hop_headers(spent);
-                if let Ok(value) = HeaderValue::from_str(&blamed) {
-                    headers.insert(FAILED_UNIT_HEADER, value);
+                CallReply {
+                    status: StatusCode::BAD_GATEWAY.as_u16(),
+                    hops: spent.hops,
+                    retries: spent.retries,
+                    digest: None,
+                    failed_unit: Some(blamed),
+                    body: Bytes::from(format!("unit {}: {error}", self.name)),
                 }
-                (StatusCode::BAD_GATEWAY, headers, message).into_response()
             }
         }
     }
@@ -203,7 +205,7 @@ impl ServiceUnit {
     /// Calls `op`: locally when hosted here, otherwise over HTTP (one service hop); adds
     /// the hops (and retries) it made to `spent`, whether it succeeds or not. Its result's digest.
     fn invoke<'a>(
-        self: &'a Arc<Self>,
+        &'a self,
         caller: &'a str,
         op: &'a str,
         params: &'a BTreeMap<String, u64>,
@@ -252,7 +254,7 @@ impl ServiceUnit {
     /// Runs a hosted operation: reads, CPU work, downstream calls, writes.
     /// Adds every hop and retry it makes to `spent`, those before a failure included; its digest.
     async fn execute(
-        self: &Arc<Self>,
+        &self,
         op: &str,
         params: &BTreeMap<String, u64>,
         spent: &mut Spent,
@@ -413,30 +415,70 @@ impl ServiceUnit {
     }
 }
 
-/// The hop headers every reply carries, a failure's included (and the retries, when any).
-fn hop_headers(spent: Spent) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(SERVICE_HOPS_HEADER, HeaderValue::from(spent.hops.service));
-    headers.insert(STATE_HOPS_HEADER, HeaderValue::from(spent.hops.state));
-    if spent.retries > 0 {
-        headers.insert(RETRIES_HEADER, HeaderValue::from(spent.retries));
+impl DirectCalls for ServiceUnit {
+    fn serves(&self, path: &str) -> bool {
+        hosted_op(path).is_some_and(|op| self.hosted.contains_key(op))
     }
-    headers
+
+    fn serve<'a>(&'a self, path: &'a str, codec: Codec, body: Bytes) -> BoxFuture<'a, CallReply> {
+        Box::pin(async move {
+            let op = hosted_op(path).unwrap_or(path);
+            self.handle(op, codec, &body).await
+        })
+    }
 }
 
-/// A successful reply: the business result's `digest` (identical whether the call was
-/// local or remote) and the hops made for it.
-fn reply(op: &str, def: &OperationDef, codec: Codec, digest: u64, spent: Spent) -> Response {
-    let hex = format!("{digest:016x}");
-    let body = codec.encode_response(hex.clone(), def.response_bytes);
-    let mut headers = hop_headers(spent);
+/// The operation a `/op/{name}` path calls.
+fn hosted_op(path: &str) -> Option<&str> {
+    path.strip_prefix(OP_PATH_PREFIX)
+}
+
+/// One `POST /op/{name}` route per operation `unit` hosts.
+pub fn router(unit: &Arc<ServiceUnit>) -> Router {
+    let mut router = Router::new();
+    for op in unit.hosted.keys() {
+        let op_name = op.clone();
+        router = router.route(
+            &op_path(op),
+            post(
+                move |State(unit): State<Arc<ServiceUnit>>, headers: HeaderMap, body: Bytes| async move {
+                    let codec = Codec::of_headers(&headers);
+                    let reply = unit.handle(&op_name, codec, &body).await;
+                    http_reply(reply, codec)
+                },
+            ),
+        );
+    }
+    router.with_state(unit.clone())
+}
+
+/// A reply as HTTP: its status, the hop headers every reply carries (a failure's
+/// included; the retries when any), its digest and blamed unit, the body in `codec` for a
+/// success and as text otherwise.
+fn http_reply(reply: CallReply, codec: Codec) -> Response {
+    let mut headers = HeaderMap::with_capacity(6);
+    headers.insert(SERVICE_HOPS_HEADER, HeaderValue::from(reply.hops.service));
+    headers.insert(STATE_HOPS_HEADER, HeaderValue::from(reply.hops.state));
+    if reply.retries > 0 {
+        headers.insert(RETRIES_HEADER, HeaderValue::from(reply.retries));
+    }
+    let content_type = if reply.status == StatusCode::OK.as_u16() {
+        codec.content_type()
+    } else {
+        "text/plain; charset=utf-8"
+    };
     headers.insert(
         axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static(codec.content_type()),
+        HeaderValue::from_static(content_type),
     );
-    if let Ok(value) = HeaderValue::from_str(&hex) {
-        headers.insert(DIGEST_HEADER, value);
+    for (name, value) in [
+        (DIGEST_HEADER, &reply.digest),
+        (FAILED_UNIT_HEADER, &reply.failed_unit),
+    ] {
+        if let Some(value) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(name, value);
+        }
     }
-    tracing::trace!(op, hops = spent.hops.total(), "served");
-    (StatusCode::OK, headers, body).into_response()
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, headers, reply.body).into_response()
 }

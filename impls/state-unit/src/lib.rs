@@ -3,23 +3,25 @@
 //! `POST /put` writes a batch; bodies in the codec the request's content type names.
 
 use axum::{
-    extract::State,
+    extract::State as Extract,
     http::{header::CONTENT_TYPE, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::post,
     Router,
 };
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use grain_runtime::host::{serve_unit, HostError, RouteTable};
 use grain_runtime::model::{Listen, StoreDef};
 use grain_runtime::security::Credentials;
 use grain_runtime::store::Store;
-use grain_runtime::transport::{Codec, Transport};
+use grain_runtime::transport::{CallReply, Codec, DirectCalls, Transport};
 use grain_runtime::wire::{StateGet, StatePut, StateValues, STATE_GET_PATH, STATE_PUT_PATH};
 use std::sync::Arc;
 
 /// Serves `store` as unit `unit` until told to stop, speaking `security` when given,
-/// answering calls in `transport` and listening where `listen` says.
+/// answering calls in `transport` (directly, without an HTTP request, for a non-HTTP
+/// transport) and listening where `listen` says.
 pub async fn run(
     unit: &str,
     store: &StoreDef,
@@ -28,52 +30,147 @@ pub async fn run(
     listen: &Listen,
 ) -> Result<(), HostError> {
     let routes = Arc::new(RouteTable::default());
-    serve_unit(unit, routes, router(store), security, transport, listen).await
+    let state = Arc::new(State(Store::seeded(store)));
+    let app = router(&state);
+    let direct: Arc<dyn DirectCalls> = state;
+    serve_unit(unit, routes, app, Some(direct), security, transport, listen).await
 }
 
-/// The state unit's HTTP API over a freshly seeded store.
-pub fn router(def: &StoreDef) -> Router {
-    let store = Arc::new(Store::seeded(def));
+/// A state unit's store and the two calls it answers.
+pub struct State(Store);
+
+impl State {
+    /// Answers `path` (`/get` or `/put`) with `body` in `codec`: the values read, encoded,
+    /// or nothing for a write; the 400's or 404's status and text otherwise.
+    fn answer(&self, path: &str, codec: Codec, body: &[u8]) -> Result<Vec<u8>, (u16, String)> {
+        let malformed = |error: String| (StatusCode::BAD_REQUEST.as_u16(), error);
+        match path {
+            STATE_GET_PATH => {
+                let request: StateGet = codec.decode(body).map_err(|e| malformed(e.to_string()))?;
+                let values = self
+                    .0
+                    .get_many(&request.keys)
+                    .into_iter()
+                    .map(|value| value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+                    .collect();
+                Ok(codec.encode(&StateValues { values }))
+            }
+            STATE_PUT_PATH => {
+                let request: StatePut = codec.decode(body).map_err(|e| malformed(e.to_string()))?;
+                self.0.put_many(
+                    request
+                        .entries
+                        .into_iter()
+                        .map(|(key, value)| (key, Bytes::from(value)))
+                        .collect(),
+                );
+                Ok(Vec::new())
+            }
+            other => Err((
+                StatusCode::NOT_FOUND.as_u16(),
+                format!("no state path {other}"),
+            )),
+        }
+    }
+}
+
+impl DirectCalls for State {
+    fn serves(&self, path: &str) -> bool {
+        path == STATE_GET_PATH || path == STATE_PUT_PATH
+    }
+
+    fn serve<'a>(&'a self, path: &'a str, codec: Codec, body: Bytes) -> BoxFuture<'a, CallReply> {
+        // Nothing is read or written before the layers let the call through.
+        Box::pin(async move {
+            match self.answer(path, codec, &body) {
+                Ok(body) => CallReply {
+                    body: Bytes::from(body),
+                    ..CallReply::failure(StatusCode::OK.as_u16(), String::new())
+                },
+                Err((status, text)) => CallReply::failure(status, text),
+            }
+        })
+    }
+}
+
+/// The state unit's HTTP API over `state`.
+pub fn router(state: &Arc<State>) -> Router {
     Router::new()
         .route(STATE_GET_PATH, post(get_many))
         .route(STATE_PUT_PATH, post(put_many))
-        .with_state(store)
+        .with_state(state.clone())
 }
 
-fn malformed(error: impl std::fmt::Display) -> Response {
-    (StatusCode::BAD_REQUEST, error.to_string()).into_response()
+async fn get_many(state: Extract<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+    http_answer(&state.0, STATE_GET_PATH, Codec::of_headers(&headers), &body)
 }
 
-async fn get_many(State(store): State<Arc<Store>>, headers: HeaderMap, body: Bytes) -> Response {
-    let codec = Codec::of_headers(&headers);
-    let request: StateGet = match codec.decode(&body) {
-        Ok(request) => request,
-        Err(error) => return malformed(error),
-    };
-    let values = store
-        .get_many(&request.keys)
-        .into_iter()
-        .map(|value| value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
-        .collect();
-    encoded(codec, &StateValues { values })
+async fn put_many(state: Extract<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+    http_answer(&state.0, STATE_PUT_PATH, Codec::of_headers(&headers), &body)
 }
 
-async fn put_many(State(store): State<Arc<Store>>, headers: HeaderMap, body: Bytes) -> Response {
-    let request: StatePut = match Codec::of_headers(&headers).decode(&body) {
-        Ok(request) => request,
-        Err(error) => return malformed(error),
-    };
-    store.put_many(
-        request
-            .entries
-            .into_iter()
-            .map(|(key, value)| (key, Bytes::from(value)))
-            .collect(),
-    );
-    StatusCode::OK.into_response()
+/// An answer as HTTP: the values read in `codec`, a write's empty 200, or the error.
+fn http_answer(state: &State, path: &str, codec: Codec, body: &[u8]) -> Response {
+    match state.answer(path, codec, body) {
+        Ok(_) if path == STATE_PUT_PATH => StatusCode::OK.into_response(),
+        Ok(body) => {
+            let content_type = HeaderValue::from_static(codec.content_type());
+            ([(CONTENT_TYPE, content_type)], body).into_response()
+        }
+        Err((status, text)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            (status, text).into_response()
+        }
+    }
 }
 
-fn encoded(codec: Codec, message: &StateValues) -> Response {
-    let content_type = HeaderValue::from_static(codec.content_type());
-    ([(CONTENT_TYPE, content_type)], codec.encode(message)).into_response()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty() -> State {
+        State(Store::seeded(&StoreDef {
+            service: "orders".into(),
+            seeds: Vec::new(),
+        }))
+    }
+
+    fn put(key: &str) -> Bytes {
+        let entries = vec![(key.to_string(), "v".to_string())];
+        Bytes::from(Codec::Json.encode(&StatePut { entries }))
+    }
+
+    #[tokio::test]
+    async fn a_direct_write_happens_only_once_the_call_runs() {
+        let state = empty();
+        let refused = state.serve(STATE_PUT_PATH, Codec::Json, put("a"));
+        drop(refused);
+        assert_eq!(
+            state.0.get_many(&["a".into()]),
+            [None],
+            "an unpolled call wrote"
+        );
+        let reply = state.serve(STATE_PUT_PATH, Codec::Json, put("a")).await;
+        assert_eq!(reply.status, 200);
+        assert!(state.0.get_many(&["a".into()])[0].is_some());
+    }
+
+    #[tokio::test]
+    async fn a_direct_read_answers_as_the_http_route_does() {
+        let state = empty();
+        state.serve(STATE_PUT_PATH, Codec::Json, put("a")).await;
+        let get = Bytes::from(Codec::Json.encode(&StateGet {
+            keys: vec!["a".into(), "b".into()],
+        }));
+        let direct = state.serve(STATE_GET_PATH, Codec::Json, get.clone()).await;
+        let http = http_answer(&state, STATE_GET_PATH, Codec::Json, &get);
+        let http = axum::body::to_bytes(http.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(direct.body, http);
+        let values: StateValues = Codec::Json.decode(&direct.body).unwrap();
+        assert_eq!(values.values, [Some("v".to_string()), None]);
+        let malformed = state.serve(STATE_GET_PATH, Codec::Json, Bytes::new()).await;
+        assert_eq!(malformed.status, 400);
+    }
 }

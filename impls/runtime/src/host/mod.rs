@@ -11,14 +11,14 @@ mod layers;
 use crate::listen::stopped;
 pub use crate::listen::{bind, bind_loopback, LISTEN_BACKLOG};
 
-pub use layers::{with_reply_faults, with_token_check, with_tracing};
+pub use layers::Layers;
 
 use crate::model::{Listen, Routes};
 use crate::network::DelayErrors;
 use crate::security::{server_config, Credentials, TokenKey};
 use crate::tls_listener::TlsListener;
 pub use crate::tls_listener::{TlsPeer, HANDSHAKES, HANDSHAKE_TIMEOUT};
-use crate::transport::Transport;
+use crate::transport::{DirectCalls, Handlers, Transport};
 use crate::wire::{
     DelayErrorsReply, CODEC_TIME_PATH, DELAY_ERRORS_PATH, HEALTH_PATH, LISTENING_PREFIX,
 };
@@ -113,11 +113,13 @@ fn bind_as(listen: &Listen) -> std::io::Result<tokio::net::TcpListener> {
 
 /// Serves `app` (plus `/health`) until SIGTERM or stdin EOF, then drains and returns;
 /// under `security`, over TLS and with every call to `app` checked for its token. Calls
-/// from other units may come in `transport` too (see [`crate::transport`]).
+/// from other units may come in `transport` too (see [`crate::transport`]); those to the
+/// paths `direct` serves are handed to it without an HTTP request.
 pub async fn serve_unit(
     unit: &str,
     routes: Arc<RouteTable>,
     app: Router,
+    direct: Option<Arc<dyn DirectCalls>>,
     security: Option<&Credentials>,
     transport: Transport,
     listen: &Listen,
@@ -141,30 +143,29 @@ pub async fn serve_unit(
             .route(DELAY_ERRORS_PATH, post(take_delay_errors))
             .route(CODEC_TIME_PATH, post(take_codec_time)),
     );
-    let app = match security
+    let token = security
         .map(|c| TokenKey::of(c).map(|key| key.map(|key| (key, c))))
         .transpose()
         .map_err(secured)?
         .flatten()
-    {
-        Some((key, c)) => {
-            // Under mtls+token, a token's issuer must be the caller's certificate.
-            let run = c.mode.client_certificates().then(|| c.run.clone());
-            with_token_check(app, unit, key, run)
-        }
-        None => app,
-    };
-    let app = with_reply_faults(app, unit, routes.clone());
+        // Under mtls+token, a token's issuer must be the caller's certificate.
+        .map(|(key, c)| (key, c.mode.client_certificates().then(|| c.run.clone())));
     // Untraced units (no `--trace`) get no tracing layer at all: nothing per request.
-    let app = if crate::trace::exporting() {
-        with_tracing(app)
-    } else {
-        app
-    };
+    let layers = Arc::new(Layers::new(
+        unit,
+        routes.clone(),
+        token,
+        crate::trace::exporting(),
+    ));
+    let app = layers.around_router(app);
     let body_limit = axum::extract::DefaultBodyLimit::max(crate::wire::MAX_BODY_BYTES);
     // What a call in another transport is handed to: the same handlers, token check
     // and faults as an HTTP call.
-    let handlers = app.clone().layer(body_limit);
+    let routed = app.clone().layer(body_limit);
+    let handlers = match direct {
+        Some(direct) => Handlers::new(routed, direct, layers),
+        None => Handlers::router(routed),
+    };
     let listener = bind_as(listen).map_err(|source| HostError::Bind {
         unit: unit.to_string(),
         source,
@@ -425,7 +426,13 @@ mod tests {
             }),
         );
         let key = TokenKey::new(vec![3; 32]);
-        let app = with_token_check(app, "u#1", key.clone(), None);
+        let layers = Layers::new(
+            "u#1",
+            Arc::new(RouteTable::default()),
+            Some((key.clone(), None)),
+            false,
+        );
+        let app = Arc::new(layers).around_router(app);
         let valid = key.sign("driver", "u", "/op/work", unix_now() + 60);
         let expired = key.sign("driver", "u", "/op/work", unix_now() - 1);
         let elsewhere = key.sign("driver", "u", "/op/other", unix_now() + 60);

@@ -7,7 +7,7 @@
 //! A plaintext connection opens with [`MAGIC`], so a unit tells it from HTTP on its one
 //! port; under TLS the caller asks for it by ALPN ([`ALPN`]) instead.
 
-use super::{dispatch, Call, CallReply, Codec};
+use super::{Call, CallReply, Codec, Handlers};
 use crate::client::{across, call_token, caller_token, CallerToken};
 use crate::client::{CallError, Reply};
 use crate::model::Endpoint;
@@ -91,12 +91,12 @@ async fn write_frames<W: AsyncWrite + Unpin>(
     let _ = writer.shutdown().await;
 }
 
-/// Serves one binary connection (its magic already read): each request handed to `app`
-/// in a task of its own, each reply written when it is ready. Stops reading when `stop`
+/// Serves one binary connection (its magic already read): each request handed to
+/// `handlers` in a task of its own, each reply written when it is ready. Stops reading when `stop`
 /// turns true, answers what it has read, and closes.
 pub async fn serve_connection<IO>(
     io: IO,
-    app: axum::Router,
+    handlers: Handlers,
     peer: Option<TlsPeer>,
     mut stop: watch::Receiver<bool>,
 ) where
@@ -125,9 +125,9 @@ pub async fn serve_connection<IO>(
                 break;
             }
         };
-        let (app, peer, replies) = (app.clone(), peer.clone(), replies.clone());
+        let (handlers, peer, replies) = (handlers.clone(), peer.clone(), replies.clone());
         tokio::spawn(async move {
-            let reply = dispatch(app, request.call, Codec::Postcard, peer).await;
+            let reply = handlers.call(request.call, Codec::Postcard, peer).await;
             let _ = replies.send(frame(&ReplyFrame {
                 id: request.id,
                 reply,

@@ -7,7 +7,7 @@
 //! the call's `authorization` metadata. Callers share one HTTP/2 connection per callee
 //! address (hyper's pool), multiplexing their calls over it.
 
-use super::{dispatch, Call, CallReply, Codec};
+use super::{Call, CallReply, Codec, Handlers};
 use crate::client::{across, call_token, caller_token, connector, pooled, CallerToken, Http};
 use crate::client::{CallError, Reply};
 use crate::model::Endpoint;
@@ -87,15 +87,15 @@ impl From<CallReplyMessage> for CallReply {
 }
 
 /// The unit's gRPC endpoint, mounted at [`CALL_PATH`] beside its HTTP routes: decodes a
-/// call with tonic and hands it to `app` (the unit's handlers, token check and faults).
+/// call with tonic and hands it to the unit's handlers (with their token check and faults).
 #[derive(Clone)]
 pub struct GrpcEndpoint {
-    app: axum::Router,
+    handlers: Handlers,
 }
 
 impl GrpcEndpoint {
-    pub fn new(app: axum::Router) -> Self {
-        GrpcEndpoint { app }
+    pub fn new(handlers: Handlers) -> Self {
+        GrpcEndpoint { handlers }
     }
 }
 
@@ -114,7 +114,7 @@ impl tower::Service<axum::extract::Request> for GrpcEndpoint {
             .get::<axum::extract::ConnectInfo<TlsPeer>>()
             .map(|info| info.0.clone());
         let calls = UnitCalls {
-            app: self.app.clone(),
+            handlers: self.handlers.clone(),
             peer,
         };
         Box::pin(async move {
@@ -126,7 +126,7 @@ impl tower::Service<axum::extract::Request> for GrpcEndpoint {
 }
 
 struct UnitCalls {
-    app: axum::Router,
+    handlers: Handlers,
     peer: Option<TlsPeer>,
 }
 
@@ -153,9 +153,9 @@ impl tonic::server::UnaryService<CallRequest> for UnitCalls {
             traceparent,
             body: message.body,
         };
-        let (app, peer) = (self.app.clone(), self.peer.clone());
+        let (handlers, peer) = (self.handlers.clone(), self.peer.clone());
         Box::pin(async move {
-            let reply = dispatch(app, call, Codec::Protobuf, peer).await;
+            let reply = handlers.call(call, Codec::Protobuf, peer).await;
             Ok(tonic::Response::new(CallReplyMessage::from(reply)))
         })
     }

@@ -1,6 +1,6 @@
 //! What a unit-to-unit hop speaks: the [`Transport`] of a deployment, the client a unit
 //! calls through ([`UnitClient`]), and the one way a call that did not arrive as HTTP/1.1
-//! reaches the unit's handlers ([`dispatch`]).
+//! reaches the unit's handlers ([`Handlers`]).
 //!
 //! - `http1-json`: HTTP/1.1 with JSON bodies through hyper and axum (the default, and what
 //!   the driver always speaks to an entry unit, as an external client reaches a gateway);
@@ -18,19 +18,21 @@
 pub mod binary;
 pub mod codec;
 pub mod grpc;
+pub mod handlers;
 pub mod sniff;
 
-use crate::client::{hops_from_headers, retries_from_headers, CallError, HttpClient, Reply};
+use crate::client::{CallError, HttpClient, Reply};
 use crate::model::Endpoint;
 use crate::network::NetworkModel;
 use crate::security::{Credentials, SecurityError};
-use crate::wire::{Hops, DIGEST_HEADER, FAILED_UNIT_HEADER};
+use crate::wire::Hops;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 pub use crate::modes::Transport;
 pub use codec::Codec;
+pub use handlers::{DirectCalls, Handlers};
 
 impl Transport {
     /// The encoding of its bodies.
@@ -102,57 +104,6 @@ impl CallReply {
             digest: self.digest,
             body: self.body,
         })
-    }
-}
-
-/// Hands `call` to a unit's handlers (`app`, with its token check and fault injection)
-/// as the HTTP request it stands for, and the handlers' response back as a reply. `peer`:
-/// the caller's TLS identity, for the token check under mutual TLS.
-pub async fn dispatch(
-    app: axum::Router,
-    call: Call,
-    codec: Codec,
-    peer: Option<crate::tls_listener::TlsPeer>,
-) -> CallReply {
-    use tower::ServiceExt as _;
-    let mut request = axum::http::Request::post(call.path.as_str())
-        .header(axum::http::header::CONTENT_TYPE, codec.content_type());
-    if let Some(token) = &call.token {
-        request = request.header(axum::http::header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    if let Some(traceparent) = &call.traceparent {
-        request = request.header(crate::trace::TRACEPARENT, traceparent.as_str());
-    }
-    if let Some(peer) = peer {
-        request = request.extension(axum::extract::ConnectInfo(peer));
-    }
-    let request = match request.body(axum::body::Body::from(call.body)) {
-        Ok(request) => request,
-        Err(error) => return CallReply::failure(400, format!("bad call: {error}")),
-    };
-    let response = match app.oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    };
-    let (parts, body) = response.into_parts();
-    let body = match http_body_util::BodyExt::collect(body).await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) => return CallReply::failure(500, format!("reply body failed: {error}")),
-    };
-    let header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    CallReply {
-        status: parts.status.as_u16(),
-        hops: hops_from_headers(&parts.headers),
-        retries: retries_from_headers(&parts.headers),
-        digest: header(DIGEST_HEADER),
-        failed_unit: header(FAILED_UNIT_HEADER),
-        body,
     }
 }
 
@@ -229,7 +180,7 @@ mod tests {
 #[cfg(test)]
 mod wire_tests {
     use super::*;
-    use crate::wire::{FAILED_UNIT_HEADER, SERVICE_HOPS_HEADER, STATE_HOPS_HEADER};
+    use crate::wire::{DIGEST_HEADER, FAILED_UNIT_HEADER, SERVICE_HOPS_HEADER, STATE_HOPS_HEADER};
     use axum::routing::post;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
@@ -300,12 +251,12 @@ mod wire_tests {
                             let mut magic = [0u8; 4];
                             tcp.read_exact(&mut magic).await.unwrap();
                             assert_eq!(&magic, binary::MAGIC);
-                            binary::serve_connection(tcp, app, None, stop).await;
+                            binary::serve_connection(tcp, Handlers::router(app), None, stop).await;
                         }
                         _ => {
                             let app = app.route_service(
                                 grpc::CALL_PATH,
-                                grpc::GrpcEndpoint::new(handlers()),
+                                grpc::GrpcEndpoint::new(Handlers::router(handlers())),
                             );
                             let service = hyper_util::service::TowerToHyperService::new(app);
                             let _ = hyper_util::server::conn::auto::Builder::new(

@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 /// What serves the binary connections: their tracker (drained at stop), the unit's
 /// handlers and the stop signal.
-pub type BinaryServing = (TaskTracker, axum::Router, watch::Receiver<bool>);
+pub type BinaryServing = (TaskTracker, super::Handlers, watch::Receiver<bool>);
 
 pub struct Sniffing {
     inner: Inner,
