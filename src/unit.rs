@@ -64,25 +64,15 @@ pub fn serve(spec_arg: &str, routes_file: Option<&std::path::Path>) -> Result<()
     if let Some(export) = &spec.trace {
         grain_runtime::trace::install(&spec.name, export)?;
     }
-    let exp = std::env::var("GB_EXP_RT").unwrap_or_default();
-    let runtime = if exp == "current" {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(UnitError::Runtime)?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(
-                exp.parse()
-                    .ok()
-                    .or(spec.worker_threads)
-                    .unwrap_or(UNIT_WORKER_THREADS)
-                    .clamp(1, 256),
-            )
-            .enable_all()
-            .build()
-            .map_err(UnitError::Runtime)?
-    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(
+            spec.worker_threads
+                .unwrap_or(UNIT_WORKER_THREADS)
+                .clamp(1, 256),
+        )
+        .enable_all()
+        .build()
+        .map_err(UnitError::Runtime)?;
     let served = runtime.block_on(async move {
         match &spec.role {
             UnitRole::Service {

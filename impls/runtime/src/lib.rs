@@ -11,13 +11,15 @@
 //! - `histogram`: HdrHistograms as base64 text
 //! - `modes`: the [`modes::Transport`] a unit spec names
 //! - `listen`: the sockets servers listen on (deep accept queue, no Nagle, the stop signal)
-//! - `host`: serving one unit process (bind, announce, routes on stdin, graceful stop);
+//! - `host`: serving one unit process (bind, announce, routes on stdin, graceful stop) and
+//!   the layers around its handlers (span, injected fault, token check);
 //!   `tls_listener`: its TLS accept loop (handshake timeout, the peer's certificate)
 //! - `resilience`: how callers call: replicas round robin, timeout, retries within a
 //!   budget (`budget`), backoff with jitter, an optional circuit breaker per callee
 //!   process (`breaker`)
 //! - `transport`: what unit-to-unit hops speak (HTTP/1.1 + JSON, gRPC, binary frames),
-//!   each transport's client, codec and serving on the unit's one port
+//!   each transport's client, codec and serving on the unit's one port, and the handlers
+//!   a gRPC or binary call is served by directly
 //! - `trace`: W3C trace context on every hop and OpenTelemetry spans of sampled requests,
 //!   exported over OTLP/HTTP
 //! - `security`: TLS, mutual TLS and signed tokens per hop (modes, configs, tokens)

@@ -12,8 +12,8 @@
 //! transport's magic are told apart from HTTP/1.1 when a connection opens. Whatever the
 //! transport, a call is an operation or state path, a body in the transport's [`codec`],
 //! and a reply carrying status, hops, retries, digest and the blamed unit; those reach the
-//! same handlers, token check and fault injection as an HTTP call, so digests and hop
-//! counts cannot depend on the transport.
+//! same handlers, token check and fault injection as an HTTP call (directly, without an
+//! HTTP request: [`handlers`]), so digests and hop counts cannot depend on the transport.
 
 pub mod binary;
 pub mod codec;
