@@ -40,37 +40,29 @@ pub async fn run(
 pub struct State(Store);
 
 impl State {
-    /// Answers `path` (`/get` or `/put`) with `body` in `codec`: the values read, encoded,
-    /// or nothing for a write; the 400's or 404's status and text otherwise.
-    fn answer(&self, path: &str, codec: Codec, body: &[u8]) -> Result<Vec<u8>, (u16, String)> {
-        let malformed = |error: String| (StatusCode::BAD_REQUEST.as_u16(), error);
-        match path {
-            STATE_GET_PATH => {
-                let request: StateGet = codec.decode(body).map_err(|e| malformed(e.to_string()))?;
-                let values = self
-                    .0
-                    .get_many(&request.keys)
-                    .into_iter()
-                    .map(|value| value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
-                    .collect();
-                Ok(codec.encode(&StateValues { values }))
-            }
-            STATE_PUT_PATH => {
-                let request: StatePut = codec.decode(body).map_err(|e| malformed(e.to_string()))?;
-                self.0.put_many(
-                    request
-                        .entries
-                        .into_iter()
-                        .map(|(key, value)| (key, Bytes::from(value)))
-                        .collect(),
-                );
-                Ok(Vec::new())
-            }
-            other => Err((
-                StatusCode::NOT_FOUND.as_u16(),
-                format!("no state path {other}"),
-            )),
-        }
+    /// `/get`: the values of the keys `body` names (in `codec`), encoded in `codec`.
+    fn get(&self, codec: Codec, body: &[u8]) -> Result<Vec<u8>, String> {
+        let request: StateGet = codec.decode(body).map_err(|e| e.to_string())?;
+        let values = self
+            .0
+            .get_many(&request.keys)
+            .into_iter()
+            .map(|value| value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+            .collect();
+        Ok(codec.encode(&StateValues { values }))
+    }
+
+    /// `/put`: writes the entries `body` carries (in `codec`).
+    fn put(&self, codec: Codec, body: &[u8]) -> Result<(), String> {
+        let request: StatePut = codec.decode(body).map_err(|e| e.to_string())?;
+        self.0.put_many(
+            request
+                .entries
+                .into_iter()
+                .map(|(key, value)| (key, Bytes::from(value)))
+                .collect(),
+        );
+        Ok(())
     }
 }
 
@@ -82,12 +74,17 @@ impl DirectCalls for State {
     fn serve<'a>(&'a self, path: &'a str, codec: Codec, body: Bytes) -> BoxFuture<'a, CallReply> {
         // Nothing is read or written before the layers let the call through.
         Box::pin(async move {
-            match self.answer(path, codec, &body) {
+            let answered = match path {
+                STATE_GET_PATH => self.get(codec, &body),
+                STATE_PUT_PATH => self.put(codec, &body).map(|()| Vec::new()),
+                other => return CallReply::failure(404, format!("no state path {other}")),
+            };
+            match answered {
                 Ok(body) => CallReply {
                     body: Bytes::from(body),
                     ..CallReply::failure(StatusCode::OK.as_u16(), String::new())
                 },
-                Err((status, text)) => CallReply::failure(status, text),
+                Err(text) => CallReply::failure(StatusCode::BAD_REQUEST.as_u16(), text),
             }
         })
     }
@@ -101,26 +98,25 @@ pub fn router(state: &Arc<State>) -> Router {
         .with_state(state.clone())
 }
 
+fn malformed(error: String) -> Response {
+    (StatusCode::BAD_REQUEST, error).into_response()
+}
+
 async fn get_many(state: Extract<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
-    http_answer(&state.0, STATE_GET_PATH, Codec::of_headers(&headers), &body)
+    let codec = Codec::of_headers(&headers);
+    match state.0.get(codec, &body) {
+        Ok(values) => {
+            let content_type = HeaderValue::from_static(codec.content_type());
+            ([(CONTENT_TYPE, content_type)], values).into_response()
+        }
+        Err(error) => malformed(error),
+    }
 }
 
 async fn put_many(state: Extract<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
-    http_answer(&state.0, STATE_PUT_PATH, Codec::of_headers(&headers), &body)
-}
-
-/// An answer as HTTP: the values read in `codec`, a write's empty 200, or the error.
-fn http_answer(state: &State, path: &str, codec: Codec, body: &[u8]) -> Response {
-    match state.answer(path, codec, body) {
-        Ok(_) if path == STATE_PUT_PATH => StatusCode::OK.into_response(),
-        Ok(body) => {
-            let content_type = HeaderValue::from_static(codec.content_type());
-            ([(CONTENT_TYPE, content_type)], body).into_response()
-        }
-        Err((status, text)) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-            (status, text).into_response()
-        }
+    match state.0.put(Codec::of_headers(&headers), &body) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(error) => malformed(error),
     }
 }
 
@@ -157,13 +153,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_direct_read_answers_as_the_http_route_does() {
-        let state = empty();
+        let state = Arc::new(empty());
         state.serve(STATE_PUT_PATH, Codec::Json, put("a")).await;
         let get = Bytes::from(Codec::Json.encode(&StateGet {
             keys: vec!["a".into(), "b".into()],
         }));
         let direct = state.serve(STATE_GET_PATH, Codec::Json, get.clone()).await;
-        let http = http_answer(&state, STATE_GET_PATH, Codec::Json, &get);
+        let headers = [(
+            CONTENT_TYPE,
+            HeaderValue::from_static(Codec::Json.content_type()),
+        )];
+        let http = get_many(Extract(state.clone()), headers.into_iter().collect(), get).await;
         let http = axum::body::to_bytes(http.into_body(), 1 << 20)
             .await
             .unwrap();

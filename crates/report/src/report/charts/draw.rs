@@ -1,6 +1,6 @@
 //! The drawing under every chart: line charts on a log axis (each series wider than those
 //! drawn over it and marked with its own shape, so series with equal values stay visible),
-//! bar charts, and their tick labels.
+//! their legend, and the tick labels every chart uses (bar charts are [`super::bars`]).
 
 use super::{FONT, HEIGHT, LABEL_PX, WIDTH};
 use plotters::prelude::*;
@@ -18,15 +18,6 @@ pub(super) struct Series {
     pub(super) thin: bool,
     /// Error bars: x, low, high (a 95 % interval over the rounds).
     pub(super) bars: Vec<(f64, f64, f64)>,
-}
-
-pub(super) struct Bar {
-    pub(super) label: String,
-    pub(super) value: f64,
-    pub(super) stacked: f64,
-    pub(super) colour: RGBColor,
-    /// A 95 % interval drawn as a whisker on the bar.
-    pub(super) interval: Option<(f64, f64)>,
 }
 
 pub(super) fn line_chart(
@@ -78,31 +69,9 @@ pub(super) fn line_chart_with(
         root.fill(&WHITE).ok()?;
         // The legend has its own panel on the right, off the data however many series.
         let (plot, legend) = root.split_horizontally(WIDTH - legend_width(series));
-        let mut builder = ChartBuilder::on(&plot);
-        builder
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(64);
         let x_pad = (x1 - x0) * 0.03;
-        let (bold, light) = log_key_points(y0, y1);
-        let y_axis = (y0..y1)
-            .log_scale()
-            .with_key_points(bold)
-            .with_light_points(light);
-        let mut chart = builder
-            .build_cartesian_2d(x0 - x_pad..x1 + x_pad, y_axis)
-            .ok()?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .x_label_formatter(&x_format)
-            .y_label_formatter(&|v: &f64| log_tick(*v))
-            .max_light_lines(LIGHT_LINES)
-            .label_style((FONT, LABEL_PX))
-            .axis_desc_style((FONT, LABEL_PX))
-            .draw()
-            .ok()?;
+        let x = x0 - x_pad..x1 + x_pad;
+        let mut chart = log_y_chart(&plot, x, (y0, y1), (x_label, y_label), &x_format)?;
         if let Some(window) = shaded {
             shade(&mut chart, window, (y0, y1))?;
         }
@@ -112,6 +81,47 @@ pub(super) fn line_chart_with(
     }
     Some(svg)
 }
+
+/// The charts' plot over `x` and a log y axis from `y0` to `y1` (bold and light ticks),
+/// on `area`, its mesh drawn: `x_desc` and `y_desc`, x labels by `x_format`, y labels as
+/// log ticks.
+pub(super) fn log_y_chart<'a, 'b>(
+    area: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    x: std::ops::Range<f64>,
+    (y0, y1): (f64, f64),
+    (x_desc, y_desc): (&str, &str),
+    x_format: &dyn Fn(&f64) -> String,
+) -> Option<
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, LogYAxis>>,
+> {
+    let (bold, light) = log_key_points(y0, y1);
+    let y_axis = (y0..y1)
+        .log_scale()
+        .with_key_points(bold)
+        .with_light_points(light);
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x, y_axis)
+        .ok()?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(x_format)
+        .y_label_formatter(&|v: &f64| log_tick(*v))
+        .max_light_lines(LIGHT_LINES)
+        .label_style((FONT, LABEL_PX))
+        .axis_desc_style((FONT, LABEL_PX))
+        .draw()
+        .ok()?;
+    Some(chart)
+}
+
+/// A log y axis with its bold and light tick points.
+type LogYAxis =
+    plotters::coord::combinators::WithKeyPoints<plotters::coord::combinators::LogCoord<f64>>;
 
 /// Text width in SVG pixels of `chars` characters at the label size (an average glyph).
 pub(super) fn text_px(chars: usize) -> u32 {
@@ -325,137 +335,6 @@ impl Mark {
             Mark::Cross => Cross::new(at, 5, outline).into_dyn(),
         }
     }
-}
-
-/// The plot's height in a bar chart, pixels: the chart less its margins and x label area.
-const BAR_PLOT_PX: f64 = HEIGHT as f64 - 2.0 * 12.0 - 12.0;
-
-/// How far above the tallest of `bars` (`top`) the axis reaches so that every upright
-/// label fits above its bar (a label is as tall as it is long); at most 4× (very long
-/// labels over tall bars then reach the frame rather than flatten every bar).
-fn upright_headroom(bars: &[Bar], top: f64) -> f64 {
-    bars.iter()
-        .map(|b| {
-            let end = (b.value + b.stacked).max(b.interval.map_or(0.0, |i| i.1));
-            let room = BAR_PLOT_PX - 8.0 - f64::from(text_px(b.label.chars().count()));
-            end * BAR_PLOT_PX / room.max(BAR_PLOT_PX / 4.0) / top
-        })
-        .fold(1.15, f64::max)
-}
-
-/// Most bars whose labels fit side by side above them.
-const MAX_LEVEL_LABELS: usize = 8;
-
-pub(super) fn bar_chart(bars: &[Bar], y_label: &str) -> Option<String> {
-    if bars.is_empty() {
-        return None;
-    }
-    let top = bars
-        .iter()
-        .map(|b| (b.value + b.stacked).max(b.interval.map_or(0.0, |i| i.1)))
-        .fold(0.0, f64::max);
-    if top <= 0.0 {
-        return None;
-    }
-    // Many bars: their labels stand upright above them (side by side they would overlap),
-    // and the axis leaves room for them.
-    let upright = bars.len() > MAX_LEVEL_LABELS;
-    let headroom = if upright {
-        upright_headroom(bars, top)
-    } else {
-        1.15
-    };
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).ok()?;
-        let n = bars.len();
-        // Counts (hops, units) get integer ticks.
-        let integer = bars
-            .iter()
-            .all(|b| b.value.fract() == 0.0 && b.stacked.fract() == 0.0);
-        let ticks = if integer {
-            ((top * headroom) as usize + 1).min(11)
-        } else {
-            10
-        };
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(12)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0.0..n as f64, 0.0..top * headroom)
-            .ok()?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(0)
-            .y_labels(ticks)
-            .y_label_formatter(&|v: &f64| {
-                if integer {
-                    format!("{v:.0}")
-                } else {
-                    short_number(*v)
-                }
-            })
-            .y_desc(y_label)
-            .label_style((FONT, LABEL_PX))
-            .axis_desc_style((FONT, LABEL_PX))
-            .draw()
-            .ok()?;
-        for (i, bar) in bars.iter().enumerate() {
-            let x0 = i as f64 + 0.15;
-            let x1 = i as f64 + 0.85;
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(x0, 0.0), (x1, bar.value)],
-                    bar.colour.filled(),
-                )))
-                .ok()?;
-            let font = (FONT, LABEL_PX).into_font();
-            let label_style = if upright {
-                font.transform(FontTransform::Rotate270)
-                    .color(&BLACK)
-                    .pos(Pos::new(HPos::Left, VPos::Center))
-            } else {
-                font.color(&BLACK).pos(Pos::new(HPos::Center, VPos::Bottom))
-            };
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    bar.label.clone(),
-                    (
-                        i as f64 + 0.5,
-                        (bar.value + bar.stacked).max(bar.interval.map_or(0.0, |i| i.1))
-                            + if upright { top * headroom * 0.02 } else { 0.0 },
-                    ),
-                    label_style,
-                )))
-                .ok()?;
-            if let Some((low, high)) = bar.interval {
-                let x = i as f64 + 0.5;
-                chart
-                    .draw_series(std::iter::once(ErrorBar::new_vertical(
-                        x,
-                        low.max(0.0),
-                        bar.value,
-                        high,
-                        BLACK.stroke_width(1),
-                        8,
-                    )))
-                    .ok()?;
-            }
-            if bar.stacked > 0.0 {
-                let light = bar.colour.mix(0.45).to_rgba().into_rgb();
-                chart
-                    .draw_series(std::iter::once(Rectangle::new(
-                        [(x0, bar.value), (x1, bar.value + bar.stacked)],
-                        light.filled(),
-                    )))
-                    .ok()?;
-            }
-        }
-        root.present().ok()?;
-    }
-    Some(svg)
 }
 
 /// A tick label with at most three significant digits and no float noise: `0.9`, `12`,

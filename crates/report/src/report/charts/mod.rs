@@ -2,16 +2,15 @@
 //! needed) and inlined in the page. A chart whose data this run did not measure is `None`,
 //! and the page says so instead of drawing an empty frame.
 
+mod bars;
 mod draw;
 mod faults;
 pub mod waterfall;
 
 pub use faults::FaultCharts;
 
-use draw::{
-    bar_chart, line_chart, log_key_points, log_tick, rgb, short_number, Bar, IntoRgb, Series,
-    LIGHT_LINES,
-};
+use bars::{bar_chart, Bar};
+use draw::{line_chart, log_y_chart, rgb, short_number, IntoRgb, Series};
 
 use super::model::{colour, valid_step_at, ReportModel};
 use crate::analysis::Analysis;
@@ -402,28 +401,10 @@ fn front(front: &super::model::front::Front) -> Option<Chart> {
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).ok()?;
-        let (bold, light) = log_key_points(y0, y1);
-        let y_axis = (y0..y1)
-            .log_scale()
-            .with_key_points(bold)
-            .with_light_points(light);
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
-            .build_cartesian_2d((x0 - x_pad).max(0.0)..x1 + x_pad, y_axis)
-            .ok()?;
-        chart
-            .configure_mesh()
-            .x_desc("units' CPU µs per request")
-            .y_desc(format!("p99 ms at {} req/s", front.rate))
-            .x_label_formatter(&|v: &f64| short_number(*v))
-            .y_label_formatter(&|v: &f64| log_tick(*v))
-            .max_light_lines(LIGHT_LINES)
-            .label_style((FONT, LABEL_PX))
-            .axis_desc_style((FONT, LABEL_PX))
-            .draw()
-            .ok()?;
+        let x = (x0 - x_pad).max(0.0)..x1 + x_pad;
+        let y_desc = format!("p99 ms at {} req/s", front.rate);
+        let descs = ("units' CPU µs per request", y_desc.as_str());
+        let mut chart = log_y_chart(&root, x, (y0, y1), descs, &|v: &f64| short_number(*v))?;
         let mut on_front: Vec<(f64, f64)> = points
             .iter()
             .filter(|(r, _)| r.on_front)
@@ -538,7 +519,7 @@ fn ledger(
             });
         }
     }
-    let svg = draw::bar_chart(&bars, "µs per hop")?;
+    let svg = bar_chart(&bars, "µs per hop")?;
     Some(Chart {
         svg,
         title: format!(
