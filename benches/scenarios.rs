@@ -142,7 +142,7 @@ fn bench_scenario(
 fn compare(runtime: &tokio::runtime::Runtime, source: &ScenarioSource, out: &Path) {
     let mut options = RunOptions::new(
         &source.scenario.name,
-        PathBuf::from(env!("CARGO_BIN_EXE_grainbench")),
+        PathBuf::from(env!("CARGO_BIN_EXE_grainbench-unit")),
     );
     options.quick = true;
     options.cold_starts = 3;
@@ -179,7 +179,7 @@ fn compare(runtime: &tokio::runtime::Runtime, source: &ScenarioSource, out: &Pat
 fn benches(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let env = DeployEnv::new(
-        PathBuf::from(env!("CARGO_BIN_EXE_grainbench")),
+        PathBuf::from(env!("CARGO_BIN_EXE_grainbench-unit")),
         run::new_run_id(),
     );
     let sources = scenarios();

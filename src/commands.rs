@@ -39,8 +39,10 @@ pub(crate) fn load(path: &Path) -> Result<ScenarioSource, Failure> {
     })
 }
 
+/// The units' binary (`grainbench-unit`, beside this one, from the same sources).
 pub(crate) fn unit_binary() -> anyhow::Result<PathBuf> {
-    std::env::current_exe().context("cannot find the grainbench binary to start units with")
+    let harness = std::env::current_exe().context("cannot find the grainbench binary")?;
+    Ok(grainbench::unit::binary_beside(&harness)?)
 }
 
 pub(crate) fn validate(paths: &[PathBuf]) -> Result<(), Failure> {

@@ -31,12 +31,13 @@
 //!   deployments share (binary, work calibration, PKIs, containers); the calibrations' probe
 //! - [`cost`]: deploy cost from /proc (cold start, RSS, CPU per request, blast radius)
 //! - [`driver`]: open-loop load, HdrHistogram latencies, hop counts, equivalence check
-//! - [`unit`]: the hidden `grainbench unit` entry that serves one unit
+//! - [`unit`]: what `grainbench-unit` (the units' binary, `src/bin`) runs to serve one
+//!   unit, and where the harness finds that binary
 //! - [`launch`]: start units as OS processes (or containers on a network made for the run),
 //!   wait for readiness, tear down, never orphan; the run's throw-away PKI (in memory only)
 //!   when hops are secured; an HAProxy sidecar beside every unit under `--mesh sidecar`
 //!   (as containers, a pod: the sidecar container owns the unit's network namespace, and
-//!   `grainbench sidecar-proxy` supervises HAProxy inside it)
+//!   `grainbench-unit sidecar-proxy` supervises HAProxy inside it)
 //! - [`report`], [`analysis`], [`stats`], [`results`]: re-exported from the `grain-report`
 //!   crate (`crates/report`), which cannot see any module of this one: one view model of
 //!   the results rendered as the brief, the tables and the page; the run in numbers, built

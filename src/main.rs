@@ -55,25 +55,6 @@ pub(crate) fn bad_input(error: anyhow::Error) -> Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Unit { spec, routes, .. } = &cli.command {
-        terminal::init_tracing("GRAINBENCH_UNIT_LOG", 0);
-        return match grainbench::unit::serve(spec, routes.as_deref()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                note!("grainbench unit: {error}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    if let Command::SidecarProxy { .. } = &cli.command {
-        return match grainbench::launch::sidecar::pod::supervise() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                note!("grainbench sidecar-proxy: {error}");
-                ExitCode::FAILURE
-            }
-        };
-    }
     terminal::init_tracing("GRAINBENCH_LOG", cli.verbose);
     grainbench::launch::raise_open_files_limit();
     let outcome = tokio::runtime::Builder::new_multi_thread()
@@ -123,8 +104,5 @@ async fn dispatch(command: Command, verbose: bool) -> Result<(), Failure> {
         Command::Up(args) => commands::up(&args).await,
         Command::Export(args) => commands::export(&args),
         Command::Calibrate(args) => commands::calibrate(&args).await,
-        Command::Unit { .. } | Command::SidecarProxy { .. } => {
-            unreachable!("handled before the runtime starts")
-        }
     }
 }

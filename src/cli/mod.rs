@@ -94,33 +94,6 @@ pub enum Command {
     /// Write a cut as Kubernetes manifests (`k8s`) or a compose file (`compose`) that run
     /// the units' image elsewhere: `grainbench export k8s SCENARIO micro DIR`
     Export(ExportArgs),
-    /// Serve one unit (how the harness starts units).
-    #[command(hide = true)]
-    Unit {
-        /// The unit's spec, JSON, or `-`: the first line of stdin (how the harness sends it),
-        /// or `@FILE`.
-        #[arg(long)]
-        spec: String,
-        /// Standalone (an exported deployment, no harness): the routes are read from this
-        /// file, stdin is not watched, and only SIGTERM stops the unit.
-        #[arg(long)]
-        routes: Option<PathBuf>,
-        /// The run this unit belongs to (identifies its processes).
-        #[arg(long)]
-        run_id: Option<String>,
-        /// The unit's name, for `ps` and tests (the spec carries it too).
-        #[arg(long)]
-        unit: Option<String>,
-    },
-    /// Supervise a sidecar's proxy inside its container (how a pod's sidecar runs under
-    /// `--mesh sidecar --target compose`): its configuration on stdin, stopped when stdin
-    /// closes.
-    #[command(hide = true)]
-    SidecarProxy {
-        /// The run this sidecar belongs to (identifies its processes).
-        #[arg(long)]
-        run_id: Option<String>,
-    },
 }
 
 #[derive(Args)]
@@ -215,7 +188,7 @@ impl DeployArgs {
 #[derive(Args)]
 pub struct PlacementArgs {
     /// Where units run: `processes` (on 127.0.0.1, the default) or `compose` (each unit a
-    /// container from an image built offline from this binary, on a bridge network made
+    /// container from an image built offline from grainbench-unit, on a bridge network made
     /// for the run; needs a running Docker daemon).
     #[arg(long, value_enum, default_value = "processes")]
     pub target: TargetArg,
@@ -263,7 +236,7 @@ pub struct ExportArgs {
     /// `run --target compose` builds).
     #[arg(long)]
     pub image: Option<String>,
-    /// Build that image now from this binary (needs Docker; nothing is pulled).
+    /// Build that image now from grainbench-unit (needs Docker; nothing is pulled).
     #[arg(long, conflicts_with = "image")]
     pub build_image: bool,
 }

@@ -34,7 +34,7 @@ pub enum DeployTarget {
     /// Processes on this machine, on 127.0.0.1 (the default).
     #[default]
     Processes,
-    /// Containers built from this binary, one bridge network for the run (`--target
+    /// Containers built from the units' binary, one bridge network for the run (`--target
     /// compose`), each sized as the options say.
     Compose(ContainerOptions),
 }

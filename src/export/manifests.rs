@@ -1,5 +1,5 @@
 //! A cut's manifests for an engine that runs it elsewhere, from the same deployment `run`
-//! starts. Each unit runs the units' image as `grainbench unit
+//! starts. Each unit runs the units' image as `grainbench-unit unit
 //! --spec @/config/spec-UNIT.json --routes /config/routes.json`: standalone, listening on
 //! 0.0.0.0:8080, reaching the other units by their service names.
 //!

@@ -29,7 +29,7 @@ pub struct ExportRequest {
     pub results: Option<PathBuf>,
     /// The image the units run; `None`: this binary's tag.
     pub image: Option<String>,
-    /// Build that tag now from this binary.
+    /// Build that tag now from the units' binary (`grainbench-unit`).
     pub build_image: bool,
 }
 

@@ -1,5 +1,5 @@
-//! Launching a deployment: every planned unit becomes an OS process of the `grainbench`
-//! binary (`grainbench unit`), binds 127.0.0.1 on a port the OS picks and announces it on
+//! Launching a deployment: every planned unit becomes an OS process of the units' binary
+//! (`grainbench-unit unit`), binds 127.0.0.1 on a port the OS picks and announces it on
 //! stdout; once all listen, each gets its routes on stdin and is polled on `/health`.
 //!
 //! No orphans: units run in their own process group (a terminal's Ctrl-C reaches only the

@@ -24,6 +24,11 @@ pub fn grainbench_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_grainbench"))
 }
 
+/// The units' binary (`grainbench-unit`), built beside `grainbench` for the tests.
+pub fn unit_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_grainbench-unit"))
+}
+
 /// A run id no other test uses.
 pub fn unique_run_id(test: &str) -> String {
     format!(
@@ -109,7 +114,7 @@ pub fn wait_for_processes(run_id: &str, count: usize, limit: Duration) -> bool {
 
 pub async fn deploy(scenario: &Scenario, architecture: Architecture, test: &str) -> LiveDeployment {
     let options = LaunchOptions::new(
-        grainbench_binary(),
+        unit_binary(),
         unique_run_id(test),
         grain_runtime::work::measure_iterations_per_us(),
     )
@@ -178,7 +183,7 @@ pub fn open_loop(rate: u32, warmup_ms: u64, duration_ms: u64, in_flight_cap: usi
 /// Run options for a test: results in `out`, its own run id, one cold start, no redeploy,
 /// a short equivalence check, one round. Tests change what they exercise.
 pub fn test_run_options(name: &str, out: &std::path::Path) -> RunOptions {
-    let mut options = RunOptions::new(name, grainbench_binary());
+    let mut options = RunOptions::new(name, unit_binary());
     options.out_dir = out.to_path_buf();
     options.run_id = unique_run_id(name);
     options.equivalence_requests = 12;

@@ -1,5 +1,5 @@
 //! Units as containers (`--target compose`) on a real Docker daemon: micro and monolith of
-//! a small scenario run as containers built offline from this binary, agree on every
+//! a small scenario run as containers built offline from grainbench-unit, agree on every
 //! digest, make exactly the plan's hops over the run's bridge network, and leave no
 //! container, network or (asked to remove it) image behind. Where Docker cannot run, the
 //! test says "skipped: no Docker" (CI installs and starts it, so there it runs).
@@ -134,11 +134,9 @@ fn one_run_removing_the_image_leaves_another_runs_image() {
         ..ContainerOptions::default()
     };
     let a =
-        container::ContainerRun::prepare(&grainbench_binary(), &unique_run_id("img-a"), &remove)
-            .unwrap();
+        container::ContainerRun::prepare(&unit_binary(), &unique_run_id("img-a"), &remove).unwrap();
     let b =
-        container::ContainerRun::prepare(&grainbench_binary(), &unique_run_id("img-b"), &remove)
-            .unwrap();
+        container::ContainerRun::prepare(&unit_binary(), &unique_run_id("img-b"), &remove).unwrap();
     assert_eq!(a.target.image, b.target.image, "one name for one build");
     assert_ne!(
         a.target.run_image, b.target.run_image,

@@ -54,7 +54,11 @@ async fn nano_redeploy_under_load_drains_restarts_and_counts() {
         deploy.artifact_bytes_total,
         deploy.artifact_bytes_per_unit * arch.unit_count as u64
     );
-    assert!(deploy.artifact_bytes_per_unit > 0);
+    assert_eq!(
+        deploy.artifact_bytes_per_unit,
+        std::fs::metadata(unit_binary()).unwrap().len(),
+        "a unit's artifact is the units' binary"
+    );
     assert!(
         deploy.idle_rss_bytes.values().all(|&rss| rss > 0),
         "{:?}",

@@ -15,7 +15,7 @@ async fn driving_units_started_by_up_matches_a_normal_run() {
         security: Default::default(),
         target: Default::default(),
     };
-    let up = grainbench::up::Up::start(&source, &request, grainbench_binary())
+    let up = grainbench::up::Up::start(&source, &request, unit_binary())
         .await
         .expect("up starts micro");
     let live = &up.live;

@@ -298,7 +298,7 @@ async fn a_compose_export_runs_from_its_files_alone() {
     let run_id = unique_run_id("export");
     // The image and a network, as a run would make them (removed when dropped).
     let run = ContainerRun::prepare(
-        &grainbench_binary(),
+        &unit_binary(),
         &run_id,
         &ContainerOptions {
             remove_image: true,

@@ -167,7 +167,7 @@ async fn under_mutual_tls_a_caller_that_skips_its_sidecar_is_refused() {
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
     let run_id = unique_run_id("mesh-mtls");
     let pki = Arc::new(launch::pki::RunPki::new(SecurityMode::Mtls, &run_id).unwrap());
-    let options = LaunchOptions::new(grainbench_binary(), run_id.clone(), 1.0)
+    let options = LaunchOptions::new(unit_binary(), run_id.clone(), 1.0)
         .with_security(Some(pki.clone()), true)
         .meshed(Mesh::Sidecar);
     let deployment = plan::plan(&source.scenario, &Architecture::Nano)

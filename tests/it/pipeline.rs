@@ -157,7 +157,7 @@ async fn a_unit_that_fails_to_start_is_named_and_nothing_is_left_behind() {
         &wrapper,
         format!(
             "#!/bin/sh\ncase \"$*\" in *'--unit micro-back'*) echo 'simulated failure: disk on fire' >&2; exit 3;; esac\nexec '{}' \"$@\"\n",
-            grainbench_binary().display()
+            unit_binary().display()
         ),
     )
     .unwrap();
@@ -235,6 +235,25 @@ fn start_long_cli_run(run_id: &str, out: &std::path::Path) -> std::process::Chil
         "units never came up"
     );
     child
+}
+
+/// Units run `grainbench-unit` (beside the harness, built with it), not the harness's own
+/// binary: their resident memory is a unit's, not the harness's.
+#[test]
+fn units_run_the_units_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_id = unique_run_id("unit-binary");
+    let mut child = start_long_cli_run(&run_id, dir.path());
+    let unit = unit_binary().canonicalize().unwrap();
+    let units = processes_of_run(&run_id);
+    assert!(!units.is_empty());
+    for pid in units {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        assert_eq!(exe, unit, "unit process {pid}");
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(wait_for_no_processes(&run_id, Duration::from_secs(5)).is_empty());
 }
 
 #[test]

@@ -21,7 +21,7 @@ async fn deploy_secured(mode: SecurityMode, test: &str) -> (LiveDeployment, Arc<
     let run_id = unique_run_id(test);
     let pki = Arc::new(RunPki::new(mode, &run_id).unwrap());
     let options = LaunchOptions::new(
-        grainbench_binary(),
+        unit_binary(),
         run_id,
         grain_runtime::work::measure_iterations_per_us(),
     )
@@ -269,7 +269,7 @@ async fn up_under_mtls_and_tokens_prints_what_curl_needs() {
         security: SecurityMode::MtlsToken,
         target: Default::default(),
     };
-    let up = grainbench::up::Up::start(&source, &request, grainbench_binary())
+    let up = grainbench::up::Up::start(&source, &request, unit_binary())
         .await
         .expect("a secured monolith comes up");
     let live = &up.live;

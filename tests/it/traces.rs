@@ -221,7 +221,11 @@ async fn trace_overhead_deploys_each_cut_untraced_and_traced_and_compares_them()
     let out = tempfile::tempdir().unwrap();
     let mut options = short_run_options("traces-overhead", out.path());
     options.architectures = vec![Architecture::Nano, Architecture::Monolith];
-    options.repeat = 2;
+    // Each comparison needs one round in which both its deployments' steps are valid. A
+    // step of 30 requests is invalid after a single 1 ms stall of the generator, common
+    // while the other tests load the machine: with 2 rounds, a pair sometimes had none
+    // (the section was missing); 4 rounds leave room by design.
+    options.repeat = 4;
     options.trace = Some(TraceOptions {
         sample: 0.5,
         otlp: None,

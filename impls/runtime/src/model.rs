@@ -128,7 +128,7 @@ pub enum UnitRole {
     State { store: StoreDef },
 }
 
-/// Everything a unit process needs to start, passed as `grainbench unit --spec <json>`.
+/// Everything a unit process needs to start, passed as `grainbench-unit unit --spec <json>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnitSpec {
     /// Unit name, unique within a deployment (used in logs and errors).

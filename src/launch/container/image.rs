@@ -1,5 +1,5 @@
-//! The images a containerised run uses, built offline from this very binary: `FROM
-//! scratch` with the `grainbench` binary and exactly the shared libraries `ldd` says it
+//! The images a containerised run uses, built offline from the units' binary: `FROM
+//! scratch` with `grainbench-unit` and exactly the shared libraries `ldd` says it
 //! needs (plus glibc's name-service modules and an `nsswitch.conf`), and for a mesh a
 //! second one with HAProxy beside it. Nothing is pulled from a registry.
 
@@ -74,7 +74,7 @@ fn build_image_with(
             .map_err(ContainerError::Context)
     };
     std::fs::create_dir_all(root.join("etc")).map_err(ContainerError::Context)?;
-    std::fs::copy(binary, root.join("grainbench")).map_err(ContainerError::Context)?;
+    std::fs::copy(binary, root.join("grainbench-unit")).map_err(ContainerError::Context)?;
     let mut libs = libraries(binary)?;
     for (path, name) in extra {
         std::fs::copy(path, root.join(name)).map_err(ContainerError::Context)?;
@@ -103,7 +103,7 @@ fn build_image_with(
     std::fs::write(root.join("etc/nsswitch.conf"), "hosts: files dns\n")
         .map_err(ContainerError::Context)?;
     let dockerfile = format!(
-        "FROM scratch\nCOPY root/ /\nUSER {UNIT_USER}:{UNIT_USER}\nENTRYPOINT [\"/grainbench\"]\n"
+        "FROM scratch\nCOPY root/ /\nUSER {UNIT_USER}:{UNIT_USER}\nENTRYPOINT [\"/grainbench-unit\"]\n"
     );
     std::fs::write(context.path().join("Dockerfile"), dockerfile)
         .map_err(ContainerError::Context)?;

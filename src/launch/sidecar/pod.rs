@@ -12,7 +12,7 @@
 //! - A replacement unit joins the same namespace on the other port (9091), is checked
 //!   through the staging listener, then the sidecar is repointed at it: the sidecar stays
 //!   while its unit is replaced, as in a pod.
-//! - Inside the container, `grainbench sidecar-proxy` supervises HAProxy: it takes its
+//! - Inside the container, `grainbench-unit sidecar-proxy` supervises HAProxy: it takes its
 //!   configuration and files on stdin (written to memory-only files, nothing on disk),
 //!   starts the proxy with the parent-death signal, says `ready` once the proxy listens,
 //!   and stops it when its stdin closes. The harness holds that stdin through
@@ -346,7 +346,7 @@ impl Sidecar {
     }
 }
 
-/// The `grainbench sidecar-proxy` entry, inside a sidecar container: takes the order on
+/// The `grainbench-unit sidecar-proxy` entry, inside a sidecar container: takes the order on
 /// stdin, runs HAProxy from memory-only files, says `ready` once it listens, and stops it
 /// when stdin closes (the harness is gone or done) or exits with it.
 pub fn supervise() -> Result<(), SupervisorError> {

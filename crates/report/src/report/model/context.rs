@@ -138,7 +138,7 @@ pub(super) fn methodology(results: &RunResults) -> Vec<Fact> {
                 memory.as_deref().unwrap_or("no")
             ),
         };
-        facts.push(fact("Deployment", format!("Every unit process ran as a container of {} ({:.1} MiB, built FROM scratch from this binary and the libraries it loads), on the bridge network {} made for the run, reaching the others by container name; the driver reached the entry units through ports published on 127.0.0.1. Cold start is docker run to /health ready; memory and CPU come from /proc of each container's process; {limits}.", c.image, c.image_bytes as f64 / 1048576.0, c.network)));
+        facts.push(fact("Deployment", format!("Every unit process ran as a container of {} ({:.1} MiB, built FROM scratch from the units' binary and the libraries it loads), on the bridge network {} made for the run, reaching the others by container name; the driver reached the entry units through ports published on 127.0.0.1. Cold start is docker run to /health ready; memory and CPU come from /proc of each container's process; {limits}.", c.image, c.image_bytes as f64 / 1048576.0, c.network)));
     }
     facts
 }
