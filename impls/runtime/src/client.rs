@@ -12,11 +12,15 @@ use crate::wire::{
 };
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::Uri;
 use hyper::{HeaderMap, Method, Request, StatusCode};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 use std::time::Duration;
 
 /// Why a call failed, by class (the driver counts errors per class).
@@ -69,7 +73,7 @@ pub struct Reply {
 /// Pooled HTTP/1.1 client, plaintext or over the run's TLS; cheap to clone.
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    inner: Client<Connector, Full<Bytes>>,
     timeout: Duration,
     network: Arc<NetworkModel>,
     mode: SecurityMode,
@@ -243,26 +247,57 @@ pub(crate) enum Http {
     Two,
 }
 
-/// A caller's connector: TCP without Nagle, under `security`'s TLS (plaintext without
-/// it), offering `http` (by ALPN under TLS).
+/// A caller's connector: TCP without Nagle, under TLS ([`Connector::Tls`]) or not. A
+/// plaintext caller builds no TLS configuration at all: that code then never runs, nor is
+/// it mapped into the unit's memory at start.
+#[derive(Clone)]
+pub(crate) enum Connector {
+    Plain(HttpConnector),
+    Tls(HttpsConnector<HttpConnector>),
+}
+
+impl tower::Service<Uri> for Connector {
+    type Response = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+    type Error = BoxError;
+    type Future = <HttpsConnector<HttpConnector> as tower::Service<Uri>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match self {
+            Connector::Plain(tcp) => tcp.poll_ready(cx).map_err(Into::into),
+            Connector::Tls(tls) => tls.poll_ready(cx),
+        }
+    }
+
+    fn call(&mut self, to: Uri) -> Self::Future {
+        match self {
+            Connector::Plain(tcp) => {
+                let connecting = tcp.call(to);
+                Box::pin(async move { Ok(MaybeHttpsStream::Http(connecting.await?)) })
+            }
+            Connector::Tls(tls) => tls.call(to),
+        }
+    }
+}
+
+/// A caller's connector under `security`'s TLS (plaintext without it), offering `http`
+/// (by ALPN under TLS).
 pub(crate) fn connector(
     security: Option<&Credentials>,
     http: Http,
-) -> Result<HttpsConnector<HttpConnector>, SecurityError> {
+) -> Result<Connector, SecurityError> {
     let mut tcp = HttpConnector::new();
     tcp.set_nodelay(true);
     tcp.enforce_http(false);
-    let tls = match security.filter(|c| c.mode.tls()) {
-        Some(c) => client_config(c)?,
-        None => plaintext_only(),
+    let Some(credentials) = security.filter(|c| c.mode.tls()) else {
+        return Ok(Connector::Plain(tcp));
     };
     let builder = HttpsConnectorBuilder::new()
-        .with_tls_config((*tls).clone())
+        .with_tls_config((*client_config(credentials)?).clone())
         .https_or_http();
-    Ok(match http {
+    Ok(Connector::Tls(match http {
         Http::One => builder.enable_http1().wrap_connector(tcp),
         Http::Two => builder.enable_http2().wrap_connector(tcp),
-    })
+    }))
 }
 
 /// A client builder's pool: idle connections kept 30 s, or none without keep-alive.
@@ -297,23 +332,6 @@ pub(crate) fn call_token(
     let (key, caller) = token?;
     let callee = crate::model::unit_of_process(&to.unit);
     Some(key.sign(caller, callee, path, unix_now() + TOKEN_LIFETIME_S))
-}
-
-/// The TLS configuration of a plaintext client: never used (its URLs are `http`), so it
-/// trusts nothing.
-pub(crate) fn plaintext_only() -> Arc<rustls::ClientConfig> {
-    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default protocol versions")
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-            Arc::new(config)
-        })
-        .clone()
 }
 
 fn classify(addr: &str, error: &hyper_util::client::legacy::Error) -> CallError {
@@ -354,5 +372,37 @@ pub fn hops_from_headers(headers: &HeaderMap) -> Hops {
     Hops {
         service: read(SERVICE_HOPS_HEADER),
         state: read(STATE_HOPS_HEADER),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credentials(mode: SecurityMode) -> Credentials {
+        Credentials {
+            mode,
+            run: "r".into(),
+            identity: "u".into(),
+            ca_pem: String::new(),
+            cert_pem: String::new(),
+            key_pem: String::new(),
+            token_key: String::new(),
+        }
+    }
+
+    /// A plaintext caller (no security, or tokens alone) builds no TLS configuration; a
+    /// TLS mode does (here from empty PEMs, so it fails: it was tried).
+    #[test]
+    fn only_a_tls_mode_builds_a_tls_connector() {
+        for security in [None, Some(credentials(SecurityMode::Token))] {
+            for http in [Http::One, Http::Two] {
+                let built = connector(security.as_ref(), http).expect("plaintext builds");
+                assert!(matches!(built, Connector::Plain(_)), "{security:?}");
+            }
+        }
+        for mode in [SecurityMode::Tls, SecurityMode::Mtls, SecurityMode::MtlsToken] {
+            assert!(connector(Some(&credentials(mode)), Http::One).is_err(), "{mode:?}");
+        }
     }
 }

@@ -8,7 +8,9 @@
 //! address (hyper's pool), multiplexing their calls over it.
 
 use super::{Call, CallReply, Codec, Handlers};
-use crate::client::{across, call_token, caller_token, connector, pooled, CallerToken, Http};
+use crate::client::{
+    across, call_token, caller_token, connector, pooled, CallerToken, Connector, Http,
+};
 use crate::client::{CallError, Reply};
 use crate::model::Endpoint;
 use crate::network::NetworkModel;
@@ -17,8 +19,7 @@ use crate::tls_listener::TlsPeer;
 use crate::wire::Hops;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -164,7 +165,7 @@ impl tonic::server::UnaryService<CallRequest> for UnitCalls {
 /// The `grpc` transport's caller side; cheap to clone.
 #[derive(Clone)]
 pub struct GrpcClient {
-    http: Client<HttpsConnector<HttpConnector>, tonic::body::Body>,
+    http: Client<Connector, tonic::body::Body>,
     scheme: &'static str,
     timeout: Duration,
     token: CallerToken,
