@@ -33,7 +33,7 @@ enum Command {
 }
 
 const USAGE: &str = "usage: grainbench-unit unit --spec SPEC [--routes FILE] [--run-id ID] \
-                     [--unit NAME] | sidecar-proxy [--run-id ID] | --build-id";
+                     [--unit NAME] | sidecar-proxy [--run-id ID] | --build-id | --help";
 
 /// Reads the arguments after the program's name.
 fn parse(args: &[String]) -> Result<Command, String> {

@@ -19,9 +19,10 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 use std::time::Duration;
+
+/// What a connector's failure is, as hyper-util takes it.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a call failed, by class (the driver counts errors per class).
 #[derive(Debug, thiserror::Error)]
@@ -401,8 +402,15 @@ mod tests {
                 assert!(matches!(built, Connector::Plain(_)), "{security:?}");
             }
         }
-        for mode in [SecurityMode::Tls, SecurityMode::Mtls, SecurityMode::MtlsToken] {
-            assert!(connector(Some(&credentials(mode)), Http::One).is_err(), "{mode:?}");
+        for mode in [
+            SecurityMode::Tls,
+            SecurityMode::Mtls,
+            SecurityMode::MtlsToken,
+        ] {
+            assert!(
+                connector(Some(&credentials(mode)), Http::One).is_err(),
+                "{mode:?}"
+            );
         }
     }
 }
