@@ -352,7 +352,8 @@ fn classify(addr: &str, error: &hyper_util::client::legacy::Error) -> CallError 
     }
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// A reply header's value, when it is text.
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 

@@ -80,10 +80,7 @@ impl DirectCalls for State {
                 other => return CallReply::failure(404, format!("no state path {other}")),
             };
             match answered {
-                Ok(body) => CallReply {
-                    body: Bytes::from(body),
-                    ..CallReply::failure(StatusCode::OK.as_u16(), String::new())
-                },
+                Ok(body) => CallReply::ok(Bytes::from(body)),
                 Err(text) => CallReply::failure(StatusCode::BAD_REQUEST.as_u16(), text),
             }
         })

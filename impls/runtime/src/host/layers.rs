@@ -249,10 +249,7 @@ mod tests {
         fn serve<'a>(&'a self, _: &'a str, _: Codec, body: Bytes) -> BoxFuture<'a, CallReply> {
             Box::pin(async move {
                 self.0.fetch_add(1, Ordering::SeqCst);
-                CallReply {
-                    body,
-                    ..CallReply::failure(200, String::new())
-                }
+                CallReply::ok(body)
             })
         }
     }

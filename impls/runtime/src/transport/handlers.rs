@@ -6,7 +6,7 @@
 //! through the unit's router as the HTTP request it stands for.
 
 use super::{Call, CallReply, Codec};
-use crate::client::{hops_from_headers, retries_from_headers};
+use crate::client::{header_str, hops_from_headers, retries_from_headers};
 use crate::tls_listener::TlsPeer;
 use crate::wire::{DIGEST_HEADER, FAILED_UNIT_HEADER};
 use bytes::Bytes;
@@ -130,13 +130,7 @@ async fn through_router(
         Ok(collected) => collected.to_bytes(),
         Err(error) => return CallReply::failure(500, format!("reply body failed: {error}")),
     };
-    let header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+    let header = |name: &str| header_str(&parts.headers, name).map(str::to_string);
     CallReply {
         status: parts.status.as_u16(),
         hops: hops_from_headers(&parts.headers),

@@ -71,6 +71,14 @@ pub struct CallReply {
 }
 
 impl CallReply {
+    /// A plain 200 carrying `body`, no hops, digest or blame (a state unit's answer).
+    pub fn ok(body: Bytes) -> Self {
+        CallReply {
+            body,
+            ..CallReply::failure(200, String::new())
+        }
+    }
+
     /// A reply made by the transport itself (the handler was never reached).
     pub fn failure(status: u16, message: String) -> Self {
         CallReply {
