@@ -38,7 +38,8 @@ use crate::driver;
 use crate::launch::LaunchError;
 use crate::plan::Architecture;
 use crate::results::{
-    ContainerInfo, HopCalibration, NetworkInfo, RunMeta, RunResults, ScenarioInfo, SCHEMA_VERSION,
+    ContainerInfo, HopCalibration, NetworkInfo, RoundFloor, RunMeta, RunResults, ScenarioInfo,
+    SCHEMA_VERSION,
 };
 use crate::scenario::ScenarioSource;
 use arch::ArchRun;
@@ -152,13 +153,6 @@ async fn run_into(
         RunError::Containers(error)
     })?;
     results.meta.containers = env.container_target().map(|t| container_info(&t));
-    match measure_bare_hop(resolved, cancel).await {
-        Ok(calibration) => results.network.hop_calibration = Some(calibration),
-        Err(error) => {
-            tracing::warn!(%error, "bare-hop calibration failed; the run goes on without it");
-            results.network.hop_calibration_error = Some(error.to_string());
-        }
-    }
     let with_capacity = sweep_up_to_capacity(resolved, results, cancel).await;
     let resolved = with_capacity.as_ref().unwrap_or(resolved);
     if cancel.is_cancelled() {
@@ -191,9 +185,21 @@ async fn run_into(
         .precision
         .map_or(orders.len(), |_| options.most_rounds());
     let rounds_started = std::time::Instant::now();
+    let mut calibrations = Vec::new();
     for (round, order) in orders.iter().enumerate() {
         if round >= rounds {
             break;
+        }
+        measure_floors(
+            resolved,
+            round,
+            cancel,
+            &mut calibrations,
+            &mut results.network,
+        )
+        .await;
+        if cancel.is_cancelled() {
+            return Err(RunError::Interrupted);
         }
         let cuts: Vec<&Architecture> = specs.iter().map(|s| &s.plan().architecture).collect();
         let order = variant_order(&cuts, order, round);
@@ -386,23 +392,56 @@ fn new_results(
     }
 }
 
-/// Measures a bare hop without and with `network` before the architectures run.
-async fn measure_bare_hop(
+/// This machine's floors at the start of `round`, added to `network`: the bare hop,
+/// measured without and with the network model (the first round's calibration is the
+/// run's; every round's adds to its repetitions, `calibrations`), and the least hop. The
+/// hop ledger divides each round's per-hop figures by the floors of the same round. The
+/// run goes on without a floor that failed.
+async fn measure_floors(
     resolved: &Resolved,
+    round: usize,
     cancel: &CancellationToken,
-) -> Result<HopCalibration, delays::NetworkError> {
-    let (network, options) = (resolved.network(), &resolved.options);
-    tracing::info!(network = %network.name, "measuring a bare hop's round trip");
-    let repetitions = options.repeat.clamp(1, MAX_HOP_REPETITIONS);
-    let mut calibrations = Vec::with_capacity(repetitions);
-    for _ in 0..repetitions {
-        let calibrated = tokio::select! {
-            calibrated = delays::measure_bare_hop(network, &options.unit_binary, &options.run_id, cancel) => calibrated,
-            // The unit is killed on drop; the caller notices the cancellation.
-            _ = cancel.cancelled() => Err(delays::NetworkError::Interrupted),
-        };
-        calibrations.push(calibrated?);
+    calibrations: &mut Vec<HopCalibration>,
+    network: &mut NetworkInfo,
+) {
+    let options = &resolved.options;
+    tracing::info!(round = round + 1, network = %resolved.network().name, "measuring this machine's floors: a bare hop, the least hop");
+    let calibrated = tokio::select! {
+        calibrated = delays::measure_bare_hop(resolved.network(), &options.unit_binary, &options.run_id, cancel) => calibrated,
+        // The unit is killed on drop; the caller notices the cancellation.
+        _ = cancel.cancelled() => Err(delays::NetworkError::Interrupted),
+    };
+    let bare_hop_p50_us = match calibrated {
+        Ok(calibration) => {
+            let p50 = calibration.loopback_us.p50 as f64;
+            calibrations.push(calibration);
+            Some(p50)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "bare-hop calibration failed; the run goes on without it");
+            if network.hop_calibration.is_none() {
+                network.hop_calibration_error = Some(error.to_string());
+            }
+            None
+        }
+    };
+    if let Some(first) = calibrations.first() {
+        network.hop_calibration = Some(over_rounds(first, calibrations));
+        network.hop_calibration_error = None;
     }
+    let least_hop = match cancel.is_cancelled() {
+        true => None,
+        false => measure_hop_floor(resolved.floor_rate()).await,
+    };
+    network.floors.push(RoundFloor {
+        round,
+        bare_hop_p50_us,
+        least_hop,
+    });
+}
+
+/// The first calibration with its loopback p50 and added p50 over all of them.
+fn over_rounds(first: &HopCalibration, calibrations: &[HopCalibration]) -> HopCalibration {
     let loopback: Vec<f64> = calibrations
         .iter()
         .map(|c| c.loopback_us.p50 as f64)
@@ -411,11 +450,11 @@ async fn measure_bare_hop(
         .iter()
         .filter_map(|c| c.measured_added_p50_us)
         .collect();
-    let mut first = calibrations.swap_remove(0);
-    first.loopback_p50_over_rounds = crate::stats::geometric(&loopback);
-    first.added_p50_over_rounds = crate::stats::estimate(&added);
-    first.floor = measure_hop_floor(resolved.floor_rate()).await;
-    Ok(first)
+    HopCalibration {
+        loopback_p50_over_rounds: crate::stats::geometric(&loopback),
+        added_p50_over_rounds: crate::stats::estimate(&added),
+        ..first.clone()
+    }
 }
 
 /// A rate sweep stops at the driver's capacity unless `--max-rate` says where: measured
@@ -467,9 +506,6 @@ async fn measure_hop_floor(rate: u32) -> Option<crate::results::HopFloor> {
         }
     }
 }
-
-/// The bare-hop calibration is repeated once per round, up to this many times.
-const MAX_HOP_REPETITIONS: usize = 3;
 
 /// The deployments of one round, in the round's order of cuts (`order`): a cut's variants
 /// (security modes, transports) back to back, so their comparison shares the moment, in

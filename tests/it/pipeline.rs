@@ -32,6 +32,16 @@ async fn all_architectures_run_with_static_hops_and_equal_digests() {
     let repeated = hop.loopback_p50_over_rounds.expect("repeated per round");
     assert_eq!(repeated.rounds, 2);
     assert!(repeated.interval().is_some());
+    // The hop ledger's floors, measured at the start of each round.
+    let floors = &results.network.floors;
+    assert_eq!(floors.iter().map(|f| f.round).collect::<Vec<_>>(), [0, 1]);
+    assert!(
+        floors
+            .iter()
+            .all(|f| f.bare_hop_p50_us.is_some() && f.least_hop.is_some()),
+        "{floors:?}"
+    );
+    assert!(hop.floor.is_none(), "the floor is per round now");
     assert_eq!(results.meta.round_orders.len(), 2);
     for arch in &results.architectures {
         let rates = source.scenario.load.rates.len();

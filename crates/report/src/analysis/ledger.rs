@@ -7,11 +7,16 @@
 //!
 //! The denominators are this machine's, from the same run: the bare hop's round trip (the
 //! driver against a unit that does nothing) and the least hop's CPU (the least client
-//! against the least server, `results.network.hop_calibration.floor`). The units' CPU per
-//! hop is split into the kernel's part (system time) and the body codec's part.
+//! against the least server), both measured at the start of every round
+//! (`results.network.floors`). Each round's per-hop figure is divided by its own round's
+//! floor, and the ratio's interval is taken over those per-round ratios: it carries the
+//! floor's noise, and a machine slower in one round is slower for both. Runs from before
+//! the floors were measured per round measured them once; their ratios take that floor
+//! as exact ([`HopCosts::floors_per_round`] says which). The units' CPU per hop is split
+//! into the kernel's part (system time) and the body codec's part.
 
 use super::rounds;
-use crate::results::{ArchitectureResult, Estimate, RunResults, StepResult};
+use crate::results::{ArchitectureResult, Estimate, RoundFloor, RunResults, StepResult};
 use crate::stats;
 
 /// Fewer extra hops than this per request: too few to divide by.
@@ -21,10 +26,14 @@ const MIN_EXTRA_HOPS: f64 = 0.5;
 #[derive(Debug, Clone, PartialEq)]
 pub struct HopCosts<'a> {
     pub rate: u32,
-    /// The bare hop's round trip p50, µs, from the same run.
-    pub round_trip_floor_us: Option<f64>,
-    /// The least hop's CPU per request (client and server), µs, when it held its rate.
-    pub cpu_floor_us: Option<f64>,
+    /// The bare hop's round trip p50, µs, over the rounds (geometric mean).
+    pub round_trip_floor_us: Option<Estimate>,
+    /// The least hop's CPU per request (client and server), µs, over the rounds in which
+    /// it held its rate (geometric mean).
+    pub cpu_floor_us: Option<Estimate>,
+    /// Whether the floors were measured in every round (the ratios are per round, their
+    /// intervals carry the floors' noise) or once (the ratios take that floor as exact).
+    pub floors_per_round: bool,
     pub hops: Vec<HopCost<'a>>,
 }
 
@@ -41,11 +50,65 @@ pub struct HopCost<'a> {
     pub cpu_us: Option<Estimate>,
     pub kernel_cpu_us: Option<Estimate>,
     pub codec_cpu_us: Option<Estimate>,
+    /// The added p50 over the bare hop's round trip, and the added CPU over the least
+    /// hop's, each round's over its own round's floor.
+    pub latency_to_floor: Option<Estimate>,
+    pub cpu_to_floor: Option<Estimate>,
 }
 
-/// The floors of `results`: the bare hop's round trip p50 and the least hop's CPU, µs.
-fn floors(results: &RunResults) -> (Option<f64>, Option<f64>) {
-    let calibration = results.network.hop_calibration.as_ref();
+/// One of this machine's floors, µs.
+#[derive(Debug, Clone, PartialEq)]
+enum Floor {
+    /// Measured at the start of each of these rounds.
+    PerRound(Vec<(usize, f64)>),
+    /// Measured once, before the rounds (older runs).
+    Once(f64),
+}
+
+impl Floor {
+    /// Its value for `round`.
+    fn at(&self, round: usize) -> Option<f64> {
+        match self {
+            Floor::PerRound(values) => at(values, round),
+            Floor::Once(value) => Some(*value),
+        }
+    }
+
+    /// Over the rounds: the geometric mean (a floor is positive) with its interval.
+    fn over_rounds(&self) -> Option<Estimate> {
+        match self {
+            Floor::PerRound(values) => {
+                stats::geometric(&values.iter().map(|(_, v)| *v).collect::<Vec<_>>())
+            }
+            Floor::Once(value) => Some(Estimate {
+                point: *value,
+                low: None,
+                high: None,
+                rounds: 1,
+            }),
+        }
+    }
+}
+
+/// The floors of `results`: the bare hop's round trip p50 and the least hop's CPU (when
+/// it held its rate), measured in every round, or (older runs) once.
+fn floors(results: &RunResults) -> (Option<Floor>, Option<Floor>) {
+    let network = &results.network;
+    if !network.floors.is_empty() {
+        let per_round = |value: fn(&RoundFloor) -> Option<f64>| {
+            let values: Vec<(usize, f64)> = network
+                .floors
+                .iter()
+                .filter_map(|f| Some((f.round, value(f)?)))
+                .collect();
+            (!values.is_empty()).then_some(Floor::PerRound(values))
+        };
+        return (
+            per_round(|f| f.bare_hop_p50_us),
+            per_round(|f| Some(f.least_hop.as_ref().filter(|h| h.held())?.cpu_us())),
+        );
+    }
+    let calibration = network.hop_calibration.as_ref();
     let round_trip = calibration.map(|c| {
         c.loopback_p50_over_rounds
             .as_ref()
@@ -55,22 +118,41 @@ fn floors(results: &RunResults) -> (Option<f64>, Option<f64>) {
         .and_then(|c| c.floor.as_ref())
         .filter(|f| f.held())
         .map(|f| f.cpu_us());
-    (round_trip, cpu)
+    (round_trip.map(Floor::Once), cpu.map(Floor::Once))
+}
+
+/// `figures` over `floor`, round by round (the rounds that have both), with its interval.
+fn ratio(figures: &[(usize, f64)], floor: Option<&Floor>) -> Option<Estimate> {
+    let floor = floor?;
+    let ratios: Vec<(usize, f64)> = figures
+        .iter()
+        .filter_map(|&(round, x)| Some((round, x / floor.at(round).filter(|f| *f > 0.0)?)))
+        .collect();
+    estimate(&ratios)
+}
+
+/// The value of `round` in `xs`.
+fn at(xs: &[(usize, f64)], round: usize) -> Option<f64> {
+    xs.iter().find(|(r, _)| *r == round).map(|(_, v)| *v)
 }
 
 /// The ledger of `results` at `rate`; `None` when no cut makes enough more hops than
 /// another of its mechanism.
 pub fn hop_costs(results: &RunResults, rate: u32) -> Option<HopCosts<'_>> {
-    let (round_trip_floor_us, cpu_floor_us) = floors(results);
+    let (round_trip, cpu) = floors(results);
     let hops: Vec<HopCost> = results
         .architectures
         .iter()
-        .filter_map(|cut| hop_cost(cut, reference_of(results, cut, rate)?, rate))
+        .filter_map(|cut| {
+            let reference = reference_of(results, cut, rate)?;
+            hop_cost(cut, reference, rate, (round_trip.as_ref(), cpu.as_ref()))
+        })
         .collect();
-    (!hops.is_empty()).then_some(HopCosts {
+    (!hops.is_empty()).then(|| HopCosts {
         rate,
-        round_trip_floor_us,
-        cpu_floor_us,
+        round_trip_floor_us: round_trip.as_ref().and_then(Floor::over_rounds),
+        cpu_floor_us: cpu.as_ref().and_then(Floor::over_rounds),
+        floors_per_round: !results.network.floors.is_empty(),
         hops,
     })
 }
@@ -95,20 +177,18 @@ fn hops_per_round(arch: &ArchitectureResult, rate: u32) -> Vec<(usize, f64)> {
     arch.per_round(rate, |s| Some(s.hops.mean_total))
 }
 
-/// Per round both ran: (figure difference) / (extra hops); the extra hops' mean.
+/// Per round both ran: (round, figure difference / extra hops); the extra hops' mean.
 fn per_hop(
     arch: &ArchitectureResult,
     reference: &ArchitectureResult,
     rate: u32,
     figure: impl Fn(&StepResult) -> Option<f64> + Copy,
-) -> (Vec<f64>, f64) {
+) -> (Vec<(usize, f64)>, f64) {
     let (a_hops, r_hops) = (hops_per_round(arch, rate), hops_per_round(reference, rate));
     let (a_fig, r_fig) = (
         arch.per_round(rate, figure),
         reference.per_round(rate, figure),
     );
-    let at =
-        |xs: &[(usize, f64)], round: usize| xs.iter().find(|(r, _)| *r == round).map(|(_, v)| *v);
     let mut per = Vec::new();
     let mut extras = Vec::new();
     for &(round, hops) in &a_hops {
@@ -118,7 +198,7 @@ fn per_hop(
         extras.push(extra);
         if let (Some(x), Some(y)) = (at(&a_fig, round), at(&r_fig, round)) {
             if extra >= MIN_EXTRA_HOPS {
-                per.push((x - y) / extra);
+                per.push((round, (x - y) / extra));
             }
         }
     }
@@ -130,21 +210,117 @@ fn hop_cost<'a>(
     cut: &'a ArchitectureResult,
     reference: &'a ArchitectureResult,
     rate: u32,
+    (round_trip, cpu_floor): (Option<&Floor>, Option<&Floor>),
 ) -> Option<HopCost<'a>> {
     let (latency, extra_hops) = per_hop(cut, reference, rate, |s| Some(s.latency_us.p50 as f64));
     if extra_hops < MIN_EXTRA_HOPS {
         return None;
     }
-    let of = |figure: fn(&StepResult) -> Option<f64>| {
-        stats::estimate(&per_hop(cut, reference, rate, figure).0)
-    };
+    let (cpu, _) = per_hop(cut, reference, rate, |s| s.units_cpu_us_per_request);
+    let of =
+        |figure: fn(&StepResult) -> Option<f64>| estimate(&per_hop(cut, reference, rate, figure).0);
     Some(HopCost {
         cut,
         reference,
         extra_hops,
-        latency_us: stats::estimate(&latency),
-        cpu_us: of(|s| s.units_cpu_us_per_request),
+        latency_us: estimate(&latency),
+        cpu_us: estimate(&cpu),
         kernel_cpu_us: of(|s| s.units_system_cpu_us_per_request),
         codec_cpu_us: of(|s| s.units_codec_cpu_us_per_request),
+        latency_to_floor: ratio(&latency, round_trip),
+        cpu_to_floor: ratio(&cpu, cpu_floor),
     })
+}
+
+/// The mean over the rounds of per-round figures, with its interval.
+fn estimate(per_round: &[(usize, f64)]) -> Option<Estimate> {
+    let values: Vec<f64> = per_round.iter().map(|(_, v)| *v).collect();
+    stats::estimate(&values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{HopFloor, Percentiles};
+
+    fn rounds_fixture() -> RunResults {
+        serde_json::from_str(include_str!(
+            "../../../../tests/fixtures/results-rounds.json"
+        ))
+        .unwrap()
+    }
+
+    fn least_hop(cpu_us: f64, achieved_rps: f64) -> HopFloor {
+        HopFloor {
+            rate_rps: 200,
+            requests: 400,
+            achieved_rps,
+            client_cpu_us: cpu_us / 2.0,
+            server_cpu_us: cpu_us / 2.0,
+            round_trip_us: Percentiles::default(),
+        }
+    }
+
+    /// Each round's per-hop CPU over the floor of the same round: a floor that moves with
+    /// the machine (here in proportion to nano's per-hop CPU) gives the same ratio every
+    /// round, an interval of width zero, where dividing by one floor for all rounds would
+    /// have kept the rounds' spread.
+    #[test]
+    fn each_round_is_divided_by_its_own_round_s_floor() {
+        let mut results = rounds_fixture();
+        let rate = crate::stats::verdict_rate(&results.architectures).unwrap();
+        let (cpu, spread) = {
+            let once = hop_costs(&results, rate).unwrap();
+            assert!(!once.floors_per_round);
+            let nano = once.hops.iter().find(|h| h.cut.label() == "nano").unwrap();
+            let (cpu, _) = per_hop(nano.cut, nano.reference, rate, |s| {
+                s.units_cpu_us_per_request
+            });
+            (cpu, nano.cpu_to_floor.unwrap())
+        };
+        assert!(cpu.len() >= 2, "the fixture has rounds: {cpu:?}");
+        assert!(spread.high > spread.low, "{spread:?}");
+        results.network.floors = cpu
+            .iter()
+            .map(|&(round, per_hop)| RoundFloor {
+                round,
+                bare_hop_p50_us: Some(70.0 + round as f64),
+                least_hop: Some(least_hop(per_hop / 2.5, 200.0)),
+            })
+            .collect();
+        let paired = hop_costs(&results, rate).unwrap();
+        assert!(paired.floors_per_round);
+        let nano = paired
+            .hops
+            .iter()
+            .find(|h| h.cut.label() == "nano")
+            .unwrap();
+        let ratio = nano.cpu_to_floor.unwrap();
+        assert!((ratio.point - 2.5).abs() < 1e-9, "{ratio:?}");
+        let (low, high) = ratio.interval().unwrap();
+        assert!((high - low).abs() < 1e-9, "{ratio:?}");
+        assert_eq!(paired.cpu_floor_us.unwrap().rounds, cpu.len());
+        assert_eq!(paired.round_trip_floor_us.unwrap().rounds, cpu.len());
+    }
+
+    /// A round whose least hop fell behind its rate has no CPU floor: its ratio is left
+    /// out, not divided by a floor that is no floor.
+    #[test]
+    fn a_round_whose_least_hop_fell_behind_has_no_ratio() {
+        let mut results = rounds_fixture();
+        let rate = crate::stats::verdict_rate(&results.architectures).unwrap();
+        results.network.floors = (0..3)
+            .map(|round| RoundFloor {
+                round,
+                bare_hop_p50_us: None,
+                least_hop: Some(least_hop(40.0, if round == 1 { 150.0 } else { 200.0 })),
+            })
+            .collect();
+        let costs = hop_costs(&results, rate).unwrap();
+        assert_eq!(costs.cpu_floor_us.unwrap().rounds, 2);
+        assert!(costs.round_trip_floor_us.is_none());
+        let nano = costs.hops.iter().find(|h| h.cut.label() == "nano").unwrap();
+        assert!(nano.latency_to_floor.is_none());
+        assert_eq!(nano.cpu_to_floor.unwrap().rounds, 2);
+    }
 }

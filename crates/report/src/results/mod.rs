@@ -157,6 +157,25 @@ pub struct NetworkInfo {
     pub hop_calibration: Option<HopCalibration>,
     /// Why the hop calibration is missing, when it is.
     pub hop_calibration_error: Option<String>,
+    /// The hop ledger's denominators, measured again at the start of every round, so that
+    /// each round's per-hop figures are set against the floor of their own moment (absent
+    /// from runs before they were measured per round: those measured the least hop once,
+    /// `hop_calibration.floor`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub floors: Vec<RoundFloor>,
+}
+
+/// This machine's floors at the start of one round: the bare hop's round trip (the driver
+/// against a unit that does nothing) and the least hop (a client and a server that do
+/// nothing else).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundFloor {
+    /// The round (from 0) it was measured at the start of.
+    pub round: usize,
+    /// The bare hop's round trip p50 on raw loopback, µs (none if it failed).
+    pub bare_hop_p50_us: Option<f64>,
+    /// The least hop (none if it failed).
+    pub least_hop: Option<HopFloor>,
 }
 
 /// One bare hop (driver → a unit that does nothing → driver), measured open loop on raw
@@ -175,15 +194,17 @@ pub struct HopCalibration {
     pub measured_added_p50_us: Option<f64>,
     /// How late the driver released the modelled hop's delayed messages.
     pub delay_error: Option<DelayErrorSummary>,
-    /// The calibration is repeated once per round (up to three): its loopback p50 and the
-    /// p50 the model added, over those repetitions, with their intervals.
+    /// The calibration is repeated at the start of every round (older runs repeated it up
+    /// to three times before the first): its loopback p50 and the p50 the model added, over
+    /// those repetitions, with their intervals.
     #[serde(default)]
     pub loopback_p50_over_rounds: Option<Estimate>,
     #[serde(default)]
     pub added_p50_over_rounds: Option<Estimate>,
-    /// This machine's floor for one hop, measured in the same run: the least client and
-    /// the least server (absent from runs before it was measured, or if it failed).
-    #[serde(default)]
+    /// This machine's floor for one hop, measured once in the same run: the least client
+    /// and the least server (runs since the floors are measured every round have them in
+    /// [`NetworkInfo::floors`] instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub floor: Option<HopFloor>,
 }
 

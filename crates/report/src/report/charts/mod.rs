@@ -14,7 +14,7 @@ use draw::{line_chart, log_y_chart, rgb, short_number, IntoRgb, Series};
 
 use super::model::{colour, valid_step_at, ReportModel};
 use crate::analysis::Analysis;
-use crate::results::{decode_histogram, ArchitectureResult, RunResults, StepMode};
+use crate::results::{decode_histogram, ArchitectureResult, Estimate, RunResults, StepMode};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::Serialize;
@@ -486,7 +486,7 @@ fn place_labels(mut labels: Vec<((i32, i32), String)>) -> Vec<((i32, i32), Strin
 /// the bare hop's round trip and the least hop's CPU.
 fn ledger(
     ledger: &super::model::ledger::HopLedger,
-    (round_trip, cpu): (Option<f64>, Option<f64>),
+    (round_trip, cpu): (Option<Estimate>, Option<Estimate>),
 ) -> Option<Chart> {
     let mut bars = Vec::new();
     for row in &ledger.rows {
@@ -508,14 +508,14 @@ fn ledger(
         }
     }
     let grey = rgb("#868e96");
-    for (label, value) in [("bare hop", round_trip), ("least hop CPU", cpu)] {
-        if let Some(value) = value {
+    for (label, floor) in [("bare hop", round_trip), ("least hop CPU", cpu)] {
+        if let Some(floor) = floor {
             bars.push(Bar {
                 label: label.into(),
-                value,
+                value: floor.point,
                 stacked: 0.0,
                 colour: grey,
-                interval: None,
+                interval: floor.interval(),
             });
         }
     }
@@ -526,7 +526,7 @@ fn ledger(
             "What one hop adds at {} req/s ({})",
             ledger.rate, ledger.transport
         ),
-        caption: "Per cut, against the cut of its mode with the fewest hops: the p50 latency (dark) and the units' CPU per request (light) one more hop adds, arithmetic means over the rounds (a difference can be near zero) with 95 % intervals; grey, this machine's floor from the same run: the bare hop's round trip p50 and the CPU one request costs the least client and the least server.".into(),
+        caption: "Per cut, against the cut of its mode with the fewest hops: the p50 latency (dark) and the units' CPU per request (light) one more hop adds, arithmetic means over the rounds (a difference can be near zero) with 95 % intervals; grey, this machine's floor from the same run, measured at the start of every round (geometric means with 95 % intervals): the bare hop's round trip p50 and the CPU one request costs the least client and the least server.".into(),
     })
 }
 

@@ -28,11 +28,16 @@ pub(super) fn network_panel(results: &RunResults, rate: Option<u32>) -> NetworkP
         let Some(c) = &network.hop_calibration else {
             return sentence;
         };
+        // Measured at the start of every round; older runs repeated it before the first.
+        let repetitions = match network.floors.is_empty() {
+            true => "repetitions",
+            false => "rounds (measured at the start of each)",
+        };
         let repeated = |label: &str, e: &Option<crate::results::Estimate>| {
             e.filter(|e| e.rounds > 1)
                 .map(|e| {
                     format!(
-                        " {label} over {} repetitions: {} µs.",
+                        " {label} over {} {repetitions}: {} µs.",
                         e.rounds,
                         format::estimate(&e, 0)
                     )

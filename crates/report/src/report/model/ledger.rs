@@ -2,14 +2,15 @@
 //! against the fewest-hop cut of its mechanism, and their ratios to this machine's floors
 //! ([`crate::analysis::ledger`] has the figures and how they are taken).
 //!
-//! Measured: latency, hops and CPU per round, and the floors. Derived: the per-hop
-//! figures (differences over extra hops) and their ratios to the floors (the floor taken
-//! as exact; its own noise is not in the interval). The units' CPU per hop is split into
+//! Measured: latency, hops and CPU per round, and the floors at the start of every round.
+//! Derived: the per-hop figures (differences over extra hops) and their ratios to the
+//! floors, each round's over its own round's floor (older runs measured the floor once,
+//! and their ratios take it as exact). The units' CPU per hop is split into
 //! the kernel's part (system time, `/proc/PID/stat`) and the rest, user space, and the
 //! body codec's part (the units time one encode or decode in 8 on the thread's CPU clock).
 
 use crate::analysis::ledger::{HopCost, HopCosts};
-use crate::results::{Estimate, RunResults};
+use crate::results::{Estimate, HopFloor, RunResults};
 use serde::Serialize;
 
 /// The ledger at the comparison rate.
@@ -60,40 +61,97 @@ pub struct LedgerRow {
 /// The ledger in words.
 pub fn ledger(costs: &HopCosts, results: &RunResults) -> HopLedger {
     let rate = costs.rate;
-    let (round_trip, cpu_floor) = (costs.round_trip_floor_us, costs.cpu_floor_us);
-    let rows: Vec<LedgerRow> = costs
-        .hops
-        .iter()
-        .map(|hop| row(hop, round_trip, cpu_floor))
-        .collect();
-    let mut floor = Vec::new();
-    if let Some(us) = round_trip {
-        floor.push(format!("the bare hop's round trip (the driver against a unit that does nothing): p50 {us:.0} µs"));
-    }
-    match results.network.hop_calibration.as_ref().and_then(|c| c.floor.as_ref()) {
-        Some(f) if f.held() => floor.push(format!(
-            "the least hop (a client and a server that do nothing else, {} req/s{}): {:.1} µs of CPU per request ({:.1} client + {:.1} server), round trip p50 {} µs",
-            f.rate_rps,
-            if f.rate_rps == rate { "" } else { ", not the comparison's rate: CPU per request grows as the rate falls, each wake-up costing more" },
-            f.cpu_us(), f.client_cpu_us, f.server_cpu_us, f.round_trip_us.p50
-        )),
-        Some(f) => floor.push(format!(
-            "the least hop held only {:.0} of {} req/s: no CPU floor",
-            f.achieved_rps, f.rate_rps
-        )),
-        None => floor.push("the least hop's CPU was not measured in this run".into()),
-    }
+    let rows: Vec<LedgerRow> = costs.hops.iter().map(row).collect();
     let transport = transports(&rows).join(", ");
+    let ratios = if costs.floors_per_round {
+        "each round's per-hop figure over the floor measured at the start of the same round, with the 95 % interval of those ratios (it carries the floor's own noise)"
+    } else {
+        "the per-hop figure and its interval over the floor, which this run measured once and the ratio takes as exact"
+    };
     HopLedger {
         rate,
-        floor,
+        floor: floor_sentences(costs, results),
         rows,
-        method: format!("Each cut against the cut of its security mode and transport with the fewest hops per request, round by round at {rate} req/s: (p50 − its p50) / (hops − its hops), and the same for the units' CPU per request; arithmetic means over the rounds (a difference can be near zero) with 95 % intervals (Student's t). The driver spoke HTTP/1.1 + JSON to the entry unit; unit-to-unit hops spoke {transport}, as each row's deployment says."),
+        method: format!("Each cut against the cut of its security mode and transport with the fewest hops per request, round by round at {rate} req/s: (p50 − its p50) / (hops − its hops), and the same for the units' CPU per request; arithmetic means over the rounds (a difference can be near zero) with 95 % intervals (Student's t). The ratios to this machine's floor: {ratios}. The driver spoke HTTP/1.1 + JSON to the entry unit; unit-to-unit hops spoke {transport}, as each row's deployment says."),
         transport,
     }
 }
 
-fn row(hop: &HopCost, round_trip: Option<f64>, cpu_floor: Option<f64>) -> LedgerRow {
+/// The floors as sentences: the bare hop's round trip and the least hop's CPU.
+fn floor_sentences(costs: &HopCosts, results: &RunResults) -> Vec<String> {
+    let mut floor = Vec::new();
+    let per_round = costs.floors_per_round;
+    if let Some(e) = &costs.round_trip_floor_us {
+        floor.push(format!(
+            "the bare hop's round trip (the driver against a unit that does nothing): p50 {}{}",
+            floor_figure(e, 0),
+            floor_taken(e, per_round)
+        ));
+    }
+    let least: Vec<&HopFloor> = match costs.floors_per_round {
+        true => results
+            .network
+            .floors
+            .iter()
+            .filter_map(|f| f.least_hop.as_ref())
+            .collect(),
+        false => results
+            .network
+            .hop_calibration
+            .iter()
+            .filter_map(|c| c.floor.as_ref())
+            .collect(),
+    };
+    let held: Vec<&HopFloor> = least.iter().copied().filter(|f| f.held()).collect();
+    match (&costs.cpu_floor_us, held.first(), least.first()) {
+        (Some(e), Some(f), _) => {
+            let mean = |of: fn(&HopFloor) -> f64| {
+                held.iter().map(|f| of(f)).sum::<f64>() / held.len() as f64
+            };
+            let missed = least.len() - held.len();
+            floor.push(format!(
+                "the least hop (a client and a server that do nothing else, {} req/s{}): {} of CPU per request ({:.1} client + {:.1} server{}), round trip p50 {:.0} µs{}{}",
+                f.rate_rps,
+                if f.rate_rps == costs.rate { "" } else { ", not the comparison's rate: CPU per request grows as the rate falls, each wake-up costing more" },
+                floor_figure(e, 1),
+                mean(|f| f.client_cpu_us),
+                mean(|f| f.server_cpu_us),
+                if held.len() > 1 { ", means over the rounds" } else { "" },
+                mean(|f| f.round_trip_us.p50 as f64),
+                floor_taken(e, per_round),
+                match missed {
+                    0 => String::new(),
+                    n => format!("; in {n} more round(s) it did not hold its rate, and those rounds have no CPU ratio"),
+                }
+            ));
+        }
+        (_, _, Some(f)) => floor.push(format!(
+            "the least hop held only {:.0} of {} req/s: no CPU floor",
+            f.achieved_rps, f.rate_rps
+        )),
+        _ => floor.push("the least hop's CPU was not measured in this run".into()),
+    }
+    floor
+}
+
+/// A floor: `70 [64–77] µs`, `70 µs`.
+fn floor_figure(e: &Estimate, decimals: usize) -> String {
+    match e.interval() {
+        Some((low, high)) => format!("{:.d$} [{low:.d$}–{high:.d$}] µs", e.point, d = decimals),
+        None => format!("{:.d$} µs", e.point, d = decimals),
+    }
+}
+
+/// How a floor was taken, to end its sentence.
+fn floor_taken(e: &Estimate, per_round: bool) -> String {
+    match (per_round, e.rounds) {
+        (false, _) => "; measured before the rounds".into(),
+        (true, 1) => "; measured at the start of the one round".into(),
+        (true, n) => format!("; geometric mean of {n} rounds, each measured at its start"),
+    }
+}
+
+fn row(hop: &HopCost) -> LedgerRow {
     let text = |e: &Option<Estimate>| e.as_ref().map_or("–".into(), signed);
     LedgerRow {
         cut: hop.cut.label(),
@@ -104,8 +162,8 @@ fn row(hop: &HopCost, round_trip: Option<f64>, cpu_floor: Option<f64>) -> Ledger
         cpu: text(&hop.cpu_us),
         kernel_cpu: text(&hop.kernel_cpu_us),
         codec_cpu: text(&hop.codec_cpu_us),
-        latency_to_bare_hop: times(hop.latency_us.as_ref(), round_trip),
-        cpu_to_floor: times(hop.cpu_us.as_ref(), cpu_floor),
+        latency_to_bare_hop: times(hop.latency_to_floor.as_ref()),
+        cpu_to_floor: times(hop.cpu_to_floor.as_ref()),
         latency_us: hop.latency_us,
         cpu_us: hop.cpu_us,
         extra: hop.extra_hops,
@@ -129,19 +187,14 @@ fn micros(e: &Estimate) -> String {
     }
 }
 
-/// `e` over `floor`: `2.1× [1.8–2.4]`.
-fn times(e: Option<&Estimate>, floor: Option<f64>) -> String {
-    let (Some(e), Some(floor)) = (e, floor.filter(|f| *f > 0.0)) else {
+/// A ratio to a floor: `2.1× [1.8–2.4]`, or `2.1×` from one round.
+fn times(e: Option<&Estimate>) -> String {
+    let Some(e) = e else {
         return "–".into();
     };
     match e.interval() {
-        Some((low, high)) => format!(
-            "{:.1}× [{:.1}–{:.1}]",
-            e.point / floor,
-            low / floor,
-            high / floor
-        ),
-        None => format!("{:.1}×", e.point / floor),
+        Some((low, high)) => format!("{:.1}× [{low:.1}–{high:.1}]", e.point),
+        None => format!("{:.1}×", e.point),
     }
 }
 
@@ -302,15 +355,22 @@ mod tests {
     }
 
     #[test]
-    fn ratios_to_the_floor_divide_the_interval_too() {
+    fn a_ratio_to_the_floor_shows_its_interval() {
         let e = Estimate {
-            point: 100.0,
-            low: Some(80.0),
-            high: Some(120.0),
+            point: 2.0,
+            low: Some(1.6),
+            high: Some(2.4),
             rounds: 3,
         };
-        assert_eq!(times(Some(&e), Some(50.0)), "2.0× [1.6–2.4]");
-        assert_eq!(times(Some(&e), None), "–");
+        assert_eq!(times(Some(&e)), "2.0× [1.6–2.4]");
+        assert_eq!(times(None), "–");
+        let one = Estimate {
+            low: None,
+            high: None,
+            rounds: 1,
+            ..e
+        };
+        assert_eq!(times(Some(&one)), "2.0×");
         let below = Estimate {
             point: 2.0,
             low: Some(-5.0),
