@@ -248,6 +248,7 @@ fn render_floor(f: &Floor, c: &Calibration) -> String {
         c.latency_from_send_us.p50, c.latency_from_send_us.p99,
         f.client_latency_us.p50, f.client_latency_us.p99,
     ) + &render_hop_floor(f.hop.as_ref())
+        + &render_event_loop_hop(f.event_loop_hop.as_ref(), f.hop.as_ref())
 }
 
 /// The least hop: the denominator a run's hop ledger divides by.
@@ -265,10 +266,45 @@ fn render_hop_floor(hop: Option<&crate::results::HopFloor>) -> String {
         )
     };
     format!(
-        "  one hop's floor (the least client against the least server, a thread that reads each request and writes a canned reply, {} req/s): {:.2} µs of CPU per request ({:.2} client + {:.2} server), round trip p50 {} µs, p99 {} µs{held}\n",
+        "  one hop's floor (the least client against the least server, a thread that reads each request and writes a canned reply, {} req/s): {:.2} µs of CPU per request ({:.2} client{} + {:.2} server), round trip p50 {} µs, p99 {} µs{held}\n",
         h.rate_rps,
         h.cpu_us(),
         h.client_cpu_us,
+        exchange_part(h),
+        h.server_cpu_us,
+        h.round_trip_us.p50,
+        h.round_trip_us.p99,
+    )
+}
+
+/// `, of it 7.10 from its wake-up to the reply`: the client's CPU without its timer.
+fn exchange_part(h: &crate::results::HopFloor) -> String {
+    h.client_exchange_cpu_us
+        .map(|us| format!(", of it {us:.2} from its wake-up to the reply"))
+        .unwrap_or_default()
+}
+
+/// The least event-loop hop, and what it costs over the least hop.
+fn render_event_loop_hop(
+    hop: Option<&crate::results::HopFloor>,
+    least: Option<&crate::results::HopFloor>,
+) -> String {
+    let Some(h) = hop else {
+        return "  the least event-loop hop could not be measured\n".into();
+    };
+    let over = match least.filter(|l| l.held() && h.held() && l.cpu_us() > 0.0) {
+        Some(l) => format!(", {:.2}× the least hop's CPU", h.cpu_us() / l.cpu_us()),
+        None if !h.held() => format!(
+            " — but it held only {:.0} req/s, so at this rate it is no floor",
+            h.achieved_rps
+        ),
+        None => String::new(),
+    };
+    format!(
+        "  the same hop on event loops (client and server each on a current-thread tokio runtime, no HTTP library): {:.2} µs of CPU per request ({:.2} client{} + {:.2} server), round trip p50 {} µs, p99 {} µs{over}\n",
+        h.cpu_us(),
+        h.client_cpu_us,
+        exchange_part(h),
         h.server_cpu_us,
         h.round_trip_us.p50,
         h.round_trip_us.p99,

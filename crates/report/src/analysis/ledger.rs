@@ -12,11 +12,15 @@
 //! floor, and the ratio's interval is taken over those per-round ratios: it carries the
 //! floor's noise, and a machine slower in one round is slower for both. Runs from before
 //! the floors were measured per round measured them once; their ratios take that floor
-//! as exact ([`HopCosts::floors_per_round`] says which). The units' CPU per hop is split
-//! into the kernel's part (system time) and the body codec's part.
+//! as exact ([`HopCosts::floors_per_round`] says which). Of the least hop's CPU, the least
+//! exchange's is a floor of its own: the least client from just after its timer woke it
+//! to the reply, and the least server. A call between units is woken by a request, not by
+//! a timer, and on this kind of machine a timer's wake-up is most of the least client's
+//! CPU. The units' CPU per hop is split into the kernel's part (system time) and the body
+//! codec's part.
 
 use super::rounds;
-use crate::results::{ArchitectureResult, Estimate, RoundFloor, RunResults, StepResult};
+use crate::results::{ArchitectureResult, Estimate, HopFloor, RoundFloor, RunResults, StepResult};
 use crate::stats;
 
 /// Fewer extra hops than this per request: too few to divide by.
@@ -31,6 +35,11 @@ pub struct HopCosts<'a> {
     /// The least hop's CPU per request (client and server), µs, over the rounds in which
     /// it held its rate (geometric mean).
     pub cpu_floor_us: Option<Estimate>,
+    /// Of it, the least exchange's: the least client's CPU from its wake-up to the reply
+    /// and the least server's, µs (geometric mean over the rounds). A call between units is
+    /// woken by a request, not by a timer, so this is the floor a hop between units is
+    /// measured against most closely (absent from runs before it was measured).
+    pub exchange_floor_us: Option<Estimate>,
     /// Whether the floors were measured in every round (the ratios are per round, their
     /// intervals carry the floors' noise) or once (the ratios take that floor as exact).
     pub floors_per_round: bool,
@@ -54,6 +63,8 @@ pub struct HopCost<'a> {
     /// hop's, each round's over its own round's floor.
     pub latency_to_floor: Option<Estimate>,
     pub cpu_to_floor: Option<Estimate>,
+    /// The added CPU over the least exchange's, each round's over its own round's.
+    pub cpu_to_exchange: Option<Estimate>,
 }
 
 /// One of this machine's floors, µs.
@@ -90,12 +101,22 @@ impl Floor {
     }
 }
 
-/// The floors of `results`: the bare hop's round trip p50 and the least hop's CPU (when
-/// it held its rate), measured in every round, or (older runs) once.
-fn floors(results: &RunResults) -> (Option<Floor>, Option<Floor>) {
+/// This machine's floors in a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Floors {
+    /// The bare hop's round trip p50.
+    round_trip: Option<Floor>,
+    /// The least hop's CPU per request (when it held its rate), and of it the least
+    /// exchange's (without the least client's sleep and timer wake-up).
+    cpu: Option<Floor>,
+    exchange: Option<Floor>,
+}
+
+/// The floors of `results`, measured in every round, or (older runs) once.
+fn floors(results: &RunResults) -> Floors {
     let network = &results.network;
     if !network.floors.is_empty() {
-        let per_round = |value: fn(&RoundFloor) -> Option<f64>| {
+        let per_round = |value: &dyn Fn(&RoundFloor) -> Option<f64>| {
             let values: Vec<(usize, f64)> = network
                 .floors
                 .iter()
@@ -103,10 +124,12 @@ fn floors(results: &RunResults) -> (Option<Floor>, Option<Floor>) {
                 .collect();
             (!values.is_empty()).then_some(Floor::PerRound(values))
         };
-        return (
-            per_round(|f| f.bare_hop_p50_us),
-            per_round(|f| Some(f.least_hop.as_ref().filter(|h| h.held())?.cpu_us())),
-        );
+        let held = |f: &RoundFloor| f.least_hop.clone().filter(HopFloor::held);
+        return Floors {
+            round_trip: per_round(&|f| f.bare_hop_p50_us),
+            cpu: per_round(&|f| Some(held(f)?.cpu_us())),
+            exchange: per_round(&|f| held(f)?.exchange_cpu_us()),
+        };
     }
     let calibration = network.hop_calibration.as_ref();
     let round_trip = calibration.map(|c| {
@@ -118,7 +141,11 @@ fn floors(results: &RunResults) -> (Option<Floor>, Option<Floor>) {
         .and_then(|c| c.floor.as_ref())
         .filter(|f| f.held())
         .map(|f| f.cpu_us());
-    (round_trip.map(Floor::Once), cpu.map(Floor::Once))
+    Floors {
+        round_trip: round_trip.map(Floor::Once),
+        cpu: cpu.map(Floor::Once),
+        exchange: None,
+    }
 }
 
 /// `figures` over `floor`, round by round (the rounds that have both), with its interval.
@@ -139,19 +166,18 @@ fn at(xs: &[(usize, f64)], round: usize) -> Option<f64> {
 /// The ledger of `results` at `rate`; `None` when no cut makes enough more hops than
 /// another of its mechanism.
 pub fn hop_costs(results: &RunResults, rate: u32) -> Option<HopCosts<'_>> {
-    let (round_trip, cpu) = floors(results);
+    let floors = floors(results);
     let hops: Vec<HopCost> = results
         .architectures
         .iter()
-        .filter_map(|cut| {
-            let reference = reference_of(results, cut, rate)?;
-            hop_cost(cut, reference, rate, (round_trip.as_ref(), cpu.as_ref()))
-        })
+        .filter_map(|cut| hop_cost(cut, reference_of(results, cut, rate)?, rate, &floors))
         .collect();
+    let over_rounds = |floor: &Option<Floor>| floor.as_ref().and_then(Floor::over_rounds);
     (!hops.is_empty()).then(|| HopCosts {
         rate,
-        round_trip_floor_us: round_trip.as_ref().and_then(Floor::over_rounds),
-        cpu_floor_us: cpu.as_ref().and_then(Floor::over_rounds),
+        round_trip_floor_us: over_rounds(&floors.round_trip),
+        cpu_floor_us: over_rounds(&floors.cpu),
+        exchange_floor_us: over_rounds(&floors.exchange),
         floors_per_round: !results.network.floors.is_empty(),
         hops,
     })
@@ -210,7 +236,7 @@ fn hop_cost<'a>(
     cut: &'a ArchitectureResult,
     reference: &'a ArchitectureResult,
     rate: u32,
-    (round_trip, cpu_floor): (Option<&Floor>, Option<&Floor>),
+    floors: &Floors,
 ) -> Option<HopCost<'a>> {
     let (latency, extra_hops) = per_hop(cut, reference, rate, |s| Some(s.latency_us.p50 as f64));
     if extra_hops < MIN_EXTRA_HOPS {
@@ -227,8 +253,9 @@ fn hop_cost<'a>(
         cpu_us: estimate(&cpu),
         kernel_cpu_us: of(|s| s.units_system_cpu_us_per_request),
         codec_cpu_us: of(|s| s.units_codec_cpu_us_per_request),
-        latency_to_floor: ratio(&latency, round_trip),
-        cpu_to_floor: ratio(&cpu, cpu_floor),
+        latency_to_floor: ratio(&latency, floors.round_trip.as_ref()),
+        cpu_to_floor: ratio(&cpu, floors.cpu.as_ref()),
+        cpu_to_exchange: ratio(&cpu, floors.exchange.as_ref()),
     })
 }
 
@@ -241,7 +268,7 @@ fn estimate(per_round: &[(usize, f64)]) -> Option<Estimate> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{HopFloor, Percentiles};
+    use crate::results::Percentiles;
 
     fn rounds_fixture() -> RunResults {
         serde_json::from_str(include_str!(
@@ -256,6 +283,7 @@ mod tests {
             requests: 400,
             achieved_rps,
             client_cpu_us: cpu_us / 2.0,
+            client_exchange_cpu_us: None,
             server_cpu_us: cpu_us / 2.0,
             round_trip_us: Percentiles::default(),
         }
@@ -301,6 +329,39 @@ mod tests {
         assert!((high - low).abs() < 1e-9, "{ratio:?}");
         assert_eq!(paired.cpu_floor_us.unwrap().rounds, cpu.len());
         assert_eq!(paired.round_trip_floor_us.unwrap().rounds, cpu.len());
+    }
+
+    /// The least exchange (the least client from its wake-up to the reply, and the least
+    /// server) is a floor of its own, paired by round like the least hop's; a run without
+    /// it has no such ratio.
+    #[test]
+    fn the_least_exchange_is_a_floor_of_its_own() {
+        let mut results = rounds_fixture();
+        let rate = crate::stats::verdict_rate(&results.architectures).unwrap();
+        let with_exchange = |exchange: Option<f64>| {
+            (0..3)
+                .map(|round| RoundFloor {
+                    round,
+                    bare_hop_p50_us: Some(70.0),
+                    least_hop: Some(HopFloor {
+                        client_exchange_cpu_us: exchange,
+                        ..least_hop(40.0, 200.0)
+                    }),
+                })
+                .collect()
+        };
+        results.network.floors = with_exchange(None);
+        let costs = hop_costs(&results, rate).unwrap();
+        assert!(costs.exchange_floor_us.is_none());
+        assert!(costs.hops.iter().all(|h| h.cpu_to_exchange.is_none()));
+        results.network.floors = with_exchange(Some(5.0));
+        let costs = hop_costs(&results, rate).unwrap();
+        // 5 µs of the client's 20, and the server's 20.
+        let floor = costs.exchange_floor_us.unwrap();
+        assert!((floor.point - 25.0).abs() < 1e-9, "{floor:?}");
+        let nano = costs.hops.iter().find(|h| h.cut.label() == "nano").unwrap();
+        let (to_hop, to_exchange) = (nano.cpu_to_floor.unwrap(), nano.cpu_to_exchange.unwrap());
+        assert!((to_exchange.point - to_hop.point * 40.0 / 25.0).abs() < 1e-9);
     }
 
     /// A round whose least hop fell behind its rate has no CPU floor: its ratio is left

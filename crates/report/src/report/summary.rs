@@ -169,10 +169,10 @@ fn render_front(out: &mut String, m: &ReportModel) {
     }
 }
 
-/// Each secured deployment against the same cut in plaintext.
-/// What one hop costs, cut by cut, against the floor.
+/// What one hop costs, cut by cut, against the floor: each column as wide as its widest
+/// cell, and a figure's column only where some row has it (a run without system time or
+/// codec time has none).
 fn render_ledger(out: &mut String, m: &ReportModel) {
-    let w = arch_width(m);
     let Some(ledger) = &m.ledger else {
         return;
     };
@@ -181,42 +181,42 @@ fn render_ledger(out: &mut String, m: &ReportModel) {
         "\nwhat one hop costs at {} req/s ({}):",
         ledger.rate, ledger.transport
     );
-    let line = |out: &mut String, cells: [&str; 9]| {
-        let [cut, against, extra, p50, p50x, cpu, kernel, codec, cpux] = cells;
-        let _ = writeln!(
-            out,
-            "  {cut:<w$} {against:<w$} {extra:>6} {p50:>17} {p50x:>16} {cpu:>17} {kernel:>15} {codec:>13} {cpux:>16}"
-        );
+    type Cell = fn(&super::model::ledger::LedgerRow) -> &str;
+    let columns: [(&str, Cell, bool); 10] = [
+        ("cut", |r| &r.cut, true),
+        ("against", |r| &r.reference, true),
+        ("+hops", |r| &r.extra_hops, false),
+        ("p50 µs/hop", |r| &r.latency, false),
+        ("× bare hop", |r| &r.latency_to_bare_hop, false),
+        ("CPU µs/hop", |r| &r.cpu, false),
+        ("of it kernel", |r| &r.kernel_cpu, false),
+        ("of it codec", |r| &r.codec_cpu, false),
+        ("× least hop", |r| &r.cpu_to_floor, false),
+        ("× exchange", |r| &r.cpu_to_exchange, false),
+    ];
+    let shown: Vec<(&str, Cell, bool, usize)> = columns
+        .into_iter()
+        .filter(|(_, cell, left)| *left || ledger.rows.iter().any(|r| cell(r) != "–"))
+        .map(|(head, cell, left)| {
+            let widest = ledger.rows.iter().map(|r| cell(r).chars().count());
+            let width = widest.chain([head.chars().count()]).max().unwrap_or(0);
+            (head, cell, left, width)
+        })
+        .collect();
+    let line = |texts: Vec<&str>| {
+        let cells: Vec<String> = texts
+            .iter()
+            .zip(&shown)
+            .map(|(text, (_, _, left, width))| match left {
+                true => format!("{text:<width$}"),
+                false => format!("{text:>width$}"),
+            })
+            .collect();
+        format!("  {}", cells.join("  ").trim_end())
     };
-    line(
-        out,
-        [
-            "cut",
-            "against",
-            "+hops",
-            "p50 µs/hop",
-            "× bare hop",
-            "CPU µs/hop",
-            "of it kernel",
-            "of it codec",
-            "× least hop",
-        ],
-    );
+    let _ = writeln!(out, "{}", line(shown.iter().map(|c| c.0).collect()));
     for r in &ledger.rows {
-        line(
-            out,
-            [
-                &r.cut,
-                &r.reference,
-                &r.extra_hops,
-                &r.latency,
-                &r.latency_to_bare_hop,
-                &r.cpu,
-                &r.kernel_cpu,
-                &r.codec_cpu,
-                &r.cpu_to_floor,
-            ],
-        );
+        let _ = writeln!(out, "{}", line(shown.iter().map(|c| (c.1)(r)).collect()));
     }
     for floor in &ledger.floor {
         let _ = writeln!(out, "  floor: {floor}");

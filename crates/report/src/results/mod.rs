@@ -222,6 +222,12 @@ pub struct HopFloor {
     pub achieved_rps: f64,
     /// CPU per request, µs.
     pub client_cpu_us: f64,
+    /// Of the client's, from just after each wake-up from its timer to the reply's last
+    /// byte (the write and the wait for the reply), µs; the rest is its sleep to the due
+    /// time and the wake-up, which a call between units, woken by a request instead of a
+    /// timer, does not pay (absent from runs before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_exchange_cpu_us: Option<f64>,
     pub server_cpu_us: f64,
     /// Round trip, µs.
     pub round_trip_us: Percentiles,
@@ -231,6 +237,12 @@ impl HopFloor {
     /// Client and server CPU per request together, µs.
     pub fn cpu_us(&self) -> f64 {
         self.client_cpu_us + self.server_cpu_us
+    }
+
+    /// Of it, the exchange's: the client's from its wake-up to the reply and the server's,
+    /// µs (none from runs before the client's part was measured).
+    pub fn exchange_cpu_us(&self) -> Option<f64> {
+        Some(self.client_exchange_cpu_us? + self.server_cpu_us)
     }
 
     /// Whether it held the rate (≥ 99 %); if not, its figures are no floor for it.

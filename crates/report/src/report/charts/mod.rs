@@ -14,7 +14,7 @@ use draw::{line_chart, log_y_chart, rgb, short_number, IntoRgb, Series};
 
 use super::model::{colour, valid_step_at, ReportModel};
 use crate::analysis::Analysis;
-use crate::results::{decode_histogram, ArchitectureResult, Estimate, RunResults, StepMode};
+use crate::results::{decode_histogram, ArchitectureResult, RunResults, StepMode};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::Serialize;
@@ -70,7 +70,7 @@ pub fn draw(analysis: &Analysis, model: &ReportModel) -> Charts {
             .ledger
             .as_ref()
             .zip(analysis.hop_costs.as_ref())
-            .and_then(|(l, c)| ledger(l, (c.round_trip_floor_us, c.cpu_floor_us))),
+            .and_then(|(l, c)| ledger(l, c)),
         faults: faults::faults(results),
         waterfalls: model
             .traces
@@ -486,7 +486,7 @@ fn place_labels(mut labels: Vec<((i32, i32), String)>) -> Vec<((i32, i32), Strin
 /// the bare hop's round trip and the least hop's CPU.
 fn ledger(
     ledger: &super::model::ledger::HopLedger,
-    (round_trip, cpu): (Option<Estimate>, Option<Estimate>),
+    costs: &crate::analysis::ledger::HopCosts,
 ) -> Option<Chart> {
     let mut bars = Vec::new();
     for row in &ledger.rows {
@@ -508,7 +508,12 @@ fn ledger(
         }
     }
     let grey = rgb("#868e96");
-    for (label, floor) in [("bare hop", round_trip), ("least hop CPU", cpu)] {
+    let floors = [
+        ("bare hop", costs.round_trip_floor_us),
+        ("least hop CPU", costs.cpu_floor_us),
+        ("least exchange CPU", costs.exchange_floor_us),
+    ];
+    for (label, floor) in floors {
         if let Some(floor) = floor {
             bars.push(Bar {
                 label: label.into(),
@@ -526,7 +531,7 @@ fn ledger(
             "What one hop adds at {} req/s ({})",
             ledger.rate, ledger.transport
         ),
-        caption: "Per cut, against the cut of its mode with the fewest hops: the p50 latency (dark) and the units' CPU per request (light) one more hop adds, arithmetic means over the rounds (a difference can be near zero) with 95 % intervals; grey, this machine's floor from the same run, measured at the start of every round (geometric means with 95 % intervals): the bare hop's round trip p50 and the CPU one request costs the least client and the least server.".into(),
+        caption: "Per cut, against the cut of its mode with the fewest hops: the p50 latency (dark) and the units' CPU per request (light) one more hop adds, arithmetic means over the rounds (a difference can be near zero) with 95 % intervals; grey, this machine's floor from the same run, measured at the start of every round (geometric means with 95 % intervals): the bare hop's round trip p50, the CPU one request costs the least client and the least server, and of it the least exchange's (without the least client's timer wake-up).".into(),
     })
 }
 

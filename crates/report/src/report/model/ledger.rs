@@ -50,6 +50,8 @@ pub struct LedgerRow {
     /// `latency` over the bare hop's round trip, `cpu` over the least hop's CPU.
     pub latency_to_bare_hop: String,
     pub cpu_to_floor: String,
+    /// `cpu` over the least exchange's CPU.
+    pub cpu_to_exchange: String,
     #[serde(skip)]
     pub latency_us: Option<Estimate>,
     #[serde(skip)]
@@ -116,7 +118,7 @@ fn floor_sentences(costs: &HopCosts, results: &RunResults) -> Vec<String> {
                 floor_figure(e, 1),
                 mean(|f| f.client_cpu_us),
                 mean(|f| f.server_cpu_us),
-                if held.len() > 1 { ", means over the rounds" } else { "" },
+                if held.len() > 1 { "; means over the rounds" } else { "" },
                 mean(|f| f.round_trip_us.p50 as f64),
                 floor_taken(e, per_round),
                 match missed {
@@ -130,6 +132,13 @@ fn floor_sentences(costs: &HopCosts, results: &RunResults) -> Vec<String> {
             f.achieved_rps, f.rate_rps
         )),
         _ => floor.push("the least hop's CPU was not measured in this run".into()),
+    }
+    if let Some(e) = &costs.exchange_floor_us {
+        floor.push(format!(
+            "of it, the least exchange (the least client from just after its timer woke it to the reply's last byte, and the least server; a call between units is woken by a request, not a timer, so this is the closer floor for a hop between units): {}{}",
+            floor_figure(e, 1),
+            floor_taken(e, costs.floors_per_round)
+        ));
     }
     floor
 }
@@ -145,9 +154,9 @@ fn floor_figure(e: &Estimate, decimals: usize) -> String {
 /// How a floor was taken, to end its sentence.
 fn floor_taken(e: &Estimate, per_round: bool) -> String {
     match (per_round, e.rounds) {
-        (false, _) => "; measured before the rounds".into(),
-        (true, 1) => "; measured at the start of the one round".into(),
-        (true, n) => format!("; geometric mean of {n} rounds, each measured at its start"),
+        (false, _) => " — measured before the rounds".into(),
+        (true, 1) => " — measured at the start of the one round".into(),
+        (true, n) => format!(" — geometric mean of {n} rounds, each measured at its start"),
     }
 }
 
@@ -164,6 +173,7 @@ fn row(hop: &HopCost) -> LedgerRow {
         codec_cpu: text(&hop.codec_cpu_us),
         latency_to_bare_hop: times(hop.latency_to_floor.as_ref()),
         cpu_to_floor: times(hop.cpu_to_floor.as_ref()),
+        cpu_to_exchange: times(hop.cpu_to_exchange.as_ref()),
         latency_us: hop.latency_us,
         cpu_us: hop.cpu_us,
         extra: hop.extra_hops,
@@ -193,7 +203,12 @@ fn times(e: Option<&Estimate>) -> String {
         return "–".into();
     };
     match e.interval() {
-        Some((low, high)) => format!("{:.1}× [{low:.1}–{high:.1}]", e.point),
+        // A low end that rounds to zero is shown as 0.0, not -0.0.
+        Some((low, high)) => {
+            // (-0.0 + 0.0 is 0.0.)
+            let low = (low * 10.0).round() / 10.0 + 0.0;
+            format!("{:.1}× [{low:.1}–{high:.1}]", e.point)
+        }
         None => format!("{:.1}×", e.point),
     }
 }
@@ -232,13 +247,17 @@ pub fn sentence(ledger: &HopLedger) -> Option<String> {
 }
 
 /// `gRPC: 120 µs of CPU and 90 µs of p50 (nano+grpc against monolith+grpc, 2.1× the
-/// floor)`.
+/// floor, 5.3× the least exchange's)`.
 fn clause_of(row: &LedgerRow) -> Option<String> {
     let (cpu, latency) = (row.cpu_us.as_ref()?, row.latency_us.as_ref()?);
-    let floor = match &row.cpu_to_floor[..] {
-        "–" => String::new(),
-        x => format!(", {x} the floor"),
-    };
+    let floor: String = [
+        (&row.cpu_to_floor, "the floor"),
+        (&row.cpu_to_exchange, "the least exchange's"),
+    ]
+    .into_iter()
+    .filter(|(x, _)| x.as_str() != "–")
+    .map(|(x, of)| format!(", {x} {of}"))
+    .collect();
     Some(format!(
         "{}: {} of CPU and {} of p50 ({} against {}{floor})",
         row.transport,
@@ -251,13 +270,26 @@ fn clause_of(row: &LedgerRow) -> Option<String> {
 
 fn sentence_of(rate: u32, row: &LedgerRow) -> Option<String> {
     let (cpu, latency) = (row.cpu_us.as_ref()?, row.latency_us.as_ref()?);
-    let floor = match (&row.cpu_to_floor[..], &row.latency_to_bare_hop[..]) {
-        ("–", "–") => String::new(),
-        (cpu_x, "–") => format!(" (CPU {cpu_x} this machine's floor)"),
-        ("–", lat_x) => format!(" (latency {lat_x} the bare hop's round trip)"),
-        (cpu_x, lat_x) => format!(
-            " (CPU {cpu_x} this machine's floor, latency {lat_x} the bare hop's round trip)"
-        ),
+    let shown = |x: &String| x.as_str() != "–";
+    let cpu_x = match (shown(&row.cpu_to_floor), shown(&row.cpu_to_exchange)) {
+        (true, true) => Some(format!(
+            "CPU {} this machine's floor and {} the least exchange's",
+            row.cpu_to_floor, row.cpu_to_exchange
+        )),
+        (true, false) => Some(format!("CPU {} this machine's floor", row.cpu_to_floor)),
+        (false, true) => Some(format!("CPU {} the least exchange's", row.cpu_to_exchange)),
+        (false, false) => None,
+    };
+    let lat_x = shown(&row.latency_to_bare_hop).then(|| {
+        format!(
+            "latency {} the bare hop's round trip",
+            row.latency_to_bare_hop
+        )
+    });
+    let ratios: Vec<String> = cpu_x.into_iter().chain(lat_x).collect();
+    let floor = match ratios.is_empty() {
+        true => String::new(),
+        false => format!(" ({})", ratios.join(", ")),
     };
     Some(format!(
         "At {rate} req/s a hop costs {} of the units' CPU and {} of p50 latency over {}{floor}: {} against {}, {} more hops per request.",
@@ -371,6 +403,11 @@ mod tests {
             ..e
         };
         assert_eq!(times(Some(&one)), "2.0×");
+        let near_zero = Estimate {
+            low: Some(-0.01),
+            ..e
+        };
+        assert_eq!(times(Some(&near_zero)), "2.0× [0.0–2.4]");
         let below = Estimate {
             point: 2.0,
             low: Some(-5.0),

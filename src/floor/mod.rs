@@ -9,7 +9,9 @@
 //! - the least hop ([`hop_floor`]): the least client against the least server, a thread
 //!   that blocks on its one connection, reads each request and writes a canned reply: what
 //!   one request costs a client and a server that do nothing else (the hop ledger's
-//!   denominator; every run measures it beside its bare hop).
+//!   denominator; every run measures it beside its bare hop, at the start of each round);
+//! - the least event-loop hop ([`event_loop_hop`]): the same, with the client and the server
+//!   each on a current-thread tokio runtime: what an event loop adds to the least hop.
 //!
 //! All are read from the kernel's per-thread CPU clock, the clock of the driver's own
 //! figure, so "driver / floor" says how much of the driver's CPU per request is its own
@@ -27,6 +29,9 @@ use serde::Serialize;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
+
+mod event_loop;
+pub use event_loop::event_loop_hop;
 
 /// Unmeasured requests the least client sends first (connection and endpoint warm).
 const CLIENT_WARMUP: u64 = 200;
@@ -56,6 +61,9 @@ pub struct Floor {
     pub driver_to_floor_ratio: Option<f64>,
     /// The least client against the least server: one hop's floor (none if it failed).
     pub hop: Option<HopFloor>,
+    /// The same hop with the client and the server each on an event loop of its own (none
+    /// if it failed): [`event_loop_hop`].
+    pub event_loop_hop: Option<HopFloor>,
 }
 
 /// `x` to two decimals, as the calibration figures are shown.
@@ -85,6 +93,7 @@ pub fn measure(addr: &str, rate: u32, duration: Duration) -> Result<Floor, Strin
         client_latency_us: Percentiles::of(&client.latency),
         driver_to_floor_ratio: None,
         hop: hop_floor(rate, duration).ok(),
+        event_loop_hop: event_loop_hop(rate, duration).ok(),
     })
 }
 
@@ -109,17 +118,22 @@ pub fn hop_floor(rate: u32, duration: Duration) -> Result<HopFloor, String> {
     let served = server
         .join()
         .map_err(|_| "the least server panicked".to_string())??;
-    let client = client?;
+    Ok(hop_floor_of(rate, &client?, &served))
+}
+
+/// The hop's floor at `rate` from what its client and its server measured.
+fn hop_floor_of(rate: u32, client: &Client, served: &Served) -> HopFloor {
     let requests = client.latency.len();
     let per = |cpu: Duration, n: u64| round2(cpu.as_secs_f64() * 1e6 / n.max(1) as f64);
-    Ok(HopFloor {
+    HopFloor {
         rate_rps: rate,
         requests,
         achieved_rps: round2(requests as f64 / client.elapsed.as_secs_f64().max(1e-9)),
         client_cpu_us: per(client.cpu, requests),
+        client_exchange_cpu_us: Some(per(client.exchange_cpu, requests)),
         server_cpu_us: per(served.cpu, served.measured),
         round_trip_us: Percentiles::of(&client.latency),
-    })
+    }
 }
 
 /// What the least server measured after the client's warm-up.
@@ -227,6 +241,9 @@ fn sleep_only(interval: Duration, count: u64) -> (Duration, hdrhistogram::Histog
 /// What the least client measured of its requests after [`CLIENT_WARMUP`].
 struct Client {
     cpu: Duration,
+    /// Of it, from just after each wake-up from its timer to the reply's last byte: the
+    /// request's write and the wait for its reply.
+    exchange_cpu: Duration,
     /// From the first measured request's due time to the last reply.
     elapsed: Duration,
     /// µs from each write to its reply's last byte.
@@ -256,6 +273,7 @@ fn least_client(
     let start = Instant::now() + interval;
     let mut cpu_before = thread_cpu_time();
     let measured_from = start + interval.mul_f64(CLIENT_WARMUP as f64);
+    let mut exchange_cpu = Duration::ZERO;
     for i in 0..CLIENT_WARMUP + count {
         if i == CLIENT_WARMUP {
             cpu_before = thread_cpu_time();
@@ -264,15 +282,17 @@ fn least_client(
             break;
         }
         sleep_until(start + interval.mul_f64(i as f64));
-        let sent = Instant::now();
+        let (sent, woke) = (Instant::now(), thread_cpu_time());
         stream.write_all(&request).map_err(|e| fail("send", e))?;
         read_reply(&mut stream, &mut reply)?;
         if i >= CLIENT_WARMUP {
+            exchange_cpu += thread_cpu_time().saturating_sub(woke);
             let _ = latency.record(sent.elapsed().as_micros().max(1) as u64);
         }
     }
     Ok(Client {
         cpu: thread_cpu_time().saturating_sub(cpu_before),
+        exchange_cpu,
         elapsed: measured_from.elapsed(),
         latency,
     })
@@ -402,6 +422,7 @@ mod tests {
             client_latency_us: Percentiles::default(),
             driver_to_floor_ratio: None,
             hop: None,
+            event_loop_hop: None,
         };
         assert!(!floor.client_held(), "{}", floor.client_achieved_rps);
     }
