@@ -402,12 +402,13 @@ impl Attempt {
             traceparent: TraceParent::of(span.span_context()).header(),
             held: RefCell::new(Vec::new()),
         };
-        let (result, held) = CALL
-            .scope(scope, async {
-                let result = call.await;
-                (result, CALL.with(|c| c.held.take()))
-            })
-            .await;
+        // Boxed: a traced call is sampled and builds a span anyway, and unboxed its scope
+        // would hold a second copy of the call's state in every untraced call's future.
+        let (result, held) = Box::pin(CALL.scope(scope, async {
+            let result = call.await;
+            (result, CALL.with(|c| c.held.take()))
+        }))
+        .await;
         for (from, until) in held {
             span.add_event_with_timestamp("delay.start", from, Vec::new());
             span.add_event_with_timestamp("delay.end", until, Vec::new());

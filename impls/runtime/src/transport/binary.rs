@@ -267,7 +267,9 @@ impl BinaryClient {
                 return Ok(c.clone());
             }
         }
-        let connection = self.open(addr).await?;
+        // Boxed: the opening (and a TLS handshake) is rare, and its state would otherwise
+        // make every call's future as large as the handshake's.
+        let connection = Box::pin(self.open(addr)).await?;
         if self.keepalive {
             let mut open = self.connections.lock().unwrap_or_else(|p| p.into_inner());
             // Two first calls may race to open: the first one stored is kept.
