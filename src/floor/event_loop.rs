@@ -10,15 +10,15 @@
 //! side's CPU is its thread's CPU clock: a current-thread runtime drives its I/O and its
 //! timer on the thread that blocks on it.
 
-use super::{canned_reply, ping_request, whole_request, Client, Served, CLIENT_WARMUP};
-use crate::driver::engine::{parse_response, Parsed};
-use crate::driver::new_histogram;
-use crate::driver::pacer::{thread_cpu_time, tighten_timer_slack};
+use super::{
+    canned_reply, listen, paced, ping_request, whole_reply, Client, Schedule, Served, Serving,
+};
+use crate::driver::pacer::tighten_timer_slack;
 use crate::results::HopFloor;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::time::{timeout, Instant};
+use tokio::time::timeout;
 
 /// How long the server waits for the client's connection, and either side for the other.
 const WAIT: Duration = Duration::from_secs(2);
@@ -26,18 +26,12 @@ const WAIT: Duration = Duration::from_secs(2);
 /// The least event-loop hop at `rate` for about `duration` (at most twice that), on two
 /// threads of this process (it blocks).
 pub fn event_loop_hop(rate: u32, duration: Duration) -> Result<HopFloor, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| format!("the least event-loop server cannot listen: {e}"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("the least event-loop server has no address: {e}"))?
-        .to_string();
+    let (listener, addr) = listen("the least event-loop server")?;
     let server = std::thread::Builder::new()
         .name("grainbench-least-async-server".into())
         .spawn(move || on_own_runtime(|| serve(listener)))
         .map_err(|e| format!("cannot start the least event-loop server: {e}"))?;
-    let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
-    let count = (duration.as_secs_f64() * f64::from(rate)).round().max(1.0) as u64;
+    let (interval, count) = paced(rate, duration);
     let client = std::thread::Builder::new()
         .name("grainbench-least-async-client".into())
         .spawn(move || on_own_runtime(|| request(&addr, interval, count, duration * 2)))
@@ -77,29 +71,20 @@ async fn serve(listener: std::net::TcpListener) -> Result<Served, String> {
         .map_err(|e| fail("cannot accept", e))?;
     let _ = conn.set_nodelay(true);
     let reply = canned_reply();
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut serving = Serving::new();
     let mut chunk = [0u8; 4096];
-    let (mut served, mut cpu_from) = (0u64, thread_cpu_time());
     loop {
-        while let Some(length) = whole_request(&buf) {
-            buf.drain(..length);
-            if served == CLIENT_WARMUP {
-                cpu_from = thread_cpu_time();
-            }
+        while serving.next_request() {
             conn.write_all(&reply)
                 .await
                 .map_err(|e| fail("cannot reply", e))?;
-            served += 1;
         }
         match timeout(WAIT * 2, conn.read(&mut chunk)).await {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Ok(Ok(n)) => serving.read(&chunk[..n]),
         }
     }
-    Ok(Served {
-        cpu: thread_cpu_time().saturating_sub(cpu_from),
-        measured: served.saturating_sub(CLIENT_WARMUP),
-    })
+    Ok(serving.done())
 }
 
 /// The least client's schedule on the event loop: sleep on tokio's timer until each due
@@ -122,20 +107,10 @@ async fn request(
         .map_err(|e| fail("set TCP_NODELAY", e))?;
     let request = ping_request(addr)?;
     let mut reply = Vec::with_capacity(1024);
-    let mut latency = new_histogram();
-    let start = Instant::now() + interval;
-    let measured_from = start + interval.mul_f64(CLIENT_WARMUP as f64);
-    let mut cpu_before = thread_cpu_time();
-    let mut exchange_cpu = Duration::ZERO;
-    for i in 0..CLIENT_WARMUP + count {
-        if i == CLIENT_WARMUP {
-            cpu_before = thread_cpu_time();
-        }
-        if i > CLIENT_WARMUP && measured_from.elapsed() > limit {
-            break;
-        }
-        tokio::time::sleep_until(start + interval.mul_f64(i as f64)).await;
-        let (sent, woke) = (Instant::now(), thread_cpu_time());
+    let mut schedule = Schedule::new(interval, count, limit);
+    while let Some(due) = schedule.next_due() {
+        tokio::time::sleep_until(due.into()).await;
+        let woke = schedule.woke();
         stream
             .write_all(&request)
             .await
@@ -143,17 +118,9 @@ async fn request(
         timeout(WAIT, read_reply(&mut stream, &mut reply))
             .await
             .map_err(|_| "the least event-loop client's reply did not come".to_string())??;
-        if i >= CLIENT_WARMUP {
-            exchange_cpu += thread_cpu_time().saturating_sub(woke);
-            let _ = latency.record(sent.elapsed().as_micros().max(1) as u64);
-        }
+        schedule.answered(woke);
     }
-    Ok(Client {
-        cpu: thread_cpu_time().saturating_sub(cpu_before),
-        exchange_cpu,
-        elapsed: measured_from.elapsed(),
-        latency,
-    })
+    Ok(schedule.done())
 }
 
 /// Awaits one whole reply in `buf`, parsed as the driver parses it.
@@ -169,17 +136,8 @@ async fn read_reply(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(), Str
             return Err("the least event-loop server closed the connection".into());
         }
         buf.extend_from_slice(&chunk[..n]);
-        match parse_response(buf) {
-            Parsed::Incomplete => {}
-            Parsed::Complete(Ok(_), ..) => return Ok(()),
-            Parsed::Complete(Err(class), ..) => {
-                return Err(format!(
-                    "the least event-loop server's reply failed: {class:?}"
-                ))
-            }
-            Parsed::Malformed => {
-                return Err("the least event-loop server's reply is malformed".into())
-            }
+        if whole_reply(buf)? {
+            return Ok(());
         }
     }
 }

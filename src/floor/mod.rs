@@ -71,12 +71,11 @@ pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// Measures both floors at `rate` for `duration` each, on the calling thread (it blocks);
+/// Measures the floors at `rate` for `duration` each, on the calling thread (it blocks);
 /// each part stops at twice its duration even if it fell behind.
 pub fn measure(addr: &str, rate: u32, duration: Duration) -> Result<Floor, String> {
     tighten_timer_slack();
-    let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
-    let count = (duration.as_secs_f64() * f64::from(rate)).round().max(1.0) as u64;
+    let (interval, count) = paced(rate, duration);
     let (wake_cpu, late) = sleep_only(interval, count);
     let client = least_client(addr, interval, count, duration * 2)?;
     let per = |cpu: Duration, n: u64| round2(cpu.as_secs_f64() * 1e6 / n.max(1) as f64);
@@ -101,18 +100,12 @@ pub fn measure(addr: &str, rate: u32, duration: Duration) -> Result<Floor, Strin
 /// against the least server on 127.0.0.1, on two threads of this process (it blocks).
 pub fn hop_floor(rate: u32, duration: Duration) -> Result<HopFloor, String> {
     tighten_timer_slack();
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| format!("the least server cannot listen: {e}"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("the least server has no address: {e}"))?
-        .to_string();
+    let (listener, addr) = listen("the least server")?;
     let server = std::thread::Builder::new()
         .name("grainbench-least-server".into())
         .spawn(move || least_server(&listener))
         .map_err(|e| format!("cannot start the least server: {e}"))?;
-    let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
-    let count = (duration.as_secs_f64() * f64::from(rate)).round().max(1.0) as u64;
+    let (interval, count) = paced(rate, duration);
     let client = least_client(&addr, interval, count, duration * 2);
     // The client hung up (or never connected): the server returns.
     let served = server
@@ -134,6 +127,24 @@ fn hop_floor_of(rate: u32, client: &Client, served: &Served) -> HopFloor {
         server_cpu_us: per(served.cpu, served.measured),
         round_trip_us: Percentiles::of(&client.latency),
     }
+}
+
+/// A listener on 127.0.0.1 for `who`, and its address.
+fn listen(who: &str) -> Result<(TcpListener, String), String> {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("{who} cannot listen: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("{who} has no address: {e}"))?
+        .to_string();
+    Ok((listener, addr))
+}
+
+/// `rate` for `duration` as the interval between requests and their count.
+fn paced(rate: u32, duration: Duration) -> (Duration, u64) {
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let count = (duration.as_secs_f64() * f64::from(rate)).round().max(1.0) as u64;
+    (interval, count)
 }
 
 /// What the least server measured after the client's warm-up.
@@ -164,28 +175,63 @@ fn least_server(listener: &TcpListener) -> Result<Served, String> {
     let _ = conn.set_nodelay(true);
     let _ = conn.set_read_timeout(Some(REPLY_TIMEOUT * 2));
     let reply = canned_reply();
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut serving = Serving::new();
     let mut chunk = [0u8; 4096];
-    let (mut served, mut cpu_from) = (0u64, thread_cpu_time());
     loop {
-        while let Some(length) = whole_request(&buf) {
-            buf.drain(..length);
-            if served == CLIENT_WARMUP {
-                cpu_from = thread_cpu_time();
-            }
+        while serving.next_request() {
             conn.write_all(&reply)
                 .map_err(|e| format!("the least server cannot reply: {e}"))?;
-            served += 1;
         }
         match conn.read(&mut chunk) {
             Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => serving.read(&chunk[..n]),
         }
     }
-    Ok(Served {
-        cpu: thread_cpu_time().saturating_sub(cpu_from),
-        measured: served.saturating_sub(CLIENT_WARMUP),
-    })
+    Ok(serving.done())
+}
+
+/// A least server's bookkeeping, blocking or on an event loop: the whole requests in what
+/// it has read, counted, and its thread's CPU from the first request after the client's
+/// warm-up.
+struct Serving {
+    buf: Vec<u8>,
+    served: u64,
+    cpu_from: Duration,
+}
+
+impl Serving {
+    fn new() -> Self {
+        Serving {
+            buf: Vec::with_capacity(4096),
+            served: 0,
+            cpu_from: thread_cpu_time(),
+        }
+    }
+
+    /// Takes the next whole request out of what was read, if one is in.
+    fn next_request(&mut self) -> bool {
+        let Some(length) = whole_request(&self.buf) else {
+            return false;
+        };
+        self.buf.drain(..length);
+        if self.served == CLIENT_WARMUP {
+            self.cpu_from = thread_cpu_time();
+        }
+        self.served += 1;
+        true
+    }
+
+    fn read(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// What it measured, once the client has hung up.
+    fn done(self) -> Served {
+        Served {
+            cpu: thread_cpu_time().saturating_sub(self.cpu_from),
+            measured: self.served.saturating_sub(CLIENT_WARMUP),
+        }
+    }
 }
 
 /// The length of the whole request at the start of `buf`, once it is all there.
@@ -269,33 +315,94 @@ fn least_client(
         .map_err(|e| fail("set a read timeout", e))?;
     let request = ping_request(addr)?;
     let mut reply = Vec::with_capacity(1024);
-    let mut latency = new_histogram();
-    let start = Instant::now() + interval;
-    let mut cpu_before = thread_cpu_time();
-    let measured_from = start + interval.mul_f64(CLIENT_WARMUP as f64);
-    let mut exchange_cpu = Duration::ZERO;
-    for i in 0..CLIENT_WARMUP + count {
-        if i == CLIENT_WARMUP {
-            cpu_before = thread_cpu_time();
-        }
-        if i > CLIENT_WARMUP && measured_from.elapsed() > limit {
-            break;
-        }
-        sleep_until(start + interval.mul_f64(i as f64));
-        let (sent, woke) = (Instant::now(), thread_cpu_time());
+    let mut schedule = Schedule::new(interval, count, limit);
+    while let Some(due) = schedule.next_due() {
+        sleep_until(due);
+        let woke = schedule.woke();
         stream.write_all(&request).map_err(|e| fail("send", e))?;
         read_reply(&mut stream, &mut reply)?;
-        if i >= CLIENT_WARMUP {
-            exchange_cpu += thread_cpu_time().saturating_sub(woke);
-            let _ = latency.record(sent.elapsed().as_micros().max(1) as u64);
+        schedule.answered(woke);
+    }
+    Ok(schedule.done())
+}
+
+/// A least client's schedule and bookkeeping, blocking or on an event loop: [`CLIENT_WARMUP`]
+/// unmeasured requests, then `count` measured ones `interval` apart, stopping early once
+/// `limit` has passed since the first measured one; the thread's CPU over the measured
+/// ones, and of it from each wake-up to the reply.
+struct Schedule {
+    interval: Duration,
+    total: u64,
+    limit: Duration,
+    start: Instant,
+    measured_from: Instant,
+    next: u64,
+    cpu_before: Duration,
+    exchange_cpu: Duration,
+    latency: hdrhistogram::Histogram<u64>,
+}
+
+/// Where a request's exchange began: the time and the thread's CPU just after its wake-up.
+struct Woke {
+    at: Instant,
+    cpu: Duration,
+}
+
+impl Schedule {
+    fn new(interval: Duration, count: u64, limit: Duration) -> Self {
+        let start = Instant::now() + interval;
+        Schedule {
+            interval,
+            total: CLIENT_WARMUP + count,
+            limit,
+            start,
+            measured_from: start + interval.mul_f64(CLIENT_WARMUP as f64),
+            next: 0,
+            cpu_before: thread_cpu_time(),
+            exchange_cpu: Duration::ZERO,
+            latency: new_histogram(),
         }
     }
-    Ok(Client {
-        cpu: thread_cpu_time().saturating_sub(cpu_before),
-        exchange_cpu,
-        elapsed: measured_from.elapsed(),
-        latency,
-    })
+
+    /// The next request's due time; none once all are sent or the limit has passed.
+    fn next_due(&mut self) -> Option<Instant> {
+        let i = self.next;
+        if i >= self.total || (i > CLIENT_WARMUP && self.measured_from.elapsed() > self.limit) {
+            return None;
+        }
+        if i == CLIENT_WARMUP {
+            self.cpu_before = thread_cpu_time();
+        }
+        self.next += 1;
+        Some(self.start + self.interval.mul_f64(i as f64))
+    }
+
+    /// Just after waking for the request [`Schedule::next_due`] gave.
+    fn woke(&self) -> Woke {
+        Woke {
+            at: Instant::now(),
+            cpu: thread_cpu_time(),
+        }
+    }
+
+    /// Its whole reply is in.
+    fn answered(&mut self, woke: Woke) {
+        if self.next > CLIENT_WARMUP {
+            self.exchange_cpu += thread_cpu_time().saturating_sub(woke.cpu);
+            let _ = self
+                .latency
+                .record(woke.at.elapsed().as_micros().max(1) as u64);
+        }
+    }
+
+    fn done(self) -> Client {
+        Client {
+            cpu: thread_cpu_time().saturating_sub(self.cpu_before),
+            exchange_cpu: self.exchange_cpu,
+            elapsed: self.measured_from.elapsed(),
+            latency: self.latency,
+        }
+    }
 }
 
 /// The calibration's request, byte for byte as the driver sends it.
@@ -320,14 +427,20 @@ fn read_reply(stream: &mut impl Read, buf: &mut Vec<u8>) -> Result<(), String> {
             return Err("the endpoint closed the least client's connection".into());
         }
         buf.extend_from_slice(&chunk[..n]);
-        match parse_response(buf) {
-            Parsed::Incomplete => {}
-            Parsed::Complete(Ok(_), ..) => return Ok(()),
-            Parsed::Complete(Err(class), ..) => {
-                return Err(format!("the endpoint's reply failed: {class:?}"))
-            }
-            Parsed::Malformed => return Err("the endpoint's reply is malformed".into()),
+        if whole_reply(buf)? {
+            return Ok(());
         }
+    }
+}
+
+/// Whether `buf` holds one whole reply, parsed as the driver parses it; a reply other than
+/// 200 is an error.
+fn whole_reply(buf: &[u8]) -> Result<bool, String> {
+    match parse_response(buf) {
+        Parsed::Incomplete => Ok(false),
+        Parsed::Complete(Ok(_), ..) => Ok(true),
+        Parsed::Complete(Err(class), ..) => Err(format!("the endpoint's reply failed: {class:?}")),
+        Parsed::Malformed => Err("the endpoint's reply is malformed".into()),
     }
 }
 
