@@ -99,14 +99,30 @@ pub fn measure(addr: &str, rate: u32, duration: Duration) -> Result<Floor, Strin
 /// The least hop at `rate` for about `duration` (at most twice that): the least client
 /// against the least server on 127.0.0.1, on two threads of this process (it blocks).
 pub fn hop_floor(rate: u32, duration: Duration) -> Result<HopFloor, String> {
+    let (interval, count) = paced(rate, duration);
+    hop_floor_with(rate, |addr| {
+        least_client(addr, interval, count, duration * 2)
+    })
+}
+
+/// The least hop with `client` against the least server.
+fn hop_floor_with(
+    rate: u32,
+    client: impl FnOnce(&str) -> Result<Client, String>,
+) -> Result<HopFloor, String> {
     tighten_timer_slack();
     let (listener, addr) = listen("the least server")?;
     let server = std::thread::Builder::new()
         .name("grainbench-least-server".into())
         .spawn(move || least_server(&listener))
         .map_err(|e| format!("cannot start the least server: {e}"))?;
-    let (interval, count) = paced(rate, duration);
-    let client = least_client(&addr, interval, count, duration * 2);
+    let client = client(&addr);
+    if client.is_err() {
+        // A client that failed before it connected left the server waiting to accept: a
+        // connection closed at once lets it return (after one that was served, it is never
+        // accepted and costs nothing).
+        let _ = TcpStream::connect(&addr);
+    }
     // The client hung up (or never connected): the server returns.
     let served = server
         .join()
@@ -552,6 +568,20 @@ mod tests {
         );
         assert!(floor.round_trip_us.p50 > 0, "{floor:?}");
         assert_eq!(floor.cpu_us(), floor.client_cpu_us + floor.server_cpu_us);
+    }
+
+    /// A client that fails before it connects does not leave the least hop waiting for
+    /// it: the error comes back (it used to block in the server's accept for ever).
+    #[test]
+    fn a_client_that_never_connects_ends_the_least_hop_with_its_error() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(hop_floor_with(500, |_| Err("no route".to_string())));
+        });
+        let outcome = finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the least hop returned instead of waiting for a client");
+        assert_eq!(outcome.unwrap_err(), "no route");
     }
 
     #[test]
