@@ -10,8 +10,9 @@
 //! side's CPU is its thread's CPU clock: a current-thread runtime drives its I/O and its
 //! timer on the thread that blocks on it.
 
-use super::{
-    canned_reply, listen, paced, ping_request, whole_reply, Client, Schedule, Served, Serving,
+use super::least::{
+    canned_reply, hop_floor_of, listen, paced, ping_request, whole_reply, Client, Schedule, Served,
+    Serving,
 };
 use crate::driver::pacer::tighten_timer_slack;
 use crate::results::HopFloor;
@@ -42,7 +43,7 @@ pub fn event_loop_hop(rate: u32, duration: Duration) -> Result<HopFloor, String>
     let served = server
         .join()
         .map_err(|_| "the least event-loop server panicked".to_string())??;
-    Ok(super::hop_floor_of(rate, &client?, &served))
+    Ok(hop_floor_of(rate, &client?, &served))
 }
 
 /// Runs `task` on a current-thread runtime built on the calling thread.

@@ -165,17 +165,15 @@ impl Caller {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            let call = self
+                .client
+                .post_across(network, endpoint, path, body.clone());
             let traced = Attempt::start(&endpoint.unit, path, kind, attempt);
             // A refused connection sent nothing: it is no hop.
             let failure = |result: &Result<_, CallError>| {
                 let error = result.as_ref().err()?;
                 Some((error.class(), !matches!(error, CallError::Connect { .. })))
             };
-            // The call is made in place: a local holding it would be a second copy of its
-            // state in this future.
-            let call = self
-                .client
-                .post_across(network, endpoint, path, body.clone());
             let error = match traced.run(call, failure).await {
                 Ok(reply) => {
                     self.breakers

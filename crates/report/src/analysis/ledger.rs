@@ -102,7 +102,7 @@ impl Floor {
 }
 
 /// This machine's floors in a run.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Floors {
     /// The bare hop's round trip p50.
     round_trip: Option<Floor>,
@@ -110,6 +110,8 @@ struct Floors {
     /// exchange's (without the least client's sleep and timer wake-up).
     cpu: Option<Floor>,
     exchange: Option<Floor>,
+    /// Measured in every round, or (older runs) once.
+    per_round: bool,
 }
 
 /// The floors of `results`, measured in every round, or (older runs) once.
@@ -129,6 +131,7 @@ fn floors(results: &RunResults) -> Floors {
             round_trip: per_round(&|f| f.bare_hop_p50_us),
             cpu: per_round(&|f| Some(held(f)?.cpu_us())),
             exchange: per_round(&|f| held(f)?.exchange_cpu_us()),
+            per_round: true,
         };
     }
     let calibration = network.hop_calibration.as_ref();
@@ -145,6 +148,7 @@ fn floors(results: &RunResults) -> Floors {
         round_trip: round_trip.map(Floor::Once),
         cpu: cpu.map(Floor::Once),
         exchange: None,
+        per_round: false,
     }
 }
 
@@ -178,7 +182,7 @@ pub fn hop_costs(results: &RunResults, rate: u32) -> Option<HopCosts<'_>> {
         round_trip_floor_us: over_rounds(&floors.round_trip),
         cpu_floor_us: over_rounds(&floors.cpu),
         exchange_floor_us: over_rounds(&floors.exchange),
-        floors_per_round: !results.network.floors.is_empty(),
+        floors_per_round: floors.per_round,
         hops,
     })
 }
@@ -267,15 +271,9 @@ fn estimate(per_round: &[(usize, f64)]) -> Option<Estimate> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::rounds_fixture;
     use super::*;
     use crate::results::Percentiles;
-
-    fn rounds_fixture() -> RunResults {
-        serde_json::from_str(include_str!(
-            "../../../../tests/fixtures/results-rounds.json"
-        ))
-        .unwrap()
-    }
 
     fn least_hop(cpu_us: f64, achieved_rps: f64) -> HopFloor {
         HopFloor {

@@ -100,7 +100,8 @@ impl<'a> Analysis<'a> {
 mod tests {
     use super::*;
 
-    fn rounds_fixture() -> RunResults {
+    /// The three-round fixture, as the analysis's tests (and its submodules') read it.
+    pub(super) fn rounds_fixture() -> RunResults {
         serde_json::from_str(include_str!(
             "../../../../tests/fixtures/results-rounds.json"
         ))
