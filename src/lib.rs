@@ -24,8 +24,8 @@
 //! - [`capacity`]: the driver's own capacity, the highest open-loop rate it holds (a ramp)
 //! - [`floor`]: this machine's floor: a bare wake-up, the least client, the least hop
 //!   (least client against least server; of it the least exchange, without the client's
-//!   timer), the same hop on two event loops; the denominators of the driver's and a hop's
-//!   cost
+//!   timer), the same hop on two event loops, and pinned on one core or across two
+//!   (`floor::placement`); the denominators of the driver's and a hop's cost
 //! - [`delays`]: what the network model did in a run (a bare hop measured with and without
 //!   it, the injected delays' errors)
 //! - [`deploy`]: one deployment built once for every command: the scenario with its

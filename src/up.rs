@@ -22,6 +22,8 @@ pub struct UpRequest {
     pub security: SecurityMode,
     /// Processes, or containers on a network made for this deployment.
     pub target: DeployTarget,
+    /// The cores every unit process is confined to (`--unit-cpus`; none: anywhere).
+    pub unit_cores: Option<crate::launch::cores::UnitCores>,
 }
 
 /// Why `up` could not deploy.
@@ -55,7 +57,8 @@ impl Up {
     ) -> Result<Up, UpError> {
         let scenario = Arc::new(request.overrides.apply(&source.scenario));
         let spec = DeploySpec::new(scenario, &request.cut, request.security)?;
-        let env = DeployEnv::new(unit_binary, run_id()).place(&request.target, &[&spec])?;
+        let mut env = DeployEnv::new(unit_binary, run_id()).place(&request.target, &[&spec])?;
+        env.unit_cores = request.unit_cores.clone();
         let live = spec.start(&env).await.map_err(|source| UpError::Launch {
             cut: request.cut.clone(),
             source,

@@ -249,6 +249,29 @@ fn render_floor(f: &Floor, c: &Calibration) -> String {
         f.client_latency_us.p50, f.client_latency_us.p99,
     ) + &render_hop_floor(f.hop.as_ref())
         + &render_event_loop_hop(f.event_loop_hop.as_ref(), f.hop.as_ref())
+        + &render_placed_hops(f)
+}
+
+/// The least hop pinned to one core and across two: what a wake-up across cores costs.
+fn render_placed_hops(f: &crate::floor::Floor) -> String {
+    use crate::floor::Placement;
+    let one = |placement: Placement, hop: Option<&crate::results::HopFloor>| {
+        let Some(h) = hop else {
+            return format!(
+                "  the least hop {} could not be measured\n",
+                placement.describe()
+            );
+        };
+        format!(
+            "  the least hop pinned {}: {}, round trip p50 {} µs{}\n",
+            placement.describe(),
+            cpu_split(h),
+            h.round_trip_us.p50,
+            held_only(h),
+        )
+    };
+    one(Placement::OneCore, f.hop_one_core.as_ref())
+        + &one(Placement::AcrossCores, f.hop_across_cores.as_ref())
 }
 
 /// The least hop: the denominator a run's hop ledger divides by.
@@ -257,31 +280,53 @@ fn render_hop_floor(hop: Option<&crate::results::HopFloor>) -> String {
         return "  the least hop (least client against least server) could not be measured\n"
             .into();
     };
-    let held = if h.held() {
-        String::new()
-    } else {
-        format!(
-            " — but it held only {:.0} req/s, so at this rate it is no floor",
-            h.achieved_rps
-        )
-    };
     format!(
-        "  one hop's floor (the least client against the least server, a thread that reads each request and writes a canned reply, {} req/s): {:.2} µs of CPU per request ({:.2} client{} + {:.2} server), round trip p50 {} µs, p99 {} µs{held}\n",
+        "  one hop's floor (the least client against the least server, a thread that reads each request and writes a canned reply, {} req/s): {}{}\n",
         h.rate_rps,
-        h.cpu_us(),
-        h.client_cpu_us,
-        exchange_part(h),
-        h.server_cpu_us,
-        h.round_trip_us.p50,
-        h.round_trip_us.p99,
+        figures(h),
+        no_floor(h),
     )
 }
 
-/// `, of it 7.10 from its wake-up to the reply`: the client's CPU without its timer.
-fn exchange_part(h: &crate::results::HopFloor) -> String {
-    h.client_exchange_cpu_us
+/// `41.00 µs of CPU per request (36.00 client, of it 7.10 from its wake-up to the reply +
+/// 5.00 server)`: a least hop's CPU, split.
+fn cpu_split(h: &crate::results::HopFloor) -> String {
+    let exchange = h
+        .client_exchange_cpu_us
         .map(|us| format!(", of it {us:.2} from its wake-up to the reply"))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    format!(
+        "{:.2} µs of CPU per request ({:.2} client{exchange} + {:.2} server)",
+        h.cpu_us(),
+        h.client_cpu_us,
+        h.server_cpu_us
+    )
+}
+
+/// A least hop's CPU, split, and its round trip's p50 and p99.
+fn figures(h: &crate::results::HopFloor) -> String {
+    format!(
+        "{}, round trip p50 {} µs, p99 {} µs",
+        cpu_split(h),
+        h.round_trip_us.p50,
+        h.round_trip_us.p99
+    )
+}
+
+/// ` — but it held only 480 req/s` when the hop fell behind its rate.
+fn held_only(h: &crate::results::HopFloor) -> String {
+    match h.held() {
+        true => String::new(),
+        false => format!(" — but it held only {:.0} req/s", h.achieved_rps),
+    }
+}
+
+/// [`held_only`], and that it is then no floor.
+fn no_floor(h: &crate::results::HopFloor) -> String {
+    match h.held() {
+        true => String::new(),
+        false => format!("{}, so at this rate it is no floor", held_only(h)),
+    }
 }
 
 /// The least event-loop hop, and what it costs over the least hop.
@@ -294,20 +339,11 @@ fn render_event_loop_hop(
     };
     let over = match least.filter(|l| l.held() && h.held() && l.cpu_us() > 0.0) {
         Some(l) => format!(", {:.2}× the least hop's CPU", h.cpu_us() / l.cpu_us()),
-        None if !h.held() => format!(
-            " — but it held only {:.0} req/s, so at this rate it is no floor",
-            h.achieved_rps
-        ),
-        None => String::new(),
+        None => no_floor(h),
     };
     format!(
-        "  the same hop on event loops (client and server each on a current-thread tokio runtime, no HTTP library): {:.2} µs of CPU per request ({:.2} client{} + {:.2} server), round trip p50 {} µs, p99 {} µs{over}\n",
-        h.cpu_us(),
-        h.client_cpu_us,
-        exchange_part(h),
-        h.server_cpu_us,
-        h.round_trip_us.p50,
-        h.round_trip_us.p99,
+        "  the same hop on event loops (client and server each on a current-thread tokio runtime, no HTTP library): {}{over}\n",
+        figures(h),
     )
 }
 

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use grain_runtime::network::NetworkModel;
 use grainbench::deploy::{DeployOverrides, DeployTarget, ResilienceOverrides};
 use grainbench::launch::container::ContainerOptions;
+use grainbench::launch::cores::UnitCores;
 use grainbench::plan::{Architecture, Mesh, SecurityMode, Series, Transport};
 use grainbench::report::gate::Threshold;
 use grainbench::scenario::limits::{MAX_RATE, MAX_REPLICAS, MAX_RETRIES, MAX_TIMEOUT_MS};
@@ -120,6 +121,7 @@ impl UpArgs {
             overrides: self.deploy.overrides(Vec::new()),
             security: self.security,
             target: self.placement.target(false),
+            unit_cores: self.placement.unit_cpus.clone(),
         }
     }
 }
@@ -198,6 +200,12 @@ pub struct PlacementArgs {
     /// With `--target compose`: memory limit of every unit's container, e.g. `256m`.
     #[arg(long, requires = "target")]
     pub memory: Option<String>,
+    /// Confine every unit process (and its sidecar) to these cores, as `taskset -c` reads
+    /// them (`0`, `0,2-3`); the driver and the harness stay free. On a virtual machine a
+    /// wake-up across cores can cost several times one on the same core, and so can a hop
+    /// (units as processes only).
+    #[arg(long, value_name = "CORES", value_parser = unit_cores_arg, conflicts_with = "target")]
+    pub unit_cpus: Option<UnitCores>,
 }
 
 impl PlacementArgs {

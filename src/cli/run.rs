@@ -204,6 +204,7 @@ impl RunArgs {
         options.faults = self.faults.clone();
         options.deploy = self.deploy.overrides(self.security.clone());
         options.target = self.placement.target(self.remove_image);
+        options.unit_cores = self.placement.unit_cpus.clone();
         options.trace = (self.trace.is_some() || self.trace_overhead).then(|| {
             grainbench::traces::TraceOptions {
                 sample: self.trace.unwrap_or(grainbench::traces::DEFAULT_SAMPLE),

@@ -2,6 +2,7 @@
 //! bad value is refused, named, before anything runs.
 
 use grain_runtime::network::NetworkModel;
+use grainbench::launch::cores::UnitCores;
 use grainbench::plan::{Mesh, SecurityMode, Transport};
 use grainbench::run::{LoadMode, SweepLimits};
 use grainbench::scenario::fault::{Fault, FaultSyntaxError};
@@ -14,6 +15,13 @@ pub struct RetryBudget(pub Option<f64>);
 
 pub(super) fn retry_budget_arg(text: &str) -> Result<RetryBudget, String> {
     grainbench::scenario::fault::parse_budget(text).map(RetryBudget)
+}
+
+/// `--unit-cpus`: a core list, every core one this process may use.
+pub(super) fn unit_cores_arg(text: &str) -> Result<UnitCores, String> {
+    let cores: UnitCores = text.parse()?;
+    cores.check_available()?;
+    Ok(cores)
 }
 
 pub(super) fn fault_arg(text: &str) -> Result<Fault, String> {

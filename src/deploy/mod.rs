@@ -196,6 +196,7 @@ impl DeploySpec {
         .meshed(self.plan.mesh)
         .in_containers(env.container_target());
         options.worker_threads = env.worker_threads;
+        options.unit_cores = env.unit_cores.clone();
         options.trace = env
             .trace_endpoint
             .as_ref()
@@ -245,6 +246,8 @@ pub struct DeployEnv {
     pub worker_threads: Option<usize>,
     /// The OTLP/HTTP traces endpoint units send spans to (none: untraced).
     pub trace_endpoint: Option<String>,
+    /// The cores every unit process is confined to (`--unit-cpus`; none: anywhere).
+    pub unit_cores: Option<crate::launch::cores::UnitCores>,
     pkis: Mutex<Vec<(SecurityMode, Arc<RunPki>)>>,
     containers: Option<ContainerRun>,
 }
@@ -265,6 +268,7 @@ impl DeployEnv {
             work_iterations_per_us,
             worker_threads: None,
             trace_endpoint: None,
+            unit_cores: None,
             pkis: Mutex::new(Vec::new()),
             containers: None,
         }

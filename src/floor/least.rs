@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 /// Unmeasured requests the least client sends first (connection and endpoint warm).
 pub(super) const CLIENT_WARMUP: u64 = 200;
+/// The warm-up's requests are at most this far apart, whatever the rate: at 10 req/s, 200
+/// requests at the rate would take 20 s per floor, before a round of a 1 s step.
+const WARMUP_INTERVAL: Duration = Duration::from_millis(1);
 
 /// The hop's floor at `rate` from what its client and its server measured.
 pub(super) fn hop_floor_of(rate: u32, client: &Client, served: &Served) -> HopFloor {
@@ -148,11 +151,12 @@ pub(super) struct Client {
 }
 
 /// A least client's schedule and bookkeeping, blocking or on an event loop: [`CLIENT_WARMUP`]
-/// unmeasured requests, then `count` measured ones `interval` apart, stopping early once
-/// `limit` has passed since the first measured one; the thread's CPU over the measured
-/// ones, and of it from each wake-up to the reply.
+/// unmeasured requests (at most [`WARMUP_INTERVAL`] apart), then `count` measured ones
+/// `interval` apart, stopping early once `limit` has passed since the first measured one;
+/// the thread's CPU over the measured ones, and of it from each wake-up to the reply.
 pub(super) struct Schedule {
     interval: Duration,
+    warmup: Duration,
     total: u64,
     limit: Duration,
     start: Instant,
@@ -171,13 +175,15 @@ pub(super) struct Woke {
 
 impl Schedule {
     pub(super) fn new(interval: Duration, count: u64, limit: Duration) -> Self {
-        let start = Instant::now() + interval;
+        let warmup = interval.min(WARMUP_INTERVAL);
+        let start = Instant::now() + warmup;
         Schedule {
             interval,
+            warmup,
             total: CLIENT_WARMUP + count,
             limit,
             start,
-            measured_from: start + interval.mul_f64(CLIENT_WARMUP as f64),
+            measured_from: start + warmup.mul_f64(CLIENT_WARMUP as f64),
             next: 0,
             cpu_before: thread_cpu_time(),
             exchange_cpu: Duration::ZERO,
@@ -195,7 +201,10 @@ impl Schedule {
             self.cpu_before = thread_cpu_time();
         }
         self.next += 1;
-        Some(self.start + self.interval.mul_f64(i as f64))
+        Some(match i.checked_sub(CLIENT_WARMUP) {
+            None => self.start + self.warmup.mul_f64(i as f64),
+            Some(measured) => self.measured_from + self.interval.mul_f64(measured as f64),
+        })
     }
 
     /// Just after waking for the request [`Schedule::next_due`] gave.
@@ -249,6 +258,30 @@ pub(super) fn whole_reply(buf: &[u8]) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// At a slow rate the warm-up still takes a fifth of a second, not 200 intervals (at
+    /// 10 req/s a least hop took 22 s, and a round's three floors over a minute); the
+    /// measured requests keep the rate.
+    #[test]
+    fn the_warm_up_is_quick_whatever_the_rate() {
+        let interval = Duration::from_millis(100);
+        let mut schedule = Schedule::new(interval, 3, Duration::from_secs(10));
+        let dues: Vec<Instant> = std::iter::from_fn(|| schedule.next_due()).collect();
+        assert_eq!(dues.len(), CLIENT_WARMUP as usize + 3);
+        let warm = CLIENT_WARMUP as usize;
+        assert!(
+            dues[warm] - dues[0] <= Duration::from_millis(201),
+            "{:?}",
+            dues[warm] - dues[0]
+        );
+        for pair in dues[warm..].windows(2) {
+            let apart = pair[1] - pair[0];
+            assert!(
+                apart.abs_diff(interval) < Duration::from_micros(1),
+                "{apart:?}"
+            );
+        }
+    }
 
     #[test]
     fn a_request_is_whole_only_with_its_body() {

@@ -11,7 +11,9 @@
 //!   one request costs a client and a server that do nothing else (the hop ledger's
 //!   denominator; every run measures it beside its bare hop, at the start of each round);
 //! - the least event-loop hop ([`event_loop_hop`]): the same, with the client and the server
-//!   each on a current-thread tokio runtime: what an event loop adds to the least hop.
+//!   each on a current-thread tokio runtime: what an event loop adds to the least hop;
+//! - the least hop pinned on one core and across two ([`Placement`]): what a wake-up that
+//!   crosses cores costs (every run measures the one across two cores too).
 //!
 //! All are read from the kernel's per-thread CPU clock, the clock of the driver's own
 //! figure, so "driver / floor" says how much of the driver's CPU per request is its own
@@ -29,11 +31,14 @@ use std::time::{Duration, Instant};
 
 mod event_loop;
 mod least;
+mod placement;
 pub use event_loop::event_loop_hop;
 use least::{
     canned_reply, hop_floor_of, listen, paced, ping_request, whole_reply, Client, Schedule, Served,
     Serving,
 };
+use placement::pin_this_thread;
+pub use placement::Placement;
 
 /// A reply slower than this ends the measurement with an error instead of hanging it.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -64,6 +69,10 @@ pub struct Floor {
     /// The same hop with the client and the server each on an event loop of its own (none
     /// if it failed): [`event_loop_hop`].
     pub event_loop_hop: Option<HopFloor>,
+    /// The least hop with its client and server pinned to one core, and to two (none if it
+    /// failed, or with one core): what a wake-up across cores costs on this machine.
+    pub hop_one_core: Option<HopFloor>,
+    pub hop_across_cores: Option<HopFloor>,
 }
 
 /// `x` to two decimals, as the calibration figures are shown.
@@ -91,32 +100,55 @@ pub fn measure(addr: &str, rate: u32, duration: Duration) -> Result<Floor, Strin
         ),
         client_latency_us: Percentiles::of(&client.latency),
         driver_to_floor_ratio: None,
-        hop: hop_floor(rate, duration).ok(),
+        hop: hop_floor(rate, duration, Placement::Free).ok(),
+        hop_one_core: hop_floor(rate, duration, Placement::OneCore).ok(),
+        hop_across_cores: hop_floor(rate, duration, Placement::AcrossCores).ok(),
         event_loop_hop: event_loop_hop(rate, duration).ok(),
     })
 }
 
 /// The least hop at `rate` for about `duration` (at most twice that): the least client
-/// against the least server on 127.0.0.1, on two threads of this process (it blocks).
-pub fn hop_floor(rate: u32, duration: Duration) -> Result<HopFloor, String> {
+/// against the least server on 127.0.0.1, on two threads of this process placed as
+/// `placement` says (it blocks).
+pub fn hop_floor(rate: u32, duration: Duration, placement: Placement) -> Result<HopFloor, String> {
     let (interval, count) = paced(rate, duration);
-    hop_floor_with(rate, |addr| {
+    hop_floor_with(rate, placement, move |addr| {
         least_client(addr, interval, count, duration * 2)
     })
 }
 
-/// The least hop with `client` against the least server.
+/// The least hop with `client` against the least server, placed as `placement` says.
 fn hop_floor_with(
     rate: u32,
-    client: impl FnOnce(&str) -> Result<Client, String>,
+    placement: Placement,
+    client: impl FnOnce(&str) -> Result<Client, String> + Send + 'static,
 ) -> Result<HopFloor, String> {
-    tighten_timer_slack();
+    let cores = placement.cores()?;
     let (listener, addr) = listen("the least server")?;
     let server = std::thread::Builder::new()
         .name("grainbench-least-server".into())
-        .spawn(move || least_server(&listener))
+        .spawn(move || {
+            if let Some((_, core)) = cores {
+                pin_this_thread(core)?;
+            }
+            least_server(&listener)
+        })
         .map_err(|e| format!("cannot start the least server: {e}"))?;
-    let client = client(&addr);
+    // The client has a thread of its own, so that pinning it leaves the caller's alone.
+    let client_addr = addr.clone();
+    let client = std::thread::Builder::new()
+        .name("grainbench-least-client".into())
+        .spawn(move || {
+            tighten_timer_slack();
+            if let Some((core, _)) = cores {
+                pin_this_thread(core)?;
+            }
+            client(&client_addr)
+        })
+        .map_err(|e| format!("cannot start the least client: {e}"))?
+        .join()
+        .map_err(|_| "the least client panicked".to_string())
+        .and_then(|client| client);
     if client.is_err() {
         // A client that failed before it connected left the server waiting to accept: a
         // connection closed at once lets it return (after one that was served, it is never
@@ -324,6 +356,8 @@ mod tests {
             driver_to_floor_ratio: None,
             hop: None,
             event_loop_hop: None,
+            hop_one_core: None,
+            hop_across_cores: None,
         };
         assert!(!floor.client_held(), "{}", floor.client_achieved_rps);
     }
@@ -332,7 +366,7 @@ mod tests {
     /// measured: the floor is a measurement, never zero.
     #[test]
     fn the_least_hop_measures_both_sides_of_every_request() {
-        let floor = hop_floor(500, Duration::from_millis(400)).unwrap();
+        let floor = hop_floor(500, Duration::from_millis(400), Placement::Free).unwrap();
         assert_eq!(floor.requests, 200, "{floor:?}");
         assert!(
             floor.client_cpu_us > 0.0 && floor.server_cpu_us > 0.0,
@@ -342,13 +376,35 @@ mod tests {
         assert_eq!(floor.cpu_us(), floor.client_cpu_us + floor.server_cpu_us);
     }
 
+    /// Placed on one core or across two, the least client runs pinned to its core (and the
+    /// hop is measured); with one core only, the hop across two is an error, not a hop
+    /// measured on one core.
+    #[test]
+    fn a_placed_least_hop_pins_its_client() {
+        let cores = placement::allowed_cores().unwrap();
+        for placement in [Placement::OneCore, Placement::AcrossCores] {
+            let first = cores[0];
+            let measured = hop_floor_with(500, placement, move |addr| {
+                let pinned = placement::allowed_cores().map_err(|e| e.to_string())?;
+                assert_eq!(pinned, [first], "{placement:?}");
+                least_client(addr, Duration::from_millis(2), 50, Duration::from_secs(1))
+            });
+            match (placement, cores.len()) {
+                (Placement::AcrossCores, 1) => assert!(measured.is_err()),
+                _ => assert_eq!(measured.unwrap().requests, 50, "{placement:?}"),
+            }
+        }
+    }
+
     /// A client that fails before it connects does not leave the least hop waiting for
     /// it: the error comes back (it used to block in the server's accept for ever).
     #[test]
     fn a_client_that_never_connects_ends_the_least_hop_with_its_error() {
         let (done, finished) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let _ = done.send(hop_floor_with(500, |_| Err("no route".to_string())));
+            let _ = done.send(hop_floor_with(500, Placement::Free, |_| {
+                Err("no route".to_string())
+            }));
         });
         let outcome = finished
             .recv_timeout(Duration::from_secs(30))

@@ -76,8 +76,13 @@ impl LiveDeployment {
         }
         for (unit, sidecar) in self.units.iter_mut().zip(bound) {
             let tls = sidecar_tls(&self.options, &self.plan.units[unit.planned].name)?;
-            let started =
-                sidecar.start(&unit.addr, &inbound_of, tls.as_ref(), &self.options.run_id)?;
+            let started = sidecar.start(
+                &unit.addr,
+                &inbound_of,
+                tls.as_ref(),
+                &self.options.run_id,
+                self.options.unit_cores.as_ref(),
+            )?;
             unit.addr = started.inbound.clone();
             unit.route_addr = started.inbound.clone();
             unit.sidecar = Some(started);

@@ -11,9 +11,11 @@
 //! `options.rs` how units are started (binary, network, security, transport, mesh);
 //! `process.rs` one unit from spawn to ready; `redeploy.rs` replacing units under load;
 //! `container.rs` the same units as containers; `pki.rs` the run's certificates;
-//! `sidecar/` the proxies of a mesh and `mesh.rs` putting them beside the units.
+//! `sidecar/` the proxies of a mesh and `mesh.rs` putting them beside the units;
+//! `cores.rs` the cores units may run on (`--unit-cpus`).
 
 pub mod container;
+pub mod cores;
 mod mesh;
 mod options;
 pub mod pki;

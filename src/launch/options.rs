@@ -43,6 +43,9 @@ pub struct LaunchOptions {
     pub container: Option<Arc<container::ContainerTarget>>,
     /// Where units send the spans of traced requests (none: they build no span).
     pub trace: Option<grain_runtime::trace::TraceExport>,
+    /// The cores every unit process (and its sidecar) is confined to (none: anywhere).
+    /// Processes only: containers are not confined.
+    pub unit_cores: Option<super::cores::UnitCores>,
 }
 
 /// `--spec` value telling a unit to read its spec from the first line of stdin.
@@ -69,6 +72,7 @@ impl LaunchOptions {
             mesh: Mesh::None,
             container: None,
             trace: None,
+            unit_cores: None,
         }
     }
 

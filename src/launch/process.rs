@@ -109,10 +109,16 @@ pub(super) async fn spawn_unit(
         None => Command::new(&options.unit_binary),
     };
     let harness = std::process::id();
-    // SAFETY: the closure runs in the forked child before exec and only makes two
-    // async-signal-safe system calls (prctl, getppid).
+    let cores = options.unit_cores.as_ref().map(|c| c.cpu_set());
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe system calls (sched_setaffinity, prctl, getppid).
     unsafe {
-        command.pre_exec(move || die_with_parent(harness));
+        command.pre_exec(move || {
+            if let Some(cores) = &cores {
+                super::cores::confine(cores)?;
+            }
+            die_with_parent(harness)
+        });
     }
     let mut child = command
         .arg("unit")

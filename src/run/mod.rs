@@ -35,6 +35,7 @@ pub use report::{ResultsFile, RunReport, StepStart};
 use crate::delays;
 use crate::deploy::DeployEnv;
 use crate::driver;
+use crate::floor::Placement;
 use crate::launch::LaunchError;
 use crate::plan::Architecture;
 use crate::results::{
@@ -132,6 +133,7 @@ async fn run_into(
     let options = &resolved.options;
     // Held to the end: dropping it removes the run's containers and network.
     let mut env = DeployEnv::new(options.unit_binary.clone(), options.run_id.clone());
+    env.unit_cores = options.unit_cores.clone();
     let traces = match &options.trace {
         Some(trace) => {
             let session = crate::traces::TraceSession::start(trace, &options.out_dir)
@@ -372,6 +374,7 @@ fn new_results(
             containers: None,
             precision: None,
             sidecar_proxy: None,
+            unit_cores: options.unit_cores.as_ref().map(ToString::to_string),
         },
         scenario: ScenarioInfo {
             name: scenario.name.clone(),
@@ -396,7 +399,8 @@ fn new_results(
 /// measured without and with the network model (the first round's calibration is the
 /// run's; every round's adds to its repetitions, `calibrations`), and the least hop. The
 /// hop ledger divides each round's per-hop figures by the floors of the same round. The
-/// run goes on without a floor that failed.
+/// least hop is measured twice: where the scheduler puts it, and pinned across two cores.
+/// The run goes on without a floor that failed.
 async fn measure_floors(
     resolved: &Resolved,
     round: usize,
@@ -405,7 +409,7 @@ async fn measure_floors(
     network: &mut NetworkInfo,
 ) {
     let options = &resolved.options;
-    tracing::info!(round = round + 1, network = %resolved.network().name, "measuring this machine's floors: a bare hop, the least hop");
+    tracing::info!(round = round + 1, network = %resolved.network().name, "measuring this machine's floors: a bare hop, the least hop (free, and across two cores)");
     let calibrated = tokio::select! {
         calibrated = delays::measure_bare_hop(resolved.network(), &options.unit_binary, &options.run_id, cancel) => calibrated,
         // The unit is killed on drop; the caller notices the cancellation.
@@ -429,14 +433,21 @@ async fn measure_floors(
         network.hop_calibration = Some(over_rounds(first, calibrations));
         network.hop_calibration_error = None;
     }
-    let least_hop = match cancel.is_cancelled() {
-        true => None,
-        false => measure_hop_floor(resolved.floor_rate()).await,
+    let least_hop = |placement| async move {
+        match cancel.is_cancelled() {
+            true => None,
+            false => measure_hop_floor(resolved.floor_rate(), placement).await,
+        }
     };
     network.floors.push(RoundFloor {
         round,
         bare_hop_p50_us,
-        least_hop,
+        least_hop: least_hop(Placement::Free).await,
+        // With one core to run on there is nothing to measure (and nothing to warn of).
+        least_hop_across_cores: match Placement::AcrossCores.possible() {
+            true => least_hop(Placement::AcrossCores).await,
+            false => None,
+        },
     });
 }
 
@@ -490,18 +501,19 @@ async fn sweep_up_to_capacity(
     Some(adjusted)
 }
 
-/// This machine's floor for one hop at `rate` (on a thread of its own: it blocks); the run
-/// goes on without it if it fails.
-async fn measure_hop_floor(rate: u32) -> Option<crate::results::HopFloor> {
+/// This machine's floor for one hop at `rate`, placed as `placement` says (on threads of its
+/// own: it blocks); the run goes on without it if it fails.
+async fn measure_hop_floor(rate: u32, placement: Placement) -> Option<crate::results::HopFloor> {
     let duration = delays::HOP_CALIBRATION_DURATION;
-    let measured = tokio::task::spawn_blocking(move || crate::floor::hop_floor(rate, duration))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|floor| floor);
+    let measured =
+        tokio::task::spawn_blocking(move || crate::floor::hop_floor(rate, duration, placement))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|floor| floor);
     match measured {
         Ok(floor) => Some(floor),
         Err(error) => {
-            tracing::warn!(%error, "the hop floor could not be measured");
+            tracing::warn!(%error, placement = placement.describe(), "the hop floor could not be measured");
             None
         }
     }

@@ -74,6 +74,8 @@ pub struct RunOptions {
     pub target: DeployTarget,
     /// Trace a share of the load's requests (`--trace`), and where spans also go.
     pub trace: Option<crate::traces::TraceOptions>,
+    /// The cores every unit process is confined to (`--unit-cpus`; none: anywhere).
+    pub unit_cores: Option<crate::launch::cores::UnitCores>,
 }
 
 impl RunOptions {
@@ -103,6 +105,7 @@ impl RunOptions {
             deploy: DeployOverrides::default(),
             target: DeployTarget::Processes,
             trace: None,
+            unit_cores: None,
         }
     }
 

@@ -14,6 +14,7 @@ async fn driving_units_started_by_up_matches_a_normal_run() {
         overrides: Default::default(),
         security: Default::default(),
         target: Default::default(),
+        unit_cores: None,
     };
     let up = grainbench::up::Up::start(&source, &request, unit_binary())
         .await

@@ -6,6 +6,7 @@
 mod common;
 
 mod containers;
+mod cores;
 mod deploy_cost;
 mod driver;
 mod endpoints;

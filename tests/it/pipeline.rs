@@ -41,6 +41,14 @@ async fn all_architectures_run_with_static_hops_and_equal_digests() {
             .all(|f| f.bare_hop_p50_us.is_some() && f.least_hop.is_some()),
         "{floors:?}"
     );
+    // With two cores or more, the least hop is measured across two of them as well.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        floors
+            .iter()
+            .all(|f| f.least_hop_across_cores.is_some() == (cores >= 2)),
+        "{cores} cores: {floors:?}"
+    );
     assert!(hop.floor.is_none(), "the floor is per round now");
     assert_eq!(results.meta.round_orders.len(), 2);
     for arch in &results.architectures {
@@ -553,7 +561,11 @@ fn an_a_a_check_runs_twice_and_counts_the_figures_that_changed() {
     let words: Vec<&str> = verdict.split_whitespace().collect();
     let (changed, compared): (usize, usize) =
         (words[2].parse().unwrap(), words[4].parse().unwrap());
-    assert!(compared > 10 && changed <= compared, "{verdict}");
+    // Both deployments' cold starts and idle RSS are always compared (4 figures); their
+    // latencies, CPU and entrypoints only at steps valid in both runs, and a busy machine
+    // can make the load generator fall behind at one (it failed with 10 under the full
+    // suite's load when this asked for more than 10).
+    assert!(compared >= 4 && changed <= compared, "{verdict}");
     assert!(out.path().join("aa-first/results.json").is_file());
     assert!(out.path().join("results.json").is_file());
     assert!(wait_for_no_processes(&run_id, Duration::from_secs(10)).is_empty());

@@ -268,6 +268,7 @@ async fn up_under_mtls_and_tokens_prints_what_curl_needs() {
         overrides: Default::default(),
         security: SecurityMode::MtlsToken,
         target: Default::default(),
+        unit_cores: None,
     };
     let up = grainbench::up::Up::start(&source, &request, unit_binary())
         .await

@@ -196,6 +196,7 @@ impl BoundSidecar {
         inbound_of: &BTreeMap<String, String>,
         tls: Option<&SidecarTls>,
         run_id: &str,
+        cores: Option<&crate::launch::cores::UnitCores>,
     ) -> Result<Sidecar, SidecarError> {
         let process = self.process.clone();
         let io = |what| io_error(&process, what);
@@ -257,14 +258,18 @@ impl BoundSidecar {
             .process_group(0)
             .kill_on_drop(true);
         let harness = std::process::id();
+        let cores = cores.map(|c| c.cpu_set());
         // SAFETY: the closure runs in the forked child before exec and only makes
-        // async-signal-safe system calls (dup2, prctl, getppid).
+        // async-signal-safe system calls (dup2, sched_setaffinity, prctl, getppid).
         unsafe {
             command.pre_exec(move || {
                 for &(from, to) in &moves {
                     if libc::dup2(from, to) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
+                }
+                if let Some(cores) = &cores {
+                    crate::launch::cores::confine(cores)?;
                 }
                 die_with_parent(harness)
             });

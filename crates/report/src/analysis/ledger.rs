@@ -16,7 +16,10 @@
 //! exchange's is a floor of its own: the least client from just after its timer woke it
 //! to the reply, and the least server. A call between units is woken by a request, not by
 //! a timer, and on this kind of machine a timer's wake-up is most of the least client's
-//! CPU. The units' CPU per hop is split into the kernel's part (system time) and the body
+//! CPU. The least hop pinned across two cores is a floor of its own too: each of its
+//! wake-ups crosses cores, as a hop between units on different cores does, and on a
+//! virtual machine that can cost several times the hop the scheduler places on one core.
+//! The units' CPU per hop is split into the kernel's part (system time) and the body
 //! codec's part.
 
 use super::rounds;
@@ -40,6 +43,10 @@ pub struct HopCosts<'a> {
     /// woken by a request, not by a timer, so this is the floor a hop between units is
     /// measured against most closely (absent from runs before it was measured).
     pub exchange_floor_us: Option<Estimate>,
+    /// The least hop's CPU per request with its client and server pinned to two cores, µs
+    /// (geometric mean over the rounds in which it held its rate; absent from runs before
+    /// it was measured, and on one core).
+    pub across_floor_us: Option<Estimate>,
     /// Whether the floors were measured in every round (the ratios are per round, their
     /// intervals carry the floors' noise) or once (the ratios take that floor as exact).
     pub floors_per_round: bool,
@@ -63,8 +70,10 @@ pub struct HopCost<'a> {
     /// hop's, each round's over its own round's floor.
     pub latency_to_floor: Option<Estimate>,
     pub cpu_to_floor: Option<Estimate>,
-    /// The added CPU over the least exchange's, each round's over its own round's.
+    /// The added CPU over the least exchange's, and over the least hop's across two
+    /// cores, each round's over its own round's.
     pub cpu_to_exchange: Option<Estimate>,
+    pub cpu_to_across: Option<Estimate>,
 }
 
 /// One of this machine's floors, µs.
@@ -110,8 +119,15 @@ struct Floors {
     /// exchange's (without the least client's sleep and timer wake-up).
     cpu: Option<Floor>,
     exchange: Option<Floor>,
+    /// The least hop's CPU across two cores (when it held its rate).
+    across: Option<Floor>,
     /// Measured in every round, or (older runs) once.
     per_round: bool,
+}
+
+/// A least hop, unless it fell behind its rate (then it is no floor).
+fn held(hop: &Option<HopFloor>) -> Option<&HopFloor> {
+    hop.as_ref().filter(|h| h.held())
 }
 
 /// The floors of `results`, measured in every round, or (older runs) once.
@@ -126,11 +142,11 @@ fn floors(results: &RunResults) -> Floors {
                 .collect();
             (!values.is_empty()).then_some(Floor::PerRound(values))
         };
-        let held = |f: &RoundFloor| f.least_hop.clone().filter(HopFloor::held);
         return Floors {
             round_trip: per_round(&|f| f.bare_hop_p50_us),
-            cpu: per_round(&|f| Some(held(f)?.cpu_us())),
-            exchange: per_round(&|f| held(f)?.exchange_cpu_us()),
+            cpu: per_round(&|f| Some(held(&f.least_hop)?.cpu_us())),
+            exchange: per_round(&|f| held(&f.least_hop)?.exchange_cpu_us()),
+            across: per_round(&|f| Some(held(&f.least_hop_across_cores)?.cpu_us())),
             per_round: true,
         };
     }
@@ -148,6 +164,7 @@ fn floors(results: &RunResults) -> Floors {
         round_trip: round_trip.map(Floor::Once),
         cpu: cpu.map(Floor::Once),
         exchange: None,
+        across: None,
         per_round: false,
     }
 }
@@ -182,6 +199,7 @@ pub fn hop_costs(results: &RunResults, rate: u32) -> Option<HopCosts<'_>> {
         round_trip_floor_us: over_rounds(&floors.round_trip),
         cpu_floor_us: over_rounds(&floors.cpu),
         exchange_floor_us: over_rounds(&floors.exchange),
+        across_floor_us: over_rounds(&floors.across),
         floors_per_round: floors.per_round,
         hops,
     })
@@ -260,6 +278,7 @@ fn hop_cost<'a>(
         latency_to_floor: ratio(&latency, floors.round_trip.as_ref()),
         cpu_to_floor: ratio(&cpu, floors.cpu.as_ref()),
         cpu_to_exchange: ratio(&cpu, floors.exchange.as_ref()),
+        cpu_to_across: ratio(&cpu, floors.across.as_ref()),
     })
 }
 
@@ -312,6 +331,7 @@ mod tests {
                 round,
                 bare_hop_p50_us: Some(70.0 + round as f64),
                 least_hop: Some(least_hop(per_hop / 2.5, 200.0)),
+                least_hop_across_cores: None,
             })
             .collect();
         let paired = hop_costs(&results, rate).unwrap();
@@ -345,6 +365,7 @@ mod tests {
                         client_exchange_cpu_us: exchange,
                         ..least_hop(40.0, 200.0)
                     }),
+                    least_hop_across_cores: None,
                 })
                 .collect()
         };
@@ -362,6 +383,49 @@ mod tests {
         assert!((to_exchange.point - to_hop.point * 40.0 / 25.0).abs() < 1e-9);
     }
 
+    /// The least hop across two cores is a floor of its own, paired by round; a round in
+    /// which it fell behind, or did not run (one core), has no such ratio, and the least
+    /// hop's own ratio is untouched by it.
+    #[test]
+    fn the_least_hop_across_cores_is_a_floor_of_its_own() {
+        let mut results = rounds_fixture();
+        let rate = crate::stats::verdict_rate(&results.architectures).unwrap();
+        let across = |round: usize| match round {
+            0 => None,
+            1 => Some(least_hop(160.0, 150.0)),
+            _ => Some(least_hop(160.0, 200.0)),
+        };
+        results.network.floors = (0..3)
+            .map(|round| RoundFloor {
+                round,
+                bare_hop_p50_us: Some(70.0),
+                least_hop: Some(least_hop(40.0, 200.0)),
+                least_hop_across_cores: across(round),
+            })
+            .collect();
+        let costs = hop_costs(&results, rate).unwrap();
+        let floor = costs.across_floor_us.unwrap();
+        assert_eq!(floor.rounds, 1, "only the round where it held: {floor:?}");
+        assert!((floor.point - 160.0).abs() < 1e-9, "{floor:?}");
+        let nano = costs.hops.iter().find(|h| h.cut.label() == "nano").unwrap();
+        let (cpu, _) = per_hop(nano.cut, nano.reference, rate, |s| {
+            s.units_cpu_us_per_request
+        });
+        let in_round_2 = at(&cpu, 2).expect("the fixture has a third round");
+        let to_across = nano.cpu_to_across.unwrap();
+        assert_eq!(to_across.rounds, 1);
+        assert!((to_across.point - in_round_2 / 160.0).abs() < 1e-9);
+        assert_eq!(nano.cpu_to_floor.unwrap().rounds, 3);
+        results
+            .network
+            .floors
+            .iter_mut()
+            .for_each(|f| f.least_hop_across_cores = None);
+        let costs = hop_costs(&results, rate).unwrap();
+        assert!(costs.across_floor_us.is_none());
+        assert!(costs.hops.iter().all(|h| h.cpu_to_across.is_none()));
+    }
+
     /// A round whose least hop fell behind its rate has no CPU floor: its ratio is left
     /// out, not divided by a floor that is no floor.
     #[test]
@@ -373,6 +437,7 @@ mod tests {
                 round,
                 bare_hop_p50_us: None,
                 least_hop: Some(least_hop(40.0, if round == 1 { 150.0 } else { 200.0 })),
+                least_hop_across_cores: None,
             })
             .collect();
         let costs = hop_costs(&results, rate).unwrap();

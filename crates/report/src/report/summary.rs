@@ -182,7 +182,7 @@ fn render_ledger(out: &mut String, m: &ReportModel) {
         ledger.rate, ledger.transport
     );
     type Cell = fn(&super::model::ledger::LedgerRow) -> &str;
-    let columns: [(&str, Cell, bool); 10] = [
+    let columns: [(&str, Cell, bool); 11] = [
         ("cut", |r| &r.cut, true),
         ("against", |r| &r.reference, true),
         ("+hops", |r| &r.extra_hops, false),
@@ -193,6 +193,7 @@ fn render_ledger(out: &mut String, m: &ReportModel) {
         ("of it codec", |r| &r.codec_cpu, false),
         ("× least hop", |r| &r.cpu_to_floor, false),
         ("× exchange", |r| &r.cpu_to_exchange, false),
+        ("× across cores", |r| &r.cpu_to_across, false),
     ];
     let shown: Vec<(&str, Cell, bool, usize)> = columns
         .into_iter()

@@ -98,6 +98,10 @@ pub struct RunMeta {
     /// Under a mesh: the sidecars' proxy and version, as it states them (schema 7).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sidecar_proxy: Option<String>,
+    /// With `--unit-cpus`: the cores every unit process (and sidecar) was confined to, as
+    /// `taskset -c` writes them (`0`, `0,2-3`); absent: wherever the scheduler put them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_cores: Option<String>,
 }
 
 /// How a run with `--precision` decided its rounds: from a pilot, once (Stein's
@@ -167,7 +171,7 @@ pub struct NetworkInfo {
 
 /// This machine's floors at the start of one round: the bare hop's round trip (the driver
 /// against a unit that does nothing) and the least hop (a client and a server that do
-/// nothing else).
+/// nothing else), where the scheduler places it and across two cores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundFloor {
     /// The round (from 0) it was measured at the start of.
@@ -176,6 +180,11 @@ pub struct RoundFloor {
     pub bare_hop_p50_us: Option<f64>,
     /// The least hop (none if it failed).
     pub least_hop: Option<HopFloor>,
+    /// The least hop with its client and its server pinned to two different cores: every
+    /// wake-up crosses cores, as a hop between units on different cores does (none if it
+    /// failed, with one core, or in runs from before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub least_hop_across_cores: Option<HopFloor>,
 }
 
 /// One bare hop (driver → a unit that does nothing → driver), measured open loop on raw

@@ -1,7 +1,7 @@
 //! Bar charts: one bar per figure, an interval's whisker on it, and its label upright
 //! above it (or level, when few enough fit side by side).
 
-use super::draw::{short_number, text_px, IntoRgb};
+use super::draw::{short_number, IntoRgb};
 use super::{FONT, HEIGHT, LABEL_PX, WIDTH};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -25,7 +25,10 @@ fn upright_headroom(bars: &[Bar], top: f64) -> f64 {
     bars.iter()
         .map(|b| {
             let end = (b.value + b.stacked).max(b.interval.map_or(0.0, |i| i.1));
-            let room = BAR_PLOT_PX - 8.0 - f64::from(text_px(b.label.chars().count()));
+            // Upright labels measured as the browser draws them (about 0.62 em a character:
+            // `text_px`'s half an em left the longest above the plot, cut off).
+            let label = b.label.chars().count() as f64 * f64::from(LABEL_PX) * 0.62;
+            let room = BAR_PLOT_PX - 8.0 - label;
             end * BAR_PLOT_PX / room.max(BAR_PLOT_PX / 4.0) / top
         })
         .fold(1.15, f64::max)

@@ -512,6 +512,7 @@ fn ledger(
         ("bare hop", costs.round_trip_floor_us),
         ("least hop CPU", costs.cpu_floor_us),
         ("least exchange CPU", costs.exchange_floor_us),
+        ("across cores CPU", costs.across_floor_us),
     ];
     for (label, floor) in floors {
         if let Some(floor) = floor {
@@ -531,7 +532,7 @@ fn ledger(
             "What one hop adds at {} req/s ({})",
             ledger.rate, ledger.transport
         ),
-        caption: "Per cut, against the cut of its mode with the fewest hops: the p50 latency (dark) and the units' CPU per request (light) one more hop adds, arithmetic means over the rounds (a difference can be near zero) with 95 % intervals; grey, this machine's floor from the same run, measured at the start of every round (geometric means with 95 % intervals): the bare hop's round trip p50, the CPU one request costs the least client and the least server, and of it the least exchange's (without the least client's timer wake-up).".into(),
+        caption: "Per cut, against the cut of its mode with the fewest hops: the p50 latency (dark) and the units' CPU per request (light) one more hop adds, arithmetic means over the rounds (a difference can be near zero) with 95 % intervals; grey, this machine's floor from the same run, measured at the start of every round (geometric means with 95 % intervals): the bare hop's round trip p50, the CPU one request costs the least client and the least server, and of it the least exchange's (without the least client's timer wake-up), and the least hop with its two ends pinned to two cores (across cores).".into(),
     })
 }
 

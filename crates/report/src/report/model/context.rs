@@ -127,7 +127,10 @@ pub(super) fn methodology(results: &RunResults) -> Vec<Fact> {
         fact("Rounds and intervals", format!("{} round(s); each runs every architecture's steps, in an order shuffled per round with the seed, so drift over the run spreads over every architecture; a cut's variants (security modes, transports) run back to back, their order rotated each round so that none always runs first. A latency or CPU figure is its geometric mean over the rounds whose step was valid, with a 95 % confidence interval from Student's t on the logarithms of those rounds' figures, taken back: such figures are positive and right-skewed, so the interval never reaches below zero and is wider above the point than below (Limpert et al., BioScience 2001); each round's figure already carries its requests' sampling noise, so the spread between rounds holds both levels of variation (Georges et al., OOPSLA 2007; Kalibera & Jones, ISMM 2013). Counts (hops) and differences (what a hop or a security mode adds) use the arithmetic mean and Student's t. Ratios between architectures are taken round by round (round r of each shared its weather) and their interval is computed on the log scale; a ratio or change whose interval holds 1 (0 %) is stated as no clear difference. Changes against a baseline run use Welch's interval over the two runs' rounds. Per-round figures stay in results.json. Noise: each step records the hypervisor's steal and the cores other processes used (/proc/stat less grainbench's own processes); rates with noisy rounds or rounds that disagree far more than the run's others are flagged.", results.meta.rounds)),
         fact("Generator health", "A step whose achieved rate is below 95 % of its target, or whose send lag p99 exceeds 1 ms, is invalid and excluded from the verdict."),
         fact("Network", network_method(&results.network.model, m.containers.is_some())),
-        fact("Machine", format!("{} CPUs", m.host_cpus)),
+        fact("Machine", match &m.unit_cores {
+            None => format!("{} CPUs", m.host_cpus),
+            Some(cores) => format!("{} CPUs; every unit process (and sidecar) confined to core(s) {cores} (--unit-cpus), the driver and the harness not", m.host_cpus),
+        }),
         fact("grainbench", format!("{} (commit {})", m.grainbench_version, m.git_commit.as_deref().unwrap_or("unknown"))),
         fact("Run started", m.started_at.clone()),
         fact("Seed", m.seed.to_string()),
@@ -243,5 +246,34 @@ pub(super) fn compare(analysis: &BaselineChanges) -> BaselineComparison {
             .clone()
             .unwrap_or_else(|| "unknown".into()),
         changes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The machine line says when the units were confined to some cores (`--unit-cpus`),
+    /// and says nothing of it when they were not.
+    #[test]
+    fn the_machine_line_names_the_cores_units_were_confined_to() {
+        let mut results: RunResults = serde_json::from_str(include_str!(
+            "../../../../../tests/fixtures/results-rounds.json"
+        ))
+        .unwrap();
+        let machine = |results: &RunResults| {
+            methodology(results)
+                .into_iter()
+                .find(|f| f.label == "Machine")
+                .unwrap()
+                .value
+        };
+        assert!(!machine(&results).contains("confined"));
+        results.meta.unit_cores = Some("1".into());
+        let line = machine(&results);
+        assert!(
+            line.contains("confined to core(s) 1 (--unit-cpus)"),
+            "{line}"
+        );
     }
 }

@@ -50,8 +50,9 @@ pub struct LedgerRow {
     /// `latency` over the bare hop's round trip, `cpu` over the least hop's CPU.
     pub latency_to_bare_hop: String,
     pub cpu_to_floor: String,
-    /// `cpu` over the least exchange's CPU.
+    /// `cpu` over the least exchange's CPU, and over the least hop's across two cores.
     pub cpu_to_exchange: String,
+    pub cpu_to_across: String,
     #[serde(skip)]
     pub latency_us: Option<Estimate>,
     #[serde(skip)]
@@ -140,6 +141,21 @@ fn floor_sentences(costs: &HopCosts, results: &RunResults) -> Vec<String> {
             floor_taken(e, costs.floors_per_round)
         ));
     }
+    if let Some(e) = &costs.across_floor_us {
+        let trip = results
+            .network
+            .floors
+            .iter()
+            .filter_map(|f| f.least_hop_across_cores.as_ref().filter(|h| h.held()))
+            .map(|h| h.round_trip_us.p50 as f64)
+            .collect::<Vec<_>>();
+        floor.push(format!(
+            "the least hop across two cores (the same, its client and its server pinned to two different cores, so that every wake-up crosses cores, as one between units on different cores does): {} of CPU per request, round trip p50 {:.0} µs{}",
+            floor_figure(e, 1),
+            trip.iter().sum::<f64>() / trip.len().max(1) as f64,
+            floor_taken(e, costs.floors_per_round)
+        ));
+    }
     floor
 }
 
@@ -174,6 +190,7 @@ fn row(hop: &HopCost) -> LedgerRow {
         latency_to_bare_hop: times(hop.latency_to_floor.as_ref()),
         cpu_to_floor: times(hop.cpu_to_floor.as_ref()),
         cpu_to_exchange: times(hop.cpu_to_exchange.as_ref()),
+        cpu_to_across: times(hop.cpu_to_across.as_ref()),
         latency_us: hop.latency_us,
         cpu_us: hop.cpu_us,
         extra: hop.extra_hops,
@@ -253,6 +270,7 @@ fn clause_of(row: &LedgerRow) -> Option<String> {
     let floor: String = [
         (&row.cpu_to_floor, "the floor"),
         (&row.cpu_to_exchange, "the least exchange's"),
+        (&row.cpu_to_across, "the least hop's across cores"),
     ]
     .into_iter()
     .filter(|(x, _)| x.as_str() != "–")
@@ -271,14 +289,19 @@ fn clause_of(row: &LedgerRow) -> Option<String> {
 fn sentence_of(rate: u32, row: &LedgerRow) -> Option<String> {
     let (cpu, latency) = (row.cpu_us.as_ref()?, row.latency_us.as_ref()?);
     let shown = |x: &String| x.as_str() != "–";
-    let cpu_x = match (shown(&row.cpu_to_floor), shown(&row.cpu_to_exchange)) {
-        (true, true) => Some(format!(
-            "CPU {} this machine's floor and {} the least exchange's",
-            row.cpu_to_floor, row.cpu_to_exchange
-        )),
-        (true, false) => Some(format!("CPU {} this machine's floor", row.cpu_to_floor)),
-        (false, true) => Some(format!("CPU {} the least exchange's", row.cpu_to_exchange)),
-        (false, false) => None,
+    let cpu_ratios: Vec<String> = [
+        (&row.cpu_to_floor, "this machine's floor"),
+        (&row.cpu_to_exchange, "the least exchange's"),
+        (&row.cpu_to_across, "the least hop's across two cores"),
+    ]
+    .into_iter()
+    .filter(|(x, _)| shown(x))
+    .map(|(x, of)| format!("{x} {of}"))
+    .collect();
+    let cpu_x = match cpu_ratios.as_slice() {
+        [] => None,
+        [one] => Some(format!("CPU {one}")),
+        [first @ .., last] => Some(format!("CPU {} and {last}", first.join(", "))),
     };
     let lat_x = shown(&row.latency_to_bare_hop).then(|| {
         format!(
