@@ -148,7 +148,7 @@ pub async fn measure(
     run_id: &str,
     cancel: &CancellationToken,
 ) -> Result<Capacity, CapacityError> {
-    let live = launch_ping(unit_binary, run_id).await?;
+    let live = launch_ping(unit_binary, run_id, None).await?;
     let addr = live.units[0].addr.clone();
     let capacity = measure_at(&addr, cancel).await;
     live.shutdown().await;

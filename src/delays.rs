@@ -9,6 +9,7 @@
 use crate::deploy::probe::{launch_ping, ping_step_config, run_ping_step};
 use crate::driver;
 use crate::driver::engine::Schedule;
+use crate::launch::cores::UnitCores;
 use crate::launch::{LaunchError, LiveDeployment};
 use crate::results::{DelayErrorSummary, HopCalibration, Percentiles, StepResult};
 use bytes::Bytes;
@@ -41,14 +42,16 @@ pub enum NetworkError {
 }
 
 /// Starts a unit that answers at once, measures its round trip open loop on raw loopback
-/// and then under `model` (skipped when the model adds nothing), and stops it.
+/// and then under `model` (skipped when the model adds nothing), and stops it; on `unit_cores`
+/// when given, as the run's units are (`--unit-cpus`).
 pub async fn measure_bare_hop(
     model: &NetworkModel,
     unit_binary: &Path,
     run_id: &str,
+    unit_cores: Option<&UnitCores>,
     cancel: &CancellationToken,
 ) -> Result<HopCalibration, NetworkError> {
-    let live = launch_ping(unit_binary, run_id).await?;
+    let live = launch_ping(unit_binary, run_id, unit_cores).await?;
     let measured = measure_hop(&live, model, cancel).await;
     live.shutdown().await;
     measured

@@ -84,7 +84,7 @@ pub enum CalibrateError {
 
 /// Runs the calibration.
 pub async fn calibrate(options: &CalibrateOptions) -> Result<Calibration, CalibrateError> {
-    let live = probe::launch_ping(&options.unit_binary, &options.run_id).await?;
+    let live = probe::launch_ping(&options.unit_binary, &options.run_id, None).await?;
     let addr = live.units[0].addr.clone();
     let mut result = measure(options, &addr).await;
     if let (Ok(calibration), true) = (result.as_mut(), options.capacity) {

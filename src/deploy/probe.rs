@@ -6,6 +6,7 @@ use super::{DeployEnv, DeploySpec};
 use crate::driver::engine::Schedule;
 use crate::driver::requests::RequestGen;
 use crate::driver::{self, StepConfig, StepMeasurement, Target};
+use crate::launch::cores::UnitCores;
 use crate::launch::{LaunchError, LiveDeployment};
 use crate::plan::{Architecture, Deployment, PlannedUnit};
 use crate::scenario::{Distribution, Entrypoint, LoadProfile, Param, Scenario, Service};
@@ -106,9 +107,15 @@ pub fn ping_body() -> Vec<u8> {
     encode_request(&BTreeMap::from([("n".to_string(), 1)]), BODY_BYTES)
 }
 
-/// Starts the minimal unit (one operation, no work, nothing downstream) for run `run_id`.
-pub async fn launch_ping(unit_binary: &Path, run_id: &str) -> Result<LiveDeployment, LaunchError> {
+/// Starts the minimal unit (one operation, no work, nothing downstream) for run `run_id`,
+/// confined to `cores` when given (as a run's units are under `--unit-cpus`).
+pub async fn launch_ping(
+    unit_binary: &Path,
+    run_id: &str,
+    cores: Option<&UnitCores>,
+) -> Result<LiveDeployment, LaunchError> {
     let mut env = DeployEnv::with_work(unit_binary.to_path_buf(), run_id.to_string(), 1.0);
+    env.unit_cores = cores.cloned();
     // Half the machine, so that the endpoint is not what saturates first: with a unit's
     // usual 2 threads it held ~120 000 req/s closed loop on a 16-core machine, and an
     // open-loop step at 100 000 req/s measured the endpoint (p99 35 ms), not the driver.

@@ -411,7 +411,7 @@ async fn measure_floors(
     let options = &resolved.options;
     tracing::info!(round = round + 1, network = %resolved.network().name, "measuring this machine's floors: a bare hop, the least hop (free, and across two cores)");
     let calibrated = tokio::select! {
-        calibrated = delays::measure_bare_hop(resolved.network(), &options.unit_binary, &options.run_id, cancel) => calibrated,
+        calibrated = delays::measure_bare_hop(resolved.network(), &options.unit_binary, &options.run_id, options.unit_cores.as_ref(), cancel) => calibrated,
         // The unit is killed on drop; the caller notices the cancellation.
         _ = cancel.cancelled() => Err(delays::NetworkError::Interrupted),
     };

@@ -60,3 +60,23 @@ async fn units_and_sidecars_confined_to_a_core_run_only_there() {
         assert!(wait_for_no_processes(&run_id, Duration::from_secs(10)).is_empty());
     }
 }
+
+/// The unit a run's bare hop is measured against runs on the cores the run's units are
+/// given, so the "× bare hop" ratio compares like with like (it ran wherever the scheduler
+/// put it before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bare_hops_unit_runs_on_the_units_cores() {
+    let last = *allowed_cores().unwrap().last().unwrap();
+    let run_id = unique_run_id("ping-cores");
+    let cores = UnitCores::one(last);
+    let live = grainbench::deploy::probe::launch_ping(&unit_binary(), &run_id, Some(&cores))
+        .await
+        .unwrap();
+    let threads = cores_of_threads(live.units[0].pid);
+    assert!(
+        !threads.is_empty() && threads.iter().all(|c| *c == last.to_string()),
+        "{threads:?}"
+    );
+    live.shutdown().await;
+    assert!(wait_for_no_processes(&run_id, Duration::from_secs(10)).is_empty());
+}
