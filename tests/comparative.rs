@@ -257,7 +257,7 @@ fn a_planted_slowdown_shows_where_it_is_and_nowhere_else() {
                 "--arch",
                 "nano",
                 "--repeat",
-                "4",
+                "6",
                 "--cold-starts",
                 "1",
             ])
@@ -298,24 +298,25 @@ fn a_planted_slowdown_shows_where_it_is_and_nowhere_else() {
                 )
             })
     };
-    let report = change("report p50 at 300 req/s");
+    let report = change("report p50 at 100 req/s");
     eprintln!("report p50: {}", report.change);
     assert!(
         report.significant && report.estimate.unwrap().point > 50.0,
         "{}",
         report.change
     );
-    let ping = change("ping p50 at 300 req/s");
+    let ping = change("ping p50 at 100 req/s");
     eprintln!("ping p50: {}", ping.change);
     // Where the slowed operation is not called, the change is within noise, or at most a
     // machine-wide shift far smaller than the planted one: a busier machine wakes its
     // idle cores sooner, which moved this p50 by 7–28 % in either direction in trials on
-    // this VM (beyond noise in one of five at 60 req/s). The runs being compared are
+    // this VM (beyond noise in one of five at 60 req/s), and by -25 % against a planted
+    // +93 % on another (2026-12-03, at 100 req/s). The runs being compared are
     // sequential, so the rounds cannot pair them away.
     let planted = report.estimate.unwrap().point;
     let elsewhere = ping.estimate.unwrap().point.abs();
     assert!(
-        !ping.significant || elsewhere < planted / 4.0,
+        !ping.significant || elsewhere < planted / 3.0,
         "ping p50 {} against the planted report p50 {}",
         ping.change,
         report.change
