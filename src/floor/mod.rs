@@ -69,9 +69,10 @@ pub struct Floor {
     /// The same hop with the client and the server each on an event loop of its own (none
     /// if it failed): [`event_loop_hop`].
     pub event_loop_hop: Option<HopFloor>,
-    /// The least hop with its client and server pinned to one core, and to two (none if it
-    /// failed, or with one core): what a wake-up across cores costs on this machine.
+    /// The least hop with its client and server pinned to one core (none if it failed).
     pub hop_one_core: Option<HopFloor>,
+    /// The same pinned to two cores (none if it failed, or with one core): set against
+    /// [`Self::hop_one_core`], what a wake-up across cores costs on this machine.
     pub hop_across_cores: Option<HopFloor>,
 }
 

@@ -1,11 +1,11 @@
 //! The cores a deployment's units may run on (`--unit-cpus 0` or `0,2-3`): each unit
 //! process (and its sidecar) is confined to them before it execs, so every thread it makes
 //! is too. Processes only: the command line refuses it with `--target` (a container would
-//! need a cpuset of its own). The driver and the harness stay where they were. Where a hop's time goes
-//! depends on it: on a virtual machine, waking a process on another, idle core can cost
-//! several times a wake-up on the waker's own core (the floor's least hop across two cores
-//! measures it), so units confined to one core pay much less per hop than units spread
-//! over two, and the comparison says which was measured.
+//! need a cpuset of its own). The driver and the harness stay where they were. Where a
+//! hop's time goes depends on it: on a virtual machine, waking a process on another, idle
+//! core can cost several times a wake-up on the waker's own core (the floor's least hop
+//! across two cores measures it), so units confined to one core pay much less per hop than
+//! units spread over two, and the comparison says which was measured.
 
 use std::fmt;
 use std::str::FromStr;
@@ -70,11 +70,6 @@ impl fmt::Display for UnitCores {
 }
 
 impl UnitCores {
-    /// The cores, in order.
-    pub fn cores(&self) -> &[usize] {
-        &self.0
-    }
-
     /// An error naming the cores this process may not use (so neither may its units).
     pub fn check_available(&self) -> Result<(), String> {
         let allowed = allowed_cores()
@@ -148,7 +143,7 @@ mod tests {
     #[test]
     fn a_core_list_reads_as_taskset_reads_it_and_prints_back_the_same() {
         let parsed: UnitCores = "3,0-1,1".parse().unwrap();
-        assert_eq!(parsed.cores(), [0, 1, 3]);
+        assert_eq!(parsed.0, [0, 1, 3]);
         assert_eq!(parsed.to_string(), "0-1,3");
         assert_eq!("0".parse::<UnitCores>().unwrap().to_string(), "0");
         for (bad, says) in [

@@ -108,9 +108,7 @@ fn floor_sentences(costs: &HopCosts, results: &RunResults) -> Vec<String> {
     let held: Vec<&HopFloor> = least.iter().copied().filter(|f| f.held()).collect();
     match (&costs.cpu_floor_us, held.first(), least.first()) {
         (Some(e), Some(f), _) => {
-            let mean = |of: fn(&HopFloor) -> f64| {
-                held.iter().map(|f| of(f)).sum::<f64>() / held.len() as f64
-            };
+            let mean = |of: fn(&HopFloor) -> f64| mean_of(&held, of);
             let missed = least.len() - held.len();
             floor.push(format!(
                 "the least hop (a client and a server that do nothing else, {} req/s{}): {} of CPU per request ({:.1} client + {:.1} server{}), round trip p50 {:.0} µs{}{}",
@@ -142,21 +140,25 @@ fn floor_sentences(costs: &HopCosts, results: &RunResults) -> Vec<String> {
         ));
     }
     if let Some(e) = &costs.across_floor_us {
-        let trip = results
+        let held: Vec<&HopFloor> = results
             .network
             .floors
             .iter()
             .filter_map(|f| f.least_hop_across_cores.as_ref().filter(|h| h.held()))
-            .map(|h| h.round_trip_us.p50 as f64)
-            .collect::<Vec<_>>();
+            .collect();
         floor.push(format!(
             "the least hop across two cores (the same, its client and its server pinned to two different cores, so that every wake-up crosses cores, as one between units on different cores does): {} of CPU per request, round trip p50 {:.0} µs{}",
             floor_figure(e, 1),
-            trip.iter().sum::<f64>() / trip.len().max(1) as f64,
+            mean_of(&held, |h| h.round_trip_us.p50 as f64),
             floor_taken(e, costs.floors_per_round)
         ));
     }
     floor
+}
+
+/// The mean of a figure of least hops that held their rate (0 for none).
+fn mean_of(held: &[&HopFloor], of: fn(&HopFloor) -> f64) -> f64 {
+    held.iter().map(|h| of(h)).sum::<f64>() / held.len().max(1) as f64
 }
 
 /// A floor: `70 [64–77] µs`, `70 µs`.
