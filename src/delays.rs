@@ -43,7 +43,8 @@ pub enum NetworkError {
 
 /// Starts a unit that answers at once, measures its round trip open loop on raw loopback
 /// and then under `model` (skipped when the model adds nothing), and stops it; on `unit_cores`
-/// when given, as the run's units are (`--unit-cpus`).
+/// when given, as the run's units are (`--unit-cpus`), its load from the cores left, as the
+/// run's load is.
 pub async fn measure_bare_hop(
     model: &NetworkModel,
     unit_binary: &Path,
@@ -52,7 +53,8 @@ pub async fn measure_bare_hop(
     cancel: &CancellationToken,
 ) -> Result<HopCalibration, NetworkError> {
     let live = launch_ping(unit_binary, run_id, unit_cores).await?;
-    let measured = measure_hop(&live, model, cancel).await;
+    let load_cores = unit_cores.and_then(UnitCores::rest);
+    let measured = measure_hop(&live, model, load_cores, cancel).await;
     live.shutdown().await;
     measured
 }
@@ -60,11 +62,12 @@ pub async fn measure_bare_hop(
 async fn measure_hop(
     live: &LiveDeployment,
     model: &NetworkModel,
+    load_cores: Option<UnitCores>,
     cancel: &CancellationToken,
 ) -> Result<HopCalibration, NetworkError> {
     let addr = &live.units[0].addr;
     let run = |network: &NetworkModel, seed| {
-        let config = ping_step_config(
+        let mut config = ping_step_config(
             Schedule::OpenLoop {
                 rate: HOP_CALIBRATION_RATE,
             },
@@ -72,6 +75,7 @@ async fn measure_hop(
             driver::DEFAULT_SPIN,
             network.clone(),
         );
+        config.load_cores = load_cores.clone();
         async move { run_ping_step(addr, &config, seed, cancel).await }
     };
     let loopback = run(&NetworkModel::loopback(), 1).await?;

@@ -201,10 +201,11 @@ pub struct PlacementArgs {
     #[arg(long, requires = "target")]
     pub memory: Option<String>,
     /// Confine every unit process (and its sidecar) to these cores, as `taskset -c` reads
-    /// them (`0`, `0,2-3`); the driver and the harness stay free. On a virtual machine a
-    /// wake-up across cores can cost several times one on the same core, and so can a hop
-    /// (units as processes only).
-    #[arg(long, value_name = "CORES", value_parser = unit_cores_arg, conflicts_with = "target")]
+    /// them (`0`, `0,2-3`); the driver's load threads run on the cores left, if any, and the
+    /// harness stays free. On a virtual machine a wake-up across cores can cost several
+    /// times one on the same core, and so can a hop. With `--target compose`: every unit's
+    /// (and sidecar's) container gets them as its cpuset (`docker run --cpuset-cpus`).
+    #[arg(long, value_name = "CORES", value_parser = unit_cores_arg)]
     pub unit_cpus: Option<UnitCores>,
 }
 

@@ -149,6 +149,7 @@ pub fn ping_step_config(
         keep_samples: false,
         trace_sample: 0.0,
         threads: crate::driver::auto_threads(schedule),
+        load_cores: None,
     }
 }
 

@@ -14,6 +14,7 @@ pub mod record;
 pub mod requests;
 pub mod summarize;
 
+use crate::launch::cores::UnitCores;
 pub use crate::results::{DigestRecord, ErrorCounts};
 use bytes::Bytes;
 use engine::{Engine, EngineStats, EngineTarget, Schedule, Slice};
@@ -241,6 +242,10 @@ pub struct StepConfig {
     /// Load threads, each with its slice of the schedule, its own connections and its own
     /// histograms, merged at the end (at least 1; see [`auto_threads`]).
     pub threads: usize,
+    /// The cores the load threads run on (none: wherever the scheduler puts them). With
+    /// the units confined (`--unit-cpus`), the cores left to the driver, so that it never
+    /// competes with the units for theirs, nor they with its spinning before each send.
+    pub load_cores: Option<UnitCores>,
 }
 
 /// Open-loop rate one load thread is given before a second one is added.
@@ -328,6 +333,9 @@ fn run_engine(
     let kernel_before = netstat::TcpCounters::read();
     // One slice of the step on the calling thread: its own engine, recorder and stream.
     let run_slice = |slice: Slice, mut generator: RequestGen, progress: Option<&Progress>| {
+        if let Some(cores) = &config.load_cores {
+            cores.confine_this_thread().map_err(DriverError::Engine)?;
+        }
         pacer::tighten_timer_slack();
         let scheduling = pacer::prefer_real_time();
         let engine = Engine::new(targets, config, slice).map_err(DriverError::Engine)?;

@@ -1,11 +1,13 @@
 //! The cores a deployment's units may run on (`--unit-cpus 0` or `0,2-3`): each unit
 //! process (and its sidecar) is confined to them before it execs, so every thread it makes
-//! is too. Processes only: the command line refuses it with `--target` (a container would
-//! need a cpuset of its own). The driver and the harness stay where they were. Where a
-//! hop's time goes depends on it: on a virtual machine, waking a process on another, idle
-//! core can cost several times a wake-up on the waker's own core (the floor's least hop
-//! across two cores measures it), so units confined to one core pay much less per hop than
-//! units spread over two, and the comparison says which was measured.
+//! is too; a unit's container (`--target compose`) gets them as its cpuset instead. The
+//! driver's load threads run on the cores left ([`UnitCores::rest`]), so neither competes
+//! with the other for a core; the harness stays where it was. Where a hop's time goes
+//! depends on it: on
+//! a virtual machine, waking a process on another, idle core can cost several times a
+//! wake-up on the waker's own core (the floor's least hop across two cores measures it),
+//! so units confined to one core pay much less per hop than units spread over two, and the
+//! comparison says which was measured.
 
 use std::fmt;
 use std::str::FromStr;
@@ -90,9 +92,26 @@ impl UnitCores {
         ))
     }
 
+    /// The cores this process may use outside the set, where the load driver runs so that
+    /// it never competes with the units for theirs; none when the set leaves none (or the
+    /// process cannot tell which it may use).
+    pub fn rest(&self) -> Option<UnitCores> {
+        let rest: Vec<usize> = allowed_cores()
+            .ok()?
+            .into_iter()
+            .filter(|core| !self.0.contains(core))
+            .collect();
+        (!rest.is_empty()).then_some(UnitCores(rest))
+    }
+
     /// One core.
     pub fn one(core: usize) -> Self {
         UnitCores(vec![core.min(MAX_CORE)])
+    }
+
+    /// Confines the calling thread, and every thread it makes from then on, to the set.
+    pub fn confine_this_thread(&self) -> std::io::Result<()> {
+        confine(&self.cpu_set())
     }
 
     /// The kernel's form of the set, made before a fork (building it allocates nothing,
@@ -156,6 +175,21 @@ mod tests {
             let error = bad.parse::<UnitCores>().unwrap_err();
             assert!(error.contains(says), "{bad:?}: {error}");
         }
+    }
+
+    #[test]
+    fn the_rest_is_every_core_this_process_may_use_outside_the_set() {
+        let allowed = allowed_cores().unwrap();
+        let first = UnitCores::one(allowed[0]);
+        match first.rest() {
+            Some(rest) => assert_eq!(rest.0, allowed[1..]),
+            None => assert_eq!(allowed.len(), 1, "cores were left: {allowed:?}"),
+        }
+        assert_eq!(
+            UnitCores(allowed).rest(),
+            None,
+            "the whole machine leaves none"
+        );
     }
 
     #[test]

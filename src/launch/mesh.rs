@@ -124,9 +124,13 @@ pub(super) async fn start_pods(
     else {
         return Ok(Vec::new());
     };
-    let starts = specs.iter().map(|(spec, _, _)| {
-        let name = sidecar::pod::container_name(target, &spec.name);
-        async move { PendingPod::start(target, &name, &spec.name, options.ready_timeout).await }
-    });
+    let starts =
+        specs.iter().map(|(spec, _, _)| {
+            let name = sidecar::pod::container_name(target, &spec.name);
+            let cores = options.unit_cores.as_ref();
+            async move {
+                PendingPod::start(target, &name, &spec.name, cores, options.ready_timeout).await
+            }
+        });
     Ok(futures_util::future::try_join_all(starts).await?)
 }

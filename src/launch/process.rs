@@ -103,13 +103,17 @@ pub(super) async fn spawn_unit(
                 Some(pod) => container::Placement::InPod(&pod.sidecar),
                 None => container::Placement::OnNetwork(&[container::CONTAINER_PORT]),
             };
-            command.args(target.run_args(name, &spec.name, placement, &target.run_image));
+            let cores = options.unit_cores.as_ref();
+            command.args(target.run_args(name, &spec.name, placement, &target.run_image, cores));
             command
         }
         None => Command::new(&options.unit_binary),
     };
     let harness = std::process::id();
-    let cores = options.unit_cores.as_ref().map(|c| c.cpu_set());
+    // A container's cores are its cpuset (above); its `docker run` client runs anywhere.
+    let cores = (options.unit_cores.as_ref())
+        .filter(|_| container.is_none())
+        .map(|c| c.cpu_set());
     // SAFETY: the closure runs in the forked child before exec and only makes
     // async-signal-safe system calls (sched_setaffinity, prctl, getppid).
     unsafe {

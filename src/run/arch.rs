@@ -262,6 +262,7 @@ impl ArchRun<'_> {
                 .options
                 .threads
                 .unwrap_or_else(|| driver::auto_threads(schedule)),
+            load_cores: self.options.driver_cores(),
         }
     }
 

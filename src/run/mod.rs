@@ -375,6 +375,7 @@ fn new_results(
             precision: None,
             sidecar_proxy: None,
             unit_cores: options.unit_cores.as_ref().map(ToString::to_string),
+            driver_cores: options.driver_cores().map(|cores| cores.to_string()),
         },
         scenario: ScenarioInfo {
             name: scenario.name.clone(),

@@ -209,6 +209,12 @@ fn external_specs(
 }
 
 impl RunOptions {
+    /// The cores the driver's load threads run on: with the units confined, the cores they
+    /// leave (none: wherever the scheduler puts them).
+    pub fn driver_cores(&self) -> Option<crate::launch::cores::UnitCores> {
+        self.unit_cores.as_ref().and_then(|units| units.rest())
+    }
+
     /// How each cut is traced: not at all, traced (`--trace`), or both ways
     /// (`--trace-overhead`).
     pub fn tracings(&self) -> Vec<Tracing> {

@@ -177,6 +177,7 @@ pub fn open_loop(rate: u32, warmup_ms: u64, duration_ms: u64, in_flight_cap: usi
         keep_samples: false,
         trace_sample: 0.0,
         threads: 1,
+        load_cores: None,
     }
 }
 
@@ -322,4 +323,22 @@ pub fn haproxy_or_skip() -> bool {
             false
         }
     }
+}
+
+/// The cores each thread of process `pid` may run on (`Cpus_allowed_list`).
+pub fn cores_of_threads(pid: u32) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .map(|task| cores_of_task(&task.unwrap().path()))
+        .collect()
+}
+
+/// The cores the thread whose `/proc/PID/task/TID` directory is `task` may run on.
+pub fn cores_of_task(task: &std::path::Path) -> String {
+    let status = std::fs::read_to_string(task.join("status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list:"))
+        .unwrap();
+    line.split_whitespace().nth(1).unwrap().to_string()
 }

@@ -286,6 +286,64 @@ fn sigkill_of_the_harness_leaves_no_sidecar_container_behind() {
     );
 }
 
+/// `--unit-cpus` with containers: every unit's container (and, behind sidecars, every
+/// sidecar's) gets the cores as its cpuset, and every thread of its process runs only there;
+/// one Ctrl-C then leaves no container, network or image (the flag was refused with
+/// `--target` before).
+#[test]
+fn unit_containers_given_cores_run_only_there() {
+    let Some(_docker) = docker_or_skip() else {
+        return;
+    };
+    let last = grainbench::launch::cores::allowed_cores()
+        .unwrap()
+        .last()
+        .unwrap()
+        .to_string();
+    let mut extra = vec!["--unit-cpus", last.as_str()];
+    // Micro's two units, and their two sidecars where HAProxy is at hand.
+    let containers = match haproxy_or_skip() {
+        true => {
+            extra.extend(["--mesh", "sidecar"]);
+            4
+        }
+        false => 2,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run_id = unique_run_id("cores-compose");
+    let (mut child, filter) = start_compose_run(dir.path(), &run_id, &extra, containers);
+    let running = docker_lines(&["ps", "-q", "--filter", &filter]);
+    assert_eq!(running.len(), containers, "{running:?}");
+    for id in &running {
+        let inspected = docker_lines(&[
+            "inspect",
+            "--format",
+            "{{.Name}} {{.HostConfig.CpusetCpus}} {{.State.Pid}}",
+            id,
+        ]);
+        let fields: Vec<&str> = inspected[0].split_whitespace().collect();
+        assert_eq!(fields[1], last, "{}: the container's cpuset", fields[0]);
+        let threads = cores_of_threads(fields[2].parse().unwrap());
+        assert!(
+            !threads.is_empty() && threads.iter().all(|c| *c == last),
+            "{}: {threads:?}",
+            fields[0]
+        );
+    }
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    child.wait().unwrap();
+    for what in [
+        &["ps", "-aq"][..],
+        &["network", "ls", "-q"],
+        &["images", "-q"],
+    ] {
+        let mut args = what.to_vec();
+        args.extend(["--filter", &filter]);
+        assert_eq!(docker_lines(&args), Vec::<String>::new(), "{what:?} left");
+    }
+}
+
 /// Starts a CLI run of micro as containers (`extra` arguments added) with 60-second steps,
 /// and waits until `containers` of its containers run; the run's label filter with it.
 fn start_compose_run(

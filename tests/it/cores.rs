@@ -9,21 +9,6 @@ use grainbench::plan::{self, Architecture, Mesh};
 use grainbench::scenario;
 use std::time::Duration;
 
-/// The cores each thread of process `pid` may run on (`Cpus_allowed_list`).
-fn cores_of_threads(pid: u32) -> Vec<String> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
-    tasks
-        .map(|task| {
-            let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
-            let line = status
-                .lines()
-                .find(|l| l.starts_with("Cpus_allowed_list:"))
-                .unwrap();
-            line.split_whitespace().nth(1).unwrap().to_string()
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn units_and_sidecars_confined_to_a_core_run_only_there() {
     let source = scenario::load(&fixture("tiny.toml")).unwrap();
@@ -78,5 +63,72 @@ async fn the_bare_hops_unit_runs_on_the_units_cores() {
         "{threads:?}"
     );
     live.shutdown().await;
+    assert!(wait_for_no_processes(&run_id, Duration::from_secs(10)).is_empty());
+}
+
+/// The cores each load thread of this process may run on, by thread name.
+fn load_threads_cores() -> Vec<(String, String)> {
+    let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+    tasks
+        .filter_map(|task| {
+            let path = task.unwrap().path();
+            let name = std::fs::read_to_string(path.join("comm")).ok()?;
+            let name = name.trim().to_string();
+            name.starts_with("grainbench-load")
+                .then(|| (name, cores_of_task(&path)))
+        })
+        .collect()
+}
+
+/// With the units confined to a core, the driver's load threads (both of a two-thread
+/// step) run on the cores left, so they never compete with the units for theirs (they
+/// ran anywhere, the units' core included, and a load thread spinning before its sends
+/// there fell behind its schedule as the units slowed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_threads_run_on_the_cores_the_units_leave() {
+    let allowed = allowed_cores().unwrap();
+    let Some(&last) = allowed.last().filter(|_| allowed.len() > 1) else {
+        eprintln!("skipped: one core, none left to the driver");
+        return;
+    };
+    let units = UnitCores::one(last);
+    let rest = units.rest().expect("cores are left");
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let run_id = unique_run_id("load-cores");
+    let mut options = LaunchOptions::new(unit_binary(), run_id.clone(), 1.0);
+    options.unit_cores = Some(units);
+    let deployment = plan::plan(&source.scenario, &Architecture::Monolith).unwrap();
+    let live = launch::launch(&deployment, &options).await.unwrap();
+    let mut config = open_loop(100, 100, 400, 1_000);
+    config.threads = 2;
+    config.load_cores = Some(rest.clone());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let progress: grainbench::driver::Progress = {
+        let seen = seen.clone();
+        Box::new(move |into| {
+            let mut seen = seen.lock().unwrap();
+            if seen.is_empty() && into > Duration::from_millis(200) {
+                *seen = load_threads_cores();
+            }
+        })
+    };
+    let generator = grainbench::driver::requests::RequestGen::new(&source.scenario, 1);
+    let step = grainbench::driver::run_step(
+        &targets(&live, &source.scenario),
+        generator,
+        &config,
+        Some(progress),
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    live.shutdown().await;
+    assert!(step.overall.ok > 0);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "both load threads seen: {seen:?}");
+    for (name, cores) in seen {
+        assert_eq!(cores, rest.to_string(), "{name}");
+    }
+    assert_eq!(allowed_cores().unwrap(), allowed, "the harness stays free");
     assert!(wait_for_no_processes(&run_id, Duration::from_secs(10)).is_empty());
 }

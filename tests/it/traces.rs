@@ -226,10 +226,13 @@ async fn trace_overhead_deploys_each_cut_untraced_and_traced_and_compares_them()
     // while the other tests load the machine: with 2 rounds, a pair sometimes had none
     // (the section was missing); 4 rounds leave room by design. It still failed so on a
     // noisier machine (2026-12-03: monolith+traced valid in none of 4 rounds), so each step
-    // is 200 requests, whose p99 send lag one stall does not decide.
+    // is 200 requests, whose p99 send lag one stall does not decide. At 200 req/s it failed
+    // so again (the hypervisor took 10 % of this VM's time in stalls of several ms, each
+    // delaying every request due within it): at 100 req/s a stall shorter than 10 ms
+    // delays one request at most, and a step's p99 allows two.
     options.repeat = 4;
-    options.load = grainbench::run::LoadMode::Rates(vec![200]);
-    options.duration = Some(Duration::from_secs(1));
+    options.load = grainbench::run::LoadMode::Rates(vec![100]);
+    options.duration = Some(Duration::from_secs(2));
     options.trace = Some(TraceOptions {
         sample: 0.5,
         otlp: None,
@@ -248,7 +251,13 @@ async fn trace_overhead_deploys_each_cut_untraced_and_traced_and_compares_them()
     }
     assert_same_business_and_hops(&results);
     let model = grainbench::report::model::build(&results, None);
-    let section = model.tracing.expect("a section on what tracing costs");
+    let invalid: Vec<String> = (results.architectures.iter())
+        .flat_map(|a| a.steps.iter().map(move |s| (a.label(), s)))
+        .filter(|(_, step)| !step.valid)
+        .map(|(label, step)| format!("{label} round {}: {:?}", step.round, step.invalid_reason))
+        .collect();
+    let section =
+        (model.tracing).unwrap_or_else(|| panic!("no section on what tracing costs; {invalid:?}"));
     let compared: Vec<&str> = section.rows.iter().map(|r| r.arch.as_str()).collect();
     assert_eq!(compared, ["nano+traced", "monolith+traced"]);
     // The verdict compares the cuts untraced; tracing is a mechanism set against them.

@@ -18,6 +18,7 @@ mod image;
 
 pub use image::{build_image, build_sidecar_image, image_tag};
 
+use crate::launch::cores::UnitCores;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -345,13 +346,15 @@ fn short_hash(text: &str) -> String {
 
 impl ContainerTarget {
     /// `docker run` arguments for one container of the run, `name`, of `unit`, running
-    /// `image` (its own arguments follow), placed as `placement` says.
+    /// `image` (its own arguments follow), placed as `placement` says, on `cores` when
+    /// given (`--cpuset-cpus`: every process of the container, and every thread it makes).
     pub fn run_args(
         &self,
         name: &str,
         unit: &str,
         placement: Placement<'_>,
         image: &str,
+        cores: Option<&UnitCores>,
     ) -> Vec<String> {
         let network = match placement {
             Placement::InPod(sidecar) => {
@@ -398,6 +401,9 @@ impl ContainerTarget {
         }
         if let Some(memory) = &self.memory {
             args.extend(["--memory".into(), memory.clone()]);
+        }
+        if let Some(cores) = cores {
+            args.extend(["--cpuset-cpus".into(), cores.to_string()]);
         }
         args.push(image.to_string());
         args

@@ -114,11 +114,12 @@ impl PendingPod {
     }
 
     /// Starts the sidecar container `name` of `process` (it owns the pod's network
-    /// namespace) and waits until its supervisor can take an order.
+    /// namespace), on `cores` when given, and waits until its supervisor can take an order.
     pub async fn start(
         target: &ContainerTarget,
         name: &str,
         process: &str,
+        cores: Option<&crate::launch::cores::UnitCores>,
         timeout: Duration,
     ) -> Result<Self, SidecarError> {
         let Some(image) = &target.sidecar_image else {
@@ -134,6 +135,7 @@ impl PendingPod {
             &format!("{SIDECAR_PREFIX}{process}"),
             Placement::OnNetwork(&ports),
             &image.tag,
+            cores,
         );
         let harness = std::process::id();
         let mut command = Command::new("docker");

@@ -102,6 +102,10 @@ pub struct RunMeta {
     /// `taskset -c` writes them (`0`, `0,2-3`); absent: wherever the scheduler put them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit_cores: Option<String>,
+    /// With `--unit-cpus`: the cores left, which the driver's load threads ran on (absent:
+    /// wherever the scheduler put them, as without `--unit-cpus` or with no core left).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_cores: Option<String>,
 }
 
 /// How a run with `--precision` decided its rounds: from a pilot, once (Stein's

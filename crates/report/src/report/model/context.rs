@@ -127,10 +127,7 @@ pub(super) fn methodology(results: &RunResults) -> Vec<Fact> {
         fact("Rounds and intervals", format!("{} round(s); each runs every architecture's steps, in an order shuffled per round with the seed, so drift over the run spreads over every architecture; a cut's variants (security modes, transports) run back to back, their order rotated each round so that none always runs first. A latency or CPU figure is its geometric mean over the rounds whose step was valid, with a 95 % confidence interval from Student's t on the logarithms of those rounds' figures, taken back: such figures are positive and right-skewed, so the interval never reaches below zero and is wider above the point than below (Limpert et al., BioScience 2001); each round's figure already carries its requests' sampling noise, so the spread between rounds holds both levels of variation (Georges et al., OOPSLA 2007; Kalibera & Jones, ISMM 2013). Counts (hops) and differences (what a hop or a security mode adds) use the arithmetic mean and Student's t. Ratios between architectures are taken round by round (round r of each shared its weather) and their interval is computed on the log scale; a ratio or change whose interval holds 1 (0 %) is stated as no clear difference. Changes against a baseline run use Welch's interval over the two runs' rounds. Per-round figures stay in results.json. Noise: each step records the hypervisor's steal and the cores other processes used (/proc/stat less grainbench's own processes); rates with noisy rounds or rounds that disagree far more than the run's others are flagged.", results.meta.rounds)),
         fact("Generator health", "A step whose achieved rate is below 95 % of its target, or whose send lag p99 exceeds 1 ms, is invalid and excluded from the verdict."),
         fact("Network", network_method(&results.network.model, m.containers.is_some())),
-        fact("Machine", match &m.unit_cores {
-            None => format!("{} CPUs", m.host_cpus),
-            Some(cores) => format!("{} CPUs; every unit process (and sidecar) confined to core(s) {cores} (--unit-cpus), the driver and the harness not", m.host_cpus),
-        }),
+        fact("Machine", machine(m)),
         fact("grainbench", format!("{} (commit {})", m.grainbench_version, m.git_commit.as_deref().unwrap_or("unknown"))),
         fact("Run started", m.started_at.clone()),
         fact("Seed", m.seed.to_string()),
@@ -149,6 +146,17 @@ pub(super) fn methodology(results: &RunResults) -> Vec<Fact> {
         facts.push(fact("Deployment", format!("Every unit process ran as a container of {} ({:.1} MiB, built FROM scratch from the units' binary and the libraries it loads), on the bridge network {} made for the run, reaching the others by container name; the driver reached the entry units through ports published on 127.0.0.1. Cold start is docker run to /health ready; memory and CPU come from /proc of each container's process; {limits}.", c.image, c.image_bytes as f64 / 1048576.0, c.network)));
     }
     facts
+}
+
+/// The machine line: its CPUs, and where the units and the driver ran when they were
+/// placed (`--unit-cpus`).
+fn machine(m: &crate::results::RunMeta) -> String {
+    let cpus = m.host_cpus;
+    match (&m.unit_cores, &m.driver_cores) {
+        (None, _) => format!("{cpus} CPUs"),
+        (Some(units), None) => format!("{cpus} CPUs; every unit process (and sidecar) confined to core(s) {units} (--unit-cpus), the driver and the harness not"),
+        (Some(units), Some(driver)) => format!("{cpus} CPUs; every unit process (and sidecar) confined to core(s) {units} (--unit-cpus), the driver's load threads to the rest, core(s) {driver}; the harness not"),
+    }
 }
 
 fn network_method(model: &crate::results::NetworkModel, containers: bool) -> String {
@@ -272,7 +280,13 @@ mod tests {
         results.meta.unit_cores = Some("1".into());
         let line = machine(&results);
         assert!(
-            line.contains("confined to core(s) 1 (--unit-cpus)"),
+            line.contains("confined to core(s) 1 (--unit-cpus), the driver and the harness not"),
+            "{line}"
+        );
+        results.meta.driver_cores = Some("0".into());
+        let line = machine(&results);
+        assert!(
+            line.contains("the driver's load threads to the rest, core(s) 0"),
             "{line}"
         );
     }
