@@ -22,6 +22,19 @@ fn docker_lines(args: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// No container, network or image of the run `filter` selects is left.
+fn assert_nothing_left(filter: &str) {
+    for what in [
+        &["ps", "-aq"][..],
+        &["network", "ls", "-q"],
+        &["images", "-q"],
+    ] {
+        let mut args = what.to_vec();
+        args.extend(["--filter", filter]);
+        assert_eq!(docker_lines(&args), Vec::<String>::new(), "{what:?} left");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn micro_and_monolith_run_as_containers_and_leave_nothing_behind() {
     let Some(_docker) = docker_or_skip() else {
@@ -237,16 +250,7 @@ async fn sidecar_containers_share_their_units_pods_and_leave_nothing_behind() {
             assert!(sidecars.peak_rss_bytes.values().all(|&rss| rss > 0));
         }
     }
-    let label = format!("label={RUN_LABEL}={run_id}");
-    for what in [
-        &["ps", "-aq"][..],
-        &["network", "ls", "-q"],
-        &["images", "-q"],
-    ] {
-        let mut args = what.to_vec();
-        args.extend(["--filter", &label]);
-        assert_eq!(docker_lines(&args), Vec::<String>::new(), "{what:?} left");
-    }
+    assert_nothing_left(&format!("label={RUN_LABEL}={run_id}"));
 }
 
 /// A harness killed with SIGKILL behind sidecar containers: every container goes (the
@@ -333,15 +337,7 @@ fn unit_containers_given_cores_run_only_there() {
     // SAFETY: signals our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     child.wait().unwrap();
-    for what in [
-        &["ps", "-aq"][..],
-        &["network", "ls", "-q"],
-        &["images", "-q"],
-    ] {
-        let mut args = what.to_vec();
-        args.extend(["--filter", &filter]);
-        assert_eq!(docker_lines(&args), Vec::<String>::new(), "{what:?} left");
-    }
+    assert_nothing_left(&filter);
 }
 
 /// Starts a CLI run of micro as containers (`extra` arguments added) with 60-second steps,
