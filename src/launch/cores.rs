@@ -3,11 +3,10 @@
 //! is too; a unit's container (`--target compose`) gets them as its cpuset instead. The
 //! driver's load threads run on the cores left ([`UnitCores::rest`]), so neither competes
 //! with the other for a core; the harness stays where it was. Where a hop's time goes
-//! depends on it: on
-//! a virtual machine, waking a process on another, idle core can cost several times a
-//! wake-up on the waker's own core (the floor's least hop across two cores measures it),
-//! so units confined to one core pay much less per hop than units spread over two, and the
-//! comparison says which was measured.
+//! depends on it: on a virtual machine, waking a process on another, idle core can cost
+//! several times a wake-up on the waker's own core (the floor's least hop across two cores
+//! measures it), so units confined to one core pay much less per hop than units spread
+//! over two, and the comparison says which was measured.
 
 use std::fmt;
 use std::str::FromStr;
