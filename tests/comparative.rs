@@ -18,6 +18,7 @@ use grainbench::driver::new_histogram;
 use grainbench::plan::{self, Architecture};
 use grainbench::results::Percentiles;
 use grainbench::scenario;
+use grainbench::traces::TraceOptions;
 use std::path::Path;
 use std::time::Duration;
 
@@ -321,4 +322,60 @@ fn a_planted_slowdown_shows_where_it_is_and_nowhere_else() {
         ping.change,
         report.change
     );
+}
+
+/// `--trace-overhead` deploys each cut untraced and traced, back to back, and the report
+/// compares each traced cut with the same cut untraced. The comparison needs rounds in
+/// which both steps are valid, which a machine loaded by the other tests running beside it
+/// did not give (2026-12-03: all but two of 16 steps invalid, the generator's send lag p99
+/// 1.5-17 ms), so it runs here, alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "comparative: cargo test --test comparative -- --ignored"]
+async fn trace_overhead_deploys_each_cut_untraced_and_traced_and_compares_them() {
+    let source = scenario::load(&fixture("tiny.toml")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut options = short_run_options("traces-overhead", out.path());
+    options.architectures = vec![Architecture::Nano, Architecture::Monolith];
+    // Each comparison needs one round in which both its deployments' steps are valid. A
+    // step of 30 requests is invalid after a single 1 ms stall of the generator, common
+    // while the other tests load the machine: with 2 rounds, a pair sometimes had none
+    // (the section was missing); 4 rounds leave room by design. It still failed so on a
+    // noisier machine (2026-12-03: monolith+traced valid in none of 4 rounds), so each step
+    // is 200 requests, whose p99 send lag one stall does not decide. At 200 req/s it failed
+    // so again (the hypervisor took 10 % of this VM's time in stalls of several ms, each
+    // delaying every request due within it): at 100 req/s a stall shorter than 10 ms
+    // delays one request at most, and a step's p99 allows two.
+    options.repeat = 4;
+    options.load = grainbench::run::LoadMode::Rates(vec![100]);
+    options.duration = Some(Duration::from_secs(2));
+    options.trace = Some(TraceOptions {
+        sample: 0.5,
+        otlp: None,
+        overhead: true,
+    });
+    let run_id = options.run_id.clone();
+    let results = run_ok(&source, &options).await;
+    let labels: Vec<String> = results.architectures.iter().map(|a| a.label()).collect();
+    assert_eq!(
+        labels,
+        ["nano", "nano+traced", "monolith", "monolith+traced"]
+    );
+    for arch in &results.architectures {
+        let traced = arch.label().ends_with("+traced");
+        assert_eq!(arch.traces.is_some(), traced, "{}", arch.label());
+    }
+    assert_same_business_and_hops(&results);
+    let model = grainbench::report::model::build(&results, None);
+    let invalid: Vec<String> = (results.architectures.iter())
+        .flat_map(|a| a.steps.iter().map(move |s| (a.label(), s)))
+        .filter(|(_, step)| !step.valid)
+        .map(|(label, step)| format!("{label} round {}: {:?}", step.round, step.invalid_reason))
+        .collect();
+    let section =
+        (model.tracing).unwrap_or_else(|| panic!("no section on what tracing costs; {invalid:?}"));
+    let compared: Vec<&str> = section.rows.iter().map(|r| r.arch.as_str()).collect();
+    assert_eq!(compared, ["nano+traced", "monolith+traced"]);
+    // The verdict compares the cuts untraced; tracing is a mechanism set against them.
+    assert!(model.verdict.sentences[0].contains("of the cuts over HTTP/1.1 + JSON,"));
+    assert!(wait_for_no_processes(&run_id, Duration::from_secs(10)).is_empty());
 }
