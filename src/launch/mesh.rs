@@ -124,10 +124,10 @@ pub(super) async fn start_pods(
     else {
         return Ok(Vec::new());
     };
+    let cores = options.unit_cores.as_ref();
     let starts =
         specs.iter().map(|(spec, _, _)| {
             let name = sidecar::pod::container_name(target, &spec.name);
-            let cores = options.unit_cores.as_ref();
             async move {
                 PendingPod::start(target, &name, &spec.name, cores, options.ready_timeout).await
             }

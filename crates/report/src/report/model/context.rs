@@ -152,11 +152,16 @@ pub(super) fn methodology(results: &RunResults) -> Vec<Fact> {
 /// placed (`--unit-cpus`).
 fn machine(m: &crate::results::RunMeta) -> String {
     let cpus = m.host_cpus;
-    match (&m.unit_cores, &m.driver_cores) {
-        (None, _) => format!("{cpus} CPUs"),
-        (Some(units), None) => format!("{cpus} CPUs; every unit process (and sidecar) confined to core(s) {units} (--unit-cpus), the driver and the harness not"),
-        (Some(units), Some(driver)) => format!("{cpus} CPUs; every unit process (and sidecar) confined to core(s) {units} (--unit-cpus), the driver's load threads to the rest, core(s) {driver}; the harness not"),
-    }
+    let Some(units) = &m.unit_cores else {
+        return format!("{cpus} CPUs");
+    };
+    let driver = match &m.driver_cores {
+        None => "the driver and the harness not".to_string(),
+        Some(driver) => {
+            format!("the driver's load threads to the rest, core(s) {driver}; the harness not")
+        }
+    };
+    format!("{cpus} CPUs; every unit process (and sidecar) confined to core(s) {units} (--unit-cpus), {driver}")
 }
 
 fn network_method(model: &crate::results::NetworkModel, containers: bool) -> String {
